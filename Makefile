@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Every target installs what it needs and is safe to run again.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+INTEROP := .venv-interop
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all setup system-deps demo test clean
+
+all: test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The project, editable, with everything the tests need.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[test]'
+	touch $@
+
+# pycose 1.1 only decodes with cbor2 < 6, so the COSE interop check runs in its own venv.
+$(INTEROP)/.installed:
+	$(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/python -m pip --disable-pip-version-check -q install 'pycose==1.1.0' 'cbor2<6' cryptography
+	touch $@
+
+# Node packages (solcjs, anvil) go into ./node_modules, pinned by package-lock.json.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Mosquitto and socat come from Debian packages when they are missing.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 && command -v socat >/dev/null 2>&1 || { \
+	  echo "installing mosquitto and socat from Debian packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients socat >/dev/null; }
+
+setup: system-deps $(STAMP) $(INTEROP)/.installed $(NPM_STAMP)
+
+demo: setup
+	$(VENV)/bin/edgeledger demo
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(INTEROP) node_modules build dist *.egg-info

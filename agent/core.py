@@ -1,0 +1,162 @@
+"""The agent core: sample, pack, sign, persist, and decide what to send.
+
+Runs unchanged on MicroPython boards and on Linux. It does no network I/O: the
+caller owns the MQTT link and the clocks, and calls
+
+* ``tick(now, wall)``        sample the sources that are due and seal full packs,
+* ``to_send(now, limit)``    records to publish next (from the outbox),
+* ``sent(seq)``              after handing a record to the link,
+* ``on_ack(seq)``            when the gateway's end-to-end ack arrives,
+* ``on_connect(now)``        after every (re)connect: resend from the last ack.
+
+Flow control is end to end: at most ``window`` records are in flight beyond the
+last ack. If the ack does not move for ``resend_after_s`` while records are in
+flight (a broker restart lost them, the gateway was down), the core rewinds and
+sends again from the last ack; the gateway stores duplicates once.
+
+A source that fails does not go silent: its error becomes a status record
+(``<source>/status``, a string value) in the next pack and a counter. When the
+outbox is full a pack is refused before it takes a seq, so the signed chain has
+no gap; the number of refused packs rides along in the next pack that fits as
+``agent/outbox_refused``.
+"""
+from edgeledger.agent.errors import OutboxFull
+from edgeledger.protocols import cose
+from edgeledger.protocols.reading import encode_payload
+
+# In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
+# so 256 keeps a fast link busy while bounding what one rewind sends again.
+DEFAULT_WINDOW = 256
+# A resend when the ack has not moved for this long while records are in flight.
+DEFAULT_RESEND_AFTER_S = 5.0
+# Records collected for the next pack; above this the pack is sealed at once.
+MAX_PENDING_RECORDS = 4096
+
+
+class AgentCore:
+    def __init__(self, device_id, signer, outbox, sources, sha256, epoch=0, pack_size=1000,
+                 pack_age_s=0.0, window=DEFAULT_WINDOW, resend_after_s=DEFAULT_RESEND_AFTER_S,
+                 max_seq=None):
+        self.device_id = device_id
+        self.signer = signer
+        self.outbox = outbox
+        self.sources = list(sources)
+        self.sha256 = sha256
+        self.epoch = epoch
+        self.pack_size = max(1, pack_size)
+        self.pack_age_s = pack_age_s
+        self.window = window
+        self.resend_after_s = resend_after_s
+        self.max_seq = max_seq  # stop sealing after this seq (tests, bounded runs)
+        self._pending = []
+        self._pending_since = None
+        self._due = [-1e9] * len(self.sources)
+        self._send_next = outbox.acked + 1
+        self._progress_at = None
+        self._refused = 0
+        self.counters = {"sealed": 0, "records": 0, "source_errors": 0, "outbox_refused": 0,
+                         "resends": 0, "published": 0}
+
+    # -- sampling and sealing -------------------------------------------------------------
+
+    def done_sealing(self):
+        return self.max_seq is not None and self.outbox.head_seq >= self.max_seq
+
+    def next_due(self):
+        """Monotonic time of the next source poll (the caller may sleep until then)."""
+        return min(self._due) if self._due else None
+
+    def tick(self, now, wall):
+        """Poll due sources and seal packs; returns the number of packs sealed.
+
+        A pack is sealed when it holds ``pack_size`` records or when its oldest
+        record is ``pack_age_s`` old (0: one pack per tick).
+        """
+        sealed = 0
+        for i, src in enumerate(self.sources):
+            if self.done_sealing() or now < self._due[i]:
+                continue
+            # keep the source's cadence; after a stall, restart it from now instead of bursting
+            nxt = self._due[i] + src.interval_s
+            self._due[i] = nxt if nxt > now else now + src.interval_s
+            try:
+                records = src.poll(wall)
+            except Exception as e:  # a source error must never stop sampling
+                self.counters["source_errors"] += 1
+                records = [{0: src.name + "/status", 3: "error: %s" % (e,), 6: wall}]
+            if records and self._pending_since is None:
+                self._pending_since = now
+            self._pending.extend(records)
+            while len(self._pending) >= self.pack_size:
+                sealed += self._seal(self.pack_size, wall)
+            if len(self._pending) > MAX_PENDING_RECORDS:  # bound: seal what there is
+                sealed += self._seal(len(self._pending), wall)
+        if self._pending and now - self._pending_since >= self.pack_age_s:
+            sealed += self._seal(len(self._pending), wall)
+        return sealed
+
+    def _seal(self, n, wall):
+        pack, self._pending = self._pending[:n], self._pending[n:]
+        if not self._pending:
+            self._pending_since = None
+        if self.done_sealing():
+            return 0
+        if self._refused:
+            pack = pack + [{0: "agent/outbox_refused", 2: self._refused, 6: wall}]
+        if self.seal_pack(pack):
+            self._refused = 0
+        else:
+            self._refused += 1
+        return 1
+
+    def seal_pack(self, pack):
+        """Sign ``pack`` as the next message and persist it. False if the outbox refused it."""
+        seq = self.outbox.head_seq + 1
+        payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch, pack)
+        message = cose.sign1(payload, self.signer)
+        try:
+            self.outbox.append(seq, message, self.sha256(message))
+        except OutboxFull:
+            self.counters["outbox_refused"] += 1
+            return False
+        self.counters["sealed"] += 1
+        self.counters["records"] += len(pack)
+        return True
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def on_connect(self, now):
+        self._send_next = self.outbox.acked + 1
+        self._progress_at = now
+
+    def on_ack(self, seq, now=None):
+        before = self.outbox.acked
+        self.outbox.ack(seq)
+        if self.outbox.acked > before:
+            self._progress_at = now
+        if self._send_next <= self.outbox.acked:
+            self._send_next = self.outbox.acked + 1
+
+    def to_send(self, now, limit=64):
+        """Up to ``limit`` (seq, bytes) to publish now, within the in-flight window."""
+        acked = self.outbox.acked
+        if self._send_next > acked + 1:
+            if self._progress_at is None:
+                self._progress_at = now
+            elif now - self._progress_at >= self.resend_after_s:
+                self._send_next = acked + 1  # nothing moved: send again from the last ack
+                self._progress_at = now
+                self.counters["resends"] += 1
+        room = self.window - (self._send_next - 1 - acked)
+        if room <= 0 or self._send_next > self.outbox.head_seq:
+            return []
+        return self.outbox.read(self._send_next, min(limit, room))
+
+    def sent(self, seq):
+        if seq + 1 > self._send_next:
+            self._send_next = seq + 1
+        self.counters["published"] += 1
+
+    def drained(self):
+        return self.outbox.pending_count() == 0 and not self._pending
+

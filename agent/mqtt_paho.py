@@ -1,0 +1,87 @@
+"""The agent's MQTT link on Linux devices: paho-mqtt 2.x (CPython only).
+
+* QoS 1 publishes of readings; the broker's PUBACK only frees paho's buffer —
+  the outbox keeps the record until the gateway's end-to-end ack.
+* Reconnect with exponential backoff (``reconnect_delay_set``), a retained birth
+  message on every connect, a retained last-will death message.
+* Acks arrive on paho's network thread; they are handed to the agent loop through
+  a deque (append/popleft are atomic), never applied from that thread.
+"""
+import collections
+import ssl
+import urllib.parse
+
+import paho.mqtt.client as mqtt
+
+from edgeledger.agent.errors import ConfigError
+from edgeledger.protocols import session, topics
+
+# Acks waiting for the loop; the gateway sends at most one per commit per device.
+MAX_QUEUED_ACKS = 10000
+# paho's own in-flight QoS 1 window towards the broker.
+MAX_INFLIGHT = 1000
+
+
+def parse_broker_url(url):
+    u = urllib.parse.urlparse(url)
+    if u.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError("broker URL must be mqtt://host:port or mqtts://host:port, got %r" % url)
+    return u.scheme == "mqtts", u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883)
+
+
+class PahoLink:
+    def __init__(self, url, site, device, epoch, birth, username=None, password=None,
+                 ca_file=None, cert_file=None, key_file=None, keepalive=30,
+                 min_backoff_s=0.2, max_backoff_s=10.0):
+        tls, self.host, self.port = parse_broker_url(url)
+        self.site, self.device = site, device
+        self.topic = topics.readings(site, device)
+        self.birth = birth  # callable -> bytes, evaluated on every connect
+        self.acks = collections.deque(maxlen=MAX_QUEUED_ACKS)
+        self.connects = 0
+        self.connected = False
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="el-dev-" + device,
+                        clean_session=True, protocol=mqtt.MQTTv311)
+        c.max_inflight_messages_set(MAX_INFLIGHT)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(min_delay=min_backoff_s, max_delay=max_backoff_s)
+        c.will_set(topics.death(site, device), session.encode_death(epoch), qos=1, retain=True)
+        if username:
+            c.username_pw_set(username, password)
+        if tls or ca_file:
+            c.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file,
+                      tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        self.keepalive = keepalive
+        self.client = c
+
+    def start(self):
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        self.client.loop_start()
+
+    def stop(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            return
+        client.subscribe(topics.ack(self.site, self.device), qos=1)
+        client.publish(topics.birth(self.site, self.device), self.birth(), qos=1, retain=True)
+        self.connects += 1
+        self.connected = True
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected = False
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            self.acks.append(session.decode_ack(msg.payload))
+        except ValueError:
+            pass  # not from our gateway's format; the gateway's retained ack will follow
+
+    def publish(self, payload):
+        info = self.client.publish(self.topic, payload, qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS

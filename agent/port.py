@@ -1,0 +1,72 @@
+"""Platform services for the agent core: the one place that knows the runtime.
+
+Clocks, durable file flushes and CRC differ between CPython and MicroPython;
+everything else in ``agent/`` calls these functions instead of importing
+platform modules itself.
+"""
+import os
+import time
+
+try:  # CPython
+    from zlib import crc32 as _crc32
+
+    def fsync(f):
+        f.flush()
+        os.fsync(f.fileno())
+
+    def monotonic():
+        return time.monotonic()
+
+    def sleep(seconds):
+        time.sleep(seconds)
+
+    RUNTIME = "cpython"
+except ImportError:  # MicroPython: no zlib.crc32, no os.fsync, ticks instead of monotonic
+    from binascii import crc32 as _crc32
+
+    def fsync(f):
+        # flush() hands the data to the filesystem driver (littlefs/FAT commit on flush)
+        f.flush()
+
+    _T0 = time.ticks_ms()
+
+    def monotonic():
+        return time.ticks_diff(time.ticks_ms(), _T0) / 1000.0
+
+    def sleep(seconds):
+        time.sleep_ms(int(seconds * 1000))
+
+    RUNTIME = "micropython"
+
+
+def crc32(data, value=0):
+    return _crc32(data, value) & 0xFFFFFFFF
+
+
+def wall_time():
+    """Unix time in seconds (float). Boards must have set their RTC (NTP/GNSS) first."""
+    return time.time()
+
+
+def file_size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def exists(path):
+    return file_size(path) >= 0
+
+
+def makedirs(path):
+    parts = path.split("/")
+    cur = "" if not path.startswith("/") else "/"
+    for part in parts:
+        if not part:
+            continue
+        cur = cur + part if cur.endswith("/") or cur == "" else cur + "/" + part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass

