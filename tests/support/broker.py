@@ -27,6 +27,7 @@ class Mosquitto:
     def __init__(self, port=None, extra=(), config_text=None, workdir=None):
         self.port = port or free_port()
         self.workdir = workdir or tempfile.mkdtemp(prefix="mosq-")
+        os.makedirs(self.workdir, exist_ok=True)
         self.proc = None
         self.config_path = os.path.join(self.workdir, "mosquitto.conf")
         if config_text is None:
