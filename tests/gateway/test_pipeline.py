@@ -1,0 +1,130 @@
+"""Every kind of bad input gets its own typed reason, a counter and a quarantine row,
+while good traffic keeps being stored."""
+import hashlib
+import time
+
+import pytest
+
+from edgeledger.gateway import errors
+from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.registry import Registry
+from edgeledger.gateway.store import Store
+from edgeledger.protocols import cbor, topics
+from tests.support.devices import FakeDevice
+
+
+@pytest.fixture
+def gw(tmp_path):
+    store = Store(str(tmp_path / "gw.db"))
+    registry = Registry(store)
+    pipe = Pipeline(store, registry, max_message_bytes=4096)
+    yield pipe
+    store.close()
+
+
+def feed(pipe, topic, data):
+    try:
+        return pipe.process(topic, data)
+    except errors.RejectedMessage as e:
+        return e
+
+
+def bad_inputs(pipe):
+    """(expected reason, topic, bytes) for every kind of bad input."""
+    reg = pipe.registry
+    d1, d3, revoked = FakeDevice("d1"), FakeDevice("d3"), FakeDevice("revoked")
+    ghost = FakeDevice("ghost")
+    for d in (d1, d3, revoked):
+        d.register(reg)
+    good = [d1.next() for _ in range(3)]
+    revoked.next()
+    for m in good:
+        pipe.process(d1.topic, m)
+    pipe.process(revoked.topic, revoked.sent[1])
+    pipe.commit()
+    reg.revoke("revoked", at=time.time() - 1)
+    sig_flipped = bytearray(d1.make(4, d1.prev))
+    sig_flipped[-1] ^= 1
+    forked = d1.make(2, hashlib.sha256(good[0]).digest(), value=99.0)
+    replayed = d1.make(2, d1.prev, value=7.0)  # seq 2 again, but continuing from seq 3
+    big = d1.make(4, d1.prev, records=200)
+    skewed = d1.make(4, d1.prev, t=time.time() + 86400 * 30)
+    not_payload = d1.signer
+    from edgeledger.protocols import cose
+
+    garbage_payload = cose.sign1(cbor.encode({1: 1, 2: "d1"}), not_payload)
+    return [
+        ("malformed_cbor", d1.topic, b"\xff\x00\x01"),
+        ("truncated_cose", d1.topic, good[0][:-10]),
+        ("not_cose_sign1", d1.topic, cbor.encode([1, 2, 3])),
+        ("bad_payload", d1.topic, garbage_payload),
+        ("bad_signature", d1.topic, bytes(sig_flipped)),
+        ("unknown_device", ghost.topic, ghost.next()),
+        ("revoked_device", revoked.topic, revoked.next()),
+        ("replay", d1.topic, replayed),
+        ("fork", d1.topic, forked),
+        ("oversized", d1.topic, big),
+        ("topic_mismatch", d3.topic, d1.make(4, d1.prev)),
+        ("topic_mismatch", topics.readings("other-site", "d1"), d1.make(4, d1.prev)),
+        ("clock_skew", d1.topic, skewed),
+    ], d1
+
+
+def test_each_bad_input_has_its_reason_and_good_traffic_flows(gw):
+    cases, d1 = bad_inputs(gw)
+    for reason, topic, data in cases:
+        out = feed(gw, topic, data)
+        assert isinstance(out, errors.RejectedMessage), reason
+        assert out.reason == reason, (reason, str(out))
+        # good traffic continues between every bad message
+        assert not isinstance(feed(gw, d1.topic, d1.next()), errors.RejectedMessage)
+    acks = gw.commit()
+    assert acks["d1"] == d1.seq
+    q = gw.store.quarantine_reasons()
+    expected = {}
+    for reason, _, _ in cases:
+        expected[reason] = expected.get(reason, 0) + 1
+    assert q == expected
+    assert gw.counters["rejected"] == len(cases)
+    for reason, n in expected.items():
+        assert gw.counters["rejected_" + reason] == n
+    # the quarantine keeps the raw bytes as evidence
+    rows = gw.store.db.execute("SELECT reason, bytes FROM quarantine").fetchall()
+    assert sorted((r, bytes(b)) for r, b in rows) == sorted((r, bytes(d)) for r, _, d in cases)
+    assert gw.store.seqs("d1") == list(range(1, d1.seq + 1))
+
+
+def test_duplicate_is_acked_and_stored_once(gw):
+    d = FakeDevice("d1")
+    d.register(gw.registry)
+    m = d.next()
+    gw.process(d.topic, m)
+    gw.commit()
+    out = gw.process(d.topic, m)
+    assert out.verdict == "duplicate"
+    assert gw.commit() == {"d1": 1}
+    assert gw.store.count_messages() == 1 and gw.counters["duplicates"] == 1
+
+
+def test_gap_is_stored_but_ack_waits_for_it(gw):
+    d = FakeDevice("d1")
+    d.register(gw.registry)
+    msgs = [d.next() for _ in range(4)]
+    for i in (0, 2, 3):
+        gw.process(d.topic, msgs[i])
+    assert gw.commit() == {"d1": 1}
+    gw.process(d.topic, msgs[1])
+    assert gw.commit() == {"d1": 4}
+
+
+def test_state_survives_restart(gw, tmp_path):
+    d = FakeDevice("d1")
+    d.register(gw.registry)
+    for _ in range(3):
+        gw.process(d.topic, d.next())
+    gw.commit()
+    again = Pipeline(gw.store, Registry(gw.store))
+    assert again.marks["d1"] == [3, 3]
+    forked = d.make(3, hashlib.sha256(d.sent[2]).digest(), value=5.0)
+    assert feed(again, d.topic, forked).reason == "fork"
+    assert again.process(d.topic, d.next()).verdict == "next"

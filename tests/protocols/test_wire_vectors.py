@@ -1,0 +1,80 @@
+"""docs/wire-format.md vectors, byte for byte, on CPython and under MicroPython."""
+import hashlib
+
+import pytest
+
+from edgeledger.agent.signer import KeySigner
+from edgeledger.protocols import chain, cose, reading, session
+from tests.protocols import wire_vectors
+from tests.support.mpy import run_micropython
+
+SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+PACK1 = [{0: "meter-01/energy_import", 1: "kWh", 2: 1234.5, 6: 1764093000}]
+PACK2 = [{-2: "meter-01/", -3: 1764093060, 0: "power", 1: "W", 2: 2310}, {0: "voltage_l1", 1: "V", 2: 230.5}]
+
+V = wire_vectors.load()
+
+
+def test_doc_has_every_vector():
+    assert set(V) >= {"public-key", "kid", "payload-1", "protected", "sig-structure-1", "message-1",
+                      "digest-1", "message-2", "ack-2"}
+
+
+def test_vectors_byte_for_byte():
+    s = KeySigner(-8, SEED, "meter-01")
+    assert s.public_key == V["public-key"]
+    assert s.kid == V["kid"]
+    p1 = reading.encode_payload("meter-01", 1, chain.GENESIS, 1, PACK1)
+    assert p1 == V["payload-1"]
+    assert cose.protected_header(cose.EDDSA, s.kid) == V["protected"]
+    assert cose.sig_structure(V["protected"], p1) == V["sig-structure-1"]
+    m1 = cose.sign1(p1, s)
+    assert m1 == V["message-1"]
+    assert hashlib.sha256(m1).digest() == V["digest-1"]
+    p2 = reading.encode_payload("meter-01", 2, V["digest-1"], 1, PACK2)
+    assert cose.sign1(p2, s) == V["message-2"]
+    assert session.encode_ack(2) == V["ack-2"]
+
+
+def test_vectors_decode_and_verify_with_cbor2():
+    import cbor2
+
+    from edgeledger.gateway import signatures
+
+    for name, seq in (("message-1", 1), ("message-2", 2)):
+        msg = cose.parse_sign1(V[name], cbor2.loads)
+        assert msg.kid == V["kid"] and msg.alg == cose.EDDSA
+        cose.verify_sign1(msg, V["public-key"], signatures.verify)
+        body = reading.decode_payload(msg.payload, cbor2.loads)
+        assert (body.device, body.seq, body.epoch) == ("meter-01", seq, 1)
+    resolved = reading.resolve(PACK2)
+    assert resolved[1] == {"n": "meter-01/voltage_l1", "t": 1764093060, "u": "V", "v": 230.5}
+
+
+@pytest.mark.micropython
+def test_vectors_under_micropython():
+    script = """
+import hashlib
+from edgeledger.agent.signer import KeySigner
+from edgeledger.protocols import cose, reading, chain, session
+V = %r
+s = KeySigner(-8, V["seed"], "meter-01")
+assert s.public_key == V["public-key"], "pub"
+assert s.kid == V["kid"], "kid"
+p1 = reading.encode_payload("meter-01", 1, chain.GENESIS, 1, %r)
+assert p1 == V["payload-1"], "payload"
+m1 = cose.sign1(p1, s)
+assert m1 == V["message-1"], "message-1"
+assert hashlib.sha256(m1).digest() == V["digest-1"]
+m2 = cose.sign1(reading.encode_payload("meter-01", 2, V["digest-1"], 1, %r), s)
+assert m2 == V["message-2"], "message-2"
+msg = cose.parse_sign1(V["message-2"])
+body = reading.decode_payload(msg.payload)
+assert body.seq == 2 and body.prev == V["digest-1"]
+from edgeledger.agent.signer import verify
+assert verify(-8, V["public-key"], msg.to_be_signed(), msg.signature)
+assert session.decode_ack(V["ack-2"]) == 2
+print("vectors ok")
+""" % (dict(V, seed=SEED), PACK1, PACK2)
+    out = run_micropython(script, heapsize="256K", timeout=300)
+    assert "vectors ok" in out.stdout

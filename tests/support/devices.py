@@ -1,0 +1,37 @@
+"""Craft signed messages in tests, good ones and deliberately bad ones."""
+import hashlib
+import time
+
+from edgeledger.agent.signer import generate
+from edgeledger.protocols import chain, cose, reading, topics
+
+
+class FakeDevice:
+    def __init__(self, name, site="plant-a", alg="EdDSA", signer=None):
+        self.name = name
+        self.site = site
+        self.signer = signer or generate(alg, name)
+        self.seq = 0
+        self.prev = chain.GENESIS
+        self.sent = {}
+
+    @property
+    def topic(self):
+        return topics.readings(self.site, self.name)
+
+    def register(self, registry):
+        registry.register(self.name, self.site, self.signer.alg, self.signer.public_key, self.signer.kid)
+
+    def make(self, seq, prev, value=1.0, t=None, device=None, records=1):
+        t = time.time() if t is None else t
+        pack = [{0: "%s/v%d" % (self.name, i), 1: "W", 2: value + i, 6: t} for i in range(records)]
+        payload = reading.encode_payload(device or self.name, seq, prev, 1, pack)
+        return cose.sign1(payload, self.signer)
+
+    def next(self, **kw):
+        """The next message in this device's chain."""
+        msg = self.make(self.seq + 1, self.prev, **kw)
+        self.seq += 1
+        self.prev = hashlib.sha256(msg).digest()
+        self.sent[self.seq] = msg
+        return msg
