@@ -1,0 +1,44 @@
+"""Fixtures for the ledger tests: an embedded ledger and an anvil node (london rules, the
+EVM version the contract is compiled for)."""
+import pytest
+
+from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger
+from tests.support.anvil import running_anvil
+
+
+@pytest.fixture(scope="module")
+def anvil_node():
+    with running_anvil(hardfork="london") as node:
+        yield node
+
+
+def _deploy_embedded():
+    led = EmbeddedLedger()
+    led.deploy(led.new_funded_key())
+    led.set_gateway(led.account)
+    return led
+
+
+def _deploy_anvil(node):
+    led = JsonRpcLedger(node.url, key=node.new_funded_key())
+    led.deploy(node.new_funded_key())
+    led.set_gateway(led.account)
+    return led
+
+
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.ledger)])
+def ledger(request):
+    """A freshly deployed contract with the ledger's own account authorized as gateway."""
+    if request.param == "embedded":
+        return _deploy_embedded()
+    return _deploy_anvil(request.getfixturevalue("anvil_node"))
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return _deploy_embedded()
+
+
+@pytest.fixture
+def anvil_ledger(anvil_node):
+    return _deploy_anvil(anvil_node)

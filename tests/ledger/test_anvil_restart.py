@@ -1,0 +1,37 @@
+"""anvil stop/restart on the same port keeps the chain (for the lead's fault tests)."""
+import hashlib
+
+import pytest
+
+from edgeledger.gateway.ledger import JsonRpcLedger, LedgerUnavailable, header_hash
+from tests.support.anvil import Anvil
+
+pytestmark = pytest.mark.ledger
+ZERO = bytes(32)
+
+
+def test_chain_state_survives_restart_and_outage_is_typed():
+    node = Anvil(hardfork="london")
+    try:
+        node.start()
+        led = JsonRpcLedger(node.url, key=node.new_funded_key())
+        led.deploy(node.new_funded_key())
+        led.set_gateway(led.account)
+        root = hashlib.sha256(b"r1").digest()
+        led.wait_for_receipt(led.anchor(1, ZERO, root, 1, 1, 2))
+        hh = header_hash(led.account, 1, ZERO, root, 1, 1, 2)
+        height = node.block_number()
+        node.stop()
+        with pytest.raises(LedgerUnavailable):
+            led.last_batch(led.account)
+        with pytest.raises(LedgerUnavailable):
+            led.anchor(2, hh, root, 1, 1, 2)
+        node.start()
+        assert node.url == led.url
+        assert node.block_number() == height
+        assert led.last_batch(led.account) == (1, hh)
+        assert led.find_anchor(led.account, 1)["root"] == root
+        led.wait_for_receipt(led.anchor(2, hh, root, 1, 1, 2))
+        assert led.last_batch(led.account)[0] == 2
+    finally:
+        node.close()

@@ -1,0 +1,135 @@
+"""Compile the anchor contract with solcjs and write its committed artifact.
+
+    .venv/bin/python tools/compile_contract.py            # write gateway/contracts/EdgeLedgerAnchor.json
+    .venv/bin/python tools/compile_contract.py --check    # exit 1 if the artifact is stale
+
+solcjs comes from npm (`npm ci` at the repository root installs the version pinned in
+package.json into node_modules/). The build is reproducible: the standard-JSON input is
+fixed (same source unit name, same settings, every option spelled out), so the metadata
+hash appended to the bytecode — which covers the source's keccak256, its unit name, the
+compiler version and the settings — comes out the same on every machine. A source checked
+out with CRLF line endings would change that hash.
+
+Raises (from ``compile_source``/``load_artifact``): ``CompileError`` when solcjs is missing,
+fails, or reports an error.
+"""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTRACT_NAME = "EdgeLedgerAnchor"
+# The source unit name is part of the metadata hash: always the repo-relative path.
+SOURCE_UNIT = "gateway/contracts/EdgeLedgerAnchor.sol"
+SOURCE_PATH = os.path.join(ROOT, SOURCE_UNIT)
+ARTIFACT_PATH = os.path.join(ROOT, "gateway", "contracts", CONTRACT_NAME + ".json")
+SOLCJS = os.path.join(ROOT, "node_modules", ".bin", "solcjs")
+# The oldest target chains (Besu/FISCO BCOS/Energy Web deployments) lack PUSH0 (Shanghai)
+# and the Cancun opcodes; london bytecode runs on all of them.
+SETTINGS = {
+    "evmVersion": "london",
+    "optimizer": {"enabled": True, "runs": 200},
+    "viaIR": False,
+    "metadata": {"bytecodeHash": "ipfs", "useLiteralContent": False, "appendCBOR": True},
+    "remappings": [],
+    "libraries": {},
+    "outputSelection": {
+        SOURCE_UNIT: {CONTRACT_NAME: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}
+    },
+}
+# solcjs loads a ~10 MB emscripten build; compiling takes a few seconds.
+COMPILE_TIMEOUT_S = 120
+
+
+class CompileError(RuntimeError):
+    """solcjs is missing, failed, or reported an error for the contract."""
+
+
+def standard_json_input(source_text):
+    return {"language": "Solidity", "sources": {SOURCE_UNIT: {"content": source_text}}, "settings": SETTINGS}
+
+
+def _parse_stdout(out):
+    """solcjs may print a non-JSON line (e.g. a warning) before the JSON document."""
+    for i, line in enumerate(out.splitlines()):
+        if line.lstrip().startswith("{"):
+            return json.loads("\n".join(out.splitlines()[i:]))
+    raise CompileError("expected a JSON document on solcjs stdout, found: %r" % out[:500])
+
+
+def solc_version():
+    if not os.path.exists(SOLCJS):
+        raise CompileError("expected solcjs at %s; run `npm ci` in %s (make test does)" % (SOLCJS, ROOT))
+    res = subprocess.run([SOLCJS, "--version"], capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+    return res.stdout.strip().splitlines()[-1]
+
+
+def compile_source(source_text=None):
+    """Compile the contract; return the artifact dict (abi, bytecode, deployedBytecode, ...)."""
+    if source_text is None:
+        with open(SOURCE_PATH, "rb") as f:
+            source_text = f.read().decode("utf-8")
+    if not os.path.exists(SOLCJS):
+        raise CompileError("expected solcjs at %s; run `npm ci` in %s (make test does)" % (SOLCJS, ROOT))
+    res = subprocess.run(
+        [SOLCJS, "--standard-json"],
+        input=json.dumps(standard_json_input(source_text)),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=COMPILE_TIMEOUT_S,
+    )
+    if res.returncode != 0:
+        raise CompileError("solcjs exited with %d: %s" % (res.returncode, res.stderr[:2000]))
+    out = _parse_stdout(res.stdout)
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise CompileError("solc errors:\n" + "\n".join(e.get("formattedMessage", str(e)) for e in errors))
+    warnings = [e.get("formattedMessage", "") for e in out.get("errors", []) if e.get("severity") != "error"]
+    c = out["contracts"][SOURCE_UNIT][CONTRACT_NAME]
+    metadata = json.loads(c["metadata"])
+    return {
+        "contractName": CONTRACT_NAME,
+        "sourceName": SOURCE_UNIT,
+        "compiler": {"name": "solcjs", "version": metadata["compiler"]["version"]},
+        "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"},
+        "abi": c["abi"],
+        "bytecode": "0x" + c["evm"]["bytecode"]["object"],
+        "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
+        "sourceKeccak256": metadata["sources"][SOURCE_UNIT]["keccak256"],
+        "warnings": warnings,
+    }
+
+
+def dump_artifact(artifact):
+    return json.dumps(artifact, indent=2, sort_keys=True) + "\n"
+
+
+def load_artifact():
+    with open(ARTIFACT_PATH, "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    artifact = compile_source()
+    text = dump_artifact(artifact)
+    if "--check" in argv:
+        with open(ARTIFACT_PATH, "r", encoding="utf-8") as f:
+            if f.read() != text:
+                print("%s is stale: run tools/compile_contract.py" % ARTIFACT_PATH, file=sys.stderr)
+                return 1
+        print("artifact up to date (%s)" % artifact["compiler"]["version"])
+        return 0
+    with open(ARTIFACT_PATH, "w", encoding="utf-8") as f:
+        f.write(text)
+    for w in artifact["warnings"]:
+        print(w, file=sys.stderr)
+    print("wrote %s (%s, %d bytes deployed)" % (
+        os.path.relpath(ARTIFACT_PATH, ROOT), artifact["compiler"]["version"], len(artifact["deployedBytecode"]) // 2 - 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
