@@ -1,0 +1,189 @@
+"""Device signers: who turns COSE Sig_structure bytes into a signature.
+
+A signer is any object with
+
+  alg         COSE algorithm id (int): -8 EdDSA (Ed25519), -7 ES256 (P-256)
+  kid         bytes: first 16 bytes of SHA-256 of the raw public key
+  public_key  bytes: raw public key (32 bytes Ed25519, 65 bytes SEC1 P-256)
+  sign(to_be_signed) -> bytes
+
+``KeySigner`` holds the private key in memory; a secure-element signer
+(ATECC608: ES256 in hardware, key never leaves the chip) plugs in with the
+same four members.
+
+Key file (JSON so a board reads it with ``json``), one object:
+  {"device": "...", "alg": "EdDSA"|"ES256", "private": hex, "public": hex, "kid": hex}
+Setting the file mode is the CLI's job, not this module's.
+"""
+import json
+
+from edgeledger.firmware import crypto
+from edgeledger.protocols.errors import CoseError, DecodeError
+
+KID_LEN = 16  # bytes of SHA-256(public key) that name the key
+# A key file is five short fields; anything much larger is not a key file.
+KEY_FILE_MAX = 4096
+
+
+class UnknownAlgorithmError(CoseError):
+    """A COSE algorithm id or name this device code does not support."""
+
+
+class KeyFileError(DecodeError):
+    """A key file is malformed or its fields disagree with each other."""
+
+
+class Algorithm:
+    """One row of the algorithm table (RFC 9053 §2)."""
+
+    def __init__(self, name, cose_id, private_len, public_len, sig_len,
+                 public_key, sign, verify):
+        self.name = name
+        self.cose_id = cose_id
+        self.private_len = private_len
+        self.public_len = public_len
+        self.sig_len = sig_len
+        self.public_key = public_key  # private bytes -> public bytes
+        self.sign = sign  # (private, msg) -> signature
+        self.verify = verify  # (public, msg, signature) -> bool
+
+
+# RFC 9053 §2.1 (ES256, -7) and §2.2 (EdDSA, -8; Ed25519 keys per RFC 8032).
+ALGORITHMS = {
+    -8: Algorithm("EdDSA", -8, 32, 32, 64,
+                  crypto.ed25519_public_key, crypto.ed25519_sign, crypto.ed25519_verify),
+    -7: Algorithm("ES256", -7, 32, 65, 64,
+                  crypto.p256_public_key, crypto.es256_sign, crypto.es256_verify),
+}
+ALGORITHMS_BY_NAME = {}
+for _a in ALGORITHMS.values():
+    ALGORITHMS_BY_NAME[_a.name] = _a
+del _a
+
+
+def algorithm(alg):
+    """The table row for a COSE id (int) or name (str). Raises UnknownAlgorithmError."""
+    if isinstance(alg, str):
+        row = ALGORITHMS_BY_NAME.get(alg)
+    else:
+        row = ALGORITHMS.get(alg)
+    if row is None:
+        raise UnknownAlgorithmError("algorithm: expected one of %s, found %r"
+                                    % (", ".join(ALGORITHMS_BY_NAME), alg))
+    return row
+
+
+def key_id(public_key):
+    """kid = SHA-256(raw public key)[:16]."""
+    return crypto.sha256(public_key)[:KID_LEN]
+
+
+def verify(alg, public_key, to_be_signed, signature):
+    """True if ``signature`` verifies. Raises UnknownAlgorithmError, ValueError (bad key)."""
+    return algorithm(alg).verify(public_key, to_be_signed, signature)
+
+
+class KeySigner:
+    """Signs with a private key held in memory.
+
+    Raises UnknownAlgorithmError for an unknown ``alg`` and ValueError for a
+    private key of the wrong length or out of range.
+    """
+
+    def __init__(self, alg, private_key, device=None):
+        row = algorithm(alg)
+        private_key = bytes(private_key)
+        if len(private_key) != row.private_len:
+            raise ValueError("%s private key: expected %d bytes, found %d"
+                             % (row.name, row.private_len, len(private_key)))
+        self._row = row
+        self._private = private_key
+        self.alg = row.cose_id
+        self.alg_name = row.name
+        self.device = device
+        self.public_key = row.public_key(private_key)
+        self.kid = key_id(self.public_key)
+
+    def sign(self, to_be_signed):
+        return self._row.sign(self._private, to_be_signed)
+
+    def private_bytes(self):
+        """The raw private key (for writing a key file)."""
+        return self._private
+
+    def __repr__(self):
+        return "<KeySigner %s kid=%s>" % (self.alg_name, self.kid.hex())
+
+
+def generate(alg, device=None):
+    """A new KeySigner with a fresh key from ``crypto.random_bytes``."""
+    row = algorithm(alg)
+    while True:
+        try:
+            return KeySigner(row.cose_id, crypto.random_bytes(row.private_len), device)
+        except ValueError:
+            # P-256 only: a 256-bit draw >= n (probability ~2**-32) is redrawn (FIPS 186-4 B.4.2).
+            continue
+
+
+def key_file_content(device_id, alg, private):
+    """The JSON text of a key file (fixed field order, trailing newline)."""
+    s = KeySigner(alg, private, device_id)
+    return ('{"device": %s, "alg": "%s", "private": "%s", "public": "%s", "kid": "%s"}\n'
+            % (json.dumps(device_id), s.alg_name, bytes(private).hex(), s.public_key.hex(),
+               s.kid.hex()))
+
+
+def _hex_field(doc, name):
+    v = doc.get(name)
+    if not isinstance(v, str):
+        raise KeyFileError("key file field %r: expected a hex string, found %r"
+                           % (name, type(v).__name__))
+    try:
+        return bytes.fromhex(v)
+    except ValueError:
+        raise KeyFileError("key file field %r: expected hex digits, found %r" % (name, v[:20]))
+
+
+def parse_key_file(text):
+    """KeySigner from key file text.
+
+    Raises KeyFileError if the text is not a key file or if ``public``/``kid``
+    do not belong to ``private``; UnknownAlgorithmError for an unknown ``alg``.
+    """
+    if len(text) > KEY_FILE_MAX:
+        raise KeyFileError("key file: expected at most %d bytes, found %d"
+                           % (KEY_FILE_MAX, len(text)))
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise KeyFileError("key file: expected a JSON object, found unparsable text")
+    if not isinstance(doc, dict):
+        raise KeyFileError("key file: expected a JSON object, found %s" % type(doc).__name__)
+    device = doc.get("device")
+    if not isinstance(device, str):
+        raise KeyFileError("key file field 'device': expected a string, found %r" % (device,))
+    alg = doc.get("alg")
+    if not isinstance(alg, str):
+        raise KeyFileError("key file field 'alg': expected a string, found %r" % (alg,))
+    private = _hex_field(doc, "private")
+    try:
+        signer = KeySigner(alg, private, device)
+    except UnknownAlgorithmError:
+        raise
+    except ValueError as e:
+        raise KeyFileError("key file field 'private': %s" % e)
+    if "public" in doc and _hex_field(doc, "public") != signer.public_key:
+        raise KeyFileError("key file field 'public': expected %s (derived from 'private'), "
+                           "found another key" % signer.public_key.hex())
+    if "kid" in doc and _hex_field(doc, "kid") != signer.kid:
+        raise KeyFileError("key file field 'kid': expected %s, found %s"
+                           % (signer.kid.hex(), doc["kid"]))
+    return signer
+
+
+def load_key_file(path):
+    """KeySigner from a key file. Raises OSError, KeyFileError, UnknownAlgorithmError."""
+    with open(path) as f:
+        text = f.read(KEY_FILE_MAX + 1)
+    return parse_key_file(text)

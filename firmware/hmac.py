@@ -1,0 +1,45 @@
+"""Pure-Python HMAC (RFC 2104) for MicroPython, which has no ``hmac`` module.
+
+HMAC(K, m) = H((K' ^ opad) ‖ H((K' ^ ipad) ‖ m)), K' = K padded (or first
+hashed, if longer than the block) to the hash's block size B (RFC 2104 §2).
+"""
+import hashlib
+
+from edgeledger.firmware.sha512 import Sha512
+
+_IPAD = 0x36
+_OPAD = 0x5C
+SHA256_BLOCK = 64  # FIPS 180-4 §5: SHA-256 block, bytes
+SHA512_BLOCK = 128  # FIPS 180-4 §5: SHA-512 block, bytes
+
+
+def _pads(key, block, new):
+    if len(key) > block:
+        key = new(key).digest()  # RFC 2104 §2: keys longer than B are hashed first
+    ki = bytearray(block)
+    ko = bytearray(block)
+    for i in range(block):
+        b = key[i] if i < len(key) else 0
+        ki[i] = b ^ _IPAD
+        ko[i] = b ^ _OPAD
+    return bytes(ki), bytes(ko)
+
+
+def hmac(new, block, key, data):
+    """HMAC over any hash constructor ``new(data)`` with ``.update``/``.digest``."""
+    ki, ko = _pads(key, block, new)
+    inner = new(ki)
+    inner.update(data)
+    outer = new(ko)
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def hmac_sha256(key, data):
+    """HMAC-SHA-256 on the native ``hashlib.sha256`` (32 bytes)."""
+    return hmac(hashlib.sha256, SHA256_BLOCK, key, data)
+
+
+def hmac_sha512(key, data):
+    """HMAC-SHA-512 on the pure SHA-512 (64 bytes)."""
+    return hmac(Sha512, SHA512_BLOCK, key, data)
