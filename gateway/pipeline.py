@@ -9,22 +9,29 @@ stages the result in memory:
   4. payload fields    -> BadPayload
   5. duplicate?        same (device, seq, digest) as stored: acked again, not
                        re-verified (the bytes were verified when first stored)
+  5b. rate limit       -> RateLimited (per topic device, before the costly verify;
+                       ratelimit.py)
   6. key by kid        -> UnknownDevice; key/topic/payload disagree -> TopicMismatch
   7. key status        -> RevokedDevice
   8. signature         -> BadSignature
   9. record times      -> ClockSkew
  10. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py)
 
+A rejected message is quarantined with its raw bytes while the quarantine is under
+its bound (``ratelimit.QuarantineBound``); beyond it, it is only counted
+(``quarantine_dropped``).
+
 ``commit()`` writes the staged messages, quarantine rows, chain marks and
 counters in one transaction and returns the end-to-end acks to send: only
 after it returns may the caller PUBACK the messages and publish acks.
 """
 import hashlib
+import io
 import time
 
 import cbor2
 
-from edgeledger.gateway import errors, signatures
+from edgeledger.gateway import errors, ratelimit, signatures
 from edgeledger.protocols import chain, cose, reading, topics
 from edgeledger.protocols.errors import CoseError, PayloadError
 
@@ -37,7 +44,17 @@ MAX_CBOR_DEPTH = 16  # our deepest structure (tag > array > map > array > map) i
 
 
 def _decode(data):
-    return cbor2.loads(data, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False)
+    """cbor2, strict: no indefinite lengths, no duplicate keys, no trailing bytes.
+
+    (``cbor2.loads`` alone ignores bytes after the first item; a message with a
+    tail would be stored with bytes nobody signed.)
+    """
+    fp = io.BytesIO(data)
+    item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False,
+                             allow_duplicate_keys=False).decode()
+    if fp.tell() != len(data):
+        raise ValueError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
+    return item
 
 
 class Accepted:
@@ -50,14 +67,17 @@ class Accepted:
 class Pipeline:
     def __init__(self, store, registry, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
                  clock_skew_s=DEFAULT_CLOCK_SKEW_S, future_skew_s=DEFAULT_FUTURE_SKEW_S,
-                 verify=signatures.verify):
+                 verify=signatures.verify, rate_limiter=None, quarantine=None):
         self.store = store
+        self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
+        self.quarantine = quarantine if quarantine is not None else ratelimit.quarantine_bound(store)
         self.registry = registry
         self.max_message_bytes = max_message_bytes
         self.clock_skew_s = clock_skew_s
         self.future_skew_s = future_skew_s
         self.verify = verify
-        self.counters = dict((name, 0) for name in ("received", "stored", "duplicates", "rejected"))
+        self.counters = dict((name, 0) for name in (
+            "received", "stored", "duplicates", "rejected", "quarantine_dropped"))
         for reason in errors.REASONS:
             self.counters["rejected_" + reason] = 0
         self.counters.update(store.load_counters())
@@ -103,7 +123,10 @@ class Pipeline:
         except errors.RejectedMessage as e:
             self.counters["rejected"] += 1
             self.counters["rejected_" + e.reason] += 1
-            self._qrows.append((received_at, topic, e.reason, e.detail, e.device, e.seq, bytes(data)))
+            if self.quarantine.admit(len(data)):
+                self._qrows.append((received_at, topic, e.reason, e.detail, e.device, e.seq, bytes(data)))
+            else:
+                self.counters["quarantine_dropped"] += 1
             raise
 
     def _process(self, topic, data, received_at):
@@ -141,6 +164,9 @@ class Pipeline:
             self.counters["duplicates"] += 1
             self._touched.add(device)
             return Accepted(device, seq, chain.DUPLICATE)
+        if self.rate_limiter is not None and not self.rate_limiter.allow(t_device):
+            raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
+                                     % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), device, seq)
         key = self.registry.key(msg.kid)
         if key is None:
             raise errors.UnknownDevice("no registered key with kid %s" % msg.kid.hex(), device, seq)

@@ -55,6 +55,7 @@ def bad_inputs(pipe):
     garbage_payload = cose.sign1(cbor.encode({1: 1, 2: "d1"}), not_payload)
     return [
         ("malformed_cbor", d1.topic, b"\xff\x00\x01"),
+        ("malformed_cbor", d1.topic, d1.make(4, d1.prev) + b"\x00"),  # unsigned trailing byte
         ("truncated_cose", d1.topic, good[0][:-10]),
         ("not_cose_sign1", d1.topic, cbor.encode([1, 2, 3])),
         ("bad_payload", d1.topic, garbage_payload),
