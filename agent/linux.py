@@ -31,7 +31,7 @@ import signal
 import time
 import tomllib
 
-from edgeledger.agent import port, simulated
+from edgeledger.agent import port, sources
 from edgeledger.agent.core import AgentCore
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.mqtt_paho import PahoLink
@@ -56,6 +56,13 @@ def load_config(path):
     base = os.path.dirname(os.path.abspath(path))
     cfg["key_file"] = os.path.join(base, cfg["key_file"])
     cfg["state_dir"] = os.path.join(base, cfg.get("state_dir", "var/" + cfg["device"]))
+    # credentials sit next to the config in a provisioned bundle (gateway/provision.py)
+    if cfg.get("password_file"):
+        cfg["password_file"] = os.path.join(base, cfg["password_file"])
+    tls = cfg.get("tls") or {}
+    for k in ("ca_file", "cert_file", "key_file"):
+        if tls.get(k):
+            tls[k] = os.path.join(base, tls[k])
     return cfg
 
 
@@ -76,14 +83,6 @@ def next_epoch(state_dir):
     return epoch
 
 
-def make_source(cfg):
-    if cfg.get("type") == "simulated":
-        return simulated.from_config(cfg)
-    from edgeledger.agent import sources  # field-bus sources: pyserial is only needed here
-
-    return sources.from_config(cfg)
-
-
 def build(cfg, until_seq=None):
     signer = load_key_file(cfg["key_file"])
     if signer.device not in (None, cfg["device"]):
@@ -96,7 +95,7 @@ def build(cfg, until_seq=None):
                     segment_bytes=int(ob.get("segment_bytes", 256 * 1024)),
                     policy=ob.get("policy", "drop_new"), hash_fn=crypto.sha256)
     epoch = next_epoch(cfg["state_dir"])
-    srcs = [make_source(s) for s in cfg["sources"]]
+    srcs = [sources.from_config(s) for s in cfg["sources"]]
     core = AgentCore(cfg["device"], signer, outbox, srcs, crypto.sha256, epoch=epoch,
                      pack_size=int(cfg.get("pack_size", 1000)),
                      pack_age_s=float(cfg.get("pack_age_s", 0.0)),

@@ -83,9 +83,9 @@ def test_broker_down_for_seconds_agents_buffer_and_catch_up(site, broker):
 
 @pytest.mark.faults
 def test_agent_sigkilled_resumes_from_outbox_without_gap(site):
-    last = 2000
-    site.add_device("dev-k", interval_s=0.004)
-    site.add_device("dev-steady", interval_s=0.004)
+    last = 3000  # ~10 s of sealing at 300 messages/s: the kills land mid-stream
+    site.add_device("dev-k", interval_s=0.01)
+    site.add_device("dev-steady", interval_s=0.01)
     site.start_gateway()
     site.start_agent("dev-k", last)
     site.start_agent("dev-steady", last)
