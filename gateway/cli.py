@@ -95,6 +95,52 @@ def _gateway_status(args):
     return 0
 
 
+# Modules that add their own subcommands: each has ``add_commands(groups)`` where
+# ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets.
+COMMAND_MODULES = ()
+
+
+def _proof(args):
+    from edgeledger.gateway import proofs
+
+    cfg, st = _open_gateway_store(args)
+    meta = st.ledger_meta()
+    if not meta:
+        print("edgeledger: this store has never anchored a batch (no [ledger] configured?)", file=sys.stderr)
+        return 2
+    b = proofs.bundle_for(st, args.device, args.seq, int(meta["chain_id"]), meta["contract"])
+    data = b.encode()
+    with open(args.out, "wb") as f:
+        f.write(data)
+    print("wrote %s: %s seq %d, batch %d, leaf %d of %d, %d bytes"
+          % (args.out, args.device, args.seq, b.header.number, b.index, b.header.tree_size, len(data)))
+    return 0
+
+
+def _verify(args):
+    import json
+
+    from edgeledger.gateway import verifier
+    from edgeledger.protocols.bundle import BundleError
+
+    with open(args.bundle, "rb") as f:
+        data = f.read()
+    try:
+        report = verifier.verify_bundle(data, rpc=args.rpc, min_confirmations=args.confirmations)
+    except (BundleError, verifier.BundleCheckFailed) as e:
+        print("FAIL %s: %s" % (args.bundle, e))
+        return 1
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print("OK %s: %s seq %d is leaf %d of batch %d%s" % (
+            args.bundle, report["device"], report["seq"], report["leaf_index"], report["batch"],
+            ", anchored at block %d with %d confirmations (storage proof checked)" % (
+                report["block_number"], report["confirmations"]) if "block_number" in report else
+            " (offline checks only)"))
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="edgeledger", description=(
         "Tamper-evident sensor and meter readings: agents sign, gateways store and anchor, "
@@ -145,6 +191,25 @@ def build_parser():
     gs = gsub.add_parser("status", help="counters and quarantine summary from the store")
     gs.add_argument("--config", required=True)
     gs.set_defaults(func=_gateway_status)
+
+    pr = sub.add_parser("proof", help="write the proof bundle of one stored reading")
+    pr.add_argument("device")
+    pr.add_argument("seq", type=int)
+    pr.add_argument("-o", "--out", required=True)
+    pr.add_argument("--config", default="gateway.toml", help="gateway.toml (default: ./gateway.toml)")
+    pr.set_defaults(func=_proof)
+    ve = sub.add_parser("verify", help="check a proof bundle offline, or with --rpc as a light client")
+    ve.add_argument("bundle")
+    ve.add_argument("--rpc", help="Ethereum JSON-RPC URL: also prove the anchor from the state root")
+    ve.add_argument("--confirmations", type=int, default=2, help="required confirmations (default 2)")
+    ve.add_argument("--json", action="store_true")
+    ve.set_defaults(func=_verify)
+
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(
+            {"top": sub, "device": dsub, "agent": asub, "gateway": gsub})
     return p
 
 

@@ -12,6 +12,7 @@ Tables
 ``quarantine``   every rejected message: raw bytes, topic, typed reason, detail.
 ``counters``     named counters, written with the commits.
 ``batches``      Merkle batches and their anchoring state (see batcher.py).
+``ledger_meta``  which chain, contract and gateway account the batches are anchored with.
 
 The store never re-encodes a message: the bytes that were signed are the
 evidence. Writes happen in explicit transactions that the caller commits in
@@ -73,6 +74,10 @@ CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine(reason);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS batches (
     number INTEGER PRIMARY KEY,
@@ -197,3 +202,14 @@ class Store:
 
     def load_counters(self):
         return dict(self.db.execute("SELECT name, value FROM counters"))
+
+    # -- ledger identity --------------------------------------------------------------------
+
+    def ledger_meta(self):
+        return dict(self.db.execute("SELECT name, value FROM ledger_meta"))
+
+    def set_ledger_meta(self, values):
+        with self.lock:
+            self.db.executemany("INSERT INTO ledger_meta (name, value) VALUES (?, ?)"
+                                " ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                                [(k, str(v)) for k, v in values.items()])

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from edgeledger.agent import signer
 from edgeledger.gateway.registry import Registry
@@ -28,6 +29,24 @@ class Site:
         with open(self.gateway_config, "w") as f:
             f.write('gateway_id = "gw-test"\nstore = "gateway.db"\nbroker = "%s"\n%s\n'
                     % (broker_url, gateway_extra))
+
+    def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0):
+        """Point the gateway at a JSON-RPC ledger (key file written 0600)."""
+        key_path = os.path.join(self.root, "gateway.ethkey")
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(gateway_key)
+        with open(self.gateway_config, "a") as f:
+            f.write('\n[ledger]\nbackend = "jsonrpc"\nurl = "%s"\ncontract = "%s"\nkey_file = "gateway.ethkey"\n'
+                    'confirmations = %d\n\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
+                    % (url, contract, confirmations, max_size, max_age_s))
+
+    def register_on_chain(self, ledger, name):
+        s = self.devices[name]
+        ledger.register_key(s.kid, name, s.alg, s.public_key, int(time.time()) - 3600)
+
+    def anchored_count(self, st):
+        return st.db.execute("SELECT COALESCE(SUM(tree_size), 0) FROM batches WHERE state='anchored'").fetchone()[0]
 
     def store(self):
         return Store(os.path.join(self.root, "gateway.db"))
@@ -59,6 +78,9 @@ class Site:
         log.close()
         return proc
 
+    def cli(self, *args, timeout=120):
+        return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=self.root, timeout=timeout)
+
     def start_gateway(self, *extra):
         assert self.gateway is None or self.gateway.poll() is not None
         self.gateway = self._spawn(["-v", "gateway", "run", "--config", self.gateway_config] + list(extra),
@@ -83,9 +105,20 @@ class Site:
             proc.wait(timeout=30)
 
     def wait_agents(self, timeout=300):
+        """Wait for every agent to exit; fail at once (with its log) if the gateway died."""
+        deadline = time.monotonic() + timeout
         codes = {}
-        for name, proc in self.agents.items():
-            codes[name] = proc.wait(timeout=timeout)
+        while len(codes) < len(self.agents):
+            for name, proc in self.agents.items():
+                if name not in codes and proc.poll() is not None:
+                    codes[name] = proc.returncode
+            if self.gateway is not None and self.gateway.poll() is not None:
+                raise AssertionError("the gateway exited with %s while agents ran:\n%s"
+                                     % (self.gateway.returncode, self.log("gateway.log")))
+            if time.monotonic() > deadline:
+                raise AssertionError("agents still running after %.0f s: %s" % (
+                    timeout, [n for n in self.agents if n not in codes]))
+            time.sleep(0.05)
         return codes
 
     def log(self, name):

@@ -1,0 +1,122 @@
+"""Open the configured ledger and run the batcher beside the ingest service.
+
+``[ledger]`` in gateway.toml::
+
+    backend = "embedded"        # py-evm in this process: demos and trials; the chain lives
+                                # in memory and is re-created (and re-anchored) on restart
+    backend = "jsonrpc"         # any Ethereum JSON-RPC endpoint
+    url = "http://127.0.0.1:8545"
+    contract = "0x..."          # the deployed EdgeLedgerAnchor (or deploy = true once)
+    key_file = "gateway.ethkey" # the gateway's account key, hex, mode 0600
+    confirmations = 2
+"""
+import logging
+import os
+import stat
+import threading
+
+from eth_utils import to_checksum_address
+
+from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway.errors import ConfigError
+from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError
+from edgeledger.gateway.store import Store
+
+log = logging.getLogger("edgeledger.anchoring")
+STEP_INTERVAL_S = 0.2
+
+
+def read_key_file(path):
+    """A hex private key from a file that only its owner can read."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError("cannot read ledger key file %s: %s" % (path, e))
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError("ledger key file %s is accessible to group/others (mode %o); chmod 600 it"
+                          % (path, stat.S_IMODE(st.st_mode)))
+    with open(path) as f:
+        return f.read().strip()
+
+
+def open_ledger(cfg, store):
+    """The configured ledger with the contract attached, or None for ``backend = "none"``."""
+    lc = cfg.get("ledger") or {}
+    backend = lc.get("backend", "embedded")
+    if backend == "none":
+        return None
+    if backend == "embedded":
+        ledger = EmbeddedLedger()
+        ledger.deploy(owner_key=ledger.key)
+        ledger.set_gateway(ledger.account, True)
+        _adopt(store, ledger, fresh_chain=True)
+        return ledger
+    if backend != "jsonrpc":
+        raise ConfigError("ledger backend must be embedded, jsonrpc or none, got %r" % (backend,))
+    if "url" not in lc or "key_file" not in lc:
+        raise ConfigError("[ledger] backend jsonrpc needs url and key_file")
+    ledger = JsonRpcLedger(lc["url"], key=read_key_file(lc["key_file"]))
+    if lc.get("contract"):
+        ledger.attach(lc["contract"])
+    elif lc.get("deploy"):
+        ledger.deploy(owner_key=ledger.key)
+        ledger.set_gateway(ledger.account, True)
+        log.warning("deployed EdgeLedgerAnchor at %s: put contract = %r into [ledger]", ledger.address, ledger.address)
+    else:
+        raise ConfigError("[ledger] needs contract = \"0x...\" (or deploy = true)")
+    _adopt(store, ledger, fresh_chain=False)
+    return ledger
+
+
+def _adopt(store, ledger, fresh_chain):
+    meta = store.ledger_meta()
+    new = {"backend": ledger.name, "chain_id": ledger.chain_id, "contract": ledger.address,
+           "gateway": ledger.account}
+    if meta and (meta.get("contract") != ledger.address or meta.get("gateway") != ledger.account):
+        anchored = store.db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+        if anchored and not fresh_chain:
+            raise ConfigError("this store's batches belong to contract %s / gateway %s, not %s / %s"
+                              % (meta.get("contract"), meta.get("gateway"), ledger.address, ledger.account))
+        if anchored:
+            # The embedded chain lives in memory: anchor every batch again on the new one.
+            log.warning("embedded ledger re-created: re-anchoring %d batches", anchored)
+            with store.lock:
+                store.db.execute("DELETE FROM batches")
+    store.set_ledger_meta(new)
+
+
+class BatcherThread:
+    """Runs ``Batcher.step`` on its own store connection until stopped."""
+
+    def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous="NORMAL"):
+        self.store = Store(store_path, synchronous)
+        self.batcher = Batcher(self.store, ledger,
+                               max_size=int(batch_cfg.get("max_size", 10000)),
+                               max_age_s=float(batch_cfg.get("max_age_s", 10.0)),
+                               confirmations=int(confirmations))
+        self._stop = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                moved = self.batcher.step()
+            except LedgerError as e:
+                log.error("batcher: %s", e)
+                self.error = e
+                moved = False
+            if self.batcher.backlog() and isinstance(self.batcher.ledger, EmbeddedLedger):
+                # the in-process chain mines only on transactions: let blocks (and so
+                # confirmations) come as they would on a real chain
+                self.batcher.ledger.mine(1)
+            if not moved:
+                self._stop.wait(STEP_INTERVAL_S)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.store.close()

@@ -1,0 +1,40 @@
+"""Proof bundles for stored readings (``edgeledger proof``)."""
+from eth_utils import to_checksum_address
+
+from edgeledger.gateway.batcher import path_from_blob
+from edgeledger.gateway.errors import GatewayError
+from edgeledger.protocols import cose
+from edgeledger.protocols.batch import BatchHeader
+from edgeledger.protocols.bundle import Bundle
+
+
+class NotYetProvable(GatewayError):
+    """The reading is not stored, not batched yet, or its batch is not anchored yet."""
+
+
+def bundle_for(store, device, seq, chain_id, contract, storage_proof=None):
+    """The Bundle of (device, seq). Raises NotYetProvable with the reason."""
+    row = store.message(device, seq)
+    if row is None:
+        raise NotYetProvable("no stored message %s seq %d" % (device, seq))
+    msg_id, message = row[0], bytes(row[1])
+    b = store.db.execute(
+        "SELECT number, first_id, tree_size, root, prev_header_hash, first_time, last_time, tree, state,"
+        " tx_hash, block_number, block_hash FROM batches WHERE first_id <= ? AND last_id >= ?",
+        (msg_id, msg_id)).fetchone()
+    if b is None:
+        raise NotYetProvable("%s seq %d is stored but not in a batch yet" % (device, seq))
+    number, first_id, size, root, prev, t0, t1, tree, state, tx_hash, block_number, block_hash = b
+    if state != "anchored":
+        raise NotYetProvable("%s seq %d is in batch %d, which is %s, not anchored yet" % (device, seq, number, state))
+    kid = cose.parse_sign1(message).kid
+    key = store.db.execute("SELECT alg, public_key FROM device_keys WHERE kid=?", (kid,)).fetchone()
+    if key is None:
+        raise NotYetProvable("the key %s of %s seq %d is not in the registry" % (kid.hex(), device, seq))
+    index = msg_id - first_id
+    gateway = store.db.execute("SELECT value FROM ledger_meta WHERE name='gateway'").fetchone()
+    header = BatchHeader(bytes.fromhex(to_checksum_address(gateway[0])[2:]), number, bytes(prev), bytes(root),
+                         size, t0, t1)
+    return Bundle(message, index, path_from_blob(bytes(tree), size, index), header, chain_id,
+                  bytes.fromhex(to_checksum_address(contract)[2:]), bytes(tx_hash), block_number,
+                  bytes(block_hash), key[0], bytes(key[1]), storage_proof)
