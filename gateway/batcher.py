@@ -234,7 +234,8 @@ class Batcher:
         for number, prev, root, size, t0, t1, raw, tx_hash, nonce, state in self._batches(("sent", "mined")):
             receipt = self.ledger.receipt(bytes(tx_hash))
             if receipt is None:
-                if state == "mined":  # reorged away: send the same transaction again
+                # reorged away, or the node lost it from its pool (a restart): send it again
+                if state == "mined" or not self.ledger.transaction_known(bytes(tx_hash)):
                     self._set(number, state="signed")
                     moved = True
                 continue

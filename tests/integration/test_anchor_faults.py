@@ -1,0 +1,107 @@
+"""Anchoring survives a gateway killed mid-transaction and a ledger that goes away."""
+import time
+
+import pytest
+
+from edgeledger.gateway.ledger import JsonRpcLedger
+from tests.support.anvil import Anvil
+from tests.support.net import wait_until
+from tests.support.site import count_exactly_once
+
+pytestmark = [pytest.mark.ledger, pytest.mark.faults]
+
+
+@pytest.fixture
+def node():
+    n = Anvil(block_time=1, hardfork="london")
+    n.start()
+    yield n
+    n.close()
+
+
+def deploy(node):
+    owner = JsonRpcLedger(node.url, key=node.new_funded_key())
+    owner.deploy(owner_key=owner.key)
+    gw_key = node.new_funded_key()
+    owner.set_gateway(JsonRpcLedger(node.url, key=gw_key).account, True)
+    return owner, gw_key
+
+
+def anchored_events(owner, gateway, numbers):
+    return [owner.find_anchor(gateway, n) for n in numbers]
+
+
+def check_chain_matches_store(owner, st):
+    gateway = st.ledger_meta()["gateway"]
+    rows = st.db.execute("SELECT number, tree_size, state, tx_hash, block_number FROM batches ORDER BY number").fetchall()
+    numbers = [r[0] for r in rows]
+    assert numbers == list(range(1, len(rows) + 1)), "batch numbers have a gap"
+    assert {r[2] for r in rows} == {"anchored"}
+    assert owner.last_batch(gateway)[0] == len(rows), "chain and store disagree on the last batch"
+    # exactly one Anchored event per number, and it is the transaction the store recorded
+    logs = owner.w3.eth.get_logs({"address": owner.address, "fromBlock": 0, "toBlock": "latest"})
+    anchored = [log for log in logs if len(log["topics"]) == 3]
+    assert len(anchored) == len(rows), "an anchor was sent twice (or one is missing)"
+    for row, event in zip(rows, anchored_events(owner, gateway, numbers)):
+        assert bytes(event["tx_hash"]) == bytes(row[3])
+    blocks = [r[4] for r in rows]
+    assert blocks == sorted(blocks), "batches were anchored out of order"
+    return rows
+
+
+def test_gateway_killed_between_submit_and_receipt(site, node):
+    owner, gw_key = deploy(node)
+    last = 600
+    for i in range(2):
+        site.add_device("dev-%d" % i, interval_s=0.01)
+    site.use_ledger(node.url, owner.address, gw_key, confirmations=1, max_size=50, max_age_s=0.5)
+    site.start_gateway()
+    for name in site.devices:
+        site.start_agent(name, last)
+    st = site.store()
+    kills = 0
+    deadline = time.monotonic() + 90
+    while kills < 5 and time.monotonic() < deadline:
+        row = st.db.execute("SELECT number, state FROM batches WHERE state IN ('signed', 'sent')"
+                            " ORDER BY number LIMIT 1").fetchone()
+        if row is None:
+            time.sleep(0.005)
+            continue
+        site.kill_gateway()  # the transaction is out, its receipt not yet seen
+        kills += 1
+        time.sleep(0.3)
+        site.start_gateway()
+        time.sleep(0.5)
+    assert kills == 5
+    assert set(site.wait_agents().values()) == {0}
+    total = last * len(site.devices)
+    wait_until(lambda: site.anchored_count(st) == total, 120, what="backlog anchored after the kills")
+    rows = check_chain_matches_store(owner, st)
+    assert count_exactly_once(st, dict((n, last) for n in site.devices)) == (0, 0, 0)
+    print("gateway SIGKILLs mid-transaction=%d batches=%d lost=0 duplicated=0 duplicate anchors=0"
+          % (kills, len(rows)))
+
+
+def test_ledger_down_30s_backlog_anchors_in_order(site, node):
+    owner, gw_key = deploy(node)
+    last = 2400  # 60 messages/s per device for 40 s: readings keep coming during the outage
+    for i in range(2):
+        site.add_device("dev-%d" % i, interval_s=0.05)
+    site.use_ledger(node.url, owner.address, gw_key, confirmations=1, max_size=100, max_age_s=0.5)
+    site.start_gateway()
+    for name in site.devices:
+        site.start_agent(name, last)
+    st = site.store()
+    wait_until(lambda: site.anchored_count(st) > 0, 60, what="first batch anchored")
+    node.stop()
+    stored_at_stop = st.count_messages()
+    time.sleep(30)
+    assert st.count_messages() > stored_at_stop + 1000, "ingest goes on while the ledger is away"
+    backlog = st.db.execute("SELECT COUNT(*) FROM batches WHERE state != 'anchored'").fetchone()[0]
+    assert backlog >= 2, "batches kept closing while the ledger was away"
+    node.start()
+    assert set(site.wait_agents().values()) == {0}
+    total = last * len(site.devices)
+    wait_until(lambda: site.anchored_count(st) == total, 120, what="backlog anchored after the outage")
+    rows = check_chain_matches_store(owner, st)
+    print("ledger outage 30 s: backlog=%d batches, %d batches in all, anchored in order" % (backlog, len(rows)))
