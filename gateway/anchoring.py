@@ -7,36 +7,24 @@
     backend = "jsonrpc"         # any Ethereum JSON-RPC endpoint
     url = "http://127.0.0.1:8545"
     contract = "0x..."          # the deployed EdgeLedgerAnchor (or deploy = true once)
-    key_file = "gateway.ethkey" # the gateway's account key, hex, mode 0600
+    keystore_file = "gateway.keystore.json"   # encrypted (edgeledger gateway keygen)
+    passphrase_file = "gateway.passphrase"    # or passphrase_env = "VAR"; mode 0600
+    key_file = "gateway.ethkey" # alternatively a plain hex key, mode 0600 (test chains)
     confirmations = 2
 """
 import logging
-import os
-import stat
 import threading
 
-from eth_utils import to_checksum_address
 
+from edgeledger.gateway import keystore, provision
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.errors import ConfigError
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError
+from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 
 log = logging.getLogger("edgeledger.anchoring")
 STEP_INTERVAL_S = 0.2
-
-
-def read_key_file(path):
-    """A hex private key from a file that only its owner can read."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise ConfigError("cannot read ledger key file %s: %s" % (path, e))
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError("ledger key file %s is accessible to group/others (mode %o); chmod 600 it"
-                          % (path, stat.S_IMODE(st.st_mode)))
-    with open(path) as f:
-        return f.read().strip()
 
 
 def open_ledger(cfg, store):
@@ -50,12 +38,15 @@ def open_ledger(cfg, store):
         ledger.deploy(owner_key=ledger.key)
         ledger.set_gateway(ledger.account, True)
         _adopt(store, ledger, fresh_chain=True)
+        # the in-memory chain is new on every start: give it the registry's keys
+        provision.sync_chain(Registry(store), ledger)
         return ledger
     if backend != "jsonrpc":
         raise ConfigError("ledger backend must be embedded, jsonrpc or none, got %r" % (backend,))
-    if "url" not in lc or "key_file" not in lc:
-        raise ConfigError("[ledger] backend jsonrpc needs url and key_file")
-    ledger = JsonRpcLedger(lc["url"], key=read_key_file(lc["key_file"]))
+    key = keystore.account_key(lc)
+    if "url" not in lc or key is None:
+        raise ConfigError("[ledger] backend jsonrpc needs url and keystore_file (or key_file)")
+    ledger = JsonRpcLedger(lc["url"], key=key)
     if lc.get("contract"):
         ledger.attach(lc["contract"])
     elif lc.get("deploy"):

@@ -61,9 +61,10 @@ Replay = _reject("Replay", "replay", "A seq that this device already used, from 
 Fork = _reject("Fork", "fork", "Same seq and same predecessor as a stored message, different bytes.")
 ChainBreak = _reject("ChainBreak", "chain_break", "The prev hash does not link to the stored neighbour.")
 ClockSkew = _reject("ClockSkew", "clock_skew", "Record times are too far from the gateway clock.")
+RateLimited = _reject("RateLimited", "rate_limited", "The device sends faster than its configured rate limit.")
 
 REJECT_CLASSES = (
     Oversized, MalformedCbor, TruncatedCose, NotCoseSign1, BadPayload, UnknownDevice,
-    RevokedDevice, BadSignature, TopicMismatch, Replay, Fork, ChainBreak, ClockSkew,
+    RevokedDevice, BadSignature, TopicMismatch, Replay, Fork, ChainBreak, ClockSkew, RateLimited,
 )
 REASONS = tuple(cls.reason for cls in REJECT_CLASSES)

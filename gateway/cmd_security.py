@@ -1,0 +1,222 @@
+"""Operator commands for broker security, provisioning and the gateway's ledger key.
+
+    edgeledger broker config   --site DIR [--site-id S] [--port P] [--auth mtls|password] ...
+    edgeledger device provision --config gateway.toml --device ID --site S --out DIR ...
+    edgeledger device revoke    --config gateway.toml --device ID [--at T] [--kid HEX]
+    edgeledger device rotate    --config gateway.toml --device ID --overlap-s N [--out DIR]
+    edgeledger device sync-chain --config gateway.toml
+    edgeledger gateway keygen   --out FILE (--passphrase-file F | --passphrase-env VAR)
+
+Passphrases and passwords are never taken as arguments (``ps`` shows them to every user).
+The broker rereads its password file and CRL on SIGHUP (``systemctl reload mosquitto``);
+the commands that change either say so.
+"""
+import os
+
+from edgeledger.gateway.errors import ConfigError
+
+RELOAD_HINT = "reload the broker to apply it: kill -HUP <mosquitto pid> (or systemctl reload mosquitto)"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _open(args):
+    from edgeledger.gateway import config
+    from edgeledger.gateway.registry import Registry
+    from edgeledger.gateway.store import Store
+
+    cfg = config.load(args.config)
+    st = Store(cfg["store"], cfg["synchronous"])
+    return cfg, st, Registry(st)
+
+
+def _broker_for(args, cfg):
+    """The BrokerSite from --broker-dir, else the one whose CA gateway.toml [mqtt] names."""
+    from edgeledger.gateway.broker_config import META_FILE, BrokerSite
+
+    if getattr(args, "broker_dir", None):
+        return BrokerSite.load(args.broker_dir)
+    ca = (cfg.get("mqtt") or {}).get("ca_file")
+    if ca:
+        candidate = os.path.dirname(os.path.dirname(ca))  # DIR/pki/ca.pem -> DIR
+        if os.path.exists(os.path.join(candidate, META_FILE)):
+            return BrokerSite.load(candidate)
+    return None
+
+
+def _ledger(args, cfg):
+    from edgeledger.gateway import provision
+
+    if getattr(args, "no_ledger", False):
+        return None, "--no-ledger: gateway registry only"
+    return provision.ledger_from_config(cfg)
+
+
+# --------------------------------------------------------------------------- commands
+
+def _broker_config(args):
+    from edgeledger.gateway.broker_config import BrokerSite
+    from edgeledger.protocols import topics
+
+    site_id = args.site_id or os.path.basename(os.path.abspath(args.site))
+    try:
+        topics.check_id(site_id, "site")
+    except ValueError as e:
+        raise ConfigError("%s; pass --site-id" % e)
+    os.makedirs(args.site, exist_ok=True)
+    bs = BrokerSite(args.site).generate(site_id, port=args.port, auth=args.auth, bind=args.bind,
+                                        names=args.name, gateway_user=args.gateway_user, run_as=args.run_as)
+    print("wrote %s: site %s, %s on %s:%d (TLS 1.2+), ACL %s" % (
+        bs.paths["config"], site_id, args.auth, args.bind, args.port, bs.paths["acl"]))
+    print("gateway settings: %s" % bs.paths["gateway_snippet"])
+    print("start it with: mosquitto -c %s" % bs.paths["config"])
+    return 0
+
+
+def _device_provision(args):
+    from edgeledger.gateway import provision
+
+    cfg, st, reg = _open(args)
+    try:
+        broker = _broker_for(args, cfg)
+        if broker is None:
+            raise ConfigError("no broker directory: pass --broker-dir DIR (from `edgeledger broker config`)")
+        ledger, note = _ledger(args, cfg)
+        public = bytes.fromhex(args.public_key) if args.public_key else None
+        b = provision.provision(reg, args.device, args.site, args.out, alg=args.alg, public_key=public,
+                                broker=broker, auth=args.auth, broker_host=args.broker_host, ledger=ledger)
+    finally:
+        st.close()
+    print("provisioned %s on site %s: %s kid %s (%s)" % (b.device, b.site, b.alg, b.kid.hex(), note))
+    for name in sorted(b.files):
+        print("  %-12s %s" % (name, b.files[name]))
+    if broker.auth == "password":
+        print("password added to %s: %s" % (broker.paths["passwd"], RELOAD_HINT))
+    return 0
+
+
+def _device_revoke(args):
+    from edgeledger.gateway import provision
+
+    cfg, st, reg = _open(args)
+    try:
+        broker = _broker_for(args, cfg)
+        ledger, note = _ledger(args, cfg)
+        kid = bytes.fromhex(args.kid) if getattr(args, "kid", None) else None
+        r = provision.revoke(reg, args.device, at=args.at, kid=kid, ledger=ledger, broker=broker)
+    finally:
+        st.close()
+    print("revoked %d key(s) of %s from %d; on chain: %d (%s)" % (r["revoked"], args.device, r["at"], r["chain"], note))
+    if r["broker"]:
+        print("broker credentials of %s withdrawn: %s" % (args.device, RELOAD_HINT))
+    return 0 if (r["revoked"] or r["chain"] or r["broker"]) else 1
+
+
+def _device_rotate(args):
+    from edgeledger.gateway import provision
+
+    cfg, st, reg = _open(args)
+    try:
+        ledger, note = _ledger(args, cfg)
+        public = bytes.fromhex(args.public_key) if args.public_key else None
+        kid, until = provision.rotate(reg, args.device, args.overlap_s, out_dir=args.out, alg=args.alg,
+                                      public_key=public, ledger=ledger)
+    finally:
+        st.close()
+    print("rotated %s: new kid %s; previous keys valid until %d (%s)" % (args.device, kid.hex(), until, note))
+    return 0
+
+
+def _device_sync_chain(args):
+    from edgeledger.gateway import provision
+
+    cfg, st, reg = _open(args)
+    try:
+        ledger, note = provision.ledger_from_config(cfg)
+        if ledger is None:
+            raise ConfigError("sync-chain needs a jsonrpc ledger in [ledger]: %s" % note)
+        r = provision.sync_chain(reg, ledger)
+    finally:
+        st.close()
+    print("chain in step with the registry: %d key(s) registered, %d revocation(s) sent" % (r["registered"], r["revoked"]))
+    return 0
+
+
+def _gateway_keygen(args):
+    from edgeledger.gateway import keystore
+
+    passphrase = keystore.read_passphrase(args.passphrase_file, args.passphrase_env)
+    key = keystore.generate(args.out, passphrase)
+    print("wrote %s (mode 0600): gateway account %s" % (args.out, key.address))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+def _common(p, ledger=True):
+    p.add_argument("--config", required=True, help="gateway.toml")
+    p.add_argument("--device", required=True)
+    if ledger:
+        p.add_argument("--no-ledger", action="store_true",
+                       help="do not touch the on-chain key registry (gateway registry only)")
+
+
+def add_commands(groups):
+    top, dev, gw = groups["top"], groups["device"], groups["gateway"]
+
+    br = top.add_parser("broker", help="generate a secured Mosquitto configuration for a site")
+    bsub = br.add_subparsers(dest="broker_command", metavar="ACTION")
+    bc = bsub.add_parser("config", help="site CA, broker certificate, TLS listener, per-device ACL")
+    bc.add_argument("--site", required=True, metavar="DIR", help="directory to write (created)")
+    bc.add_argument("--site-id", help="site id in topics (default: the directory's name)")
+    bc.add_argument("--port", type=int, default=8883)
+    bc.add_argument("--bind", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    bc.add_argument("--auth", default="mtls", choices=["mtls", "password"])
+    bc.add_argument("--name", action="append", default=[],
+                    help="extra DNS name or IP address for the broker certificate (repeatable)")
+    bc.add_argument("--gateway-user", default="gateway", help="the gateway's MQTT user name / certificate CN")
+    bc.add_argument("--run-as", default="mosquitto",
+                    help="user Mosquitto drops to when started as root (files are chowned to it); "
+                         "'root' keeps root")
+    bc.set_defaults(func=_broker_config)
+
+    pv = dev.add_parser("provision", help="key, registration (registry and chain), MQTT credentials, bundle")
+    _common(pv)
+    pv.add_argument("--site", required=True)
+    pv.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256"])
+    pv.add_argument("--public-key", help="raw public key as hex, exported from a secure element")
+    pv.add_argument("--auth", choices=["mtls", "password"], help="must match the broker (default: the broker's)")
+    pv.add_argument("--out", required=True, help="bundle directory for the device")
+    pv.add_argument("--broker-dir", help="directory from `broker config` (default: found via [mqtt] ca_file)")
+    pv.add_argument("--broker-host", help="broker name the device connects to (a name in its certificate)")
+    pv.set_defaults(func=_device_provision)
+
+    # `device revoke` may already exist (registry only): extend it rather than clash with it.
+    rv = dev.choices.get("revoke")
+    if rv is None:
+        rv = dev.add_parser("revoke", help="revoke a device's keys: registry, chain and broker")
+        _common(rv, ledger=False)
+        rv.add_argument("--at", type=float, default=None, help="unix time the revocation takes effect")
+    rv.add_argument("--kid", help="revoke only this key (hex); the device keeps its MQTT credentials")
+    rv.add_argument("--broker-dir", help="directory from `broker config` (default: found via [mqtt] ca_file)")
+    rv.add_argument("--no-ledger", action="store_true", help="gateway registry (and broker) only")
+    rv.set_defaults(func=_device_revoke)
+
+    rt = dev.add_parser("rotate", help="new key now; the current keys stay valid for --overlap-s")
+    _common(rt)
+    rt.add_argument("--overlap-s", type=float, required=True)
+    rt.add_argument("--out", help="the device's bundle directory: its key file is replaced")
+    rt.add_argument("--alg", choices=["EdDSA", "ES256"], help="default: the current key's algorithm")
+    rt.add_argument("--public-key", help="new raw public key as hex, from a secure element")
+    rt.set_defaults(func=_device_rotate)
+
+    sc = dev.add_parser("sync-chain", help="push every registry key and revocation to the chain")
+    sc.add_argument("--config", required=True)
+    sc.set_defaults(func=_device_sync_chain)
+
+    kg = gw.add_parser("keygen", help="new ledger account key, encrypted (Ethereum keystore, mode 0600)")
+    kg.add_argument("--out", required=True)
+    g = kg.add_mutually_exclusive_group(required=True)
+    g.add_argument("--passphrase-file", help="file holding the passphrase (mode 0600)")
+    g.add_argument("--passphrase-env", help="environment variable holding the passphrase")
+    kg.set_defaults(func=_gateway_keygen)

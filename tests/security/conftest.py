@@ -1,0 +1,164 @@
+"""Fixtures for the security suite: a Mosquitto started with the GENERATED configuration.
+
+``secure_broker(auth)`` writes a site broker directory with ``BrokerSite.generate`` (the
+code behind ``edgeledger broker config``) and runs Mosquitto on it. Test directories under
+pytest's tmp_path are private to root, so these brokers keep root (``run_as="root"``); the
+default (drop to the ``mosquitto`` user) is exercised by test_cli.py in a directory that
+user can reach.
+"""
+import os
+import signal
+import ssl
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edgeledger.gateway import cli
+from edgeledger.gateway.broker_config import BrokerSite
+from tests.support.broker import Mosquitto
+from tests.support.net import free_port
+
+SITE = "plant-a"
+SECURITY_MODULE = "edgeledger.gateway.cmd_security"
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``edgeledger ARGS`` in-process; returns (exit code, stdout, stderr). The security
+    commands are added to the parser if the CLI does not list their module yet."""
+    if SECURITY_MODULE not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", tuple(cli.COMMAND_MODULES) + (SECURITY_MODULE,))
+
+    def run(*argv):
+        capsys.readouterr()
+        code = cli.main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+class SecureBroker:
+    def __init__(self, root, auth, acl_text=None):
+        self.port = free_port()
+        self.site = BrokerSite(os.path.join(root, "broker")).generate(
+            SITE, port=self.port, auth=auth, bind="127.0.0.1", run_as="root")
+        if acl_text is not None:  # deliberately loose ACLs for tests of the gateway's own checks
+            with open(self.site.paths["acl"], "w") as f:
+                f.write(acl_text)
+        with open(self.site.paths["config"]) as f:
+            text = f.read()
+        self.mosquitto = Mosquitto(port=self.port, config_text=text, workdir=os.path.join(root, "mosq"))
+
+    def start(self):
+        self.mosquitto.start()
+        return self
+
+    def reload(self):
+        """SIGHUP: Mosquitto rereads its password file, ACL and CRL."""
+        self.mosquitto.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+
+    def stop(self):
+        self.mosquitto.stop()
+
+    @property
+    def url(self):
+        return "mqtts://localhost:%d" % self.port
+
+    def log(self):
+        return self.mosquitto.log()
+
+
+@pytest.fixture
+def secure_broker(tmp_path):
+    started = []
+
+    def make(auth="mtls", acl_text=None):
+        b = SecureBroker(str(tmp_path), auth, acl_text).start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+class Client:
+    """A paho client that records what it receives and whether the broker accepted it."""
+
+    def __init__(self, broker, name, cert=None, key=None, username=None, password=None,
+                 tls=True, ca=True):
+        self.received = []
+        self.connack = None
+        self.connected = threading.Event()
+        self.done = threading.Event()
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-%s-%d" % (name, id(self)),
+                        protocol=mqtt.MQTTv311)
+        if tls:
+            c.tls_set(ca_certs=broker.site.pki.ca_path if ca else None, certfile=cert, keyfile=key,
+                      cert_reqs=ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
+        if username is not None:
+            c.username_pw_set(username, password)
+        c.on_connect = self._on_connect
+        c.on_disconnect = lambda *a: self.done.set()
+        c.on_message = lambda cl, u, m: self.received.append((m.topic, bytes(m.payload)))
+        self.client = c
+        self.error = None
+        try:
+            c.connect("localhost", broker.port, keepalive=10)
+        except (OSError, ssl.SSLError) as e:
+            self.error = e
+            self.done.set()
+            return
+        c.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self.connack = reason_code
+        if not reason_code.is_failure:
+            self.connected.set()
+        self.done.set()
+
+    def wait(self, timeout=5.0):
+        """True if the broker accepted the connection, False if it refused or hung up."""
+        self.done.wait(timeout)
+        return self.connected.is_set()
+
+    def publish(self, topic, payload, qos=1, retain=False):
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(5)
+        return info
+
+    def subscribe(self, *filters):
+        got = threading.Event()
+        self.client.on_subscribe = lambda *a: got.set()
+        self.client.subscribe([(f, 1) for f in filters])
+        assert got.wait(5), "no SUBACK"
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def clients():
+    made = []
+
+    def make(*args, **kw):
+        c = Client(*args, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+def device_cert(broker, name):
+    """Issue a client certificate for ``name`` from the broker's site CA (cert, key)."""
+    return broker.site.pki.issue_client(name)

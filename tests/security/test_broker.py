@@ -1,0 +1,142 @@
+"""The generated Mosquitto configuration, on a real broker: who may connect and what each
+client may publish and read (DESIGN.md §4: per-device topic subtrees)."""
+import socket
+import ssl
+import time
+import warnings
+
+import pytest
+
+from edgeledger.protocols import topics
+from tests.security.conftest import SITE, device_cert
+
+pytestmark = pytest.mark.security
+
+
+def _settle():
+    time.sleep(0.5)  # QoS 1 round trips on loopback take milliseconds
+
+
+def test_device_cannot_publish_on_another_devices_topics(secure_broker, clients):
+    b = secure_broker("mtls")
+    gw = clients(b, "gw", *b.site.pki.client_paths("gateway"))
+    a = clients(b, "a", *device_cert(b, "dev-a"))
+    assert gw.wait() and a.wait(), b.log()
+    gw.subscribe(*(topics.subscription(k, SITE) for k in ("r", "birth", "death")))
+    for kind in ("r", "birth", "death"):
+        a.publish(topics.topic(SITE, "dev-b", kind), b"forged-" + kind.encode())
+    a.publish(topics.readings(SITE, "dev-a"), b"own")
+    _settle()
+    assert gw.received == [(topics.readings(SITE, "dev-a"), b"own")]
+
+
+def test_device_cannot_read_another_devices_acks_or_commands(secure_broker, clients):
+    b = secure_broker("mtls")
+    gw = clients(b, "gw", *b.site.pki.client_paths("gateway"))
+    a = clients(b, "a", *device_cert(b, "dev-a"))
+    assert gw.wait() and a.wait(), b.log()
+    # specific filters, a wildcard, and everything: the broker checks every delivery
+    a.subscribe(topics.ack(SITE, "dev-b"), topics.cmd(SITE, "dev-b"), "el/v1/%s/+/ack" % SITE, "#",
+                topics.ack(SITE, "dev-a"), topics.cmd(SITE, "dev-a"))
+    for device in ("dev-b", "dev-a"):
+        gw.publish(topics.ack(SITE, device), b"ack-" + device.encode(), retain=True)
+        gw.publish(topics.cmd(SITE, device), b"cmd-" + device.encode())
+    _settle()
+    assert sorted(a.received) == sorted([(topics.ack(SITE, "dev-a"), b"ack-dev-a"),
+                                         (topics.cmd(SITE, "dev-a"), b"cmd-dev-a")])
+    # and a device cannot write acks (it could free another device's outbox)
+    b_ = clients(b, "b", *device_cert(b, "dev-b"))
+    assert b_.wait()
+    b_.subscribe(topics.ack(SITE, "dev-b"))
+    _settle()
+    retained = list(b_.received)
+    a.publish(topics.ack(SITE, "dev-b"), b"forged-ack")
+    _settle()
+    assert b_.received == retained == [(topics.ack(SITE, "dev-b"), b"ack-dev-b")]
+
+
+def test_client_without_certificate_is_refused(secure_broker, clients):
+    b = secure_broker("mtls")
+    anon = clients(b, "anon")  # TLS, verifies the server, presents no certificate
+    assert not anon.wait()
+    # a certificate from another CA is refused too
+    from edgeledger.gateway.pki import SitePKI
+
+    other = SitePKI(b.site.dir + "-other").init(SITE)
+    stranger = clients(b, "stranger", *other.issue_client("dev-a"))
+    assert not stranger.wait()
+    ok = clients(b, "a", *device_cert(b, "dev-a"))
+    assert ok.wait(), b.log()
+
+
+def test_plaintext_connection_is_refused(secure_broker):
+    b = secure_broker("mtls")
+    # An MQTT 3.1.1 CONNECT (clean session, keepalive 10, client id "plain") in clear text.
+    connect = bytes([0x10, 17, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 10, 0, 5]) + b"plain"
+    with socket.create_connection(("127.0.0.1", b.port), timeout=5) as s:
+        s.sendall(connect)
+        try:
+            reply = s.recv(64)
+        except (ConnectionResetError, socket.timeout):
+            reply = b""
+    assert not reply.startswith(b"\x20"), "the broker answered a plaintext CONNECT with a CONNACK"
+    # and no plaintext listener hides on the default port of this config
+    with open(b.site.paths["config"]) as f:
+        listeners = [line for line in f if line.startswith("listener")]
+    assert listeners == ["listener %d 127.0.0.1\n" % b.port]
+
+
+def test_tls_below_1_2_is_refused(secure_broker):
+    b = secure_broker("mtls")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(b.site.pki.ca_path)
+    ctx.load_cert_chain(*device_cert(b, "dev-a"))
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # that is the point
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_connection(("127.0.0.1", b.port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLError) as e:
+            ctx.wrap_socket(raw, server_hostname="localhost")
+    assert "PROTOCOL_VERSION" in str(e.value)  # the broker's alert, not a local refusal
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", b.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.version() == "TLSv1.2" and s.cipher()[0].startswith("ECDHE-ECDSA-")
+
+
+def test_revoked_certificate_is_refused_after_reload(secure_broker, clients):
+    b = secure_broker("mtls")
+    cert, key = device_cert(b, "dev-a")
+    assert clients(b, "a1", cert, key).wait()
+    assert b.site.pki.revoke_client("dev-a") is not None
+    b.reload()
+    assert not clients(b, "a2", cert, key).wait(), b.log()
+
+
+def test_password_mode_refuses_anonymous_and_wrong_passwords(secure_broker, clients):
+    from edgeledger.gateway.broker_config import new_password
+
+    b = secure_broker("password")
+    with open(b.site.paths["gateway_pass"]) as f:
+        gw_password = f.read().strip()
+    assert clients(b, "gw", username="gateway", password=gw_password).wait(), b.log()
+    assert not clients(b, "anon").wait()
+    assert not clients(b, "wrong", username="gateway", password="not-it").wait()
+    pw = new_password()
+    b.site.set_password("dev-a", pw)  # the hash is computed here, in Python
+    assert not clients(b, "early", username="dev-a", password=pw).wait()  # not reloaded yet
+    b.reload()
+    a = clients(b, "a", username="dev-a", password=pw)
+    assert a.wait(), b.log()
+    # password users are confined by the same ACL patterns
+    gw = clients(b, "gw2", username="gateway", password=gw_password)
+    assert gw.wait()
+    gw.subscribe(topics.subscription("r", SITE))
+    a.publish(topics.readings(SITE, "dev-b"), b"forged")
+    a.publish(topics.readings(SITE, "dev-a"), b"own")
+    time.sleep(0.5)
+    assert gw.received == [(topics.readings(SITE, "dev-a"), b"own")]
+    assert b.site.remove_user("dev-a")
+    b.reload()
+    assert not clients(b, "a-gone", username="dev-a", password=pw).wait()

@@ -1,0 +1,157 @@
+"""The gateway's own checks behind the broker: what the ACL does not stop, the gateway does.
+
+The gateway runs in-process (IngestService over mutual TLS, the certificate that
+``broker config`` issued it); devices are provisioned with ``provision.provision`` (registry
+and the embedded chain) and publish with their bundle's certificate.
+"""
+import os
+import time
+
+import pytest
+
+from edgeledger.agent.signer import load_key_file
+from edgeledger.gateway import provision
+from edgeledger.gateway.ledger import EmbeddedLedger
+from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.registry import Registry
+from edgeledger.gateway.service import IngestService
+from edgeledger.gateway.store import Store
+from edgeledger.protocols import topics
+from tests.security.conftest import SITE
+from tests.support.devices import FakeDevice
+from tests.support.net import wait_until
+
+pytestmark = pytest.mark.security
+
+# Loose on purpose: every client may read and write everything on the site, so only the
+# gateway's checks stand between a device and another device's topics.
+LOOSE_ACL = ("user gateway\ntopic readwrite el/v1/%s/#\npattern readwrite el/v1/%s/#\n" % (SITE, SITE))
+
+
+@pytest.fixture(scope="module")
+def ledger():
+    led = EmbeddedLedger()
+    led.deploy(led.new_funded_key())
+    led.set_gateway(led.account)
+    return led
+
+
+class Gateway:
+    """Store + registry + pipeline + MQTT ingest, in this process."""
+
+    def __init__(self, root, broker):
+        self.path = os.path.join(root, "gateway.db")
+        self.store = Store(self.path)
+        self.registry = Registry(self.store)
+        self.pipeline = Pipeline(self.store, self.registry)
+        cert, key = broker.site.pki.client_paths("gateway")
+        self.service = IngestService(self.pipeline, broker.url, "el-gw-test", sites=[SITE],
+                                     ca_file=broker.site.pki.ca_path, cert_file=cert, key_file=key)
+        self.service.start()
+        assert self.service.connected.wait(10), broker.log()
+
+    def operator_registry(self):
+        """A registry on its own connection, as the operator CLI has."""
+        return Registry(Store(self.path))
+
+    def quarantined(self, reason):
+        return self.store.quarantine_reasons().get(reason, 0)
+
+    def stop(self):
+        self.service.stop()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path):
+    made = []
+
+    def make(broker):
+        g = Gateway(str(tmp_path), broker)
+        made.append(g)
+        return g
+
+    yield make
+    for g in made:
+        g.stop()
+
+
+def _provision(gw, broker, device, out, ledger=None):
+    reg = gw.operator_registry()
+    bundle = provision.provision(reg, device, SITE, out, broker=broker.site, ledger=ledger)
+    wait_until(lambda: gw.registry.key(bundle.kid) is not None, 5, what="the gateway sees the new key")
+    return bundle
+
+
+def _bundle_client(clients, broker, bundle, name):
+    c = clients(broker, name, bundle.files["tls_cert"], bundle.files["tls_key"])
+    assert c.wait(), broker.log()
+    return c
+
+
+def stored_readings(store, device):
+    """{seq: bytes} of what the gateway stored for ``device``.
+
+    Extension point: once proof bundles exist, also check here that each stored reading's
+    bundle still verifies (``gateway.verifier.verify_bundle``) after the revocation.
+    """
+    return dict(store.db.execute("SELECT seq, bytes FROM messages WHERE device=?", (device,)).fetchall())
+
+
+def test_message_signed_by_a_on_bs_topic_is_rejected_as_topic_mismatch(secure_broker, clients, gateway_factory,
+                                                                       tmp_path):
+    b = secure_broker("mtls", acl_text=LOOSE_ACL)
+    gw = gateway_factory(b)
+    ba = _provision(gw, b, "dev-a", tmp_path / "a")
+    _provision(gw, b, "dev-b", tmp_path / "b")
+    a = FakeDevice("dev-a", SITE, signer=load_key_file(ba.files["key"]))
+    conn = _bundle_client(clients, b, ba, "a")
+    forged = a.next()
+    conn.publish(topics.readings(SITE, "dev-b"), forged)  # the loose ACL lets it through
+    wait_until(lambda: gw.quarantined("topic_mismatch") == 1, 10, what="topic_mismatch quarantine")
+    assert stored_readings(gw.store, "dev-b") == {} and stored_readings(gw.store, "dev-a") == {}
+    row = gw.store.db.execute("SELECT topic, bytes FROM quarantine WHERE reason='topic_mismatch'").fetchone()
+    assert row == (topics.readings(SITE, "dev-b"), forged)  # the evidence is kept as received
+    # the same message on its own topic is fine
+    conn.publish(a.topic, forged)
+    wait_until(lambda: stored_readings(gw.store, "dev-a") == {1: forged}, 10, what="dev-a's reading stored")
+
+
+def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_broker, clients, gateway_factory,
+                                                                    tmp_path, ledger):
+    b = secure_broker("mtls")
+    gw = gateway_factory(b)
+    ba = _provision(gw, b, "dev-a", tmp_path / "a", ledger=ledger)
+    on_chain = ledger.get_key(ba.kid)  # provisioning registered the key on chain too
+    assert (on_chain["device_id"], on_chain["public_key"], on_chain["revoked_at"]) == ("dev-a", ba.public_key, 0)
+    a = FakeDevice("dev-a", SITE, signer=load_key_file(ba.files["key"]))
+    conn = _bundle_client(clients, b, ba, "a")
+    before = [a.next() for _ in range(3)]
+    for m in before:
+        conn.publish(a.topic, m)
+    wait_until(lambda: len(stored_readings(gw.store, "dev-a")) == 3, 10, what="3 readings stored")
+
+    r = provision.revoke(gw.operator_registry(), "dev-a", ledger=ledger)
+    assert r["revoked"] == 1 and r["chain"] == 1
+    wait_until(lambda: gw.registry.key(ba.kid).revoked_at is not None, 5, what="gateway sees the revocation")
+    assert ledger.get_key(ba.kid)["revoked_at"] == r["at"]  # the chain says the same
+
+    later = a.next(t=time.time() + 2)  # a new reading after the revocation
+    conn.publish(a.topic, later)
+    wait_until(lambda: gw.quarantined("revoked_device") == 1, 10, what="revoked_device quarantine")
+    assert stored_readings(gw.store, "dev-a") == dict(enumerate(before, 1))
+    # backdating does not help: the seq is above the device's mark at revocation
+    backdated = a.next(t=time.time() - 3600)
+    conn.publish(a.topic, backdated)
+    wait_until(lambda: gw.quarantined("revoked_device") == 2, 10, what="backdated message refused")
+    assert stored_readings(gw.store, "dev-a") == dict(enumerate(before, 1))
+
+
+def test_revoked_device_loses_its_broker_credentials(secure_broker, clients, gateway_factory, tmp_path):
+    b = secure_broker("mtls")
+    gw = gateway_factory(b)
+    ba = _provision(gw, b, "dev-a", tmp_path / "a")
+    _bundle_client(clients, b, ba, "a1")
+    r = provision.revoke(gw.operator_registry(), "dev-a", broker=b.site)
+    assert r["broker"] is True
+    b.reload()
+    assert not clients(b, "a2", ba.files["tls_cert"], ba.files["tls_key"]).wait()
