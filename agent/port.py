@@ -28,10 +28,15 @@ except ImportError:  # MicroPython: no zlib.crc32, no os.fsync, ticks instead of
         # flush() hands the data to the filesystem driver (littlefs/FAT commit on flush)
         f.flush()
 
-    _T0 = time.ticks_ms()
+    # ticks_ms wraps (every 2**30 ms on most ports); add up the differences instead of
+    # subtracting a start value, so the clock keeps going forward on a board up for weeks
+    _ticks = [time.ticks_ms(), 0]  # last reading, milliseconds accumulated
 
     def monotonic():
-        return time.ticks_diff(time.ticks_ms(), _T0) / 1000.0
+        now = time.ticks_ms()
+        _ticks[1] += time.ticks_diff(now, _ticks[0])
+        _ticks[0] = now
+        return _ticks[1] / 1000.0
 
     def sleep(seconds):
         time.sleep_ms(int(seconds * 1000))

