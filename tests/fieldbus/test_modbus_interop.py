@@ -47,6 +47,13 @@ def expected_records(t):
     return out
 
 
+def split_status(records):
+    """(data records, the one status record) of a poll where some devices failed."""
+    status = [r for r in records if r[0].endswith("/status")]
+    assert len(status) == 1, records
+    return [r for r in records if not r[0].endswith("/status")], status[0]
+
+
 def by_name(records):
     return {r[0]: (r[2], r.get(1)) for r in records}
 
@@ -78,9 +85,11 @@ def test_exception_response_is_typed_and_counted(modbus_bus):
                                      {"unit": 7, "map": "xy_md02", "prefix": "hall/"}])
     try:
         recs = src.poll(1)
-        assert sorted(by_name(recs)) == ["hall/humidity", "hall/temperature"]
+        data, status = split_status(recs)
+        assert sorted(by_name(data)) == ["hall/humidity", "hall/temperature"]
         assert src.counters["exceptions"] == 1
         assert "ILLEGAL DATA ADDRESS" in src.last_errors[0]
+        assert "ILLEGAL DATA ADDRESS" in status[3]  # the failing device is signed, not silent
     finally:
         src.close()
 
@@ -92,9 +101,11 @@ def test_silent_unit_times_out_after_retries(modbus_bus):
                                                  {"unit": 7, "map": "xy_md02", "prefix": "hall/"}])
     try:
         recs = src.poll(1)
-        assert sorted(by_name(recs)) == ["hall/humidity", "hall/temperature"]
+        data, status = split_status(recs)
+        assert sorted(by_name(data)) == ["hall/humidity", "hall/temperature"]
         assert src.counters["timeouts"] == 2 and src.counters["failed_requests"] == 1
         assert "timeout after 2 attempts" in src.last_errors[0]
+        assert "unit 9" in status[3]
         # a bus where nobody answers is a source error
         lone = make_source(port, retries=0, devices=[{"unit": 9, "map": "xy_md02"}])
         src.close()

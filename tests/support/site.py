@@ -52,17 +52,21 @@ class Site:
         return Store(os.path.join(self.root, "gateway.db"))
 
     def add_device(self, name, alg="EdDSA", kind="meter", interval_s=0.005, pack_size=1,
-                   register=True, extra=""):
+                   register=True, extra="", source_toml=None):
+        """Write ``<name>.key`` and ``<name>.toml``; ``source_toml`` replaces the simulated
+        ``[[sources]]`` table (e.g. a modbus source on a pty), ``kind``/``interval_s`` then unused."""
         s = signer.generate(alg, name)
         key_path = os.path.join(self.root, name + ".key")
         with open(key_path, "w") as f:
             f.write(signer.key_file_content(name, alg, s.private_bytes()))
         cfg_path = os.path.join(self.root, name + ".toml")
+        if source_toml is None:
+            source_toml = ('[[sources]]\ntype = "simulated"\nname = "%s"\nkind = "%s"\ninterval_s = %r\n'
+                           % (name, kind, interval_s))
         with open(cfg_path, "w") as f:
             f.write('device = "%s"\nsite = "%s"\nkey_file = "%s.key"\nbroker = "%s"\n'
-                    'pack_size = %d\nresend_after_s = 2.0\n%s\n'
-                    '[[sources]]\ntype = "simulated"\nname = "%s"\nkind = "%s"\ninterval_s = %r\n'
-                    % (name, self.site, name, self.broker_url, pack_size, extra, name, kind, interval_s))
+                    'pack_size = %d\nresend_after_s = 2.0\n%s\n%s'
+                    % (name, self.site, name, self.broker_url, pack_size, extra, source_toml))
         if register:
             st = self.store()
             Registry(st).register(name, self.site, s.alg, s.public_key, s.kid)
