@@ -80,7 +80,7 @@ def _agent_run(args):
 def _gateway_run(args):
     from edgeledger.gateway import runner
 
-    return runner.main(args.config, duration_s=args.duration)
+    return runner.main(args.config, duration_s=args.duration, workers=args.workers)
 
 
 def _gateway_status(args):
@@ -97,7 +97,12 @@ def _gateway_status(args):
 
 # Modules that add their own subcommands: each has ``add_commands(groups)`` where
 # ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets.
-COMMAND_MODULES = ()
+COMMAND_MODULES = (
+    "edgeledger.gateway.cmd_security",
+    "edgeledger.gateway.bench.cmd",
+    "edgeledger.gateway.demo",
+    "edgeledger.firmware.cmd",
+)
 
 
 def _proof(args):
@@ -187,6 +192,8 @@ def build_parser():
     gr = gsub.add_parser("run", help="ingest, store, acknowledge, batch and anchor")
     gr.add_argument("--config", required=True, help="gateway.toml")
     gr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    gr.add_argument("--workers", type=int, default=None,
+                    help="ingest worker processes, each owning a hash share of the devices (runner.py)")
     gr.set_defaults(func=_gateway_run)
     gs = gsub.add_parser("status", help="counters and quarantine summary from the store")
     gs.add_argument("--config", required=True)

@@ -1,0 +1,51 @@
+"""CLI registration of the bench suites: ``edgeledger bench ingest|anchor|proof [--json]``.
+
+Listed in gateway/cli.py COMMAND_MODULES. The ``bench`` group is shared with
+``bench device`` (firmware/cmd.py): whichever module comes first creates it. A
+suite's module is imported only when it runs, so ``edgeledger --help`` stays fast.
+"""
+import importlib
+import os
+
+
+def bench_suites(top):
+    """The ``bench`` subparsers, created on first use (same contract as firmware/cmd.py)."""
+    bench = top.choices.get("bench")
+    if bench is None:
+        bench = top.add_parser("bench", help="measure the system (suites: ingest, anchor, proof, ...)")
+        bench.set_defaults(func=lambda args: bench.print_help() or 2)
+        bench.suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
+    return bench.suites
+
+
+def _runner(suite):
+    def run(args):
+        return importlib.import_module("edgeledger.gateway.bench." + suite).main(args)
+    return run
+
+
+def add_commands(groups):
+    suites = bench_suites(groups["top"])
+
+    p = suites.add_parser("ingest", help="signed messages/s through Mosquitto and the gateway, vs a bare subscriber")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seconds", type=float, default=60.0, help="measured run per gateway phase (default 60)")
+    p.add_argument("--devices", type=int, default=100)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="gateway ingest worker processes (gateway run --workers; default: nproc)")
+    p.add_argument("--no-packs", action="store_true", help="skip the packs-of-10 phase")
+    p.set_defaults(func=_runner("ingest"))
+
+    a = suites.add_parser("anchor", help="gas per batch and per reading, anchors/min, reading-to-anchored latency")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--sizes", default="1000,10000,100000", help="readings per batch (comma-separated)")
+    a.add_argument("--batch-age", type=float, default=5.0, help="batch max_age_s for the latency run")
+    a.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency run")
+    a.add_argument("--block-time", type=int, default=1, help="anvil block time (s)")
+    a.set_defaults(func=_runner("anchor"))
+
+    r = suites.add_parser("proof", help="bundle size, offline verify time, on-chain verify gas by depth")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.add_argument("--sizes", default="1000,100000,1000000", help="leaves per tree (comma-separated)")
+    r.add_argument("--repeat", type=int, default=200, help="offline verifications timed per size")
+    r.set_defaults(func=_runner("proof"))

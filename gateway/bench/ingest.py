@@ -1,0 +1,311 @@
+"""``edgeledger bench ingest``: signed messages per second through the real gateway.
+
+Set-up, all on this machine: a fresh Mosquitto per phase (gateway/bench/mosquitto.py),
+``--devices`` Ed25519 devices registered in a fresh store, two load generator
+processes publishing pre-signed messages at QoS 1 (gateway/bench/loadgen.py), and
+the gateway as its own process(es): ``edgeledger gateway run [--workers N]``, which
+verifies, chain-checks, commits, PUBACKs after commit and publishes end-to-end acks.
+
+Phases, in this order:
+
+1. ``ed25519_verify_per_s`` / ``es256_verify_per_s``: verify-only rate on one core
+   (gateway/signatures.py): the cost floor of one message.
+2. ``generator_alone_msgs_per_s``: the generators publishing flat out with no
+   subscriber; it must be far above the gateway's rate, or the figure measures them.
+3. ``baseline_msgs_per_s``: a bare paho-mqtt subscriber (QoS 1, counts, no work),
+   fed by the same generators with the same pacing.
+4. ``msgs_per_s``: the gateway, single-reading messages, over ``--seconds`` (after a
+   warm-up), then the generators stop and everything sent must be stored and acked:
+   ``lost`` (sent, never stored), ``duplicated`` (stored twice), ``acks_missing``
+   (devices whose last end-to-end ack is below their last seq).
+5. ``pack10_readings_per_s``: the same with packs of 10 readings per signed message.
+
+``ratio`` = msgs_per_s / baseline_msgs_per_s.
+"""
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from edgeledger.gateway.bench import loadgen, mosquitto, report
+
+DEFAULT_SECONDS = 60.0
+DEFAULT_DEVICES = 100
+# Messages the broker may hold for the receiver; the generators wait beyond it.
+MAX_BACKLOG = 20000
+WARMUP_S = 2.0
+# Pre-signed stock per phase = rate ceiling x seconds; a run that exhausts it says so.
+STOCK_RATE = {1: 13000, 10: 7000}
+BASELINE_MAX_S = 15.0
+GENERATOR_ALONE_S = 3.0
+PROGRESS_POLL_S = 0.005
+DRAIN_TIMEOUT_S = 120.0
+
+
+# -- phase 1: verify-only ---------------------------------------------------------------
+
+def verify_rates(seconds=1.0):
+    """Verifications per second on one core for Ed25519 (PyNaCl) and ES256 (cryptography)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    from nacl.signing import SigningKey
+
+    from edgeledger.gateway import signatures
+    from edgeledger.protocols.cose import EDDSA, ES256
+
+    msg = os.urandom(120)
+    sk = SigningKey.generate()
+    cases = {"ed25519_verify_per_s": (EDDSA, bytes(sk.verify_key), sk.sign(msg).signature)}
+    pk = ec.generate_private_key(ec.SECP256R1())
+    r, s = decode_dss_signature(pk.sign(msg, ec.ECDSA(hashes.SHA256())))
+    pub = pk.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    cases["es256_verify_per_s"] = (ES256, pub, r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    out = {}
+    for name, (alg, pub, sig) in cases.items():
+        assert signatures.verify(alg, pub, msg, sig)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for _ in range(100):
+                signatures.verify(alg, pub, msg, sig)
+            n += 100
+        out[name] = n / (time.perf_counter() - t0)
+    return out
+
+
+# -- phase 2: generator alone -----------------------------------------------------------
+
+def generator_alone(devices, seconds=GENERATOR_ALONE_S):
+    per_device = int(80000 * seconds / len(devices)) + 1
+    with mosquitto.Mosquitto() as broker:
+        gens = loadgen.Generators(broker.port, devices, per_device, max_backlog=None, want_acks=False).start()
+        time.sleep(seconds)
+        sent = gens.total_sent()
+        elapsed = time.monotonic() - gens.t0
+        r = gens.stop()
+    return {"generator_alone_msgs_per_s": sent / elapsed, "generator_pubacks_ok": r["pubacks"] == r["sent"]}
+
+
+# -- phase 3: bare subscriber -----------------------------------------------------------
+
+def _bare_subscriber(port, progress, ready, stop):
+    import paho.mqtt.client as mqtt
+
+    def on_message(client, userdata, msg):
+        progress.value += 1
+
+    def on_connect(client, userdata, flags, rc, props):
+        client.subscribe("el/v1/%s/+/r" % loadgen.SITE, qos=1)
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="el-bench-bare", protocol=mqtt.MQTTv311)
+    c.max_inflight_messages_set(1000)
+    c.on_message = on_message
+    c.on_connect = on_connect
+    c.on_subscribe = lambda *a: ready.set()
+    c.connect("127.0.0.1", port)
+    while not stop.is_set():
+        c.loop(0.05)
+    c.disconnect()
+
+
+def bare_subscriber(devices, seconds):
+    per_device = int(STOCK_RATE[1] * (seconds + WARMUP_S) / len(devices)) + 1
+    ctx = multiprocessing.get_context("fork")
+    with mosquitto.Mosquitto() as broker:
+        gens = loadgen.Generators(broker.port, devices, per_device, max_backlog=MAX_BACKLOG, want_acks=False)
+        ready, stop = ctx.Event(), ctx.Event()
+        sub = ctx.Process(target=_bare_subscriber, args=(broker.port, gens.progress, ready, stop), daemon=True)
+        sub.start()
+        if not ready.wait(10):
+            raise RuntimeError("the bare subscriber did not subscribe")
+        gens.start()
+        rate, _, _cpu = _window(lambda: gens.progress.value, seconds, gens, {})
+        stop.set()
+        gens.stop_ev.set()
+        sub.join(5)
+        gens.kill()
+    return {"baseline_msgs_per_s": rate}
+
+
+def _window(count, seconds, gens, pids):
+    """Rate of ``count()`` over ``seconds`` after a warm-up; stops early if the stock runs out.
+    Returns (rate, exhausted, {name: CPU µs per counted message} for ``pids`` and
+    ``machine_busy`` (fraction of all cores busy over the window))."""
+    time.sleep(WARMUP_S)
+    cpu0 = dict((name, report.tree_cpu_s(pid)) for name, pid in pids.items())
+    busy0 = report.machine_busy()
+    c0, t0 = count(), time.monotonic()
+    deadline = t0 + seconds
+    exhausted = False
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if gens.total_sent() >= gens.stock:
+            exhausted = True
+            break
+    c1, t1 = count(), time.monotonic()
+    busy1 = report.machine_busy()
+    n = max(c1 - c0, 1)
+    cpu = dict((name + "_cpu_us_per_msg", (report.tree_cpu_s(pid) - cpu0[name]) * 1e6 / n)
+               for name, pid in pids.items())
+    cpu["machine_busy"] = (busy1[0] - busy0[0]) / float(max(busy1[1] - busy0[1], 1))
+    return (c1 - c0) / (t1 - t0), exhausted, cpu
+
+
+# -- phases 4 and 5: the gateway --------------------------------------------------------
+
+def _write_site(root, broker_url, devices, workers):
+    from edgeledger.gateway.registry import Registry
+    from edgeledger.gateway.store import Store
+    from edgeledger.protocols.cose import EDDSA
+
+    cfg = os.path.join(root, "gateway.toml")
+    with open(cfg, "w") as f:
+        f.write('gateway_id = "gw-bench"\nstore = "gateway.db"\nbroker = "%s"\nsites = ["%s"]\n'
+                '[ledger]\nbackend = "none"\n' % (broker_url, loadgen.SITE))
+    st = Store(os.path.join(root, "gateway.db"))
+    reg = Registry(st)
+    import hashlib
+
+    for name, seed in devices:
+        pub = loadgen.public_key(seed)
+        reg.register(name, loadgen.SITE, EDDSA, pub, hashlib.sha256(pub).digest()[:16])
+    st.close()
+    return cfg
+
+
+def gateway_phase(devices, seconds, records=1, workers=None, log=None):
+    from edgeledger.gateway.store import Store
+
+    per_device = int(STOCK_RATE[records] * (seconds + WARMUP_S) / len(devices)) + 1
+    root = tempfile.mkdtemp(prefix="el-bench-gw-")
+    gw = None
+    try:
+        with mosquitto.Mosquitto() as broker:
+            cfg = _write_site(root, broker.url, devices, workers)
+            gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=MAX_BACKLOG)
+            cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
+            if workers:
+                cmd += ["--workers", str(workers)]
+            gw_log = open(os.path.join(root, "gateway.log"), "ab")
+            gw = subprocess.Popen(cmd, stdout=gw_log, stderr=subprocess.STDOUT, cwd=root)
+            gw_log.close()
+            st = Store(os.path.join(root, "gateway.db"))
+
+            def stored():
+                return st.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+
+            done = threading.Event()
+
+            def follow():
+                while not done.is_set():
+                    gens.progress.value = stored()
+                    time.sleep(PROGRESS_POLL_S)
+
+            mon = threading.Thread(target=follow, daemon=True)
+            mon.start()
+            gens.start()
+            if log:
+                log("  generators ready (%d messages presigned), measuring %.0f s" % (gens.stock, seconds))
+            rate, exhausted, cpu = _window(stored, seconds, gens, {"gateway": gw.pid, "broker": broker.proc.pid})
+            if gw.poll() is not None:
+                raise RuntimeError("the gateway exited with %s:\n%s" % (gw.returncode, _tail(root)))
+            t_stop = time.monotonic()
+            r = gens.stop()
+            drain_s = time.monotonic() - t_stop
+            done.set()
+            mon.join(1)
+            lost = duplicated = 0
+            for name, last in r["last_seq"].items():
+                rows = st.db.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM messages WHERE device=? AND seq<=?",
+                                     (name, last)).fetchone()
+                duplicated += rows[0] - rows[1]
+                lost += last - rows[1]
+            quarantined = st.db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+            acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
+            st.close()
+    finally:
+        if gw is not None and gw.poll() is None:
+            gw.send_signal(signal.SIGTERM)
+            try:
+                gw.wait(30)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+                gw.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    out = dict(cpu)
+    out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"], "lost": lost,
+            "duplicated": duplicated, "quarantined": quarantined, "acks_missing": acks_missing,
+            "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
+    return out
+
+
+def _tail(root):
+    try:
+        with open(os.path.join(root, "gateway.log"), "rb") as f:
+            return f.read()[-3000:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# -- the suite --------------------------------------------------------------------------
+
+def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=True, log=print):
+    """All phases; returns the flat figure dict (see the module docstring)."""
+    log = log or (lambda *a: None)
+    specs = loadgen.device_specs(devices)
+    out = {"seconds": seconds, "devices": devices, "workers": workers, "machine": report.machine()}
+    log("verify-only rates (one core)...")
+    out.update(verify_rates(min(1.0, max(0.2, seconds / 10))))
+    log("load generator alone...")
+    out.update(generator_alone(specs, min(GENERATOR_ALONE_S, max(1.0, seconds / 4))))
+    log("bare paho subscriber baseline...")
+    out.update(bare_subscriber(specs, min(seconds, BASELINE_MAX_S)))
+    log("gateway, single-reading messages...")
+    single = gateway_phase(specs, seconds, 1, workers, log)
+    out.update(single)
+    out["ratio"] = out["msgs_per_s"] / out["baseline_msgs_per_s"]
+    out["verify_ratio"] = out["msgs_per_s"] / out["ed25519_verify_per_s"]
+    if packs:
+        log("gateway, packs of 10 readings...")
+        specs10 = loadgen.device_specs(devices, prefix="pk")
+        p = gateway_phase(specs10, seconds, 10, workers, log)
+        for k, v in p.items():
+            out["pack10_" + k] = v
+        out["lost"] += p["lost"]
+        out["duplicated"] += p["duplicated"]
+    return out
+
+
+def print_table(r, out=print):
+    rows = [
+        ("Ed25519 verify only, one core (msgs/s)", r["ed25519_verify_per_s"], "floor of the per-message cost"),
+        ("ES256 verify only, one core (msgs/s)", r["es256_verify_per_s"], ""),
+        ("load generator alone (msgs/s)", r["generator_alone_msgs_per_s"],
+         "%.1fx the gateway" % (r["generator_alone_msgs_per_s"] / max(r["msgs_per_s"], 1))),
+        ("bare paho subscriber, QoS 1 (msgs/s)", r["baseline_msgs_per_s"], "baseline"),
+        ("gateway, single readings (msgs/s)", r["msgs_per_s"],
+         "%.2fx baseline, %.2fx one-core verify" % (r["ratio"], r["verify_ratio"])),
+        ("  lost / duplicated / acks missing", "%d / %d / %d" % (r["lost"], r["duplicated"], r["acks_missing"]), ""),
+    ]
+    if "pack10_msgs_per_s" in r:
+        rows += [("gateway, packs of 10 (msgs/s)", r["pack10_msgs_per_s"], ""),
+                 ("gateway, packs of 10 (readings/s)", r["pack10_readings_per_s"],
+                  "%.2fx baseline msgs/s" % (r["pack10_readings_per_s"] / r["baseline_msgs_per_s"]))]
+    report.table("ingest: %d devices, %.0f s, gateway workers %s" % (r["devices"], r["seconds"], r["workers"] or 1),
+                 rows, out)
+
+
+def main(args):
+    r = run(seconds=args.seconds, devices=args.devices, workers=args.workers, packs=not args.no_packs,
+            log=None if args.json else print)
+    if args.json:
+        print(json.dumps(r, sort_keys=True))
+    else:
+        print_table(r)
+    return 0 if r["lost"] == 0 and r["duplicated"] == 0 else 1

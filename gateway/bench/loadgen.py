@@ -1,0 +1,279 @@
+"""Load generator: pre-signed readings published at QoS 1 from a few processes.
+
+Every message is signed *before* the clock starts (Ed25519 with PyNaCl, CBOR with
+cbor2's canonical mode, held byte for byte to the project's own deterministic
+encoder on the first message of each device), so during a run a generator only
+writes prepared PUBLISH bytes (``rawmqtt``) and reads PUBACKs and end-to-end acks.
+One generator process costs a few microseconds per message; ``generator_alone``
+measures that it outruns the gateway by a wide margin.
+
+Pacing: a generator keeps ``sum(sent) - progress <= max_backlog``, where
+``progress`` is a shared counter of messages the receiver has *committed* (the
+gateway store's row count, or a bare subscriber's count). The broker therefore
+never holds more than ``max_backlog`` messages for the receiver, as with real
+devices whose outboxes wait for acks. ``max_backlog = None`` publishes flat out.
+"""
+import hashlib
+import multiprocessing
+import os
+import select
+import struct
+import time
+
+import cbor2
+from nacl.signing import SigningKey
+
+from edgeledger.gateway.bench import rawmqtt
+from edgeledger.protocols import chain, cose, reading, topics
+
+SITE = "bench"
+# Messages written per sendall; keeps the socket busy without starving ack reading.
+SEND_CHUNK = 500
+# A generator's in-flight window must stay under the 16-bit packet id space (MQTT §2.3.1).
+MAX_PACKET_IDS = 65535
+# How long a generator waits, after stopping, for the last end-to-end acks.
+DRAIN_TIMEOUT_S = 120.0
+
+
+def device_specs(n, prefix="dev"):
+    """n devices: (name, 32-byte Ed25519 seed). The seed is random per run."""
+    return [("%s-%04d" % (prefix, i), os.urandom(32)) for i in range(n)]
+
+
+def public_key(seed):
+    return bytes(SigningKey(seed).verify_key)
+
+
+def _canonical(obj):
+    return cbor2.dumps(obj, canonical=True)
+
+
+def _bstr(b):
+    """CBOR byte string head + bytes (RFC 8949 §3.1, major type 2, shortest length)."""
+    n = len(b)
+    if n < 24:
+        return bytes([0x40 + n]) + b
+    if n < 256:
+        return bytes([0x58, n]) + b
+    return b"\x59" + struct.pack("!H", n) + b
+
+
+class DeviceChain:
+    """Signs one device's chained messages (seq 1, 2, ...) fast: cbor2 canonical payloads,
+    the COSE_Sign1 and Sig_structure (RFC 9052 §4.2, §4.4) assembled from parts, both held
+    to the project's encoders on the first message."""
+
+    def __init__(self, name, seed, site=SITE):
+        self.name = name
+        self.sk = SigningKey(seed)
+        pub = bytes(self.sk.verify_key)
+        self.kid = hashlib.sha256(pub).digest()[:16]
+        self.protected = _canonical({cose.HDR_ALG: cose.EDDSA, cose.HDR_KID: self.kid})
+        self.topic = topics.readings(site, name)
+        self.sig_head = b"\x84" + _canonical(cose.SIG_CONTEXT) + _bstr(self.protected) + b"\x40"
+        self.msg_head = b"\xd2\x84" + _bstr(self.protected) + b"\xa0"
+        self.seq = 0
+        self.prev = chain.GENESIS
+
+    def next(self, records=1, t=None):
+        """The next message's bytes; record times ``t`` (default now)."""
+        t = time.time() if t is None else t
+        seq, name, prev = self.seq + 1, self.name, self.prev
+        pack = [{0: "%s/v%d" % (name, i), 1: "W", 2: float(seq) + i, 6: t} for i in range(records)]
+        payload = _canonical({1: reading.VERSION, 2: name, 3: seq, 4: prev, 5: 1, 6: pack})
+        pl = _bstr(payload)
+        sig = self.sk.sign(self.sig_head + pl).signature
+        msg = self.msg_head + pl + b"\x58\x40" + sig
+        if seq == 1:
+            # The fast path must produce the project's own deterministic CBOR (DESIGN §3).
+            assert payload == reading.encode_payload(name, seq, prev, 1, pack), "cbor2 canonical differs"
+            assert msg == _canonical(cbor2.CBORTag(18, [self.protected, {}, payload, sig])), "COSE layout differs"
+        self.seq, self.prev = seq, hashlib.sha256(msg).digest()
+        return msg
+
+
+def presign(name, seed, count, records=1, t=None, site=SITE):
+    """``count`` chained messages of device ``name``: [(head, message)], where head is the
+    PUBLISH fixed header and topic of a QoS 1 publish of that message (the packet id goes
+    between them at send time)."""
+    dev = DeviceChain(name, seed, site)
+    tbytes = dev.topic.encode()
+    t = time.time() if t is None else t
+    out = []
+    for _ in range(count):
+        msg = dev.next(records, t)
+        rl = rawmqtt._remaining_length(2 + len(tbytes) + 2 + len(msg))
+        out.append((bytes([0x32]) + rl + struct.pack("!H", len(tbytes)) + tbytes, msg))
+    return out
+
+
+_PIDS = [struct.pack("!H", i) for i in range(MAX_PACKET_IDS + 1)]
+
+
+def _generator(idx, devices, per_device, records, host, port, sent, progress, max_backlog, ready, go, stop,
+               results):
+    """One generator process: presign, connect, wait for ``go``, publish until ``stop`` or
+    out of messages, then wait for the end-to-end acks of everything sent."""
+    t0 = time.time()
+    stock = dict((name, presign(name, seed, per_device, records)) for name, seed in devices)
+    names = [name for name, _ in devices]
+    presign_s = time.time() - t0
+    sock, parser = rawmqtt.open_session(host, port, "el-bench-gen-%d-%d" % (os.getpid(), idx))
+    sock.sendall(rawmqtt.subscribe_packet(1, [(topics.ack(SITE, n), 0) for n in names]))
+    sock.setblocking(False)
+    ready.set()
+    go.wait()
+    pos = dict((n, 0) for n in names)
+    acked = dict((n, 0) for n in names)
+    pubacks = 0
+    pid = 0
+    my_sent = 0
+    total = per_device * len(names)
+    started = time.monotonic()
+    exhausted_at = None
+    rr = 0
+    nd = len(names)
+    pending_out = b""
+
+    def read_some(timeout):
+        nonlocal pubacks
+        r, _, _ = select.select([sock], [], [], timeout)
+        if not r:
+            return
+        try:
+            data = sock.recv(rawmqtt.RECV_BYTES)
+        except BlockingIOError:
+            return
+        if not data:
+            raise rawmqtt.MqttError("broker closed the generator's connection")
+        for ptype, flags, body in parser.feed(data):
+            if ptype == rawmqtt.PUBACK:
+                pubacks += 1
+            elif ptype == rawmqtt.PUBLISH:
+                topic, _pid, payload = rawmqtt.publish_fields(flags, body)
+                device = topic.split("/")[3]
+                seq = cbor2.loads(payload).get(1, 0)
+                if seq > acked.get(device, -1):
+                    acked[device] = seq
+
+    while not stop.is_set():
+        if pending_out:
+            try:
+                n = sock.send(pending_out)
+                pending_out = pending_out[n:]
+            except BlockingIOError:
+                pass
+        room = SEND_CHUNK
+        if max_backlog is not None:
+            room = min(room, max_backlog - (sum(sent) - progress.value))
+        if not pending_out and room > 0 and my_sent < total:
+            parts = []
+            k = 0
+            while k < room and my_sent < total:
+                name = names[rr % nd]
+                rr += 1
+                i = pos[name]
+                if i >= per_device:
+                    continue
+                pos[name] = i + 1
+                head, msg = stock[name][i]
+                pid = pid % MAX_PACKET_IDS + 1
+                parts.append(head)
+                parts.append(_PIDS[pid])
+                parts.append(msg)
+                k += 1
+                my_sent += 1
+            sent[idx] = my_sent
+            pending_out = b"".join(parts)
+            if my_sent >= total and exhausted_at is None:
+                exhausted_at = time.monotonic() - started
+            read_some(0)
+        else:
+            read_some(0.001)
+    stopped_at = time.monotonic() - started
+    # Drain: the broker's PUBACKs for all we sent, and (if a gateway runs) its end-to-end acks.
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    sock.setblocking(True)
+    if pending_out:
+        sock.sendall(pending_out)
+    sock.setblocking(False)
+    want_acks = results is not None and results[1]
+    while time.monotonic() < deadline:
+        done = pubacks >= my_sent
+        if want_acks:
+            done = done and all(acked[n] >= pos[n] for n in names)
+        if done:
+            break
+        read_some(0.05)
+    sock.close()
+    results[0].put({"idx": idx, "sent": my_sent, "pubacks": pubacks, "presign_s": presign_s,
+                    "exhausted_at": exhausted_at, "stopped_at": stopped_at,
+                    "last_seq": pos, "acked": acked})
+
+
+class Generators:
+    """K generator processes sharing the devices; start() returns once all are presigned."""
+
+    def __init__(self, broker_port, devices, per_device, records=1, processes=2, max_backlog=20000,
+                 want_acks=True):
+        ctx = multiprocessing.get_context("fork")
+        self.k = max(1, min(processes, len(devices)))
+        self.stock = per_device * len(devices)
+        self.sent = ctx.Array("q", self.k, lock=False)
+        self.progress = ctx.Value("q", 0, lock=False)
+        self.go = ctx.Event()
+        self.stop_ev = ctx.Event()
+        self.results = ctx.Queue()
+        if max_backlog is not None:
+            # each generator's own window stays within its packet id space
+            max_backlog = min(max_backlog, MAX_PACKET_IDS - SEND_CHUNK)
+        self.readies = []
+        self.procs = []
+        for i in range(self.k):
+            ready = ctx.Event()
+            p = ctx.Process(target=_generator, args=(
+                i, devices[i::self.k], per_device, records, "127.0.0.1", broker_port, self.sent, self.progress,
+                max_backlog, ready, self.go, self.stop_ev, (self.results, want_acks)), daemon=True)
+            self.readies.append(ready)
+            self.procs.append(p)
+
+    def start(self, timeout=600.0):
+        for p in self.procs:
+            p.start()
+        deadline = time.monotonic() + timeout
+        for r, p in zip(self.readies, self.procs):
+            while not r.wait(0.2):
+                if not p.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("load generator %d did not get ready (exit code %s)" % (p.pid, p.exitcode))
+        self.go.set()
+        self.t0 = time.monotonic()
+        return self
+
+    def total_sent(self):
+        return sum(self.sent)
+
+    def exhausted(self):
+        return False
+
+    def stop(self, timeout=DRAIN_TIMEOUT_S + 30):
+        """Stop publishing; wait for the drain; return the merged report."""
+        self.stop_ev.set()
+        reports = []
+        for _ in self.procs:
+            reports.append(self.results.get(timeout=timeout))
+        for p in self.procs:
+            p.join(timeout=10)
+        last, acked = {}, {}
+        for r in reports:
+            last.update(r["last_seq"])
+            acked.update(r["acked"])
+        ex = [r["exhausted_at"] for r in reports if r["exhausted_at"] is not None]
+        return {"sent": sum(r["sent"] for r in reports), "pubacks": sum(r["pubacks"] for r in reports),
+                "presign_s": max(r["presign_s"] for r in reports), "exhausted_at": min(ex) if ex else None,
+                "last_seq": last, "acked": acked}
+
+    def kill(self):
+        for p in self.procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)

@@ -1,0 +1,105 @@
+"""A Mosquitto broker as a child process on a free loopback port, for benchmarks.
+
+(The test suite has its own copy in tests/support/broker.py; tests/ is not installed,
+so the benchmark commands carry this one.) The configuration lets the gateway hold
+many QoS 1 messages un-PUBACKed (it acknowledges only after its commit) and never
+drops a queued message: ``max_queued_messages 0`` means no limit (mosquitto.conf(5)),
+so a message lost in a benchmark is lost by the gateway, not by the broker.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+START_TIMEOUT_S = 10.0
+
+
+class BrokerMissing(RuntimeError):
+    """The mosquitto binary is not installed."""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=START_TIMEOUT_S, host="127.0.0.1"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("nothing listens on %s:%d after %.1f s" % (host, port, timeout))
+
+
+def mosquitto_binary():
+    """Path of mosquitto. Raises BrokerMissing with the install hint."""
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise BrokerMissing("expected the mosquitto binary on PATH or at /usr/sbin/mosquitto, found none: "
+                        "apt-get install mosquitto")
+
+
+class Mosquitto:
+    """One broker; use as a context manager (started on enter, killed and cleaned on exit)."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.workdir = tempfile.mkdtemp(prefix="el-bench-mosq-")
+        self.config_path = os.path.join(self.workdir, "mosquitto.conf")
+        self.log_path = os.path.join(self.workdir, "mosquitto.log")
+        with open(self.config_path, "w") as f:
+            f.write("\n".join([
+                "listener %d 127.0.0.1" % self.port,
+                "allow_anonymous true",
+                "max_inflight_messages 0",
+                "max_queued_messages 0",
+                "persistence false",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+            ]) + "\n")
+        self.proc = None
+
+    @property
+    def url(self):
+        return "mqtt://127.0.0.1:%d" % self.port
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", self.config_path],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            wait_port(self.port)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("mosquitto did not start: %s" % self.log())
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-4000:]
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

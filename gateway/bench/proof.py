@@ -1,0 +1,141 @@
+"""``edgeledger bench proof``: proof bundle size, offline verify time, on-chain verify gas.
+
+* For each ``--sizes`` (1k, 100k, 1M leaves): a tree built with the batcher's own code
+  (gateway/batcher.py ``tree_levels``, ``path_from_blob``) over one real signed reading
+  and synthetic leaves; the reading's bundle (protocols/bundle.py) is encoded and
+  ``bundle_bytes`` reported; ``verify_ms`` is ``edgeledger verify``'s offline check
+  (gateway/verifier.py ``verify_bundle``: decode, key binding, Ed25519 signature, audit
+  path), median of ``--repeat`` runs. Baselines: the message alone (bytes) and one
+  Ed25519 verification (ms), the floor of any offline check.
+* ``verify_gas_by_depth``: execution gas of the contract's ``verify`` view (RFC 9162
+  inclusion with the sha256 precompile) for paths of depth 1..20, from
+  ``ledger.execution_gas`` on anvil (london): eth_estimateGas minus the intrinsic cost.
+
+Targets: bundle <= 1.2 KB at 1M leaves; offline verify < 2 ms; verify < 30k gas at depth 20.
+"""
+import json
+import os
+import statistics
+import time
+
+from edgeledger.gateway.bench import report
+
+DEPTHS = (1, 2, 4, 8, 12, 16, 20)
+BUNDLE_TARGET_BYTES = 1200
+
+
+def _bundle(size, message, index):
+    from edgeledger.gateway.batcher import path_from_blob, pack_levels, tree_levels
+    from edgeledger.protocols import merkle
+    from edgeledger.protocols.batch import BatchHeader
+    from edgeledger.protocols.bundle import Bundle
+
+    leaves = [merkle.leaf_hash(b"synthetic %d" % i) for i in range(size)]
+    leaves[index] = merkle.leaf_hash(message)
+    t0 = time.perf_counter()
+    levels = tree_levels(leaves)
+    build_s = time.perf_counter() - t0
+    blob = pack_levels(levels)
+    path = path_from_blob(blob, size, index)
+    root = levels[-1][0]
+    header = BatchHeader(os.urandom(20), 7, os.urandom(32), root, size, int(time.time()) - 60, int(time.time()))
+    return path, header, build_s
+
+
+def bundle_figures(sizes, repeat, log):
+    from edgeledger.gateway import verifier
+    from edgeledger.gateway.bench import loadgen
+    from edgeledger.protocols.bundle import Bundle
+    from edgeledger.protocols.cose import EDDSA
+
+    name, seed = loadgen.device_specs(1, "proof")[0]
+    dev = loadgen.DeviceChain(name, seed)
+    message = dev.next()
+    out = {}
+    for size in sizes:
+        log("tree of %d leaves..." % size)
+        index = size // 2 + 1 if size > 2 else 0
+        path, header, build_s = _bundle(size, message, index)
+        b = Bundle(message, index, path, header, 31337, os.urandom(20), os.urandom(32), 123456, os.urandom(32),
+                   EDDSA, bytes(dev.sk.verify_key))
+        data = b.encode()
+        verifier.verify_bundle(data)  # must pass before it is timed
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            verifier.verify_bundle(data)
+            times.append(time.perf_counter() - t0)
+        out[str(size)] = {"bundle_bytes": len(data), "path_length": len(path), "verify_ms": statistics.median(times) * 1e3,
+                          "verify_p99_ms": sorted(times)[int(0.99 * (len(times) - 1))] * 1e3, "tree_build_s": build_s}
+    return out, len(message)
+
+
+def ed25519_verify_ms(repeat=2000):
+    from nacl.signing import SigningKey
+
+    sk = SigningKey.generate()
+    vk = sk.verify_key
+    sm = sk.sign(os.urandom(150))
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        vk.verify(sm)
+    return (time.perf_counter() - t0) / repeat * 1e3
+
+
+def verify_gas(depths=DEPTHS, log=print):
+    from edgeledger.gateway.bench.anvil import Anvil
+    from edgeledger.protocols import merkle
+
+    out = {}
+    with Anvil() as node:
+        ledger = node.ledger()
+        for d in depths:
+            size = 1 << d
+            index = size - 1
+            leaf = merkle.leaf_hash(b"reading at depth %d" % d)
+            path = [os.urandom(32) for _ in range(d)]
+            root = merkle.root_from_inclusion_proof(leaf, index, size, path)
+            if not ledger.verify(leaf, index, size, path, root):
+                raise RuntimeError("the contract refused a valid path of depth %d" % d)
+            out[str(d)] = ledger.execution_gas("verify", leaf, index, size, path, root)
+    return out
+
+
+def run(sizes=(1000, 100000, 1000000), repeat=200, log=print):
+    log = log or (lambda *a: None)
+    out = {"sizes": list(sizes), "machine": report.machine()}
+    by, msg_len = bundle_figures(sizes, repeat, log)
+    out["by_size"] = by
+    out["message_bytes"] = msg_len
+    out["ed25519_verify_ms"] = ed25519_verify_ms()
+    top = str(max(sizes))
+    out["bundle_bytes"] = by[top]["bundle_bytes"]
+    out["verify_ms"] = max(v["verify_ms"] for v in by.values())
+    out["verify_ratio"] = out["verify_ms"] / out["ed25519_verify_ms"]
+    log("on-chain verify gas by depth (anvil)...")
+    out["verify_gas_by_depth"] = verify_gas(log=log)
+    out["verify_gas_depth20"] = out["verify_gas_by_depth"].get("20")
+    return out
+
+
+def print_table(r, out=print):
+    rows = [("signed message alone (bytes)", r["message_bytes"], "baseline for bundle size"),
+            ("one Ed25519 verification (ms)", r["ed25519_verify_ms"], "baseline for verify time")]
+    for size in r["sizes"]:
+        s = r["by_size"][str(size)]
+        rows.append(("%d leaves: bundle bytes" % size, s["bundle_bytes"], "path of %d hashes" % s["path_length"]))
+        rows.append(("%d leaves: offline verify (ms)" % size, s["verify_ms"],
+                     "%.1fx one Ed25519 verify; p99 %.2f ms" % (s["verify_ms"] / r["ed25519_verify_ms"], s["verify_p99_ms"])))
+    for d, gas in sorted(r["verify_gas_by_depth"].items(), key=lambda kv: int(kv[0])):
+        rows.append(("on-chain verify, depth %s (execution gas)" % d, gas, ""))
+    report.table("proof: bundles and verification", rows, out)
+
+
+def main(args):
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    r = run(sizes, args.repeat, log=None if args.json else print)
+    if args.json:
+        print(json.dumps(r, sort_keys=True))
+    else:
+        print_table(r)
+    return 0
