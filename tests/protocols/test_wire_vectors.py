@@ -78,3 +78,28 @@ print("vectors ok")
 """ % (dict(V, seed=SEED), PACK1, PACK2)
     out = run_micropython(script, heapsize="256K", timeout=300)
     assert "vectors ok" in out.stdout
+
+
+def test_batch_and_bundle_vectors():
+    from edgeledger.gateway.ledger import header_hash
+    from edgeledger.gateway import signatures
+    from edgeledger.protocols import merkle
+    from edgeledger.protocols.batch import BatchHeader
+    from edgeledger.protocols.bundle import Bundle, check_offline
+
+    leaves = [merkle.leaf_hash(V["message-1"]), merkle.leaf_hash(V["message-2"])]
+    assert leaves[0] == V["leaf-1"]
+    root = merkle.root(leaves)
+    assert root == V["root-12"]
+    gw = bytes.fromhex("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")
+    h = BatchHeader(gw, 1, chain.GENESIS, root, 2, 1764093000, 1764093061)
+    assert h.layout() == V["header-layout-1"] and h.hash() == V["header-hash-1"]
+    # the contract-side computation (gateway/ledger.py mirrors the Solidity) agrees
+    assert header_hash("0x" + gw.hex(), 1, chain.GENESIS, root, 2, 1764093000, 1764093061) == V["header-hash-1"]
+    b = Bundle(V["message-2"], 1, merkle.inclusion_proof(leaves, 1), h, 31337,
+               bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"), bytes(range(32)), 7,
+               bytes(range(32, 64)), -8, V["public-key"])
+    assert b.encode() == V["bundle-2"]
+    parsed = Bundle.decode(V["bundle-2"])
+    assert parsed.header == h and parsed.path == [V["leaf-1"]]
+    assert check_offline(parsed, signatures.verify).seq == 2
