@@ -45,7 +45,8 @@ class PahoLink:
         c.max_inflight_messages_set(MAX_INFLIGHT)
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(min_delay=min_backoff_s, max_delay=max_backoff_s)
-        c.will_set(topics.death(site, device), session.encode_death(epoch), qos=1, retain=True)
+        self.death = session.encode_death(epoch)
+        c.will_set(topics.death(site, device), self.death, qos=1, retain=True)
         if username:
             c.username_pw_set(username, password)
         if tls or ca_file:
@@ -62,6 +63,9 @@ class PahoLink:
         self.client.loop_start()
 
     def stop(self):
+        if self.connected:
+            # a clean disconnect does not fire the last will: say goodbye ourselves
+            self.client.publish(topics.death(self.site, self.device), self.death, qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -214,6 +214,13 @@ class Pipeline:
     def pending(self):
         return len(self._rows) + len(self._qrows) + len(self._touched)
 
+    def save_counters(self):
+        """Write the counters on their own (at shutdown, when nothing else is staged)."""
+        with self.store.lock:
+            self.store.begin()
+            self.store.save_counters(self.counters)
+            self.store.commit()
+
     def commit(self, save_counters=True):
         """Write everything staged in one transaction. Returns {device: contig} to ack."""
         touched = self._touched

@@ -251,6 +251,7 @@ class IngestService:
             if self.on_commit is not None:
                 self.on_commit(self.pipeline.counters["stored"] - stored_before)
         self.pipeline.commit()
+        self.pipeline.save_counters()  # the last word: counters as they stand at shutdown
 
     # -- lifecycle --------------------------------------------------------------------------
 
