@@ -10,7 +10,9 @@ import time
 import pytest
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import provision
+from edgeledger.gateway import proofs, provision, verifier
+from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway.demo_rpc import EmbeddedRpc
 from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
@@ -89,11 +91,7 @@ def _bundle_client(clients, broker, bundle, name):
 
 
 def stored_readings(store, device):
-    """{seq: bytes} of what the gateway stored for ``device``.
-
-    Extension point: once proof bundles exist, also check here that each stored reading's
-    bundle still verifies (``gateway.verifier.verify_bundle``) after the revocation.
-    """
+    """{seq: bytes} of what the gateway stored for ``device``."""
     return dict(store.db.execute("SELECT seq, bytes FROM messages WHERE device=?", (device,)).fetchall())
 
 
@@ -129,6 +127,7 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     for m in before:
         conn.publish(a.topic, m)
     wait_until(lambda: len(stored_readings(gw.store, "dev-a")) == 3, 10, what="3 readings stored")
+    bundles = anchor_and_bundle(gw.store, ledger, "dev-a", [1, 2, 3])
 
     r = provision.revoke(gw.operator_registry(), "dev-a", ledger=ledger)
     assert r["revoked"] == 1 and r["chain"] == 1
@@ -144,6 +143,24 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     conn.publish(a.topic, backdated)
     wait_until(lambda: gw.quarantined("revoked_device") == 2, 10, what="backdated message refused")
     assert stored_readings(gw.store, "dev-a") == dict(enumerate(before, 1))
+    # the readings anchored before the revocation still verify, on chain, after it
+    for data in bundles:
+        report = verifier.verify_bundle(data, rpc=ledger, min_confirmations=1)
+        assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+
+
+def anchor_and_bundle(store, ledger, device, seqs):
+    """Anchor what the store holds on the embedded chain; the proof bundles of ``seqs``."""
+    store.set_ledger_meta({"chain_id": ledger.chain_id, "contract": ledger.address, "gateway": ledger.account})
+    batcher = Batcher(store, ledger, max_size=1000, max_age_s=0, confirmations=1)
+    ledger.proof_rpc = EmbeddedRpc(ledger)  # eth-tester has no eth_getProof; this answers it from py-evm
+
+    def anchored():
+        batcher.step()
+        return batcher.anchored_messages() == store.count_messages()
+
+    wait_until(anchored, 30, what="readings anchored")
+    return [proofs.bundle_for(store, device, seq, ledger.chain_id, ledger.address).encode() for seq in seqs]
 
 
 def test_revoked_device_loses_its_broker_credentials(secure_broker, clients, gateway_factory, tmp_path):
