@@ -1,0 +1,138 @@
+"""The agent core without a network: sealing, flow control, resends, failing sources, full outbox."""
+import hashlib
+
+import pytest
+
+from edgeledger.agent.core import AgentCore
+from edgeledger.agent.outbox import Outbox
+from edgeledger.agent.signer import generate
+from edgeledger.agent.simulated import SimulatedSource
+from edgeledger.protocols import chain, cose, reading
+
+
+def sha(b):
+    return hashlib.sha256(b).digest()
+
+
+class Broken:
+    name = "bus"
+    interval_s = 1.0
+
+    def poll(self, now):
+        raise OSError("no answer from unit 3")
+
+
+def make(tmp_path, sources=None, **kw):
+    box = Outbox(str(tmp_path / "outbox"), hash_fn=sha, max_bytes=kw.pop("max_bytes", 1 << 20),
+                 segment_bytes=kw.pop("segment_bytes", 4096))
+    signer = generate("EdDSA", "dev")
+    srcs = sources if sources is not None else [SimulatedSource("dev", "meter", interval_s=1.0)]
+    return AgentCore("dev", signer, box, srcs, sha, epoch=3, **kw), signer
+
+
+def payloads(core, upto=100):
+    out = []
+    for seq, data in core.outbox.read(1, upto):
+        out.append((seq, data, reading.decode_payload(cose.parse_sign1(data).payload)))
+    return out
+
+
+def test_one_pack_per_poll_chained_and_signed(tmp_path):
+    core, signer = make(tmp_path)
+    for t in range(5):
+        core.tick(float(t), 1764093000.0 + t)
+    msgs = payloads(core)
+    assert [s for s, _, _ in msgs] == [1, 2, 3, 4, 5]
+    prev = chain.GENESIS
+    for seq, data, body in msgs:
+        assert (body.seq, body.prev, body.epoch, len(body.pack)) == (seq, prev, 3, 3)
+        prev = sha(data)
+
+
+def test_pack_size_splits_records(tmp_path):
+    core, _ = make(tmp_path, pack_size=2)
+    core.tick(0.0, 1764093000.0)  # 3 records: one full pack of 2, the rest sealed by age 0
+    assert [len(b.pack) for _, _, b in payloads(core)] == [2, 1]
+
+
+def test_window_limits_in_flight_and_acks_free_it(tmp_path):
+    core, _ = make(tmp_path, window=3)
+    for t in range(6):
+        core.tick(float(t), 1764093000.0 + t)
+    core.on_connect(10.0)
+    batch = core.to_send(10.0, limit=10)
+    assert [s for s, _ in batch] == [1, 2, 3]
+    for s, _ in batch:
+        core.sent(s)
+    assert core.to_send(10.1) == []
+    core.on_ack(2, 10.2)
+    assert [s for s, _ in core.to_send(10.3)] == [4, 5]
+    assert core.outbox.acked == 2
+
+
+def test_no_ack_progress_rewinds_to_last_ack(tmp_path):
+    core, _ = make(tmp_path, resend_after_s=5.0)
+    for t in range(3):
+        core.tick(float(t), 1764093000.0 + t)
+    core.on_connect(0.0)
+    for s, _ in core.to_send(0.0):
+        core.sent(s)
+    core.on_ack(1, 1.0)
+    assert core.to_send(2.0) == []
+    again = core.to_send(6.5)  # 5 s without the ack moving: send everything after it again
+    assert [s for s, _ in again] == [2, 3] and core.counters["resends"] == 1
+
+
+def test_reconnect_resends_from_last_ack(tmp_path):
+    core, _ = make(tmp_path)
+    for t in range(4):
+        core.tick(float(t), 1764093000.0 + t)
+    core.on_connect(0.0)
+    for s, _ in core.to_send(0.0):
+        core.sent(s)
+    core.on_ack(2, 0.5)
+    core.on_connect(1.0)
+    assert [s for s, _ in core.to_send(1.0)] == [3, 4]
+
+
+def test_failing_source_becomes_a_signed_status_record(tmp_path):
+    core, _ = make(tmp_path, sources=[Broken()])
+    core.tick(0.0, 1764093000.0)
+    (_, _, body), = payloads(core)
+    assert body.pack == [{0: "bus/status", 3: "error: no answer from unit 3", 6: 1764093000.0}]
+    assert core.counters["source_errors"] == 1
+
+
+def test_full_outbox_refuses_before_seq_and_reports_the_count(tmp_path):
+    core, _ = make(tmp_path, max_bytes=1200, segment_bytes=400)
+    t = 0
+    while core.counters["outbox_refused"] < 3:
+        core.tick(float(t), 1764093000.0 + t)
+        t += 1
+    head = core.outbox.head_seq
+    assert [s for s, _ in core.outbox.read(1, 100)] == list(range(1, head + 1))  # no gap
+    core.on_ack(head, float(t))  # the gateway caught up: room again
+    core.tick(float(t), 1764093000.0 + t)
+    (_, _, body), = payloads(core)[-1:]
+    refused = [r for r in body.pack if r.get(0) == "agent/outbox_refused"]
+    assert refused == [{0: "agent/outbox_refused", 2: 3, 6: 1764093000.0 + t}]
+
+
+def test_until_seq_stops_sealing(tmp_path):
+    core, _ = make(tmp_path, max_seq=4)
+    for t in range(10):
+        core.tick(float(t), 1764093000.0 + t)
+    assert core.outbox.head_seq == 4 and core.done_sealing()
+    assert not core.drained()
+    core.on_ack(4, 11.0)
+    assert core.drained()
+
+
+@pytest.mark.parametrize("interval", [0.5, 2.0])
+def test_sources_keep_their_cadence(tmp_path, interval):
+    core, _ = make(tmp_path, sources=[SimulatedSource("dev", "sensor", interval_s=interval)])
+    t = 0.0
+    while t < 10.0:
+        core.tick(t, 1764093000.0 + t)
+        t += 0.1
+    assert core.outbox.head_seq == pytest.approx(10.0 / interval, abs=1)
