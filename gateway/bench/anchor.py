@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 
 from edgeledger.gateway.bench import report

@@ -1,8 +1,17 @@
-"""anvil (Foundry's local Ethereum node, installed by ``npm ci``) as a child process.
+"""anvil (Foundry's local Ethereum node, from npm) as a child process: benchmarks and tests.
 
-The benchmark commands' own copy of tests/support/anvil.py's essentials (tests/ is
-not installed). A missing binary raises AnvilMissing with the install hint.
+    with running_anvil(block_time=None, hardfork="london") as node:
+        ledger = JsonRpcLedger(node.url, key=node.new_funded_key())
+        ...
+        node.stop()      # stops the process; with a state file the chain is dumped
+        node.start()     # same port, state loaded back
+
+The binary comes from `npm ci` (package.json pins @foundry-rs/anvil); a missing binary raises
+AnvilMissing with the install hint (a test fails loudly, it never skips). The test suite
+imports this module through tests/support/anvil.py. ``Anvil`` keeps its chain across ``stop``/``start``
+through ``--state FILE`` (load at start, dump on exit) when ``persistent=True`` (the default).
 """
+import contextlib
 import json
 import os
 import platform
@@ -16,7 +25,7 @@ import urllib.request
 
 from edgeledger.gateway.bench.mosquitto import free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 _PLATFORM_PACKAGES = {
     ("Linux", "x86_64"): "anvil-linux-amd64",
     ("Linux", "aarch64"): "anvil-linux-arm64",
@@ -24,7 +33,8 @@ _PLATFORM_PACKAGES = {
     ("Darwin", "arm64"): "anvil-darwin-arm64",
 }
 START_TIMEOUT_S = 20.0
-FUND_WEI = 10 ** 21
+STOP_TIMEOUT_S = 15.0
+FUND_WEI = 10**21
 
 
 class AnvilMissing(RuntimeError):
@@ -32,17 +42,21 @@ class AnvilMissing(RuntimeError):
 
 
 def anvil_binary():
+    """Path of the anvil binary installed by npm (or on PATH). Raises AnvilMissing with a hint."""
     pkg = _PLATFORM_PACKAGES.get((platform.system(), platform.machine()), "anvil-linux-amd64")
     path = os.path.join(ROOT, "node_modules", "@foundry-rs", pkg, "bin", "anvil")
-    if not os.access(path, os.X_OK):
-        found = shutil.which("anvil")
-        if found:
-            return found
-        raise AnvilMissing("expected the anvil binary at %s, found none: run `npm ci` in %s" % (path, ROOT))
-    return path
+    if os.access(path, os.X_OK):
+        return path
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise AnvilMissing(
+        "expected the anvil binary at %s, found none: run `make test` (it runs `npm ci`, "
+        "which installs @foundry-rs/anvil from package-lock.json)" % path)
 
 
 def rpc(url, method, params=(), timeout=5.0):
+    """One raw JSON-RPC request; returns ``result``; raises RuntimeError on an error object."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -52,47 +66,99 @@ def rpc(url, method, params=(), timeout=5.0):
     return answer["result"]
 
 
-class Anvil:
-    """One anvil process; a context manager. ``block_time`` None = automine."""
+class Anvil(object):
+    """One anvil process on a fixed loopback port; restartable with the same chain state."""
 
-    def __init__(self, block_time=None, hardfork="london"):
-        self.port = free_port()
+    def __init__(self, port=None, block_time=None, hardfork="london", persistent=True, chain_id=None,
+                 extra_args=()):
+        self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.dir = tempfile.mkdtemp(prefix="el-bench-anvil-")
-        cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--hardfork", hardfork]
-        if block_time:
-            cmd += ["--block-time", str(block_time)]
-        self.cmd = cmd
+        self.block_time = block_time
+        self.hardfork = hardfork
+        self.chain_id = chain_id
+        self.extra_args = list(extra_args)
+        self._dir = tempfile.mkdtemp(prefix="anvil-")
+        self.state_path = os.path.join(self._dir, "state.json") if persistent else None
+        self.log_path = os.path.join(self._dir, "anvil.log")
         self.proc = None
 
-    def __enter__(self):
-        log = open(os.path.join(self.dir, "anvil.log"), "ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    def command(self):
+        cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.block_time:
+            cmd += ["--block-time", str(self.block_time)]
+        if self.hardfork:
+            cmd += ["--hardfork", self.hardfork]
+        if self.chain_id:
+            cmd += ["--chain-id", str(self.chain_id)]
+        if self.state_path:
+            cmd += ["--state", self.state_path]
+        return cmd + self.extra_args
+
+    def start(self, timeout=START_TIMEOUT_S):
+        """Start (or restart) anvil and wait until it answers eth_chainId."""
+        assert self.proc is None, "anvil already running"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("anvil exited with %d at start" % self.proc.returncode)
+                code, self.proc = self.proc.returncode, None
+                raise RuntimeError("anvil exited with %d at start; log:\n%s" % (code, self.log_tail()))
             try:
                 rpc(self.url, "eth_chainId", timeout=0.5)
                 return self
             except (OSError, urllib.error.URLError, ValueError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError("anvil did not answer on %s" % self.url)
+                    self.kill()
+                    raise RuntimeError("anvil did not answer on %s within %.0f s; log:\n%s" % (
+                        self.url, timeout, self.log_tail()))
                 time.sleep(0.05)
 
+    def stop(self, timeout=STOP_TIMEOUT_S):
+        """Stop anvil gracefully (SIGINT: it dumps ``--state`` on the way out)."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def kill(self):
+        """Stop without giving anvil a chance to dump state (a crash)."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_for=0.0):
+        self.stop()
+        if down_for:
+            time.sleep(down_for)
+        return self.start()
+
+    def close(self):
+        self.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self):
+        return self.start()
+
     def __exit__(self, *exc):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
 
-    def new_funded_key(self):
-        from eth_account import Account
-
-        key = "0x" + os.urandom(32).hex()
-        rpc(self.url, "anvil_setBalance", [Account.from_key(key).address, hex(FUND_WEI)])
-        return key
+    # ---------------------------------------------------------------- dev helpers
 
     def ledger(self):
         """A JsonRpcLedger with a fresh funded key, the contract deployed, itself a gateway."""
@@ -103,3 +169,33 @@ class Anvil:
         ledger.deploy(owner_key=key)
         ledger.set_gateway(ledger.account, True)
         return ledger
+
+    def rpc(self, method, *params):
+        return rpc(self.url, method, params)
+
+    def fund(self, address, wei=FUND_WEI):
+        self.rpc("anvil_setBalance", address, hex(wei))
+
+    def new_funded_key(self, wei=FUND_WEI):
+        from eth_account import Account
+
+        key = "0x" + os.urandom(32).hex()
+        self.fund(Account.from_key(key).address, wei)
+        return key
+
+    def mine(self, blocks=1):
+        self.rpc("anvil_mine", hex(blocks))
+
+    def block_number(self):
+        return int(self.rpc("eth_blockNumber"), 16)
+
+
+@contextlib.contextmanager
+def running_anvil(**kwargs):
+    """Context manager: a started ``Anvil``; killed and its temp dir removed on exit."""
+    node = Anvil(**kwargs)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()

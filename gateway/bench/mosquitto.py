@@ -1,7 +1,8 @@
-"""A Mosquitto broker as a child process on a free loopback port, for benchmarks.
+"""A Mosquitto broker as a child process on a free loopback port: benchmarks and tests.
 
-(The test suite has its own copy in tests/support/broker.py; tests/ is not installed,
-so the benchmark commands carry this one.) The configuration lets the gateway hold
+The test suite uses it through tests/support/broker.py. ``stop()`` and ``start()`` again
+keep the port, so fault tests can take the broker away and bring it back. The default
+configuration lets the gateway hold
 many QoS 1 messages un-PUBACKed (it acknowledges only after its commit) and never
 drops a queued message: ``max_queued_messages 0`` means no limit (mosquitto.conf(5)),
 so a message lost in a benchmark is lost by the gateway, not by the broker.
@@ -50,22 +51,27 @@ def mosquitto_binary():
 class Mosquitto:
     """One broker; use as a context manager (started on enter, killed and cleaned on exit)."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, extra=(), config_text=None, workdir=None):
+        """``extra`` lines are appended to the default config; ``config_text`` replaces it."""
         self.port = port or free_port()
-        self.workdir = tempfile.mkdtemp(prefix="el-bench-mosq-")
+        self.workdir = workdir or tempfile.mkdtemp(prefix="el-mosq-")
+        os.makedirs(self.workdir, exist_ok=True)
         self.config_path = os.path.join(self.workdir, "mosquitto.conf")
         self.log_path = os.path.join(self.workdir, "mosquitto.log")
-        with open(self.config_path, "w") as f:
-            f.write("\n".join([
+        if config_text is None:
+            config_text = "\n".join([
                 "listener %d 127.0.0.1" % self.port,
                 "allow_anonymous true",
                 "max_inflight_messages 0",
                 "max_queued_messages 0",
                 "persistence false",
+                "sys_interval 1",  # $SYS/broker/subscriptions/count: the bench waits for the gateway's
                 "log_dest stderr",
                 "log_type error",
                 "log_type warning",
-            ]) + "\n")
+            ] + list(extra)) + "\n"
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
         self.proc = None
 
     @property
@@ -103,3 +109,35 @@ class Mosquitto:
     def __exit__(self, *exc):
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def wait_subscriptions(port, at_least, timeout=60.0):
+    """Wait until the broker counts ``at_least`` subscriptions ($SYS, every second).
+    Raises RuntimeError with the last count seen."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    seen = {"n": -1}
+    done = threading.Event()
+
+    def on_message(client, userdata, msg):
+        try:
+            seen["n"] = int(msg.payload)
+        except ValueError:
+            return
+        if seen["n"] >= at_least:
+            done.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="el-bench-sys")
+    c.on_message = on_message
+    c.on_connect = lambda client, *a: client.subscribe("$SYS/broker/subscriptions/count")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise RuntimeError("expected %d subscriptions at the broker within %.0f s, found %d"
+                               % (at_least, timeout, seen["n"]))
+    finally:
+        c.disconnect()
+        c.loop_stop()

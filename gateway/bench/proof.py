@@ -28,7 +28,6 @@ def _bundle(size, message, index):
     from edgeledger.gateway.batcher import path_from_blob, pack_levels, tree_levels
     from edgeledger.protocols import merkle
     from edgeledger.protocols.batch import BatchHeader
-    from edgeledger.protocols.bundle import Bundle
 
     leaves = [merkle.leaf_hash(b"synthetic %d" % i) for i in range(size)]
     leaves[index] = merkle.leaf_hash(message)

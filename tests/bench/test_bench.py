@@ -1,0 +1,83 @@
+"""The bench suites run end to end at tiny sizes and print the documented JSON keys.
+
+These are not benchmarks (the figures at these sizes mean nothing); they keep the
+commands working: real Mosquitto, real anvil, the real gateway with two workers.
+"""
+import argparse
+import json
+
+import pytest
+
+from edgeledger.gateway.bench import anchor, cmd, ingest, proof
+
+
+def _args(argv):
+    p = argparse.ArgumentParser()
+    top = p.add_subparsers(dest="command")
+    cmd.add_commands({"top": top})
+    return p.parse_args(argv)
+
+
+def _run_json(module, argv, capsys):
+    args = _args(argv)
+    code = module.main(args)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, "expected one JSON line, found %d lines:\n%s" % (len(out), "\n".join(out[:20]))
+    return code, json.loads(out[0])
+
+
+def test_bench_group_is_shared_with_bench_device_in_either_order():
+    from edgeledger.firmware import cmd as fwcmd
+
+    for order in ((cmd, fwcmd), (fwcmd, cmd)):
+        p = argparse.ArgumentParser()
+        top = p.add_subparsers(dest="command")
+        for module in order:
+            module.add_commands({"top": top})
+        suites = top.choices["bench"].suites.choices
+        assert {"device", "ingest", "anchor", "proof"} <= set(suites)
+
+
+def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(ingest, "STOCK_RATE", {1: 6000, 10: 600})
+    monkeypatch.setattr(ingest, "WARMUP_S", 0.5)
+    monkeypatch.setattr(ingest, "GENERATOR_ALONE_S", 0.5)
+    code, r = _run_json(ingest, ["bench", "ingest", "--json", "--seconds", "1", "--devices", "4",
+                                 "--workers", "2"], capsys)
+    for key in ("msgs_per_s", "baseline_msgs_per_s", "ratio", "lost", "duplicated", "acks_missing",
+                "ed25519_verify_per_s", "es256_verify_per_s", "generator_alone_msgs_per_s",
+                "pack10_readings_per_s", "gateway_cpu_us_per_msg", "machine"):
+        assert key in r, key
+    assert r["msgs_per_s"] > 0 and r["baseline_msgs_per_s"] > 0
+    assert r["ratio"] == pytest.approx(r["msgs_per_s"] / r["baseline_msgs_per_s"])
+    assert r["generator_pubacks_ok"] is True
+    assert (r["lost"], r["duplicated"], r["acks_missing"], r["pack10_acks_missing"]) == (0, 0, 0, 0)
+    assert r["sent"] > 0 and r["quarantined"] == 0
+    assert code == 0
+
+
+def test_anchor_tiny_run_prints_the_json_keys(monkeypatch, capsys):
+    monkeypatch.setattr(anchor, "THROUGHPUT_BATCHES", 4)
+    code, r = _run_json(anchor, ["bench", "anchor", "--json", "--sizes", "10,100", "--batch-age", "1",
+                                 "--latency-seconds", "1"], capsys)
+    for key in ("gas_per_reading", "gas_per_batch", "p95_latency_s", "p50_latency_s", "p99_latency_s",
+                "baseline_gas_per_reading", "anchors_per_min", "by_size"):
+        assert key in r, key
+    # one transaction per batch whatever its size: the same gas for 10 and 100 readings
+    # (only the calldata bytes of tree size and times differ)
+    assert r["by_size"]["10"]["gas_per_batch"] == pytest.approx(r["by_size"]["100"]["gas_per_batch"], rel=0.01)
+    assert r["gas_per_batch"] == r["by_size"]["100"]["gas_per_batch"]
+    assert r["gas_per_reading"] == pytest.approx(r["gas_per_batch"] / 100.0)
+    assert 0 < r["p50_latency_s"] <= r["p95_latency_s"] <= r["p99_latency_s"]
+    assert code == 0
+
+
+def test_proof_tiny_run_prints_the_json_keys(capsys):
+    code, r = _run_json(proof, ["bench", "proof", "--json", "--sizes", "8,64", "--repeat", "5"], capsys)
+    for key in ("bundle_bytes", "verify_ms", "verify_gas_by_depth", "verify_gas_depth20", "ed25519_verify_ms"):
+        assert key in r, key
+    assert r["by_size"]["8"]["path_length"] == 3 and r["by_size"]["64"]["path_length"] == 6
+    assert r["bundle_bytes"] == r["by_size"]["64"]["bundle_bytes"]
+    gas = r["verify_gas_by_depth"]
+    assert gas["1"] < gas["8"] < gas["20"]  # one sha256 precompile call more per level
+    assert code == 0
