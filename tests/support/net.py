@@ -1,23 +1,7 @@
 """Small helpers for tests that start local services on loopback."""
-import socket
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10.0, host="127.0.0.1"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("nothing listens on %s:%d after %.1f s" % (host, port, timeout))
+from edgeledger.gateway.bench.mosquitto import free_port, wait_port  # noqa: F401 (re-exported)
 
 
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
