@@ -21,8 +21,8 @@ no gap; the number of refused packs rides along in the next pack that fits as
 ``agent/outbox_refused``.
 """
 from edgeledger.agent.errors import OutboxFull
-from edgeledger.protocols import cose
-from edgeledger.protocols.reading import encode_payload
+from edgeledger.protocols.cose_sign import sign1
+from edgeledger.protocols.reading_encode import encode_payload
 
 # In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
 # so 256 keeps a fast link busy while bounding what one rewind sends again.
@@ -113,7 +113,7 @@ class AgentCore:
         """Sign ``pack`` as the next message and persist it. False if the outbox refused it."""
         seq = self.outbox.head_seq + 1
         payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch, pack)
-        message = cose.sign1(payload, self.signer)
+        message = sign1(payload, self.signer)
         try:
             self.outbox.append(seq, message, self.sha256(message))
         except OutboxFull:

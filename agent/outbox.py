@@ -68,148 +68,126 @@ class _Segment:
 
 
 class Outbox:
-    """A bounded, durable queue of (seq, message bytes) in seq order."""
+    """A bounded, durable queue of (seq, message bytes) in seq order.
+
+    Raises OutboxError for an unknown policy; OSError from the filesystem.
+    """
 
     def __init__(self, path, max_bytes=DEFAULT_MAX_BYTES, segment_bytes=DEFAULT_SEGMENT_BYTES,
                  policy="drop_new", hash_fn=None):
         if policy not in POLICIES:
             raise OutboxError("outbox policy must be one of %s, got %r" % (POLICIES, policy))
-        if segment_bytes > max_bytes:
-            segment_bytes = max_bytes
         self.path = path
         self.max_bytes = max_bytes
-        self.segment_bytes = segment_bytes
+        self.segment_bytes = min(segment_bytes, max_bytes)
         self.policy = policy
         self._hash = hash_fn
         self.counters = {"appended": 0, "refused_full": 0, "torn_records": 0, "acked": 0}
         self._segments = []
         self._active = None  # open file of the last segment
-        self.acked = 0
         self.head_seq = 0
         self.head_hash = ZERO_HASH
         self._cursor = None  # (segment name, offset, seq) of the next record to read
         port.makedirs(path)
-        self._recover()
-
-    # -- recovery ---------------------------------------------------------------------------
-
-    def _recover(self):
-        names = [n for n in os.listdir(self.path) if n.endswith(SEGMENT_SUFFIX)]
+        # -- recovery: scan every segment; a segment ends at its first incomplete or
+        # corrupt record (a torn write) and is sealed there.
+        names = [n for n in os.listdir(path) if n.endswith(SEGMENT_SUFFIX)]
         names.sort()
-        last_record = None
+        last = None
         for name in names:
-            seg = _Segment(int(name[: -len(SEGMENT_SUFFIX)]), name)
-            for seq, offset, data in self._scan(seg):
-                seg.last = seq
-                last_record = data
+            seg = _Segment(int(name[:-len(SEGMENT_SUFFIX)]), name)
+            full = path + "/" + name
+            with open(full, "rb") as f:
+                while True:
+                    header = f.read(HEADER_LEN)
+                    if not header:
+                        break
+                    ok = len(header) == HEADER_LEN
+                    if ok:
+                        length, crc, seq = struct.unpack(HEADER, header)
+                        ok = length <= MAX_RECORD_BYTES and seq == seg.last + 1
+                    if ok:
+                        data = f.read(length)
+                        ok = len(data) == length and port.crc32(data, port.crc32(header[8:])) == crc
+                    if not ok:
+                        self.counters["torn_records"] += 1
+                        seg.sealed = True
+                        break
+                    seg.last = seq
+                    last = data
+            seg.size = port.file_size(full)
             if seg.last < seg.first:
                 # Torn before its first record was complete: nothing to keep, and its
                 # name must be free for the segment that will hold that seq again.
-                os.remove(self.path + "/" + name)
+                os.remove(full)
                 continue
             self._segments.append(seg)
         if self._segments:
-            last = self._segments[-1]
-            self.head_seq = last.last if last.last >= last.first else last.first - 1
-        if last_record is not None and self._hash is not None:
-            self.head_hash = self._hash(last_record)
-        self.acked = self._read_acks()
-        if self.head_seq < self.acked:
-            # Every record was acked and its segment deleted: impossible by construction
-            # (the newest segment is kept), but never let seq go backwards.
-            self.head_seq = self.acked
-
-    def _scan(self, seg):
-        """Yield (seq, offset, data) of the complete records of ``seg``; seal it at a torn tail."""
-        full = self.path + "/" + seg.name
-        offset = 0
-        expected = seg.first
-        with open(full, "rb") as f:
-            while True:
-                header = f.read(HEADER_LEN)
-                if not header:
-                    break
-                ok = len(header) == HEADER_LEN
-                if ok:
-                    length, crc, seq = struct.unpack(HEADER, header)
-                    ok = length <= MAX_RECORD_BYTES and seq == expected
-                if ok:
-                    data = f.read(length)
-                    ok = len(data) == length and port.crc32(data, port.crc32(header[8:])) == crc
-                if not ok:
-                    self.counters["torn_records"] += 1
-                    seg.sealed = True
-                    break
-                yield seq, offset, data
-                offset += HEADER_LEN + length
-                expected += 1
-        seg.size = port.file_size(full)
-
-    def _read_acks(self):
-        best = 0
+            self.head_seq = self._segments[-1].last
+        if last is not None and hash_fn is not None:
+            self.head_hash = hash_fn(last)
+        last = None
+        self.acked = 0
         try:
-            with open(self.path + "/" + ACK_LOG, "rb") as f:
+            with open(path + "/" + ACK_LOG, "rb") as f:
                 while True:
                     rec = f.read(ACK_LEN)
                     if len(rec) < ACK_LEN:
                         break
                     seq, crc = struct.unpack(ACK_RECORD, rec)
-                    if port.crc32(rec[:8]) == crc and seq > best:
-                        best = seq
+                    if port.crc32(rec[:8]) == crc and seq > self.acked:
+                        self.acked = seq
         except OSError:
             pass
-        return best
+        if self.head_seq < self.acked:
+            # Every record was acked and its segment deleted: impossible by construction
+            # (the newest segment is kept), but never let seq go backwards.
+            self.head_seq = self.acked
 
     # -- writing ----------------------------------------------------------------------------
 
     def used_bytes(self):
         return sum(s.size for s in self._segments)
 
-    def has_room(self, length):
-        """True if a record of ``length`` message bytes fits (after freeing acked segments)."""
-        need = HEADER_LEN + length
-        if self.used_bytes() + need <= self.max_bytes:
-            return True
-        self._collect()
-        return self.used_bytes() + need <= self.max_bytes
-
     def append(self, seq, data, digest=None):
-        """Persist one record. ``seq`` must be ``head_seq + 1``.
+        """Persist one record. ``seq`` must be ``head_seq + 1``; ``digest`` (its hash,
+        computed with ``hash_fn`` when not given) becomes ``head_hash``.
 
-        Raises OutboxFull (counted) when the record does not fit under the policy.
+        Raises OutboxFull (counted) when the record does not fit under the policy,
+        OutboxError for a wrong seq or an oversized record.
         """
         if seq != self.head_seq + 1:
             raise OutboxError("outbox expects seq %d next, got %d" % (self.head_seq + 1, seq))
-        if len(data) > MAX_RECORD_BYTES:
-            raise OutboxError("record of %d bytes exceeds MAX_RECORD_BYTES %d" % (len(data), MAX_RECORD_BYTES))
-        if not self.has_room(len(data)):
-            self.counters["refused_full"] += 1
-            raise OutboxFull("outbox full: %d of %d bytes used, %d unacked records"
-                             % (self.used_bytes(), self.max_bytes, self.pending_count()))
+        size = HEADER_LEN + len(data)
+        if size > MAX_RECORD_BYTES + HEADER_LEN:
+            raise OutboxError("record of %d bytes exceeds MAX_RECORD_BYTES" % len(data))
+        if self.used_bytes() + size > self.max_bytes:
+            self._collect()
+            if self.used_bytes() + size > self.max_bytes:
+                self.counters["refused_full"] += 1
+                raise OutboxFull("outbox full: %d of %d bytes used, %d unacked records"
+                                 % (self.used_bytes(), self.max_bytes, self.pending_count()))
         seg = self._segments[-1] if self._segments else None
-        if seg is None or seg.sealed or seg.size + HEADER_LEN + len(data) > self.segment_bytes:
-            seg = self._new_segment(seq)
+        if seg is None or seg.sealed or seg.size + size > self.segment_bytes:
+            self.close()
+            if seg is not None:
+                seg.sealed = True
+            seg = _Segment(seq, "%016d%s" % (seq, SEGMENT_SUFFIX))
+            self._segments.append(seg)
         if self._active is None:
             self._active = open(self.path + "/" + seg.name, "ab")
-        seq_bytes = struct.pack("<Q", seq)
-        crc = port.crc32(data, port.crc32(seq_bytes))
-        self._active.write(struct.pack(HEADER, len(data), crc, seq) + data)
+        crc = port.crc32(data, port.crc32(struct.pack("<Q", seq)))
+        # header and message written one after the other: no joined copy of the message
+        self._active.write(struct.pack(HEADER, len(data), crc, seq))
+        self._active.write(data)
         port.fsync(self._active)
-        seg.size += HEADER_LEN + len(data)
+        seg.size += size
         seg.last = seq
         self.head_seq = seq
-        self.head_hash = digest if digest is not None else (self._hash(data) if self._hash else ZERO_HASH)
+        if digest is None:
+            digest = self._hash(data) if self._hash else ZERO_HASH
+        self.head_hash = digest
         self.counters["appended"] += 1
-
-    def _new_segment(self, first):
-        if self._active is not None:
-            self._active.close()
-            self._active = None
-        if self._segments:
-            self._segments[-1].sealed = True
-        seg = _Segment(first, "%016d%s" % (first, SEGMENT_SUFFIX))
-        self._segments.append(seg)
-        return seg
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -230,21 +208,20 @@ class Outbox:
                 continue
             cur = self._cursor
             offset = cur[1] if cur and cur[0] == seg.name and cur[2] <= from_seq else 0
-            start_seq = cur[2] if offset else seg.first
+            seq = cur[2] if offset else seg.first
             with open(self.path + "/" + seg.name, "rb") as f:
                 f.seek(offset)
-                seq = start_seq
                 while seq <= seg.last and len(out) < limit:
                     header = f.read(HEADER_LEN)
                     if len(header) < HEADER_LEN:
                         break
                     length = struct.unpack(HEADER, header)[0]
+                    offset += HEADER_LEN + length
                     if seq >= from_seq:
                         out.append((seq, f.read(length)))
-                        self._cursor = (seg.name, offset + HEADER_LEN + length, seq + 1)
+                        self._cursor = (seg.name, offset, seq + 1)
                     else:
                         f.seek(length, 1)
-                    offset += HEADER_LEN + length
                     seq += 1
             from_seq = max(from_seq, seq)
         return out
@@ -262,16 +239,12 @@ class Outbox:
         name = self.path + "/" + ACK_LOG
         rec = struct.pack("<Q", seq)
         rec += struct.pack("<I", port.crc32(rec))
-        if port.file_size(name) >= ACK_LOG_ROTATE_BYTES:
-            tmp = name + ".new"
-            with open(tmp, "wb") as f:
-                f.write(rec)
-                port.fsync(f)
-            os.rename(tmp, name)
-        else:
-            with open(name, "ab") as f:
-                f.write(rec)
-                port.fsync(f)
+        rotate = port.file_size(name) >= ACK_LOG_ROTATE_BYTES
+        with open(name + ".new" if rotate else name, "wb" if rotate else "ab") as f:
+            f.write(rec)
+            port.fsync(f)
+        if rotate:
+            os.rename(name + ".new", name)
         self._collect()
 
     def _collect(self):

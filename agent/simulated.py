@@ -21,21 +21,16 @@ PROFILES = {
 }
 
 
-def _wave(seed, k):
-    """Deterministic value in [-1, 1] from a seed and a sample number (no float math libs)."""
-    x = (seed * 1103515245 + k * 2654435761 + 12345) & 0x7FFFFFFF
-    tri = (k % 64) / 32.0 - 1.0  # slow triangle wave
-    return 0.7 * (1.0 - 2.0 * abs(tri)) + 0.3 * (x / 0x7FFFFFFF * 2.0 - 1.0)
-
-
 class SimulatedSource:
-    """``poll(now)`` returns one SenML record per channel of the profile."""
+    """``poll(now)`` returns one SenML record per channel of the profile.
+
+    Raises ConfigError for an unknown ``kind`` or a non-positive ``interval_s``.
+    """
 
     def __init__(self, name="sim", kind="meter", interval_s=1.0, seed=None, channels=None):
-        if kind not in PROFILES:
-            raise ConfigError("simulated source kind must be one of %s, got %r" % (sorted(PROFILES), kind))
-        if not interval_s > 0:
-            raise ConfigError("simulated source interval_s must be > 0, got %r" % (interval_s,))
+        if kind not in PROFILES or not interval_s > 0:
+            raise ConfigError("simulated source: kind must be one of %s and interval_s > 0, got "
+                              "%r, %r" % (sorted(PROFILES), kind, interval_s))
         self.name = name
         self.kind = kind
         self.interval_s = interval_s
@@ -49,13 +44,18 @@ class SimulatedSource:
         self.sample += 1
         self.counters["polls"] += 1
         out = []
-        for i, (channel, unit, base, swing, step) in enumerate(self.profile):
-            value = base + step * k + swing * _wave(self.seed + i, k)
-            out.append({0: self.name + "/" + channel, 1: unit, 2: round(value, 3), 6: now})
+        i = 0
+        for channel, unit, base, swing, step in self.profile:
+            # deterministic value in [-1, 1] from the seed, the channel and the sample number
+            x = ((self.seed + i) * 1103515245 + k * 2654435761 + 12345) & 0x7FFFFFFF
+            tri = (k % 64) / 32.0 - 1.0  # slow triangle wave
+            wave = 0.7 * (1.0 - 2.0 * abs(tri)) + 0.3 * (x / 0x7FFFFFFF * 2.0 - 1.0)
+            out.append({0: self.name + "/" + channel, 1: unit,
+                        2: round(base + step * k + swing * wave, 3), 6: now})
+            i += 1
         return out
 
 
 def from_config(cfg):
-    return SimulatedSource(name=cfg.get("name", "sim"), kind=cfg.get("kind", "meter"),
-                           interval_s=float(cfg.get("interval_s", 1.0)), seed=cfg.get("seed"),
-                           channels=cfg.get("channels"))
+    return SimulatedSource(cfg.get("name", "sim"), cfg.get("kind", "meter"),
+                           float(cfg.get("interval_s", 1.0)), cfg.get("seed"), cfg.get("channels"))

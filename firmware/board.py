@@ -18,8 +18,9 @@ the board as ``board.json``. Fields::
 A source in ``config.json`` names its bus (``"bus": "rs485"``); the bus fields
 fill in the source's ``port``/``tx_pin``/``rx_pin``/``de_pin``/``baud``.
 
-Network bring-up never blocks: ``network_start`` asks the interface to connect,
-``network_ready`` is polled by the main loop, which keeps sampling meanwhile.
+Network bring-up never blocks: ``startup.network_start`` asks the interface to
+connect, ``Board.network_ready`` is polled by the main loop, which keeps
+sampling meanwhile.
 """
 import json
 import time
@@ -35,34 +36,27 @@ NTP_TIMEOUT_S = 0.5  # one NTP query may hold the loop this long (the default ma
 
 
 class Board:
+    """What the loop asks the board while it runs: the clock and the network state.
+
+    Bringing the network up (``startup.network_start``, which sets ``nic``) and
+    filling in bus settings (``startup.source_config``) happen once at start.
+    """
+
     def __init__(self, profile):
         if not isinstance(profile, dict) or "board" not in profile:
             raise ConfigError("board profile: expected a JSON object with 'board', found %r"
                               % (profile,))
-        self.profile = profile
+        # Only what the loop needs is kept (start-up reads buses and outbox settings from
+        # the profile it was given; the whole profile is not held for the device's life).
         self.name = profile["board"]
         self.network = profile.get("network") or {"kind": "host"}
-        self.buses = profile.get("buses") or {}
-        self._nic = None
-        self._clock_ok = not (profile.get("clock") or {}).get("ntp")
+        self.nic = None  # the interface once started; None on the unix port (host network)
+        clock = profile.get("clock") or {}
+        self._ntp_host = clock.get("host")
+        self._clock_ok = not clock.get("ntp")
         self._ntp_at = -NTP_RETRY_S
         # time.gmtime(0) names the port's epoch year
         self._epoch_offset = EPOCH_2000_OFFSET if time.gmtime(0)[0] == 2000 else 0
-
-    def outbox_defaults(self):
-        return self.profile.get("outbox") or {}
-
-    def source_config(self, cfg):
-        """The source config with its bus's port and pins filled in. Raises ConfigError."""
-        bus = cfg.get("bus")
-        if bus is None:
-            return cfg
-        if bus not in self.buses:
-            raise ConfigError("source %r names bus %r; board %s has %s"
-                              % (cfg.get("name"), bus, self.name, sorted(self.buses) or "none"))
-        merged = dict(self.buses[bus])
-        merged.update(cfg)
-        return merged
 
     # -- clock ------------------------------------------------------------------------------
 
@@ -81,7 +75,7 @@ class Board:
             try:
                 import ntptime  # micropython-lib; its socket timeout is 1 s
 
-                ntptime.host = self.profile["clock"].get("host", ntptime.host)
+                ntptime.host = self._ntp_host or ntptime.host
                 ntptime.timeout = NTP_TIMEOUT_S
                 ntptime.settime()
             except (ImportError, OSError, OverflowError):
@@ -90,48 +84,10 @@ class Board:
 
     # -- network ----------------------------------------------------------------------------
 
-    def network_start(self, cfg):
-        """Start bringing the interface up (returns at once). Raises ConfigError."""
-        kind = self.network.get("kind", "host")
-        if kind == "host":
-            return
-        import network
-
-        if kind == "wlan":
-            wifi = cfg.get("wifi") or {}
-            if not wifi.get("ssid"):
-                raise ConfigError("board %s uses Wi-Fi: config.json needs wifi.ssid" % self.name)
-            nic = network.WLAN(network.STA_IF)
-            nic.active(True)
-            nic.connect(wifi["ssid"], wifi.get("password", ""))
-        elif kind == "lan":
-            from machine import Pin
-
-            n = self.network
-            nic = network.LAN(mdc=Pin(n["mdc"]), mdio=Pin(n["mdio"]),
-                              power=Pin(n["power"]) if n.get("power") is not None else None,
-                              phy_type=getattr(network, "PHY_" + n.get("phy", "LAN8720")),
-                              phy_addr=n.get("phy_addr", 0))
-            nic.active(True)
-        elif kind == "wiznet5k":
-            from machine import SPI, Pin
-
-            n = self.network
-            spi = SPI(n["spi"], 2000000, sck=Pin(n["sck"]), mosi=Pin(n["mosi"]), miso=Pin(n["miso"]))
-            nic = network.WIZNET5K(spi, Pin(n["cs"]), Pin(n["reset"]))
-            nic.active(True)
-        else:
-            raise ConfigError("board network kind must be host, wlan, lan or wiznet5k, found %r"
-                              % (kind,))
-        static = cfg.get("ifconfig")  # [ip, netmask, gateway, dns]; DHCP otherwise
-        if static:
-            nic.ifconfig(tuple(static))
-        self._nic = nic
-
     def network_ready(self):
-        if self._nic is None:
+        if self.nic is None:
             return self.network.get("kind", "host") == "host"
-        return self._nic.isconnected()
+        return self.nic.isconnected()
 
     # -- failure ----------------------------------------------------------------------------
 
@@ -145,10 +101,15 @@ class Board:
         machine.reset()
 
 
-def load(path="board.json"):
-    """The Board of a profile file. Raises ConfigError."""
+def read_profile(path="board.json"):
+    """The profile dict of a profile file. Raises ConfigError."""
     try:
         with open(path) as f:
-            return Board(json.load(f))
+            return json.load(f)
     except (OSError, ValueError) as e:
         raise ConfigError("cannot read board profile %s: %s" % (path, e))
+
+
+def load(path="board.json"):
+    """The Board of a profile file. Raises ConfigError."""
+    return Board(read_profile(path))

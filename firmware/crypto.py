@@ -8,6 +8,11 @@ This is the only module in edgeledger that probes the runtime with
   p256_public_key, es256_sign, es256_verify               (FIPS 186-4, RFC 9053 §2.1)
   aes_ecb_encrypt_block, AesEcb, aes_ccm_encrypt, aes_ccm_decrypt  (FIPS 197, RFC 3610)
 
+A board signs readings; it does not encrypt. So that a board's heap does not
+hold it, AES/CCM (with ``CcmAuthError``) lives in ``crypto_aes.py``, imported on
+first access through this module (``crypto.AesEcb``, ``from ...crypto import
+CcmAuthError``).
+
 Backends:
   CPython      hashlib, hmac, os.urandom and ``cryptography`` (crypto_cpython.py)
   MicroPython  hashlib.sha256, os.urandom, cryptolib/ucryptolib AES-ECB; pure
@@ -24,8 +29,6 @@ are deterministic (RFC 6979) on both runtimes.
 """
 import hashlib
 import os
-
-from edgeledger.firmware.crypto_errors import CcmAuthError  # noqa: F401  (re-exported)
 
 SHA256_LEN = 32
 SHA512_LEN = 64
@@ -71,27 +74,10 @@ IMPLEMENTATION = {
     "ccm": "cryptography" if _cp else "pure",
 }
 
-_pure = {}
-
-
 def _load(name):
-    """Import a pure fallback module on first use (keeps the board heap small)."""
-    mod = _pure.get(name)
-    if mod is None:
-        if name == "sha512":
-            from edgeledger.firmware import sha512 as mod
-        elif name == "hmac":
-            from edgeledger.firmware import hmac as mod
-        elif name == "ed25519":
-            from edgeledger.firmware import ed25519 as mod
-        elif name == "p256":
-            from edgeledger.firmware import p256 as mod
-        elif name == "aes":
-            from edgeledger.firmware import aes as mod
-        elif name == "aesccm":
-            from edgeledger.firmware import aesccm as mod
-        _pure[name] = mod
-    return mod
+    """The pure fallback module ``name``, imported on first use (keeps the board heap
+    small). Module names are spelled out for the image build, which follows them."""
+    return __import__(name, None, None, ("x",))
 
 
 def _need(name, value, n):
@@ -109,21 +95,17 @@ def sha512(data):
     """SHA-512 (FIPS 180-4) of ``data``: 64 bytes."""
     if _native_sha512:
         return _native_sha512(data).digest()
-    return _load("sha512").sha512(data)
+    return _load("edgeledger.firmware.sha512").sha512(data)
 
 
 def hmac_sha256(key, data):
     """HMAC-SHA-256 (RFC 2104): 32 bytes."""
-    if _cp:
-        return _cp.hmac_sha256(key, data)
-    return _load("hmac").hmac_sha256(key, data)
+    return (_cp or _load("edgeledger.firmware.hmac")).hmac_sha256(key, data)
 
 
 def hmac_sha512(key, data):
     """HMAC-SHA-512 (RFC 2104): 64 bytes."""
-    if _cp:
-        return _cp.hmac_sha512(key, data)
-    return _load("hmac").hmac_sha512(key, data)
+    return (_cp or _load("edgeledger.firmware.hmac")).hmac_sha512(key, data)
 
 
 def random_bytes(n):
@@ -132,20 +114,22 @@ def random_bytes(n):
 
 
 # ---------------------------------------------------------------- Ed25519 ---
-def ed25519_public_key(seed):
-    """RFC 8032 §5.1.5 public key (32 bytes) of a 32-byte seed."""
+def _ed25519(seed):
     _need("Ed25519 seed", seed, ED25519_SEED_LEN)
     if _cp:
-        return _cp.ed25519_public_key(seed)
-    return _load("ed25519").public_key(seed)
+        return _cp.ed25519_public_key, _cp.ed25519_sign
+    mod = _load("edgeledger.firmware.ed25519")
+    return mod.public_key, mod.sign
+
+
+def ed25519_public_key(seed):
+    """RFC 8032 §5.1.5 public key (32 bytes) of a 32-byte seed."""
+    return _ed25519(seed)[0](seed)
 
 
 def ed25519_sign(seed, msg):
     """RFC 8032 §5.1.6 signature R ‖ S (64 bytes)."""
-    _need("Ed25519 seed", seed, ED25519_SEED_LEN)
-    if _cp:
-        return _cp.ed25519_sign(seed, msg)
-    return _load("ed25519").sign(seed, msg)
+    return _ed25519(seed)[1](seed, msg)
 
 
 def ed25519_verify(pub, msg, sig):
@@ -155,7 +139,7 @@ def ed25519_verify(pub, msg, sig):
         return False
     if _cp:
         return _cp.ed25519_verify(pub, msg, sig)
-    return _load("ed25519").verify(pub, msg, sig)
+    return _load("edgeledger.firmware.ed25519").verify(pub, msg, sig)
 
 
 # ------------------------------------------------------------ P-256/ES256 ---
@@ -169,13 +153,6 @@ def _p256_scalar(d):
     return k
 
 
-def _p256_pub_shape(pub):
-    _need("P-256 public key", pub, P256_PUB_LEN)
-    if pub[0] != 4:
-        raise ValueError("P-256 public key: expected SEC1 uncompressed (0x04), found 0x%02x"
-                         % pub[0])
-
-
 def p256_public_key(d):
     """65-byte SEC 1 uncompressed public point of the 32-byte private key ``d``.
 
@@ -184,7 +161,7 @@ def p256_public_key(d):
     k = _p256_scalar(d)
     if _cp:
         return _cp.p256_public_key(k)
-    return _load("p256").public_key(k)
+    return _load("edgeledger.firmware.p256").public_key(k)
 
 
 def es256_sign(d, msg):
@@ -195,67 +172,29 @@ def es256_sign(d, msg):
     k = _p256_scalar(d)
     if _cp:
         return _cp.es256_sign(k, msg)
-    return _load("p256").sign(k, sha256(msg))
+    return _load("edgeledger.firmware.p256").sign(k, sha256(msg))
 
 
 def es256_verify(pub, msg, sig):
     """Returns bool; raises ValueError if ``pub`` is not a valid 65-byte P-256 point."""
-    _p256_pub_shape(pub)
+    _need("P-256 public key", pub, P256_PUB_LEN)
+    if pub[0] != 4:
+        raise ValueError("P-256 public key: expected SEC1 uncompressed (0x04), found 0x%02x"
+                         % pub[0])
     if _cp:
         if len(sig) != ES256_SIG_LEN:
             _cp.p256_decode_point(pub)  # still refuse a malformed key loudly
             return False
         return _cp.es256_verify(pub, msg, sig)
-    return _load("p256").verify(pub, sha256(msg), sig)
+    return _load("edgeledger.firmware.p256").verify(pub, sha256(msg), sig)
 
 
-# -------------------------------------------------------------------- AES ---
-class AesEcb:
-    """AES-128 forward block cipher (FIPS 197) with the key schedule kept.
+# ----------------------------------------------- loaded on first access ---
+def __getattr__(name):
+    """AesEcb, aes_ecb_encrypt_block, aes_ccm_encrypt, aes_ccm_decrypt, CcmAuthError."""
+    from edgeledger.firmware import crypto_aes
 
-    Raises ValueError for a key that is not 16 bytes or a block that is not 16.
-    """
-
-    def __init__(self, key):
-        _need("AES key", key, AES_KEY_LEN)
-        if _cp:
-            self._enc = _cp.Aes(key).encrypt_block
-        elif _cryptolib:
-            self._enc = _cryptolib.aes(bytes(key), 1).encrypt  # mode 1 = ECB
-        else:
-            self._enc = _load("aes").Aes(key).encrypt_block
-
-    def encrypt_block(self, block):
-        _need("AES block", block, AES_BLOCK)
-        return self._enc(block)
-
-
-def aes_ecb_encrypt_block(key, block):
-    """One AES-128 block encryption. Raises ValueError on key/block length."""
-    return AesEcb(key).encrypt_block(block)
-
-
-def aes_ccm_encrypt(key, nonce, plaintext, aad=b"", tag_len=8):
-    """AES-CCM (RFC 3610) -> ciphertext ‖ tag. Defaults: COSE alg 10 (RFC 9053 §4.2).
-
-    Raises ValueError on bad key/nonce/tag lengths.
-    """
-    _need("AES key", key, AES_KEY_LEN)
-    if _cp:
-        return _cp.aes_ccm_encrypt(key, nonce, plaintext, aad, tag_len)
-    return _load("aesccm").ccm_encrypt(AesEcb(key).encrypt_block, nonce, plaintext, aad,
-                                       tag_len)
-
-
-def aes_ccm_decrypt(key, nonce, data, aad=b"", tag_len=8):
-    """AES-CCM (RFC 3610) -> plaintext of ``ciphertext ‖ tag``.
-
-    Raises CcmAuthError on a tag mismatch, ValueError on bad lengths.
-    """
-    _need("AES key", key, AES_KEY_LEN)
-    if len(data) < tag_len:
-        raise ValueError("CCM input: expected at least the %d-byte tag, found %d bytes"
-                         % (tag_len, len(data)))
-    if _cp:
-        return _cp.aes_ccm_decrypt(key, nonce, data, aad, tag_len)
-    return _load("aesccm").ccm_decrypt(AesEcb(key).encrypt_block, nonce, data, aad, tag_len)
+    try:
+        return getattr(crypto_aes, name)
+    except AttributeError:
+        raise AttributeError("module edgeledger.firmware.crypto has no attribute %r" % (name,))

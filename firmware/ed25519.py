@@ -89,17 +89,20 @@ _comb = None
 def _comb_table():
     """Entry j (1..15) = sum of 2**(64 t) B over the bits t set in j, affine Niels form.
 
-    15 points x 3 coordinates: ~3 KB of heap, built once (one inversion).
+    15 points x 3 coordinates, built once (one inversion) and kept as one buffer
+    of 32-byte little-endian numbers (1.4 KB; as 45 ints and 15 tuples it
+    would hold ~4 KB of a 64-bit MicroPython heap). ``_comb_entry`` unpacks one.
     """
     global _comb
     if _comb is None:
+        n = 1 << COMB_TEETH
+        table = bytearray(96 * n)  # first, while the heap has room in one piece; entry 0 unused
         rows = []
         q = (BX, BY, 1, BX * BY % P)
         for t in range(COMB_TEETH):
             rows.append(_cached(q))
             for _ in range(_COMB_SPACING):
                 q = _double(q)
-        n = 1 << COMB_TEETH
         full = [_IDENTITY] * n
         for j in range(1, n):
             low = j & -j
@@ -114,16 +117,24 @@ def _comb_table():
             prod = prod * full[j][2] % P
             acc[j] = prod
         inv = pow(prod, P - 2, P)
-        table = [None] * n
         for j in range(n - 1, 0, -1):
             X, Y, Z, _ = full[j]
             zi = inv * acc[j - 1] % P
             inv = inv * Z % P
             x = X * zi % P
             y = Y * zi % P
-            table[j] = ((y + x) % P, (y - x) % P, x * y % P * D2 % P)
+            table[96 * j:96 * j + 96] = (((y + x) % P).to_bytes(32, "little")
+                                         + ((y - x) % P).to_bytes(32, "little")
+                                         + (x * y % P * D2 % P).to_bytes(32, "little"))
         _comb = table
     return _comb
+
+
+def _comb_entry(table, j):
+    """Entry j of the comb table as a Niels-form point (three ints)."""
+    o = 96 * j
+    return (int.from_bytes(table[o:o + 32], "little"), int.from_bytes(table[o + 32:o + 64], "little"),
+            int.from_bytes(table[o + 64:o + 96], "little"))
 
 
 def _base_mul(s):
@@ -140,7 +151,7 @@ def _base_mul(s):
             if bit < 256 and (sb[bit >> 3] >> (bit & 7)) & 1:
                 j |= 1 << t
         if j:
-            acc = _madd(acc, table[j])
+            acc = _madd(acc, _comb_entry(table, j))
     return acc
 
 

@@ -5,8 +5,6 @@ hashed, if longer than the block) to the hash's block size B (RFC 2104 §2).
 """
 import hashlib
 
-from edgeledger.firmware.sha512 import Sha512
-
 _IPAD = 0x36
 _OPAD = 0x5C
 SHA256_BLOCK = 64  # FIPS 180-4 §5: SHA-256 block, bytes
@@ -42,4 +40,7 @@ def hmac_sha256(key, data):
 
 def hmac_sha512(key, data):
     """HMAC-SHA-512 on the pure SHA-512 (64 bytes)."""
+    # imported here: ES256 signing (p256 -> hmac_sha256) never needs SHA-512's code
+    from edgeledger.firmware.sha512 import Sha512
+
     return hmac(Sha512, SHA512_BLOCK, key, data)

@@ -18,32 +18,21 @@ remaining length, MQTT 3.1.1 §2.2), so a packet split across reads is fine::
     byte 1      packet type (bits 7-4) | flags (bits 3-0)
     byte 2..5   remaining length, 7 bits per byte, bit 7 = more (§2.2.3)
     ...         variable header and payload
+
+The code is kept small (it lives in a board's heap): packet types are literals
+named in comments, one method frames and handles a packet.
 """
 import struct
 
 from edgeledger.agent import port as platform
 
-# Control packet types and the fixed flags they must carry (MQTT 3.1.1 §2.2.1, §2.2.2).
-CONNECT = 0x10
-CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBSCRIBE = 0x82  # §3.8.1: bits 3-0 are 0010
-SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
-DISCONNECT = 0xE0
+# Control packet types (MQTT 3.1.1 §2.2.1) used below as literals:
+# CONNECT 0x10, CONNACK 0x20, PUBLISH 0x30, PUBACK 0x40, SUBSCRIBE 0x82 (§3.8.1: flags
+# 0010), SUBACK 0x90, PINGREQ 0xC0, PINGRESP 0xD0, DISCONNECT 0xE0.
 
-PROTOCOL = b"\x00\x04MQTT\x04"  # §3.1.2.1 protocol name, §3.1.2.2 level 4 = 3.1.1
-
-# CONNACK return codes (§3.2.2.3, Table 3.1).
-CONNACK_CODES = {
-    1: "unacceptable protocol version",
-    2: "identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
+# CONNACK return codes 1..5 (§3.2.2.3, Table 3.1).
+CONNACK_CODES = ("unacceptable protocol version", "identifier rejected", "server unavailable",
+                 "bad user name or password", "not authorized")
 
 MAX_REMAINING = 268435455  # §2.2.3: four length bytes at most
 # Largest packet accepted from the broker. An end-to-end ack is its topic (~40 bytes)
@@ -128,15 +117,18 @@ class MQTTClient:
         self._rx_len = 0
         self._last_tx = 0.0
         self._ping_at = None
-        self._connack = None
+        self._connack = None  # (return code, session present) once CONNACK arrived
         self._suback = None
 
     # -- connection -------------------------------------------------------------------------
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
         """The message the broker publishes when this client vanishes (§3.1.2.5)."""
-        assert 0 <= qos <= 1 and topic
         self._will = (topic, msg, retain, qos)
+
+    @property
+    def connected(self):
+        return self.sock is not None
 
     def connect(self, clean_session=True, sock=None):
         """Open the connection and wait for CONNACK; returns the session-present flag.
@@ -146,68 +138,56 @@ class MQTTClient:
         ProtocolViolation.
         """
         self.close()
-        if sock is None:
-            sock = self._open()
-        self.sock = sock
-        self._rx_len = 0
-        self._inflight = set()
-        self._ping_at = None
-        self._connack = None
         try:
+            if sock is None:
+                import socket
+
+                if self._addr is None:  # resolve once: DNS has no timeout on some ports
+                    self._addr = socket.getaddrinfo(self.server, self.port, 0,
+                                                    socket.SOCK_STREAM)[0][-1]
+                sock = socket.socket()
+                self.sock = sock
+                sock.settimeout(self.timeout_s)
+                sock.connect(self._addr)
+                if self.ssl_context is not None:
+                    sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+            self.sock = sock
+            self._rx_len = 0
+            self._inflight = set()
+            self._ping_at = None
+            self._connack = None
             # Non-blocking from here on: a blocking readinto() would wait for a full buffer.
             sock.setblocking(False)
-            self._send(self._connect_packet(clean_session))
+            # §3.1: variable header (protocol name, level 4, flags, keepalive), then payload
+            flags = 0x02 if clean_session else 0  # §3.1.2.3 connect flags
+            payload = _utf8(self.client_id)
+            if self._will:
+                topic, msg, retain, qos = self._will
+                flags |= 0x04 | qos << 3 | (0x20 if retain else 0)
+                payload += _utf8(topic) + _utf8(msg)
+            if self.user is not None:
+                flags |= 0x80
+                payload += _utf8(self.user)
+                if self.password is not None:
+                    flags |= 0x40
+                    payload += _utf8(self.password)
+            var = b"\x00\x04MQTT\x04" + struct.pack("!BH", flags, self.keepalive)
+            self._send(b"\x10" + encode_length(len(var) + len(payload)) + var + payload)
             deadline = self.clock() + self.timeout_s
             while self._connack is None:
                 if not self._receive(deadline):
-                    raise ConnectionLost("no CONNACK within %.1f s" % self.timeout_s)
+                    raise ConnectionLost("no CONNACK in %.1f s" % self.timeout_s)
         except (MqttError, OSError) as e:
             self.close()
             if isinstance(e, MqttError):
                 raise
-            raise ConnectionLost("connect: %s" % (e,))
+            raise ConnectionLost("connect %s:%d: %s" % (self.server, self.port, e))
         code, present = self._connack
         if code:
             self.close()
             raise Refused("broker refused the connection: %s (code %d)"
-                          % (CONNACK_CODES.get(code, "unknown"), code), code)
+                          % (CONNACK_CODES[code - 1] if code <= 5 else "unknown", code), code)
         return present
-
-    def _open(self):
-        import socket
-
-        try:
-            if self._addr is None:  # resolve once: DNS has no timeout on some ports
-                self._addr = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0][-1]
-            sock = socket.socket()
-            sock.settimeout(self.timeout_s)
-            sock.connect(self._addr)
-            if self.ssl_context is not None:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
-            return sock
-        except OSError as e:
-            raise ConnectionLost("cannot reach %s:%d: %s" % (self.server, self.port, e))
-
-    def _connect_packet(self, clean_session):
-        # §3.1.2.3 connect flags
-        flags = 0x02 if clean_session else 0
-        payload = _utf8(self.client_id)
-        if self._will:
-            topic, msg, retain, qos = self._will
-            flags |= 0x04 | qos << 3 | (0x20 if retain else 0)
-            payload += _utf8(topic) + _utf8(msg)
-        if self.user is not None:
-            flags |= 0x80
-            payload += _utf8(self.user)
-            if self.password is not None:
-                flags |= 0x40
-                payload += _utf8(self.password)
-        var = PROTOCOL + struct.pack("!BH", flags, self.keepalive)
-        return bytes([CONNECT]) + encode_length(len(var) + len(payload)) + var + payload
-
-    @property
-    def connected(self):
-        return self.sock is not None
 
     def disconnect(self):
         """Send DISCONNECT (the broker then discards the will, §3.14.4) and close."""
@@ -258,6 +238,9 @@ class MQTTClient:
     def can_publish(self):
         return self.sock is not None and len(self._inflight) < self.max_inflight
 
+    def inflight(self):
+        return len(self._inflight)
+
     def _next_pid(self):
         while True:
             self._pid = self._pid % 65535 + 1  # §2.3.1: non-zero 16-bit
@@ -271,28 +254,19 @@ class MQTTClient:
         ConnectionLost, and MqttError when ``max_inflight`` QoS 1 messages are
         already unacknowledged (check ``can_publish`` first).
         """
-        assert 0 <= qos <= 1
-        topic = topic.encode() if isinstance(topic, str) else topic
+        topic = _utf8(topic)
         pid = 0
         if qos:
             if len(self._inflight) >= self.max_inflight:
                 raise MqttError("in-flight window full: %d QoS 1 messages await PUBACK"
                                 % len(self._inflight))
             pid = self._next_pid()
-        rem = 2 + len(topic) + (2 if qos else 0) + len(msg)
-        head = bytearray(1 + 4 + 2 + len(topic) + 2)
-        head[0] = PUBLISH | qos << 1 | (1 if retain else 0)
-        lb = encode_length(rem)
-        i = 1 + len(lb)
-        head[1:i] = lb
-        struct.pack_into("!H", head, i, len(topic))
-        head[i + 2:i + 2 + len(topic)] = topic
-        i += 2 + len(topic)
+            topic += struct.pack("!H", pid)
+        # fixed header, topic (and packet id) first; the message is written from where it is
+        self._send(bytes([0x30 | qos << 1 | (1 if retain else 0)])
+                   + encode_length(len(topic) + len(msg)) + topic)
         if qos:
-            struct.pack_into("!H", head, i, pid)
-            i += 2
             self._inflight.add(pid)
-        self._send(memoryview(head)[:i])
         self._send(msg)
         return pid
 
@@ -301,15 +275,8 @@ class MQTTClient:
         pid = self._next_pid()
         body = struct.pack("!H", pid) + _utf8(topic) + bytes([qos])
         self._suback = pid
-        self._send(bytes([SUBSCRIBE]) + encode_length(len(body)) + body)
+        self._send(b"\x82" + encode_length(len(body)) + body)
         return pid
-
-    def ping(self):
-        self._send(b"\xc0\x00")
-        self._ping_at = self.clock()
-
-    def inflight(self):
-        return len(self._inflight)
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -327,15 +294,16 @@ class MQTTClient:
         if self.keepalive:
             if self._ping_at is not None and now - self._ping_at > self.keepalive:
                 self.close()
-                raise ConnectionLost("no PINGRESP within %d s" % self.keepalive)
+                raise ConnectionLost("no PINGRESP in %d s" % self.keepalive)
             if self._ping_at is None and now - self._last_tx >= self.keepalive / 2:
-                self.ping()
+                self._send(b"\xc0\x00")  # PINGREQ
+                self._ping_at = now
 
     def _receive(self, deadline):
         """Read what is there and handle complete packets; True if one was handled.
 
-        With a ``deadline`` (blocking socket with a timeout) keep reading until a
-        packet is complete or the deadline passes.
+        With a ``deadline`` keep reading until a packet is complete or the deadline
+        passes.
         """
         handled = False
         while True:
@@ -345,7 +313,7 @@ class MQTTClient:
                 return True
             if self._rx_len >= RX_MAX:
                 self.close()
-                raise ProtocolViolation("incomplete packet header fills RX_MAX %d bytes" % RX_MAX)
+                raise ProtocolViolation("packet header fills RX_MAX %d bytes" % RX_MAX)
             try:
                 n = self.sock.readinto(memoryview(self._rx)[self._rx_len:])
             except OSError as e:
@@ -367,63 +335,51 @@ class MQTTClient:
         """Handle one complete packet from the buffer; False if none is complete."""
         buf = self._rx
         have = self._rx_len
-        if have < 2:
-            return False
         rem = 0
-        shift = 0
         i = 1
-        while True:
+        while True:  # remaining length (§2.2.3)
             if i >= have:
                 return False
             b = buf[i]
-            rem |= (b & 0x7F) << shift
+            rem |= (b & 0x7F) << (7 * i - 7)
             i += 1
             if not b & 0x80:
                 break
-            shift += 7
             if i > 4:
-                raise ProtocolViolation("remaining length: expected at most 4 bytes (§2.2.3), "
-                                        "found a fifth")
+                self.close()
+                raise ProtocolViolation("remaining length: expected at most 4 bytes (§2.2.3)")
         end = i + rem
         if end > RX_MAX:
             self.close()
-            raise ProtocolViolation("packet of %d bytes from the broker exceeds RX_MAX %d"
-                                    % (end, RX_MAX))
+            raise ProtocolViolation("packet of %d bytes exceeds RX_MAX %d" % (end, RX_MAX))
         if have < end:
             return False
-        self._handle(buf[0], bytes(buf[i:end]))
+        first = buf[0]
+        body = bytes(buf[i:end])
         buf[0:have - end] = buf[end:have]
         self._rx_len = have - end
-        return True
-
-    def _handle(self, first, body):
         kind = first & 0xF0
-        if kind == PUBLISH:
+        if kind == 0x30:  # PUBLISH (§3.3)
             qos = (first >> 1) & 3
             if qos > 1:
-                raise ProtocolViolation("PUBLISH QoS: expected 0 or 1 (we subscribe at 1), "
-                                        "found %d" % qos)
-            tlen = struct.unpack_from("!H", body)[0]
-            topic = body[2:2 + tlen].decode()
-            i = 2 + tlen
+                raise ProtocolViolation("PUBLISH QoS: expected 0 or 1, found %d" % qos)
+            i = 2 + struct.unpack_from("!H", body)[0]
+            topic = body[2:i].decode()
             if qos:
-                pid = struct.unpack_from("!H", body, i)[0]
+                self._send(b"\x40\x02" + body[i:i + 2])  # PUBACK with its packet id (§3.3.4)
                 i += 2
-                self._send(struct.pack("!BBH", PUBACK, 2, pid))  # §3.3.4
             if self.on_message is not None:
                 self.on_message(topic, body[i:], bool(first & 1))
-        elif kind == PUBACK:
+        elif kind == 0x40:  # PUBACK
             self._inflight.discard(struct.unpack_from("!H", body)[0])
-        elif kind == PINGRESP:
+        elif kind == 0xD0:  # PINGRESP
             self._ping_at = None
-        elif kind == SUBACK:
-            pid = struct.unpack_from("!H", body)[0]
-            if pid == self._suback and body[2] == 0x80:  # §3.9.3: 0x80 = failure
+        elif kind == 0x90:  # SUBACK (§3.9.3: return code 0x80 = failure)
+            if struct.unpack_from("!H", body)[0] == self._suback and body[2] == 0x80:
                 raise Refused("broker refused the subscription", 0x80)
             self._suback = None
-        elif kind == CONNACK:
-            if len(body) != 2:
-                raise ProtocolViolation("CONNACK: expected 2 bytes, found %d" % len(body))
+        elif kind == 0x20 and len(body) == 2:  # CONNACK
             self._connack = (body[1], bool(body[0] & 1))
         else:
-            raise ProtocolViolation("unexpected packet type 0x%02x from the broker" % first)
+            raise ProtocolViolation("unexpected packet 0x%02x (%d bytes)" % (first, len(body)))
+        return True

@@ -96,9 +96,14 @@ _comb = None
 
 
 def _comb_table():
-    """Entry j (1..15) = sum of 2**(64 t) G over the bits t set in j, affine."""
+    """Entry j (1..15) = sum of 2**(64 t) G over the bits t set in j, affine.
+
+    Kept as one buffer of 32-byte big-endian coordinates (960 B; as 30 ints
+    and 15 tuples it would hold ~3 KB of a 64-bit MicroPython heap).
+    """
     global _comb
     if _comb is None:
+        table = bytearray(64 * (1 << COMB_TEETH))  # first, while the heap has room in one piece
         rows = []
         q = (GX, GY, 1)
         for t in range(COMB_TEETH):
@@ -112,8 +117,18 @@ def _comb_table():
             while (1 << t) != low:
                 t += 1
             full[j] = _madd(full[j ^ low], rows[t])
-        _comb = [None] + _to_affine_many(full[1:])
+        o = 64  # entry 0 (∞) is never read
+        for x, y in _to_affine_many(full[1:]):
+            table[o:o + 64] = x.to_bytes(32, "big") + y.to_bytes(32, "big")
+            o += 64
+        _comb = table
     return _comb
+
+
+def _comb_entry(table, j):
+    """Entry j of the comb table as an affine point (x, y)."""
+    o = 64 * j
+    return (int.from_bytes(table[o:o + 32], "big"), int.from_bytes(table[o + 32:o + 64], "big"))
 
 
 def _base_mul(k):
@@ -130,7 +145,7 @@ def _base_mul(k):
             if bit < 256 and (kb[bit >> 3] >> (bit & 7)) & 1:
                 j |= 1 << t
         if j:
-            acc = _madd(acc, table[j])
+            acc = _madd(acc, _comb_entry(table, j))
     return acc
 
 

@@ -8,7 +8,8 @@ import struct
 _M = 0xFFFFFFFFFFFFFFFF
 
 # FIPS 180-4 §4.2.3: the 80 round constants, packed as bytes (640 B) rather than
-# a tuple of 80 long ints (~4.5 KB of heap on MicroPython); unpacked per block.
+# a tuple of 80 long ints (~5 KB of heap on 64-bit MicroPython); each is unpacked
+# in its round, so no block ever holds all 80 as ints at once.
 _K_HEX = (
     "428a2f98d728ae227137449123ef65cdb5c0fbcfec4d3b2fe9b5dba58189dbbc"
     "3956c25bf348b53859f111f1b605d019923f82a4af194f9bab1c5ed5da6d8118"
@@ -43,7 +44,6 @@ _H0 = (
 BLOCK_SIZE = 128
 DIGEST_SIZE = 64
 _BLOCK_FMT = ">16Q"
-_K_FMT = ">80Q"
 
 
 def _compress(h, block, off, M=_M):
@@ -52,7 +52,6 @@ def _compress(h, block, off, M=_M):
     The message schedule W is kept as a 16-word ring (W[t] overwrites W[t-16]).
     """
     w = list(struct.unpack_from(_BLOCK_FMT, block, off))
-    K = struct.unpack(_K_FMT, _K)
     a, b, c, d, e, f, g, hh = h
     for t in range(80):
         if t >= 16:
@@ -63,7 +62,7 @@ def _compress(h, block, off, M=_M):
             w[t & 15] = (w[t & 15] + s0 + w[(t - 7) & 15] + s1) & M
         S1 = (((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))) & M
         ch = (e & f) ^ (~e & g)
-        t1 = hh + S1 + ch + K[t] + w[t & 15]
+        t1 = hh + S1 + ch + struct.unpack_from(">Q", _K, t << 3)[0] + w[t & 15]
         S0 = (((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))) & M
         maj = (a & b) ^ (a & c) ^ (b & c)
         hh = g

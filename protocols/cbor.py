@@ -45,7 +45,16 @@ false/true/null (e.g. ``undefined``) are not supported.
 import math
 import struct
 
-from edgeledger.protocols.errors import CborDecodeError, EncodeError
+from edgeledger.protocols.cbor_encode import (  # noqa: F401  (re-exported)
+    _NAN,
+    MAX_DEPTH,
+    Tag,
+    _bignum_ok,
+    _float_head,
+    _hex,
+    encode,
+)
+from edgeledger.protocols.errors import CborDecodeError, EncodeError  # noqa: F401
 
 # ---------------------------------------------------------------------------
 # Bounds. The largest thing this codec reads or writes is a signed pack from a
@@ -55,12 +64,11 @@ from edgeledger.protocols.errors import CborDecodeError, EncodeError
 # EIP-1186 proof of ~10 trie nodes of <= 532 bytes) are a few KB each.
 # ---------------------------------------------------------------------------
 
-#: Nested containers (arrays, maps, tags) allowed in one item. The deepest real
-#: structure is a proof bundle: map > storage proof map > proof list > node
-#: list > bytes, depth 4-5; SenML: map > pack array > record map, depth 3.
-#: 16 leaves 3x headroom and keeps the recursive codec far from MicroPython's
-#: C-stack limit on a board.
-MAX_DEPTH = 16
+#: Nested containers (arrays, maps, tags) allowed in one item (``MAX_DEPTH``,
+#: defined with the encoder in cbor_encode.py). The deepest real structure is
+#: a proof bundle: map > storage proof map > proof list > node list > bytes,
+#: depth 4-5; SenML: map > pack array > record map, depth 3. 16 leaves 3x
+#: headroom and keeps the recursive codec far from MicroPython's C-stack limit.
 
 #: Data items (every head: integers, strings, containers, tags, keys and
 #: values) in one decoded item. A 1000-record pack of 4-field SenML records is
@@ -71,8 +79,6 @@ MAX_ITEMS = 16384
 #: payload of the 1 kHz pack above (~20 KB); 64 KiB is 3x that, and a board
 #: cannot hold much more than that in one allocation anyway.
 MAX_BYTES = 65536
-
-_UINT64_MAX = 0xFFFFFFFFFFFFFFFF
 
 # Head argument forms (RFC 8949 §3): additional information 24..27 carry the
 # argument in 1, 2, 4, 8 following bytes; the argument must not fit a
@@ -130,84 +136,13 @@ class UnsupportedError(CborDecodeError):
 
 
 # ---------------------------------------------------------------------------
-# Tag
+# Floats: the encoder's _float_head (cbor_encode.py) names the preferred form
+# (RFC 8949 §4.2.2) the decoder checks against; binary16 is widened here.
 # ---------------------------------------------------------------------------
 
-
-class Tag:
-    """A tagged data item (RFC 8949 §3.4): ``Tag(18, [...])`` is COSE_Sign1."""
-
-    def __init__(self, tag, value):
-        if type(tag) is not int or tag < 0 or tag > _UINT64_MAX:
-            raise EncodeError(
-                "tag number must be an int in 0..2**64-1, found %r" % (tag,)
-            )
-        self.tag = tag
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, Tag) and self.tag == other.tag and self.value == other.value
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        # Raises TypeError when the content is unhashable, like a tuple would.
-        return hash((self.tag, self.value))
-
-    def __repr__(self):
-        return "Tag(%d, %r)" % (self.tag, self.value)
-
-
-# ---------------------------------------------------------------------------
-# Floats (RFC 8949 §4.2.2 preferred serialization), done on the IEEE 754 bit
-# pattern so the result is exact on any port, including MicroPython builds
-# whose float is binary32.
-# ---------------------------------------------------------------------------
-
-_NAN = b"\xf9\x7e\x00"
 # float("inf"), not math.inf: math's constants are optional in MicroPython builds.
 _INF = float("inf")
 _NAN_VALUE = float("nan")
-_MANT_MASK = (1 << 52) - 1
-_HALF_LOW = (1 << 42) - 1  # mantissa bits a binary16 cannot hold
-_SINGLE_LOW = (1 << 29) - 1  # mantissa bits a binary32 cannot hold
-
-
-def _float_head(bits):
-    """Shortest float encoding (head byte included) of a binary64 bit pattern."""
-    sign = bits >> 63
-    exp = (bits >> 52) & 0x7FF
-    mant = bits & _MANT_MASK
-    if exp == 0x7FF:
-        if mant:
-            return _NAN
-        return b"\xf9\xfc\x00" if sign else b"\xf9\x7c\x00"
-    if exp == 0:
-        if mant == 0:
-            return b"\xf9\x80\x00" if sign else b"\xf9\x00\x00"
-        # binary64 subnormal: below 2**-1022, out of binary16/32 range.
-        return b"\xfb" + struct.pack(">Q", bits)
-    e = exp - 1023
-    # binary16: normal for -14 <= e <= 15, subnormal k * 2**-24 below that.
-    if -14 <= e <= 15:
-        if mant & _HALF_LOW == 0:
-            return struct.pack(">BH", 0xF9, (sign << 15) | ((e + 15) << 10) | (mant >> 42))
-    elif -24 <= e < -14:
-        shift = 28 - e
-        sig = mant | (1 << 52)
-        if sig & ((1 << shift) - 1) == 0:
-            return struct.pack(">BH", 0xF9, (sign << 15) | (sig >> shift))
-    # binary32: normal for -126 <= e <= 127, subnormal k * 2**-149 below that.
-    if -126 <= e <= 127:
-        if mant & _SINGLE_LOW == 0:
-            return struct.pack(">BI", 0xFA, (sign << 31) | ((e + 127) << 23) | (mant >> 29))
-    elif -149 <= e < -126:
-        shift = -97 - e
-        sig = mant | (1 << 52)
-        if sig & ((1 << shift) - 1) == 0:
-            return struct.pack(">BI", 0xFA, (sign << 31) | (sig >> shift))
-    return b"\xfb" + struct.pack(">Q", bits)
 
 
 def _half_to_float(h):
@@ -279,195 +214,8 @@ _UTF8_STRICT = _platform_utf8_is_strict()
 
 
 # ---------------------------------------------------------------------------
-# Encoder
-# ---------------------------------------------------------------------------
-
-
-def _head(out, major, n):
-    mt = major << 5
-    if n < 24:
-        out.append(mt | n)
-    elif n < 0x100:
-        out.append(mt | 24)
-        out.append(n)
-    elif n < 0x10000:
-        out.extend(struct.pack(">BH", mt | 25, n))
-    elif n < 0x100000000:
-        out.extend(struct.pack(">BI", mt | 26, n))
-    else:
-        out.extend(struct.pack(">BQ", mt | 27, n))
-
-
-def _enc_int(obj, out, depth, max_depth):
-    if obj >= 0:
-        if obj > _UINT64_MAX:
-            raise EncodeError(
-                "integer %d is above 2**64-1; this codec has no bignums" % obj
-            )
-        _head(out, 0, obj)
-    else:
-        n = -1 - obj
-        if n > _UINT64_MAX:
-            raise EncodeError(
-                "integer %d is below -2**64; this codec has no bignums" % obj
-            )
-        _head(out, 1, n)
-
-
-def _enc_bool(obj, out, depth, max_depth):
-    out.append(0xF5 if obj else 0xF4)
-
-
-def _enc_none(obj, out, depth, max_depth):
-    out.append(0xF6)
-
-
-def _enc_bytes(obj, out, depth, max_depth):
-    if type(obj) is memoryview:
-        obj = bytes(obj)
-    _head(out, 2, len(obj))
-    out.extend(obj)
-
-
-def _enc_str(obj, out, depth, max_depth):
-    try:
-        b = obj.encode("utf-8")
-    except UnicodeError:
-        raise EncodeError("text string is not encodable as UTF-8 (lone surrogate?): %r" % (obj,))
-    _head(out, 3, len(b))
-    out.extend(b)
-
-
-def _enc_float(obj, out, depth, max_depth):
-    bits = struct.unpack(">Q", struct.pack(">d", obj))[0]
-    out.extend(_float_head(bits))
-
-
-def _check_depth(depth, max_depth, what):
-    if depth >= max_depth:
-        raise EncodeError(
-            "%s nested %d deep; expected at most max_depth=%d containers"
-            % (what, depth + 1, max_depth)
-        )
-
-
-def _enc_array(obj, out, depth, max_depth):
-    _check_depth(depth, max_depth, "array")
-    _head(out, 4, len(obj))
-    for item in obj:
-        _encode_into(item, out, depth + 1, max_depth)
-
-
-def _key_of(pair):
-    return pair[0]
-
-
-def _enc_map(obj, out, depth, max_depth):
-    _check_depth(depth, max_depth, "map")
-    pairs = []
-    for k, v in obj.items():
-        kb = bytearray()
-        _encode_into(k, kb, depth + 1, max_depth)
-        pairs.append((bytes(kb), v))
-    # RFC 8949 §4.2.1: bytewise lexicographic order of the encoded keys.
-    pairs.sort(key=_key_of)
-    _head(out, 5, len(pairs))
-    prev = None
-    for kb, v in pairs:
-        if kb == prev:
-            raise EncodeError(
-                "two map keys encode to the same bytes %s; expected distinct keys "
-                "(RFC 8949 §5.6)" % _hex(kb)
-            )
-        prev = kb
-        out.extend(kb)
-        _encode_into(v, out, depth + 1, max_depth)
-
-
-def _bignum_ok(value):
-    # RFC 8949 §3.4.3: preferred serialization of a bignum has no leading zero
-    # byte, and integers that fit major type 0/1 must not use tags 2/3, so the
-    # content is >= 9 bytes with a non-zero first byte.
-    return isinstance(value, bytes) and len(value) >= 9 and value[0] != 0
-
-
-def _enc_tag(obj, out, depth, max_depth):
-    _check_depth(depth, max_depth, "tag")
-    if obj.tag in (2, 3) and not _bignum_ok(obj.value):
-        raise EncodeError(
-            "tag %d (bignum) must hold a byte string of >= 9 bytes without leading "
-            "zero (RFC 8949 §3.4.3); found %r" % (obj.tag, obj.value)
-        )
-    _head(out, 6, obj.tag)
-    _encode_into(obj.value, out, depth + 1, max_depth)
-
-
-# Dispatch by exact type (cbor2's encoder table); subclasses fall back to the
-# isinstance walk in _ENCODERS_BY_BASE, whose order puts bool before int
-# (bool is an int subclass on CPython, not on MicroPython).
-_ENCODERS = {
-    int: _enc_int,
-    bool: _enc_bool,
-    type(None): _enc_none,
-    bytes: _enc_bytes,
-    bytearray: _enc_bytes,
-    memoryview: _enc_bytes,
-    str: _enc_str,
-    float: _enc_float,
-    list: _enc_array,
-    tuple: _enc_array,
-    dict: _enc_map,
-    Tag: _enc_tag,
-}
-_ENCODERS_BY_BASE = (
-    (bool, _enc_bool),
-    (int, _enc_int),
-    (float, _enc_float),
-    (str, _enc_str),
-    (bytes, _enc_bytes),
-    (bytearray, _enc_bytes),
-    (list, _enc_array),
-    (tuple, _enc_array),
-    (dict, _enc_map),
-    (Tag, _enc_tag),
-)
-
-
-def _encode_into(obj, out, depth, max_depth):
-    fn = _ENCODERS.get(type(obj))
-    if fn is None:
-        for base, f in _ENCODERS_BY_BASE:
-            if isinstance(obj, base):
-                fn = f
-                break
-        else:
-            raise EncodeError(
-                "cannot encode a value of type %s as CBOR; expected int, bool, None, "
-                "bytes, str, list, tuple, dict, float or Tag" % type(obj).__name__
-            )
-    fn(obj, out, depth, max_depth)
-
-
-def encode(obj, max_depth=MAX_DEPTH):
-    """Encode ``obj`` as deterministic CBOR (RFC 8949 §4.2.1) and return bytes.
-
-    Raises EncodeError for an unsupported type (the message names it), an int
-    outside -2**64..2**64-1, a text string with lone surrogates, two map keys
-    with the same encoding, a bignum tag outside its preferred form, or nesting
-    deeper than ``max_depth`` containers (which also stops reference cycles).
-    """
-    out = bytearray()
-    _encode_into(obj, out, 0, max_depth)
-    return bytes(out)
-
-
-# ---------------------------------------------------------------------------
 # Decoder
 # ---------------------------------------------------------------------------
-
-
-def _hex(b):
-    return "".join("%02x" % c for c in b)
 
 
 class _Decoder:

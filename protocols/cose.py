@@ -8,30 +8,38 @@
                          signature : bstr ])
     Sig_structure = ["Signature1", protected, external_aad = h'', payload]   (RFC 9052 §4.4)
 
-The algorithm table is data. Signing and verifying are done by objects passed
-in (a signer with ``alg``, ``kid`` and ``sign(bytes)``; a ``verify(alg,
-key, to_be_signed, signature) -> bool`` function), so this module needs no
-crypto library and runs on MicroPython as well as CPython.
+Creating a message (``sign1``, ``protected_header``, ``sig_structure``) lives
+in ``cose_sign.py``, which a board imports alone; this module re-exports it
+and adds parsing and verification. The algorithm table is data. Signing and
+verifying are done by objects passed in (a signer with ``alg``, ``kid`` and
+``sign(bytes)``; a ``verify(alg, key, to_be_signed, signature) -> bool``
+function), so this module needs no crypto library and runs on MicroPython as
+well as CPython.
 
 ``parse_sign1`` takes the decoder to use: the pure codec by default, cbor2 on
 the gateway (its ``CBORTag`` has the same ``.tag``/``.value`` shape as ours).
 """
 from edgeledger.protocols import cbor
+from edgeledger.protocols.cose_sign import (  # noqa: F401  (re-exported)
+    EDDSA,
+    ES256,
+    HDR_ALG,
+    HDR_KID,
+    SIG_CONTEXT,
+    SIGN_ALGS,
+    TAG_SIGN1,
+    protected_header,
+    sig_structure,
+    sign1,
+)
 from edgeledger.protocols.errors import CoseError, SignatureError
-
-TAG_SIGN1 = 18
-HDR_ALG = 1  # RFC 9052 §3.1
-HDR_KID = 4
-SIG_CONTEXT = "Signature1"
-
-EDDSA = -8  # RFC 9053 §2.2
-ES256 = -7  # RFC 9053 §2.1
 
 # COSE algorithm id -> name, signature length, public key length (RFC 9053)
 ALGORITHMS = {
     EDDSA: {"name": "EdDSA", "sig_len": 64, "pub_len": 32},
     ES256: {"name": "ES256", "sig_len": 64, "pub_len": 65},
 }
+assert sorted(ALGORITHMS) == sorted(SIGN_ALGS)
 ALG_BY_NAME = dict((v["name"], k) for k, v in ALGORITHMS.items())
 
 MAX_KID_LEN = 32  # our kids are 16 bytes; leave room for a secure element's own ids
@@ -51,23 +59,6 @@ class Sign1:
 
     def to_be_signed(self):
         return sig_structure(self.protected, self.payload)
-
-
-def sig_structure(protected, payload, external_aad=b""):
-    return cbor.encode([SIG_CONTEXT, protected, external_aad, payload])
-
-
-def protected_header(alg, kid):
-    if alg not in ALGORITHMS:
-        raise CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(ALGORITHMS)))
-    return cbor.encode({HDR_ALG: alg, HDR_KID: bytes(kid)})
-
-
-def sign1(payload, signer):
-    """Sign ``payload`` bytes with ``signer`` and return the COSE_Sign1 message bytes."""
-    protected = protected_header(signer.alg, signer.kid)
-    signature = signer.sign(sig_structure(protected, payload))
-    return cbor.encode(cbor.Tag(TAG_SIGN1, [protected, {}, payload, signature]))
 
 
 def parse_sign1(data, decode=cbor.decode):

@@ -11,6 +11,9 @@ The COSE_Sign1 payload is a deterministic CBOR map with small integer keys::
       6: [ {...}, ... ]  ; SenML pack (RFC 8428 CBOR labels), one or many records
     }
 
+Encoding lives in ``reading_encode.py`` (a board imports only that module);
+this module re-exports its constants and adds decoding and full validation.
+
 Instead of key 6 a device may send key 7, a byte string holding the pack
 encrypted for the data owner (COSE_Encrypt0); the gateway then verifies,
 chains and anchors the message without seeing the values.
@@ -19,19 +22,28 @@ SenML CBOR labels (RFC 8428 §6, Table 6) used here:
 bn -2, bt -3, bu -4, n 0, u 1, v 2, vs 3, vb 4, s 5, t 6.
 """
 from edgeledger.protocols import cbor
+from edgeledger.protocols import reading_encode
 from edgeledger.protocols.errors import PayloadError
+from edgeledger.protocols.reading_encode import (  # noqa: F401  (re-exported)
+    HASH_LEN,
+    K_DEVICE,
+    K_ENC,
+    K_EPOCH,
+    K_PACK,
+    K_PREV,
+    K_SEQ,
+    K_VERSION,
+    MAX_RECORDS,
+    MAX_SEQ,
+    VERSION,
+)
 
-VERSION = 1
-K_VERSION, K_DEVICE, K_SEQ, K_PREV, K_EPOCH, K_PACK, K_ENC = 1, 2, 3, 4, 5, 6, 7
 KNOWN_KEYS = (K_VERSION, K_DEVICE, K_SEQ, K_PREV, K_EPOCH, K_PACK, K_ENC)
 
 BN, BT, BU, N, U, V, VS, VB, S, T = -2, -3, -4, 0, 1, 2, 3, 4, 5, 6
 SENML_LABELS = {BN: "bn", BT: "bt", BU: "bu", N: "n", U: "u", V: "v", VS: "vs", VB: "vb", S: "s", T: "t"}
 
-MAX_RECORDS = 4096  # a 1 kHz sensor packs 1000 samples per second; 4x headroom
-MAX_SEQ = 2 ** 63 - 1  # fits SQLite's signed 64-bit integer
 MAX_NAME_LEN = 128
-HASH_LEN = 32
 
 
 class Payload:
@@ -49,16 +61,15 @@ class Payload:
 
 
 def encode_payload(device, seq, prev, epoch, pack=None, enc=None):
-    """Deterministic CBOR bytes of a version 1 payload (pack or enc, not both)."""
-    if (pack is None) == (enc is None):
-        raise PayloadError("a payload carries exactly one of pack (6) or enc (7)")
-    body = {K_VERSION: VERSION, K_DEVICE: device, K_SEQ: seq, K_PREV: prev, K_EPOCH: epoch}
+    """Deterministic CBOR bytes of a version 1 payload (pack or enc, not both).
+
+    Raises PayloadError for any field that ``decode_payload`` would refuse,
+    SenML records included (a board uses ``reading_encode.encode_payload``,
+    which checks the envelope only).
+    """
     if pack is not None:
-        body[K_PACK] = pack
-    else:
-        body[K_ENC] = enc
-    check_payload_map(body)
-    return cbor.encode(body)
+        check_pack(pack)
+    return reading_encode.encode_payload(device, seq, prev, epoch, pack, enc)
 
 
 def decode_payload(data, decode=cbor.decode):
@@ -74,32 +85,18 @@ def check_payload_map(body):
             raise PayloadError("unknown payload key %r" % (key,))
     if body.get(K_VERSION) != VERSION:
         raise PayloadError("payload version must be %d, found %r" % (VERSION, body.get(K_VERSION)))
-    device = body.get(K_DEVICE)
-    if not isinstance(device, str) or not 0 < len(device) <= 64:
-        raise PayloadError("device id must be a text string of 1..64 characters, found %r" % (device,))
-    seq = body.get(K_SEQ)
-    if not _is_int(seq) or not 1 <= seq <= MAX_SEQ:
-        raise PayloadError("seq must be an integer 1..2**63-1, found %r" % (seq,))
-    prev = body.get(K_PREV)
-    if not isinstance(prev, bytes) or len(prev) != HASH_LEN:
-        raise PayloadError("prev must be %d bytes, found %r" % (HASH_LEN, _short(prev)))
-    epoch = body.get(K_EPOCH)
-    if not _is_int(epoch) or epoch < 0 or epoch > MAX_SEQ:
-        raise PayloadError("epoch must be a non-negative integer, found %r" % (epoch,))
-    pack = body.get(K_PACK)
-    enc = body.get(K_ENC)
-    if (pack is None) == (enc is None):
-        raise PayloadError("payload must carry exactly one of pack (6) or enc (7)")
+    device, seq, prev, epoch = body.get(K_DEVICE), body.get(K_SEQ), body.get(K_PREV), body.get(K_EPOCH)
+    pack, enc = body.get(K_PACK), body.get(K_ENC)
+    reading_encode.check_envelope(device, seq, prev, epoch, pack, enc)
     if pack is not None:
         check_pack(pack)
-    elif not isinstance(enc, bytes) or not enc:
-        raise PayloadError("enc must be a non-empty byte string")
     return Payload(device, seq, prev, epoch, pack, enc)
 
 
 def check_pack(pack):
-    if not isinstance(pack, list) or not 0 < len(pack) <= MAX_RECORDS:
-        raise PayloadError("pack must be an array of 1..%d SenML records" % MAX_RECORDS)
+    """Raise PayloadError unless ``pack`` is 1..MAX_RECORDS SenML records with known
+    labels and values of the right types; returns ``pack``."""
+    reading_encode.check_pack_shape(pack)
     for rec in pack:
         if not isinstance(rec, dict):
             raise PayloadError("SenML record must be a map, found %s" % type(rec).__name__)
@@ -140,13 +137,3 @@ def time_range(pack):
     """(first, last) record time of a pack, after base-time resolution."""
     times = [r["t"] for r in resolve(pack)]
     return min(times), max(times)
-
-
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _short(x):
-    if isinstance(x, bytes):
-        return "%d bytes" % len(x)
-    return x

@@ -8,8 +8,13 @@ All are deterministic CBOR maps with integer keys.
 * birth (device -> anyone, retained): ``{1: agent version, 2: kid, 3: last seq,
   4: epoch, 5: {counter name: count}}``.
 * death (the broker publishes it as the device's last will): ``{1: epoch, 2: "offline"}``.
+
+A board imports this module with the encoder only: its one decode, the ack,
+reads the ack's single deterministic encoding byte by byte (``decode_ack``);
+the full decoder (``cbor.py``) is imported on first use by ``decode_birth``
+or when a caller passes ``decode``.
 """
-from edgeledger.protocols import cbor
+from edgeledger.protocols.cbor_encode import encode
 from edgeledger.protocols.errors import DecodeError
 
 
@@ -18,10 +23,38 @@ class SessionMessageError(DecodeError):
 
 
 def encode_ack(seq):
-    return cbor.encode({1: seq})
+    return encode({1: seq})
 
 
-def decode_ack(data, decode=cbor.decode):
+def _ack_seq(data):
+    """seq of ``a1 01 <unsigned int head>`` in its shortest form (RFC 8949 §4.2.1), or -1."""
+    n = len(data)
+    if n < 3 or data[0] != 0xA1 or data[1] != 0x01 or data[2] > 27:
+        return -1
+    ai = data[2]
+    if ai < 24:
+        return ai if n == 3 else -1
+    k = 1 << (ai - 24)  # 1, 2, 4 or 8 argument bytes
+    if n != 3 + k:
+        return -1
+    seq = int.from_bytes(bytes(data[3:]), "big")
+    return seq if seq >= (24 if k == 1 else 1 << (4 * k)) else -1
+
+
+def decode_ack(data, decode=None):
+    """The seq of an ack message. Raises SessionMessageError (a ValueError).
+
+    Without ``decode`` the bytes must be the ack's deterministic encoding
+    (``encode_ack`` output: what the gateway sends); with ``decode`` (e.g.
+    ``cbor2.loads``) any map with key 1 is read, and ``decode``'s own errors
+    propagate.
+    """
+    if decode is None:
+        seq = _ack_seq(data)
+        if seq < 0:
+            raise SessionMessageError("ack must be the CBOR map {1: seq >= 0}, found %d bytes %s"
+                                      % (len(data), bytes(data[:12]).hex()))
+        return seq
     body = decode(data)
     seq = body.get(1) if isinstance(body, dict) else None
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
@@ -30,10 +63,13 @@ def decode_ack(data, decode=cbor.decode):
 
 
 def encode_birth(version, kid, last_seq, epoch, counters):
-    return cbor.encode({1: version, 2: kid, 3: last_seq, 4: epoch, 5: counters})
+    return encode({1: version, 2: kid, 3: last_seq, 4: epoch, 5: counters})
 
 
-def decode_birth(data, decode=cbor.decode):
+def decode_birth(data, decode=None):
+    """Fields of a birth message as a dict. Raises CborDecodeError, SessionMessageError."""
+    if decode is None:
+        from edgeledger.protocols.cbor import decode
     body = decode(data)
     if not isinstance(body, dict) or not isinstance(body.get(3), int):
         raise SessionMessageError("birth must be a map with 3: last seq, found %r" % (body,))
@@ -42,4 +78,4 @@ def decode_birth(data, decode=cbor.decode):
 
 
 def encode_death(epoch):
-    return cbor.encode({1: epoch, 2: "offline"})
+    return encode({1: epoch, 2: "offline"})

@@ -146,11 +146,11 @@ print(cbor.decode(binascii.unhexlify("64f0908591")) == "\\U00010151")
 
 
 def _compiled_tree(tmp_path):
-    """protocols/{__init__,errors,cbor} as .mpy, laid out as on a board."""
+    """protocols/{__init__,errors,cbor_encode,cbor} as .mpy, laid out as on a board."""
     pkg = tmp_path / "edgeledger" / "protocols"
     pkg.mkdir(parents=True)
     (tmp_path / "edgeledger" / "__init__.py").write_text("")
-    for name in ("__init__", "errors", "cbor"):
+    for name in ("__init__", "errors", "cbor_encode", "cbor"):
         subprocess.run(
             [MPY_CROSS, "-o", str(pkg / (name + ".mpy")), os.path.join(ROOT, "protocols", name + ".py")],
             check=True, capture_output=True,

@@ -1,0 +1,169 @@
+"""Deterministic CBOR encoder (RFC 8949 §4.2.1), the part of the codec a device needs.
+
+``protocols/cbor.py`` re-exports ``encode``, ``Tag`` and ``MAX_DEPTH`` from here
+and adds the strict decoder; a board image imports only this module (a device
+decodes nothing but the 3-byte end-to-end ack, see ``session.decode_ack``).
+The rules are listed in ``cbor.py``: shortest heads, definite lengths, map
+keys in bytewise order of their encodings (duplicates refused), shortest
+exact float (NaN as f97e00), no bignums, tags 2/3 only in preferred form.
+
+Kept small on purpose (it is loaded into a board's heap): one recursive
+function with an isinstance chain instead of dispatch tables.
+"""
+import struct
+
+from edgeledger.protocols.errors import EncodeError
+
+#: Nested containers (arrays, maps, tags) in one item; see ``cbor.py``.
+MAX_DEPTH = 16
+
+_NAN = b"\xf9\x7e\x00"
+
+
+class Tag:
+    """A tagged data item (RFC 8949 §3.4): ``Tag(18, [...])`` is COSE_Sign1."""
+
+    def __init__(self, tag, value):
+        if type(tag) is not int or tag < 0 or tag >> 64:
+            raise EncodeError("tag number must be an int in 0..2**64-1, found %r" % (tag,))
+        self.tag = tag
+        self.value = value
+
+    def __eq__(self, other):  # != is its negation on both runtimes
+        return isinstance(other, Tag) and self.tag == other.tag and self.value == other.value
+
+    def __hash__(self):
+        # Raises TypeError when the content is unhashable, like a tuple would.
+        return hash((self.tag, self.value))
+
+    def __repr__(self):
+        return "Tag(%d, %r)" % (self.tag, self.value)
+
+
+def _hex(b):
+    return "".join("%02x" % c for c in b)
+
+
+def _bignum_ok(value):
+    # RFC 8949 §3.4.3: preferred serialization of a bignum has no leading zero
+    # byte, and integers that fit major type 0/1 must not use tags 2/3, so the
+    # content is >= 9 bytes with a non-zero first byte.
+    return isinstance(value, bytes) and len(value) >= 9 and value[0] != 0
+
+
+def _float_head(bits):
+    """Shortest float encoding (head byte included) of a binary64 bit pattern.
+
+    RFC 8949 §4.2.2 preferred serialization, done on the IEEE 754 bits so the
+    result is exact on any port (MicroPython builds with binary32 floats too).
+    """
+    sign = bits >> 63
+    exp = (bits >> 52) & 0x7FF
+    mant = bits & 0xFFFFFFFFFFFFF
+    if exp == 0x7FF:
+        if mant:
+            return _NAN
+        return b"\xf9\xfc\x00" if sign else b"\xf9\x7c\x00"
+    if exp == 0:
+        if mant == 0:
+            return b"\xf9\x80\x00" if sign else b"\xf9\x00\x00"
+        return b"\xfb" + struct.pack(">Q", bits)  # binary64 subnormal: no shorter form
+    e = exp - 1023
+    sig = mant | (1 << 52)
+    # binary16: normal for -14 <= e <= 15 (10 mantissa bits kept), subnormal below.
+    if -14 <= e <= 15:
+        if mant & 0x3FFFFFFFFFF == 0:
+            return struct.pack(">BH", 0xF9, (sign << 15) | ((e + 15) << 10) | (mant >> 42))
+    elif -24 <= e < -14 and sig & ((1 << (28 - e)) - 1) == 0:
+        return struct.pack(">BH", 0xF9, (sign << 15) | (sig >> (28 - e)))
+    # binary32: normal for -126 <= e <= 127 (23 mantissa bits kept), subnormal below.
+    if -126 <= e <= 127:
+        if mant & 0x1FFFFFFF == 0:
+            return struct.pack(">BI", 0xFA, (sign << 31) | ((e + 127) << 23) | (mant >> 29))
+    elif -149 <= e < -126 and sig & ((1 << (-97 - e)) - 1) == 0:
+        return struct.pack(">BI", 0xFA, (sign << 31) | (sig >> (-97 - e)))
+    return b"\xfb" + struct.pack(">Q", bits)
+
+
+def _head(out, mt, n):
+    """Head of major type ``mt`` (already shifted) with argument ``n``, shortest form."""
+    if n < 24:
+        out.append(mt | n)
+        return
+    if n >> 64:
+        raise EncodeError("integer argument %d is above 2**64-1; this codec has no bignums" % n)
+    k = 1
+    ai = 24
+    while n >> (8 * k):  # 1, 2, 4 or 8 argument bytes (§4.2.1)
+        k *= 2
+        ai += 1
+    out.append(mt | ai)
+    out.extend(n.to_bytes(k, "big"))
+
+
+def _enc(obj, out, depth, max_depth):
+    if obj is None:
+        out.append(0xF6)
+    elif obj is True or obj is False:
+        out.append(0xF5 if obj else 0xF4)
+    elif isinstance(obj, int):
+        if obj < 0:
+            _head(out, 0x20, -1 - obj)
+        else:
+            _head(out, 0, obj)
+    elif isinstance(obj, float):
+        out.extend(_float_head(struct.unpack(">Q", struct.pack(">d", obj))[0]))
+    elif isinstance(obj, str):
+        try:
+            b = obj.encode("utf-8")
+        except UnicodeError:
+            raise EncodeError("text string is not encodable as UTF-8 (lone surrogate?)")
+        _head(out, 0x60, len(b))
+        out.extend(b)
+    elif isinstance(obj, (bytes, bytearray, memoryview)):
+        _head(out, 0x40, len(obj))
+        out.extend(obj)
+    else:
+        if depth >= max_depth:
+            raise EncodeError("containers nested %d deep; expected at most max_depth=%d"
+                              % (depth + 1, max_depth))
+        depth += 1
+        if isinstance(obj, (list, tuple)):
+            _head(out, 0x80, len(obj))
+            for item in obj:
+                _enc(item, out, depth, max_depth)
+        elif isinstance(obj, dict):
+            enc = {}  # encoded key -> value
+            for k in obj:
+                kb = bytearray()
+                _enc(k, kb, depth, max_depth)
+                kb = bytes(kb)
+                if kb in enc:
+                    raise EncodeError("two map keys encode to the same bytes %s; expected "
+                                      "distinct keys (RFC 8949 §5.6)" % _hex(kb))
+                enc[kb] = obj[k]
+            _head(out, 0xA0, len(enc))
+            for kb in sorted(enc):  # RFC 8949 §4.2.1: bytewise order of the encoded keys
+                out.extend(kb)
+                _enc(enc[kb], out, depth, max_depth)
+        elif isinstance(obj, Tag):
+            if obj.tag in (2, 3) and not _bignum_ok(obj.value):
+                raise EncodeError("tag %d (bignum) must hold a byte string of >= 9 bytes without "
+                                  "leading zero (RFC 8949 §3.4.3)" % obj.tag)
+            _head(out, 0xC0, obj.tag)
+            _enc(obj.value, out, depth, max_depth)
+        else:
+            raise EncodeError("cannot encode a value of type %s as CBOR" % type(obj).__name__)
+
+
+def encode(obj, max_depth=MAX_DEPTH):
+    """Encode ``obj`` as deterministic CBOR (RFC 8949 §4.2.1) and return bytes.
+
+    Raises EncodeError for an unsupported type (the message names it), an int
+    outside -2**64..2**64-1, a text string with lone surrogates, two map keys
+    with the same encoding, a bignum tag outside its preferred form, or nesting
+    deeper than ``max_depth`` containers (which also stops reference cycles).
+    """
+    out = bytearray()
+    _enc(obj, out, 0, max_depth)
+    return bytes(out)

@@ -1,0 +1,41 @@
+"""COSE_Sign1 creation (RFC 9052 §4.2, §4.4): what a device needs to sign a message.
+
+``protocols/cose.py`` re-exports everything here and adds parsing and
+verification (the gateway's side); a board image imports only this module.
+The message layout is described in ``cose.py``.
+"""
+from edgeledger.protocols.cbor_encode import Tag, encode
+from edgeledger.protocols.errors import CoseError
+
+TAG_SIGN1 = 18
+HDR_ALG = 1  # RFC 9052 §3.1
+HDR_KID = 4
+SIG_CONTEXT = "Signature1"
+
+EDDSA = -8  # RFC 9053 §2.2
+ES256 = -7  # RFC 9053 §2.1
+#: The algorithms this project signs with (``cose.ALGORITHMS`` describes each).
+SIGN_ALGS = (EDDSA, ES256)
+
+
+def sig_structure(protected, payload, external_aad=b""):
+    """The bytes that are signed: ``["Signature1", protected, external_aad, payload]``."""
+    return encode([SIG_CONTEXT, protected, external_aad, payload])
+
+
+def protected_header(alg, kid):
+    """``bstr .cbor {1: alg, 4: kid}``. Raises CoseError for an alg not in SIGN_ALGS."""
+    if alg not in SIGN_ALGS:
+        raise CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(SIGN_ALGS)))
+    return encode({HDR_ALG: alg, HDR_KID: bytes(kid)})
+
+
+def sign1(payload, signer):
+    """Sign ``payload`` bytes with ``signer`` and return the COSE_Sign1 message bytes.
+
+    ``signer`` has ``alg``, ``kid`` and ``sign(bytes) -> bytes``. Raises CoseError
+    for an unsupported alg.
+    """
+    protected = protected_header(signer.alg, signer.kid)
+    signature = signer.sign(sig_structure(protected, payload))
+    return encode(Tag(TAG_SIGN1, [protected, {}, payload, signature]))
