@@ -84,8 +84,10 @@ def _gateway_run(args):
 
 
 def _gateway_status(args):
+    from edgeledger.gateway.runner import total_counters
+
     _cfg, st = _open_gateway_store(args)
-    counters = st.load_counters()
+    counters = total_counters(st.load_counters())  # workers keep theirs as name@wK
     print("messages stored: %d" % st.count_messages())
     for name in sorted(counters):
         if counters[name]:

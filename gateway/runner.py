@@ -134,21 +134,41 @@ class _Workers:
                     p.join()
 
 
+def _stop_on_signals():
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    return stop
+
+
+def _start_anchoring(cfg, store):
+    """The configured ledger and a running batcher thread, or (None, None) without a ledger."""
+    ledger = anchoring.open_ledger(cfg, store)
+    if ledger is None:
+        return None, None
+    lc = cfg.get("ledger") or {}
+    batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
+                                      lc.get("confirmations", 2), cfg["synchronous"])
+    batcher.start()
+    return ledger, batcher
+
+
+def total_counters(counters):
+    """Sum per-worker counters (``name@wK``) into plain names."""
+    out = {}
+    for name, value in counters.items():
+        base = name.split("@", 1)[0]
+        out[base] = out.get(base, 0) + value
+    return out
+
+
 def main(config_path, duration_s=None, workers=None):
     if workers is not None and workers > 1:
         return _main_workers(config_path, duration_s, workers)
     cfg = config.load(config_path)
     store, service = build(cfg)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    signal.signal(signal.SIGINT, lambda *a: stop.set())
-    ledger = anchoring.open_ledger(cfg, store)
-    batcher = None
-    if ledger is not None:
-        lc = cfg.get("ledger") or {}
-        batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
-                                          lc.get("confirmations", 2), cfg["synchronous"])
-        batcher.start()
+    stop = _stop_on_signals()
+    ledger, batcher = _start_anchoring(cfg, store)
     service.start()
     print("gateway %s: store %s, broker %s, ledger %s" % (
         cfg["gateway_id"], cfg["store"], cfg["broker"],
@@ -174,16 +194,8 @@ def _main_workers(config_path, duration_s, n):
     cfg = config.load(config_path)
     keystore.check_secret_files(cfg)
     store = Store(cfg["store"], cfg["synchronous"])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    signal.signal(signal.SIGINT, lambda *a: stop.set())
-    ledger = anchoring.open_ledger(cfg, store)
-    batcher = None
-    if ledger is not None:
-        lc = cfg.get("ledger") or {}
-        batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
-                                          lc.get("confirmations", 2), cfg["synchronous"])
-        batcher.start()
+    stop = _stop_on_signals()
+    ledger, batcher = _start_anchoring(cfg, store)
     workers = _Workers(config_path, n)
     workers.start()
     print("gateway %s: store %s, broker %s, %d ingest workers, ledger %s" % (
@@ -202,10 +214,7 @@ def _main_workers(config_path, duration_s, n):
         if batcher is not None:
             batcher.stop()
         c = dict((name, 0) for name in ("received", "stored", "duplicates", "rejected"))
-        for name, value in store.load_counters().items():
-            base = name.split("@", 1)[0]
-            if base in c:
-                c[base] += value
+        c.update(total_counters(store.load_counters()))
         print("gateway %s: received %d, stored %d, duplicates %d, rejected %d"
               % (cfg["gateway_id"], c["received"], c["stored"], c["duplicates"], c["rejected"]), flush=True)
         store.close()
