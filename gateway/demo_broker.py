@@ -138,6 +138,16 @@ class EmbeddedBroker:
         try:
             loop.run_forever()
         finally:
+            # amqtt's shutdown leaves client handler tasks (and their sockets) behind: cancel
+            # them and let them unwind, so no transport outlives the loop
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            for sock in getattr(loop, "_transports", {}).values():
+                if sock is not None and not sock.is_closing():
+                    sock.close()
+            loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
     def start(self):
