@@ -12,13 +12,23 @@ Profiles (``kind``):
 """
 from edgeledger.agent.errors import ConfigError
 
-# (channel, unit, base, swing, monotonic step per sample)
+# Per profile, one line per channel: "channel unit base swing step", where the value swings
+# around base by up to swing and step is added per sample (monotonic counters). Kept as
+# text and parsed for the configured profile only: a table of tuples of boxed floats costs
+# ~2 KB of a board's heap (docs/firmware.md §5), these two strings ~0.2 KB.
 PROFILES = {
-    "meter": (("energy_import", "kWh", 1000.0, 0.0, 0.01), ("power", "W", 2300.0, 400.0, 0.0),
-              ("voltage_l1", "V", 230.0, 3.0, 0.0)),
-    "sensor": (("temperature", "Cel", 21.5, 4.0, 0.0), ("humidity", "%RH", 45.0, 10.0, 0.0),
-               ("vibration", "m/s2", 0.2, 0.15, 0.0)),
+    "meter": "energy_import kWh 1000 0 0.01\npower W 2300 400 0\nvoltage_l1 V 230 3 0",
+    "sensor": "temperature Cel 21.5 4 0\nhumidity %RH 45 10 0\nvibration m/s2 0.2 0.15 0",
 }
+
+
+def profile(kind, channels=None):
+    """``[(channel, unit, base, swing, step), ...]`` of ``kind``, the first ``channels``."""
+    rows = []
+    for line in PROFILES[kind].split("\n")[: channels or None]:
+        channel, unit, base, swing, step = line.split()
+        rows.append((channel, unit, float(base), float(swing), float(step)))
+    return rows
 
 
 class SimulatedSource:
@@ -34,7 +44,7 @@ class SimulatedSource:
         self.name = name
         self.kind = kind
         self.interval_s = interval_s
-        self.profile = PROFILES[kind][: channels or len(PROFILES[kind])]
+        self.profile = profile(kind, channels)
         self.seed = seed if seed is not None else sum(ord(c) * (i + 1) for i, c in enumerate(name))
         self.sample = 0
         self.counters = {"polls": 0}
