@@ -187,10 +187,12 @@ def _device_dir(image, work, alg, port, readings):
     return d
 
 
-def runs_at(image, work, alg, port, readings, heap_kb):
+def runs_at(image, work, alg, port, readings, heap_kb, unit="K"):
+    """``unit`` "K": host kilobytes; "wK": kilobytes as on a 32-bit port (MicroPython scales a
+    heap size with the w suffix by the word size, so 64wK is 128 KB on this 64-bit host)."""
     d = _device_dir(image, work, alg, port, readings)
     try:
-        proc = subprocess.run([micropython_binary(), "-X", "heapsize=%dK" % heap_kb, "main.py"],
+        proc = subprocess.run([micropython_binary(), "-X", "heapsize=%d%s" % (heap_kb, unit), "main.py"],
                               cwd=d, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                               env=dict(os.environ, MICROPYPATH=".frozen"))
     except subprocess.TimeoutExpired:
@@ -198,7 +200,7 @@ def runs_at(image, work, alg, port, readings, heap_kb):
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
 
 
-def heap_floor(image, readings, log=None):
+def heap_floor(image, readings, log=None, unit="K"):
     work = tempfile.mkdtemp(prefix="el-bench-")
     site = _Site(work)
     out = {}
@@ -206,9 +208,9 @@ def heap_floor(image, readings, log=None):
         for alg in SIGNERS:
             floor = None
             for kb in HEAP_STEPS_KB:
-                ok, detail = runs_at(image, work, alg, site.port, readings, kb)
+                ok, detail = runs_at(image, work, alg, site.port, readings, kb, unit)
                 if log:
-                    log("  %s heap %3d KB: %s" % (alg, kb, "runs" if ok else "fails (%s)" % (detail,)))
+                    log("  %s heap %3d %s: %s" % (alg, kb, unit, "runs" if ok else "fails (%s)" % (detail,)))
                 if not ok:
                     break
                 floor = kb
@@ -244,8 +246,12 @@ def run(readings=20, heap_readings=10, log=print):
             % (HEAP_STEPS_KB[0], heap_readings))
         floor = heap_floor(image, heap_readings, say if log else None)
         for alg in SIGNERS:
-            say("heap floor %-5s %s KB" % (alg, floor[alg]))
-        return {"heap_floor_kb": floor, "per_reading": cost, "image": sizes, "wire_bytes": wire,
+            say("heap floor %-5s %s KB on this 64-bit host" % (alg, floor[alg]))
+        floor32 = heap_floor(image, heap_readings, say if log else None, unit="wK")
+        for alg in SIGNERS:
+            say("heap floor %-5s %s KB as on a 32-bit board (-X heapsize=NwK)" % (alg, floor32[alg]))
+        return {"heap_floor_kb": floor, "heap_floor_32bit_kb": floor32, "per_reading": cost, "image": sizes,
+                "wire_bytes": wire,
                 "runtime": "micropython unix port (64-bit), mpy-cross bytecode"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
