@@ -35,7 +35,7 @@ from edgeledger.agent import port, sources
 from edgeledger.agent.core import AgentCore
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.mqtt_paho import PahoLink
-from edgeledger.agent.outbox import Outbox
+from edgeledger.agent.outbox import Outbox, next_epoch
 from edgeledger.agent.signer import load_key_file
 from edgeledger.firmware import crypto
 from edgeledger.protocols import session
@@ -64,23 +64,6 @@ def load_config(path):
         if tls.get(k):
             tls[k] = os.path.join(base, tls[k])
     return cfg
-
-
-def next_epoch(state_dir):
-    """Increment and persist the boot counter (write-then-rename, so never torn)."""
-    path = os.path.join(state_dir, "epoch")
-    try:
-        with open(path) as f:
-            epoch = int(f.read().strip() or 0) + 1
-    except (OSError, ValueError):
-        epoch = 1
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % epoch)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return epoch
 
 
 def build(cfg, until_seq=None):

@@ -262,3 +262,27 @@ class Outbox:
         if self._active is not None:
             self._active.close()
             self._active = None
+
+
+def next_epoch(state_dir):
+    """Increment and persist the device's boot counter in ``state_dir/epoch``.
+
+    Written to a new file and renamed over the old one, so a power cut leaves either
+    the old or the new count, never a torn one.
+    """
+    path = state_dir + "/epoch"
+    try:
+        with open(path) as f:
+            epoch = int(f.read().strip() or 0) + 1
+    except (OSError, ValueError):
+        epoch = 1
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % epoch)
+        port.fsync(f)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # FAT will not rename over an existing file
+        os.remove(path)
+        os.rename(tmp, path)
+    return epoch

@@ -13,7 +13,6 @@ the agent core and the MQTT client are imported after it.
 """
 import gc
 import json
-import os
 import sys
 
 from edgeledger.agent import port
@@ -66,26 +65,6 @@ def load_config(path):
     return cfg
 
 
-def next_epoch(state_dir):
-    """Increment and persist the boot counter (write a new file, then rename)."""
-    path = state_dir + "/epoch"
-    try:
-        with open(path) as f:
-            epoch = int(f.read().strip() or 0) + 1
-    except (OSError, ValueError):
-        epoch = 1
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % epoch)
-        port.fsync(f)
-    try:
-        os.rename(tmp, path)
-    except OSError:  # FAT will not rename over an existing file
-        os.remove(path)
-        os.rename(tmp, path)
-    return epoch
-
-
 def source_config(board, profile, cfg):
     """The source config with its bus's port and pins filled in. Raises ConfigError."""
     bus = cfg.get("bus")
@@ -130,7 +109,7 @@ def load_signer(cfg):
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
-    from edgeledger.agent.outbox import Outbox
+    from edgeledger.agent.outbox import Outbox, next_epoch
     from edgeledger.firmware.crypto import sha256
 
     if signer is None:
