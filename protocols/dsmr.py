@@ -340,21 +340,9 @@ def to_records(tg, prefix="", now=None):
             continue
         name, kind = entry
         value, _, unit = groups[0].partition("*")
-        rec = {0: prefix + name}
-        if kind == "str":
-            if not value:
-                continue
-            rec[3] = value
-        elif kind == "int":
-            rec[2] = int(value)
-        else:
-            v, u = obis.scaled_value(value, unit)
-            rec[2] = v
-            if u:
-                rec[1] = u
-        if t is not None:
-            rec[6] = t
-        out.append(rec)
+        if kind == "str" and not value:
+            continue
+        out.append(obis.senml_record(prefix + name, kind, value, unit, t))
     if tg.peak is not None:
         v, u, pt = tg.peak
         out.append({0: prefix + "demand_max_month", 1: u, 2: v, 6: pt})

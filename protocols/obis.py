@@ -64,6 +64,25 @@ def parse_decimal(text):
     return (-m if neg else m), len(frac)
 
 
+def senml_record(name, kind, value, unit, t=None):
+    """One SenML record (RFC 8428 CBOR labels) for an OBIS value of table ``kind``:
+    "str" (vs), "int" (v, as read) or a number converted by ``scaled_value`` (v, u).
+    Raises ObisValueError for a malformed number."""
+    rec = {0: name}
+    if kind == "str":
+        rec[3] = value
+    elif kind == "int":
+        rec[2] = int(value)
+    else:
+        v, u = scaled_value(value, unit)
+        rec[2] = v
+        if u:
+            rec[1] = u
+    if t is not None:
+        rec[6] = t
+    return rec
+
+
 def scaled_value(text, unit):
     """Convert a meter value and unit into ``(value, senml_unit)``.
 

@@ -26,17 +26,7 @@ def data_sets_to_records(data_sets, prefix, t):
             continue
         name, kind = entry
         value, unit = ds.values[0]
-        rec = {0: prefix + name, 6: t}
-        if kind == "str":
-            rec[3] = value
-        elif kind == "int":
-            rec[2] = int(value)
-        else:
-            v, u = obis.scaled_value(value, unit)
-            rec[2] = v
-            if u:
-                rec[1] = u
-        out.append(rec)
+        out.append(obis.senml_record(prefix + name, kind, value, unit, t))
     return out
 
 
