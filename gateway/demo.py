@@ -15,7 +15,7 @@ What runs (all in this process unless ``--broker``/``--ledger`` name real servic
 
 * the broker: amqtt on a free loopback port (gateway/demo_broker.py);
 * the ledger: py-evm through eth-tester with the anchor contract deployed, and a transport
-  that answers ``eth_getProof`` from py-evm's tries (gateway/demo_rpc.py); or any JSON-RPC
+  that answers ``eth_getProof`` from py-evm's tries (gateway/embedded_rpc.py); or any JSON-RPC
   node (``--ledger URL``): a funded key (``--ledger-key`` or ``EDGELEDGER_LEDGER_KEY``)
   deploys the contract, funds a fresh gateway key and authorizes it;
 * the gateway: the ingest service (ack after commit) and the batcher thread, exactly as
@@ -105,14 +105,11 @@ class DemoOptions:
 # ---------------------------------------------------------------------------------- ledger
 
 def _open_embedded_ledger():
-    from edgeledger.gateway.demo_rpc import EmbeddedRpc
     from edgeledger.gateway.ledger import EmbeddedLedger
 
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
     ledger.set_gateway(ledger.account, True)
-    # verifier.verify_bundle takes the proof transport from here (eth-tester has no eth_getProof)
-    ledger.proof_rpc = EmbeddedRpc(ledger)
     return ledger, ledger, None
 
 

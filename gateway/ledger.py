@@ -695,6 +695,17 @@ class EmbeddedLedger(Ledger):
             self.fund(Account.from_key(key).address)
         self._account = Account.from_key(key)
         self.key = key
+        self._proof_rpc = None
+
+    @property
+    def proof_rpc(self):
+        """The light client's transport for this chain. eth-tester has no ``eth_getProof``;
+        gateway/embedded_rpc.py answers it from py-evm's state and storage tries."""
+        if self._proof_rpc is None:
+            from edgeledger.gateway.embedded_rpc import EmbeddedRpc
+
+            self._proof_rpc = EmbeddedRpc(self)
+        return self._proof_rpc
 
     def fund(self, address, wei=FUND_WEI):
         prepared = self._sign("fund", [address], self._bank, to_checksum_address(address), b"", TRANSFER_GAS,
@@ -721,6 +732,7 @@ class JsonRpcLedger(Ledger):
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
         Ledger.__init__(self, w3, key=key, fees=fees)
         self.key = key
+        self.proof_rpc = url  # the light client talks to the node directly
 
     def raw_request(self, method, params):
         """One JSON-RPC request as sent (no web3 parameter formatting); returns ``result``.

@@ -59,7 +59,7 @@ def verify_bundle(data, rpc=None, min_confirmations=2):
     contract = to_checksum_address("0x" + b.contract.hex())
     gateway = to_checksum_address("0x" + b.header.gateway.hex())
     try:
-        proof = verify_anchor_storage(getattr(ledger, "proof_rpc", None) or rpc, contract, gateway, b.header.number, expected_header_hash=b.header.hash(),
+        proof = verify_anchor_storage(ledger.proof_rpc, contract, gateway, b.header.number, expected_header_hash=b.header.hash(),
                                       block_number=b.block_number, block_hash=b.block_hash,
                                       min_confirmations=min_confirmations)
     except TooFewConfirmations as e:

@@ -8,7 +8,7 @@ from eth_utils import keccak, to_canonical_address
 from trie import HexaryTrie
 
 from edgeledger.gateway import lightclient
-from edgeledger.gateway.demo_rpc import EmbeddedRpc, EmbeddedRpcError
+from edgeledger.gateway.embedded_rpc import EmbeddedRpc, EmbeddedRpcError
 from edgeledger.gateway.ledger import EmbeddedLedger, header_hash
 
 
@@ -88,7 +88,7 @@ def test_block_hash_recomputes_from_the_served_header_but_not_from_eth_testers_o
     assert "requestsHash" in block  # py-evm builds Prague headers
     raw = ledger.w3.provider.make_request("eth_getBlockByNumber", [n, False])["result"]
     assert raw["extra_data"] == "0x" + "00" * 32 and block["extraData"] == "0x", (
-        "eth-tester no longer pads extraData: demo_rpc could serve the provider's block as is")
+        "eth-tester no longer pads extraData: embedded_rpc could serve the provider's block as is")
 
 
 def test_only_the_light_client_methods_are_answered(anchored):

@@ -12,7 +12,6 @@ import pytest
 from edgeledger.agent.signer import load_key_file
 from edgeledger.gateway import proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.demo_rpc import EmbeddedRpc
 from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
@@ -153,7 +152,6 @@ def anchor_and_bundle(store, ledger, device, seqs):
     """Anchor what the store holds on the embedded chain; the proof bundles of ``seqs``."""
     store.set_ledger_meta({"chain_id": ledger.chain_id, "contract": ledger.address, "gateway": ledger.account})
     batcher = Batcher(store, ledger, max_size=1000, max_age_s=0, confirmations=1)
-    ledger.proof_rpc = EmbeddedRpc(ledger)  # eth-tester has no eth_getProof; this answers it from py-evm
 
     def anchored():
         batcher.step()
