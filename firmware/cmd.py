@@ -13,7 +13,7 @@ def bench_suites(top):
     """The ``bench`` subparsers (created on first use; each suite adds one parser)."""
     bench = top.choices.get("bench")
     if bench is None:
-        bench = top.add_parser("bench", help="measure the system (suites: device, ...)")
+        bench = top.add_parser("bench", help="measure the system (suites: ingest, anchor, proof, device)")
         bench.set_defaults(func=lambda args: bench.print_help() or 2)
         bench.suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
     return bench.suites

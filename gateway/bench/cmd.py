@@ -1,21 +1,13 @@
 """CLI registration of the bench suites: ``edgeledger bench ingest|anchor|proof [--json]``.
 
 Listed in gateway/cli.py COMMAND_MODULES. The ``bench`` group is shared with
-``bench device`` (firmware/cmd.py): whichever module comes first creates it. A
+``bench device``: ``firmware.cmd.bench_suites`` creates it for whichever module comes first. A
 suite's module is imported only when it runs, so ``edgeledger --help`` stays fast.
 """
 import importlib
 import os
 
-
-def bench_suites(top):
-    """The ``bench`` subparsers, created on first use (same contract as firmware/cmd.py)."""
-    bench = top.choices.get("bench")
-    if bench is None:
-        bench = top.add_parser("bench", help="measure the system (suites: ingest, anchor, proof, ...)")
-        bench.set_defaults(func=lambda args: bench.print_help() or 2)
-        bench.suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
-    return bench.suites
+from edgeledger.firmware.cmd import bench_suites  # the one place the shared ``bench`` group is made
 
 
 def _runner(suite):
