@@ -20,7 +20,7 @@ outbox is full a pack is refused before it takes a seq, so the signed chain has
 no gap; the number of refused packs rides along in the next pack that fits as
 ``agent/outbox_refused``.
 """
-from edgeledger.agent.errors import OutboxFull
+from edgeledger.agent import errors
 from edgeledger.protocols.cose_sign import sign1
 from edgeledger.protocols.reading_encode import encode_payload
 
@@ -116,7 +116,7 @@ class AgentCore:
         message = sign1(payload, self.signer)
         try:
             self.outbox.append(seq, message, self.sha256(message))
-        except OutboxFull:
+        except errors.OutboxFull:
             self.counters["outbox_refused"] += 1
             return False
         self.counters["sealed"] += 1

@@ -9,15 +9,11 @@ also reachable as ``signer.<name>``.
 """
 import json
 
-from edgeledger.agent.signer import KeySigner, UnknownAlgorithmError
-from edgeledger.protocols.errors import DecodeError
+from edgeledger.agent.signer import KeySigner
+from edgeledger.protocols import errors
 
 # A key file is five short fields; anything much larger is not a key file.
 KEY_FILE_MAX = 4096
-
-
-class KeyFileError(DecodeError):
-    """A key file is malformed or its fields disagree with each other."""
 
 
 def key_file_content(device_id, alg, private):
@@ -31,12 +27,13 @@ def key_file_content(device_id, alg, private):
 def _hex_field(doc, name):
     v = doc.get(name)
     if not isinstance(v, str):
-        raise KeyFileError("key file field %r: expected a hex string, found %r"
+        raise errors.KeyFileError("key file field %r: expected a hex string, found %r"
                            % (name, type(v).__name__))
     try:
         return bytes.fromhex(v)
     except ValueError:
-        raise KeyFileError("key file field %r: expected hex digits, found %r" % (name, v[:20]))
+        raise errors.KeyFileError("key file field %r: expected hex digits, found %r"
+                                  % (name, v[:20]))
 
 
 def parse_key_file(text):
@@ -46,32 +43,34 @@ def parse_key_file(text):
     do not belong to ``private``; UnknownAlgorithmError for an unknown ``alg``.
     """
     if len(text) > KEY_FILE_MAX:
-        raise KeyFileError("key file: expected at most %d bytes, found %d"
+        raise errors.KeyFileError("key file: expected at most %d bytes, found %d"
                            % (KEY_FILE_MAX, len(text)))
     try:
         doc = json.loads(text)
     except ValueError:
-        raise KeyFileError("key file: expected a JSON object, found unparsable text")
+        raise errors.KeyFileError("key file: expected a JSON object, found unparsable text")
     if not isinstance(doc, dict):
-        raise KeyFileError("key file: expected a JSON object, found %s" % type(doc).__name__)
+        raise errors.KeyFileError("key file: expected a JSON object, found %s"
+                                  % type(doc).__name__)
     device = doc.get("device")
     if not isinstance(device, str):
-        raise KeyFileError("key file field 'device': expected a string, found %r" % (device,))
+        raise errors.KeyFileError("key file field 'device': expected a string, found %r"
+                                  % (device,))
     alg = doc.get("alg")
     if not isinstance(alg, str):
-        raise KeyFileError("key file field 'alg': expected a string, found %r" % (alg,))
+        raise errors.KeyFileError("key file field 'alg': expected a string, found %r" % (alg,))
     private = _hex_field(doc, "private")
     try:
         signer = KeySigner(alg, private, device)
-    except UnknownAlgorithmError:
-        raise
+    except errors.UnknownAlgorithmError as e:
+        raise e
     except ValueError as e:
-        raise KeyFileError("key file field 'private': %s" % e)
+        raise errors.KeyFileError("key file field 'private': %s" % e)
     if "public" in doc and _hex_field(doc, "public") != signer.public_key:
-        raise KeyFileError("key file field 'public': expected %s (derived from 'private'), "
+        raise errors.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
                            "found another key" % signer.public_key.hex())
     if "kid" in doc and _hex_field(doc, "kid") != signer.kid:
-        raise KeyFileError("key file field 'kid': expected %s, found %s"
+        raise errors.KeyFileError("key file field 'kid': expected %s, found %s"
                            % (signer.kid.hex(), doc["kid"]))
     return signer
 
@@ -81,3 +80,10 @@ def load_key_file(path):
     with open(path) as f:
         text = f.read(KEY_FILE_MAX + 1)
     return parse_key_file(text)
+
+
+def __getattr__(name):
+    # ``KeyFileError`` is ``protocols.errors.KeyFileError``, built on first use (errors.py)
+    if name == "KeyFileError":
+        return errors.KeyFileError
+    raise AttributeError("module edgeledger.agent.key_file has no attribute %r" % (name,))

@@ -33,7 +33,7 @@ import os
 import struct
 
 from edgeledger.agent import port
-from edgeledger.agent.errors import OutboxError, OutboxFull
+from edgeledger.agent import errors
 
 HEADER = "<IIQ"
 HEADER_LEN = 16
@@ -76,7 +76,7 @@ class Outbox:
     def __init__(self, path, max_bytes=DEFAULT_MAX_BYTES, segment_bytes=DEFAULT_SEGMENT_BYTES,
                  policy="drop_new", hash_fn=None):
         if policy not in POLICIES:
-            raise OutboxError("outbox policy must be one of %s, got %r" % (POLICIES, policy))
+            raise errors.OutboxError("outbox policy must be one of %s, got %r" % (POLICIES, policy))
         self.path = path
         self.max_bytes = max_bytes
         self.segment_bytes = min(segment_bytes, max_bytes)
@@ -157,15 +157,15 @@ class Outbox:
         OutboxError for a wrong seq or an oversized record.
         """
         if seq != self.head_seq + 1:
-            raise OutboxError("outbox expects seq %d next, got %d" % (self.head_seq + 1, seq))
+            raise errors.OutboxError("outbox expects seq %d next, got %d" % (self.head_seq + 1, seq))
         size = HEADER_LEN + len(data)
         if size > MAX_RECORD_BYTES + HEADER_LEN:
-            raise OutboxError("record of %d bytes exceeds MAX_RECORD_BYTES" % len(data))
+            raise errors.OutboxError("record of %d bytes exceeds MAX_RECORD_BYTES" % len(data))
         if self.used_bytes() + size > self.max_bytes:
             self._collect()
             if self.used_bytes() + size > self.max_bytes:
                 self.counters["refused_full"] += 1
-                raise OutboxFull("outbox full: %d of %d bytes used, %d unacked records"
+                raise errors.OutboxFull("outbox full: %d of %d bytes used, %d unacked records"
                                  % (self.used_bytes(), self.max_bytes, self.pending_count()))
         seg = self._segments[-1] if self._segments else None
         if seg is None or seg.sealed or seg.size + size > self.segment_bytes:

@@ -11,59 +11,47 @@ A signer is any object with
 (ATECC608: ES256 in hardware, key never leaves the chip) plugs in with the
 same four members.
 
+``UnknownAlgorithmError`` (a ``CoseError``) is defined in protocols/errors.py,
+which builds it on first use; it is reachable here too.
+
 Key files (``key_file_content``, ``parse_key_file``, ``load_key_file``,
 ``KeyFileError``) are handled in ``key_file.py``; they are reachable here too
 (``signer.load_key_file``), imported on first access, so that a board, which
 reads its key file once at start, does not keep that code in its heap.
 """
+from collections import namedtuple
+
 from edgeledger.firmware import crypto
-from edgeledger.protocols.errors import CoseError
+from edgeledger.protocols import errors
 
 KID_LEN = 16  # bytes of SHA-256(public key) that name the key
 
 
-class UnknownAlgorithmError(CoseError):
-    """A COSE algorithm id or name this device code does not support."""
-
-
-class Algorithm:
-    """One row of the algorithm table (RFC 9053 §2)."""
-
-    def __init__(self, name, cose_id, private_len, public_len, sig_len,
-                 public_key, sign, verify):
-        self.name = name
-        self.cose_id = cose_id
-        self.private_len = private_len
-        self.public_len = public_len
-        self.sig_len = sig_len
-        self.public_key = public_key  # private bytes -> public bytes
-        self.sign = sign  # (private, msg) -> signature
-        self.verify = verify  # (public, msg, signature) -> bool
-
+# One row of the algorithm table (RFC 9053 §2): a named tuple, not a class with an
+# __init__ (on a board, rows without instance dicts and no class: ~160 B less heap).
+#   public_key   private bytes -> public bytes
+#   sign         (private, msg) -> signature
+#   verify_name  the crypto function (public, msg, signature) -> bool, looked up by
+#                name when first called: the verify code is not kept on a board.
+Algorithm = namedtuple("Algorithm",
+                       "name cose_id private_len public_len sig_len public_key sign verify_name")
 
 # RFC 9053 §2.1 (ES256, -7) and §2.2 (EdDSA, -8; Ed25519 keys per RFC 8032).
 ALGORITHMS = {
     -8: Algorithm("EdDSA", -8, 32, 32, 64,
-                  crypto.ed25519_public_key, crypto.ed25519_sign, crypto.ed25519_verify),
+                  crypto.ed25519_public_key, crypto.ed25519_sign, "ed25519_verify"),
     -7: Algorithm("ES256", -7, 32, 65, 64,
-                  crypto.p256_public_key, crypto.es256_sign, crypto.es256_verify),
+                  crypto.p256_public_key, crypto.es256_sign, "es256_verify"),
 }
-ALGORITHMS_BY_NAME = {}
-for _a in ALGORITHMS.values():
-    ALGORITHMS_BY_NAME[_a.name] = _a
-del _a
 
 
 def algorithm(alg):
     """The table row for a COSE id (int) or name (str). Raises UnknownAlgorithmError."""
-    if isinstance(alg, str):
-        row = ALGORITHMS_BY_NAME.get(alg)
-    else:
-        row = ALGORITHMS.get(alg)
-    if row is None:
-        raise UnknownAlgorithmError("algorithm: expected one of %s, found %r"
-                                    % (", ".join(ALGORITHMS_BY_NAME), alg))
-    return row
+    for row in ALGORITHMS.values():
+        if alg == (row.name if isinstance(alg, str) else row.cose_id):
+            return row
+    raise errors.UnknownAlgorithmError("algorithm: expected one of %s, found %r"
+                                       % (", ".join(row.name for row in ALGORITHMS.values()), alg))
 
 
 def key_id(public_key):
@@ -73,7 +61,7 @@ def key_id(public_key):
 
 def verify(alg, public_key, to_be_signed, signature):
     """True if ``signature`` verifies. Raises UnknownAlgorithmError, ValueError (bad key)."""
-    return algorithm(alg).verify(public_key, to_be_signed, signature)
+    return getattr(crypto, algorithm(alg).verify_name)(public_key, to_be_signed, signature)
 
 
 class KeySigner:
@@ -89,7 +77,7 @@ class KeySigner:
         if len(private_key) != row.private_len:
             raise ValueError("%s private key: expected %d bytes, found %d"
                              % (row.name, row.private_len, len(private_key)))
-        self._row = row
+        self._sign = row.sign
         self._private = private_key
         self.alg = row.cose_id
         self.alg_name = row.name
@@ -98,14 +86,11 @@ class KeySigner:
         self.kid = key_id(self.public_key)
 
     def sign(self, to_be_signed):
-        return self._row.sign(self._private, to_be_signed)
+        return self._sign(self._private, to_be_signed)
 
     def private_bytes(self):
         """The raw private key (for writing a key file)."""
         return self._private
-
-    def __repr__(self):
-        return "<KeySigner %s kid=%s>" % (self.alg_name, self.kid.hex())
 
 
 def generate(alg, device=None):
@@ -120,6 +105,8 @@ def generate(alg, device=None):
 
 
 def __getattr__(name):
+    if name == "UnknownAlgorithmError":
+        return errors.UnknownAlgorithmError
     # key_file_content, parse_key_file, load_key_file, KeyFileError, KEY_FILE_MAX
     from edgeledger.agent import key_file
 

@@ -10,7 +10,7 @@ Profiles (``kind``):
 * ``sensor`` — a factory sensor: temperature (Cel), relative humidity (%RH) and
   vibration (m/s2).
 """
-from edgeledger.agent.errors import ConfigError
+from edgeledger.agent import errors
 
 # Per profile, one line per channel: "channel unit base swing step", where the value swings
 # around base by up to swing and step is added per sample (monotonic counters). Kept as
@@ -39,7 +39,7 @@ class SimulatedSource:
 
     def __init__(self, name="sim", kind="meter", interval_s=1.0, seed=None, channels=None):
         if kind not in PROFILES or not interval_s > 0:
-            raise ConfigError("simulated source: kind must be one of %s and interval_s > 0, got "
+            raise errors.ConfigError("simulated source: kind must be one of %s and interval_s > 0, got "
                               "%r, %r" % (sorted(PROFILES), kind, interval_s))
         self.name = name
         self.kind = kind

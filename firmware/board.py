@@ -25,7 +25,7 @@ sampling meanwhile.
 import json
 import time
 
-from edgeledger.agent.errors import ConfigError
+from edgeledger.agent import errors
 
 # A unix time before this is an RTC that was never set (2020-01-01T00:00:00Z).
 MIN_VALID_TIME = 1577836800
@@ -44,7 +44,7 @@ class Board:
 
     def __init__(self, profile):
         if not isinstance(profile, dict) or "board" not in profile:
-            raise ConfigError("board profile: expected a JSON object with 'board', found %r"
+            raise errors.ConfigError("board profile: expected a JSON object with 'board', found %r"
                               % (profile,))
         # Only what the loop needs is kept (start-up reads buses and outbox settings from
         # the profile it was given; the whole profile is not held for the device's life).
@@ -107,7 +107,7 @@ def read_profile(path="board.json"):
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        raise ConfigError("cannot read board profile %s: %s" % (path, e))
+        raise errors.ConfigError("cannot read board profile %s: %s" % (path, e))
 
 
 def load(path="board.json"):

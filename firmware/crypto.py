@@ -8,10 +8,13 @@ This is the only module in edgeledger that probes the runtime with
   p256_public_key, es256_sign, es256_verify               (FIPS 186-4, RFC 9053 §2.1)
   aes_ecb_encrypt_block, AesEcb, aes_ccm_encrypt, aes_ccm_decrypt  (FIPS 197, RFC 3610)
 
-A board signs readings; it does not encrypt. So that a board's heap does not
-hold it, AES/CCM (with ``CcmAuthError``) lives in ``crypto_aes.py``, imported on
-first access through this module (``crypto.AesEcb``, ``from ...crypto import
-CcmAuthError``).
+A board hashes and signs readings; it does not verify, encrypt, MAC or draw
+random bytes. So that its heap does not hold that code, this module defines only
+what signing needs; the rest is imported on first access through this module
+(``crypto.ed25519_verify``, ``from ...crypto import IMPLEMENTATION``): the
+``*_LEN`` constants, ``P256_N``, ``IMPLEMENTATION``, hmac_*, random_bytes and
+the verify functions from ``crypto_more.py``; AES/CCM (with ``CcmAuthError``)
+from ``crypto_aes.py``.
 
 Backends:
   CPython      hashlib, hmac, os.urandom and ``cryptography`` (crypto_cpython.py)
@@ -28,20 +31,15 @@ included) and raise ValueError for a malformed public key. ES256 signatures
 are deterministic (RFC 6979) on both runtimes.
 """
 import hashlib
-import os
 
-SHA256_LEN = 32
-SHA512_LEN = 64
-ED25519_SEED_LEN = 32
-ED25519_PUB_LEN = 32
-ED25519_SIG_LEN = 64
-P256_PRIV_LEN = 32
-P256_PUB_LEN = 65  # SEC 1 §2.3.3 uncompressed: 0x04 ‖ X ‖ Y
-ES256_SIG_LEN = 64  # RFC 9053 §2.1: r ‖ s, each 32 bytes big-endian, not DER
-# SEC 2 §2.4.2 (FIPS 186-4 D.1.2.3): order n of the P-256 base point.
-P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-AES_KEY_LEN = 16
-AES_BLOCK = 16
+try:
+    from micropython import const
+except ImportError:  # CPython
+    const = int
+
+_KEY_LEN = const(32)  # ED25519_SEED_LEN, P256_PRIV_LEN
+# SEC 2 §2.4.2 (FIPS 186-4 D.1.2.3): order n of the P-256 base point (``P256_N``).
+_P256_N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
 
 # ---------------------------------------------------------------- probing ---
 try:
@@ -51,33 +49,7 @@ except ImportError:
 else:
     from edgeledger.firmware import crypto_cpython as _cp
 
-_cryptolib = None
-if _cp is None:
-    try:
-        import cryptolib as _cryptolib
-    except ImportError:
-        try:
-            import ucryptolib as _cryptolib
-        except ImportError:
-            _cryptolib = None
-
 _native_sha512 = getattr(hashlib, "sha512", None)
-
-IMPLEMENTATION = {
-    "sha256": "hashlib",
-    "sha512": "hashlib" if _native_sha512 else "pure",
-    "hmac": "hmac" if _cp else "pure",
-    "random": "os.urandom",
-    "ed25519": "cryptography" if _cp else "pure",
-    "p256": "cryptography" if _cp else "pure",
-    "aes": "cryptography" if _cp else ("cryptolib" if _cryptolib else "pure"),
-    "ccm": "cryptography" if _cp else "pure",
-}
-
-def _load(name):
-    """The pure fallback module ``name``, imported on first use (keeps the board heap
-    small). Module names are spelled out for the image build, which follows them."""
-    return __import__(name, None, None, ("x",))
 
 
 def _need(name, value, n):
@@ -95,31 +67,21 @@ def sha512(data):
     """SHA-512 (FIPS 180-4) of ``data``: 64 bytes."""
     if _native_sha512:
         return _native_sha512(data).digest()
-    return _load("edgeledger.firmware.sha512").sha512(data)
+    from edgeledger.firmware import sha512 as pure
 
-
-def hmac_sha256(key, data):
-    """HMAC-SHA-256 (RFC 2104): 32 bytes."""
-    return (_cp or _load("edgeledger.firmware.hmac")).hmac_sha256(key, data)
-
-
-def hmac_sha512(key, data):
-    """HMAC-SHA-512 (RFC 2104): 64 bytes."""
-    return (_cp or _load("edgeledger.firmware.hmac")).hmac_sha512(key, data)
-
-
-def random_bytes(n):
-    """``n`` bytes from the OS/hardware RNG. Raises OSError if there is none."""
-    return os.urandom(n)
+    return pure.sha512(data)
 
 
 # ---------------------------------------------------------------- Ed25519 ---
+# The pure modules are imported inside the functions: on first use, and only the
+# one the board's algorithm needs.
 def _ed25519(seed):
-    _need("Ed25519 seed", seed, ED25519_SEED_LEN)
+    _need("Ed25519 seed", seed, _KEY_LEN)
     if _cp:
         return _cp.ed25519_public_key, _cp.ed25519_sign
-    mod = _load("edgeledger.firmware.ed25519")
-    return mod.public_key, mod.sign
+    from edgeledger.firmware import ed25519 as pure
+
+    return pure.public_key, pure.sign
 
 
 def ed25519_public_key(seed):
@@ -132,22 +94,12 @@ def ed25519_sign(seed, msg):
     return _ed25519(seed)[1](seed, msg)
 
 
-def ed25519_verify(pub, msg, sig):
-    """RFC 8032 §5.1.7. Returns bool; raises ValueError if ``pub`` is not 32 bytes."""
-    _need("Ed25519 public key", pub, ED25519_PUB_LEN)
-    if len(sig) != ED25519_SIG_LEN:
-        return False
-    if _cp:
-        return _cp.ed25519_verify(pub, msg, sig)
-    return _load("edgeledger.firmware.ed25519").verify(pub, msg, sig)
-
-
 # ------------------------------------------------------------ P-256/ES256 ---
 def _p256_scalar(d):
     """The private scalar of 32 bytes ``d``; ValueError unless 1 <= d < n (SEC 1 §3.2.1)."""
-    _need("P-256 private key", d, P256_PRIV_LEN)
+    _need("P-256 private key", d, _KEY_LEN)
     k = int.from_bytes(bytes(d), "big")
-    if k < 1 or k >= P256_N:
+    if k < 1 or k >= _P256_N:
         raise ValueError("P-256 private key: expected an integer in [1, n-1], found %s"
                          % ("0" if k == 0 else ">= n"))
     return k
@@ -161,7 +113,9 @@ def p256_public_key(d):
     k = _p256_scalar(d)
     if _cp:
         return _cp.p256_public_key(k)
-    return _load("edgeledger.firmware.p256").public_key(k)
+    from edgeledger.firmware import p256 as pure
+
+    return pure.public_key(k)
 
 
 def es256_sign(d, msg):
@@ -172,29 +126,14 @@ def es256_sign(d, msg):
     k = _p256_scalar(d)
     if _cp:
         return _cp.es256_sign(k, msg)
-    return _load("edgeledger.firmware.p256").sign(k, sha256(msg))
+    from edgeledger.firmware import p256 as pure
 
-
-def es256_verify(pub, msg, sig):
-    """Returns bool; raises ValueError if ``pub`` is not a valid 65-byte P-256 point."""
-    _need("P-256 public key", pub, P256_PUB_LEN)
-    if pub[0] != 4:
-        raise ValueError("P-256 public key: expected SEC1 uncompressed (0x04), found 0x%02x"
-                         % pub[0])
-    if _cp:
-        if len(sig) != ES256_SIG_LEN:
-            _cp.p256_decode_point(pub)  # still refuse a malformed key loudly
-            return False
-        return _cp.es256_verify(pub, msg, sig)
-    return _load("edgeledger.firmware.p256").verify(pub, sha256(msg), sig)
+    return pure.sign(k, sha256(msg))
 
 
 # ----------------------------------------------- loaded on first access ---
 def __getattr__(name):
-    """AesEcb, aes_ecb_encrypt_block, aes_ccm_encrypt, aes_ccm_decrypt, CcmAuthError."""
-    from edgeledger.firmware import crypto_aes
+    """The rest of the shim (see the module docstring)."""
+    from edgeledger.firmware import crypto_more
 
-    try:
-        return getattr(crypto_aes, name)
-    except AttributeError:
-        raise AttributeError("module edgeledger.firmware.crypto has no attribute %r" % (name,))
+    return crypto_more.shim_attr(name)

@@ -34,7 +34,7 @@ import gc
 import sys
 
 from edgeledger.agent import port
-from edgeledger.agent.errors import ConfigError
+from edgeledger.agent import errors
 from edgeledger.firmware import board as boards
 
 VERSION = "edgeledger-agent/0.1 (micropython)"
@@ -44,14 +44,6 @@ IDLE_SLEEP_S = 0.005
 SEND_BATCH = 4
 # Reconnect backoff: doubles from MIN_BACKOFF_S to max_backoff_s after every failed attempt.
 MIN_BACKOFF_S = 0.2
-
-
-def __getattr__(name):
-    # parse_broker_url, ssl_context, load_config, build, ... live in startup.py (not
-    # kept in the heap); main.<name> still finds them.
-    from edgeledger.firmware import startup
-
-    return getattr(startup, name)
 
 
 def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print):
@@ -172,7 +164,7 @@ def start():
         client.set_last_will(*will)
         args = will = None
         code = run(board, core, client, names, *limits)
-    except ConfigError as e:
+    except errors.ConfigError as e:
         print("edgeledger: %s" % (e,))
         code = 2
     except Exception as e:  # a crash must not leave a field device dead: reset it

@@ -19,57 +19,59 @@ remaining length, MQTT 3.1.1 §2.2), so a packet split across reads is fine::
     byte 2..5   remaining length, 7 bits per byte, bit 7 = more (§2.2.3)
     ...         variable header and payload
 
-The code is kept small (it lives in a board's heap): packet types are literals
-named in comments, one method frames and handles a packet.
+Errors: MqttError is the root; ConnectionLost (reconnect), ProtocolViolation (the
+broker sent bytes this client does not speak), Refused (CONNACK or SUBACK refusal,
+``code`` says why).
+
+The module lives in a board's heap for as long as the agent runs, and there every
+function, class, string or bytes constant and instance attribute costs heap (the
+machine code does not). So: private numbers are ``const``; packet types are
+literals named in comments; packets are built by ``_send`` from a type byte, not
+from bytes constants; the error subclasses are made with ``type()`` (a class
+statement also keeps its body's code object); messages are short; ``poll`` frames
+and handles packets in one method.
 """
 import struct
 
 from edgeledger.agent import port as platform
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    const = int
+
 # Control packet types (MQTT 3.1.1 §2.2.1) used below as literals:
 # CONNECT 0x10, CONNACK 0x20, PUBLISH 0x30, PUBACK 0x40, SUBSCRIBE 0x82 (§3.8.1: flags
 # 0010), SUBACK 0x90, PINGREQ 0xC0, PINGRESP 0xD0, DISCONNECT 0xE0.
 
-# CONNACK return codes 1..5 (§3.2.2.3, Table 3.1).
-CONNACK_CODES = ("unacceptable protocol version", "identifier rejected", "server unavailable",
-                 "bad user name or password", "not authorized")
-
-MAX_REMAINING = 268435455  # §2.2.3: four length bytes at most
+_MAX_REMAINING = const(268435455)  # §2.2.3: four length bytes at most
 # Largest packet accepted from the broker. An end-to-end ack is its topic (~40 bytes)
 # plus a 2..10-byte CBOR map; 512 leaves room for a command message and bounds what a
 # misbehaving broker can make the device buffer.
-RX_MAX = 512
+_RX_MAX = const(512)
 # QoS 1 publishes awaiting their PUBACK. The broker acknowledges within one round trip;
 # the agent core bounds end-to-end in-flight records separately (its ``window``).
-DEFAULT_MAX_INFLIGHT = 16
-DEFAULT_TIMEOUT_S = 2.0
-EAGAIN = 11  # MicroPython raises OSError(11) when a socket timeout expires
+_MAX_INFLIGHT = const(16)
+_TIMEOUT_S = const(2)
+_EAGAIN = const(11)  # MicroPython raises OSError(11) when a socket timeout expires
 
 
-class MqttError(Exception):
-    """Root of the client's errors."""
-
-
-class ConnectionLost(MqttError):
-    """The connection is gone (closed, reset, timed out); reconnect."""
-
-
-class ProtocolViolation(MqttError):
-    """The broker sent bytes that are not MQTT 3.1.1 as this client speaks it."""
-
-
-class Refused(MqttError):
-    """The broker refused the connection or a subscription (``code`` says why)."""
-
-    def __init__(self, msg, code):
-        super().__init__(msg)
-        self.code = code
+# The client's errors, made with type(): a class statement would also keep the code
+# object of its body. MqttError is the root.
+MqttError = type("MqttError", (Exception,), {})
+# The connection is gone (closed, reset, timed out); reconnect.
+ConnectionLost = type("ConnectionLost", (MqttError,), {})
+# The broker sent bytes that are not MQTT 3.1.1 as this client speaks it.
+ProtocolViolation = type("ProtocolViolation", (MqttError,), {})
+# The broker refused the connection or a subscription; ``code`` is the CONNACK return
+# code (§3.2.2.3) or 0x80 (SUBACK failure, §3.9.3).
+Refused = type("Refused", (MqttError,), {})
 
 
 def encode_length(n):
-    """Remaining-length bytes of ``n`` (§2.2.3). Raises ValueError above MAX_REMAINING."""
-    if not 0 <= n <= MAX_REMAINING:
-        raise ValueError("MQTT remaining length: expected 0..%d, found %d" % (MAX_REMAINING, n))
+    """Remaining-length bytes of ``n`` (§2.2.3). Raises ValueError above 268435455."""
+    if not 0 <= n <= _MAX_REMAINING:
+        raise ValueError("length %d: expected 0..%d" % (n, _MAX_REMAINING))
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -90,45 +92,41 @@ class MQTTClient:
     """One MQTT 3.1.1 connection at a time; see the module docstring for the bounds.
 
     ``on_message(topic, payload, retained)`` is called from ``poll`` for every
-    PUBLISH received (topic as str, payload as bytes).
+    PUBLISH received (topic as str, payload as bytes). ``sock`` is None while not
+    connected.
     """
 
     def __init__(self, client_id, server, port=1883, user=None, password=None, keepalive=30,
-                 ssl_context=None, server_hostname=None, timeout_s=DEFAULT_TIMEOUT_S,
-                 max_inflight=DEFAULT_MAX_INFLIGHT, clock=None):
-        self.client_id = client_id
+                 ssl_context=None, server_hostname=None, timeout_s=_TIMEOUT_S,
+                 max_inflight=_MAX_INFLIGHT, clock=None):
         self.server = server
         self.port = port
-        self.user = user
-        self.password = password
         self.keepalive = keepalive
-        self.ssl_context = ssl_context
-        self.server_hostname = server_hostname or server
         self.timeout_s = timeout_s
         self.max_inflight = max_inflight
         self.clock = clock or platform.monotonic
         self.on_message = None
         self.sock = None
-        self._addr = None
+        self.client_id = client_id
+        self.user = user
+        self.password = password
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname or server
         self._will = None
+        self._addr = None
         self._pid = 0
         self._inflight = set()
-        self._rx = bytearray(RX_MAX)
+        self._rx = bytearray(_RX_MAX)
         self._rx_len = 0
-        self._last_tx = 0.0
+        self._last_tx = 0
         self._ping_at = None
-        self._connack = None  # (return code, session present) once CONNACK arrived
-        self._suback = None
+        self._connack = None  # session-present flag once CONNACK arrived
 
     # -- connection -------------------------------------------------------------------------
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
         """The message the broker publishes when this client vanishes (§3.1.2.5)."""
         self._will = (topic, msg, retain, qos)
-
-    @property
-    def connected(self):
-        return self.sock is not None
 
     def connect(self, clean_session=True, sock=None):
         """Open the connection and wait for CONNACK; returns the session-present flag.
@@ -171,29 +169,26 @@ class MQTTClient:
                 if self.password is not None:
                     flags |= 0x40
                     payload += _utf8(self.password)
-            var = b"\x00\x04MQTT\x04" + struct.pack("!BH", flags, self.keepalive)
-            self._send(b"\x10" + encode_length(len(var) + len(payload)) + var + payload)
+            self._send(0x10, _utf8("MQTT") + struct.pack("!BBH", 4, flags, self.keepalive)
+                       + payload)
             deadline = self.clock() + self.timeout_s
-            while self._connack is None:
-                if not self._receive(deadline):
-                    raise ConnectionLost("no CONNACK in %.1f s" % self.timeout_s)
+            while self._connack is None:  # poll() raises Refused for a refusing CONNACK
+                if self.clock() > deadline:
+                    raise ConnectionLost("no %s in %.1f s" % ("CONNACK", self.timeout_s))
+                platform.sleep(0.001)
+                self.poll()
         except (MqttError, OSError) as e:
             self.close()
             if isinstance(e, MqttError):
-                raise
-            raise ConnectionLost("connect %s:%d: %s" % (self.server, self.port, e))
-        code, present = self._connack
-        if code:
-            self.close()
-            raise Refused("broker refused the connection: %s (code %d)"
-                          % (CONNACK_CODES[code - 1] if code <= 5 else "unknown", code), code)
-        return present
+                raise e
+            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e))
+        return self._connack
 
     def disconnect(self):
         """Send DISCONNECT (the broker then discards the will, §3.14.4) and close."""
         if self.sock is not None:
             try:
-                self._send(b"\xe0\x00")
+                self._send(0xE0)
             except MqttError:
                 pass
         self.close()
@@ -208,74 +203,72 @@ class MQTTClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _send(self, data):
-        """Write all of ``data`` within ``timeout_s``. Raises ConnectionLost."""
+    def _send(self, first, body=b"", tail=b""):
+        """Write one packet: byte ``first``, the remaining length, ``body``, ``tail``.
+
+        ``tail`` (a PUBLISH message) is written from where it is, not copied. Raises
+        ConnectionLost, also when the socket takes nothing for ``timeout_s``.
+        """
         if self.sock is None:
             raise ConnectionLost("not connected")
-        mv = memoryview(data)
-        off = 0
         deadline = None
-        while off < len(data):
-            try:
-                n = self.sock.write(mv[off:])
-            except OSError as e:
-                if e.args[0] != EAGAIN:
-                    self.close()
-                    raise ConnectionLost("write: %s" % (e,))
-                n = None
-            if not n:  # would block
-                now = self.clock()
-                if deadline is None:
-                    deadline = now + self.timeout_s
-                elif now > deadline:
-                    self.close()
-                    raise ConnectionLost("write stalled for %.1f s" % self.timeout_s)
-                platform.sleep(0.001)
-                continue
-            off += n
+        for data in (bytes([first]) + encode_length(len(body) + len(tail)) + body, tail):
+            mv = memoryview(data)
+            off = 0
+            while off < len(data):
+                try:
+                    n = self.sock.write(mv[off:])
+                except OSError as e:
+                    if e.args[0] != _EAGAIN:
+                        self.close()
+                        raise ConnectionLost("write: %s" % (e,))
+                    n = None
+                if not n:  # would block
+                    now = self.clock()
+                    if deadline is None:
+                        deadline = now + self.timeout_s
+                    elif now > deadline:
+                        self.close()
+                        raise ConnectionLost("no %s in %.1f s" % ("write", self.timeout_s))
+                    platform.sleep(0.001)
+                    continue
+                off += n
         self._last_tx = self.clock()
 
-    def can_publish(self):
-        return self.sock is not None and len(self._inflight) < self.max_inflight
-
     def inflight(self):
+        """QoS 1 publishes awaiting their PUBACK (at most ``max_inflight``)."""
         return len(self._inflight)
-
-    def _next_pid(self):
-        while True:
-            self._pid = self._pid % 65535 + 1  # §2.3.1: non-zero 16-bit
-            if self._pid not in self._inflight:
-                return self._pid
 
     def publish(self, topic, msg, retain=False, qos=0):
         """Send a PUBLISH (§3.3); returns the packet id (0 for QoS 0).
 
-        Does not wait for the PUBACK: ``poll`` collects it. Raises
-        ConnectionLost, and MqttError when ``max_inflight`` QoS 1 messages are
-        already unacknowledged (check ``can_publish`` first).
+        Does not wait for the PUBACK: ``poll`` collects it. Raises ConnectionLost,
+        and MqttError when ``max_inflight`` QoS 1 messages are already
+        unacknowledged (compare ``inflight()`` first).
         """
         topic = _utf8(topic)
         pid = 0
         if qos:
             if len(self._inflight) >= self.max_inflight:
-                raise MqttError("in-flight window full: %d QoS 1 messages await PUBACK"
-                                % len(self._inflight))
-            pid = self._next_pid()
+                raise MqttError("%d QoS 1 messages await PUBACK" % len(self._inflight))
+            pid = self._pid % 65535 + 1  # §2.3.1: non-zero, 16 bits, not in use
+            while pid in self._inflight:
+                pid = pid % 65535 + 1
+            self._pid = pid
             topic += struct.pack("!H", pid)
         # fixed header, topic (and packet id) first; the message is written from where it is
-        self._send(bytes([0x30 | qos << 1 | (1 if retain else 0)])
-                   + encode_length(len(topic) + len(msg)) + topic)
+        self._send(0x30 | qos << 1 | (1 if retain else 0), topic, msg)
         if qos:
             self._inflight.add(pid)
-        self._send(msg)
         return pid
 
     def subscribe(self, topic, qos=1):
-        """Send a SUBSCRIBE (§3.8) for one filter; the SUBACK is checked in ``poll``."""
-        pid = self._next_pid()
-        body = struct.pack("!H", pid) + _utf8(topic) + bytes([qos])
-        self._suback = pid
-        self._send(b"\x82" + encode_length(len(body)) + body)
+        """Send a SUBSCRIBE (§3.8) for one filter; a refusing SUBACK raises in ``poll``."""
+        pid = self._pid % 65535 + 1  # as in publish (one method less in the heap)
+        while pid in self._inflight:
+            pid = pid % 65535 + 1
+        self._pid = pid
+        self._send(0x82, struct.pack("!H", pid) + _utf8(topic) + bytes([qos]))
         return pid
 
     # -- receiving --------------------------------------------------------------------------
@@ -289,97 +282,80 @@ class MQTTClient:
         """
         if self.sock is None:
             raise ConnectionLost("not connected")
-        self._receive(None)
-        now = self.clock()
+        buf = self._rx
+        while True:
+            have = self._rx_len
+            end = 0  # length of the first packet once its remaining length is complete
+            rem = 0
+            i = 1
+            while i < have and not end:  # remaining length (§2.2.3)
+                b = buf[i]
+                rem |= (b & 0x7F) << (7 * i - 7)
+                i += 1
+                if not b & 0x80:
+                    end = i + rem
+                elif i > 4:
+                    self.close()
+                    raise ProtocolViolation("remaining length over 4 bytes")
+            if end > _RX_MAX:
+                self.close()
+                raise ProtocolViolation("packet of %d bytes > RX_MAX %d" % (end, _RX_MAX))
+            if not end or have < end:
+                # No complete packet, so the buffer is not full (a header is 5 bytes at
+                # most and a longer packet raised above): read what has arrived.
+                try:
+                    n = self.sock.readinto(memoryview(buf)[have:])
+                except OSError as e:
+                    if e.args[0] != _EAGAIN:
+                        self.close()
+                        raise ConnectionLost("read: %s" % (e,))
+                    n = None
+                if n is None:  # nothing more for now
+                    break
+                if n == 0:
+                    self.close()
+                    raise ConnectionLost("closed by broker")
+                self._rx_len = have + n
+                continue
+            first = buf[0]
+            body = bytes(buf[i:end])
+            buf[0:have - end] = buf[end:have]
+            self._rx_len = have - end
+            kind = first & 0xF0
+            code = 0
+            if kind == 0x30 and first & 6 < 4:  # PUBLISH QoS 0 or 1 (§3.3); QoS 2 falls below
+                i = 2 + struct.unpack_from("!H", body)[0]
+                topic = body[2:i].decode()
+                if first & 2:
+                    self._send(0x40, body[i:i + 2])  # PUBACK with its packet id (§3.3.4)
+                    i += 2
+                if self.on_message is not None:
+                    self.on_message(topic, body[i:], bool(first & 1))
+            elif kind == 0x40 and len(body) == 2:  # PUBACK
+                self._inflight.discard(struct.unpack_from("!H", body)[0])
+            elif kind == 0xD0:  # PINGRESP
+                self._ping_at = None
+            elif kind == 0x90 and len(body) == 3:  # SUBACK: return code 0x80 = failure (§3.9.3)
+                code = body[2] & 0x80
+            elif kind == 0x20 and len(body) == 2:  # CONNACK: return code (§3.2.2.3)
+                code = body[1]
+                self._connack = bool(body[0] & 1)
+            else:
+                raise ProtocolViolation("unexpected packet 0x%02x" % first)
+            if code:
+                # CONNACK codes 1..5 (§3.2.2.3 Table 3.1), one string: a tuple of five costs more
+                e = Refused("broker refused %s: %s (code %d)" % (
+                    "SUBSCRIBE" if kind == 0x90 else "CONNECT",
+                    "unacceptable protocol version|identifier rejected|server unavailable|"
+                    "bad user name or password|not authorized".split("|")[code - 1]
+                    if code <= 5 else "failure", code))
+                e.code = code
+                raise e
         if self.keepalive:
+            now = self.clock()
             if self._ping_at is not None and now - self._ping_at > self.keepalive:
                 self.close()
-                raise ConnectionLost("no PINGRESP in %d s" % self.keepalive)
+                raise ConnectionLost("no %s in %.1f s" % ("PINGRESP", self.keepalive))
             if self._ping_at is None and now - self._last_tx >= self.keepalive / 2:
-                self._send(b"\xc0\x00")  # PINGREQ
+                self._send(0xC0)  # PINGREQ
                 self._ping_at = now
-
-    def _receive(self, deadline):
-        """Read what is there and handle complete packets; True if one was handled.
-
-        With a ``deadline`` keep reading until a packet is complete or the deadline
-        passes.
-        """
-        handled = False
-        while True:
-            while self._frame():
-                handled = True
-            if handled and deadline is not None:
-                return True
-            if self._rx_len >= RX_MAX:
-                self.close()
-                raise ProtocolViolation("packet header fills RX_MAX %d bytes" % RX_MAX)
-            try:
-                n = self.sock.readinto(memoryview(self._rx)[self._rx_len:])
-            except OSError as e:
-                if e.args[0] != EAGAIN:
-                    self.close()
-                    raise ConnectionLost("read: %s" % (e,))
-                n = None
-            if n is None:  # nothing more for now
-                if deadline is None or self.clock() > deadline:
-                    return handled
-                platform.sleep(0.001)
-                continue
-            if n == 0:
-                self.close()
-                raise ConnectionLost("the broker closed the connection")
-            self._rx_len += n
-
-    def _frame(self):
-        """Handle one complete packet from the buffer; False if none is complete."""
-        buf = self._rx
-        have = self._rx_len
-        rem = 0
-        i = 1
-        while True:  # remaining length (§2.2.3)
-            if i >= have:
-                return False
-            b = buf[i]
-            rem |= (b & 0x7F) << (7 * i - 7)
-            i += 1
-            if not b & 0x80:
-                break
-            if i > 4:
-                self.close()
-                raise ProtocolViolation("remaining length: expected at most 4 bytes (§2.2.3)")
-        end = i + rem
-        if end > RX_MAX:
-            self.close()
-            raise ProtocolViolation("packet of %d bytes exceeds RX_MAX %d" % (end, RX_MAX))
-        if have < end:
-            return False
-        first = buf[0]
-        body = bytes(buf[i:end])
-        buf[0:have - end] = buf[end:have]
-        self._rx_len = have - end
-        kind = first & 0xF0
-        if kind == 0x30:  # PUBLISH (§3.3)
-            qos = (first >> 1) & 3
-            if qos > 1:
-                raise ProtocolViolation("PUBLISH QoS: expected 0 or 1, found %d" % qos)
-            i = 2 + struct.unpack_from("!H", body)[0]
-            topic = body[2:i].decode()
-            if qos:
-                self._send(b"\x40\x02" + body[i:i + 2])  # PUBACK with its packet id (§3.3.4)
-                i += 2
-            if self.on_message is not None:
-                self.on_message(topic, body[i:], bool(first & 1))
-        elif kind == 0x40:  # PUBACK
-            self._inflight.discard(struct.unpack_from("!H", body)[0])
-        elif kind == 0xD0:  # PINGRESP
-            self._ping_at = None
-        elif kind == 0x90:  # SUBACK (§3.9.3: return code 0x80 = failure)
-            if struct.unpack_from("!H", body)[0] == self._suback and body[2] == 0x80:
-                raise Refused("broker refused the subscription", 0x80)
-            self._suback = None
-        elif kind == 0x20 and len(body) == 2:  # CONNACK
-            self._connack = (body[1], bool(body[0] & 1))
-        else:
-            raise ProtocolViolation("unexpected packet 0x%02x (%d bytes)" % (first, len(body)))
-        return True

@@ -4,7 +4,7 @@ Imported by ``startup.prepare`` only on boards whose network is not the host's
 (the unix port never loads it). ``network_start`` returns at once; the loop
 polls ``Board.network_ready`` and keeps sampling meanwhile.
 """
-from edgeledger.agent.errors import ConfigError
+from edgeledger.agent import errors
 
 
 def network_start(board, cfg):
@@ -18,7 +18,7 @@ def network_start(board, cfg):
     if kind == "wlan":
         wifi = cfg.get("wifi") or {}
         if not wifi.get("ssid"):
-            raise ConfigError("board %s uses Wi-Fi: config.json needs wifi.ssid" % board.name)
+            raise errors.ConfigError("board %s uses Wi-Fi: config.json needs wifi.ssid" % board.name)
         nic = network.WLAN(network.STA_IF)
         nic.active(True)
         nic.connect(wifi["ssid"], wifi.get("password", ""))
@@ -38,7 +38,7 @@ def network_start(board, cfg):
         nic = network.WIZNET5K(spi, Pin(net["cs"]), Pin(net["reset"]))
         nic.active(True)
     else:
-        raise ConfigError("board network kind must be host, wlan, lan or wiznet5k, found %r"
+        raise errors.ConfigError("board network kind must be host, wlan, lan or wiznet5k, found %r"
                           % (kind,))
     static = cfg.get("ifconfig")  # [ip, netmask, gateway, dns]; DHCP otherwise
     if static:

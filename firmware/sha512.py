@@ -1,124 +1,104 @@
 """Pure-Python SHA-512 (FIPS 180-4 §6.4) for MicroPython, which has no sha512.
 
-One-shot ``sha512(data)`` and an incremental ``Sha512`` (update/digest), as
-Ed25519 (RFC 8032) hashes a prefix and the message in one stream.
+One-shot ``sha512(data)``. The incremental ``Sha512`` (update/digest; HMAC-SHA-512
+uses it) is reached as ``sha512.Sha512`` too, but lives in ``crypto_more.py``,
+imported on first access: the signing board only ever hashes whole messages.
+
+Heap (64-bit MicroPython): the constants are bytes literals, not tuples of long
+ints (~64 B each) or hex strings (a module's string constants stay alive as long
+as any of its functions); private int constants are ``const`` (no global, no name).
 """
 import struct
 
-_M = 0xFFFFFFFFFFFFFFFF
+try:
+    from micropython import const
+except ImportError:  # CPython
+    const = int
 
-# FIPS 180-4 §4.2.3: the 80 round constants, packed as bytes (640 B) rather than
-# a tuple of 80 long ints (~5 KB of heap on 64-bit MicroPython); each is unpacked
-# in its round, so no block ever holds all 80 as ints at once.
-_K_HEX = (
-    "428a2f98d728ae227137449123ef65cdb5c0fbcfec4d3b2fe9b5dba58189dbbc"
-    "3956c25bf348b53859f111f1b605d019923f82a4af194f9bab1c5ed5da6d8118"
-    "d807aa98a303024212835b0145706fbe243185be4ee4b28c550c7dc3d5ffb4e2"
-    "72be5d74f27b896f80deb1fe3b1696b19bdc06a725c71235c19bf174cf692694"
-    "e49b69c19ef14ad2efbe4786384f25e30fc19dc68b8cd5b5240ca1cc77ac9c65"
-    "2de92c6f592b02754a7484aa6ea6e4835cb0a9dcbd41fbd476f988da831153b5"
-    "983e5152ee66dfaba831c66d2db43210b00327c898fb213fbf597fc7beef0ee4"
-    "c6e00bf33da88fc2d5a79147930aa72506ca6351e003826f142929670a0e6e70"
-    "27b70a8546d22ffc2e1b21385c26c9264d2c6dfc5ac42aed53380d139d95b3df"
-    "650a73548baf63de766a0abb3c77b2a881c2c92e47edaee692722c851482353b"
-    "a2bfe8a14cf10364a81a664bbc423001c24b8b70d0f89791c76c51a30654be30"
-    "d192e819d6ef5218d69906245565a910f40e35855771202a106aa07032bbd1b8"
-    "19a4c116b8d2d0c81e376c085141ab532748774cdf8eeb9934b0bcb5e19b48a8"
-    "391c0cb3c5c95a634ed8aa4ae3418acb5b9cca4f7763e373682e6ff3d6b2b8a3"
-    "748f82ee5defb2fc78a5636f43172f6084c87814a1f0ab728cc702081a6439ec"
-    "90befffa23631e28a4506cebde82bde9bef9a3f7b2c67915c67178f2e372532b"
-    "ca273eceea26619cd186b8c721c0c207eada7dd6cde0eb1ef57d4f7fee6ed178"
-    "06f067aa72176fba0a637dc5a2c898a6113f9804bef90dae1b710b35131c471b"
-    "28db77f523047d8432caab7b40c724933c9ebe0a15c9bebc431d67c49c100d4c"
-    "4cc5d4becb3e42b6597f299cfc657e2a5fcb6fab3ad6faec6c44198c4a475817"
+_M = const(0xFFFFFFFFFFFFFFFF)
+_BLOCK = const(128)
+
+# FIPS 180-4 §4.2.3: the 80 round constants K0..K79, 8 bytes each, big-endian
+# (four a line); each is unpacked in its round.
+_K = (
+    b"\x42\x8a\x2f\x98\xd7\x28\xae\x22\x71\x37\x44\x91\x23\xef\x65\xcd\xb5\xc0\xfb\xcf\xec\x4d\x3b\x2f\xe9\xb5\xdb\xa5\x81\x89\xdb\xbc"
+    b"\x39\x56\xc2\x5b\xf3\x48\xb5\x38\x59\xf1\x11\xf1\xb6\x05\xd0\x19\x92\x3f\x82\xa4\xaf\x19\x4f\x9b\xab\x1c\x5e\xd5\xda\x6d\x81\x18"
+    b"\xd8\x07\xaa\x98\xa3\x03\x02\x42\x12\x83\x5b\x01\x45\x70\x6f\xbe\x24\x31\x85\xbe\x4e\xe4\xb2\x8c\x55\x0c\x7d\xc3\xd5\xff\xb4\xe2"
+    b"\x72\xbe\x5d\x74\xf2\x7b\x89\x6f\x80\xde\xb1\xfe\x3b\x16\x96\xb1\x9b\xdc\x06\xa7\x25\xc7\x12\x35\xc1\x9b\xf1\x74\xcf\x69\x26\x94"
+    b"\xe4\x9b\x69\xc1\x9e\xf1\x4a\xd2\xef\xbe\x47\x86\x38\x4f\x25\xe3\x0f\xc1\x9d\xc6\x8b\x8c\xd5\xb5\x24\x0c\xa1\xcc\x77\xac\x9c\x65"
+    b"\x2d\xe9\x2c\x6f\x59\x2b\x02\x75\x4a\x74\x84\xaa\x6e\xa6\xe4\x83\x5c\xb0\xa9\xdc\xbd\x41\xfb\xd4\x76\xf9\x88\xda\x83\x11\x53\xb5"
+    b"\x98\x3e\x51\x52\xee\x66\xdf\xab\xa8\x31\xc6\x6d\x2d\xb4\x32\x10\xb0\x03\x27\xc8\x98\xfb\x21\x3f\xbf\x59\x7f\xc7\xbe\xef\x0e\xe4"
+    b"\xc6\xe0\x0b\xf3\x3d\xa8\x8f\xc2\xd5\xa7\x91\x47\x93\x0a\xa7\x25\x06\xca\x63\x51\xe0\x03\x82\x6f\x14\x29\x29\x67\x0a\x0e\x6e\x70"
+    b"\x27\xb7\x0a\x85\x46\xd2\x2f\xfc\x2e\x1b\x21\x38\x5c\x26\xc9\x26\x4d\x2c\x6d\xfc\x5a\xc4\x2a\xed\x53\x38\x0d\x13\x9d\x95\xb3\xdf"
+    b"\x65\x0a\x73\x54\x8b\xaf\x63\xde\x76\x6a\x0a\xbb\x3c\x77\xb2\xa8\x81\xc2\xc9\x2e\x47\xed\xae\xe6\x92\x72\x2c\x85\x14\x82\x35\x3b"
+    b"\xa2\xbf\xe8\xa1\x4c\xf1\x03\x64\xa8\x1a\x66\x4b\xbc\x42\x30\x01\xc2\x4b\x8b\x70\xd0\xf8\x97\x91\xc7\x6c\x51\xa3\x06\x54\xbe\x30"
+    b"\xd1\x92\xe8\x19\xd6\xef\x52\x18\xd6\x99\x06\x24\x55\x65\xa9\x10\xf4\x0e\x35\x85\x57\x71\x20\x2a\x10\x6a\xa0\x70\x32\xbb\xd1\xb8"
+    b"\x19\xa4\xc1\x16\xb8\xd2\xd0\xc8\x1e\x37\x6c\x08\x51\x41\xab\x53\x27\x48\x77\x4c\xdf\x8e\xeb\x99\x34\xb0\xbc\xb5\xe1\x9b\x48\xa8"
+    b"\x39\x1c\x0c\xb3\xc5\xc9\x5a\x63\x4e\xd8\xaa\x4a\xe3\x41\x8a\xcb\x5b\x9c\xca\x4f\x77\x63\xe3\x73\x68\x2e\x6f\xf3\xd6\xb2\xb8\xa3"
+    b"\x74\x8f\x82\xee\x5d\xef\xb2\xfc\x78\xa5\x63\x6f\x43\x17\x2f\x60\x84\xc8\x78\x14\xa1\xf0\xab\x72\x8c\xc7\x02\x08\x1a\x64\x39\xec"
+    b"\x90\xbe\xff\xfa\x23\x63\x1e\x28\xa4\x50\x6c\xeb\xde\x82\xbd\xe9\xbe\xf9\xa3\xf7\xb2\xc6\x79\x15\xc6\x71\x78\xf2\xe3\x72\x53\x2b"
+    b"\xca\x27\x3e\xce\xea\x26\x61\x9c\xd1\x86\xb8\xc7\x21\xc0\xc2\x07\xea\xda\x7d\xd6\xcd\xe0\xeb\x1e\xf5\x7d\x4f\x7f\xee\x6e\xd1\x78"
+    b"\x06\xf0\x67\xaa\x72\x17\x6f\xba\x0a\x63\x7d\xc5\xa2\xc8\x98\xa6\x11\x3f\x98\x04\xbe\xf9\x0d\xae\x1b\x71\x0b\x35\x13\x1c\x47\x1b"
+    b"\x28\xdb\x77\xf5\x23\x04\x7d\x84\x32\xca\xab\x7b\x40\xc7\x24\x93\x3c\x9e\xbe\x0a\x15\xc9\xbe\xbc\x43\x1d\x67\xc4\x9c\x10\x0d\x4c"
+    b"\x4c\xc5\xd4\xbe\xcb\x3e\x42\xb6\x59\x7f\x29\x9c\xfc\x65\x7e\x2a\x5f\xcb\x6f\xab\x3a\xd6\xfa\xec\x6c\x44\x19\x8c\x4a\x47\x58\x17"
 )
-_K = bytes.fromhex(_K_HEX)
-del _K_HEX
 
-# FIPS 180-4 §5.3.5: initial hash value.
+# FIPS 180-4 §5.3.5: initial hash value H0..H7, 8 bytes each, big-endian.
 _H0 = (
-    0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b, 0xa54ff53a5f1d36f1,
-    0x510e527fade682d1, 0x9b05688c2b3e6c1f, 0x1f83d9abfb41bd6b, 0x5be0cd19137e2179,
+    b"\x6a\x09\xe6\x67\xf3\xbc\xc9\x08\xbb\x67\xae\x85\x84\xca\xa7\x3b\x3c\x6e\xf3\x72\xfe\x94\xf8\x2b\xa5\x4f\xf5\x3a\x5f\x1d\x36\xf1"
+    b"\x51\x0e\x52\x7f\xad\xe6\x82\xd1\x9b\x05\x68\x8c\x2b\x3e\x6c\x1f\x1f\x83\xd9\xab\xfb\x41\xbd\x6b\x5b\xe0\xcd\x19\x13\x7e\x21\x79"
 )
 
-BLOCK_SIZE = 128
-DIGEST_SIZE = 64
-_BLOCK_FMT = ">16Q"
 
-
-def _compress(h, block, off, M=_M):
+def _compress(h, block, off):
     """FIPS 180-4 §6.4.2 on the 128-byte block at ``block[off:]``; updates list ``h``.
 
     The message schedule W is kept as a 16-word ring (W[t] overwrites W[t-16]).
     """
-    w = list(struct.unpack_from(_BLOCK_FMT, block, off))
+    w = list(struct.unpack_from(">16Q", block, off))
     a, b, c, d, e, f, g, hh = h
     for t in range(80):
         if t >= 16:
             x = w[(t - 15) & 15]
-            s0 = (((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)) & M
+            s0 = (((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)) & _M
             x = w[(t - 2) & 15]
-            s1 = (((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)) & M
-            w[t & 15] = (w[t & 15] + s0 + w[(t - 7) & 15] + s1) & M
-        S1 = (((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))) & M
+            s1 = (((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)) & _M
+            w[t & 15] = (w[t & 15] + s0 + w[(t - 7) & 15] + s1) & _M
+        S1 = (((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))) & _M
         ch = (e & f) ^ (~e & g)
         t1 = hh + S1 + ch + struct.unpack_from(">Q", _K, t << 3)[0] + w[t & 15]
-        S0 = (((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))) & M
+        S0 = (((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))) & _M
         maj = (a & b) ^ (a & c) ^ (b & c)
         hh = g
         g = f
         f = e
-        e = (d + t1) & M
+        e = (d + t1) & _M
         d = c
         c = b
         b = a
-        a = (t1 + S0 + maj) & M
-    h[0] = (h[0] + a) & M
-    h[1] = (h[1] + b) & M
-    h[2] = (h[2] + c) & M
-    h[3] = (h[3] + d) & M
-    h[4] = (h[4] + e) & M
-    h[5] = (h[5] + f) & M
-    h[6] = (h[6] + g) & M
-    h[7] = (h[7] + hh) & M
+        a = (t1 + S0 + maj) & _M
+    for i, v in enumerate((a, b, c, d, e, f, g, hh)):
+        h[i] = (h[i] + v) & _M
 
 
-class Sha512:
-    """Incremental SHA-512: ``Sha512(data).update(more).digest()``."""
-
-    digest_size = DIGEST_SIZE
-    block_size = BLOCK_SIZE
-
-    def __init__(self, data=b""):
-        self._h = list(_H0)
-        self._buf = b""
-        self._len = 0
-        if data:
-            self.update(data)
-
-    def update(self, data):
-        self._len += len(data)
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
-        n = len(buf)
-        off = 0
-        h = self._h
-        while n - off >= BLOCK_SIZE:
-            _compress(h, buf, off)
-            off += BLOCK_SIZE
-        self._buf = buf[off:]
-        return self
-
-    def digest(self):
-        # FIPS 180-4 §5.1.2: 0x80, zeros to 112 mod 128, then the 128-bit bit length.
-        h = list(self._h)
-        n = len(self._buf)
-        pad = (111 - n) % BLOCK_SIZE
-        tail = self._buf + b"\x80" + bytes(pad) + (self._len * 8).to_bytes(16, "big")
-        for off in range(0, len(tail), BLOCK_SIZE):
-            _compress(h, tail, off)
-        return struct.pack(">8Q", *h)
+def _final(h, tail, n):
+    """The digest: state ``h`` (list of 8 ints) run over ``tail``, the last bytes of an
+    ``n``-byte message, padded per FIPS 180-4 §5.1.2 (0x80, zeros to 112 mod 128, then
+    the 128-bit bit length). ``Sha512.digest`` ends here too."""
+    tail = bytes(tail) + b"\x80" + bytes((111 - len(tail)) % _BLOCK) + (8 * n).to_bytes(16, "big")
+    for off in range(0, len(tail), _BLOCK):
+        _compress(h, tail, off)
+    return struct.pack(">8Q", *h)
 
 
 def sha512(data):
     """SHA-512 of ``data`` (64 bytes)."""
-    return Sha512(data).digest()
+    return _final(list(struct.unpack(">8Q", _H0)), data, len(data))
+
+
+def __getattr__(name):
+    if name == "Sha512":
+        from edgeledger.firmware.crypto_more import Sha512
+
+        return Sha512
+    raise AttributeError(name)

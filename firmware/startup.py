@@ -16,7 +16,7 @@ import json
 import sys
 
 from edgeledger.agent import port
-from edgeledger.agent.errors import ConfigError
+from edgeledger.agent import errors
 
 # The longest the network may hold the loop (connect, TLS handshake, a stalled write):
 # half a second keeps a 1 Hz meter on time. Configurable as max_block_ms.
@@ -49,7 +49,7 @@ def parse_broker_url(url):
                 return tls, host or "127.0.0.1", int(p) if p else default
             except ValueError:
                 break
-    raise ConfigError("broker must be mqtt://host:port or mqtts://host:port, found %r" % (url,))
+    raise errors.ConfigError("broker must be mqtt://host:port or mqtts://host:port, found %r" % (url,))
 
 
 def load_config(path):
@@ -58,10 +58,10 @@ def load_config(path):
         with open(path) as f:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
-        raise ConfigError("cannot read device config %s: %s" % (path, e))
+        raise errors.ConfigError("cannot read device config %s: %s" % (path, e))
     for key in ("device", "site", "key_file", "sources"):
         if key not in cfg:
-            raise ConfigError("device config %s: missing %r" % (path, key))
+            raise errors.ConfigError("device config %s: missing %r" % (path, key))
     return cfg
 
 
@@ -72,7 +72,7 @@ def source_config(board, profile, cfg):
         return cfg
     buses = profile.get("buses") or {}
     if bus not in buses:
-        raise ConfigError("source %r names bus %r; board %s has %s"
+        raise errors.ConfigError("source %r names bus %r; board %s has %s"
                           % (cfg.get("name"), bus, board.name, sorted(buses) or "none"))
     merged = dict(buses[bus])
     merged.update(cfg)
@@ -88,7 +88,7 @@ def make_source(cfg, board, profile):
     try:
         from edgeledger.agent import sources
     except ImportError:
-        raise ConfigError("source type %r: this image (board %s) has no field-bus sources"
+        raise errors.ConfigError("source type %r: this image (board %s) has no field-bus sources"
                           % (cfg.get("type"), board.name))
     return sources.from_config(cfg)
 
@@ -101,7 +101,7 @@ def load_signer(cfg):
     load_key_file = None
     forget("edgeledger.agent.key_file")
     if signer.device not in (None, cfg["device"]):
-        raise ConfigError("key file %s belongs to %r, config says device %r"
+        raise errors.ConfigError("key file %s belongs to %r, config says device %r"
                           % (cfg["key_file"], signer.device, cfg["device"]))
     return signer
 

@@ -2,7 +2,7 @@
 
 Imported at start only when the broker URL is ``mqtts://`` or ``tls`` is set.
 """
-from edgeledger.agent.errors import ConfigError
+from edgeledger.agent import errors
 
 
 def ssl_context(tls):
@@ -16,12 +16,12 @@ def ssl_context(tls):
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(cafile=tls["ca_file"])
         elif not tls.get("insecure"):
-            raise ConfigError("TLS needs tls.ca_file (or tls.insecure = true for a lab broker)")
+            raise errors.ConfigError("TLS needs tls.ca_file (or tls.insecure = true for a lab broker)")
         else:
             ctx.verify_mode = ssl.CERT_NONE
             ctx.check_hostname = False
         if tls.get("cert_file"):
             ctx.load_cert_chain(tls["cert_file"], tls["key_file"])
     except (OSError, ValueError) as e:
-        raise ConfigError("TLS files: %s" % (e,))
+        raise errors.ConfigError("TLS files: %s" % (e,))
     return ctx

@@ -12,7 +12,7 @@ function with an isinstance chain instead of dispatch tables.
 """
 import struct
 
-from edgeledger.protocols.errors import EncodeError
+from edgeledger.protocols import errors
 
 #: Nested containers (arrays, maps, tags) in one item; see ``cbor.py``.
 MAX_DEPTH = 16
@@ -25,7 +25,7 @@ class Tag:
 
     def __init__(self, tag, value):
         if type(tag) is not int or tag < 0 or tag >> 64:
-            raise EncodeError("tag number must be an int in 0..2**64-1, found %r" % (tag,))
+            raise errors.EncodeError("tag number must be an int in 0..2**64-1, found %r" % (tag,))
         self.tag = tag
         self.value = value
 
@@ -91,7 +91,7 @@ def _head(out, mt, n):
         out.append(mt | n)
         return
     if n >> 64:
-        raise EncodeError("integer argument %d is above 2**64-1; this codec has no bignums" % n)
+        raise errors.EncodeError("integer argument %d is above 2**64-1; this codec has no bignums" % n)
     k = 1
     ai = 24
     while n >> (8 * k):  # 1, 2, 4 or 8 argument bytes (§4.2.1)
@@ -117,7 +117,7 @@ def _enc(obj, out, depth, max_depth):
         try:
             b = obj.encode("utf-8")
         except UnicodeError:
-            raise EncodeError("text string is not encodable as UTF-8 (lone surrogate?)")
+            raise errors.EncodeError("text string is not encodable as UTF-8 (lone surrogate?)")
         _head(out, 0x60, len(b))
         out.extend(b)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
@@ -125,7 +125,7 @@ def _enc(obj, out, depth, max_depth):
         out.extend(obj)
     else:
         if depth >= max_depth:
-            raise EncodeError("containers nested %d deep; expected at most max_depth=%d"
+            raise errors.EncodeError("containers nested %d deep; expected at most max_depth=%d"
                               % (depth + 1, max_depth))
         depth += 1
         if isinstance(obj, (list, tuple)):
@@ -139,7 +139,7 @@ def _enc(obj, out, depth, max_depth):
                 _enc(k, kb, depth, max_depth)
                 kb = bytes(kb)
                 if kb in enc:
-                    raise EncodeError("two map keys encode to the same bytes %s; expected "
+                    raise errors.EncodeError("two map keys encode to the same bytes %s; expected "
                                       "distinct keys (RFC 8949 §5.6)" % _hex(kb))
                 enc[kb] = obj[k]
             _head(out, 0xA0, len(enc))
@@ -148,12 +148,12 @@ def _enc(obj, out, depth, max_depth):
                 _enc(enc[kb], out, depth, max_depth)
         elif isinstance(obj, Tag):
             if obj.tag in (2, 3) and not _bignum_ok(obj.value):
-                raise EncodeError("tag %d (bignum) must hold a byte string of >= 9 bytes without "
+                raise errors.EncodeError("tag %d (bignum) must hold a byte string of >= 9 bytes without "
                                   "leading zero (RFC 8949 §3.4.3)" % obj.tag)
             _head(out, 0xC0, obj.tag)
             _enc(obj.value, out, depth, max_depth)
         else:
-            raise EncodeError("cannot encode a value of type %s as CBOR" % type(obj).__name__)
+            raise errors.EncodeError("cannot encode a value of type %s as CBOR" % type(obj).__name__)
 
 
 def encode(obj, max_depth=MAX_DEPTH):

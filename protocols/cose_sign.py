@@ -5,7 +5,7 @@ verification (the gateway's side); a board image imports only this module.
 The message layout is described in ``cose.py``.
 """
 from edgeledger.protocols.cbor_encode import Tag, encode
-from edgeledger.protocols.errors import CoseError
+from edgeledger.protocols import errors
 
 TAG_SIGN1 = 18
 HDR_ALG = 1  # RFC 9052 §3.1
@@ -26,7 +26,7 @@ def sig_structure(protected, payload, external_aad=b""):
 def protected_header(alg, kid):
     """``bstr .cbor {1: alg, 4: kid}``. Raises CoseError for an alg not in SIGN_ALGS."""
     if alg not in SIGN_ALGS:
-        raise CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(SIGN_ALGS)))
+        raise errors.CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(SIGN_ALGS)))
     return encode({HDR_ALG: alg, HDR_KID: bytes(kid)})
 
 

@@ -8,7 +8,7 @@ the envelope fields (the cheap checks that keep the wire format right) and
 leaves the per-record rules to ``reading.check_pack``.
 """
 from edgeledger.protocols.cbor_encode import encode
-from edgeledger.protocols.errors import PayloadError
+from edgeledger.protocols import errors
 
 VERSION = 1
 K_VERSION, K_DEVICE, K_SEQ, K_PREV, K_EPOCH, K_PACK, K_ENC = 1, 2, 3, 4, 5, 6, 7
@@ -26,27 +26,27 @@ def _is_int(x):
 def check_envelope(device, seq, prev, epoch, pack, enc):
     """Raise PayloadError unless the fields outside the pack are well-formed."""
     if (pack is None) == (enc is None):
-        raise PayloadError("payload must carry exactly one of pack (6) or enc (7)")
+        raise errors.PayloadError("payload must carry exactly one of pack (6) or enc (7)")
     if not isinstance(device, str) or not 0 < len(device) <= MAX_DEVICE_LEN:
-        raise PayloadError("device id must be a text string of 1..%d characters, found %r"
+        raise errors.PayloadError("device id must be a text string of 1..%d characters, found %r"
                            % (MAX_DEVICE_LEN, device))
     if not _is_int(seq) or not 1 <= seq <= MAX_SEQ:
-        raise PayloadError("seq must be an integer 1..2**63-1, found %r" % (seq,))
+        raise errors.PayloadError("seq must be an integer 1..2**63-1, found %r" % (seq,))
     if not isinstance(prev, bytes) or len(prev) != HASH_LEN:
-        raise PayloadError("prev must be %d bytes, found %r"
+        raise errors.PayloadError("prev must be %d bytes, found %r"
                            % (HASH_LEN, "%d bytes" % len(prev) if isinstance(prev, bytes) else prev))
     if not _is_int(epoch) or not 0 <= epoch <= MAX_SEQ:
-        raise PayloadError("epoch must be a non-negative integer, found %r" % (epoch,))
+        raise errors.PayloadError("epoch must be a non-negative integer, found %r" % (epoch,))
     if pack is not None:
         check_pack_shape(pack)
     elif not isinstance(enc, bytes) or not enc:
-        raise PayloadError("enc must be a non-empty byte string")
+        raise errors.PayloadError("enc must be a non-empty byte string")
 
 
 def check_pack_shape(pack):
     """Raise PayloadError unless ``pack`` is a list of 1..MAX_RECORDS items."""
     if not isinstance(pack, list) or not 0 < len(pack) <= MAX_RECORDS:
-        raise PayloadError("pack must be an array of 1..%d SenML records" % MAX_RECORDS)
+        raise errors.PayloadError("pack must be an array of 1..%d SenML records" % MAX_RECORDS)
 
 
 def encode_payload(device, seq, prev, epoch, pack=None, enc=None):

@@ -72,6 +72,21 @@ def test_pure_agrees_with_cryptography_on_random_keys():
         assert pure.verify(pure.public_key(seed), msg, key.sign(msg))
 
 
+def test_comb_table_is_sums_of_powers_of_b():
+    """ed25519._COMB entry j = [sum of 2**(86 t) over the bits t of j]B, Niels form (libsodium's points)."""
+    from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp
+
+    from edgeledger.firmware import ed25519_verify
+
+    p, d = ed25519_verify.P, ed25519_verify.D
+    table = b""
+    for j in range(1, 8):
+        s = sum(1 << (86 * t) for t in range(3) if j >> t & 1)
+        x, y, _, _ = ed25519_verify._decode(crypto_scalarmult_ed25519_base_noclamp(s.to_bytes(32, "little")))
+        table += b"".join(v.to_bytes(32, "little") for v in ((y + x) % p, (y - x) % p, 2 * d * x * y % p))
+    assert pure._COMB == table
+
+
 @pytest.mark.micropython
 def test_rfc8032_vectors_under_micropython():
     out = run_lines("""

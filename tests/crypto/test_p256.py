@@ -94,6 +94,16 @@ def test_pure_agrees_with_cryptography_on_random_keys():
         assert pure.verify(pub, digest, _raw(key.sign(msg, ec.ECDSA(hashes.SHA256()))))
 
 
+def test_comb_table_is_sums_of_powers_of_g():
+    """p256._COMB entry j = [sum of 2**(86 t) over the bits t of j]G, affine (cryptography's points)."""
+    table = b""
+    for j in range(1, 8):
+        s = sum(1 << (86 * t) for t in range(3) if j >> t & 1)
+        n = ec.derive_private_key(s, ec.SECP256R1()).public_key().public_numbers()
+        table += n.x.to_bytes(32, "big") + n.y.to_bytes(32, "big")
+    assert pure._COMB == table
+
+
 @pytest.mark.micropython
 def test_rfc6979_vectors_under_micropython():
     out = run_lines("""

@@ -95,7 +95,7 @@ def case_remaining_length_table():
 def case_connect_minimal_and_connack():
     c, sock, clock = connected()
     assert sock.blocking is False  # non-blocking from CONNECT on
-    assert c.connected
+    assert c.sock is not None
 
 
 def case_connect_variable_header_is_the_standards_example():
@@ -125,7 +125,7 @@ def case_connack_refused_names_the_code():
     sock = FakeSocket(b"\x20\x02\x00\x05")
     e = raises(mqtt.Refused, c.connect, False, sock)
     assert e.code == 5 and "not authorized" in str(e)
-    assert sock.closed and not c.connected
+    assert sock.closed and c.sock is None
 
 
 def case_connack_split_one_byte_per_read():
@@ -178,11 +178,11 @@ def case_inflight_window_is_bounded():
     c, sock, clock = connected(max_inflight=2)
     c.publish("t", b"1", qos=1)
     c.publish("t", b"2", qos=1)
-    assert not c.can_publish()
+    assert c.inflight() == c.max_inflight  # the window is full
     raises(mqtt.MqttError, lambda: c.publish("t", b"3", qos=1))
     sock.feed(b"\x40\x02\x00\x02")
     c.poll()
-    assert c.can_publish()
+    assert c.inflight() < c.max_inflight
     assert c.publish("t", b"3", qos=1) == 3
 
 
@@ -247,14 +247,14 @@ def case_missing_pingresp_drops_connection():
     c.poll()
     clock.t += 10.5
     raises(mqtt.ConnectionLost, c.poll)
-    assert sock.closed and not c.connected
+    assert sock.closed and c.sock is None
 
 
 def case_broker_closing_is_connection_lost():
     c, sock, clock = connected()
     sock.eof = True
     raises(mqtt.ConnectionLost, c.poll)
-    assert not c.connected
+    assert c.sock is None
 
 
 def case_oversized_packet_is_a_protocol_violation():
@@ -267,6 +267,13 @@ def case_five_length_bytes_is_a_protocol_violation():
     c, sock, clock = connected()
     sock.feed(b"\x30\xff\xff\xff\xff\x01")
     raises(mqtt.ProtocolViolation, c.poll)
+
+
+def case_incoming_qos2_publish_is_a_protocol_violation():
+    c, sock, clock = connected()
+    sock.feed(b"\x34\x05\x00\x01a\x00\x01")  # QoS 2: this client does not speak it
+    raises(mqtt.ProtocolViolation, c.poll)
+    assert bytes(sock.out) == b""
 
 
 def case_unexpected_packet_type():
@@ -289,14 +296,14 @@ def case_stalled_write_is_bounded():
 
     c.clock = later
     raises(mqtt.ConnectionLost, c.publish, "t", b"y")
-    assert not c.connected
+    assert c.sock is None
 
 
 def case_disconnect_sends_packet_and_closes():
     c, sock, clock = connected()
     c.disconnect()
     assert bytes(sock.out) == b"\xe0\x00"
-    assert sock.closed and not c.connected
+    assert sock.closed and c.sock is None
 
 
 def case_packet_ids_skip_zero_and_inflight():

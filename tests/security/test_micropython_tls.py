@@ -17,17 +17,17 @@ pytestmark = [pytest.mark.security, pytest.mark.micropython]
 # signed reading (QoS 1) and wait for its PUBACK. Prints CONNECTED / PUBACKED, or REFUSED.
 DEVICE_SCRIPT = """
 import json, time
-from edgeledger.firmware import main, mqtt
+from edgeledger.firmware import mqtt, startup
 from edgeledger.agent.signer import load_key_file
 from edgeledger.protocols import chain, cose, reading, topics
 
 cfg = json.load(open("config.json"))
-tls, host, port = main.parse_broker_url(cfg["broker"])
+tls, host, port = startup.parse_broker_url(cfg["broker"])
 assert tls
 tcfg = dict(cfg["tls"])
 if %(drop_cert)r:
     tcfg.pop("cert_file"); tcfg.pop("key_file")
-ctx = main.ssl_context(tcfg)
+ctx = startup.ssl_context(tcfg)
 c = mqtt.MQTTClient("el-dev-" + cfg["device"], host, port, ssl_context=ctx,
                     server_hostname=tcfg["server_hostname"], timeout_s=5.0)
 try:
