@@ -60,10 +60,6 @@ def file_size(path):
         return -1
 
 
-def exists(path):
-    return file_size(path) >= 0
-
-
 def makedirs(path):
     parts = path.split("/")
     cur = "" if not path.startswith("/") else "/"

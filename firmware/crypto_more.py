@@ -134,7 +134,7 @@ class Sha512:
     def __init__(self, data=b""):
         from edgeledger.firmware.sha512 import _H0
 
-        self._h = list(struct.unpack(">8Q", _H0))
+        self._h = list(struct.unpack(">16I", _H0))
         self._buf = b""
         self._len = 0
         if data:

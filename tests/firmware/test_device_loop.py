@@ -20,9 +20,10 @@ def stored_times(store, device):
 
 
 @pytest.mark.micropython
-def test_image_publishes_every_reading_and_empties_outbox(site, unix_image, devices):
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+def test_image_publishes_every_reading_and_empties_outbox(site, unix_image, devices, alg):
     last = 40
-    site.add_device("mpy-1", alg="EdDSA")
+    site.add_device("mpy-1", alg=alg)
     site.start_gateway()
     dev = devices(unix_image, site, "mpy-1", until_seq=last).start()
     assert dev.wait(timeout=120) == 0, dev.log()
