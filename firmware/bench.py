@@ -201,19 +201,33 @@ def runs_at(image, work, alg, port, readings, heap_kb, unit="K"):
 
 
 def heap_floor(image, readings, log=None, unit="K"):
+    """Per signer, the smallest heap (1 KB resolution) at which the loop still runs: step
+    down through HEAP_STEPS_KB, then bisect between the last size that ran and the first
+    that failed."""
     work = tempfile.mkdtemp(prefix="el-bench-")
     site = _Site(work)
     out = {}
+
+    def runs(alg, kb):
+        ok, detail = runs_at(image, work, alg, site.port, readings, kb, unit)
+        if log:
+            log("  %s heap %3d %s: %s" % (alg, kb, unit, "runs" if ok else "fails (%s)" % (detail,)))
+        return ok
+
     try:
         for alg in SIGNERS:
-            floor = None
+            floor = failed = None
             for kb in HEAP_STEPS_KB:
-                ok, detail = runs_at(image, work, alg, site.port, readings, kb, unit)
-                if log:
-                    log("  %s heap %3d %s: %s" % (alg, kb, unit, "runs" if ok else "fails (%s)" % (detail,)))
-                if not ok:
+                if not runs(alg, kb):
+                    failed = kb
                     break
                 floor = kb
+            while floor is not None and failed is not None and floor - failed > 1:
+                mid = (floor + failed) // 2
+                if runs(alg, mid):
+                    floor = mid
+                else:
+                    failed = mid
             out[alg] = floor
     finally:
         site.stop()
@@ -252,6 +266,6 @@ def run(readings=20, heap_readings=10, log=print):
             say("heap floor %-5s %s KB as on a 32-bit board (-X heapsize=NwK)" % (alg, floor32[alg]))
         return {"heap_floor_kb": floor, "heap_floor_32bit_kb": floor32, "per_reading": cost, "image": sizes,
                 "wire_bytes": wire,
-                "runtime": "micropython unix port (64-bit), mpy-cross bytecode"}
+                "runtime": "micropython unix port (64-bit), mpy-cross native code (unix board profile)"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
