@@ -7,8 +7,8 @@ life of the device. Nothing that outlives ``prepare`` may be an instance of a
 class defined here. The config keys are listed in ``main.py``.
 
 Order matters for the heap's high-water mark: the key is loaded first (an
-Ed25519 or P-256 key derives its public key, which builds the signing table
-and needs a few KB of scratch), while few modules are loaded yet; the outbox,
+Ed25519 or P-256 key derives its public key, which needs a few KB of scratch
+for big-integer arithmetic), while few modules are loaded yet; the outbox,
 the agent core and the MQTT client are imported after it.
 """
 import gc
