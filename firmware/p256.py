@@ -19,7 +19,6 @@ bytes literal, not 14 ints in 7 tuples.
 Scalars and digests come in already checked by the shim: ``d`` an int in
 [1, n-1], ``digest`` 32 bytes of SHA-256. Not constant-time (see ed25519.py).
 """
-from hashlib import sha256
 
 try:
     from micropython import const
@@ -137,21 +136,9 @@ def public_key(d):
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
-def _hmac(key, data):
-    """HMAC-SHA-256 (RFC 2104) with the 32-byte keys of RFC 6979 §3.2 (K ≤ the 64-byte
-    block, so K' = K ‖ zeros). hmac.py has the general one; this one spares a board
-    signing ES256 the heap of that module (~0.8 KB)."""
-    ki = bytearray(64)
-    ko = bytearray(64)
-    for i in range(64):
-        b = key[i] if i < 32 else 0
-        ki[i] = b ^ 0x36
-        ko[i] = b ^ 0x5C
-    return sha256(ko + sha256(ki + data).digest()).digest()
-
-
 def rfc6979_nonces(d, digest):
     """RFC 6979 §3.2 candidate k values for qlen = hlen = 256 (steps b-h)."""
+    from edgeledger.firmware.hmac import hmac_sha256 as _hmac  # loaded by the first sign
     x = d.to_bytes(32, "big")
     h1 = (int.from_bytes(digest, "big") % N).to_bytes(32, "big")  # bits2octets(H(m))
     V = b"\x01" * 32
