@@ -7,6 +7,11 @@ writes prepared PUBLISH bytes (``rawmqtt``) and reads PUBACKs and end-to-end ack
 One generator process costs a few microseconds per message; ``generator_alone``
 measures that it outruns the gateway by a wide margin.
 
+Stock: a phase whose receiver verifies (the gateway) needs every message to be new, so
+it presigns a stock sized by the caller. A phase whose receiver only counts (the bare
+subscriber, the generator alone) runs with ``cycle=True``: a small stock is published
+round and round, so the window can never run out of messages whatever the machine.
+
 Pacing: a generator keeps ``sum(sent) - progress <= max_backlog``, where
 ``progress`` is a shared counter of messages the receiver has *committed* (the
 gateway store's row count, or a bare subscriber's count). The broker therefore
@@ -111,9 +116,10 @@ _PIDS = [struct.pack("!H", i) for i in range(MAX_PACKET_IDS + 1)]
 
 
 def _generator(idx, devices, per_device, records, host, port, sent, progress, max_backlog, ready, go, stop,
-               results):
+               results, cycle=False):
     """One generator process: presign, connect, wait for ``go``, publish until ``stop`` or
-    out of messages, then wait for the end-to-end acks of everything sent."""
+    out of messages (never, with ``cycle``: the stock is published round and round), then
+    wait for the end-to-end acks of everything sent."""
     t0 = time.time()
     stock = dict((name, presign(name, seed, per_device, records)) for name, seed in devices)
     names = [name for name, _ in devices]
@@ -128,7 +134,8 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
     pubacks = 0
     pid = 0
     my_sent = 0
-    total = per_device * len(names)
+    # with cycle the stock repeats: no end (the receiver must not check chains)
+    total = per_device * len(names) if not cycle else float("inf")
     started = time.monotonic()
     exhausted_at = None
     rr = 0
@@ -173,10 +180,10 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
                 name = names[rr % nd]
                 rr += 1
                 i = pos[name]
-                if i >= per_device:
+                if i >= per_device and not cycle:
                     continue
                 pos[name] = i + 1
-                head, msg = stock[name][i]
+                head, msg = stock[name][i % per_device]
                 pid = pid % MAX_PACKET_IDS + 1
                 parts.append(head)
                 parts.append(_PIDS[pid])
@@ -215,10 +222,10 @@ class Generators:
     """K generator processes sharing the devices; start() returns once all are presigned."""
 
     def __init__(self, broker_port, devices, per_device, records=1, processes=2, max_backlog=20000,
-                 want_acks=True):
+                 want_acks=True, cycle=False):
         ctx = multiprocessing.get_context("fork")
         self.k = max(1, min(processes, len(devices)))
-        self.stock = per_device * len(devices)
+        self.stock = per_device * len(devices) if not cycle else float("inf")
         self.sent = ctx.Array("q", self.k, lock=False)
         self.progress = ctx.Value("q", 0, lock=False)
         self.go = ctx.Event()
@@ -233,7 +240,7 @@ class Generators:
             ready = ctx.Event()
             p = ctx.Process(target=_generator, args=(
                 i, devices[i::self.k], per_device, records, "127.0.0.1", broker_port, self.sent, self.progress,
-                max_backlog, ready, self.go, self.stop_ev, (self.results, want_acks)), daemon=True)
+                max_backlog, ready, self.go, self.stop_ev, (self.results, want_acks), cycle), daemon=True)
             self.readies.append(ready)
             self.procs.append(p)
 
@@ -251,9 +258,6 @@ class Generators:
 
     def total_sent(self):
         return sum(self.sent)
-
-    def exhausted(self):
-        return False
 
     def stop(self, timeout=DRAIN_TIMEOUT_S + 30):
         """Stop publishing; wait for the drain; return the merged report."""
