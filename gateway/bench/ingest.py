@@ -25,9 +25,9 @@ Phases, in this order:
 Stock: phases 2 and 3 publish a small presigned stock round and round (their receivers
 do not verify). The gateway needs every message new, so phases 4 and 5 presign a stock
 sized from a bound measured in the same run: the gateway verifies one signature per
-message, so it cannot take more than ``nproc x ed25519_verify_per_s`` messages per
-second; the stock covers that bound, times ``STOCK_MARGIN``, for the warm-up and the
-window. Should a phase still run out (a verify rate measured low on a busy machine), it
+message in each ingest process, so it cannot take more than ``min(cores, workers) x
+ed25519_verify_per_s`` messages per second; the stock covers the generators' backlog plus
+that bound, times ``STOCK_MARGIN``, for the warm-up and the window. Should a phase still run out (a verify rate measured low on a busy machine), it
 is run again with twice the stock, so no figure ever comes from a truncated window;
 ``stock_exhausted`` reports the phase that counted and ``stock_attempts`` how many runs
 it took.
@@ -144,7 +144,7 @@ def bare_subscriber(devices, seconds):
         ready, stop = ctx.Event(), ctx.Event()
         sub = ctx.Process(target=_bare_subscriber, args=(broker.port, gens.progress, ready, stop), daemon=True)
         sub.start()
-        if not ready.wait(10):
+        if not ready.wait(START_TIMEOUT_S):
             raise RuntimeError("the bare subscriber did not subscribe")
         gens.start()
         rate, _, _cpu = _window(lambda: gens.progress.value, seconds, gens, {})
@@ -155,35 +155,43 @@ def bare_subscriber(devices, seconds):
     return {"baseline_msgs_per_s": rate}
 
 
-def _wait_for_first(count, timeout=START_TIMEOUT_S):
-    """Wait until the receiver has taken its first message: its start-up (imports, connect,
-    subscribe) takes as long as the machine makes it, so no fixed warm-up can cover it."""
-    c0, deadline = count(), time.monotonic() + timeout
-    while count() == c0:
+def _next_step(count, than, timeout=START_TIMEOUT_S):
+    """Wait until ``count()`` differs from ``than``; returns (count, monotonic time).
+
+    The gateway commits in groups (up to service.MAX_GROUP messages), so its stored count
+    moves in steps; on a loaded machine one step can take longer than a short window. A
+    window that opens and closes on steps measures whole commits, never a flat stretch."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = count()
+        if c != than:
+            return c, time.monotonic()
         if time.monotonic() > deadline:
-            raise RuntimeError("the receiver took no message within %.0f s of the load starting" % timeout)
-        time.sleep(0.01)
+            raise RuntimeError("the receiver took no message for %.0f s" % timeout)
+        time.sleep(0.002)
 
 
 def _window(count, seconds, gens, pids):
-    """Rate of ``count()`` over ``seconds`` after the first message and a warm-up; ends early once the whole stock
-    is consumed (``exhausted``: the generators ran out before the window ended).
+    """Rate of ``count()`` over at least ``seconds``: the window opens at the first step of
+    the count after the receiver's first message and a warm-up (its start-up takes as long as
+    the machine makes it, so no fixed delay can cover it) and closes at the first step after
+    ``seconds``. It ends early once the receiver has taken the whole stock (``exhausted``:
+    the caller runs the phase again with more).
     Returns (rate, exhausted, {name: CPU µs per counted message} for ``pids`` and
     ``machine_busy`` (fraction of all cores busy over the window))."""
-    _wait_for_first(count)
+    _next_step(count, count())
     time.sleep(WARMUP_S)
+    c0, t0 = _next_step(count, count())
     cpu0 = dict((name, report.tree_cpu_s(pid)) for name, pid in pids.items())
     busy0 = report.machine_busy()
-    c0, t0 = count(), time.monotonic()
     deadline = t0 + seconds
     exhausted = False
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        if gens.total_sent() >= gens.stock:
-            exhausted = True  # measured on while the receiver still works off the backlog
-            if count() >= gens.stock:
-                break
-    c1, t1 = count(), time.monotonic()
+        if count() >= gens.stock:
+            exhausted = True
+            break
+    c1, t1 = (count(), time.monotonic()) if exhausted else _next_step(count, count())
     busy1 = report.machine_busy()
     n = max(c1 - c0, 1)
     cpu = dict((name + "_cpu_us_per_msg", (report.tree_cpu_s(pid) - cpu0[name]) * 1e6 / n)
@@ -214,13 +222,18 @@ def _write_site(root, broker_url, devices, workers):
     return cfg
 
 
-def rate_bound(verify_per_s):
-    """Messages/s the gateway cannot exceed: one verification per message on every core."""
-    return (os.cpu_count() or 1) * verify_per_s
+def rate_bound(verify_per_s, workers):
+    """Messages/s the gateway cannot exceed: one verification per message on each core it
+    can use (one per ingest process, no more than this process may run on)."""
+    cores = min(len(os.sched_getaffinity(0)), max(1, workers or 1))
+    return cores * verify_per_s
 
 
 def stock_per_device(bound, seconds, devices, scale=1):
-    return int(bound * STOCK_MARGIN * scale * (seconds + WARMUP_S) / len(devices)) + 1
+    """Presigned messages per device: the generators' backlog (sent before the window opens)
+    plus the bound's worth for the warm-up and the window."""
+    total = MAX_BACKLOG + bound * STOCK_MARGIN * scale * (seconds + WARMUP_S)
+    return int(total / len(devices)) + 1
 
 
 def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, log=None):
@@ -323,12 +336,12 @@ def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=Tr
     specs = loadgen.device_specs(devices)
     out = {"seconds": seconds, "devices": devices, "workers": workers, "machine": report.machine()}
     log("verify-only rates (one core)...")
-    out.update(verify_rates(min(1.0, max(0.2, seconds / 10))))
+    out.update(verify_rates(min(1.0, max(0.5, seconds / 10))))
     log("load generator alone...")
     out.update(generator_alone(specs, min(GENERATOR_ALONE_S, max(1.0, seconds / 4))))
     log("bare paho subscriber baseline...")
     out.update(bare_subscriber(specs, min(seconds, BASELINE_MAX_S)))
-    bound = rate_bound(out["ed25519_verify_per_s"])
+    bound = rate_bound(out["ed25519_verify_per_s"], workers)
     log("gateway, single-reading messages...")
     single = gateway_phase_full_window(specs, seconds, bound, 1, workers, log)
     out.update(single)
