@@ -14,23 +14,32 @@ from edgeledger.gateway import enroll
 from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from tests.support.mpy import micropython_binary, stage_tree
+from tests.support.mpy import micropython_binary
 
 pytestmark = [pytest.mark.security, pytest.mark.micropython]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """The unix board image (``firmware build``): enroll must be in what goes onto a board."""
+    from edgeledger.firmware import build
+
+    out = str(tmp_path_factory.mktemp("image"))
+    build.build_image("unix", out)
+    return out
 
 
 class Board:
     """The unix port's REPL on a pty: ``tty`` is the board's serial port, ``flash`` its files."""
 
-    def __init__(self, root):
+    def __init__(self, root, image):
         self.flash = os.path.join(root, "flash")
         os.makedirs(self.flash)
         self.tty = os.path.join(root, "board.tty")
         socat = shutil.which("socat")
         if socat is None:
             raise RuntimeError("socat is missing: apt-get install socat (make system-deps)")
-        lib = stage_tree(os.path.join(root, "lib"))
-        env = dict(os.environ, MICROPYPATH=lib)
+        env = dict(os.environ, MICROPYPATH=os.path.join(image, "lib"))
         self.proc = subprocess.Popen(
             [socat, "pty,raw,echo=0,link=%s" % self.tty,
              "EXEC:%s,pty,raw,echo=0,stderr,setsid,ctty" % micropython_binary()],
@@ -47,8 +56,8 @@ class Board:
 
 
 @pytest.fixture
-def board(tmp_path):
-    b = Board(str(tmp_path / "board"))
+def board(tmp_path, image):
+    b = Board(str(tmp_path / "board"), image)
     yield b
     b.stop()
 
