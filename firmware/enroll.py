@@ -19,6 +19,18 @@ from edgeledger.agent import port
 from edgeledger.agent import signer as signers
 
 
+def _entropy_on():
+    """ESP32: the hardware RNG behind os.urandom mixes in physical noise only while the radio
+    is on (ESP-IDF, "Random Number Generation"), so switch Wi-Fi on before drawing a key.
+    Ports without ``network`` (the unix port) have nothing to switch."""
+    try:
+        import network
+
+        network.WLAN(network.STA_IF).active(True)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def run(device, alg, path):
     """Create (or keep) the key in ``path``; print the ENROLL line. Raises KeyFileError,
     ValueError (another device's key file), UnknownAlgorithmError, OSError."""
@@ -35,6 +47,7 @@ def run(device, alg, path):
             raise ValueError("key file %s belongs to %r, not %r: remove it to enroll again"
                              % (path, s.device, device))
     else:
+        _entropy_on()
         s = signers.generate(alg, device)
         tmp = path + ".new"
         with open(tmp, "w") as f:
