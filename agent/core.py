@@ -19,12 +19,12 @@ A source that fails does not go silent: its error becomes a status record
 outbox is full a pack is refused before it takes a seq, so the signed chain has
 no gap; the number of refused packs rides along in the next pack that fits as
 ``agent/outbox_refused``. Records the outbox lost to flash damage (found when it
-recovered) are reported once in the next pack as ``agent/outbox_lost``
-(``lost_record``; format in ``docs/wire-format.md``).
+recovered) are reported once in the next pack as ``agent/outbox_lost`` (format in
+``docs/wire-format.md``).
 
 The outbox makes records durable in groups (``flush_interval_s``); only durable
-records are sent. ``tick`` lets it flush when due, and flushes everything once
-sealing is done.
+records are sent. ``tick`` lets it flush when due (``outbox.flush(now)``), and flushes
+everything once sealing is done.
 """
 from edgeledger.agent import errors
 from edgeledger.protocols.cose_sign import sign1
@@ -37,12 +37,6 @@ DEFAULT_WINDOW = 256
 DEFAULT_RESEND_AFTER_S = 5.0
 # Records collected for the next pack; above this the pack is sealed at once.
 MAX_PENDING_RECORDS = 4096
-
-
-def lost_record(ranges, wall):
-    """The status record that declares seq ranges lost to flash damage:
-    ``{n: "agent/outbox_lost", vs: "first-last:reason ..."}`` (docs/wire-format.md)."""
-    return {0: "agent/outbox_lost", 3: " ".join(["%d-%d:%s" % r for r in ranges]), 6: wall}
 
 
 class AgentCore:
@@ -105,10 +99,7 @@ class AgentCore:
                 sealed += self._seal(len(self._pending), wall)
         if self._pending and now - self._pending_since >= self.pack_age_s:
             sealed += self._seal(len(self._pending), wall)
-        if self.done_sealing():
-            self.outbox.flush(now)
-        else:
-            self.outbox.tick(now)
+        self.outbox.flush(None if self.done_sealing() else now)
         return sealed
 
     def _seal(self, n, wall):
@@ -120,12 +111,13 @@ class AgentCore:
         if self._refused:
             pack = pack + [{0: "agent/outbox_refused", 2: self._refused, 6: wall}]
         lost = self.outbox.lost
-        if lost:
-            pack = pack + [lost_record(lost, wall)]
+        if lost:  # docs/wire-format.md, "Declared gaps"
+            lost[6] = wall
+            pack = pack + [lost]
         if self.seal_pack(pack):
             self._refused = 0
             if lost:
-                self.outbox.lost = []
+                self.outbox.lost = None
         else:
             self._refused += 1
         return 1

@@ -41,8 +41,8 @@ Rules:
     hold is used again. The next message starts after that range, and its ``prev``
     is the digest of the last intact record (zeros if there is none).
 
-  Lost ranges are listed in ``lost`` and the agent core reports them in its next
-  signed pack as ``agent/outbox_lost`` (``docs/wire-format.md``), so the gateway
+  Lost ranges go into ``lost``, the ``agent/outbox_lost`` record the agent core adds to
+  its next signed pack (``docs/wire-format.md``), so the gateway
   records an explained gap instead of waiting for seqs that will never come. They
   follow from the flash itself, so a restart before that pack is sent reports them
   again.
@@ -67,15 +67,10 @@ SEGMENT_SUFFIX = ".seg"
 
 # One signed message: a pack of 1000 samples is about 12 KB; 64 KB bounds a corrupt length field.
 MAX_RECORD_BYTES = 65536
-# The smallest record a device writes: a header and at least a 64-byte signature. Bounds how
-# many seqs a damaged head of N bytes can have held (N / MIN_RECORD_BYTES, rounded up).
-MIN_RECORD_BYTES = HEADER_LEN + 64
 # Linux default; boards pass their own (a few hundred KB of flash at most).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # Small enough that freeing acked data is quick on a board; large enough to keep few files.
 DEFAULT_SEGMENT_BYTES = 256 * 1024
-# Linux default: every record durable before append returns (an SSD/eMMC has its own FTL).
-DEFAULT_FLUSH_INTERVAL_S = 0.0
 
 POLICIES = ("drop_new",)
 
@@ -118,32 +113,65 @@ class Outbox:
     """
 
     def __init__(self, path, max_bytes=DEFAULT_MAX_BYTES, segment_bytes=DEFAULT_SEGMENT_BYTES,
-                 policy="drop_new", hash_fn=None, flush_interval_s=DEFAULT_FLUSH_INTERVAL_S):
+                 policy="drop_new", hash_fn=None, flush_interval_s=0.0):
         if policy not in POLICIES:
             raise errors.OutboxError("outbox policy must be one of %s, got %r" % (POLICIES, policy))
         self.path = path
         self.max_bytes = max_bytes
         self.segment_bytes = min(segment_bytes, max_bytes)
         self.policy = policy
+        # 0, the Linux default: every record durable before append returns (an SSD or eMMC
+        # levels its own wear); boards pass their profile's value
         self.flush_interval_s = flush_interval_s
         self._hash = hash_fn
         self.counters = {"appended": 0, "refused_full": 0, "torn_records": 0, "acked": 0,
-                         "flushes": 0, "damaged_records": 0, "damaged_bytes": 0, "head_lost": 0}
+                         "damaged_bytes": 0, "head_lost": 0}
         self._segments = []
         self._active = None  # open file of the last segment
         self._flushed_at = None  # monotonic time of the last flush
         self.head_seq = 0
         self.head_hash = ZERO_HASH
         self.durable_seq = 0  # highest seq on flash (flushed)
-        self.lost = []  # [(first, last, reason)] not yet reported (recovery.py)
+        self.lost = None  # the agent/outbox_lost record not yet reported (recovery.py)
         self._cursor = None  # (segment name, offset, seq) of the next record to read
         port.makedirs(path)
-        # recovery runs once; a board's start-up drops its module afterwards (startup.py)
-        from edgeledger.agent import recovery
+        if not self._open_intact():
+            # damage or a torn write: recovery.py (not loaded on a clean start; a board's
+            # start-up drops it afterwards, startup.py)
+            from edgeledger.agent import recovery
 
-        recovery.recover(self)
+            self._segments = []
+            recovery.recover(self)
 
-    # -- recovery -----------------------------------------------------------------------------
+    def _open_intact(self):
+        """The common start: every segment holds only intact records, in seq order. False
+        (nothing kept) if any byte is not so."""
+        names = [n for n in os.listdir(self.path) if n.endswith(SEGMENT_SUFFIX)]
+        names.sort()
+        last = 0
+        data = None
+        for name in names:
+            seg = _Segment(int(name[:-len(SEGMENT_SUFFIX)]), name)
+            seg.size = port.file_size(self.path + "/" + name)
+            if self._segments and seg.first != last + 1:
+                return False
+            pos, last = 0, seg.first - 1
+            with open(self.path + "/" + name, "rb") as f:
+                while pos < seg.size:
+                    rec = _read_record(f, pos, seg.size, last)
+                    if rec is None or rec[1] != last + 1:
+                        return False
+                    pos += HEADER_LEN + rec[0]
+                    last, data = rec[1], rec[2]
+            if last < seg.first:
+                return False
+            seg.last = last
+            self._segments.append(seg)
+        if data is not None and self._hash is not None:
+            self.head_hash = self._hash(data)
+        self.head_seq = self.durable_seq = last
+        self.acked = self._segments[0].first - 1 if self._segments else 0
+        return True
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -154,7 +182,7 @@ class Outbox:
         """Write one record. ``seq`` must be ``head_seq + 1``; ``digest`` (its hash,
         computed with ``hash_fn`` when not given) becomes ``head_hash``. The record is
         durable when this returns if ``flush_interval_s`` is 0, else at the next
-        ``flush``/``tick``.
+        ``flush``.
 
         Raises OutboxFull (counted) when the record does not fit under the policy,
         OutboxError for a wrong seq or an oversized record.
@@ -195,21 +223,19 @@ class Outbox:
             self.flush()
 
     def flush(self, now=None):
-        """Make every appended record durable (one filesystem commit)."""
-        if self._active is not None and self.durable_seq < self.head_seq:
-            port.fsync(self._active)
-            self.counters["flushes"] += 1
-        self.durable_seq = self.head_seq
+        """Make every appended record durable (one filesystem commit). With ``now`` (the agent
+        core passes it every tick), only once ``flush_interval_s`` has passed since the last
+        flush: a record after a quiet spell (a meter read every 15 minutes) goes to flash at
+        once; a 1 Hz source shares one commit among ``flush_interval_s`` records."""
+        if self.durable_seq == self.head_seq:
+            return
         if now is not None:
+            if self._flushed_at is not None and now - self._flushed_at < self.flush_interval_s:
+                return
             self._flushed_at = now
-
-    def tick(self, now):
-        """Flush if records wait and ``flush_interval_s`` has passed since the last flush.
-        A record that arrives after a quiet spell (a meter read every 15 minutes) is
-        flushed at once; a 1 Hz source shares one flush among ``flush_interval_s`` records."""
-        if self.durable_seq < self.head_seq and (
-                self._flushed_at is None or now - self._flushed_at >= self.flush_interval_s):
-            self.flush(now)
+        if self._active is not None:
+            port.fsync(self._active)
+        self.durable_seq = self.head_seq
 
     # -- reading ----------------------------------------------------------------------------
 

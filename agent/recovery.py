@@ -7,9 +7,11 @@ import os
 import struct
 
 from edgeledger.agent import port
-from edgeledger.agent.outbox import (HEADER_LEN, MAX_RECORD_BYTES, MIN_RECORD_BYTES,
-                                     SEGMENT_SUFFIX, ZERO_HASH, _Segment)
+from edgeledger.agent.outbox import HEADER_LEN, MAX_RECORD_BYTES, SEGMENT_SUFFIX, ZERO_HASH, _Segment
 
+# The smallest record a device writes: a header and at least a 64-byte signature. Bounds how
+# many seqs a damaged head of N bytes can have held (N / MIN_RECORD_BYTES, rounded up).
+MIN_RECORD_BYTES = HEADER_LEN + 64
 # Bytes read at a time while scanning damaged flash for the next intact header.
 SCAN_WINDOW = 256
 # Lost seq ranges kept for the next report; more separate holes than this means the flash is
@@ -94,18 +96,21 @@ def next_intact(f, pos, size, after):
     return None
 
 
-def _lose(box, first, last, reason):
+def _lose(lost, first, last, reason):
     if first > last:
         return
-    if len(box.lost) >= MAX_LOST_RANGES:
-        f0, _, r0 = box.lost.pop()
+    if len(lost) >= MAX_LOST_RANGES:
+        f0, _, r0 = lost.pop()
         first, reason = f0, r0 if r0 == reason else "damaged"
-    box.lost.append((first, last, reason))
+    lost.append((first, last, reason))
+
 
 
 def recover(box):
     """Scan every segment of ``box`` (a new Outbox) and set its segments, head, durable and
-    acked seqs, lost ranges and counters."""
+    acked seqs, counters and ``lost``: the status record that declares lost seqs
+    (``{0: "agent/outbox_lost", 3: "first-last:reason ..."}``; the core adds the time)."""
+    lost = []
     names = [n for n in os.listdir(box.path) if n.endswith(SEGMENT_SUFFIX)]
     names.sort()
     last = 0  # last intact seq so far
@@ -118,7 +123,7 @@ def recover(box):
         full = box.path + "/" + name
         seg.size = port.file_size(full)
         if seg.first > last + 1 and i:
-            _lose(box, last + 1, seg.first - 1, "damaged")  # the previous segment's end
+            _lose(lost, last + 1, seg.first - 1, "damaged")  # the previous segment's end
         last = max(last, seg.first - 1)
         damaged_tail = 0  # damage after this segment's last intact record
         torn = False
@@ -132,11 +137,11 @@ def recover(box):
                     box.counters["damaged_bytes"] += length
                     damaged_tail += length
                 elif status == DAMAGED:  # an intact header, a message failing its check
-                    box.counters["damaged_records"] += 1
+                    box.counters["damaged_bytes"] += HEADER_LEN + length
                     damaged_tail += HEADER_LEN + length
                 else:
                     if seq > last + 1:
-                        _lose(box, last + 1, seq - 1, "damaged")
+                        _lose(lost, last + 1, seq - 1, "damaged")
                     last = seg.last = seq
                     where = (name, at, length)
                     damaged_tail = 0
@@ -160,10 +165,12 @@ def recover(box):
         # The newest records are damaged: they may have been sent. Use no seq they could
         # have held again; the next message names the last intact record as prev.
         skip = (damaged_tail + MIN_RECORD_BYTES - 1) // MIN_RECORD_BYTES
-        _lose(box, last + 1, last + skip, "head")
+        _lose(lost, last + 1, last + skip, "head")
         box.head_seq = last + skip
         box.counters["head_lost"] += 1
         if where is None:
             box.head_hash = ZERO_HASH
     box.durable_seq = box.head_seq
+    if lost:
+        box.lost = {0: "agent/outbox_lost", 3: " ".join(["%d-%d:%s" % r for r in lost])}
     box.acked = box._segments[0].first - 1 if box._segments else box.head_seq

@@ -131,7 +131,7 @@ for fs, flush_s in P["configs"]:
     print("flash|" + json.dumps({"fs": fs, "flush_interval_s": flush_s, "readings": n,
                                  "erases": sum(dev.erases), "hottest_block_erases": max(dev.erases),
                                  "programmed": dev.programmed, "blocks": dev.n,
-                                 "flushes": box.counters["flushes"], "sealed": appended}))
+                                 "sealed": appended}))
 """
 
 

@@ -189,5 +189,5 @@ def test_lost_records_are_declared_again_after_a_restart_before_sending(tmp_path
     (d / seg).write_bytes(bytes(raw))
     for _ in range(2):
         box = Outbox(str(d), hash_fn=sha, segment_bytes=4096)
-        assert box.lost == [(1, 1, "damaged")] and box.head_seq == 5
+        assert box.lost == {0: chain.LOST_RECORD, 3: "1-1:damaged"} and box.head_seq == 5
         box.close()
