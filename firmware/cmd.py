@@ -70,6 +70,6 @@ def add_commands(groups):
     fl = bench_suites(top).add_parser(
         "flash", help="outbox flash wear on littlefs and FAT: erases per reading, projected life")
     fl.add_argument("--json", action="store_true", help="print the figures as JSON")
-    fl.add_argument("--readings", type=int, default=2000, help="readings (one per second) per filesystem")
+    fl.add_argument("--seconds", type=int, default=2000, help="seconds of device time per configuration")
     fl.add_argument("--board", default="esp32", help="board profile whose outbox settings are used")
     fl.set_defaults(func=_bench_flash)
