@@ -18,7 +18,13 @@ A source that fails does not go silent: its error becomes a status record
 (``<source>/status``, a string value) in the next pack and a counter. When the
 outbox is full a pack is refused before it takes a seq, so the signed chain has
 no gap; the number of refused packs rides along in the next pack that fits as
-``agent/outbox_refused``.
+``agent/outbox_refused``. Records the outbox lost to flash damage (found when it
+recovered) are reported once in the next pack as ``agent/outbox_lost`` (format in
+``docs/wire-format.md``).
+
+The outbox makes records durable in groups (``flush_interval_s``); only durable
+records are sent. ``tick`` lets it flush when due (``outbox.flush(now)``), and flushes
+everything once sealing is done.
 """
 from edgeledger.agent import errors
 from edgeledger.protocols.cose_sign import sign1
@@ -93,6 +99,7 @@ class AgentCore:
                 sealed += self._seal(len(self._pending), wall)
         if self._pending and now - self._pending_since >= self.pack_age_s:
             sealed += self._seal(len(self._pending), wall)
+        self.outbox.flush(None if self.done_sealing() else now)
         return sealed
 
     def _seal(self, n, wall):
@@ -103,8 +110,14 @@ class AgentCore:
             return 0
         if self._refused:
             pack = pack + [{0: "agent/outbox_refused", 2: self._refused, 6: wall}]
+        lost = self.outbox.lost
+        if lost:  # docs/wire-format.md, "Declared gaps"
+            lost[6] = wall
+            pack = pack + [lost]
         if self.seal_pack(pack):
             self._refused = 0
+            if lost:
+                self.outbox.lost = None
         else:
             self._refused += 1
         return 1

@@ -4,26 +4,52 @@ Layout of the outbox folder (flash on a board, a directory on Linux)::
 
     0000000000000001.seg   segment files, named by the first seq they hold
     0000000000000513.seg
-    acked.log              append-only log of end-to-end acks
 
-A segment is an append-only sequence of records::
+A segment is an append-only sequence of records, each checked on its own::
 
-    +----------+----------+-----------+----------------+
-    | len u32  | crc u32  | seq u64   | message bytes  |   little-endian
-    +----------+----------+-----------+----------------+
-      crc = CRC-32 over the seq field and the message bytes
+    +----------+----------+-----------+-----------+----------------+
+    | len u32  | seq u64  | dcrc u32  | hcrc u32  | message bytes  |   little-endian
+    +----------+----------+-----------+-----------+----------------+
+      dcrc = CRC-32 over the seq field and the message bytes
+      hcrc = CRC-32 over the first 16 header bytes (len, seq, dcrc)
+
+The header checksum lets recovery tell a torn write (an intact header whose message
+runs past the end of the file) from flash damage, and find the next record after a
+damaged one: it scans forward for a header whose ``hcrc`` holds.
 
 Rules:
 
-* ``append`` writes one record at the end of the active segment and flushes it to
-  the medium before returning: a seq is persisted before it is used. Nothing is
-  ever rewritten in place (flash wears out), so a record costs one append.
-* Recovery after power loss or ``kill -9`` scans every segment; a segment ends at
-  its first incomplete or corrupt record (a torn write) and is never appended to
-  again. Every complete record before it is kept.
-* ``ack(seq)`` appends to ``acked.log``; whole segments whose records are all
-  acked are deleted, except the newest one, which holds the chain head (the last
-  seq and the hash the next message must name as ``prev``).
+* ``append`` writes one record at the end of the active segment. It becomes durable
+  at the next ``flush`` (``fsync``); only durable records are ever read for sending,
+  so a record the gateway may have seen is always on flash. ``flush_interval_s``
+  decides when: 0 (the Linux default) flushes every record at once; a board sets
+  e.g. 20 s, so that one flash commit carries every record sealed in that time
+  (littlefs rewrites a file's partial tail block at every commit: one erase per
+  commit, measured by ``edgeledger bench flash``). A power cut loses the records
+  sealed since the last flush: they were never published, so their seqs are used
+  again after the restart and no one can see a fork. Nothing is rewritten in place.
+* Recovery after power loss or ``kill -9`` scans every segment and keeps every
+  intact record, also those after a damaged one. What it finds:
+
+  - a *torn write* (an incomplete header or message at the end of a segment): the
+    records in it were never flushed, so never sent; the segment is sealed there
+    and their seqs are used again;
+  - *damaged records* (a header or message whose checksum fails, with intact records
+    or a later segment after them): their seqs are *lost*, the range is known exactly;
+  - a *damaged head* (the end of the newest segment is damaged, not torn): the last
+    records may have been sent, so no seq up to the highest the damaged bytes could
+    hold is used again. The next message starts after that range, and its ``prev``
+    is the digest of the last intact record (zeros if there is none).
+
+  Lost ranges go into ``lost``, the ``agent/outbox_lost`` record the agent core adds to
+  its next signed pack (``docs/wire-format.md``), so the gateway
+  records an explained gap instead of waiting for seqs that will never come. They
+  follow from the flash itself, so a restart before that pack is sent reports them
+  again.
+* ``ack(seq)`` is kept in RAM and frees whole segments whose records are all acked,
+  except the newest one (it holds the chain head). Acks are not written to flash:
+  after a restart the records of the segments still there are sent again and the
+  gateway stores duplicates once (its retained ack usually arrives first).
 * The outbox is bounded by ``max_bytes``. When a new record does not fit, the
   configured policy decides: ``drop_new`` (the default) refuses the record with
   ``OutboxFull`` before it is signed, so the device's chain stays gap-free; the
@@ -35,12 +61,9 @@ import struct
 from edgeledger.agent import port
 from edgeledger.agent import errors
 
-HEADER = "<IIQ"
-HEADER_LEN = 16
-ACK_RECORD = "<QI"
-ACK_LEN = 12
+HEADER = "<IQII"
+HEADER_LEN = 20
 SEGMENT_SUFFIX = ".seg"
-ACK_LOG = "acked.log"
 
 # One signed message: a pack of 1000 samples is about 12 KB; 64 KB bounds a corrupt length field.
 MAX_RECORD_BYTES = 65536
@@ -48,23 +71,39 @@ MAX_RECORD_BYTES = 65536
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # Small enough that freeing acked data is quick on a board; large enough to keep few files.
 DEFAULT_SEGMENT_BYTES = 256 * 1024
-# The ack log is rewritten (once) when it grows past this: 340 acks per rewrite.
-ACK_LOG_ROTATE_BYTES = 4096
 
 POLICIES = ("drop_new",)
 
 ZERO_HASH = b"\x00" * 32
-
 
 class _Segment:
     __slots__ = ("first", "last", "name", "size", "sealed")
 
     def __init__(self, first, name):
         self.first = first
-        self.last = first - 1  # no record yet
+        self.last = first - 1  # last intact seq; none yet
         self.name = name
         self.size = 0
         self.sealed = False
+
+
+def _read_record(f, pos, size, after):
+    """(len, seq, message) of the record at ``pos`` if it is intact and its seq is above
+    ``after``, else None (damage, a torn write or the end: ``recovery`` finds what follows)."""
+    if pos + HEADER_LEN > size:
+        return None
+    f.seek(pos)
+    h = f.read(HEADER_LEN)
+    if len(h) < HEADER_LEN:
+        return None
+    length, seq, dcrc, hcrc = struct.unpack(HEADER, h)
+    if port.crc32(h[:16]) != hcrc or length > MAX_RECORD_BYTES or seq <= after \
+            or pos + HEADER_LEN + length > size:
+        return None
+    data = f.read(length)
+    if len(data) != length or port.crc32(data, port.crc32(h[4:12])) != dcrc:
+        return None
+    return length, seq, data
 
 
 class Outbox:
@@ -74,75 +113,65 @@ class Outbox:
     """
 
     def __init__(self, path, max_bytes=DEFAULT_MAX_BYTES, segment_bytes=DEFAULT_SEGMENT_BYTES,
-                 policy="drop_new", hash_fn=None):
+                 policy="drop_new", hash_fn=None, flush_interval_s=0.0):
         if policy not in POLICIES:
             raise errors.OutboxError("outbox policy must be one of %s, got %r" % (POLICIES, policy))
         self.path = path
         self.max_bytes = max_bytes
         self.segment_bytes = min(segment_bytes, max_bytes)
         self.policy = policy
+        # 0, the Linux default: every record durable before append returns (an SSD or eMMC
+        # levels its own wear); boards pass their profile's value
+        self.flush_interval_s = flush_interval_s
         self._hash = hash_fn
-        self.counters = {"appended": 0, "refused_full": 0, "torn_records": 0, "acked": 0}
+        self.counters = {"appended": 0, "refused_full": 0, "torn_records": 0, "acked": 0,
+                         "damaged_bytes": 0, "head_lost": 0}
         self._segments = []
         self._active = None  # open file of the last segment
+        self._flushed_at = None  # monotonic time of the last flush
         self.head_seq = 0
         self.head_hash = ZERO_HASH
+        self.durable_seq = 0  # highest seq on flash (flushed)
+        self.lost = None  # the agent/outbox_lost record not yet reported (recovery.py)
         self._cursor = None  # (segment name, offset, seq) of the next record to read
         port.makedirs(path)
-        # -- recovery: scan every segment; a segment ends at its first incomplete or
-        # corrupt record (a torn write) and is sealed there.
-        names = [n for n in os.listdir(path) if n.endswith(SEGMENT_SUFFIX)]
+        if not self._open_intact():
+            # damage or a torn write: recovery.py (not loaded on a clean start; a board's
+            # start-up drops it afterwards, startup.py)
+            from edgeledger.agent import recovery
+
+            self._segments = []
+            recovery.recover(self)
+
+    def _open_intact(self):
+        """The common start: every segment holds only intact records, in seq order. False
+        (nothing kept) if any byte is not so."""
+        names = [n for n in os.listdir(self.path) if n.endswith(SEGMENT_SUFFIX)]
         names.sort()
-        last = None
+        last = 0
+        data = None
         for name in names:
             seg = _Segment(int(name[:-len(SEGMENT_SUFFIX)]), name)
-            full = path + "/" + name
-            with open(full, "rb") as f:
-                while True:
-                    header = f.read(HEADER_LEN)
-                    if not header:
-                        break
-                    ok = len(header) == HEADER_LEN
-                    if ok:
-                        length, crc, seq = struct.unpack(HEADER, header)
-                        ok = length <= MAX_RECORD_BYTES and seq == seg.last + 1
-                    if ok:
-                        data = f.read(length)
-                        ok = len(data) == length and port.crc32(data, port.crc32(header[8:])) == crc
-                    if not ok:
-                        self.counters["torn_records"] += 1
-                        seg.sealed = True
-                        break
-                    seg.last = seq
-                    last = data
-            seg.size = port.file_size(full)
-            if seg.last < seg.first:
-                # Torn before its first record was complete: nothing to keep, and its
-                # name must be free for the segment that will hold that seq again.
-                os.remove(full)
-                continue
+            seg.size = port.file_size(self.path + "/" + name)
+            if self._segments and seg.first != last + 1:
+                return False
+            pos, last = 0, seg.first - 1
+            with open(self.path + "/" + name, "rb") as f:
+                while pos < seg.size:
+                    rec = _read_record(f, pos, seg.size, last)
+                    if rec is None or rec[1] != last + 1:
+                        return False
+                    pos += HEADER_LEN + rec[0]
+                    last, data = rec[1], rec[2]
+            if last < seg.first:
+                return False
+            seg.last = last
             self._segments.append(seg)
-        if self._segments:
-            self.head_seq = self._segments[-1].last
-        if last is not None and hash_fn is not None:
-            self.head_hash = hash_fn(last)
-        last = None
-        self.acked = 0
-        try:
-            with open(path + "/" + ACK_LOG, "rb") as f:
-                while True:
-                    rec = f.read(ACK_LEN)
-                    if len(rec) < ACK_LEN:
-                        break
-                    seq, crc = struct.unpack(ACK_RECORD, rec)
-                    if port.crc32(rec[:8]) == crc and seq > self.acked:
-                        self.acked = seq
-        except OSError:
-            pass
-        if self.head_seq < self.acked:
-            # Every record was acked and its segment deleted: impossible by construction
-            # (the newest segment is kept), but never let seq go backwards.
-            self.head_seq = self.acked
+        if data is not None and self._hash is not None:
+            self.head_hash = self._hash(data)
+        self.head_seq = self.durable_seq = last
+        self.acked = self._segments[0].first - 1 if self._segments else 0
+        return True
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -150,8 +179,10 @@ class Outbox:
         return sum(s.size for s in self._segments)
 
     def append(self, seq, data, digest=None):
-        """Persist one record. ``seq`` must be ``head_seq + 1``; ``digest`` (its hash,
-        computed with ``hash_fn`` when not given) becomes ``head_hash``.
+        """Write one record. ``seq`` must be ``head_seq + 1``; ``digest`` (its hash,
+        computed with ``hash_fn`` when not given) becomes ``head_hash``. The record is
+        durable when this returns if ``flush_interval_s`` is 0, else at the next
+        ``flush``.
 
         Raises OutboxFull (counted) when the record does not fit under the policy,
         OutboxError for a wrong seq or an oversized record.
@@ -169,6 +200,7 @@ class Outbox:
                                  % (self.used_bytes(), self.max_bytes, self.pending_count()))
         seg = self._segments[-1] if self._segments else None
         if seg is None or seg.sealed or seg.size + size > self.segment_bytes:
+            self.flush()  # a segment is complete on flash before the next one starts
             self.close()
             if seg is not None:
                 seg.sealed = True
@@ -176,11 +208,10 @@ class Outbox:
             self._segments.append(seg)
         if self._active is None:
             self._active = open(self.path + "/" + seg.name, "ab")
-        crc = port.crc32(data, port.crc32(struct.pack("<Q", seq)))
+        head = struct.pack("<IQI", len(data), seq, port.crc32(data, port.crc32(struct.pack("<Q", seq))))
         # header and message written one after the other: no joined copy of the message
-        self._active.write(struct.pack(HEADER, len(data), crc, seq))
+        self._active.write(head + struct.pack("<I", port.crc32(head)))
         self._active.write(data)
-        port.fsync(self._active)
         seg.size += size
         seg.last = seq
         self.head_seq = seq
@@ -188,6 +219,23 @@ class Outbox:
             digest = self._hash(data) if self._hash else ZERO_HASH
         self.head_hash = digest
         self.counters["appended"] += 1
+        if self.flush_interval_s <= 0:
+            self.flush()
+
+    def flush(self, now=None):
+        """Make every appended record durable (one filesystem commit). With ``now`` (the agent
+        core passes it every tick), only once ``flush_interval_s`` has passed since the last
+        flush: a record after a quiet spell (a meter read every 15 minutes) goes to flash at
+        once; a 1 Hz source shares one commit among ``flush_interval_s`` records."""
+        if self.durable_seq == self.head_seq:
+            return
+        if now is not None:
+            if self._flushed_at is not None and now - self._flushed_at < self.flush_interval_s:
+                return
+            self._flushed_at = now
+        if self._active is not None:
+            port.fsync(self._active)
+        self.durable_seq = self.head_seq
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -195,61 +243,56 @@ class Outbox:
         return self.head_seq - self.acked
 
     def read(self, from_seq, limit):
-        """Return up to ``limit`` records ``(seq, data)`` with seq >= from_seq, in order."""
+        """Up to ``limit`` durable records ``(seq, data)`` with seq >= from_seq, in order.
+        Records lost to flash damage are skipped (they are in ``lost``)."""
         out = []
         if from_seq <= self.acked:
             from_seq = self.acked + 1
-        if self._active is not None:
-            self._active.flush()
         for seg in self._segments:
-            if len(out) >= limit:
+            if len(out) >= limit or from_seq > self.durable_seq:
                 break
             if seg.last < from_seq:
                 continue
             cur = self._cursor
-            offset = cur[1] if cur and cur[0] == seg.name and cur[2] <= from_seq else 0
-            seq = cur[2] if offset else seg.first
+            offset, after = 0, seg.first - 1
+            if cur and cur[0] == seg.name and cur[2] <= from_seq:
+                offset, after = cur[1], cur[2] - 1
             with open(self.path + "/" + seg.name, "rb") as f:
-                f.seek(offset)
-                while seq <= seg.last and len(out) < limit:
-                    header = f.read(HEADER_LEN)
-                    if len(header) < HEADER_LEN:
+                while len(out) < limit and offset < seg.size:
+                    rec = _read_record(f, offset, seg.size, after)
+                    if rec is None:  # damage (rare): skip to the next intact record
+                        from edgeledger.agent import recovery
+
+                        offset = recovery.next_intact(f, offset + 1, seg.size, after)
+                        if offset is None:
+                            break
+                        continue
+                    length, seq, data = rec
+                    if seq > self.durable_seq or seq > seg.last:
                         break
-                    length = struct.unpack(HEADER, header)[0]
                     offset += HEADER_LEN + length
+                    after = seq
                     if seq >= from_seq:
-                        out.append((seq, f.read(length)))
+                        out.append((seq, data))
                         self._cursor = (seg.name, offset, seq + 1)
-                    else:
-                        f.seek(length, 1)
-                    seq += 1
-            from_seq = max(from_seq, seq)
+            from_seq = max(from_seq, seg.last + 1)
         return out
 
     # -- acks -------------------------------------------------------------------------------
 
     def ack(self, seq):
-        """The gateway has stored everything up to ``seq``: record it and free space."""
-        if seq > self.head_seq:
-            seq = self.head_seq  # never believe an ack for something not sent
+        """The gateway has stored everything up to ``seq``: free what it can (no flash write)."""
+        if seq > self.durable_seq:
+            seq = self.durable_seq  # never believe an ack for something not sent
         if seq <= self.acked:
             return
         self.counters["acked"] += seq - self.acked
         self.acked = seq
-        name = self.path + "/" + ACK_LOG
-        rec = struct.pack("<Q", seq)
-        rec += struct.pack("<I", port.crc32(rec))
-        rotate = port.file_size(name) >= ACK_LOG_ROTATE_BYTES
-        with open(name + ".new" if rotate else name, "wb" if rotate else "ab") as f:
-            f.write(rec)
-            port.fsync(f)
-        if rotate:
-            os.rename(name + ".new", name)
         self._collect()
 
     def _collect(self):
-        """Delete segments whose records are all acked, never the newest one."""
-        while len(self._segments) > 1 and self._segments[0].last <= self.acked:
+        """Delete segments whose seqs are all acked, never the newest one."""
+        while len(self._segments) > 1 and self._segments[1].first - 1 <= self.acked:
             seg = self._segments.pop(0)
             try:
                 os.remove(self.path + "/" + seg.name)
@@ -259,7 +302,9 @@ class Outbox:
                 self._cursor = None
 
     def close(self):
+        """Flush and close the active segment."""
         if self._active is not None:
+            self.flush()
             self._active.close()
             self._active = None
 

@@ -9,6 +9,8 @@ Figures (all measured on this host with the real MicroPython unix port):
 * per reading: sample + encode + sign + persist (one ``AgentCore.tick`` sealing
   a one-record pack into the real outbox), and the signature alone, per signer;
 * image size per board (``firmware build``);
+* flash wear of the outbox on littlefs and FAT: erases and bytes programmed per reading and
+  projected flash life (``bench_flash.py``, also ``edgeledger bench flash``);
 * wire bytes of a signed single-value reading: COSE_Sign1 vs the same reading as
   JSON with base64 signature, hash and key id, bare and inside an MQTT PUBLISH.
 
@@ -252,6 +254,10 @@ def run(readings=20, heap_readings=10, log=print):
             w = wire[alg]
             say("wire %-5s COSE %d B (PUBLISH %d B) vs JSON+base64 %d B (PUBLISH %d B)"
                 % (alg, w["cose"], w["cose_publish"], w["json_base64"], w["json_publish"]))
+        from edgeledger.firmware import bench_flash  # its own section: flash wear of the outbox
+
+        flash = bench_flash.measure()
+        bench_flash.report(flash, say)
         cost = reading_cost(image, readings)
         for alg in SIGNERS:
             say("per reading %-5s %.1f ms (sample+encode+sign+persist), sign alone %.1f ms"
@@ -265,7 +271,7 @@ def run(readings=20, heap_readings=10, log=print):
         for alg in SIGNERS:
             say("heap floor %-5s %s KB as on a 32-bit board (-X heapsize=NwK)" % (alg, floor32[alg]))
         return {"heap_floor_kb": floor, "heap_floor_32bit_kb": floor32, "per_reading": cost, "image": sizes,
-                "wire_bytes": wire,
+                "wire_bytes": wire, "flash": flash,
                 "runtime": "micropython unix port (64-bit), mpy-cross native code (unix board profile)"}
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -27,6 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("protocols", "agent", "firmware")
 BOARDS_DIR = os.path.join(ROOT, "firmware", "boards")
 ENTRY = "edgeledger.firmware.main"
+# Run over the REPL, not by the loop: `device enroll` makes the key on the board with it.
+REPL_ENTRIES = ("edgeledger.firmware.enroll",)
 # Never shipped: they run on CPython only (a "*_cpython" module is a CPython backend).
 CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho", "edgeledger.firmware.build",
                 "edgeledger.firmware.cmd", "edgeledger.firmware.bench")
@@ -152,7 +154,7 @@ def build_image(board, out):
     """
     profile = load_profile(board)
     march = profile.get("march")
-    modules = closure([ENTRY], profile.get("exclude", ()))
+    modules = closure([ENTRY] + list(REPL_ENTRIES), profile.get("exclude", ()))
     lib = os.path.join(out, "lib")
     if os.path.isdir(os.path.join(lib, "edgeledger")):
         shutil.rmtree(os.path.join(lib, "edgeledger"))

@@ -1,4 +1,4 @@
-"""CLI commands of ``edgeledger.firmware``: ``firmware build`` and ``bench device``.
+"""CLI commands of ``edgeledger.firmware``: ``firmware build``, ``bench device`` and ``bench flash``.
 
 Registered by ``gateway/cli.py`` through ``COMMAND_MODULES`` (``add_commands``).
 
@@ -42,6 +42,12 @@ def _bench_device(args):
     return 0
 
 
+def _bench_flash(args):
+    from edgeledger.firmware import bench_flash
+
+    return bench_flash.main_cli(args)
+
+
 def add_commands(groups):
     from edgeledger.firmware import build
 
@@ -60,3 +66,10 @@ def add_commands(groups):
     d.add_argument("--heap-readings", type=int, default=10,
                    help="readings the loop must publish and get acked at each heap size")
     d.set_defaults(func=_bench_device)
+
+    fl = bench_suites(top).add_parser(
+        "flash", help="outbox flash wear on littlefs and FAT: erases per reading, projected life")
+    fl.add_argument("--json", action="store_true", help="print the figures as JSON")
+    fl.add_argument("--seconds", type=int, default=2000, help="seconds of device time per configuration")
+    fl.add_argument("--board", default="esp32", help="board profile whose outbox settings are used")
+    fl.set_defaults(func=_bench_flash)

@@ -23,7 +23,8 @@ config.json::
              "server_hostname": "broker.plant-a"},   (all optional)
      "username": "meter-01", "password": "...",    (optional)
      "wifi": {"ssid": "...", "password": "..."},   (boards with "network": wlan)
-     "state_dir": "state", "outbox": {"max_bytes": 262144, "segment_bytes": 16384},
+     "state_dir": "state", "outbox": {"max_bytes": 262144, "segment_bytes": 16384,
+                                     "flush_interval_s": 30},
      "sources": [{"type": "simulated", "kind": "meter", "interval_s": 1.0},
                  {"type": "modbus", "bus": "rs485", "devices": [...]}],
      "pack_size": 1, "pack_age_s": 0.0, "window": 64, "resend_after_s": 5.0,

@@ -26,7 +26,7 @@ DEFAULT_MAX_BACKOFF_S = 10.0
 DEFAULT_WINDOW = 64
 # Modules only start-up uses: dropped from sys.modules when they are done.
 STARTUP_MODULES = ("edgeledger.firmware.startup", "edgeledger.firmware.tls",
-                   "edgeledger.firmware.network_up")
+                   "edgeledger.firmware.network_up", "edgeledger.agent.recovery")
 
 
 def forget(*names):
@@ -120,7 +120,8 @@ def build(cfg, board, profile, signer=None):
     ob.update(cfg.get("outbox") or {})
     outbox = Outbox(state + "/outbox", max_bytes=int(ob.get("max_bytes", 262144)),
                     segment_bytes=int(ob.get("segment_bytes", 16384)),
-                    policy=ob.get("policy", "drop_new"), hash_fn=sha256)
+                    policy=ob.get("policy", "drop_new"), hash_fn=sha256,
+                    flush_interval_s=float(ob.get("flush_interval_s", 0)))
     epoch = next_epoch(state)
     srcs = [make_source(s, board, profile) for s in cfg["sources"]]
     return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=epoch,

@@ -2,6 +2,7 @@
 
     edgeledger broker config   --site DIR [--site-id S] [--port P] [--auth mtls|password] ...
     edgeledger device provision --config gateway.toml --device ID --site S --out DIR ...
+    edgeledger device enroll    --config gateway.toml --device ID --site S --port TTY --out DIR ...
     edgeledger device revoke    --config gateway.toml --device ID [--at T] [--kid HEX]
     edgeledger device rotate    --config gateway.toml --device ID --overlap-s N [--out DIR]
     edgeledger device sync-chain --config gateway.toml
@@ -95,6 +96,29 @@ def _device_provision(args):
     return 0
 
 
+def _device_enroll(args):
+    from edgeledger.gateway import enroll
+
+    cfg, st, reg = _open(args)
+    try:
+        broker = _broker_for(args, cfg)
+        if broker is None and not args.broker_url:
+            raise ConfigError("no broker: pass --broker-dir DIR (from `edgeledger broker config`) or --broker-url")
+        ledger, note = _ledger(args, cfg)
+        b = enroll.enroll(reg, args.device, args.site, args.out, args.port, alg=args.alg, key_file=args.key_file,
+                          baudrate=args.baud, upload=not args.no_upload, broker=broker, auth=args.auth,
+                          broker_host=args.broker_host, broker_url=args.broker_url, ledger=ledger)
+    finally:
+        st.close()
+    print("enrolled %s on site %s: %s kid %s, key made on the board (%s)" % (b.device, b.site, b.alg, b.kid.hex(), note))
+    for name in sorted(b.files):
+        print("  %-12s %s%s" % (name, b.files[name], "" if args.no_upload else " (copied to the board)"
+                                  if name in enroll.BOARD_FILES else ""))
+    if broker is not None and broker.auth == "password":
+        print("password added to %s: %s" % (broker.paths["passwd"], RELOAD_HINT))
+    return 0
+
+
 def _device_revoke(args):
     from edgeledger.gateway import provision
 
@@ -161,6 +185,17 @@ def _common(p, ledger=True):
                        help="do not touch the on-chain key registry (gateway registry only)")
 
 
+def _bundle_args(p, out_help, alg):
+    """Arguments of the commands that write a device bundle (provision, enroll)."""
+    _common(p)
+    p.add_argument("--site", required=True)
+    p.add_argument("--alg", default=alg, choices=["EdDSA", "ES256"])
+    p.add_argument("--auth", choices=["mtls", "password"], help="must match the broker (default: the broker's)")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--broker-dir", help="directory from `broker config` (default: found via [mqtt] ca_file)")
+    p.add_argument("--broker-host", help="broker name the device connects to (a name in its certificate)")
+
+
 def add_commands(groups):
     top, dev, gw = groups["top"], groups["device"], groups["gateway"]
 
@@ -181,15 +216,19 @@ def add_commands(groups):
     bc.set_defaults(func=_broker_config)
 
     pv = dev.add_parser("provision", help="key, registration (registry and chain), MQTT credentials, bundle")
-    _common(pv)
-    pv.add_argument("--site", required=True)
-    pv.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256"])
+    _bundle_args(pv, "bundle directory for the device", "EdDSA")
     pv.add_argument("--public-key", help="raw public key as hex, exported from a secure element")
-    pv.add_argument("--auth", choices=["mtls", "password"], help="must match the broker (default: the broker's)")
-    pv.add_argument("--out", required=True, help="bundle directory for the device")
-    pv.add_argument("--broker-dir", help="directory from `broker config` (default: found via [mqtt] ca_file)")
-    pv.add_argument("--broker-host", help="broker name the device connects to (a name in its certificate)")
     pv.set_defaults(func=_device_provision)
+
+    en = dev.add_parser("enroll", help="make the device key on the board over its serial REPL; register "
+                                       "the public key (registry and chain); write and upload the bundle")
+    _bundle_args(en, "bundle directory (public files; no private key)", "ES256")
+    en.add_argument("--port", required=True, help="the board's serial port (e.g. /dev/ttyUSB0)")
+    en.add_argument("--baud", type=int, default=115200)
+    en.add_argument("--key-file", help="key file name on the board (default: DEVICE.key)")
+    en.add_argument("--broker-url", help="mqtt://host:port when there is no broker directory")
+    en.add_argument("--no-upload", action="store_true", help="do not copy config.json and certificates to the board")
+    en.set_defaults(func=_device_enroll)
 
     # `device revoke` may already exist (registry only): extend it rather than clash with it.
     rv = dev.choices.get("revoke")

@@ -143,12 +143,14 @@ def render_agent_toml(device, site, broker_url, key_file, username=None, passwor
 
 
 def provision(registry, device, site, out_dir, alg="EdDSA", public_key=None, broker=None, auth=None,
-              broker_host=None, broker_url=None, ledger=None, now=None):
+              broker_host=None, broker_url=None, ledger=None, now=None, device_key_file=None):
     """Create (or take) a device key, register it on chain and in the gateway registry, issue
     MQTT credentials from ``broker`` (a ``BrokerSite``) and write the device bundle.
 
-    ``public_key`` (raw bytes) is for keys that never leave a secure element: no key file is
-    written. ``broker_url`` is used when there is no ``broker``. Returns a Bundle.
+    ``public_key`` (raw bytes) is for keys that never leave the device: no key file is
+    written. With ``device_key_file`` the key was made on the board (``device enroll``) and
+    config.json names that file; without it, a secure element signs. ``broker_url`` is used
+    when there is no ``broker``. Returns a Bundle.
     """
     topics.check_id(device, "device id")
     topics.check_id(site, "site")
@@ -223,6 +225,8 @@ def provision(registry, device, site, out_dir, alg="EdDSA", public_key=None, bro
            "sources": [DEFAULT_SOURCE]}
     if private is not None:
         cfg["key_file"] = key_name
+    elif device_key_file is not None:
+        cfg["key_file"] = device_key_file  # on the board's flash: made there by `device enroll`
     else:
         cfg["public_key"] = public.hex()
         cfg["signer"] = "secure_element"

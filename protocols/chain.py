@@ -24,6 +24,20 @@ key signed both, so either the device misbehaved or the key leaked. A REPLAY is 
 seq number used again from somewhere else in the chain (a counter that went
 backwards, e.g. restored flash). Both are kept as evidence, never stored as
 readings. DUPLICATE is the normal QoS 1 redelivery and is acknowledged again.
+
+Declared gaps. A device whose outbox found flash damage says so in a signed status
+record (``agent/outbox_lost``, vs ``"first-last:reason ..."``; docs/wire-format.md):
+
+  G1 DECLARED  a seq inside a range its own device declared lost counts as settled for
+               the contiguous mark (``contiguous_after(..., lost)``): the gap is explained,
+               recorded, and never waited for
+  G2 STORED    a seq that is stored is stored, whatever a declaration says
+  G3 HEAD      after a "head" range, the next message's prev is the digest of the record
+               just before the range (32 zero bytes if the device kept none): C5 never
+               applies across it, C8 stores it
+
+``parse_lost`` reads a declaration; the gateway keeps the ranges with the message
+that carried them.
 """
 
 FIRST_SEQ = 1
@@ -109,8 +123,49 @@ def classify(seq, prev, digest, lookup):
     raise AssertionError("rule table has no catch-all")  # programmer error
 
 
-def contiguous_after(contig, has):
-    """Advance a highest-contiguous-seq mark over stored seqs: ``has(seq) -> bool``."""
-    while has(contig + 1):
-        contig += 1
-    return contig
+# The SenML record name of a declaration, and its reasons: "damaged" (every seq in the
+# range was used and its record is gone), "head" (the newest records were damaged: the
+# range covers every seq they could have held, some perhaps never used).
+LOST_RECORD = "agent/outbox_lost"
+LOST_REASONS = ("damaged", "head")
+# A declaration lists at most this many ranges (the outbox merges beyond its own 16).
+MAX_LOST_RANGES = 64
+
+
+def parse_lost(text):
+    """``"5-5:damaged 9-12:head"`` -> [(5, 5, "damaged"), (9, 12, "head")].
+
+    Raises PayloadError (a ValueError) for anything else."""
+    from edgeledger.protocols.errors import PayloadError
+
+    if not isinstance(text, str):
+        raise PayloadError("%s: expected a text value, found %s" % (LOST_RECORD, type(text).__name__))
+    out = []
+    for item in text.split():
+        rng, _, reason = item.partition(":")
+        first, _, last = rng.partition("-")
+        if reason not in LOST_REASONS or not first.isdigit() or not last.isdigit():
+            raise PayloadError("%s: expected first-last:reason with reason in %s, found %r"
+                               % (LOST_RECORD, LOST_REASONS, item))
+        first, last = int(first), int(last)
+        if not FIRST_SEQ <= first <= last:
+            raise PayloadError("%s: expected %d <= first <= last, found %r" % (LOST_RECORD, FIRST_SEQ, item))
+        out.append((first, last, reason))
+    if not out or len(out) > MAX_LOST_RANGES:
+        raise PayloadError("%s: expected 1..%d ranges, found %d" % (LOST_RECORD, MAX_LOST_RANGES, len(out)))
+    return out
+
+
+def contiguous_after(contig, has, lost=()):
+    """Advance a highest-contiguous-seq mark over stored seqs (``has(seq) -> bool``) and,
+    rule G1, over the ``(first, last, reason)`` ranges the device declared lost."""
+    while True:
+        if has(contig + 1):
+            contig += 1
+            continue
+        for first, last, _ in lost:
+            if first <= contig + 1 <= last:
+                contig = last
+                break
+        else:
+            return contig

@@ -99,17 +99,50 @@ def scaled_value(text, unit):
     return num / den, senml_unit
 
 
-def obis_key(reference):
-    """``1-0:1.8.0*255`` / ``1.8.0.255`` / ``1.8.0`` -> ``1.8.0`` (C.D.E)."""
-    ref = reference
+# IEC 62056-61 §4.x: in value groups C and D of a short code the letters C, F, L, P stand
+# for 96, 97, 98, 99 (e.g. ``F.F`` is 97.97, the error register; ``C.1.0`` the serial number).
+LETTER_GROUPS = {"C": "96", "F": "97", "L": "98", "P": "99"}
+# Value group F 255 (or no F) is the current value; any other F names a billing period or
+# historical value (e.g. ``1.8.0*96``, ``1.8.0&04``).
+CURRENT_PERIOD = 255
+
+
+def _split(reference):
+    """``A-B:C.D.E*F`` (or ``&F``, or ``C.D.E.F``) -> (["C", "D", "E"], F text or None)."""
+    ref = reference.strip()
     if ":" in ref:
         ref = ref.split(":", 1)[1]
-    if "*" in ref:
-        ref = ref.split("*", 1)[0]
+    period = None
+    for sep in "*&":
+        if sep in ref:
+            ref, period = ref.split(sep, 1)
     parts = ref.split(".")
-    if len(parts) == 4:
-        parts = parts[:3]
-    return ".".join(parts)
+    if len(parts) == 4 and period is None:
+        period = parts[3]
+    parts = [LETTER_GROUPS.get(p, p) for p in parts[:3]]
+    while len(parts) < 3:  # short codes: "32.7" is 32.7.0 (E omitted)
+        parts.append("0")
+    return parts, period
+
+
+def obis_key(reference):
+    """``1-0:1.8.0*255`` / ``1.8.0.255`` / ``1.8.0`` / ``1.8`` -> ``1.8.0`` (C.D.E); the
+    letters C, F, L, P in groups C and D become 96..99 (``F.F`` -> ``97.97.0``)."""
+    return ".".join(_split(reference)[0])
+
+
+def billing_period(reference):
+    """Value group F as an int when it names a billing period or historical value
+    (``1.8.0*96`` -> 96), None for the current value (no F, or 255).
+
+    Raises ObisValueError when F is not a number."""
+    period = _split(reference)[1]
+    if period is None:
+        return None
+    if not period.isdigit():
+        raise ObisValueError("OBIS value group F must be a number, found %r in %r" % (period, reference))
+    f = int(period)
+    return None if f == CURRENT_PERIOD else f
 
 
 # ---------------------------------------------------------------------------
@@ -217,6 +250,15 @@ OBIS = {
     "51.7.0": ("current_l2", "num"),
     "71.7.0": ("current_l3", "num"),
     "14.7.0": ("frequency", "num"),
+    # absolute and net sums (IEC 62056-61 C=15: |+A|+|-A|, C=16: +A-(-A)); common on
+    # German EDL21/eHZ meters, whose optical readouts print them as 15.8.0 and 16.7.0
+    "15.8.0": ("energy_absolute", "num"),
+    "15.7.0": ("power_absolute", "num"),
+    "16.8.0": ("energy_net", "num"),
+    "16.7.0": ("power_net", "num"),
+    "36.7.0": ("power_l1", "num"),
+    "56.7.0": ("power_l2", "num"),
+    "76.7.0": ("power_l3", "num"),
     # demand (Belgian capacity tariff, e-MUCS P1)
     "1.4.0": ("demand_average", "num"),
     "1.6.0": ("demand_max_month", "num"),
@@ -236,6 +278,8 @@ OBIS = {
     "72.36.0": ("voltage_swells_l3", "int"),
     # identification
     "96.1.1": ("equipment_id", "str"),
+    "96.1.0": ("meter_serial", "str"),
+    "97.97.0": ("error_register", "str"),
     "0.0.0": ("meter_address", "str"),
     "0.2.8": ("p1_version", "str"),
     "96.1.4": ("p1_version_be", "str"),

@@ -18,15 +18,35 @@ from edgeledger.protocols import iec62056, obis
 
 
 def data_sets_to_records(data_sets, prefix, t):
-    """SenML records for the data sets whose OBIS code is in obis.OBIS."""
-    out = []
+    """SenML records for the data sets whose OBIS code is in obis.OBIS.
+
+    A data set with value group F other than 255 (``1.8.0*96``: a billing period or
+    historical value) is signed as what it is: name ``<name>/period_<F>``, with the unit of
+    the same code's current value in this readout when the meter prints none (Landis+Gyr
+    ZMD: ``1.8.0*01(0000010.2)``). A name seen twice in one readout is signed once (the
+    first): meters fill unused billing slots with ``*00`` and zeros. Raises
+    obis.ObisValueError for a malformed value or F.
+    """
+    units = {}
     for ds in data_sets:
-        entry = obis.OBIS.get(obis.obis_key(ds.address))
+        if ds.values and ds.values[0][1] and obis.billing_period(ds.address) is None:
+            units.setdefault(obis.obis_key(ds.address), ds.values[0][1])
+    out = []
+    seen = set()
+    for ds in data_sets:
+        key = obis.obis_key(ds.address)
+        entry = obis.OBIS.get(key)
         if entry is None or not ds.values:
             continue
         name, kind = entry
+        period = obis.billing_period(ds.address)
+        if period is not None:
+            name = "%s/period_%d" % (name, period)
+        if name in seen:
+            continue
+        seen.add(name)
         value, unit = ds.values[0]
-        out.append(obis.senml_record(prefix + name, kind, value, unit, t))
+        out.append(obis.senml_record(prefix + name, kind, value, unit or units.get(key), t))
     return out
 
 

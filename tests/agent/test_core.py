@@ -136,3 +136,58 @@ def test_sources_keep_their_cadence(tmp_path, interval):
         core.tick(t, 1764093000.0 + t)
         t += 0.1
     assert core.outbox.head_seq == pytest.approx(10.0 / interval, abs=1)
+
+
+def _damage_newest_record(tmp_path):
+    import os
+
+    d = tmp_path / "outbox"
+    newest = sorted(n for n in os.listdir(d) if n.endswith(".seg"))[-1]
+    raw = bytearray((d / newest).read_bytes())
+    raw[-5] ^= 0x10  # inside the last message's signature
+    (d / newest).write_bytes(bytes(raw))
+
+
+def test_damaged_head_starts_a_new_epoch_with_a_declared_gap(tmp_path):
+    """Issue 13: the newest record is damaged. The restarted device never reuses a seq it may
+    have sent: its first message skips them, names the last intact record as prev and
+    declares the range in a signed agent/outbox_lost record, so the gap is explained."""
+    core, signer = make(tmp_path)
+    for t in range(4):
+        core.tick(float(t), 1764093000.0 + t)
+    intact = [d for _, d in core.outbox.read(1, 3)]
+    core.outbox.close()
+    _damage_newest_record(tmp_path)
+    box = Outbox(str(tmp_path / "outbox"), hash_fn=sha, segment_bytes=4096)
+    core = AgentCore("dev", signer, box, [SimulatedSource("dev", "meter", interval_s=1.0)], sha, epoch=4)
+    core.tick(10.0, 1764093010.0)
+    (seq, data, body), = [m for m in payloads(core) if m[0] > 3]
+    (first, last, reason), = chain.parse_lost(
+        [r[3] for r in body.pack if r[0] == chain.LOST_RECORD][0])
+    assert (first, reason) == (4, "head") and seq == last + 1
+    assert body.prev == sha(intact[-1]) and body.epoch == 4
+    # a gateway holding 1..4 (the original 4 was sent) stores it and its mark moves on
+    assert chain.classify(seq, body.prev, sha(data), lambda s: (b"x", b"y") if s <= 4 else None)[1] \
+        == chain.AHEAD
+    core.tick(11.0, 1764093011.0)
+    assert not any(r[0] == chain.LOST_RECORD for r in payloads(core)[-1][2].pack)  # said once
+
+
+def test_lost_records_are_declared_again_after_a_restart_before_sending(tmp_path):
+    """The declaration follows from the damaged flash: a restart before the declaring pack
+    was durable declares the same range again."""
+    import os
+
+    core, signer = make(tmp_path)
+    for t in range(5):
+        core.tick(float(t), 1764093000.0 + t)
+    core.outbox.close()
+    d = tmp_path / "outbox"
+    (seg,) = [n for n in os.listdir(d) if n.endswith(".seg")]
+    raw = bytearray((d / seg).read_bytes())
+    raw[30] ^= 1  # inside record 1
+    (d / seg).write_bytes(bytes(raw))
+    for _ in range(2):
+        box = Outbox(str(d), hash_fn=sha, segment_bytes=4096)
+        assert box.lost == {0: chain.LOST_RECORD, 3: "1-1:damaged"} and box.head_seq == 5
+        box.close()

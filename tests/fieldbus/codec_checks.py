@@ -357,6 +357,21 @@ def check_iec():
     assert multi[0].values == [("01.234", "kW"), ("2301011200", None)] and multi[1].address == "1.8.0"
 
 
+def check_obis_codes():
+    # short codes, letters for 96..99, and value group F (billing periods) in every form
+    assert [obis.obis_key(c) for c in ("32.7", "F.F", "C.1.0", "1-0:1.8.0*96", "1.8.0.01")] == [
+        "32.7.0", "97.97.0", "96.1.0", "1.8.0", "1.8.0"]
+    assert [obis.billing_period(c) for c in ("1.8.0", "1.8.0*255", "1.8.0*96", "1.8.0&04")] == [
+        None, None, 96, 4]
+    from edgeledger.agent.sources.iec62056 import data_sets_to_records
+
+    sets = iec62056.parse_data_sets(b"1.8.0(10*kWh)\r\n1.8.0*01(4)\r\n1.8.0*00(0)\r\n1.8.0*00(0)\r\n!\r\n")
+    recs = data_sets_to_records(sets, "m/", 5)
+    assert [(r[0], r[2], r[1]) for r in recs] == [
+        ("m/energy_import", 36000000, "J"), ("m/energy_import/period_1", 14400000, "J"),
+        ("m/energy_import/period_0", 0, "J")]
+
+
 def check_iec_session():
     s = iec62056.ModeCSession("", max_baud=9600)
     assert s.start(0.0) == b"/?!\r\n"
@@ -391,7 +406,7 @@ def check_iec_session():
 
 ALL = (check_crc, check_modbus_requests, check_modbus_timing, check_modbus_framer, check_modbus_master,
        check_registermaps, check_dsmr_crc_vectors, check_dsmr_framer, check_dsmr_values, check_iec,
-       check_iec_session)
+       check_obis_codes, check_iec_session)
 
 
 def run_all():

@@ -13,7 +13,8 @@ def lines(proc):
     return dict(line.split("|", 1) for line in proc.stdout.splitlines() if "|" in line)
 
 
-OUTBOX_CUTS = r"""
+# five records in one segment, its bytes in ``whole``
+OUTBOX_SETUP = r"""
 import os
 import hashlib
 from edgeledger.agent.outbox import Outbox, HEADER_LEN
@@ -36,6 +37,9 @@ box.close()
 (seg,) = [n for n in os.listdir("src") if n.endswith(".seg")]
 with open("src/" + seg, "rb") as f:
     whole = f.read()
+"""
+
+OUTBOX_CUTS = OUTBOX_SETUP + r"""
 start = len(whole) - (HEADER_LEN + len(msg(5)))
 checked = 0
 for cut in range(start, len(whole)):
@@ -63,8 +67,40 @@ print("cuts|%d" % checked)
 @pytest.mark.micropython
 def test_outbox_recovers_from_a_cut_at_every_byte_of_the_last_record():
     proc = run_micropython(OUTBOX_CUTS, heapsize="256K")
-    # the last record is a 16-byte header plus a 48-byte message: 64 cut positions
-    assert lines(proc)["cuts"] == "64"
+    # the last record is a 20-byte header plus a 48-byte message: 68 cut positions
+    assert lines(proc)["cuts"] == "68"
+
+
+OUTBOX_FLIPS = OUTBOX_SETUP + r"""
+rec = HEADER_LEN + len(msg(1))
+checked = 0
+for offset in list(range(2 * rec, 3 * rec)) + list(range(4 * rec, 5 * rec)):
+    hit = offset // rec + 1
+    raw = bytearray(whole)
+    raw[offset] ^= 1 << (offset % 8)
+    os.mkdir("f")
+    with open("f/" + seg, "wb") as f:
+        f.write(raw)
+    again = Outbox("f", hash_fn=sha)
+    assert again.read(1, 10) == [(s, msg(s)) for s in range(1, 6) if s != hit], offset
+    if hit == 5:
+        assert again.lost[3].startswith("5-") and again.lost[3].endswith(":head"), again.lost
+        assert again.head_hash == sha(msg(4))
+    else:
+        assert again.lost[3] == "%d-%d:damaged" % (hit, hit), again.lost
+        assert again.head_seq == 5 and again.head_hash == sha(msg(5))
+    again.close()
+    rmtree("f")
+    checked += 1
+print("flips|%d" % checked)
+"""
+
+
+@pytest.mark.micropython
+def test_outbox_keeps_every_intact_record_after_a_bit_flip():
+    """Issue 13: a flipped bit in a middle record or in the newest one loses only that record."""
+    proc = run_micropython(OUTBOX_FLIPS, heapsize="256K")
+    assert lines(proc)["flips"] == "136"
 
 
 # (name, seq, prev, digest) against a store holding seqs 1..3 of one chain and 5

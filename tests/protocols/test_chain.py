@@ -80,3 +80,37 @@ def test_contiguous_after():
     have = {1, 2, 3, 5}
     assert chain.contiguous_after(0, have.__contains__) == 3
     assert chain.contiguous_after(4, have.__contains__) == 5
+
+
+def test_G1_declared_lost_range_settles_the_contiguous_mark():
+    stored = {1, 2, 3, 5, 6}
+    has = stored.__contains__
+    assert chain.contiguous_after(0, has) == 3  # without the declaration: waits for 4 forever
+    assert chain.contiguous_after(0, has, [(4, 4, "damaged")]) == 6
+
+
+def test_G2_stored_seqs_count_whatever_a_declaration_says():
+    has = {1, 2, 3, 4}.__contains__
+    assert chain.contiguous_after(0, has, [(2, 3, "damaged")]) == 4
+    assert chain.contiguous_after(0, has, [(9, 12, "head")]) == 4  # not reached: no jump
+
+
+def test_G3_head_range_then_prev_names_the_last_intact_record(chain3):
+    # the device lost its head (seqs 4..6 may have been sent) and goes on at 7 with
+    # prev = digest of 3, its last intact record: stored, and the mark moves past the range
+    rule, verdict = chain.classify(7, h(b"m3"), h(b"m7"), chain3.lookup)
+    assert (rule, verdict) == ("C8", chain.AHEAD)
+    chain3.put(7, h(b"m7"), h(b"m3"))
+    has = lambda s: chain3.lookup(s) is not None  # noqa: E731
+    assert chain.contiguous_after(3, has, chain.parse_lost("4-6:head")) == 7
+
+
+@pytest.mark.parametrize("text", ["", "4-6", "4-6:lost", "6-4:head", "0-1:damaged", "a-b:head",
+                                  "4:head", " ".join(["1-1:damaged"] * 65)])
+def test_lost_declaration_that_is_malformed_is_a_payload_error(text):
+    with pytest.raises(ValueError, match="agent/outbox_lost"):
+        chain.parse_lost(text)
+
+
+def test_lost_declaration_parses_every_range():
+    assert chain.parse_lost("5-5:damaged 9-12:head") == [(5, 5, "damaged"), (9, 12, "head")]

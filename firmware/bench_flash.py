@@ -1,0 +1,269 @@
+"""``edgeledger bench flash`` (and the flash section of ``bench device``): flash wear of the
+outbox, measured on the filesystems boards use.
+
+The real agent core and outbox run under the MicroPython unix port on a filesystem that
+MicroPython itself drives: ``vfs.VfsLfs2`` (littlefs v2, the default on ESP32 and RP2040)
+and ``vfs.VfsFat`` (FatFs), each over a RAM block device written in Python that counts:
+
+* littlefs: erases (``ioctl(6)``) and bytes programmed (``writeblocks`` with an offset);
+* FAT on raw NOR flash, no flash translation layer: every ``writeblocks`` of a 4 KB
+  sector erases that sector first (what ``esp32.Partition`` does for a FAT volume), so an
+  erase per sector written.
+
+Each run drives the agent core for ``seconds`` of device time (one loop turn per second)
+with a workload (``WORKLOADS``: the records one poll of a documented configuration yields,
+decoded by the real register map for the SDM630), makes records durable as the outbox's
+``flush_interval_s`` says, and acks each durable record at once (a gateway acks within
+milliseconds), so segments are deleted as on a device that keeps up. Signatures are 64
+bytes of hash output instead of a real EdDSA/ES256 signature: both algorithms sign with 64
+bytes and the flash cost depends only on the sizes, which are those of a real signed message.
+
+Projected life (an estimate from the measured erase rate, not a measurement): blocks x
+ENDURANCE / erases per second. littlefs levels wear dynamically over the whole device (every
+write goes to a new block, round robin), so its mean erase rate per block counts; FAT has no
+wear levelling, so its hottest block (a FAT or directory sector) counts.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+# NOR flash endurance assumed for the projection: 100,000 program/erase cycles per block
+# (Winbond W25Q / GigaDevice GD25Q datasheets, the flash on ESP32 and RP2040 modules).
+ENDURANCE = 100000
+BLOCK_SIZE = 4096  # erase block of SPI NOR flash; littlefs block and FAT sector on ESP32
+FS_BYTES = 2 * 1024 * 1024  # the filesystem the issue sizes for (2 MB)
+SECONDS_PER_YEAR = 365.25 * 86400
+# Workloads: what one poll of a documented configuration puts into the outbox.
+#   sim1     the simulated meter, one value a second, one message each (the issue's reference)
+#   sdm630   the documented Modbus example (docs/field-buses.md): an Eastron SDM630, its 18
+#            values every 10 s, as one pack per poll
+#   sdm630x18  the same with pack_size 1: one message per value (18 messages per poll)
+WORKLOADS = {"sim1": (1.0, 1), "sdm630": (10.0, 18), "sdm630x18": (10.0, 1)}
+# (name, filesystem, flush_interval_s or None for the board's, workload). 0 makes every record
+# durable on its own (the Linux default); 30 s is the board default (firmware/boards/*.json).
+CONFIGS = (("littlefs, every record", "lfs", 0.0, "sim1"), ("littlefs, board default", "lfs", None, "sim1"),
+           ("FAT, every record", "fat", 0.0, "sim1"), ("FAT, board default", "fat", None, "sim1"),
+           ("littlefs, SDM630 pack/10 s", "lfs", None, "sdm630"),
+           ("littlefs, SDM630 18 msgs/10 s", "lfs", None, "sdm630x18"))
+# Typical values of a loaded three-phase installation, per SenML unit, for the SDM630 poll.
+SDM630_VALUES = {"V": 231.7, "A": 12.81, "W": 2954.3, "VA": 3021.9, "var": 431.2, "/": 0.977,
+                 "Hz": 49.98, "J": 15234.56, "vars": 812.43}
+
+
+def workload_records(name):
+    """(records of one poll, interval_s, pack_size) of a workload."""
+    import struct
+
+    from edgeledger.agent import registermaps
+    from edgeledger.agent.simulated import SimulatedSource
+
+    interval, pack = WORKLOADS[name]
+    if name == "sim1":
+        return SimulatedSource("meter-01", "meter", interval_s=interval, channels=1).poll(0), interval, pack
+    m = registermaps.get_map("sdm630")
+    records = []
+    for start, count, entries in registermaps.plan_blocks(m):
+        regs = [0] * count
+        for addr, _kind, _order, _scale, unit, _name in entries:  # f32, most significant word first
+            hi, lo = struct.unpack(">HH", struct.pack(">f", SDM630_VALUES[unit]))
+            regs[addr - start], regs[addr - start + 1] = hi, lo
+        records += registermaps.decode_block(start, regs, entries, "hall-a/mains/", 0)
+    return records, interval, pack
+
+
+# A RAM flash for MicroPython's vfs (run under the unix port): littlefs uses the extended
+# block interface (erase by ioctl 6, program with an offset); FAT writes whole sectors, each
+# an erase of that block on raw NOR flash. ``log`` (a list) records every erase/program.
+BLOCKDEV = r"""
+class Counting:
+    def __init__(self, bs, n):
+        self.bs = bs
+        self.n = n
+        self.data = bytearray(b"\xff" * (bs * n))
+        self.erases = [0] * n
+        self.programmed = 0
+        self.counting = False
+        self.log = None
+
+    def readblocks(self, b, buf, off=0):
+        a = b * self.bs + off
+        buf[:] = self.data[a:a + len(buf)]
+
+    def writeblocks(self, b, buf, off=None):
+        a = b * self.bs + (off or 0)
+        self.data[a:a + len(buf)] = buf
+        if self.log is not None:
+            self.log.append((a, bytes(buf)))
+        if self.counting:
+            self.programmed += len(buf)
+            if off is None:
+                for i in range(len(buf) // self.bs):
+                    self.erases[b + i] += 1
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return self.bs
+        if op == 6:
+            if self.counting:
+                self.erases[arg] += 1
+            a = arg * self.bs
+            self.data[a:a + self.bs] = b"\xff" * self.bs
+            if self.log is not None:
+                self.log.append((a, None))
+            return 0
+        return 0
+"""
+
+SCRIPT = BLOCKDEV + r"""
+import os, vfs, json, hashlib
+
+from edgeledger.agent.core import AgentCore
+from edgeledger.agent.outbox import Outbox
+
+class SizedSigner:
+    # a real signed message's size: 64-byte signature, 16-byte kid
+    alg = -8
+    kid = b"k" * 16
+    def sign(self, tbs):
+        h = hashlib.sha256(tbs).digest()
+        return h + h
+
+class Replay:
+    # a source that returns the same records (a field bus's decoded poll) every interval
+    def __init__(self, records, interval_s):
+        self.name = "replay"
+        self.interval_s = interval_s
+        self.records = [dict([(int(k), v) for k, v in r.items()]) for r in records]
+
+    def poll(self, now):
+        out = []
+        for r in self.records:
+            r = dict(r)
+            r[6] = now
+            out.append(r)
+        return out
+
+P = json.loads(%(params)r)
+for fs, flush_s, w in P["configs"]:
+    dev = Counting(P["block"], P["fs_bytes"] // P["block"])
+    if fs == "lfs":
+        vfs.VfsLfs2.mkfs(dev)
+        mnt = vfs.VfsLfs2(dev)
+    else:
+        vfs.VfsFat.mkfs(dev)
+        mnt = vfs.VfsFat(dev)
+    vfs.mount(mnt, "/flash")
+    os.mkdir("/flash/state")
+    box = Outbox("/flash/state/outbox", max_bytes=P["max_bytes"], segment_bytes=P["segment_bytes"],
+                 hash_fn=lambda b: hashlib.sha256(b).digest(), flush_interval_s=flush_s)
+    work = P["workloads"][w]
+    src = Replay(work["records"], work["interval_s"])
+    core = AgentCore("meter-01", SizedSigner(), box, [src], lambda b: hashlib.sha256(b).digest(),
+                     epoch=1, pack_size=work["pack_size"])
+    wall = 1767225600.0
+    for i in range(P["warmup"] + P["seconds"]):  # one loop turn per second of device time
+        if i == P["warmup"]:
+            dev.counting = True
+            first = box.counters["appended"]
+        core.tick(float(i), wall + i)
+        core.on_ack(box.durable_seq, float(i))
+    box.flush()
+    dev.counting = False
+    sealed = box.counters["appended"] - first
+    size = len(box.read(box.head_seq, 1)[0][1]) if box.head_seq > box.acked else 0
+    box.close()
+    vfs.umount("/flash")
+    print("flash|" + json.dumps({"fs": fs, "flush_interval_s": flush_s, "workload": w, "seconds": P["seconds"],
+                                 "readings": sealed, "erases": sum(dev.erases),
+                                 "hottest_block_erases": max(dev.erases), "programmed": dev.programmed,
+                                 "blocks": dev.n}))
+"""
+
+
+def _micropython():
+    from edgeledger.firmware.bench import micropython_binary
+
+    return micropython_binary()
+
+
+def _stage(dest):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg = os.path.join(dest, "edgeledger")
+    os.makedirs(pkg)
+    open(os.path.join(pkg, "__init__.py"), "w").close()
+    for name in ("protocols", "agent", "firmware"):
+        os.symlink(os.path.join(root, name), os.path.join(pkg, name))
+
+
+def board_outbox(board="esp32"):
+    """The outbox settings of a board profile (max_bytes, segment_bytes, flush_interval_s)."""
+    from edgeledger.firmware import build
+
+    with open(os.path.join(build.BOARDS_DIR, board + ".json")) as f:
+        return json.load(f)["outbox"]
+
+
+def measure(seconds=2000, warmup=200, board="esp32", configs=CONFIGS, timeout=900):
+    """Run every config for ``seconds`` of device time under MicroPython; returns a list of
+    dicts with the raw counts and readings (signed messages), erases_per_reading,
+    programmed_per_reading, erases_per_hour, life_years (projected)."""
+    ob = board_outbox(board)
+    workloads = {}
+    for _, _, _, w in configs:
+        records, interval, pack = workload_records(w)
+        workloads[w] = {"records": records, "interval_s": interval, "pack_size": pack}
+    params = {"block": BLOCK_SIZE, "fs_bytes": FS_BYTES, "seconds": seconds, "warmup": warmup,
+              "max_bytes": ob["max_bytes"], "segment_bytes": ob["segment_bytes"], "workloads": workloads,
+              "configs": [[fs, ob["flush_interval_s"] if s is None else s, w] for _, fs, s, w in configs]}
+    work = tempfile.mkdtemp(prefix="el-flash-")
+    try:
+        _stage(work)
+        script = os.path.join(work, "flash.py")
+        with open(script, "w") as f:
+            f.write(SCRIPT % {"params": json.dumps(params)})
+        # the RAM flash (2 MB) and its copy live on the interpreter's heap
+        proc = subprocess.run([_micropython(), "-X", "heapsize=24M", script], cwd=work,
+                              capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, MICROPYPATH=work))
+        if proc.returncode != 0:
+            raise RuntimeError("flash bench failed:\n" + proc.stdout + proc.stderr)
+        rows = [json.loads(line.split("|", 1)[1]) for line in proc.stdout.splitlines()
+                if line.startswith("flash|")]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for (name, _, _, _), r in zip(configs, rows):
+        r["config"] = name
+        r["erases_per_reading"] = r["erases"] / r["readings"]
+        r["programmed_per_reading"] = r["programmed"] / r["readings"]
+        r["erases_per_hour"] = r["erases"] * 3600.0 / r["seconds"]
+        if r["fs"] == "lfs":  # wear levelled over every block
+            per_block_s = r["erases"] / r["seconds"] / r["blocks"]
+        else:  # no levelling: the hottest block wears out first
+            per_block_s = r["hottest_block_erases"] / r["seconds"]
+        r["life_years"] = (ENDURANCE / per_block_s / SECONDS_PER_YEAR) if per_block_s else float("inf")
+    return rows
+
+
+def report(rows, say=print):
+    say("flash wear, %d MB filesystem, %d B blocks, %d s of device time each (endurance %d cycles; "
+        "littlefs levels wear, FAT on raw flash does not); a reading is one signed message:"
+        % (FS_BYTES // (1024 * 1024), BLOCK_SIZE, rows[0]["seconds"] if rows else 0, ENDURANCE))
+    for r in rows:
+        say("  %-30s flush %4.0f s: %.3f erases/reading (%6.1f/h), %5.0f B programmed/reading, "
+            "projected life %.1f years (%.0f days)" % (
+                r["config"], r["flush_interval_s"], r["erases_per_reading"], r["erases_per_hour"],
+                r["programmed_per_reading"], r["life_years"], r["life_years"] * 365.25))
+
+
+def main_cli(args):
+    rows = measure(seconds=args.seconds, board=args.board)
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        report(rows)
+    return 0
+
