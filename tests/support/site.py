@@ -14,6 +14,10 @@ from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 
 CLI = [sys.executable, "-m", "edgeledger.gateway.cli"]
+# What `gateway run -v` logs once it listens: one process, or each ingest worker.
+READY_MARKS = ("subscribed to", "subscribing to owned devices")
+# A loaded single core can take tens of seconds to import web3 and connect.
+GATEWAY_READY_TIMEOUT_S = 120.0
 
 
 class Site:
@@ -24,6 +28,7 @@ class Site:
         self.site = site
         self.devices = {}
         self.gateway = None
+        self.gateway_starts = 0
         self.agents = {}
         self.gateway_config = os.path.join(self.root, "gateway.toml")
         with open(self.gateway_config, "w") as f:
@@ -89,7 +94,21 @@ class Site:
         assert self.gateway is None or self.gateway.poll() is not None
         self.gateway = self._spawn(["-v", "gateway", "run", "--config", self.gateway_config] + list(extra),
                                    "gateway.log")
+        self.gateway_starts += 1
         return self.gateway
+
+    def wait_gateway_ready(self, timeout=GATEWAY_READY_TIMEOUT_S):
+        """Wait until the gateway started last has subscribed (its start-up -- imports,
+        store, connect -- takes as long as the machine makes it); fail at once, with its
+        log, if it exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log("gateway.log")
+            if sum(text.count(m) for m in READY_MARKS) >= self.gateway_starts:
+                return
+            assert self.gateway.poll() is None, "the gateway exited with %s:\n%s" % (self.gateway.returncode, text)
+            assert time.monotonic() < deadline, "the gateway did not subscribe within %.0f s:\n%s" % (timeout, text)
+            time.sleep(0.05)
 
     def kill_gateway(self, sig=signal.SIGKILL):
         if self.gateway is not None and self.gateway.poll() is None:
