@@ -3,32 +3,39 @@
 This is the only module in edgeledger that probes the runtime with
 ``try: import``. Everything else calls these functions (bytes in, bytes out):
 
-  sha256, sha512, hmac_sha256, hmac_sha512, random_bytes
+  sha256, sha512, sm3, hmac_sha256, hmac_sha512, hmac_sm3, random_bytes
   ed25519_public_key, ed25519_sign, ed25519_verify        (RFC 8032)
   p256_public_key, es256_sign, es256_verify               (FIPS 186-4, RFC 9053 §2.1)
+  sm2_public_key, sm2_sign, sm2_verify                    (GB/T 32918.2 with SM3, Z_A of the
+                                                           default id 1234567812345678)
   aes_ecb_encrypt_block, AesEcb, aes_ccm_encrypt, aes_ccm_decrypt  (FIPS 197, RFC 3610)
+  sm4_ecb_encrypt_block, Sm4Ecb, sm4_ccm_encrypt, sm4_ccm_decrypt  (GB/T 32907, RFC 3610)
 
 A board hashes and signs readings; it does not verify, encrypt, MAC or draw
 random bytes. So that its heap does not hold that code, this module defines only
 what signing needs; the rest is imported on first access through this module
 (``crypto.ed25519_verify``, ``from ...crypto import IMPLEMENTATION``): the
-``*_LEN`` constants, ``P256_N``, ``IMPLEMENTATION``, hmac_*, random_bytes and
-the verify functions from ``crypto_more.py``; AES/CCM (with ``CcmAuthError``)
-from ``crypto_aes.py``.
+``*_LEN`` constants, ``P256_N``, ``SM2_N``, ``IMPLEMENTATION``, hmac_*, random_bytes
+and the verify functions from ``crypto_more.py``; AES/CCM (with ``CcmAuthError``)
+from ``crypto_aes.py``; SM4/SM4-CCM from ``crypto_sm4.py``.
 
 Backends:
-  CPython      hashlib, hmac, os.urandom and ``cryptography`` (crypto_cpython.py)
+  CPython      hashlib, hmac, os.urandom and ``cryptography`` (crypto_cpython.py,
+               SM3 and SM4 too); SM2 through ``tongsuopy`` (crypto_sm2_cpython.py)
+               where it installs (x86-64 Linux, macOS, Windows wheels), else pure
   MicroPython  hashlib.sha256, os.urandom, cryptolib/ucryptolib AES-ECB; pure
-               sha512, hmac, ed25519, p256, aesccm (aes if there is no cryptolib),
-               each imported on first use, so a board that only signs Ed25519
-               never loads the P-256 code.
+               sha512, hmac, ed25519, p256, sm3, sm2, sm4, aesccm (aes if there is no
+               cryptolib), each imported on first use, so a board that only signs
+               Ed25519 never loads the P-256 or SM2 code.
 
 ``IMPLEMENTATION`` names the backend serving each primitive.
 
 Every function raises ValueError for an argument of the wrong length. Verify
 functions return False for a signature that does not verify (wrong length
 included) and raise ValueError for a malformed public key. ES256 signatures
-are deterministic (RFC 6979) on both runtimes.
+are deterministic (RFC 6979) on both runtimes; SM2 signatures are deterministic
+(RFC 6979 with HMAC-SM3) from the pure code and random-k from tongsuopy (both valid
+GB/T 32918.2 signatures: a verifier cannot tell them apart).
 """
 import hashlib
 
@@ -40,6 +47,8 @@ except ImportError:  # CPython
 _KEY_LEN = const(32)  # ED25519_SEED_LEN, P256_PRIV_LEN
 # SEC 2 §2.4.2 (FIPS 186-4 D.1.2.3): order n of the P-256 base point (``P256_N``).
 _P256_N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
+# GB/T 32918.5 §3: order n of the sm2p256v1 base point (``SM2_N``).
+_SM2_N = const(0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123)
 
 # ---------------------------------------------------------------- probing ---
 try:
@@ -50,6 +59,21 @@ else:
     from edgeledger.firmware import crypto_cpython as _cp
 
 _native_sha512 = getattr(hashlib, "sha512", None)
+_sm2_cp = None  # the CPython SM2 backend (crypto_sm2_cpython), False once found missing
+
+
+def _sm2_backend():
+    """crypto_sm2_cpython (tongsuopy) on CPython where it imports, else None (pure SM2)."""
+    global _sm2_cp
+    if _sm2_cp is None:
+        _sm2_cp = False
+        if _cp:
+            try:
+                from edgeledger.firmware import crypto_sm2_cpython as backend
+            except ImportError:  # tongsuopy has no wheel for this platform
+                backend = False
+            _sm2_cp = backend
+    return _sm2_cp or None
 
 
 def _need(name, value, n):
@@ -70,6 +94,15 @@ def sha512(data):
     from edgeledger.firmware import sha512 as pure
 
     return pure.sha512(data)
+
+
+def sm3(data):
+    """SM3 (GB/T 32905) of ``data``: 32 bytes."""
+    if _cp:
+        return _cp.sm3(data)
+    from edgeledger.firmware import sm3 as pure
+
+    return pure.sm3(data)
 
 
 # ---------------------------------------------------------------- Ed25519 ---
@@ -95,14 +128,19 @@ def ed25519_sign(seed, msg):
 
 
 # ------------------------------------------------------------ P-256/ES256 ---
-def _p256_scalar(d):
-    """The private scalar of 32 bytes ``d``; ValueError unless 1 <= d < n (SEC 1 §3.2.1)."""
-    _need("P-256 private key", d, _KEY_LEN)
+def _scalar(name, d, n, margin):
+    """The private scalar of the 32 bytes ``d``; ValueError unless 1 <= d <= n - margin
+    (SEC 1 §3.2.1: margin 1; GB/T 32918.1 §6.1: margin 2, as 1 + d must be invertible)."""
+    _need(name + " private key", d, _KEY_LEN)
     k = int.from_bytes(bytes(d), "big")
-    if k < 1 or k >= _P256_N:
-        raise ValueError("P-256 private key: expected an integer in [1, n-1], found %s"
-                         % ("0" if k == 0 else ">= n"))
+    if k < 1 or k > n - margin:
+        raise ValueError("%s private key: expected an integer in [1, n-%d], found %s"
+                         % (name, margin, "0" if k == 0 else "> n-%d" % margin))
     return k
+
+
+def _p256_scalar(d):
+    return _scalar("P-256", d, _P256_N, 1)
 
 
 def p256_public_key(d):
@@ -129,6 +167,37 @@ def es256_sign(d, msg):
     from edgeledger.firmware import p256 as pure
 
     return pure.sign(k, sha256(msg))
+
+
+# -------------------------------------------------------------- SM2/SM3 ---
+def _sm2_scalar(d):
+    return _scalar("SM2", d, _SM2_N, 2)
+
+
+def sm2_public_key(d):
+    """65-byte SEC 1 uncompressed public point of the 32-byte SM2 private key ``d``.
+
+    Raises ValueError if ``d`` is not 32 bytes or not in [1, n-2].
+    """
+    k = _sm2_scalar(d)
+    backend = _sm2_backend()
+    if backend:
+        return backend.public_key(k)
+    from edgeledger.firmware import sm2 as pure
+
+    return pure.public_key(k)
+
+
+def sm2_sign(d, msg):
+    """SM2 signature (GB/T 32918.2 §6.1) of ``msg`` with SM3 and the default user id;
+    returns r ‖ s (64 bytes, not DER). Raises ValueError on a bad private key."""
+    k = _sm2_scalar(d)
+    backend = _sm2_backend()
+    if backend:
+        return backend.sign(k, msg)
+    from edgeledger.firmware import sm2 as pure
+
+    return pure.sign_message(k, msg)
 
 
 # ----------------------------------------------- loaded on first access ---
