@@ -15,9 +15,10 @@ A board hashes and signs readings; it does not verify, encrypt, MAC or draw
 random bytes. So that its heap does not hold that code, this module defines only
 what signing needs; the rest is imported on first access through this module
 (``crypto.ed25519_verify``, ``from ...crypto import IMPLEMENTATION``): the
-``*_LEN`` constants, ``P256_N``, ``SM2_N``, ``IMPLEMENTATION``, hmac_*, random_bytes
-and the verify functions from ``crypto_more.py``; AES/CCM (with ``CcmAuthError``)
-from ``crypto_aes.py``; SM4/SM4-CCM from ``crypto_sm4.py``.
+``*_LEN`` constants, ``P256_N``, ``IMPLEMENTATION``, hmac_sha*, random_bytes and
+the verify functions from ``crypto_more.py``; AES/CCM (with ``CcmAuthError``)
+from ``crypto_aes.py``; sm3, hmac_sm3, sm2_verify and ``SM2_N`` from ``crypto_sm2.py``;
+SM4/SM4-CCM from ``crypto_sm4.py``.
 
 Backends:
   CPython      hashlib, hmac, os.urandom and ``cryptography`` (crypto_cpython.py,
@@ -59,23 +60,6 @@ else:
     from edgeledger.firmware import crypto_cpython as _cp
 
 _native_sha512 = getattr(hashlib, "sha512", None)
-_sm2_cp = None  # the CPython SM2 backend (crypto_sm2_cpython), False once found missing
-
-
-def _sm2_backend():
-    """crypto_sm2_cpython (tongsuopy) on CPython where it imports, else None (pure SM2)."""
-    global _sm2_cp
-    if _sm2_cp is None:
-        _sm2_cp = False
-        if _cp:
-            try:
-                from edgeledger.firmware import crypto_sm2_cpython as backend
-            except ImportError:  # tongsuopy has no wheel for this platform
-                backend = False
-            _sm2_cp = backend
-    return _sm2_cp or None
-
-
 def _need(name, value, n):
     if len(value) != n:
         raise ValueError("%s: expected %d bytes, found %d" % (name, n, len(value)))
@@ -94,15 +78,6 @@ def sha512(data):
     from edgeledger.firmware import sha512 as pure
 
     return pure.sha512(data)
-
-
-def sm3(data):
-    """SM3 (GB/T 32905) of ``data``: 32 bytes."""
-    if _cp:
-        return _cp.sm3(data)
-    from edgeledger.firmware import sm3 as pure
-
-    return pure.sm3(data)
 
 
 # ---------------------------------------------------------------- Ed25519 ---
@@ -139,16 +114,12 @@ def _scalar(name, d, n, margin):
     return k
 
 
-def _p256_scalar(d):
-    return _scalar("P-256", d, _P256_N, 1)
-
-
 def p256_public_key(d):
     """65-byte SEC 1 uncompressed public point of the 32-byte private key ``d``.
 
     Raises ValueError if ``d`` is not 32 bytes or not in [1, n-1].
     """
-    k = _p256_scalar(d)
+    k = _scalar("P-256", d, _P256_N, 1)
     if _cp:
         return _cp.p256_public_key(k)
     from edgeledger.firmware import p256 as pure
@@ -161,7 +132,7 @@ def es256_sign(d, msg):
 
     Raises ValueError on a bad private key.
     """
-    k = _p256_scalar(d)
+    k = _scalar("P-256", d, _P256_N, 1)
     if _cp:
         return _cp.es256_sign(k, msg)
     from edgeledger.firmware import p256 as pure
@@ -170,8 +141,22 @@ def es256_sign(d, msg):
 
 
 # -------------------------------------------------------------- SM2/SM3 ---
-def _sm2_scalar(d):
-    return _scalar("SM2", d, _SM2_N, 2)
+# What signing needs; the rest of SM2/SM3 (SM3 itself, verify, the CPython backend's probe)
+# is in crypto_sm2.py, which a board that only signs never loads.
+def _sm2(d):
+    """(scalar, signing module) for the 32-byte SM2 key ``d``: ValueError unless
+    1 <= d <= n-2 (GB/T 32918.1 §6.1: 1 + d must be invertible). The module is tongsuopy's
+    (crypto_sm2_cpython) on CPython where it installs, else the pure sm2.py."""
+    k = _scalar("SM2", d, _SM2_N, 2)
+    if _cp:
+        from edgeledger.firmware import crypto_sm2
+
+        found = crypto_sm2.backend()
+        if found:
+            return k, found
+    from edgeledger.firmware import sm2 as pure
+
+    return k, pure
 
 
 def sm2_public_key(d):
@@ -179,25 +164,15 @@ def sm2_public_key(d):
 
     Raises ValueError if ``d`` is not 32 bytes or not in [1, n-2].
     """
-    k = _sm2_scalar(d)
-    backend = _sm2_backend()
-    if backend:
-        return backend.public_key(k)
-    from edgeledger.firmware import sm2 as pure
-
-    return pure.public_key(k)
+    k, signer = _sm2(d)
+    return signer.public_key(k)
 
 
 def sm2_sign(d, msg):
     """SM2 signature (GB/T 32918.2 §6.1) of ``msg`` with SM3 and the default user id;
     returns r ‖ s (64 bytes, not DER). Raises ValueError on a bad private key."""
-    k = _sm2_scalar(d)
-    backend = _sm2_backend()
-    if backend:
-        return backend.sign(k, msg)
-    from edgeledger.firmware import sm2 as pure
-
-    return pure.sign_message(k, msg)
+    k, signer = _sm2(d)
+    return signer.sign_message(k, msg)
 
 
 # ----------------------------------------------- loaded on first access ---

@@ -5,10 +5,10 @@ are for the gateway, the tests and key generation. crypto.py and sha512.py keep
 only what signing needs and reach the rest here through their ``__getattr__``,
 so a board's heap never holds this code:
 
-  crypto.py   the *_LEN constants, P256_N, SM2_N, AES_KEY_LEN, AES_BLOCK, IMPLEMENTATION,
-              hmac_sha256, hmac_sha512, hmac_sm3, random_bytes, ed25519_verify,
-              es256_verify, sm2_verify (through ``shim_attr``, which finds AES/CCM in
-              crypto_aes.py and SM4/SM4-CCM in crypto_sm4.py)
+  crypto.py   the *_LEN constants, P256_N, AES_KEY_LEN, AES_BLOCK, IMPLEMENTATION,
+              hmac_sha256, hmac_sha512, random_bytes, ed25519_verify, es256_verify
+              (through ``shim_attr``, which finds AES/CCM in crypto_aes.py, SM2/SM3 in
+              crypto_sm2.py and SM4/SM4-CCM in crypto_sm4.py)
   sha512.py   Sha512, the incremental SHA-512
 
 The pure verify code is in ed25519_verify.py, p256_verify.py and sm2_verify.py (separate, so
@@ -18,7 +18,7 @@ source). Contracts are those of crypto.py and sha512.py (see their docstrings).
 import os
 import struct
 
-from edgeledger.firmware.crypto import _cp, _native_sha512, _need, _sm2_backend, sha256
+from edgeledger.firmware.crypto import _cp, _native_sha512, _need, sha256
 
 # ===================================================== the rest of crypto.py ===
 SHA256_LEN = 32
@@ -31,12 +31,6 @@ P256_PUB_LEN = 65  # SEC 1 §2.3.3 uncompressed: 0x04 ‖ X ‖ Y
 ES256_SIG_LEN = 64  # RFC 9053 §2.1: r ‖ s, each 32 bytes big-endian, not DER
 # SEC 2 §2.4.2 (FIPS 186-4 D.1.2.3): order n of the P-256 base point.
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-# GB/T 32918.5 §3: order n of the sm2p256v1 base point.
-SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
-SM2_PRIV_LEN = 32
-SM2_PUB_LEN = 65  # SEC 1 §2.3.3 uncompressed (GB/T 32918.1 §4.2.9): 0x04 ‖ X ‖ Y
-SM2_SIG_LEN = 64  # r ‖ s, each 32 bytes big-endian, not DER (docs/wire-format.md)
-SM3_LEN = 32
 AES_KEY_LEN = 16
 AES_BLOCK = 16
 
@@ -50,6 +44,13 @@ if _cp is None:
         except ImportError:
             _cryptolib = None
 
+
+def _load(name):
+    """The pure fallback module ``name``, imported on first use (keeps the board heap
+    small). Module names are spelled out for the image build, which follows them."""
+    return __import__(name, None, None, ("x",))
+
+
 IMPLEMENTATION = {
     "sha256": "hashlib",
     "sha512": "hashlib" if _native_sha512 else "pure",
@@ -60,41 +61,39 @@ IMPLEMENTATION = {
     "aes": "cryptography" if _cp else ("cryptolib" if _cryptolib else "pure"),
     "ccm": "cryptography" if _cp else "pure",
     "sm3": "cryptography" if _cp else "pure",
-    "sm2": "tongsuopy" if _sm2_backend() else "pure",
+    "sm2": ("tongsuopy" if _load("edgeledger.firmware.crypto_sm2").backend() else "pure")
+    if _cp else "pure",
     "sm4": "cryptography" if _cp else "pure",  # SM4-CCM: aesccm.py over this block cipher
 }
 
 # What crypto.py serves from here; any other name it looks up in crypto_aes.py.
 _SHIM = ("SHA256_LEN", "SHA512_LEN", "ED25519_SEED_LEN", "ED25519_PUB_LEN", "ED25519_SIG_LEN",
-         "P256_PRIV_LEN", "P256_PUB_LEN", "ES256_SIG_LEN", "P256_N", "SM2_N", "SM2_PRIV_LEN",
-         "SM2_PUB_LEN", "SM2_SIG_LEN", "SM3_LEN", "AES_KEY_LEN", "AES_BLOCK",
-         "IMPLEMENTATION", "hmac_sha256", "hmac_sha512", "hmac_sm3", "random_bytes",
-         "ed25519_verify", "es256_verify", "sm2_verify", "_cryptolib", "_load")
-# What crypto.py serves from crypto_sm4.py.
-_SM4 = ("SM4_KEY_LEN", "SM4_BLOCK", "Sm4Ecb", "sm4_ecb_encrypt_block", "sm4_ccm_encrypt",
-        "sm4_ccm_decrypt")
+         "P256_PRIV_LEN", "P256_PUB_LEN", "ES256_SIG_LEN", "P256_N", "AES_KEY_LEN", "AES_BLOCK",
+         "IMPLEMENTATION", "hmac_sha256", "hmac_sha512", "random_bytes", "ed25519_verify",
+         "es256_verify", "_cryptolib", "_load")
+# What crypto.py serves from the national-algorithm modules (any other name: crypto_aes.py).
+_ELSEWHERE = (
+    ("edgeledger.firmware.crypto_sm2", ("SM2_N", "SM2_PRIV_LEN", "SM2_PUB_LEN", "SM2_SIG_LEN",
+                                        "SM3_LEN", "sm3", "hmac_sm3", "sm2_verify")),
+    ("edgeledger.firmware.crypto_sm4", ("SM4_KEY_LEN", "SM4_BLOCK", "Sm4Ecb",
+                                        "sm4_ecb_encrypt_block", "sm4_ccm_encrypt",
+                                        "sm4_ccm_decrypt")),
+)
 
 
 def shim_attr(name):
     """``crypto.<name>`` for a name crypto.py does not define itself."""
     if name in _SHIM:
         return globals()[name]
-    if name in _SM4:
-        from edgeledger.firmware import crypto_sm4
-
-        return getattr(crypto_sm4, name)
+    for module, names in _ELSEWHERE:
+        if name in names:
+            return getattr(_load(module), name)
     from edgeledger.firmware import crypto_aes
 
     try:
         return getattr(crypto_aes, name)
     except AttributeError:
         raise AttributeError("module edgeledger.firmware.crypto has no attribute %r" % (name,))
-
-
-def _load(name):
-    """The pure fallback module ``name``, imported on first use (keeps the board heap
-    small). Module names are spelled out for the image build, which follows them."""
-    return __import__(name, None, None, ("x",))
 
 
 def hmac_sha256(key, data):
@@ -105,11 +104,6 @@ def hmac_sha256(key, data):
 def hmac_sha512(key, data):
     """HMAC-SHA-512 (RFC 2104): 64 bytes."""
     return (_cp or _load("edgeledger.firmware.hmac")).hmac_sha512(key, data)
-
-
-def hmac_sm3(key, data):
-    """HMAC-SM3 (RFC 2104 over SM3, GB/T 32905): 32 bytes."""
-    return (_cp or _load("edgeledger.firmware.sm3")).hmac_sm3(key, data)
 
 
 def random_bytes(n):
@@ -143,29 +137,6 @@ def es256_verify(pub, msg, sig):
     from edgeledger.firmware.p256_verify import verify
 
     return verify(pub, sha256(msg), sig)
-
-
-def sm2_verify(pub, msg, sig):
-    """GB/T 32918.2 §7.1 with SM3 and the default user id. Returns bool (False for a
-    signature that is not 64 bytes, or whose r or s is outside [1, n-1]); raises
-    ValueError if ``pub`` is not a valid 65-byte SEC 1 uncompressed sm2p256v1 point."""
-    _need("SM2 public key", pub, SM2_PUB_LEN)
-    if pub[0] != 4:
-        raise ValueError("SM2 public key: expected SEC1 uncompressed (0x04), found 0x%02x"
-                         % pub[0])
-    backend = _sm2_backend()
-    if not backend:
-        from edgeledger.firmware.sm2_verify import verify_message
-
-        return verify_message(pub, msg, sig)
-    key = backend.public_key_object(pub)  # a malformed key raises, whatever the signature
-    if len(sig) != SM2_SIG_LEN:
-        return False
-    r = int.from_bytes(bytes(sig[:32]), "big")
-    s = int.from_bytes(bytes(sig[32:]), "big")
-    if not (0 < r < SM2_N and 0 < s < SM2_N):  # the canonical form: r, s reduced mod n
-        return False
-    return backend.verify(key, msg, r, s)
 
 
 # ================================================== sha512.Sha512 (FIPS 180-4) ===

@@ -36,8 +36,9 @@ def public_key(d):
                                                  serialization.PublicFormat.UncompressedPoint)
 
 
-def sign(d, msg):
-    """``d`` the checked scalar (int) -> r ‖ s (64 bytes)."""
+def sign_message(d, msg):
+    """``d`` the checked scalar (int) -> r ‖ s (64 bytes) over ``msg`` (the pure sm2.py's
+    name and contract)."""
     r, s = decode_dss_signature(_private(d).sign(bytes(msg), _SM2_SM3))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 

@@ -46,14 +46,18 @@ def _compress(v, block, off):
         w[j] = (x ^ _rotl(x, 15) ^ _rotl(x, 23)) ^ _rotl(w[j - 13], 7) ^ w[j - 6]  # P1
     a, b, c, d, e, f, g, h = v
     for j in range(64):
+        if j < 16:  # §5.3.3: FF_j, GG_j = X ^ Y ^ Z and T_j for 0 <= j <= 15
+            ff = a ^ b ^ c
+            gg = e ^ f ^ g
+            t = _T0
+        else:  # 16 <= j <= 63: majority, choice
+            ff = (a & b) | (a & c) | (b & c)
+            gg = (e & f) | (~e & g)
+            t = _T1
         a12 = _rotl(a, 12)
-        ss1 = _rotl((a12 + e + _rotl(_T0 if j < 16 else _T1, j & 31)) & _M32, 7)
-        if j < 16:  # FF_j, GG_j for 0 <= j <= 15: X ^ Y ^ Z
-            tt1 = ((a ^ b ^ c) + d + (ss1 ^ a12) + (w[j] ^ w[j + 4])) & _M32
-            tt2 = ((e ^ f ^ g) + h + ss1 + w[j]) & _M32
-        else:  # 16 <= j <= 63: majority, and choice
-            tt1 = (((a & b) | (a & c) | (b & c)) + d + (ss1 ^ a12) + (w[j] ^ w[j + 4])) & _M32
-            tt2 = (((e & f) | (~e & g)) + h + ss1 + w[j]) & _M32
+        ss1 = _rotl((a12 + e + _rotl(t, j & 31)) & _M32, 7)
+        tt1 = (ff + d + (ss1 ^ a12) + (w[j] ^ w[j + 4])) & _M32
+        tt2 = (gg + h + ss1 + w[j]) & _M32
         d = c
         c = _rotl(b, 9)
         b = a
