@@ -15,8 +15,10 @@ Per candidate, in one run (the machine is shared: compare the rows, not runs):
 * ``ours->lib``: verifies signatures made by edgeledger's pure SM2 (``firmware/sm2.py``)
   on random keys and messages; ``lib->ours``: its signatures verify with ours;
 * ``refuses``: a flipped bit in the message and in the signature, and an all-zero
-  signature, are refused — without the process dying (each candidate runs in a child
-  process, so a library that aborts is reported, not fatal);
+  signature, are refused;
+* ``survives_malformed``: a malformed signature in the library's own input form (not DER
+  where it takes DER, 63 bytes where it takes r ‖ s) is refused without the process dying
+  (each check runs in a child process, so a library that aborts is reported, not fatal);
 * ``verify/s``: verifications per second of one 120-byte message with one key (key
   object made once, as a gateway caches it), for ``--seconds`` on one core. The last row
   is ES256 through ``cryptography`` (what the gateway verifies P-256 with), the one before
@@ -43,6 +45,8 @@ GMT_SIG = ("F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3"
            "B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA")
 GMT_MSG = b"message digest"
 
+# The candidates whose verify function takes an ASN.1 DER signature.
+DER_INPUT = ("gmssl-pyx", "tongsuopy", "smcryptopy")
 # PyPI name -> (import name, what it is built on). Pure-Python ones first.
 CANDIDATES = {
     "gmssl": ("gmssl", "pure Python"),
@@ -72,8 +76,10 @@ def _raw(der):
 
 
 def adapter(name):
-    """(make_verifier(pub) -> verify(msg, sig) -> bool, sign(d, pub, msg) -> sig) for a
-    candidate; all keys and signatures as raw bytes (65-byte SEC 1 key, 64-byte r ‖ s)."""
+    """(make_verifier(pub) -> verify(msg, sig) -> bool, sign(d, pub, msg) -> sig,
+    native_verify(pub, msg, sig in the library's own form)) for a candidate; keys and
+    signatures as raw bytes (65-byte SEC 1 key, 64-byte r ‖ s) but for the last one, which
+    gives the library a signature as it takes it (DER where it wants DER)."""
     if name == "gmssl":
         from gmssl import sm2
 
@@ -84,7 +90,7 @@ def adapter(name):
         def sign(d, pub, m):
             return bytes.fromhex(sm2.CryptSM2(private_key=d.hex(), public_key=pub[1:].hex())
                                  .sign_with_sm3(m))
-        return mk, sign
+        return mk, sign, lambda pub, m, sig: mk(pub)(m, sig)
     if name == "gmalg":
         import gmalg
 
@@ -95,7 +101,7 @@ def adapter(name):
         def sign(d, pub, m):
             r, s = gmalg.SM2(sk=d, uid=UID, pk=pub).sign(m)
             return r + s
-        return mk, sign
+        return mk, sign, lambda pub, m, sig: mk(pub)(m, sig)
     if name == "snowland-smx":
         import pysmx.SM2 as px
 
@@ -104,7 +110,7 @@ def adapter(name):
 
         def sign(d, pub, m):
             return px.Sign(m, d, os.urandom(32).hex(), 64, uid=UID)
-        return mk, sign
+        return mk, sign, lambda pub, m, sig: mk(pub)(m, sig)
     if name == "gmalglib":
         from gmalglib.sm2 import SM2
 
@@ -112,7 +118,7 @@ def adapter(name):
             c = SM2(pk=pub, uid=UID)
             return lambda m, s: bool(c.verify(m, s))
 
-        return mk, lambda d, pub, m: SM2(sk=d, uid=UID).sign(m)
+        return mk, lambda d, pub, m: SM2(sk=d, uid=UID).sign(m), lambda pub, m, sig: mk(pub)(m, sig)
     if name == "gmssl-fast":
         import gmssl_fast
 
@@ -120,14 +126,16 @@ def adapter(name):
             c = gmssl_fast.SM2(public_key=pub.hex())
             return lambda m, s: bool(c.verify(m, s))
 
-        return mk, lambda d, pub, m: gmssl_fast.SM2(private_key=d.hex(), public_key=pub.hex()).sign(m)
+        return (mk, lambda d, pub, m: gmssl_fast.SM2(private_key=d.hex(), public_key=pub.hex()).sign(m),
+                lambda pub, m, sig: mk(pub)(m, sig))
     if name == "gmssl-pyx":
         import gmssl_pyx
 
         def mk(pub):
             return lambda m, s: bool(gmssl_pyx.sm2_verify(pub[1:], m, _der(s), UID))
 
-        return mk, lambda d, pub, m: _raw(gmssl_pyx.sm2_sign(d, pub[1:], m, UID))
+        return (mk, lambda d, pub, m: _raw(gmssl_pyx.sm2_sign(d, pub[1:], m, UID)),
+                lambda pub, m, der: gmssl_pyx.sm2_verify(pub[1:], m, der, UID))
     if name == "tongsuopy":
         from tongsuopy.crypto import hashes
         from tongsuopy.crypto.asymciphers import ec
@@ -147,14 +155,19 @@ def adapter(name):
         def sign(d, pub, m):
             key = ec.derive_private_key(int.from_bytes(d, "big"), ec.SM2())
             return _raw(key.sign(m, ec.ECDSA(hashes.SM3())))
-        return mk, sign
+
+        def raw(pub, m, der):
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SM2(), pub).verify(
+                der, m, ec.ECDSA(hashes.SM3()))
+        return mk, sign, raw
     if name == "smcryptopy":
         from smcryptopy import sm2
 
         def mk(pub):
             return lambda m, s: bool(sm2.verify(UID, m, _der(s), pub[1:].hex()))
 
-        return mk, lambda d, pub, m: _raw(sm2.sign(UID, m, d.hex()))
+        return (mk, lambda d, pub, m: _raw(sm2.sign(UID, m, d.hex())),
+                lambda pub, m, der: sm2.verify(UID, m, der, pub[1:].hex()))
     raise ImportError("no adapter for %s (it did not import here)" % name)
 
 
@@ -187,7 +200,7 @@ def check(name, seconds):
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
         else:
             __import__(module)
-        mk, sign = adapter(name)
+        mk, sign = adapter(name)[:2]
     except Exception as e:  # a candidate that does not install or import is a finding
         row["error"] = "does not import: %s" % (str(e).splitlines() or [repr(e)])[0][:120]
         return row
@@ -242,6 +255,19 @@ def es256_reference(seconds):
             "verify_per_s": round(n / (time.perf_counter() - t0), 1)}
 
 
+def survives_malformed(name):
+    """Give the library a malformed signature in its own input form: 64 bytes that are not
+    DER where it takes DER, 63 bytes where it takes r ‖ s. A clean False or exception is
+    fine; the caller sees whether this process lived (a gateway must)."""
+    __import__(CANDIDATES[name][0])
+    native = adapter(name)[2]
+    try:
+        native(bytes.fromhex(GMT_PUB), GMT_MSG, b"\x41" * 64 if name in DER_INPUT else b"\x41" * 63)
+    except Exception:  # a clean refusal
+        pass
+    return {"survives_malformed": True}
+
+
 def ours_row(seconds):
     """edgeledger's own pure SM2 (the board code) verifying on this CPython, for scale."""
     ours = _ours()
@@ -274,7 +300,11 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=1.0, help="verify timing per library")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # child process: one candidate
+    ap.add_argument("--malformed", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.one and args.malformed:
+        print(json.dumps(survives_malformed(args.one)))
+        return 0
     if args.one:
         special = {"es256": es256_reference, "ours": ours_row}
         row = special.get(args.one, lambda sec: check(args.one, sec))(args.seconds)
@@ -295,11 +325,15 @@ def main(argv=None):
             rows.append({"library": name, "built_on": CANDIDATES.get(name, ("", ""))[1],
                          "error": "process died (exit %d): %s" % (
                              proc.returncode, (proc.stderr.strip().splitlines() or ["?"])[0][:120])})
+        if name in CANDIDATES and "error" not in rows[-1]:
+            mal = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", name,
+                                  "--malformed"], capture_output=True, text=True)
+            rows[-1]["survives_malformed"] = mal.returncode == 0 and "true" in mal.stdout
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     cols = ("library", "version", "built_on", "gmt", "ours->lib", "lib->ours", "refuses",
-            "verify_per_s")
+            "survives_malformed", "verify_per_s")
     print(" | ".join(cols))
     for r in rows:
         if "error" in r:
