@@ -1,7 +1,8 @@
 """The one crypto shim: native modules first, pure-Python fallbacks second.
 
-This is the only module in edgeledger that probes the runtime with
-``try: import``. Everything else calls these functions (bytes in, bytes out):
+This module and the parts it loads on first use (crypto_more.py, crypto_sm2.py) are
+the only place in edgeledger that probes the runtime with ``try: import``.
+Everything else calls these functions (bytes in, bytes out):
 
   sha256, sha512, sm3, hmac_sha256, hmac_sha512, hmac_sm3, random_bytes
   ed25519_public_key, ed25519_sign, ed25519_verify        (RFC 8032)
@@ -45,7 +46,7 @@ try:
 except ImportError:  # CPython
     const = int
 
-_KEY_LEN = const(32)  # ED25519_SEED_LEN, P256_PRIV_LEN
+_KEY_LEN = const(32)  # ED25519_SEED_LEN, P256_PRIV_LEN, SM2_PRIV_LEN
 # SEC 2 §2.4.2 (FIPS 186-4 D.1.2.3): order n of the P-256 base point (``P256_N``).
 _P256_N = const(0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551)
 # GB/T 32918.5 §3: order n of the sm2p256v1 base point (``SM2_N``).
