@@ -41,7 +41,7 @@ def hmac_oneshot(digest, block, key, data):
     if len(key) > block:
         key = digest(key)  # RFC 2104 §2
     ki, ko = _pads(key, block)
-    return digest(ko + digest(ki + bytes(data)))
+    return digest(ko + digest(ki + data))
 
 
 def hmac_sha256(key, data):

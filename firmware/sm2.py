@@ -121,7 +121,7 @@ def sign_message(d, msg):
     global _last
     if _last is None or _last[0] != d:
         _last = (d, z_a(public_key(d)))
-    return sign(d, sm3(_last[1] + bytes(msg)))
+    return sign(d, sm3(_last[1] + msg))
 
 
 def __getattr__(name):
