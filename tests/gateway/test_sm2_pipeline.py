@@ -153,3 +153,24 @@ def test_an_sm2_bundle_passes_the_offline_checks_and_no_altered_byte_does():
         bad[i] ^= 0x01
         with pytest.raises(BundleError):
             check_offline(bundle(bytes(bad)), signatures.verify)
+
+
+def test_a_key_the_gateway_cannot_verify_with_is_refused_at_enrolment(gw, monkeypatch):
+    """An SM2 key off the curve, or any SM2 key on a gateway where tongsuopy is missing, is
+    refused by the registry with a RegistryError, instead of making every later reading of
+    the device raise in the verifier."""
+    import sys
+
+    from edgeledger.gateway.errors import RegistryError
+
+    good = generate("SM2", "meter-sm2")
+    off_curve = good.public_key[:-1] + bytes([good.public_key[-1] ^ 1])
+    with pytest.raises(RegistryError, match="SM2 public key for 'meter-sm2' refused: .*curve"):
+        gw.registry.register("meter-sm2", "plant-a", cose.SM2, off_curve, good.kid)
+    other = generate("SM2", "meter-2")
+    monkeypatch.setitem(sys.modules, "tongsuopy.crypto.asymciphers", None)  # as where it has no wheel
+    with pytest.raises(RegistryError, match="needs tongsuopy"):
+        gw.registry.register("meter-2", "plant-a", cose.SM2, other.public_key, other.kid)
+    monkeypatch.undo()
+    gw.registry.register("meter-sm2", "plant-a", cose.SM2, good.public_key, good.kid)
+    assert gw.registry.key(good.kid).device == "meter-sm2" and gw.registry.key(other.kid) is None
