@@ -2,7 +2,7 @@
 
 One object (JSON, so a board reads it with ``json``)::
 
-  {"device": "...", "alg": "EdDSA"|"ES256", "private": hex, "public": hex, "kid": hex}
+  {"device": "...", "alg": "EdDSA"|"ES256"|"SM2", "private": hex, "public": hex, "kid": hex}
 
 Setting the file mode is the CLI's job, not this module's. Everything here is
 also reachable as ``signer.<name>``.

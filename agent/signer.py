@@ -2,9 +2,10 @@
 
 A signer is any object with
 
-  alg         COSE algorithm id (int): -8 EdDSA (Ed25519), -7 ES256 (P-256)
+  alg         COSE algorithm id (int): -8 EdDSA (Ed25519), -7 ES256 (P-256),
+              -65537 SM2 (GB/T 32918.2 with SM3; a private-use id, docs/wire-format.md)
   kid         bytes: first 16 bytes of SHA-256 of the raw public key
-  public_key  bytes: raw public key (32 bytes Ed25519, 65 bytes SEC1 P-256)
+  public_key  bytes: raw public key (32 bytes Ed25519, 65 bytes SEC1 P-256 or SM2)
   sign(to_be_signed) -> bytes
 
 ``KeySigner`` holds the private key in memory; a secure-element signer
@@ -36,12 +37,15 @@ KID_LEN = 16  # bytes of SHA-256(public key) that name the key
 Algorithm = namedtuple("Algorithm",
                        "name cose_id private_len public_len sig_len public_key sign verify_name")
 
-# RFC 9053 §2.1 (ES256, -7) and §2.2 (EdDSA, -8; Ed25519 keys per RFC 8032).
+# RFC 9053 §2.1 (ES256, -7) and §2.2 (EdDSA, -8; Ed25519 keys per RFC 8032); SM2 (-65537,
+# private use): GB/T 32918.2 signatures with SM3 over sm2p256v1, r ‖ s.
 ALGORITHMS = {
     -8: Algorithm("EdDSA", -8, 32, 32, 64,
                   crypto.ed25519_public_key, crypto.ed25519_sign, "ed25519_verify"),
     -7: Algorithm("ES256", -7, 32, 65, 64,
                   crypto.p256_public_key, crypto.es256_sign, "es256_verify"),
+    -65537: Algorithm("SM2", -65537, 32, 65, 64,
+                      crypto.sm2_public_key, crypto.sm2_sign, "sm2_verify"),
 }
 
 
@@ -100,7 +104,8 @@ def generate(alg, device=None):
         try:
             return KeySigner(row.cose_id, crypto.random_bytes(row.private_len), device)
         except ValueError:
-            # P-256 only: a 256-bit draw >= n (probability ~2**-32) is redrawn (FIPS 186-4 B.4.2).
+            # P-256, SM2: a 256-bit draw out of range (>= n, SM2: > n-2; probability ~2**-32)
+            # is redrawn (FIPS 186-4 B.4.2; GB/T 32918.1 §6.1).
             continue
 
 

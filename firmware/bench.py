@@ -31,7 +31,7 @@ import time
 from edgeledger.firmware import build
 
 HEAP_STEPS_KB = (256, 192, 160, 128, 112, 96, 88, 80, 72, 64, 56, 48, 40, 32, 24, 16)
-SIGNERS = ("EdDSA", "ES256")
+SIGNERS = ("EdDSA", "ES256", "SM2")
 RUN_TIMEOUT_S = 60
 
 

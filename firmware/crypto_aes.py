@@ -11,20 +11,26 @@ from edgeledger.firmware.crypto_errors import CcmAuthError  # noqa: F401  (re-ex
 class AesEcb:
     """AES-128 forward block cipher (FIPS 197) with the key schedule kept.
 
-    Raises ValueError for a key that is not 16 bytes or a block that is not 16.
+    Raises ValueError for a key that is not 16 bytes or a block that is not 16. The
+    other 128-bit cipher with a 128-bit key, SM4 (crypto_sm4.Sm4Ecb), is this class with
+    its own ``NAME`` and ``_backend``.
     """
 
+    NAME = "AES"
+
     def __init__(self, key):
-        _need("AES key", key, AES_KEY_LEN)
+        _need(self.NAME + " key", key, AES_KEY_LEN)
+        self._enc = self._backend(key)
+
+    def _backend(self, key):
         if _cp:
-            self._enc = _cp.Aes(key).encrypt_block
-        elif _cryptolib:
-            self._enc = _cryptolib.aes(bytes(key), 1).encrypt  # mode 1 = ECB
-        else:
-            self._enc = _load("edgeledger.firmware.aes").Aes(key).encrypt_block
+            return _cp.Aes(key).encrypt_block
+        if _cryptolib:
+            return _cryptolib.aes(bytes(key), 1).encrypt  # mode 1 = ECB
+        return _load("edgeledger.firmware.aes").Aes(key).encrypt_block
 
     def encrypt_block(self, block):
-        _need("AES block", block, AES_BLOCK)
+        _need(self.NAME + " block", block, AES_BLOCK)
         return self._enc(block)
 
 

@@ -1,5 +1,7 @@
 """CPython backend of the crypto shim: ``hashlib``, ``hmac`` and ``cryptography``.
 
+SM3 and SM4 come from ``cryptography`` too (it has no SM2: that is crypto_sm2_cpython.py).
+
 Imported only by ``edgeledger.firmware.crypto`` after it has found
 ``cryptography``; the functions have the shim's signatures and contracts (see
 crypto.py). Errors from ``cryptography`` are translated here.
@@ -9,6 +11,7 @@ import hmac
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hmac as _hmac
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
@@ -22,6 +25,18 @@ _ES256_VERIFY = ec.ECDSA(hashes.SHA256())
 
 def sha512(data):
     return hashlib.sha512(data).digest()
+
+
+def sm3(data):
+    h = hashes.Hash(hashes.SM3())
+    h.update(bytes(data))
+    return h.finalize()
+
+
+def hmac_sm3(key, data):
+    m = _hmac.HMAC(bytes(key), hashes.SM3())
+    m.update(bytes(data))
+    return m.finalize()
 
 
 def hmac_sha256(key, data):
@@ -86,13 +101,19 @@ def es256_verify(pub, msg, sig):
 
 
 class Aes:
-    """AES-128 forward block cipher with the key schedule kept (FIPS 197)."""
+    """AES-128 forward block cipher with the key schedule kept (FIPS 197); ``Aes(key,
+    algorithms.SM4)`` is SM4 (GB/T 32907), the other 128-bit block cipher CCM runs over."""
 
-    def __init__(self, key):
-        self._enc = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
+    def __init__(self, key, algorithm=algorithms.AES):
+        self._enc = Cipher(algorithm(bytes(key)), modes.ECB()).encryptor()
 
     def encrypt_block(self, block):
         return self._enc.update(bytes(block))
+
+
+def sm4(key):
+    """SM4 block encryption (the forward cipher CCM needs) with the key schedule kept."""
+    return Aes(key, algorithms.SM4)
 
 
 def aes_ccm_encrypt(key, nonce, plaintext, aad, tag_len):

@@ -7,10 +7,11 @@ so a board's heap never holds this code:
 
   crypto.py   the *_LEN constants, P256_N, AES_KEY_LEN, AES_BLOCK, IMPLEMENTATION,
               hmac_sha256, hmac_sha512, random_bytes, ed25519_verify, es256_verify
-              (through ``shim_attr``, which finds AES/CCM in crypto_aes.py)
+              (through ``shim_attr``, which finds AES/CCM in crypto_aes.py, SM2/SM3 in
+              crypto_sm2.py and SM4/SM4-CCM in crypto_sm4.py)
   sha512.py   Sha512, the incremental SHA-512
 
-The pure verify code is in ed25519_verify.py and p256_verify.py (separate, so
+The pure verify code is in ed25519_verify.py, p256_verify.py and sm2_verify.py (separate, so
 that verifying one algorithm compiles only its own code on a board that runs
 source). Contracts are those of crypto.py and sha512.py (see their docstrings).
 """
@@ -43,6 +44,13 @@ if _cp is None:
         except ImportError:
             _cryptolib = None
 
+
+def _load(name):
+    """The pure fallback module ``name``, imported on first use (keeps the board heap
+    small). Module names are spelled out for the image build, which follows them."""
+    return __import__(name, None, None, ("x",))
+
+
 IMPLEMENTATION = {
     "sha256": "hashlib",
     "sha512": "hashlib" if _native_sha512 else "pure",
@@ -52,6 +60,10 @@ IMPLEMENTATION = {
     "p256": "cryptography" if _cp else "pure",
     "aes": "cryptography" if _cp else ("cryptolib" if _cryptolib else "pure"),
     "ccm": "cryptography" if _cp else "pure",
+    "sm3": "cryptography" if _cp else "pure",
+    "sm2": ("tongsuopy" if _load("edgeledger.firmware.crypto_sm2").backend() else "pure")
+    if _cp else "pure",
+    "sm4": "cryptography" if _cp else "pure",  # SM4-CCM: aesccm.py over this block cipher
 }
 
 # What crypto.py serves from here; any other name it looks up in crypto_aes.py.
@@ -59,24 +71,29 @@ _SHIM = ("SHA256_LEN", "SHA512_LEN", "ED25519_SEED_LEN", "ED25519_PUB_LEN", "ED2
          "P256_PRIV_LEN", "P256_PUB_LEN", "ES256_SIG_LEN", "P256_N", "AES_KEY_LEN", "AES_BLOCK",
          "IMPLEMENTATION", "hmac_sha256", "hmac_sha512", "random_bytes", "ed25519_verify",
          "es256_verify", "_cryptolib", "_load")
+# What crypto.py serves from the national-algorithm modules (any other name: crypto_aes.py).
+_ELSEWHERE = (
+    ("edgeledger.firmware.crypto_sm2", ("SM2_N", "SM2_PRIV_LEN", "SM2_PUB_LEN", "SM2_SIG_LEN",
+                                        "SM3_LEN", "sm3", "hmac_sm3", "sm2_verify")),
+    ("edgeledger.firmware.crypto_sm4", ("SM4_KEY_LEN", "SM4_BLOCK", "Sm4Ecb",
+                                        "sm4_ecb_encrypt_block", "sm4_ccm_encrypt",
+                                        "sm4_ccm_decrypt")),
+)
 
 
 def shim_attr(name):
     """``crypto.<name>`` for a name crypto.py does not define itself."""
     if name in _SHIM:
         return globals()[name]
+    for module, names in _ELSEWHERE:
+        if name in names:
+            return getattr(_load(module), name)
     from edgeledger.firmware import crypto_aes
 
     try:
         return getattr(crypto_aes, name)
     except AttributeError:
         raise AttributeError("module edgeledger.firmware.crypto has no attribute %r" % (name,))
-
-
-def _load(name):
-    """The pure fallback module ``name``, imported on first use (keeps the board heap
-    small). Module names are spelled out for the image build, which follows them."""
-    return __import__(name, None, None, ("x",))
 
 
 def hmac_sha256(key, data):

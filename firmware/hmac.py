@@ -11,9 +11,9 @@ SHA256_BLOCK = 64  # FIPS 180-4 §5: SHA-256 block, bytes
 SHA512_BLOCK = 128  # FIPS 180-4 §5: SHA-512 block, bytes
 
 
-def _pads(key, block, new):
-    if len(key) > block:
-        key = new(key).digest()  # RFC 2104 §2: keys longer than B are hashed first
+def _pads(key, block):
+    """K' ^ ipad and K' ^ opad for a key no longer than the block (callers hash longer
+    ones first, RFC 2104 §2)."""
     ki = bytearray(block)
     ko = bytearray(block)
     for i in range(block):
@@ -25,12 +25,23 @@ def _pads(key, block, new):
 
 def hmac(new, block, key, data):
     """HMAC over any hash constructor ``new(data)`` with ``.update``/``.digest``."""
-    ki, ko = _pads(key, block, new)
+    if len(key) > block:
+        key = new(key).digest()  # RFC 2104 §2: keys longer than B are hashed first
+    ki, ko = _pads(key, block)
     inner = new(ki)
     inner.update(data)
     outer = new(ko)
     outer.update(inner.digest())
     return outer.digest()
+
+
+def hmac_oneshot(digest, block, key, data):
+    """HMAC over a one-shot hash ``digest(bytes) -> bytes`` (K' ^ ipad ‖ m hashed in one
+    piece: for short messages, such as RFC 6979's, where no incremental hash exists)."""
+    if len(key) > block:
+        key = digest(key)  # RFC 2104 §2
+    ki, ko = _pads(key, block)
+    return digest(ko + digest(ki + data))
 
 
 def hmac_sha256(key, data):

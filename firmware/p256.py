@@ -7,6 +7,7 @@ SHA-256), so no RNG is needed to sign and both runtimes give the same bytes.
 Points are Jacobian (X:Y:Z), x = X/Z², y = Y/Z³, with a = -3 doubling
 (dbl-2001-b) and mixed addition against affine table points (madd-2007-bl).
 [k]G uses a comb with 3 teeth over a precomputed table of 7 affine points.
+That arithmetic is shared with SM2 (whose curve also has a = -3) in ``ecc.py``.
 
 ``verify`` and ``decode_point`` (SEC 1 §4.1.4, §2.3.4) are reached as
 ``p256.verify`` and ``p256.decode_point`` but live in ``p256_verify.py``,
@@ -20,6 +21,8 @@ Scalars and digests come in already checked by the shim: ``d`` an int in
 [1, n-1], ``digest`` 32 bytes of SHA-256. Not constant-time (see ed25519.py).
 """
 
+from edgeledger.firmware import ecc
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -29,12 +32,9 @@ except ImportError:  # CPython
 _P = const(0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF)
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # order of G
 
-# Comb for [k]G, k < 2**256: 3 teeth 86 bits apart, so 86 doublings + <= 86 additions
-# (4 teeth: 8 more points, 512 B more heap, ~0.5 ms less per signature on x86-64).
-_SPACING = const(86)
-
-# Entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j, affine (x, y):
-# two 32-byte big-endian numbers, one a line. tests/crypto/test_p256.py rebuilds it from G.
+# The comb for [k]G (ecc.py): entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j,
+# affine (x, y): two 32-byte big-endian numbers, one a line. tests/crypto/test_p256.py
+# rebuilds it from G.
 _COMB = (
     b"\x6b\x17\xd1\xf2\xe1\x2c\x42\x47\xf8\xbc\xe6\xe5\x63\xa4\x40\xf2\x77\x03\x7d\x81\x2d\xeb\x33\xa0\xf4\xa1\x39\x45\xd8\x98\xc2\x96"
     b"\x4f\xe3\x42\xe2\xfe\x1a\x7f\x9b\x8e\xe7\xeb\x4a\x7c\x0f\x9e\x16\x2b\xce\x33\x57\x6b\x31\x5e\xce\xcb\xb6\x40\x68\x37\xbf\x51\xf5"
@@ -52,82 +52,7 @@ _COMB = (
     b"\x7c\x4b\x12\x7d\x66\x21\xec\x11\x1a\x3c\x56\x52\x43\x78\x50\xd6\xf4\xe6\x1f\x40\x74\x79\x5c\x6d\xfa\xa5\x6f\xef\xbb\x31\x4c\x65"
 )
 
-
-def _inv(a, m):
-    """a**-1 mod m (0 for a = 0) by the extended Euclidean algorithm: ~7x faster than
-    pow(a, m-2, m) on MicroPython, whose pow(a, -1, m) silently returns 0."""
-    x0, x1, b = 0, 1, m
-    while a:
-        q = b // a
-        b, a = a, b - q * a
-        x0, x1 = x1, x0 - q * x1
-    return x0 % m
-
-
-def _double(p):
-    """2p, dbl-2001-b (a = -3)."""
-    X1, Y1, Z1 = p
-    if Z1 == 0:
-        return p
-    delta = Z1 * Z1 % _P
-    gamma = Y1 * Y1 % _P
-    beta = X1 * gamma % _P
-    alpha = 3 * (X1 - delta) * (X1 + delta) % _P
-    X3 = (alpha * alpha - 8 * beta) % _P
-    Z3 = ((Y1 + Z1) * (Y1 + Z1) - gamma - delta) % _P
-    Y3 = (alpha * (4 * beta - X3) - 8 * gamma * gamma) % _P
-    return (X3, Y3, Z3)
-
-
-def _madd(p, q):
-    """p + q with q affine (x, y), madd-2007-bl; handles p = ∞ and p = ±q."""
-    X1, Y1, Z1 = p
-    x2, y2 = q
-    if Z1 == 0:
-        return (x2, y2, 1)
-    z1z1 = Z1 * Z1 % _P
-    u2 = x2 * z1z1 % _P
-    s2 = y2 * Z1 % _P * z1z1 % _P
-    h = (u2 - X1) % _P
-    r = 2 * (s2 - Y1) % _P
-    if h == 0:
-        if r == 0:
-            return _double(p)
-        return (1, 1, 0)  # ∞
-    hh = h * h % _P
-    i = 4 * hh % _P
-    j = h * i % _P
-    v = X1 * i % _P
-    X3 = (r * r - j - 2 * v) % _P
-    Y3 = (r * (v - X3) - 2 * Y1 * j) % _P
-    Z3 = ((Z1 + h) * (Z1 + h) - z1z1 - hh) % _P
-    return (X3, Y3, Z3)
-
-
-def _affine(p):
-    """(x, y) of a Jacobian point not at ∞."""
-    X, Y, Z = p
-    zi = _inv(Z, _P)
-    zi2 = zi * zi % _P
-    return (X * zi2 % _P, Y * zi2 % _P * zi % _P)
-
-
-def _base_mul(k):
-    """[k]G for 0 <= k < 2**256 (comb), Jacobian."""
-    kb = k.to_bytes(33, "little")  # bits 256, 257: zero
-    acc = (1, 1, 0)  # ∞
-    for i in range(_SPACING - 1, -1, -1):
-        acc = _double(acc)
-        j = 0
-        for t in range(3):
-            bit = i + t * _SPACING
-            if (kb[bit >> 3] >> (bit & 7)) & 1:
-                j |= 1 << t
-        if j:
-            o = 64 * (j - 1)
-            acc = _madd(acc, (int.from_bytes(_COMB[o:o + 32], "big"),
-                              int.from_bytes(_COMB[o + 32:o + 64], "big")))
-    return acc
+_double, _madd, _affine, _base_mul = ecc.curve(_P, _COMB)
 
 
 def public_key(d):
@@ -137,23 +62,11 @@ def public_key(d):
 
 
 def rfc6979_nonces(d, digest):
-    """RFC 6979 §3.2 candidate k values for qlen = hlen = 256 (steps b-h)."""
-    from edgeledger.firmware.hmac import hmac_sha256 as _hmac  # loaded by the first sign
-    x = d.to_bytes(32, "big")
+    """RFC 6979 §3.2 candidate k values for qlen = hlen = 256, HMAC-SHA-256."""
+    from edgeledger.firmware.hmac import hmac_sha256  # loaded by the first sign
+
     h1 = (int.from_bytes(digest, "big") % N).to_bytes(32, "big")  # bits2octets(H(m))
-    V = b"\x01" * 32
-    K = b"\x00" * 32
-    K = _hmac(K, V + b"\x00" + x + h1)  # step d
-    V = _hmac(K, V)  # step e
-    K = _hmac(K, V + b"\x01" + x + h1)  # step f
-    V = _hmac(K, V)  # step g
-    while True:
-        V = _hmac(K, V)  # step h.2 (tlen = qlen: one block)
-        k = int.from_bytes(V, "big")  # bits2int: qlen = 256, no shift
-        if 1 <= k < N:
-            yield k
-        K = _hmac(K, V + b"\x00")  # step h.3
-        V = _hmac(K, V)
+    return ecc.rfc6979_nonces(d, h1, N, hmac_sha256)
 
 
 def sign(d, digest):
@@ -163,7 +76,7 @@ def sign(d, digest):
         r = _affine(_base_mul(k))[0] % N
         if r == 0:
             continue
-        s = _inv(k, N) * (e + r * d) % N
+        s = ecc.inv(k, N) * (e + r * d) % N
         if s == 0:
             continue
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")

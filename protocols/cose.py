@@ -24,6 +24,7 @@ from edgeledger.protocols.cose_sign import (  # noqa: F401  (re-exported)
     EDDSA,
     ES256,
     HDR_ALG,
+    SM2,
     HDR_KID,
     SIG_CONTEXT,
     SIGN_ALGS,
@@ -34,10 +35,12 @@ from edgeledger.protocols.cose_sign import (  # noqa: F401  (re-exported)
 )
 from edgeledger.protocols.errors import CoseError, SignatureError
 
-# COSE algorithm id -> name, signature length, public key length (RFC 9053)
+# COSE algorithm id -> name, signature length, public key length (RFC 9053; SM2: private
+# use, r ‖ s and a SEC 1 uncompressed sm2p256v1 point, docs/wire-format.md)
 ALGORITHMS = {
     EDDSA: {"name": "EdDSA", "sig_len": 64, "pub_len": 32},
     ES256: {"name": "ES256", "sig_len": 64, "pub_len": 65},
+    SM2: {"name": "SM2", "sig_len": 64, "pub_len": 65},
 }
 assert sorted(ALGORITHMS) == sorted(SIGN_ALGS)
 ALG_BY_NAME = dict((v["name"], k) for k, v in ALGORITHMS.items())

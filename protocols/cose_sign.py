@@ -14,8 +14,12 @@ SIG_CONTEXT = "Signature1"
 
 EDDSA = -8  # RFC 9053 §2.2
 ES256 = -7  # RFC 9053 §2.1
+# SM2 signature with SM3 and Z_A of the default user id (GB/T 32918.2): COSE registers no
+# SM2 algorithm, so this is a private-use id (the IANA COSE Algorithms registry, RFC 9053: values < -65536),
+# meaningful only between an edgeledger device and its verifiers (docs/wire-format.md).
+SM2 = -65537
 #: The algorithms this project signs with (``cose.ALGORITHMS`` describes each).
-SIGN_ALGS = (EDDSA, ES256)
+SIGN_ALGS = (EDDSA, ES256, SM2)
 
 
 def sig_structure(protected, payload, external_aad=b""):

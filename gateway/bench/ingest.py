@@ -8,8 +8,8 @@ verifies, chain-checks, commits, PUBACKs after commit and publishes end-to-end a
 
 Phases, in this order:
 
-1. ``ed25519_verify_per_s`` / ``es256_verify_per_s``: verify-only rate on one core
-   (gateway/signatures.py): the cost floor of one message.
+1. ``ed25519_verify_per_s`` / ``es256_verify_per_s`` / ``sm2_verify_per_s``: verify-only
+   rate on one core (gateway/signatures.py): the cost floor of one message.
 2. ``generator_alone_msgs_per_s``: the generators publishing flat out with no
    subscriber; it must be far above the gateway's rate, or the figure measures them.
 3. ``baseline_msgs_per_s``: a bare paho-mqtt subscriber (QoS 1, counts, no work),
@@ -68,14 +68,16 @@ DRAIN_TIMEOUT_S = 120.0
 # -- phase 1: verify-only ---------------------------------------------------------------
 
 def verify_rates(seconds=1.0):
-    """Verifications per second on one core for Ed25519 (PyNaCl) and ES256 (cryptography)."""
+    """Verifications per second on one core for Ed25519 (PyNaCl), ES256 (cryptography) and
+    SM2 (tongsuopy; its key and signature from the SM2 device signer)."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
     from nacl.signing import SigningKey
 
+    from edgeledger.agent import signer
     from edgeledger.gateway import signatures
-    from edgeledger.protocols.cose import EDDSA, ES256
+    from edgeledger.protocols.cose import EDDSA, ES256, SM2
 
     msg = os.urandom(120)
     sk = SigningKey.generate()
@@ -84,6 +86,8 @@ def verify_rates(seconds=1.0):
     r, s = decode_dss_signature(pk.sign(msg, ec.ECDSA(hashes.SHA256())))
     pub = pk.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     cases["es256_verify_per_s"] = (ES256, pub, r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    sm2 = signer.generate(SM2)
+    cases["sm2_verify_per_s"] = (SM2, sm2.public_key, sm2.sign(msg))
     out = {}
     for name, (alg, pub, sig) in cases.items():
         assert signatures.verify(alg, pub, msg, sig)
@@ -366,6 +370,7 @@ def print_table(r, out=print):
     rows = [
         ("Ed25519 verify only, one core (msgs/s)", r["ed25519_verify_per_s"], "floor of the per-message cost"),
         ("ES256 verify only, one core (msgs/s)", r["es256_verify_per_s"], ""),
+        ("SM2 verify only, one core (msgs/s)", r["sm2_verify_per_s"], "GB/T 32918.2 with SM3, tongsuopy"),
         ("load generator alone (msgs/s)", r["generator_alone_msgs_per_s"],
          "%.1fx the gateway" % (_ratio(r["generator_alone_msgs_per_s"], r["msgs_per_s"]) or 0)),
         ("bare paho subscriber, QoS 1 (msgs/s)", r["baseline_msgs_per_s"], "baseline"),

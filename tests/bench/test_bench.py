@@ -46,7 +46,8 @@ def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, cap
     code, r = _run_json(ingest, ["bench", "ingest", "--json", "--seconds", "1", "--devices", "4",
                                  "--workers", "2"], capsys)
     for key in ("msgs_per_s", "baseline_msgs_per_s", "ratio", "lost", "duplicated", "acks_missing",
-                "ed25519_verify_per_s", "es256_verify_per_s", "generator_alone_msgs_per_s",
+                "ed25519_verify_per_s", "es256_verify_per_s", "sm2_verify_per_s",
+                "generator_alone_msgs_per_s",
                 "pack10_readings_per_s", "gateway_cpu_us_per_msg", "machine"):
         assert key in r, key
     assert r["msgs_per_s"] > 0 and r["baseline_msgs_per_s"] > 0

@@ -8,7 +8,7 @@ from tests.crypto import vectors
 from tests.support.mpy import run_micropython
 
 _NAMES = ("SHA512", "HMAC", "ED25519", "P256_PRIVATE", "P256_PUBLIC", "P256_SHA256",
-          "AES128", "CCM_KEY", "CCM")
+          "AES128", "CCM_KEY", "CCM", "SM3", "SM2_GMT", "SM4", "SM4_CCM")
 
 
 def preamble():

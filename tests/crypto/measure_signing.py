@@ -1,4 +1,4 @@
-"""One-off measurement (not a test): pure Ed25519 / ES256 sign and verify times under MicroPython.
+"""One-off measurement (not a test): pure Ed25519 / ES256 / SM2 sign and verify times under MicroPython.
 
 Run:  .venv/bin/python -m tests.crypto.measure_signing [rounds]
 Prints medians in milliseconds for a 200-byte message (about one COSE
@@ -19,7 +19,7 @@ def median(xs):
 
 msg = b"\\xa5" * 200
 print("backends:", crypto.IMPLEMENTATION)
-for alg in ("EdDSA", "ES256"):
+for alg in ("EdDSA", "ES256", "SM2"):
     t0 = time.ticks_us()
     s = signer.KeySigner(alg, bytes(range(1, 33)))
     first = time.ticks_diff(time.ticks_us(), t0)

@@ -46,7 +46,9 @@ def test_cpython_shim_uses_native_backends():
     impl = crypto.IMPLEMENTATION
     assert impl["sha512"] == "hashlib" and impl["hmac"] == "hmac"
     assert impl["ed25519"] == impl["p256"] == impl["aes"] == impl["ccm"] == "cryptography"
-    assert set(impl) == {"sha256", "sha512", "hmac", "random", "ed25519", "p256", "aes", "ccm"}
+    assert impl["sm3"] == impl["sm4"] == "cryptography" and impl["sm2"] == "tongsuopy"
+    assert set(impl) == {"sha256", "sha512", "hmac", "random", "ed25519", "p256", "aes", "ccm",
+                         "sm3", "sm2", "sm4"}
 
 
 @pytest.mark.micropython

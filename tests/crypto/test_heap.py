@@ -25,7 +25,7 @@ print("tampered|%r" % signer.verify(s.alg, s.public_key, msg + b"!", sig))
 
 
 @pytest.mark.micropython
-@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "SM2"])
 def test_sign_and_verify_in_64k_heap(alg):
     # No vector preamble here: only what a board would hold.
     proc = run_micropython("ALG = %r\n" % alg + SCRIPT, heapsize=HEAP_BOARD)

@@ -14,18 +14,22 @@ ED_SEED = bytes.fromhex(vectors.ED25519[0][1])
 ED_PUB = bytes.fromhex(vectors.ED25519[0][2])
 P256_D = bytes.fromhex(vectors.P256_PRIVATE)
 P256_PUB = bytes.fromhex(vectors.P256_PUBLIC)
+SM2_D = bytes.fromhex(vectors.SM2_GMT["d"])
+SM2_PUB = bytes.fromhex(vectors.SM2_GMT["pub"])
 
 
 def test_algorithm_table():
     assert signer.algorithm("EdDSA").cose_id == -8
     assert signer.algorithm(-7).name == "ES256"
     assert signer.algorithm(-8) is signer.algorithm("EdDSA")
+    assert signer.algorithm("SM2").cose_id == -65537 == signer.algorithm(-65537).cose_id
     with pytest.raises(signer.UnknownAlgorithmError, match="found -35") as info:
         signer.algorithm(-35)
     assert isinstance(info.value, CoseError)
 
 
-@pytest.mark.parametrize("alg,priv,pub", [("EdDSA", ED_SEED, ED_PUB), ("ES256", P256_D, P256_PUB)])
+@pytest.mark.parametrize("alg,priv,pub", [("EdDSA", ED_SEED, ED_PUB), ("ES256", P256_D, P256_PUB),
+                                          ("SM2", SM2_D, SM2_PUB)])
 def test_key_signer_attributes_and_kid(alg, priv, pub):
     s = signer.KeySigner(alg, priv)
     assert s.alg == signer.algorithm(alg).cose_id
@@ -47,9 +51,11 @@ def test_key_signer_rejects_bad_keys():
         signer.KeySigner(-8, bytes(16))
     with pytest.raises(ValueError, match=r"\[1, n-1\]"):
         signer.KeySigner("ES256", bytes(32))
+    with pytest.raises(ValueError, match=r"\[1, n-2\]"):
+        signer.KeySigner("SM2", b"\xff" * 32)
 
 
-@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "SM2"])
 def test_generate_and_key_file_round_trip(tmp_path, alg):
     s = signer.generate(alg, "meter-7")
     text = signer.key_file_content("meter-7", alg, s.private_bytes())
@@ -109,9 +115,10 @@ def test_agent_signer_module_is_micropython_clean():
 def test_signer_and_key_file_under_micropython(tmp_path):
     key_text = signer.key_file_content("dev-1", "EdDSA", ED_SEED)
     p256_text = signer.key_file_content("dev-2", "ES256", P256_D)
+    sm2_text = signer.key_file_content("dev-3", "SM2", SM2_D)
     out = run_lines("""
 from edgeledger.agent import signer
-for name, text in (("ed", ED_TEXT), ("p256", P256_TEXT)):
+for name, text in (("ed", ED_TEXT), ("p256", P256_TEXT), ("sm2", SM2_TEXT)):
     with open(name + ".json", "w") as f:
         f.write(text)
     s = signer.load_key_file(name + ".json")
@@ -127,7 +134,7 @@ try:
     print("badkid|accepted")
 except signer.KeyFileError:
     print("badkid|KeyFileError")
-""", extra="ED_TEXT = %r\nP256_TEXT = %r\n" % (key_text, p256_text))
+""", extra="ED_TEXT = %r\nP256_TEXT = %r\nSM2_TEXT = %r\n" % (key_text, p256_text, sm2_text))
     ed = signer.KeySigner("EdDSA", ED_SEED)
     assert out["ed.alg"] == "-8" and out["ed.kid"] == ed.kid.hex()
     assert out["ed.device"] == "dev-1"
@@ -137,5 +144,8 @@ except signer.KeyFileError:
     assert out["p256.alg"] == "-7" and out["p256.kid"] == p.kid.hex()
     assert out["p256.sig"] == p.sign(b"tbs").hex()  # RFC 6979 on both sides
     assert out["p256.content"] == p256_text.strip()
+    assert out["sm2.alg"] == "-65537" and out["sm2.kid"] == signer.KeySigner("SM2", SM2_D).kid.hex()
+    assert out["sm2.content"] == sm2_text.strip()
+    assert signer.verify("SM2", SM2_PUB, b"tbs", bytes.fromhex(out["sm2.sig"]))  # tongsuopy here
     assert out["gen.verify"] == "True"
     assert out["badkid"] == "KeyFileError"

@@ -151,3 +151,64 @@ CCM = [
      "0c0d0e0f101112131415161718191a1b1c1d1e1f20",
      "c0ffa0d6f05bdb67f24d43a4338d2aa4bed7b20e43" "cd1aa31662e7ad65d6db"),
 ]
+
+# ---------------------------------------------------------------- SM3/SM2/SM4 (GB/T, GM/T) ---
+
+# GB/T 32905-2016 (GM/T 0004-2012) annex A, examples 1 and 2: (message, SM3 digest hex).
+SM3 = [
+    (b"abc", "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"),
+    (b"abcd" * 16, "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"),
+]
+
+# GM/T 0003.5-2012 annex A (repeated in GB/T 32918.5-2017 annex A): the signature example on
+# the recommended curve sm2p256v1, default user id, message "message digest", fixed k.
+SM2_GMT = {
+    "msg": b"message digest",
+    "uid": b"1234567812345678",
+    "d": "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8",
+    "pub": ("04" "09f9df311e5421a150dd7d161e4bc5c672179fad1833fc076bb08ff356f35020"
+            "ccea490ce26775a52dc6ea718cc1aa600aed05fbf35e084a6632f6072da9ad13"),
+    "za": "b2e14c5c79c6df5b85f4fe7ed8db7a262b9da7e07ccb0ea9f4747b8ccda8a4f3",
+    "e": "f0b43e94ba45accaace692ed534382eb17e6ab5a19ce7b31f4486fdfc0d28640",
+    "k": "59276e27d506861a16680f3ad9c02dccef3cc1fa3cdbe4ce6d54b80deac1bc21",
+    "sig": ("f5a03b0648d2c4630eeac513e1bb81a15944da3827d5b74143ac7eaceee720b3"
+            "b1b6aa29df212fd8763182bc0d421ca1bb9038fd1f7f42d4840b69c485bbc1aa"),
+}
+
+# GB/T 32918.2-2016 annex A (A.2): the signature example on a 256-bit prime curve that is
+# NOT sm2p256v1 (y² = x³ + ax + b over F_p), user id ALICE123@YAHOO.COM.
+SM2_GBT_ANNEX_A = {
+    "p": "8542d69e4c044f18e8b92435bf6ff7de457283915c45517d722edb8b08f1dfc3",
+    "a": "787968b4fa32c3fd2417842e73bbfeff2f3c848b6831d7e0ec65228b3937e498",
+    "b": "63e4c6d3b23b0c849cf84241484bfe48f61d59a5b16ba06e6e12d1da27c5249a",
+    "gx": "421debd61b62eab6746434ebc3cc315e32220b3badd50bdc4c4e6c147fedd43d",
+    "gy": "0680512bcbb42c07d47349d2153b70c4e5d7fdfcbfa36ea1a85841b9e46e09a2",
+    "n": "8542d69e4c044f18e8b92435bf6ff7dd297720630485628d5ae74ee7c32e79b7",
+    "msg": b"message digest",
+    "uid": b"ALICE123@YAHOO.COM",
+    "d": "128b2fa8bd433c6c068c8d803dff79792a519a55171b1b650c23661d15897263",
+    "pub": ("04" "0ae4c7798aa0f119471bee11825be46202bb79e2a5844495e97c04ff4df2548a"
+            "7c0240f88f1cd4e16352a73c17b7f16f07353e53a176d684a9fe0c6bb798e857"),
+    "za": "f4a38489e32b45b6f876e3ac2168ca392362dc8f23459c1d1146fc3dbfb7bc9a",
+    "e": "b524f552cd82b8b028476e005c377fb19a87e6fc682d48bb5d42e3d9b9effe76",
+    "k": "6cb28d99385c175c94f94e934817663fc176d925dd72b727260dbaae1fb2f96f",
+    "sig": ("40f1ec59f793d9f49e09dcef49130d4194f79fb1eed2caa55bacdb49c4e755d1"
+            "6fc6dac32c5d5cf10c77dfb20f7c2eb667a457872fb09ec56327a67ec7deebe7"),
+}
+
+# GB/T 32907-2016 (GM/T 0002-2012) annex A: (key = plaintext, ciphertext after 1 and after
+# 1,000,000 encryptions).
+SM4 = ("0123456789abcdeffedcba9876543210",
+       "681edf34d206965e86b3e94f536e4246",
+       "595298c7c6fd271f0402f804c33d3f66")
+
+# RFC 8998 appendix A.2, the SM4-CCM test vector (12-byte nonce, 16-byte tag):
+# (key, nonce, aad, plaintext, ciphertext, tag), hex.
+SM4_CCM = ("0123456789abcdeffedcba9876543210",
+           "00001234567800000000abcd",
+           "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+           "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccdddddddddddddddd"
+           "eeeeeeeeeeeeeeeeffffffffffffffffeeeeeeeeeeeeeeeeaaaaaaaaaaaaaaaa",
+           "48af93501fa62adbcd414cce6034d895dda1bf8f132f042098661572e7483094"
+           "fd12e518ce062c98acee28d95df4416bed31a2f04476c18bb40c84a74b97dc5b",
+           "16842d4fa186f56ab33256971fa110f4")

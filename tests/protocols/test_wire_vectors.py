@@ -103,3 +103,53 @@ def test_batch_and_bundle_vectors():
     parsed = Bundle.decode(V["bundle-2"])
     assert parsed.header == h and parsed.path == [V["leaf-1"]]
     assert check_offline(parsed, signatures.verify).seq == 2
+
+
+SM2_D = bytes.fromhex("3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8")
+
+
+def test_sm2_vectors_byte_for_byte():
+    """Vector 4: a board's SM2 reading (deterministic k) is these bytes; the gateway verifies
+    it, and a Linux device's (random k) differs only in the signature."""
+    from edgeledger.firmware import sm2, sm3
+    from edgeledger.gateway import signatures
+
+    s = KeySigner("SM2", SM2_D, "meter-01")
+    assert s.public_key == V["sm2-public-key"] and s.kid == V["sm2-kid"]
+    assert cose.protected_header(cose.SM2, s.kid) == V["sm2-protected"]
+    assert sm2.z_a(s.public_key) == V["sm2-za"]
+    tbs = cose.sig_structure(V["sm2-protected"], V["payload-1"])
+    assert sm3.sm3(V["sm2-za"] + tbs) == V["sm2-e-1"]
+
+    class Board:
+        alg, kid = cose.SM2, s.kid
+
+        def sign(self, data):
+            return sm2.sign_message(int.from_bytes(SM2_D, "big"), data)
+
+    assert cose.sign1(V["payload-1"], Board()) == V["sm2-message-1"]
+    for m in (V["sm2-message-1"], cose.sign1(V["payload-1"], s)):
+        msg = cose.parse_sign1(m)
+        assert msg.alg == -65537 and msg.kid == V["sm2-kid"]
+        cose.verify_sign1(msg, V["sm2-public-key"], signatures.verify)
+    linux = cose.sign1(V["payload-1"], s)
+    assert linux[:-64] == V["sm2-message-1"][:-64]
+
+
+@pytest.mark.micropython
+def test_sm2_vectors_under_micropython():
+    script = """
+from edgeledger.agent.signer import KeySigner, verify
+from edgeledger.protocols import cose
+V = %r
+s = KeySigner("SM2", V["d"], "meter-01")
+assert s.public_key == V["sm2-public-key"], "pub"
+assert s.kid == V["sm2-kid"], "kid"
+assert cose.sign1(V["payload-1"], s) == V["sm2-message-1"], "message"
+msg = cose.parse_sign1(V["sm2-message-1"])
+assert verify(-65537, V["sm2-public-key"], msg.to_be_signed(), msg.signature)
+assert not verify(-65537, V["sm2-public-key"], msg.to_be_signed() + b"x", msg.signature)
+print("sm2 vectors ok")
+""" % (dict(V, d=SM2_D),)
+    out = run_micropython(script, heapsize="256K", timeout=300)
+    assert "sm2 vectors ok" in out.stdout
