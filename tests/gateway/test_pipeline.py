@@ -9,7 +9,9 @@ from edgeledger.gateway import errors
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import cbor, topics
+from edgeledger.protocols import cbor, cose, topics
+from tests.protocols import wire_vectors
+from tests.protocols.canonical_cases import MALFORMED, cases_for
 from tests.support.devices import FakeDevice
 
 
@@ -68,6 +70,7 @@ def bad_inputs(pipe):
         ("topic_mismatch", d3.topic, d1.make(4, d1.prev)),
         ("topic_mismatch", topics.readings("other-site", "d1"), d1.make(4, d1.prev)),
         ("clock_skew", d1.topic, skewed),
+        ("non_canonical", d1.topic, b"\xd8\x12" + d1.make(4, d1.prev)[1:]),  # tag 18 in a long head
     ], d1
 
 
@@ -129,3 +132,49 @@ def test_state_survives_restart(gw, tmp_path):
     forked = d.make(3, hashlib.sha256(d.sent[2]).digest(), value=5.0)
     assert feed(again, d.topic, forked).reason == "fork"
     assert again.process(d.topic, d.next()).verdict == "next"
+
+
+def _other_encodings():
+    for alg in ("EdDSA", "ES256"):
+        for name, deviation, build in cases_for(cose.ALG_BY_NAME[alg]):
+            yield pytest.param(alg, deviation, build, id="%s-%s" % (alg, name))
+
+
+@pytest.mark.parametrize("alg, deviation, build", list(_other_encodings()))
+def test_other_encoding_first_is_refused_and_the_device_chain_stays_whole(gw, alg, deviation, build):
+    """A re-encoded copy of seq 1 that arrives before the device's own message (or after it)
+    is refused as non_canonical and never becomes the chain's seq 1: the device's messages
+    all store as ``next``, with no fork and no chain break. (Before the check, the copy was
+    stored and the genuine seq 1 became a fork, seq 2 a chain break.)"""
+    d = FakeDevice("d1", alg=alg)
+    d.register(gw.registry)
+    m1, m2 = d.next(), d.next()
+    other = build(m1, d.signer)
+    reason = "malformed_cbor" if deviation == MALFORMED else "non_canonical"
+    first = feed(gw, d.topic, other)
+    assert isinstance(first, errors.RejectedMessage) and first.reason == reason, str(first)
+    if reason == "non_canonical":
+        assert first.detail.startswith("non-canonical COSE_Sign1 (%s): expected " % deviation), first.detail
+        assert (first.device, first.seq) == ("d1", 1)  # named in the quarantine row (unverified)
+    assert gw.process(d.topic, m1).verdict == "next"
+    assert gw.process(d.topic, m2).verdict == "next"
+    late = feed(gw, d.topic, other)  # after the original: still not a fork, nor a duplicate
+    assert isinstance(late, errors.RejectedMessage) and late.reason == reason
+    assert gw.commit() == {"d1": 2}
+    assert [bytes(gw.store.message("d1", s)[1]) for s in (1, 2)] == [m1, m2]
+    assert gw.store.quarantine_reasons() == {reason: 2}
+    assert gw.counters["rejected_" + reason] == 2 and gw.counters["stored"] == 2
+    rows = gw.store.db.execute("SELECT bytes FROM quarantine").fetchall()
+    assert [bytes(r[0]) for r in rows] == [other, other]  # the evidence, as received
+
+
+def test_doc_vectors_are_refused_before_any_key_or_chain_check(gw):
+    """docs/wire-format.md's refused vectors, from a device nobody registered: the encoding is
+    judged first (non_canonical), while the genuine message gets as far as the key lookup."""
+    v = wire_vectors.load()
+    refused = wire_vectors.refusals()
+    assert len(refused) >= 10
+    for name in refused:
+        out = feed(gw, topics.readings("plant-a", "meter-01"), v[name])
+        assert out.reason == "non_canonical" and "(%s)" % refused[name] in out.detail, (name, str(out))
+    assert feed(gw, topics.readings("plant-a", "meter-01"), v["message-1"]).reason == "unknown_device"
