@@ -178,3 +178,35 @@ def test_doc_vectors_are_refused_before_any_key_or_chain_check(gw):
         out = feed(gw, topics.readings("plant-a", "meter-01"), v[name])
         assert out.reason == "non_canonical" and "(%s)" % refused[name] in out.detail, (name, str(out))
     assert feed(gw, topics.readings("plant-a", "meter-01"), v["message-1"]).reason == "unknown_device"
+
+
+def test_the_gateways_payload_encoder_gives_the_deterministic_bytes_of_every_checked_payload():
+    """Step 4b re-encodes payloads with cbor2's canonical encoder (pipeline._encode). It orders
+    map keys length-first, the deterministic encoding bytewise; the two agree only because every
+    key step 4 lets through encodes in one byte. Adding a payload key or SenML label >= 24
+    (or < -24) breaks that: then _encode must go."""
+    import random
+
+    from edgeledger.gateway import pipeline
+    from edgeledger.protocols import chain, reading
+
+    for key in tuple(reading.KNOWN_KEYS) + tuple(reading.SENML_LABELS):
+        assert len(cbor.encode(key)) == 1, key
+    rng = random.Random(11)
+    for i in range(300):
+        recs = []
+        for _ in range(rng.randrange(1, 8)):
+            rec = dict((label, value) for label, value in (
+                (reading.BN, "d/"), (reading.BT, rng.choice([1764093000, 1764093000.5, 2 ** 40])),
+                (reading.BU, "W"), (reading.N, "p%d" % rng.randrange(100)), (reading.U, "kWh"),
+                (reading.V, rng.choice([rng.random() * 10 ** rng.randrange(-5, 12), 230.5, -0.0, 1.0,
+                                        rng.randrange(-(2 ** 63), 2 ** 63), float("inf")])),
+                (reading.S, rng.uniform(0, 1e6)), (reading.T, rng.randrange(-600, 600)))
+                if rng.random() < 0.6)
+            if not rec:
+                rec[reading.VB] = True
+            recs.append(rec)
+        payload = reading.encode_payload("dev-%d" % i, i + 1, chain.GENESIS, i, recs)
+        value = pipeline._decode(payload)
+        reading.check_payload_map(value)
+        assert pipeline._encode(value) == payload == cbor.encode(value)
