@@ -167,17 +167,15 @@ def parse_canonical(data, decode=cbor.decode):
     return msg
 
 
-def check_canonical(data, msg, decode=cbor.decode, encode=encode):
+def check_canonical(data, msg, decode=cbor.decode):
     """Raise NonCanonicalMessage unless ``data`` is the one canonical encoding of ``msg``
     (the ``Sign1`` parsed from ``data``).
 
     The envelope and the protected header must be byte for byte what ``sign1`` writes
     for them (``sign1_bytes``, ``protected_header``), the payload must re-encode to
-    itself with the deterministic encoder, and the signature's s must be in its
-    canonical range (``ALGORITHMS``). ``decode`` may be any decoder (cbor2 on the
-    gateway); ``encode`` must give this codec's bytes for the payload's value (the
-    gateway passes cbor2's canonical encoder for payloads whose keys it has checked).
-    A payload that does not decode raises what ``decode`` raises.
+    itself with the deterministic encoder (``decode`` may be any decoder: cbor2 on the
+    gateway), and the signature's s must be in its canonical range (``ALGORITHMS``). A
+    payload that does not decode raises what ``decode`` raises.
     """
     expected = sign1_bytes(msg.protected, msg.payload, msg.signature)
     if data != expected:
