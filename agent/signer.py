@@ -10,7 +10,8 @@ A signer is any object with
 
 ``KeySigner`` holds the private key in memory; a secure-element signer
 (ATECC608: ES256 in hardware, key never leaves the chip) plugs in with the
-same four members.
+same four members. An ES256 ``sign`` returns the low-S form
+(``crypto.es256_low_s``): the gateway accepts no other.
 
 ``UnknownAlgorithmError`` (a ``CoseError``) is defined in protocols/errors.py,
 which builds it on first use; it is reachable here too.

@@ -6,7 +6,7 @@ Everything else calls these functions (bytes in, bytes out):
 
   sha256, sha512, sm3, hmac_sha256, hmac_sha512, hmac_sm3, random_bytes
   ed25519_public_key, ed25519_sign, ed25519_verify        (RFC 8032)
-  p256_public_key, es256_sign, es256_verify               (FIPS 186-4, RFC 9053 §2.1)
+  p256_public_key, es256_sign, es256_low_s, es256_verify  (FIPS 186-4, RFC 9053 §2.1)
   sm2_public_key, sm2_sign, sm2_verify                    (GB/T 32918.2 with SM3, Z_A of the
                                                            default id 1234567812345678)
   aes_ecb_encrypt_block, AesEcb, aes_ccm_encrypt, aes_ccm_decrypt  (FIPS 197, RFC 3610)
@@ -35,9 +35,10 @@ Backends:
 Every function raises ValueError for an argument of the wrong length. Verify
 functions return False for a signature that does not verify (wrong length
 included) and raise ValueError for a malformed public key. ES256 signatures
-are deterministic (RFC 6979) on both runtimes; SM2 signatures are deterministic
-(RFC 6979 with HMAC-SM3) from the pure code and random-k from tongsuopy (both valid
-GB/T 32918.2 signatures: a verifier cannot tell them apart).
+are deterministic (RFC 6979) on both runtimes, and low-S (s <= n/2) so that a
+reading has one signature, not two; SM2 signatures are deterministic (RFC 6979 with
+HMAC-SM3) from the pure code and random-k from tongsuopy (both valid GB/T 32918.2
+signatures: a verifier cannot tell them apart).
 """
 import hashlib
 
@@ -129,16 +130,26 @@ def p256_public_key(d):
 
 
 def es256_sign(d, msg):
-    """ECDSA P-256 over SHA-256(msg), RFC 6979 k; returns r ‖ s (64 bytes, not DER).
+    """ECDSA P-256 over SHA-256(msg), RFC 6979 k; returns r ‖ s (64 bytes, not DER), low-S.
 
     Raises ValueError on a bad private key.
     """
     k = _scalar("P-256", d, _P256_N, 1)
     if _cp:
-        return _cp.es256_sign(k, msg)
+        return es256_low_s(_cp.es256_sign(k, msg))
     from edgeledger.firmware import p256 as pure
 
-    return pure.sign(k, sha256(msg))
+    return es256_low_s(pure.sign(k, sha256(msg)))
+
+
+def es256_low_s(sig):
+    """ES256 r ‖ s with s > n/2 replaced by n - s: the same signature to any verifier,
+    and the only one of the two a gateway accepts (protocols/cose.py, canonical form).
+    A signer whose ECDSA comes from elsewhere (a secure element) passes its output here."""
+    s = int.from_bytes(sig[32:], "big")
+    if s > _P256_N >> 1:
+        return sig[:32] + (_P256_N - s).to_bytes(32, "big")
+    return sig
 
 
 # -------------------------------------------------------------- SM2/SM3 ---

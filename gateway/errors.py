@@ -53,6 +53,8 @@ MalformedCbor = _reject("MalformedCbor", "malformed_cbor", "The bytes are not we
 TruncatedCose = _reject("TruncatedCose", "truncated_cose", "The CBOR ends before the COSE_Sign1 is complete.")
 NotCoseSign1 = _reject("NotCoseSign1", "not_cose_sign1", "Well-formed CBOR, but not a COSE_Sign1 (tag 18) structure.")
 BadPayload = _reject("BadPayload", "bad_payload", "The signed payload is not a version 1 reading.")
+NonCanonical = _reject("NonCanonical", "non_canonical",
+                       "Not the one accepted encoding of its content (a re-encoded copy, a high-S twin, ...).")
 UnknownDevice = _reject("UnknownDevice", "unknown_device", "No registered key has this kid.")
 RevokedDevice = _reject("RevokedDevice", "revoked_device", "The key was revoked or is outside its validity window.")
 BadSignature = _reject("BadSignature", "bad_signature", "The signature does not verify with the registered key.")
@@ -64,7 +66,7 @@ ClockSkew = _reject("ClockSkew", "clock_skew", "Record times are too far from th
 RateLimited = _reject("RateLimited", "rate_limited", "The device sends faster than its configured rate limit.")
 
 REJECT_CLASSES = (
-    Oversized, MalformedCbor, TruncatedCose, NotCoseSign1, BadPayload, UnknownDevice,
+    Oversized, MalformedCbor, TruncatedCose, NotCoseSign1, BadPayload, NonCanonical, UnknownDevice,
     RevokedDevice, BadSignature, TopicMismatch, Replay, Fork, ChainBreak, ClockSkew, RateLimited,
 )
 REASONS = tuple(cls.reason for cls in REJECT_CLASSES)

@@ -7,6 +7,8 @@ stages the result in memory:
   2. CBOR              -> TruncatedCose (input ends early) / MalformedCbor
   3. COSE_Sign1 shape  -> NotCoseSign1
   4. payload fields    -> BadPayload
+  4b. canonical form   -> NonCanonical: any other encoding than the one the device
+                       signed (cose.check_canonical), before anything compares digests
   5. duplicate?        same (device, seq, digest) as stored: acked again, not
                        re-verified (the bytes were verified when first stored)
   5b. rate limit       -> RateLimited (per topic device, before the costly verify;
@@ -33,7 +35,7 @@ import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
 from edgeledger.protocols import chain, cose, reading, topics
-from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.errors import CoseError, NonCanonicalMessage, PayloadError
 
 DEFAULT_MAX_MESSAGE_BYTES = 65536  # one pack of 1000 samples is ~12 KB; 5x headroom
 DEFAULT_CLOCK_SKEW_S = 7 * 86400.0  # a device may replay a week-old outbox; not a year-off clock
@@ -44,13 +46,14 @@ MAX_CBOR_DEPTH = 16  # our deepest structure (tag > array > map > array > map) i
 
 
 def _decode(data):
-    """cbor2, strict: no indefinite lengths, no duplicate keys, no trailing bytes.
+    """cbor2, strict: no duplicate keys, no trailing bytes.
 
     (``cbor2.loads`` alone ignores bytes after the first item; a message with a
-    tail would be stored with bytes nobody signed.)
+    tail would be stored with bytes nobody signed.) Indefinite lengths decode, so
+    that step 4b names them as what they are: valid CBOR, not the canonical form.
     """
     fp = io.BytesIO(data)
-    item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False,
+    item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=True,
                              allow_duplicate_keys=False).decode()
     if fp.tell() != len(data):
         raise ValueError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
@@ -157,6 +160,10 @@ class Pipeline:
         except (PayloadError, cbor2.CBORDecodeError, ValueError, TypeError) as e:
             raise errors.BadPayload(str(e), t_device)
         device, seq = body.device, body.seq
+        try:
+            cose.check_canonical(data, msg, _decode)
+        except NonCanonicalMessage as e:
+            raise errors.NonCanonical(str(e), device, seq)
         digest = _sha256(data)
         lookup = self._lookup_fn(device)
         stored = lookup(seq)

@@ -1,7 +1,8 @@
 """``edgeledger verify``: check a proof bundle offline, and as a light client with ``--rpc``.
 
-Offline (protocols/bundle.py): the message decodes, the bundle's key is the one its
-kid names, the signature verifies, the audit path leads to the header's root.
+Offline (protocols/bundle.py): the message decodes and is in its one canonical form, the
+bundle's key is the one its kid names, the signature verifies, the audit path leads to the
+header's root.
 
 With ``--rpc URL`` (or, in the demo, the embedded ledger object):
 

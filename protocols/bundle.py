@@ -21,7 +21,8 @@
         }
     }
 
-``check_offline`` does every check that needs no network: the signature with
+``check_offline`` does every check that needs no network: the message is in its
+one canonical form (as the gateway requires, protocols/cose.py), the signature with
 the key in the bundle (and that the key is the one the message's kid names),
 the Merkle path from the message to the header's root. Each failure is its own
 exception class with a message that says what was expected and what was found.
@@ -30,7 +31,7 @@ import hashlib
 
 from edgeledger.protocols import cbor, cose, merkle, reading
 from edgeledger.protocols.batch import BatchHeader, HeaderError
-from edgeledger.protocols.errors import DecodeError, ProtocolError
+from edgeledger.protocols.errors import DecodeError, NonCanonicalMessage, ProtocolError
 
 VERSION = 1
 KID_LEN = 16
@@ -51,6 +52,11 @@ class MalformedBundle(BundleError, DecodeError):
 
 class TamperedMessage(BundleError):
     pass
+
+
+class NonCanonical(BundleError):
+    """The message is not the one accepted encoding of a reading (cose.parse_canonical):
+    a re-encoded copy or a high-S twin, which no gateway stores."""
 
 
 class WrongKey(BundleError):
@@ -126,11 +132,14 @@ def check_offline(b, verify, decode=cbor.decode):
     """Check signature, key binding and Merkle path of a Bundle.
 
     ``verify(alg, public_key, to_be_signed, signature) -> bool``. Returns the decoded
-    payload (``reading.Payload``). Raises TamperedMessage, WrongKey, WrongIndex, WrongPath.
+    payload (``reading.Payload``). Raises NonCanonical, TamperedMessage, WrongKey,
+    WrongIndex, WrongPath.
     """
     try:
-        msg = cose.parse_sign1(b.message, decode)
+        msg = cose.parse_canonical(b.message, decode)
         body = reading.decode_payload(msg.payload, decode)
+    except NonCanonicalMessage as e:
+        raise NonCanonical("non-canonical message: %s" % e)
     except ValueError as e:
         raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e)
     if hashlib.sha256(b.public_key).digest()[:KID_LEN] != msg.kid:

@@ -4,7 +4,7 @@
 verification (the gateway's side); a board image imports only this module.
 The message layout is described in ``cose.py``.
 """
-from edgeledger.protocols.cbor_encode import Tag, encode
+from edgeledger.protocols.cbor_encode import _head, encode
 from edgeledger.protocols import errors
 
 TAG_SIGN1 = 18
@@ -41,5 +41,19 @@ def sign1(payload, signer):
     for an unsupported alg.
     """
     protected = protected_header(signer.alg, signer.kid)
-    signature = signer.sign(sig_structure(protected, payload))
-    return encode(Tag(TAG_SIGN1, [protected, {}, payload, signature]))
+    return sign1_bytes(protected, payload, signer.sign(sig_structure(protected, payload)))
+
+
+def sign1_bytes(protected, payload, signature):
+    """``#6.18([protected, {}, payload, signature])`` in deterministic CBOR: tag 18 (d2),
+    array of 4 (84), the empty unprotected map (a0), byte-string heads in their shortest
+    form. The one envelope a gateway accepts (``cose.check_canonical``)."""
+    out = bytearray(b"\xd2\x84")
+    _head(out, 0x40, len(protected))  # major type 2, byte string
+    out.extend(protected)
+    out.append(0xA0)
+    _head(out, 0x40, len(payload))
+    out.extend(payload)
+    _head(out, 0x40, len(signature))
+    out.extend(signature)
+    return bytes(out)

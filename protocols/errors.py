@@ -28,6 +28,9 @@ CLASSES = {
     "CborDecodeError": "DecodeError",
     # A COSE structure is malformed or uses an unsupported algorithm.
     "CoseError": "DecodeError",
+    # A COSE_Sign1 that is not in the one accepted encoding of its content (cose.py,
+    # "canonical form" in docs/wire-format.md); its ``deviation`` names the rule it breaks.
+    "NonCanonicalMessage": "CoseError",
     # A COSE algorithm id or name this device code does not support (agent/signer.py).
     "UnknownAlgorithmError": "CoseError",
     # A signature does not verify against the given key.

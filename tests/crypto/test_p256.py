@@ -24,6 +24,12 @@ def _raw(der):
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
+def _low_s(s_hex):
+    """The s an ES256 signer returns: s, or n - s when s > n/2 (the canonical form)."""
+    s = int(s_hex, 16)
+    return "%064x" % (crypto.P256_N - s if s > crypto.P256_N // 2 else s)
+
+
 def _verify_with_cryptography(pub, msg, sig):
     key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pub)
     der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
@@ -39,11 +45,33 @@ def test_rfc6979_public_key():
 def test_rfc6979_deterministic_signatures(msg, k, r, s):
     digest = hashlib.sha256(msg).digest()
     assert next(pure.rfc6979_nonces(int.from_bytes(D, "big"), digest)) == int(k, 16)
-    assert pure.sign(int.from_bytes(D, "big"), digest).hex() == r + s
-    assert crypto.es256_sign(D, msg).hex() == r + s  # cryptography with deterministic_signing
-    sig = bytes.fromhex(r + s)
-    assert pure.verify(PUB, digest, sig) is True
-    assert crypto.es256_verify(PUB, msg, sig) is True
+    assert pure.sign(int.from_bytes(D, "big"), digest).hex() == r + s  # the raw RFC 6979 (r, s)
+    # the signer (cryptography with deterministic_signing) returns its low-S twin
+    assert crypto.es256_sign(D, msg).hex() == r + _low_s(s)
+    for sig in (bytes.fromhex(r + s), bytes.fromhex(r + _low_s(s))):  # both verify
+        assert pure.verify(PUB, digest, sig) is True
+        assert crypto.es256_verify(PUB, msg, sig) is True
+
+
+def test_rfc6979_sample_is_high_s_and_the_signer_flips_it():
+    # guards the test above: one vector must exercise the n - s branch
+    assert [int(s, 16) > crypto.P256_N // 2 for _, _, _, s in vectors.P256_SHA256] == [True, False]
+
+
+def test_es256_signatures_are_low_s_on_both_backends():
+    """Every ES256 signature a signer makes has s <= n/2, whichever backend made it."""
+    half = crypto.P256_N // 2
+    flipped = 0
+    for i in range(64):
+        d = hashlib.sha256(b"key %d" % i).digest()
+        msg = b"reading %d" % i
+        sig = crypto.es256_sign(d, msg)
+        raw = pure.sign(int.from_bytes(d, "big"), hashlib.sha256(msg).digest())
+        assert sig == crypto.es256_low_s(raw)  # both backends: the same bytes
+        assert int.from_bytes(sig[32:], "big") <= half
+        flipped += raw != sig
+    assert flipped > 10  # RFC 6979 is deterministic: about half of these come out high
+    assert crypto.es256_low_s(sig) == sig  # idempotent
 
 
 @pytest.mark.parametrize("verify", [
@@ -133,7 +161,7 @@ except ValueError:
     for msg, k, r, s in vectors.P256_SHA256:
         name = msg.decode()
         assert out[name + ".k"] == k
-        assert out[name + ".sig"] == r + s
+        assert out[name + ".sig"] == r + _low_s(s)
         assert out[name + ".verify"] == "True"
         assert out[name + ".tampered_sig"] == "False"
         assert out[name + ".tampered_msg"] == "False"

@@ -12,6 +12,7 @@ from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import bundle as bundle_mod
+from edgeledger.protocols import cose
 from edgeledger.protocols.bundle import Bundle
 from tests.support.anvil import running_anvil
 from tests.support.devices import FakeDevice
@@ -72,6 +73,17 @@ def test_good_bundle_verifies_offline_and_on_chain(anchored):
     report = verifier.verify_bundle(b.encode(), rpc=anchored["node"].url, min_confirmations=2)
     assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
     assert Bundle.decode(b.encode()).encode() == b.encode()
+
+
+def test_es256_bundle_verifies_and_its_high_s_twin_does_not(anchored):
+    """Signed low-S, an ES256 reading verifies offline and on chain; the same bundle with the
+    signature's twin (r, n - s), which ECDSA alone accepts, fails as non-canonical."""
+    b = anchored["make"]("b", 6)
+    report = verifier.verify_bundle(b.encode(), rpc=anchored["node"].url, min_confirmations=2)
+    assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+    s = int.from_bytes(b.message[-32:], "big")
+    b.message = b.message[:-32] + (cose.P256_N - s).to_bytes(32, "big")
+    fails(b.encode(), bundle_mod.NonCanonical, "non-canonical message: non-canonical COSE_Sign1 (high_s)")
 
 
 def test_tampered_message(anchored):

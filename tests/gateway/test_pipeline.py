@@ -9,7 +9,9 @@ from edgeledger.gateway import errors
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import cbor, topics
+from edgeledger.protocols import cbor, cose, topics
+from tests.protocols import wire_vectors
+from tests.protocols.canonical_cases import MALFORMED, cases_for
 from tests.support.devices import FakeDevice
 
 
@@ -68,6 +70,7 @@ def bad_inputs(pipe):
         ("topic_mismatch", d3.topic, d1.make(4, d1.prev)),
         ("topic_mismatch", topics.readings("other-site", "d1"), d1.make(4, d1.prev)),
         ("clock_skew", d1.topic, skewed),
+        ("non_canonical", d1.topic, b"\xd8\x12" + d1.make(4, d1.prev)[1:]),  # tag 18 in a long head
     ], d1
 
 
@@ -129,3 +132,73 @@ def test_state_survives_restart(gw, tmp_path):
     forked = d.make(3, hashlib.sha256(d.sent[2]).digest(), value=5.0)
     assert feed(again, d.topic, forked).reason == "fork"
     assert again.process(d.topic, d.next()).verdict == "next"
+
+
+def _other_encodings():
+    for alg in ("EdDSA", "ES256"):
+        for name, deviation, build in cases_for(cose.ALG_BY_NAME[alg]):
+            yield pytest.param(alg, deviation, build, id="%s-%s" % (alg, name))
+
+
+@pytest.mark.parametrize("alg, deviation, build", list(_other_encodings()))
+def test_other_encoding_first_is_refused_and_the_device_chain_stays_whole(gw, alg, deviation, build):
+    """A re-encoded copy of seq 1 that arrives before the device's own message (or after it)
+    is refused as non_canonical and never becomes the chain's seq 1: the device's messages
+    all store as ``next``, with no fork and no chain break. (Before the check, the copy was
+    stored and the genuine seq 1 became a fork, seq 2 a chain break.)"""
+    d = FakeDevice("d1", alg=alg)
+    d.register(gw.registry)
+    m1, m2 = d.next(), d.next()
+    other = build(m1, d.signer)
+    reason = "malformed_cbor" if deviation == MALFORMED else "non_canonical"
+    first = feed(gw, d.topic, other)
+    assert isinstance(first, errors.RejectedMessage) and first.reason == reason, str(first)
+    if reason == "non_canonical":
+        assert first.detail.startswith("non-canonical COSE_Sign1 (%s): expected " % deviation), first.detail
+        assert (first.device, first.seq) == ("d1", 1)  # named in the quarantine row (unverified)
+    assert gw.process(d.topic, m1).verdict == "next"
+    assert gw.process(d.topic, m2).verdict == "next"
+    late = feed(gw, d.topic, other)  # after the original: still not a fork, nor a duplicate
+    assert isinstance(late, errors.RejectedMessage) and late.reason == reason
+    assert gw.commit() == {"d1": 2}
+    assert [bytes(gw.store.message("d1", s)[1]) for s in (1, 2)] == [m1, m2]
+    assert gw.store.quarantine_reasons() == {reason: 2}
+    assert gw.counters["rejected_" + reason] == 2 and gw.counters["stored"] == 2
+    rows = gw.store.db.execute("SELECT bytes FROM quarantine").fetchall()
+    assert [bytes(r[0]) for r in rows] == [other, other]  # the evidence, as received
+
+
+def test_doc_vectors_are_refused_before_any_key_or_chain_check(gw):
+    """docs/wire-format.md's refused vectors, from a device nobody registered: the encoding is
+    judged first (non_canonical), while the genuine message gets as far as the key lookup."""
+    v = wire_vectors.load()
+    refused = wire_vectors.refusals()
+    assert len(refused) >= 10
+    for name in refused:
+        out = feed(gw, topics.readings("plant-a", "meter-01"), v[name])
+        assert out.reason == "non_canonical" and "(%s)" % refused[name] in out.detail, (name, str(out))
+    assert feed(gw, topics.readings("plant-a", "meter-01"), v["message-1"]).reason == "unknown_device"
+
+
+def test_a_bignum_value_is_refused_like_the_verifier_refuses_it(gw):
+    """A SenML value of 2**70, written as a bignum (tag 2) and signed by the device key: cbor2
+    reads it as an int, the pure codec (devices, edgeledger verify) has no bignums and would
+    never call it a number. The gateway compares with the pure encoder, so it refuses the
+    message too (it could otherwise store a reading no bundle can prove)."""
+    from edgeledger.gateway import signatures
+    from edgeledger.protocols import chain
+    from edgeledger.protocols.bundle import Bundle, TamperedMessage, check_offline
+
+    d = FakeDevice("d1")
+    d.register(gw.registry)
+    big = cbor.Tag(2, (2 ** 70).to_bytes(9, "big"))  # deterministic CBOR for 2**70
+    body = {1: 1, 2: "d1", 3: 1, 4: chain.GENESIS, 5: 1, 6: [{0: "d1/e", 1: "Wh", 2: big, 6: time.time()}]}
+    protected = cose.protected_header(d.signer.alg, d.signer.kid)
+    payload = cbor.encode(body)
+    message = cose.sign1_bytes(protected, payload, d.signer.sign(cose.sig_structure(protected, payload)))
+    out = feed(gw, d.topic, message)
+    assert out.reason == "non_canonical" and "(payload_encoding)" in out.detail and "bignums" in out.detail, str(out)
+    b = Bundle.decode(wire_vectors.load()["bundle-2"])
+    b.message = message
+    with pytest.raises(TamperedMessage, match="SenML v must be a number"):
+        check_offline(b, signatures.verify)

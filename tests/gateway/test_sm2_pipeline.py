@@ -76,7 +76,7 @@ def test_forged_and_re_encoded_sm2_signatures_are_refused(gw):
         ("bad_signature", FakeDevice(d.name, signer=other_id).make(2, d.prev)),  # Z_A of another id
         ("bad_signature", FakeDevice(d.name, signer=no_za).make(2, d.prev)),  # e = SM3(M), no Z_A
         ("bad_signature", _resign(nxt, bytes(32) + sig[32:])),  # r = 0
-        ("bad_signature", _resign(nxt, sig[:32] + n.to_bytes(32, "big"))),  # s = n
+        ("non_canonical", _resign(nxt, sig[:32] + n.to_bytes(32, "big"))),  # s = n: unreduced
         ("bad_signature", _resign(nxt, sig[:32] + (n - r).to_bytes(32, "big"))),  # r + s = n
         ("not_cose_sign1", _resign(nxt, der)),  # DER, not the fixed r ‖ s
         ("not_cose_sign1", _resign(nxt, b"\x00" + sig)),  # 65 bytes

@@ -12,3 +12,11 @@ def load(path=DOC):
     for name, body in re.findall(r"^vector: ([\w-]+).*?\n```hex\n(.*?)\n```", text, re.M | re.S):
         found[name] = bytes.fromhex("".join(body.split()))
     return found
+
+
+def refusals(path=DOC):
+    """{vector name: the canonical-form rule it is refused as}, from the lines
+    ``vector: refused-<case> — refused as `<rule>`: ...``."""
+    with open(path) as f:
+        text = f.read()
+    return dict(re.findall(r"^vector: (refused-[\w-]+) — refused as `(\w+)`", text, re.M))

@@ -17,7 +17,9 @@ from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.service import IngestService
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import topics
+from edgeledger.protocols import session, topics
+from edgeledger.protocols.bundle import Bundle, NonCanonical
+from tests.protocols.canonical_cases import CASES
 from tests.security.conftest import SITE
 from tests.support.devices import FakeDevice
 from tests.support.net import wait_until
@@ -146,6 +148,67 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     for data in bundles:
         report = verifier.verify_bundle(data, rpc=ledger, min_confirmations=1)
         assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+
+
+def test_reencoded_copies_published_first_do_not_fork_the_devices(secure_broker, clients, gateway_factory,
+                                                                   tmp_path):
+    """A broker user who sees a device's readings publishes other encodings of them (a long
+    array or tag head, the kid copied into the unprotected header, the high-S twin of an ES256
+    signature: all verify) *before* the device's own messages reach the gateway. Each copy is
+    quarantined as non_canonical; the genuine messages and every later reading are stored,
+    acknowledged, anchored and verify. (Before: the copy was stored, the genuine seq 1 became
+    a fork and seq 2 a chain break, and the stored copy could never give a valid bundle.)"""
+    led = EmbeddedLedger()  # its own chain: this test anchors its own batch 1
+    led.deploy(led.new_funded_key())
+    led.set_gateway(led.account)
+    b = secure_broker("mtls", acl_text=LOOSE_ACL)
+    gw = gateway_factory(b)
+    devices = {}
+    for name, alg in (("dev-a", "EdDSA"), ("dev-e", "ES256")):
+        pb = provision.provision(gw.operator_registry(), name, SITE, tmp_path / name, alg=alg, broker=b.site,
+                                 ledger=led)
+        wait_until(lambda: gw.registry.key(pb.kid) is not None, 5, what="the gateway sees %s's key" % name)
+        devices[name] = (FakeDevice(name, SITE, signer=load_key_file(pb.files["key"])),
+                         _bundle_client(clients, b, pb, name))
+    attacker = _bundle_client(clients, b, _provision(gw, b, "dev-m", tmp_path / "m"), "m")
+    sent = dict((name, [d.next() for _ in range(4)]) for name, (d, _) in devices.items())
+    copies = [("dev-a", 0, "array_head_98_04"), ("dev-a", 1, "unprotected_kid"),
+              ("dev-e", 0, "high_s_es256"), ("dev-e", 1, "tag_head_d8_12")]
+    forged = []
+    for name, i, case in copies:
+        d = devices[name][0]
+        copy = CASES[case][2](sent[name][i], d.signer)
+        forged.append(copy)
+        attacker.publish(d.topic, copy)
+    wait_until(lambda: gw.quarantined("non_canonical") == 4, 10, what="the 4 copies quarantined")
+    assert stored_readings(gw.store, "dev-a") == {} and stored_readings(gw.store, "dev-e") == {}
+    rows = gw.store.db.execute("SELECT bytes FROM quarantine WHERE reason='non_canonical'").fetchall()
+    assert sorted(bytes(r[0]) for r in rows) == sorted(forged)  # kept as evidence, as received
+
+    dev_a, conn_a = devices["dev-a"]
+    conn_a.subscribe(topics.ack(SITE, "dev-a"))
+    for name, (d, conn) in devices.items():
+        for m in sent[name]:
+            conn.publish(d.topic, m)
+    for name in devices:
+        wait_until(lambda: len(stored_readings(gw.store, name)) == 4, 10, what="%s's 4 readings stored" % name)
+        assert stored_readings(gw.store, name) == dict(enumerate(sent[name], 1))
+    wait_until(lambda: any(session.decode_ack(p) == 4 for _, p in conn_a.received), 10, what="dev-a acked to 4")
+    attacker.publish(dev_a.topic, CASES["array_head_98_04"][2](sent["dev-a"][2], dev_a.signer))  # after: same
+    wait_until(lambda: gw.quarantined("non_canonical") == 5, 10, what="the late copy quarantined")
+    assert gw.store.quarantine_reasons() == {"non_canonical": 5}  # no fork, no chain break
+    assert gw.store.device_marks()["dev-a"] == (4, 4) and gw.store.device_marks()["dev-e"] == (4, 4)
+
+    bundles = anchor_and_bundle(gw.store, led, "dev-a", [1, 2, 3, 4])
+    bundles += [proofs.bundle_for(gw.store, "dev-e", seq, led.chain_id, led.address).encode() for seq in (1, 2, 3, 4)]
+    for data in bundles:
+        report = verifier.verify_bundle(data, rpc=led, min_confirmations=1)
+        assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+    # a verifier refuses the copy too, wherever it turns up
+    swapped = Bundle.decode(bundles[4])
+    swapped.message = forged[2]  # dev-e seq 1, high-S twin
+    with pytest.raises(NonCanonical, match="high_s"):
+        verifier.verify_bundle(swapped.encode(), rpc=led, min_confirmations=1)
 
 
 def anchor_and_bundle(store, ledger, device, seqs):
