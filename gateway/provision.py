@@ -31,7 +31,7 @@ import shutil
 import time
 
 from edgeledger.agent import signer as signers
-from edgeledger.gateway import broker_config
+from edgeledger.gateway import broker_config, signatures
 from edgeledger.gateway.errors import GatewayError, RegistryError
 from edgeledger.gateway.pki import pem_to_der, write_private, write_public
 from edgeledger.protocols import topics
@@ -119,6 +119,10 @@ def _new_key(alg, device, public_key):
     public_key = bytes(public_key)
     if len(public_key) != row.public_len:
         raise ProvisionError("%s public key: expected %d bytes, found %d" % (row.name, row.public_len, len(public_key)))
+    try:  # before anything is written, on chain or in the registry
+        signatures.check_public_key(row.cose_id, public_key)
+    except ValueError as e:
+        raise ProvisionError("%s public key refused: %s" % (row.name, e))
     return row, public_key, None
 
 

@@ -9,6 +9,7 @@ backdate new messages.
 """
 import time
 
+from edgeledger.gateway import signatures
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.protocols import topics
 from edgeledger.protocols.cose import ALGORITHMS
@@ -80,7 +81,9 @@ class Registry:
         return self._sites.get(device)
 
     def register(self, device, site, alg, public_key, kid, valid_from=None):
-        """Add a device (if new) and a key. Raises RegistryError on conflicts."""
+        """Add a device (if new) and a key. Raises RegistryError on conflicts and for a key
+        that is not a valid point of its curve (signatures.check_public_key): such a key
+        would verify nothing, or, of small order, too much. TopicError for a bad id."""
         topics.check_id(device, "device id")
         topics.check_id(site, "site")
         if alg not in ALGORITHMS:
@@ -88,6 +91,10 @@ class Registry:
         if len(public_key) != ALGORITHMS[alg]["pub_len"]:
             raise RegistryError("%s public key must be %d bytes, got %d" % (
                 ALGORITHMS[alg]["name"], ALGORITHMS[alg]["pub_len"], len(public_key)))
+        try:
+            signatures.check_public_key(alg, public_key)
+        except ValueError as e:
+            raise RegistryError("%s key for %r refused: %s" % (ALGORITHMS[alg]["name"], device, e))
         existing = self.key(kid)
         if existing is not None:
             if existing.device != device or existing.public_key != bytes(public_key):

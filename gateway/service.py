@@ -58,6 +58,8 @@ RECV_BUFFER = 1 << 16
 READ_BURST = 1000
 # Topic filters per SUBSCRIBE packet when a worker subscribes device by device.
 SUBSCRIBE_CHUNK = 500
+# At most one log line per reject reason in this many seconds (the counters count them all).
+REJECT_LOG_S = 1.0
 
 
 class _BufferedSocket:
@@ -109,6 +111,15 @@ class _Client(mqtt.Client):
         MQTTMessage and call on_message. Anything else (CONNACK, SUBACK, PUBACK of our acks,
         QoS 0/2, a packet split across reads) takes paho's path. Profiled: paho's
         per-message work and select() were ~35% of a worker's CPU."""
+        try:
+            return self._loop_read(max_packets)
+        except Exception as e:  # a packet paho cannot decode: drop the connection, not the thread
+            # (the paho network thread would die with the exception, and ingest with it;
+            # a reconnect gets the broker to redeliver whatever was not acknowledged)
+            log.error("malformed packet from the broker (%s: %s): reconnecting", type(e).__name__, e)
+            return self._loop_rc_handle(mqtt.MQTT_ERR_PROTOCOL)
+
+    def _loop_read(self, max_packets):
         sock = self._sock
         if not isinstance(sock, _BufferedSocket):
             return mqtt.Client.loop_read(self, max_packets)
@@ -123,6 +134,10 @@ class _Client(mqtt.Client):
         return rc
 
     def _take_publishes(self, sock):
+        """Deliver the whole QoS 1 PUBLISH packets at the front of the buffer; returns how many.
+        Stops, leaving the rest to paho, at anything else: another packet type, a length or
+        topic that is incomplete or does not add up, a topic that is not UTF-8. Never
+        raises (tests/fuzz/test_receive_path.py feeds it split, bytewise and hostile input)."""
         buf, pos = sock._buf, sock._pos
         n, taken, deliver = len(buf), 0, self.fast_publish
         while pos + 2 <= n:
@@ -175,6 +190,7 @@ class IngestService:
         self._stop = threading.Event()
         self.connected = threading.Event()
         self.commits = 0
+        self._reject_logged = {}
         tls, host, port = parse_broker_url(broker_url)
         self.host, self.port = host, port
         c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
@@ -236,7 +252,11 @@ class IngestService:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):
-        self.inbox.put((msg.topic, msg.payload, msg.mid, msg.qos))
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers check topics are UTF-8; a hostile one may not
+            topic = bytes(msg._topic).decode("utf-8", "backslashreplace")  # refused as topic_mismatch
+        self.inbox.put((topic, msg.payload, msg.mid, msg.qos))
 
     def _on_publish(self, topic, payload, mid):
         self.inbox.put((topic, payload, mid, 1))
@@ -260,18 +280,18 @@ class IngestService:
         return group
 
     def _handle(self, topic, payload):
-        kind = topic.rsplit("/", 1)[-1]
-        if kind == "r":
-            try:
-                self.pipeline.process(topic, payload)
-            except errors.RejectedMessage as e:
-                log.info("rejected on %s: %s", topic, e)
-        elif kind in ("birth", "death"):
-            try:
-                _site, device, _ = topics.parse(topic)
-            except ValueError:
-                return
-            self.pipeline.store.set_birth(device, bytes(payload) if kind == "birth" else None, kind == "birth")
+        kind = topic.rsplit("/", 1)[-1] if isinstance(topic, str) else None
+        if kind in ("birth", "death"):
+            self.pipeline.note_session(topic, payload)  # never raises
+            return
+        try:  # "r", and anything else a broker delivers (refused there as topic_mismatch)
+            self.pipeline.process(topic, payload)
+        except errors.RejectedMessage as e:
+            # one line per reason and second at most: a flood must not cost a log line each
+            now = time.monotonic()
+            if now - self._reject_logged.get(e.reason, -REJECT_LOG_S) >= REJECT_LOG_S:
+                self._reject_logged[e.reason] = now
+                log.info("rejected on %s: %s (counted in rejected_%s)", topic, e, e.reason)
 
     def _run(self):
         last_registry = last_counters = 0.0
