@@ -27,9 +27,10 @@ typed reject. The expected ones map to the reasons above; anything else becomes
 is staged for a message until every check has passed, so a failure half-way leaves
 no trace but its quarantine row.
 
-A rejected message is quarantined with its raw bytes while the quarantine is under
-its bound (``ratelimit.QuarantineBound``); beyond it, it is only counted
-(``quarantine_dropped``).
+A rejected message is quarantined with its raw bytes while the quarantine, and the
+share of it the topic's device may fill, are under their bounds
+(``ratelimit.QuarantineBound``); beyond them it is only counted (``quarantine_dropped``,
+and per device in the store's ``device_rejects``).
 
 ``commit()`` writes the staged messages, quarantine rows, chain marks and
 counters in one transaction and returns the end-to-end acks to send: only
@@ -136,6 +137,9 @@ class Pipeline:
         self._qrows = []
         self._touched = set()
         self._internal_kinds = set()
+        # rejects since the last commit, by quarantine account (the topic's device):
+        # [rejected, quarantined, dropped, last time]
+        self._device_rejects = {}
 
     # -- chain lookups ----------------------------------------------------------------------
 
@@ -187,14 +191,23 @@ class Pipeline:
             raise rejected from e
 
     def _reject(self, topic, data, received_at, t_device, e):
+        """Count a reject and stage its quarantine row, charged to the topic's device."""
         self.counters["rejected"] += 1
         self.counters["rejected_" + e.reason] += 1
-        if self.quarantine.admit(len(data)):
+        account = self.quarantine.key(t_device)  # bounded: invented device ids share one
+        tally = self._device_rejects.get(account)
+        if tally is None:
+            tally = self._device_rejects[account] = [0, 0, 0, received_at]
+        tally[0] += 1
+        tally[3] = received_at
+        if self.quarantine.admit(len(data), t_device):
+            tally[1] += 1
             device = e.device if isinstance(e.device, str) else t_device
             seq = e.seq if isinstance(e.seq, int) and 0 <= e.seq <= reading.MAX_SEQ else None
             self._qrows.append((received_at, _text(topic), e.reason, _text(e.detail)[:MAX_DETAIL], device, seq,
                                 bytes(data)))
         else:
+            tally[2] += 1
             self.counters["quarantine_dropped"] += 1
 
     def _log_internal(self, topic, e):
@@ -317,7 +330,7 @@ class Pipeline:
     # -- commit -----------------------------------------------------------------------------
 
     def pending(self):
-        return len(self._rows) + len(self._qrows) + len(self._touched)
+        return len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects)
 
     def save_counters(self):
         """Write the counters on their own (at shutdown, when nothing else is staged)."""
@@ -329,7 +342,7 @@ class Pipeline:
     def commit(self, save_counters=True):
         """Write everything staged in one transaction. Returns {device: contig} to ack."""
         touched = self._touched
-        if not (self._rows or self._qrows or touched):
+        if not (self._rows or self._qrows or touched or self._device_rejects):
             return {}
         store = self.store
         with store.lock:
@@ -339,6 +352,9 @@ class Pipeline:
                     store.insert_messages(self._rows)
                 if self._qrows:
                     store.insert_quarantine(self._qrows)
+                if self._device_rejects:
+                    store.add_device_rejects((d, n, q, dropped, at)
+                                             for d, (n, q, dropped, at) in self._device_rejects.items())
                 store.update_marks([(self.marks[d][0], self.marks[d][1], d) for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
@@ -347,6 +363,7 @@ class Pipeline:
                 store.rollback()
                 raise
         self._rows, self._qrows, self._touched = [], [], set()
+        self._device_rejects = {}
         self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)
 

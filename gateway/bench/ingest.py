@@ -201,8 +201,9 @@ def _write_site(root, broker_url, devices, workers):
 
     cfg = os.path.join(root, "gateway.toml")
     with open(cfg, "w") as f:
+        # the load generator publishes flat out, unlike paced agents: no per-device limit here
         f.write('gateway_id = "gw-bench"\nstore = "gateway.db"\nbroker = "%s"\nsites = ["%s"]\n'
-                '[ledger]\nbackend = "none"\n' % (broker_url, loadgen.SITE))
+                '[ledger]\nbackend = "none"\n[ratelimit]\nrate = 0\n' % (broker_url, loadgen.SITE))
     st = Store(os.path.join(root, "gateway.db"))
     reg = Registry(st)
     import hashlib
