@@ -89,9 +89,10 @@ STATUS_DEVICES = 10
 
 
 def _gateway_status(args):
+    from edgeledger.gateway.cmd_security import crl_status
     from edgeledger.gateway.runner import total_counters
 
-    _cfg, st = _open_gateway_store(args)
+    cfg, st = _open_gateway_store(args)
     counters = total_counters(st.load_counters())  # workers keep theirs as name@wK
     print("messages stored: %d" % st.count_messages())
     for name in sorted(counters):
@@ -105,6 +106,8 @@ def _gateway_status(args):
         for r in noisy:
             print("  %-26s %9d %9d %9d  %s" % (r.device or "(no device)", r.rejected, r.quarantined, r.dropped,
                                               time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.last_at or 0))))
+    for line in crl_status(cfg):
+        print(line)
     return 0
 
 

@@ -6,7 +6,11 @@ stages the result in memory:
   1. size              -> Oversized
   2. topic             -> TopicMismatch (not el/v1/<site>/<device>/r)
   3. rate limit        -> RateLimited (per topic device, before any decoding:
-                          a flood costs a token-bucket lookup; ratelimit.py)
+                          a flood costs a token-bucket lookup; ratelimit.py). Under the
+                          MQTT service the check runs in front of the queue instead
+                          (``shed``): a message over its device's rate is counted there
+                          and never queued, so a flood cannot fill the queue ahead of
+                          other devices' messages
   4. CBOR              -> TruncatedCose (input ends early) / MalformedCbor
   5. COSE_Sign1 shape  -> NotCoseSign1
   6. payload fields    -> BadPayload; numbers out of bounds -> OutOfRange
@@ -41,6 +45,7 @@ the commit fail.
 import hashlib
 import io
 import logging
+import threading
 import time
 
 import cbor2
@@ -130,7 +135,8 @@ class Pipeline:
             "received", "stored", "duplicates", "rejected", "quarantine_dropped"))
         for reason in errors.REASONS:
             self.counters["rejected_" + reason] = 0
-        self.counters.update(store.load_counters())
+        # its own counters only: names with "@" belong to other writers (workers, upkeep.py)
+        self.counters.update((k, v) for k, v in store.load_counters().items() if "@" not in k)
         self.marks = dict((d, list(m)) for d, m in store.device_marks().items())
         self._recent = {}
         self._rows = []
@@ -140,6 +146,10 @@ class Pipeline:
         # rejects since the last commit, by quarantine account (the topic's device):
         # [rejected, quarantined, dropped, last time]
         self._device_rejects = {}
+        # rate limit in front of the queue (limit_in_front/shed, on the receive thread)
+        self._front = False
+        self._shed_lock = threading.Lock()
+        self._shed = {}  # device -> messages shed since the last commit
 
     # -- chain lookups ----------------------------------------------------------------------
 
@@ -190,6 +200,38 @@ class Pipeline:
             self._reject(topic, data, received_at, t_device, rejected)
             raise rejected from e
 
+    def limit_in_front(self):
+        """Apply the rate limit in ``shed``, called by the receive thread before a message
+        is queued (service.py), instead of in ``process``."""
+        self._front = True
+
+    def shed(self, topic, now=None):
+        """True if the message on ``topic`` is over its device's rate limit: it is then
+        counted (``rejected_rate_limited``, and in the device's tally as only counted) and
+        must not be queued; the caller acknowledges it. Thread-safe, never raises."""
+        if self.rate_limiter is None or not self._front:
+            return False
+        device = ratelimit.readings_device(topic)
+        if device is None:
+            return False
+        with self._shed_lock:
+            if self.rate_limiter.allow(device, now):
+                return False
+            self._shed[device] = self._shed.get(device, 0) + 1
+        return True
+
+    def _fold_shed(self, now):
+        """Move the shed counts into the counters and the device tallies (worker thread)."""
+        with self._shed_lock:
+            shed, self._shed = self._shed, {}
+        for device, n in shed.items():
+            for name in ("received", "rejected", "rejected_rate_limited", "quarantine_dropped"):
+                self.counters[name] += n
+            tally = self._device_rejects.setdefault(self.quarantine.key(device), [0, 0, 0, now])
+            tally[0] += n
+            tally[2] += n
+            tally[3] = now
+
     def _reject(self, topic, data, received_at, t_device, e):
         """Count a reject and stage its quarantine row, charged to the topic's device."""
         self.counters["rejected"] += 1
@@ -227,7 +269,7 @@ class Pipeline:
             raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes), t_device)
         if topic_problem is not None:
             raise errors.TopicMismatch(topic_problem)
-        if self.rate_limiter is not None and not self.rate_limiter.allow(t_device):
+        if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
             raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
         try:
@@ -330,7 +372,7 @@ class Pipeline:
     # -- commit -----------------------------------------------------------------------------
 
     def pending(self):
-        return len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects)
+        return len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects) + len(self._shed)
 
     def save_counters(self):
         """Write the counters on their own (at shutdown, when nothing else is staged)."""
@@ -342,6 +384,8 @@ class Pipeline:
     def commit(self, save_counters=True):
         """Write everything staged in one transaction. Returns {device: contig} to ack."""
         touched = self._touched
+        if self._shed:
+            self._fold_shed(time.time())
         if not (self._rows or self._qrows or touched or self._device_rejects):
             return {}
         store = self.store

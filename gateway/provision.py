@@ -156,6 +156,10 @@ def provision(registry, device, site, out_dir, alg="EdDSA", public_key=None, bro
     """
     topics.check_id(device, "device id")
     topics.check_id(site, "site")
+    if device.startswith(broker_config.GATEWAY_CLIENT_PREFIX):
+        # the broker's client ids are the devices' ids: this one could take the gateway's session
+        raise ProvisionError("device id %r starts with %r, which the gateway's MQTT client ids use; choose another id"
+                             % (device, broker_config.GATEWAY_CLIENT_PREFIX))
     now = time.time() if now is None else now
     if broker is not None:
         if broker.site != site:

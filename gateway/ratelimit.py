@@ -160,6 +160,15 @@ def device_of(topic):
     return device if kind == "r" else None
 
 
+def readings_device(topic):
+    """The device of an ``el/v1/<site>/<device>/r`` topic, or None: the cheap split the
+    receive thread uses for every message (the pipeline checks the id itself later)."""
+    parts = topic.split("/") if isinstance(topic, str) else ()
+    if len(parts) == 5 and parts[0] == "el" and parts[1] == "v1" and parts[4] == "r":
+        return parts[3]
+    return None
+
+
 def quarantine_bound(store, cfg=None):
     """A QuarantineBound primed with what ``store`` already holds; limits from ``[quarantine]``."""
     sec = (cfg or {}).get("quarantine") or {}

@@ -56,8 +56,12 @@ COUNTER_SAVE_S = 1.0
 RECV_BUFFER = 1 << 16
 # Packets read in one go from the buffer before paho's loop runs again.
 READ_BURST = 1000
-# Topic filters per SUBSCRIBE packet when a worker subscribes device by device.
+# Devices per SUBSCRIBE packet when a worker subscribes device by device (3 filters each),
+# and the packet's size at most: the generated broker disconnects a client whose packet
+# passes its max_packet_size (broker_config.py: max_message_bytes + 1 KB; 64 KiB + 1 KB by
+# default), and 500 devices with 64-character ids would need 220 KB.
 SUBSCRIBE_CHUNK = 500
+SUBSCRIBE_BYTES = 32 * 1024
 # At most one log line per reject reason in this many seconds (the counters count them all).
 REJECT_LOG_S = 1.0
 
@@ -179,6 +183,10 @@ class IngestService:
     def __init__(self, pipeline, broker_url, client_id, sites=("+",), username=None, password=None,
                  ca_file=None, cert_file=None, key_file=None, on_commit=None, owns=None):
         self.pipeline = pipeline
+        # The rate limit runs on the receive thread, in front of the inbox: a device's flood
+        # past its rate is counted and acknowledged there, never queued ahead of other
+        # devices' messages (issue 12; pipeline.shed).
+        pipeline.limit_in_front()
         # owns(device) -> bool: subscribe device by device to the owned registered devices
         # (a worker of ``gateway run --workers``); None: the site wildcards.
         self.owns = owns
@@ -239,12 +247,22 @@ class IngestService:
             if "+" not in self.sites and site not in self.sites:
                 continue
             subs.append((device, site))
-        for i in range(0, len(subs), SUBSCRIBE_CHUNK):
-            chunk = subs[i:i + SUBSCRIBE_CHUNK]
+        i = 0
+        while i < len(subs):
+            # SUBSCRIBE_CHUNK devices, or fewer when their filters would pass SUBSCRIBE_BYTES
+            chunk, size = [], 0
+            while i < len(subs) and len(chunk) < SUBSCRIBE_CHUNK:
+                need = 3 * (len(topics.readings(subs[i][1], subs[i][0])) + 8)
+                if chunk and size + need > SUBSCRIBE_BYTES:
+                    break
+                chunk.append(subs[i])
+                size += need
+                i += 1
             rc, _mid = self.client.subscribe([(topics.topic(site, device, kind), 1)
                                               for device, site in chunk for kind in ("r", "birth", "death")])
             if rc == mqtt.MQTT_ERR_SUCCESS:  # not connected: tried again at the next poll
                 self._subscribed.update(device for device, _site in chunk)
+                log.info("subscribed to the topics of %d owned device(s)", len(chunk))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
@@ -256,9 +274,16 @@ class IngestService:
             topic = msg.topic
         except UnicodeDecodeError:  # brokers check topics are UTF-8; a hostile one may not
             topic = bytes(msg._topic).decode("utf-8", "backslashreplace")  # refused as topic_mismatch
+        if self.pipeline.shed(topic):
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
+            return
         self.inbox.put((topic, msg.payload, msg.mid, msg.qos))
 
     def _on_publish(self, topic, payload, mid):
+        if self.pipeline.shed(topic):  # over its device's rate: counted, acknowledged, not queued
+            self.client.ack(mid, 1)
+            return
         self.inbox.put((topic, payload, mid, 1))
 
     # -- worker -----------------------------------------------------------------------------

@@ -230,6 +230,17 @@ class Store:
         self.db.executemany("UPDATE devices SET contig=MAX(contig, ?), max_seq=MAX(max_seq, ?) WHERE device=?",
                             marks)
 
+    def revoked_devices(self, now):
+        """{device: time of its latest revocation} for the devices every key of which is
+        revoked at or before ``now``."""
+        return dict(self.db.execute(
+            "SELECT device, MAX(revoked_at) FROM device_keys GROUP BY device"
+            " HAVING SUM(revoked_at IS NULL OR revoked_at > ?) = 0", (now,)))
+
+    def rejected_since(self, since):
+        """Devices with a reject after ``since`` (device_rejects)."""
+        return [r[0] for r in self.db.execute("SELECT device FROM device_rejects WHERE last_at > ?", (since,))]
+
     def set_birth(self, device, payload, online):
         self.db.execute("UPDATE devices SET last_birth=COALESCE(?, last_birth), online=? WHERE device=?",
                         (payload, 1 if online else 0, device))
@@ -243,6 +254,12 @@ class Store:
 
     def load_counters(self):
         return dict(self.db.execute("SELECT name, value FROM counters"))
+
+    def add_counters(self, increments):
+        """Add to named counters (written by a writer that does not own the whole set)."""
+        self.db.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value=value+excluded.value", list(increments.items()))
 
     # -- ledger identity --------------------------------------------------------------------
 

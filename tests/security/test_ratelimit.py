@@ -174,3 +174,21 @@ def test_an_outbox_catching_up_stays_under_the_default_limit(send_rate, limited)
     assert (refused > 0) == limited, refused
     if not limited:
         assert core.outbox.acked == 20000
+
+
+def test_over_the_rate_messages_are_shed_in_front_of_the_queue(pipe_parts):
+    """Under the MQTT service the limit runs on the receive thread (pipeline.shed): a message
+    over its device's rate is counted there and never queued, decoded or quarantined."""
+    st, reg, dev = pipe_parts
+    pipe2 = Pipeline(st, reg, rate_limiter=ratelimit.RateLimiter(rate=1.0, burst=3))
+    assert not pipe2.shed(dev.topic, now=10.0)  # not in front until the service says so (no token taken)
+    pipe2.limit_in_front()
+    assert [pipe2.shed(dev.topic, now=10.0) for _ in range(5)] == [False] * 3 + [True] * 2
+    assert not pipe2.shed("el/v1/plant-a/dev-f/birth", now=10.0)  # only readings are limited
+    for _ in range(3):  # what passed is not limited again by process()
+        pipe2.process(dev.topic, dev.next(t=1_790_000_000.0), received_at=1_790_000_000.0)
+    pipe2.commit()
+    assert pipe2.counters["rejected_rate_limited"] == 2 and pipe2.counters["stored"] == 3
+    tally = dict((r.device, r) for r in st.device_rejects())["dev-f"]
+    assert (tally.rejected, tally.quarantined, tally.dropped) == (2, 0, 2)
+    assert st.quarantine_reasons() == {}
