@@ -104,6 +104,22 @@ class _Client(mqtt.Client):
 
     # fast_publish(topic, payload, mid): set by IngestService; None = paho's own path only
     fast_publish = None
+    # PUBACKs of messages shed on this thread (IngestService: over their device's rate limit)
+    _shed_acks = None
+
+    def ack_shed(self, mid):
+        """Acknowledge a QoS 1 message shed on the network thread. The PUBACKs (MQTT 3.1.1
+        §3.4: 40 02 <packet id>) are collected and queued as one write when the read ends:
+        one TLS record for a whole burst instead of one per message, which is what lets
+        the receive thread keep ahead of a flood."""
+        if self._shed_acks is None:
+            self._shed_acks = bytearray()
+        self._shed_acks += b"\x40\x02" + bytes(((mid >> 8) & 0xFF, mid & 0xFF))
+
+    def _flush_shed_acks(self):
+        if self._shed_acks:
+            blob, self._shed_acks = bytes(self._shed_acks), None
+            self._packet_queue(mqtt.PUBACK, blob, 0, 0)
 
     def loop_read(self, max_packets=1):
         """Read every whole packet that waits in the buffer (at most READ_BURST, so keepalive
@@ -122,6 +138,8 @@ class _Client(mqtt.Client):
             # a reconnect gets the broker to redeliver whatever was not acknowledged)
             log.error("malformed packet from the broker (%s: %s): reconnecting", type(e).__name__, e)
             return self._loop_rc_handle(mqtt.MQTT_ERR_PROTOCOL)
+        finally:
+            self._flush_shed_acks()
 
     def _loop_read(self, max_packets):
         sock = self._sock
@@ -275,14 +293,16 @@ class IngestService:
         except UnicodeDecodeError:  # brokers check topics are UTF-8; a hostile one may not
             topic = bytes(msg._topic).decode("utf-8", "backslashreplace")  # refused as topic_mismatch
         if self.pipeline.shed(topic):
-            if msg.qos > 0:
+            if msg.qos == 1:
+                client.ack_shed(msg.mid)
+            elif msg.qos == 2:  # (the gateway subscribes at QoS 1: not from a broker)
                 client.ack(msg.mid, msg.qos)
             return
         self.inbox.put((topic, msg.payload, msg.mid, msg.qos))
 
     def _on_publish(self, topic, payload, mid):
         if self.pipeline.shed(topic):  # over its device's rate: counted, acknowledged, not queued
-            self.client.ack(mid, 1)
+            self.client.ack_shed(mid)
             return
         self.inbox.put((topic, payload, mid, 1))
 

@@ -171,3 +171,24 @@ def test_receive_path_never_raises(service, parts, cuts):
     delivered, rc = run(service, chunks, max_calls=10000)
     for topic, payload, mid, qos in delivered:
         assert isinstance(topic, str) and isinstance(payload, bytes) and 0 <= mid <= 65535
+
+
+def test_a_flood_past_its_rate_is_shed_on_the_receive_thread_with_one_ack_write(tmp_path):
+    """Past its device's rate a message is counted and acknowledged on the receive thread,
+    never queued; the PUBACKs of a whole read go out as one write (MQTT 3.1.1 §3.4)."""
+    from edgeledger.gateway import ratelimit
+
+    store = Store(str(tmp_path / "gw.db"))
+    svc = IngestService(Pipeline(store, Registry(store), rate_limiter=ratelimit.RateLimiter(rate=0.001, burst=2)),
+                        "mqtt://127.0.0.1:1", "el-gw-rx")
+    svc.client.on_disconnect = None
+    svc.client._sockpairW = None
+    flood = b"".join(rawmqtt.publish_packet(T1, b"x%d" % i, 100 + i) for i in range(10))
+    delivered, rc = run(svc, [flood + FRAMES[1][0]])
+    assert [d[2] for d in delivered] == [100, 101, 2]  # the burst, and another device's reading
+    acks = b"".join(p["packet"] for p in svc.client._out_packet)
+    assert acks == b"".join(b"\x40\x02" + struct.pack("!H", 100 + i) for i in range(2, 10))
+    assert len(svc.client._out_packet) == 1
+    svc.pipeline.commit()
+    assert svc.pipeline.counters["rejected_rate_limited"] == 8
+    store.close()
