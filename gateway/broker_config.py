@@ -182,7 +182,7 @@ def render_acl(site, gateway_user):
     return "\n".join(lines) + "\n"
 
 
-def render_gateway_acl(site, gateway_user):
+def render_gateway_acl(site: str, gateway_user: str) -> str:
     """The gateway's listener ACL text: the gateway reads every device's readings and session
     messages, writes acks and commands, and may clear a retained reading."""
     topics.check_id(site, "site")
@@ -249,7 +249,7 @@ def render_config(meta, paths):
     return "\n".join(lines) + "\n"
 
 
-def _tls_lines(paths):
+def _tls_lines(paths: dict) -> list[str]:
     return [
         "cafile %s" % paths["ca"],
         "certfile %s" % paths["server_cert"],
@@ -312,12 +312,12 @@ class BrokerSite:
         """The devices' listener."""
         return "mqtts://%s:%d" % (host or self.meta["hosts"][0], self.meta["port"])
 
-    def gateway_url(self, host=None):
+    def gateway_url(self, host: str | None = None) -> str:
         """The gateway's listener."""
         return "mqtts://%s:%d" % (host or self.meta["hosts"][0], self.gateway_port)
 
     @property
-    def gateway_port(self):
+    def gateway_port(self) -> int:
         return int(self.meta.get("gateway_port") or self.meta["port"] + 1)
 
     # -- generation --------------------------------------------------------------------------

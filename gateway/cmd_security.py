@@ -45,7 +45,7 @@ def _broker_for(args, cfg):
     return None
 
 
-def crl_status(cfg, now=None):
+def crl_status(cfg: dict, now=None) -> list[str]:
     """Lines for `gateway status` about the broker CRL of gateway.toml's site (mutual TLS
     only): when it expires, and a warning when that is less than CRL_WARN_DAYS away."""
     import datetime
@@ -103,7 +103,7 @@ def _broker_config(args):
     return 0
 
 
-def _broker_renew_crl(args):
+def _broker_renew_crl(args) -> int:
     from edgeledger.gateway.broker_config import BrokerSite
 
     bs = BrokerSite.load(args.site)

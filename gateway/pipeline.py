@@ -87,7 +87,7 @@ def _keep_tag(tag):
 _AS_TAGS = dict((tag, _keep_tag(tag)) for tag in _CBOR2_SEMANTIC_TAGS)
 
 
-def decode_strict(data):
+def decode_strict(data: bytes) -> object:
     """cbor2, strict: no indefinite lengths, no duplicate keys, no trailing bytes, no
     semantic tag decoding. Raises ``cbor.TruncatedError`` when the input ends inside the
     item and ``cbor.MalformedError`` for anything else (both CborDecodeError): cbor2's own
@@ -170,7 +170,7 @@ class Pipeline:
     def _remember(self, device, seq, digest, prev):
         self._recent.setdefault(device, {})[seq] = (digest, prev)
 
-    def _trim_recent(self, devices):
+    def _trim_recent(self, devices) -> None:
         """Forget old links of ``devices``, only after a commit: a staged message must stay
         findable until the store has it, or its seq could be staged twice."""
         for device in devices:
@@ -200,12 +200,12 @@ class Pipeline:
             self._reject(topic, data, received_at, t_device, rejected)
             raise rejected from e
 
-    def limit_in_front(self):
+    def limit_in_front(self) -> None:
         """Apply the rate limit in ``shed``, called by the receive thread before a message
         is queued (service.py), instead of in ``process``."""
         self._front = True
 
-    def shed(self, topic, now=None):
+    def shed(self, topic: object, now: float | None = None) -> bool:
         """True if the message on ``topic`` is over its device's rate limit: it is then
         counted (``rejected_rate_limited``, and in the device's tally as only counted) and
         must not be queued; the caller acknowledges it. Thread-safe, never raises."""
@@ -220,7 +220,7 @@ class Pipeline:
             self._shed[device] = self._shed.get(device, 0) + 1
         return True
 
-    def _fold_shed(self, now):
+    def _fold_shed(self, now: float) -> None:
         """Move the shed counts into the counters and the device tallies (worker thread)."""
         with self._shed_lock:
             shed, self._shed = self._shed, {}
@@ -232,7 +232,8 @@ class Pipeline:
             tally[2] += n
             tally[3] = now
 
-    def _reject(self, topic, data, received_at, t_device, e):
+    def _reject(self, topic: object, data: bytes, received_at: float, t_device: str | None,
+                e: errors.RejectedMessage) -> None:
         """Count a reject and stage its quarantine row, charged to the topic's device."""
         self.counters["rejected"] += 1
         self.counters["rejected_" + e.reason] += 1
@@ -252,7 +253,7 @@ class Pipeline:
             tally[2] += 1
             self.counters["quarantine_dropped"] += 1
 
-    def _log_internal(self, topic, e):
+    def _log_internal(self, topic: object, e: BaseException) -> None:
         tb = e.__traceback__
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
@@ -351,7 +352,7 @@ class Pipeline:
 
     # -- birth and death --------------------------------------------------------------------
 
-    def note_session(self, topic, payload):
+    def note_session(self, topic: object, payload: bytes) -> None:
         """Record a device's birth (its payload, kept as received) or death. Never raises:
         a topic that is not a birth/death topic, a payload over ``max_message_bytes`` or a
         store error is counted (``session_refused``) and logged once per kind."""
@@ -416,7 +417,7 @@ def _sha256(data):
     return hashlib.sha256(data).digest()
 
 
-def _parse_topic(topic):
+def _parse_topic(topic: object) -> tuple[str | None, str | None, str | None]:
     """(site, device, None) of a readings topic, else (None, None, why not)."""
     try:
         site, device, kind = topics.parse(topic)
@@ -429,7 +430,7 @@ def _parse_topic(topic):
     return site, device, None
 
 
-def _text(value):
+def _text(value: object) -> str:
     """A str SQLite can store (a topic or detail that is not valid text is escaped)."""
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -438,7 +439,7 @@ def _text(value):
     return repr(value)
 
 
-def _key_note(alg, public_key):
+def _key_note(alg: int, public_key: bytes) -> str:
     """'' for a valid registered key, else why it is not one (registered before keys were checked)."""
     problem = signatures.key_problem(alg, public_key)
     return "" if problem is None else " (the registered key is unusable: %s)" % problem

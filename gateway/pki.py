@@ -288,13 +288,13 @@ class SitePKI:
         crl = b.sign(ca_key, hashes.SHA256())
         write_public(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
 
-    def renew_crl(self, now=None):
+    def renew_crl(self, now: datetime.datetime | None = None) -> datetime.datetime:
         """Sign the CRL again, same revoked certificates, valid CRL_DAYS from ``now``. The
         broker reads it on its next reload. Returns its nextUpdate (aware UTC datetime)."""
         self._write_crl(self.revoked_serials(), now)
         return self.crl_next_update()
 
-    def crl_next_update(self):
+    def crl_next_update(self) -> datetime.datetime:
         """When the CRL expires (aware UTC datetime). Raises PkiError if there is none."""
         try:
             return self.crl().next_update_utc

@@ -106,7 +106,7 @@ class RateLimiter:
         self.counters["ratelimit_evicted"] += len(full)
 
 
-def from_config(cfg):
+def from_config(cfg: dict) -> "RateLimiter | None":
     """A RateLimiter from a resolved gateway config's ``[ratelimit]`` (defaults: on, at
     DEFAULT_RATE and DEFAULT_BURST), or None when ``rate = 0`` turns it off."""
     sec = cfg.get("ratelimit") or {}
@@ -129,14 +129,14 @@ class QuarantineBound:
         self.max_devices = max_devices
         self.used = dict((k, list(v)) for k, v in (used or {}).items())  # device -> [rows, bytes]
 
-    def key(self, device):
+    def key(self, device: str | None) -> str:
         """The account a reject charged to ``device`` (None: no device) is counted in."""
         key = UNATTRIBUTED if device is None else device
         if key not in self.used and len(self.used) >= self.max_devices:
             return OTHERS
         return key
 
-    def admit(self, size, device=None):
+    def admit(self, size: int, device: str | None = None) -> bool:
         """True (and the row counted) if a row of ``size`` bytes charged to ``device`` fits."""
         u = self.used.setdefault(self.key(device), [0, 0])
         if self.rows + 1 > self.max_rows or self.nbytes + size > self.max_bytes:
@@ -150,7 +150,7 @@ class QuarantineBound:
         return True
 
 
-def device_of(topic):
+def device_of(topic: object) -> str | None:
     """The device a reject on ``topic`` is charged to: the device of a readings topic, else
     None (UNATTRIBUTED)."""
     try:
@@ -160,7 +160,7 @@ def device_of(topic):
     return device if kind == "r" else None
 
 
-def readings_device(topic):
+def readings_device(topic: object) -> str | None:
     """The device of an ``el/v1/<site>/<device>/r`` topic, or None: the cheap split the
     receive thread uses for every message (the pipeline checks the id itself later)."""
     parts = topic.split("/") if isinstance(topic, str) else ()
@@ -169,7 +169,7 @@ def readings_device(topic):
     return None
 
 
-def quarantine_bound(store, cfg=None):
+def quarantine_bound(store, cfg: dict | None = None) -> QuarantineBound:
     """A QuarantineBound primed with what ``store`` already holds; limits from ``[quarantine]``."""
     sec = (cfg or {}).get("quarantine") or {}
     used, rows, nbytes = {}, 0, 0

@@ -153,7 +153,7 @@ def _start_anchoring(cfg, store):
     return ledger, batcher
 
 
-def _start_upkeep(cfg):
+def _start_upkeep(cfg: dict):
     """The broker upkeep thread (upkeep.py: retained readings, revoked sessions), or None
     when ``[upkeep] enabled = false``."""
     from edgeledger.gateway.upkeep import BrokerUpkeep

@@ -107,7 +107,7 @@ class _Client(mqtt.Client):
     # PUBACKs of messages shed on this thread (IngestService: over their device's rate limit)
     _shed_acks = None
 
-    def ack_shed(self, mid):
+    def ack_shed(self, mid: int) -> None:
         """Acknowledge a QoS 1 message shed on the network thread. The PUBACKs (MQTT 3.1.1
         §3.4: 40 02 <packet id>) are collected and queued as one write when the read ends:
         one TLS record for a whole burst instead of one per message, which is what lets
@@ -116,7 +116,7 @@ class _Client(mqtt.Client):
             self._shed_acks = bytearray()
         self._shed_acks += b"\x40\x02" + bytes(((mid >> 8) & 0xFF, mid & 0xFF))
 
-    def _flush_shed_acks(self):
+    def _flush_shed_acks(self) -> None:
         if self._shed_acks:
             blob, self._shed_acks = bytes(self._shed_acks), None
             self._packet_queue(mqtt.PUBACK, blob, 0, 0)
@@ -141,7 +141,7 @@ class _Client(mqtt.Client):
         finally:
             self._flush_shed_acks()
 
-    def _loop_read(self, max_packets):
+    def _loop_read(self, max_packets: int) -> int:
         sock = self._sock
         if not isinstance(sock, _BufferedSocket):
             return mqtt.Client.loop_read(self, max_packets)

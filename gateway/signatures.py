@@ -74,7 +74,7 @@ _BAD = object()  # cached marker: this key is not usable
 _CURVE = {EDDSA: "Ed25519", ES256: "P-256"}
 
 
-def _key(alg, public_key):
+def _key(alg: object, public_key: object) -> object:
     """The library key object, or (_BAD, why) for an unusable key; cached either way."""
     entry = VERIFIERS.get(alg) if type(alg) is int else None
     if entry is None or not isinstance(public_key, (bytes, bytearray)):
@@ -92,20 +92,20 @@ def _key(alg, public_key):
     return key
 
 
-def key_problem(alg, public_key):
+def key_problem(alg: object, public_key: object) -> str | None:
     """None if ``public_key`` is a usable key for COSE ``alg``, else why not (a sentence)."""
     key = _key(alg, public_key)
     return key[1] if isinstance(key, tuple) and key[0] is _BAD else None
 
 
-def check_public_key(alg, public_key):
+def check_public_key(alg: object, public_key: object) -> None:
     """Raise ValueError (saying why) unless ``public_key`` is a valid key for ``alg``."""
     problem = key_problem(alg, public_key)
     if problem is not None:
         raise ValueError(problem)
 
 
-def verify(alg, public_key, message, signature):
+def verify(alg: object, public_key: bytes, message: bytes, signature: bytes) -> bool:
     """True if ``signature`` over ``message`` verifies with ``public_key``, else False.
 
     Never raises: an unsupported algorithm or a key that is not a valid point is False

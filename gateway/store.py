@@ -198,12 +198,12 @@ class Store:
     def quarantine_reasons(self):
         return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
 
-    def quarantine_usage(self):
+    def quarantine_usage(self) -> list[tuple[str, int, int]]:
         """[(topic, rows, bytes)] of the quarantine, by topic (ratelimit.quarantine_bound)."""
         return self.db.execute("SELECT topic, COUNT(*), COALESCE(SUM(LENGTH(bytes)), 0) FROM quarantine"
                                " GROUP BY topic").fetchall()
 
-    def add_device_rejects(self, rows):
+    def add_device_rejects(self, rows) -> None:
         """rows: DeviceRejects of increments (``last_at`` replaces the stored one)."""
         self.db.executemany(
             "INSERT INTO device_rejects (device, rejected, quarantined, dropped, last_at) VALUES (?,?,?,?,?)"
@@ -211,7 +211,7 @@ class Store:
             " quarantined=quarantined+excluded.quarantined, dropped=dropped+excluded.dropped,"
             " last_at=MAX(COALESCE(last_at, 0), excluded.last_at)", [tuple(r) for r in rows])
 
-    def device_rejects(self, limit=10):
+    def device_rejects(self, limit: int = 10) -> list[DeviceRejects]:
         """The ``limit`` devices with the most rejects, most first: [DeviceRejects]."""
         return [DeviceRejects(*r) for r in self.db.execute(
             "SELECT device, rejected, quarantined, dropped, last_at FROM device_rejects"
@@ -230,14 +230,14 @@ class Store:
         self.db.executemany("UPDATE devices SET contig=MAX(contig, ?), max_seq=MAX(max_seq, ?) WHERE device=?",
                             marks)
 
-    def revoked_devices(self, now):
+    def revoked_devices(self, now: float) -> dict[str, float]:
         """{device: time of its latest revocation} for the devices every key of which is
         revoked at or before ``now``."""
         return dict(self.db.execute(
             "SELECT device, MAX(revoked_at) FROM device_keys GROUP BY device"
             " HAVING SUM(revoked_at IS NULL OR revoked_at > ?) = 0", (now,)))
 
-    def rejected_since(self, since):
+    def rejected_since(self, since: float) -> list[str]:
         """Devices with a reject after ``since`` (device_rejects)."""
         return [r[0] for r in self.db.execute("SELECT device FROM device_rejects WHERE last_at > ?", (since,))]
 
@@ -255,7 +255,7 @@ class Store:
     def load_counters(self):
         return dict(self.db.execute("SELECT name, value FROM counters"))
 
-    def add_counters(self, increments):
+    def add_counters(self, increments: dict[str, int]) -> None:
         """Add to named counters (written by a writer that does not own the whole set)."""
         self.db.executemany(
             "INSERT INTO counters (name, value) VALUES (?, ?)"

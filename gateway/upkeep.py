@@ -39,6 +39,7 @@ kind of failure) and tried again at the next round.
 import logging
 import threading
 import time
+from typing import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -76,7 +77,7 @@ class UpkeepError(Exception):
 class BrokerUpkeep:
     """The upkeep thread; ``start()``, ``stop()``. ``counters`` has what it did."""
 
-    def __init__(self, cfg, store=None):
+    def __init__(self, cfg: dict, store: Store | None = None) -> None:
         sec = cfg.get("upkeep") or {}
         mq = cfg.get("mqtt") or {}
         self.sweep_s = float(sec.get("retained_sweep_s", RETAINED_SWEEP_S))
@@ -102,15 +103,15 @@ class BrokerUpkeep:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> "BrokerUpkeep":
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=REPLY_TIMEOUT_S + 5)
 
-    def _run(self):
+    def _run(self) -> None:
         log.info("broker upkeep: retained readings swept every %.0f s, revoked sessions cut every %.0f s",
                  self.sweep_s, self.cut_every_s)
         next_sweep = time.monotonic() + min(self.sweep_s, 5.0)
@@ -120,7 +121,7 @@ class BrokerUpkeep:
                 next_sweep = time.monotonic() + self.sweep_s
             self._guard("revocation cut", self.cut_revoked)
 
-    def _guard(self, what, fn):
+    def _guard(self, what: str, fn: Callable[[], object]) -> None:
         try:
             fn()
         except Exception as e:  # the broker away, refusing, or the store busy: next round
@@ -133,7 +134,7 @@ class BrokerUpkeep:
 
     # -- MQTT -------------------------------------------------------------------------------
 
-    def _connect(self, client_id):
+    def _connect(self, client_id: str) -> mqtt.Client:
         """A connected paho client (clean session, its loop running). Raises UpkeepError."""
         done = threading.Event()
         result = {}
@@ -156,13 +157,13 @@ class BrokerUpkeep:
             raise UpkeepError("the broker did not accept %s: %s" % (client_id, result.get("rc", "no CONNACK")))
         return c
 
-    def _close(self, c):
+    def _close(self, c: mqtt.Client) -> None:
         try:
             c.disconnect()
         finally:
             c.loop_stop()
 
-    def sweep_retained(self):
+    def sweep_retained(self) -> int:
         """Clear the retained readings on the gateway's sites. Returns how many."""
         c = self._connect(self.client_id)
         try:
@@ -186,14 +187,14 @@ class BrokerUpkeep:
         finally:
             self._close(c)
 
-    def cut(self, device):
+    def cut(self, device: str) -> None:
         """Disconnect ``device``'s live session (its client id, on the gateway's listener)."""
         self._close(self._connect(device))
         self._count("upkeep_revoked_cut", 1)
 
     # -- revocations ------------------------------------------------------------------------
 
-    def cut_revoked(self, now=None):
+    def cut_revoked(self, now: float | None = None) -> list[str]:
         """Cut the sessions of revoked devices that are due (see the module docstring)."""
         now = time.time() if now is None else now
         since = now - self.cut_window_s
@@ -214,7 +215,7 @@ class BrokerUpkeep:
             log.info("broker upkeep: cut the live session of revoked device %s", device)
         return due
 
-    def _count(self, name, n):
+    def _count(self, name: str, n: int) -> None:
         self.counters[name] += n
         with self.store.lock:  # "@upkeep": a writer of its own, summed by `gateway status`
             self.store.add_counters({name + COUNTER_SUFFIX: n})

@@ -37,7 +37,7 @@ DRAIN_S = 30.0
 FLOOD_CHUNK = 2000
 
 
-def _flooder(port, name, stop, sent):
+def _flooder(port: int, name: str, stop, sent) -> None:
     """Publish garbage as fast as the socket takes it; drop the PUBACKs."""
     sock, _parser = rawmqtt.open_session("127.0.0.1", port, "el-bench-flood")
     topic = topics.readings(loadgen.SITE, name)
@@ -62,7 +62,7 @@ def _flooder(port, name, stop, sent):
 class _Good:
     """The good devices of one phase: one raw session each, driven from one thread."""
 
-    def __init__(self, port, specs, per_device):
+    def __init__(self, port: int, specs: list, per_device: int) -> None:
         self.devices = []
         for name, seed in specs:
             sock, parser = rawmqtt.open_session("127.0.0.1", port, "el-bench-good-%s-%d" % (name, os.getpid()))
@@ -71,7 +71,7 @@ class _Good:
                 name, seed, per_device), "next": 0, "sent_at": {}, "latency": {}, "acked": 0})
         self.by_sock = dict((d["sock"], d) for d in self.devices)
 
-    def publish_next(self, now):
+    def publish_next(self, now: float) -> None:
         for d in self.devices:
             if d["next"] < len(d["stock"]):
                 head, msg = d["stock"][d["next"]]
@@ -80,7 +80,7 @@ class _Good:
                 d["sock"].sendall(head + struct.pack("!H", 1 + (seq % 65535)) + msg)
                 d["sent_at"][seq] = now
 
-    def read(self, timeout):
+    def read(self, timeout: float) -> None:
         r, _w, _x = select.select(list(self.by_sock), [], [], timeout)
         now = time.monotonic()
         for sock in r:
@@ -99,22 +99,22 @@ class _Good:
                             d["latency"][seq] = now - d["sent_at"][seq]
                     d["acked"] = max(d["acked"], acked)
 
-    def all_acked(self):
+    def all_acked(self) -> bool:
         return all(d["acked"] >= d["next"] for d in self.devices)
 
-    def close(self):
+    def close(self) -> None:
         for d in self.devices:
             d["sock"].close()
 
 
-def _percentile(values, p):
+def _percentile(values: list, p: float) -> float | None:
     if not values:
         return None
     v = sorted(values)
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def phase(specs, flood_name, seconds, rate, flood, log):
+def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool, log) -> dict:
     """One measured phase; returns its figures."""
     from edgeledger.gateway.bench.ingest import _write_site
     from edgeledger.gateway.runner import total_counters
@@ -182,7 +182,8 @@ def phase(specs, flood_name, seconds, rate, flood, log):
     return out
 
 
-def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, rate=DEFAULT_RATE, log=print):
+def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: float = DEFAULT_RATE,
+        log=print) -> dict:
     specs = loadgen.device_specs(devices, prefix="good")
     out = {"seconds": seconds, "devices": devices, "rate": rate, "machine": report.machine(),
            "load_average_1min": os.getloadavg()[0]}
@@ -191,7 +192,7 @@ def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, rate=DEFAULT_RATE, log
     return out
 
 
-def print_table(r, out=print):
+def print_table(r: dict, out=print) -> None:
     b, f = r["baseline"], r["flood"]
     report.table("flood: %d good devices at %g readings/s each, %.0f s per phase, one device flooding"
                  % (r["devices"], r["rate"], r["seconds"]), [
@@ -206,7 +207,7 @@ def print_table(r, out=print):
                                                                       r["load_average_1min"]))
 
 
-def main(args):
+def main(args) -> int:
     import json
 
     r = run(seconds=args.seconds, devices=args.devices, rate=args.rate, log=None if args.json else print)
