@@ -37,13 +37,16 @@ class Device:
         self.conn = None
         self.acks = []
 
+    def credentials(self):
+        """Client keyword arguments for this device's bundle credentials."""
+        if self.site.broker.site.auth == "mtls":
+            return {"cert": self.bundle.files["tls_cert"], "key": self.bundle.files["tls_key"]}
+        with open(self.bundle.files["password"]) as f:
+            return {"username": self.name, "password": f.read().strip()}
+
     def connect(self, **kw):
         b = self.site.broker
-        if b.site.auth == "mtls":
-            creds = {"cert": self.bundle.files["tls_cert"], "key": self.bundle.files["tls_key"]}
-        else:
-            with open(self.bundle.files["password"]) as f:
-                creds = {"username": self.name, "password": f.read().strip()}
+        creds = self.credentials()
         creds.update(kw)
         self.conn = Client(b, self.name, **creds)
         assert self.conn.wait(10), b.log()

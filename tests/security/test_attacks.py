@@ -16,7 +16,7 @@ from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.runner import owner
 from edgeledger.protocols import cbor, chain, cose, reading_encode, topics
 from tests.security.attack_site import CLI, GATEWAY_CLIENT_ID, WAIT_S, AttackSite, RawPublisher
-from tests.security.conftest import SITE, Client, gateway_client
+from tests.security.conftest import SITE, gateway_client
 from tests.support.net import wait_until
 
 pytestmark = pytest.mark.security
@@ -126,7 +126,7 @@ def test_workers_survive_a_copy_of_another_devices_message(attack_site):
     assert site.alive() and "UNIQUE" not in site.log(tail=None) and "Traceback" not in site.log(tail=None)
 
 
-def test_a_device_cannot_take_the_gateways_client_id(attack_site):
+def test_a_device_cannot_take_the_gateways_client_id(attack_site, clients):
     """Client-id takeover: a device connecting with the gateway's client id kicked the gateway
     off, and with a clean session wiped its queued QoS 1 messages (0 of 3 delivered)."""
     site = attack_site("mtls")
@@ -137,8 +137,8 @@ def test_a_device_cannot_take_the_gateways_client_id(attack_site):
     site.stop_gateway()  # offline: its persistent session queues what arrives
     good.publish(3)
     for i in range(5):  # repeated, with a clean session: the site-wide denial of service of the issue
-        imp = Client(site.broker, "imp%d" % i, cert=bad.bundle.files["tls_cert"], key=bad.bundle.files["tls_key"],
-                     client_id=GATEWAY_CLIENT_ID, clean_session=True)
+        imp = clients(site.broker, "imp%d" % i, client_id=GATEWAY_CLIENT_ID, clean_session=True,
+                     **bad.credentials())
         assert imp.wait(10)
         imp.close()
     assert "as hostile-1" in site.broker.log()  # its client id is its identity, whatever it asked for
@@ -146,15 +146,14 @@ def test_a_device_cannot_take_the_gateways_client_id(attack_site):
     site.wait_stored(good, 3, what="the 3 readings queued while the gateway was away")
     # and with the gateway online, the impostor does not disconnect it
     before = site.log(tail=None).count("disconnected from broker")
-    imp = Client(site.broker, "imp-live", cert=bad.bundle.files["tls_cert"], key=bad.bundle.files["tls_key"],
-                 client_id=GATEWAY_CLIENT_ID)
+    imp = clients(site.broker, "imp-live", client_id=GATEWAY_CLIENT_ID, **bad.credentials())
     assert imp.wait(10)
     good.publish(2)
     site.wait_stored(good, 5)
     assert site.log(tail=None).count("disconnected from broker") == before
 
 
-def test_oversized_and_retained_publishes_do_not_reach_or_grow_anything(attack_site):
+def test_oversized_and_retained_publishes_do_not_reach_or_grow_anything(attack_site, clients):
     """No broker limits: a 20 MB retained publish reached the gateway, and ten of them while
     the gateway was offline grew the broker from 30 to 250 MB."""
     site = attack_site("mtls", gateway_extra="[upkeep]\nretained_sweep_s = 1.0\n")
@@ -184,7 +183,7 @@ def test_oversized_and_retained_publishes_do_not_reach_or_grow_anything(attack_s
     site.wait_stored(good, 2)
     wait_until(lambda: site.seqs("hostile-1") == [1], WAIT_S, what="the retained reading judged")
     wait_until(lambda: site.counters().get("upkeep_retained_cleared", 0) >= 1, WAIT_S, what="retained cleared")
-    probe = gateway_client(Client, site.broker, "probe")
+    probe = gateway_client(clients, site.broker, "probe")
     assert probe.wait(10)
     probe.subscribe(topics.subscription("r", SITE))
     good.publish(1)
@@ -196,7 +195,7 @@ def test_oversized_and_retained_publishes_do_not_reach_or_grow_anything(attack_s
 
 
 @pytest.mark.parametrize("auth", ["mtls", "password"])
-def test_revocation_cuts_a_live_session_within_seconds(attack_site, auth):
+def test_revocation_cuts_a_live_session_within_seconds(attack_site, clients, auth):
     """In mutual-TLS mode a revoked device's live session kept publishing after `device revoke`
     and the broker reload; the gateway now ends it (gateway/upkeep.py)."""
     site = attack_site(auth, gateway_extra="[upkeep]\ncut_every_s = 1.0\n")
@@ -215,15 +214,13 @@ def test_revocation_cuts_a_live_session_within_seconds(attack_site, auth):
     cut_after = time.monotonic() - t_reload
     print("%s: revoked session cut %.1f s after the broker reload" % (auth, cut_after))
     bad.conn.close()  # (paho would keep trying) a new connection with its credentials is refused
-    creds = ({"cert": bad.bundle.files["tls_cert"], "key": bad.bundle.files["tls_key"]} if auth == "mtls" else
-             {"username": "revoked-1", "password": open(bad.bundle.files["password"]).read().strip()})
-    assert not Client(site.broker, "again", **creds).wait(10)
+    assert not clients(site.broker, "again", **bad.credentials()).wait(10)
     good.publish(3)
     site.wait_stored(good, 3)
     assert site.seqs("revoked-1") == [1, 2]
 
 
-def test_an_expiring_crl_is_renewed_and_status_warns(attack_site, run_cli):
+def test_an_expiring_crl_is_renewed_and_status_warns(attack_site, clients, run_cli):
     """The CRL was valid 365 days and re-signed only on a revocation: when it expired every
     device certificate was refused. `gateway status` now warns well before, and `broker
     renew-crl` (from a monthly timer) signs it again."""
@@ -240,8 +237,7 @@ def test_an_expiring_crl_is_renewed_and_status_warns(attack_site, run_cli):
     site.broker.reload()
     code, out, err = run_cli("gateway", "status", "--config", site.config)
     assert "ERROR: the broker CRL has expired" in out
-    assert not Client(site.broker, "expired", cert=good.bundle.files["tls_cert"],
-                      key=good.bundle.files["tls_key"]).wait(10)
+    assert not clients(site.broker, "expired", **good.credentials()).wait(10)
     code, out, err = run_cli("broker", "renew-crl", "--site", site.broker.site.dir)
     assert code == 0 and "renewed" in out, err
     site.broker.reload()
