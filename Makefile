@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps demo test clean
+.PHONY: all setup system-deps demo test fuzz clean
 
 all: test
 
@@ -47,6 +47,11 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fuzz tests of `make test`, run for longer: 20,000 examples per property
+# (tests/fuzz/profiles.py; EDGELEDGER_FUZZ_EXAMPLES=N to choose another count).
+fuzz: setup
+	EDGELEDGER_FUZZ=1 $(VENV)/bin/pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(INTEROP) node_modules build dist *.egg-info

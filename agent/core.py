@@ -12,7 +12,10 @@ caller owns the MQTT link and the clocks, and calls
 Flow control is end to end: at most ``window`` records are in flight beyond the
 last ack. If the ack does not move for ``resend_after_s`` while records are in
 flight (a broker restart lost them, the gateway was down), the core rewinds and
-sends again from the last ack; the gateway stores duplicates once.
+sends again from the last ack; the gateway stores duplicates once. Sending is also
+paced: at most ``send_rate`` messages per second (bursts of ``window``), so an outbox
+catching up after an outage stays under the gateway's per-device rate limit
+(docs/operators.md, "Rate limits") and is never refused for speed.
 
 A source that fails does not go silent: its error becomes a status record
 (``<source>/status``, a string value) in the next pack and a counter. When the
@@ -35,6 +38,10 @@ from edgeledger.protocols.reading_encode import encode_payload
 DEFAULT_WINDOW = 256
 # A resend when the ack has not moved for this long while records are in flight.
 DEFAULT_RESEND_AFTER_S = 5.0
+# Messages per second at most, catching up included: half the gateway's default per-device
+# limit (gateway/ratelimit.py DEFAULT_RATE), 50x what a 1 kHz sensor (one pack/s) or a fast
+# meter sends live. A week's backlog of one message per second replays in 20 minutes.
+DEFAULT_SEND_RATE = 500.0
 # Records collected for the next pack; above this the pack is sealed at once.
 MAX_PENDING_RECORDS = 4096
 
@@ -42,7 +49,7 @@ MAX_PENDING_RECORDS = 4096
 class AgentCore:
     def __init__(self, device_id, signer, outbox, sources, sha256, epoch=0, pack_size=1000,
                  pack_age_s=0.0, window=DEFAULT_WINDOW, resend_after_s=DEFAULT_RESEND_AFTER_S,
-                 max_seq=None):
+                 max_seq=None, send_rate=DEFAULT_SEND_RATE):
         self.device_id = device_id
         self.signer = signer
         self.outbox = outbox
@@ -60,6 +67,9 @@ class AgentCore:
         self._send_next = outbox.acked + 1
         self._progress_at = None
         self._refused = 0
+        self.send_rate = send_rate  # 0: unpaced
+        self._tokens = float(window)  # token bucket: burst of one window
+        self._tokens_at = None
         self.counters = {"sealed": 0, "records": 0, "source_errors": 0, "outbox_refused": 0,
                          "resends": 0, "published": 0}
 
@@ -161,6 +171,11 @@ class AgentCore:
                 self._progress_at = now
                 self.counters["resends"] += 1
         room = self.window - (self._send_next - 1 - acked)
+        if self.send_rate:
+            if self._tokens_at is not None:
+                self._tokens = min(float(self.window), self._tokens + (now - self._tokens_at) * self.send_rate)
+            self._tokens_at = now
+            room = min(room, int(self._tokens))
         if room <= 0 or self._send_next > self.outbox.head_seq:
             return []
         return self.outbox.read(self._send_next, min(limit, room))
@@ -168,6 +183,7 @@ class AgentCore:
     def sent(self, seq):
         if seq + 1 > self._send_next:
             self._send_next = seq + 1
+        self._tokens -= 1
         self.counters["published"] += 1
 
     def drained(self):

@@ -15,6 +15,7 @@ Config (every key but ``device``, ``site``, ``key_file`` and ``sources`` has a d
     pack_age_s = 0.0                  # seal a pack when its oldest record is this old
     window = 256                      # messages in flight beyond the last end-to-end ack
     resend_after_s = 5.0
+    send_rate = 500.0                 # messages/s at most, catching up included (0: unpaced)
 
     [outbox]
     max_bytes = 67108864
@@ -32,7 +33,7 @@ import time
 import tomllib
 
 from edgeledger.agent import port, sources
-from edgeledger.agent.core import AgentCore
+from edgeledger.agent.core import DEFAULT_SEND_RATE, AgentCore
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.mqtt_paho import PahoLink
 from edgeledger.agent.outbox import Outbox, next_epoch
@@ -83,7 +84,8 @@ def build(cfg, until_seq=None):
                      pack_size=int(cfg.get("pack_size", 1000)),
                      pack_age_s=float(cfg.get("pack_age_s", 0.0)),
                      window=int(cfg.get("window", 256)),
-                     resend_after_s=float(cfg.get("resend_after_s", 5.0)), max_seq=until_seq)
+                     resend_after_s=float(cfg.get("resend_after_s", 5.0)), max_seq=until_seq,
+                     send_rate=float(cfg.get("send_rate", DEFAULT_SEND_RATE)))
     return core
 
 

@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 
 def _device_keygen(args):
@@ -83,10 +84,15 @@ def _gateway_run(args):
     return runner.main(args.config, duration_s=args.duration, workers=args.workers)
 
 
+# Devices listed by `gateway status` under "rejects by device".
+STATUS_DEVICES = 10
+
+
 def _gateway_status(args):
+    from edgeledger.gateway.cmd_security import crl_status
     from edgeledger.gateway.runner import total_counters
 
-    _cfg, st = _open_gateway_store(args)
+    cfg, st = _open_gateway_store(args)
     counters = total_counters(st.load_counters())  # workers keep theirs as name@wK
     print("messages stored: %d" % st.count_messages())
     for name in sorted(counters):
@@ -94,6 +100,14 @@ def _gateway_status(args):
             print("%-28s %d" % (name, counters[name]))
     for reason, n in sorted(st.quarantine_reasons().items()):
         print("quarantine %-17s %d" % (reason, n))
+    noisy = st.device_rejects(STATUS_DEVICES)
+    if noisy:
+        print("rejects by device (most first): rejected, quarantined, only counted, last")
+        for r in noisy:
+            print("  %-26s %9d %9d %9d  %s" % (r.device or "(no device)", r.rejected, r.quarantined, r.dropped,
+                                              time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.last_at or 0))))
+    for line in crl_status(cfg):
+        print(line)
     return 0
 
 

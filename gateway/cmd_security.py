@@ -1,6 +1,7 @@
 """Operator commands for broker security, provisioning and the gateway's ledger key.
 
     edgeledger broker config   --site DIR [--site-id S] [--port P] [--auth mtls|password] ...
+    edgeledger broker renew-crl --site DIR            (monthly, from a timer; then reload)
     edgeledger device provision --config gateway.toml --device ID --site S --out DIR ...
     edgeledger device enroll    --config gateway.toml --device ID --site S --port TTY --out DIR ...
     edgeledger device revoke    --config gateway.toml --device ID [--at T] [--kid HEX]
@@ -35,7 +36,7 @@ def _broker_for(args, cfg):
     """The BrokerSite from --broker-dir, else the one whose CA gateway.toml [mqtt] names."""
     from edgeledger.gateway.broker_config import META_FILE, BrokerSite
 
-    if getattr(args, "broker_dir", None):
+    if args is not None and getattr(args, "broker_dir", None):
         return BrokerSite.load(args.broker_dir)
     ca = (cfg.get("mqtt") or {}).get("ca_file")
     if ca:
@@ -43,6 +44,34 @@ def _broker_for(args, cfg):
         if os.path.exists(os.path.join(candidate, META_FILE)):
             return BrokerSite.load(candidate)
     return None
+
+
+def crl_status(cfg: dict, now=None) -> list[str]:
+    """Lines for `gateway status` about the broker CRL of gateway.toml's site (mutual TLS
+    only): when it expires, and a warning when that is less than CRL_WARN_DAYS away."""
+    import datetime
+
+    from edgeledger.gateway.pki import CRL_WARN_DAYS, PkiError
+
+    broker = _broker_for(None, cfg)
+    if broker is None or broker.auth != "mtls":
+        return []
+    try:
+        until = broker.pki.crl_next_update()
+    except PkiError as e:
+        return ["WARNING: %s" % e]
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    days = (until - now).total_seconds() / 86400.0
+    lines = ["broker CRL %s valid until %s (%.0f days)" % (broker.pki.crl_path, until.strftime("%Y-%m-%d %H:%M"),
+                                                         days)]
+    if days <= 0:
+        lines.append("ERROR: the broker CRL has expired: every device certificate is refused. Run "
+                     "`edgeledger broker renew-crl --site %s` and reload the broker" % broker.dir)
+    elif days < CRL_WARN_DAYS:
+        lines.append("WARNING: the broker CRL expires in %.0f days; when it does every device certificate is "
+                     "refused. Run `edgeledger broker renew-crl --site %s` (monthly) and reload the broker"
+                     % (days, broker.dir))
+    return lines
 
 
 def _ledger(args, cfg):
@@ -66,11 +95,22 @@ def _broker_config(args):
         raise ConfigError("%s; pass --site-id" % e)
     os.makedirs(args.site, exist_ok=True)
     bs = BrokerSite(args.site).generate(site_id, port=args.port, auth=args.auth, bind=args.bind,
-                                        names=args.name, gateway_user=args.gateway_user, run_as=args.run_as)
-    print("wrote %s: site %s, %s on %s:%d (TLS 1.2+), ACL %s" % (
-        bs.paths["config"], site_id, args.auth, args.bind, args.port, bs.paths["acl"]))
+                                        names=args.name, gateway_user=args.gateway_user, run_as=args.run_as,
+                                        gateway_port=args.gateway_port, max_message_bytes=args.max_message_bytes)
+    print("wrote %s: site %s, devices (%s) on %s:%d, the gateway on port %d (TLS 1.2+), ACL %s" % (
+        bs.paths["config"], site_id, args.auth, args.bind, args.port, bs.gateway_port, bs.paths["acl"]))
     print("gateway settings: %s" % bs.paths["gateway_snippet"])
     print("start it with: mosquitto -c %s" % bs.paths["config"])
+    return 0
+
+
+def _broker_renew_crl(args) -> int:
+    from edgeledger.gateway.broker_config import BrokerSite
+
+    bs = BrokerSite.load(args.site)
+    until = bs.pki.renew_crl()
+    print("renewed %s: %d revoked certificate(s), valid until %s; %s" % (
+        bs.pki.crl_path, len(bs.pki.revoked_serials()), until.strftime("%Y-%m-%d %H:%M UTC"), RELOAD_HINT))
     return 0
 
 
@@ -204,7 +244,11 @@ def add_commands(groups):
     bc = bsub.add_parser("config", help="site CA, broker certificate, TLS listener, per-device ACL")
     bc.add_argument("--site", required=True, metavar="DIR", help="directory to write (created)")
     bc.add_argument("--site-id", help="site id in topics (default: the directory's name)")
-    bc.add_argument("--port", type=int, default=8883)
+    bc.add_argument("--port", type=int, default=8883, help="the devices' listener (default 8883)")
+    bc.add_argument("--gateway-port", type=int, default=None,
+                    help="the gateway's listener, which only the gateway's password opens (default: port + 1)")
+    bc.add_argument("--max-message-bytes", type=int, default=65536,
+                    help="the gateway's max_message_bytes: the broker refuses larger publishes (default 65536)")
     bc.add_argument("--bind", default="0.0.0.0", help="listen address (default 0.0.0.0)")
     bc.add_argument("--auth", default="mtls", choices=["mtls", "password"])
     bc.add_argument("--name", action="append", default=[],
@@ -214,6 +258,9 @@ def add_commands(groups):
                     help="user Mosquitto drops to when started as root (files are chowned to it); "
                          "'root' keeps root")
     bc.set_defaults(func=_broker_config)
+    rc = bsub.add_parser("renew-crl", help="sign the CRL again for another year (run monthly; then reload)")
+    rc.add_argument("--site", required=True, metavar="DIR", help="directory from `broker config`")
+    rc.set_defaults(func=_broker_renew_crl)
 
     pv = dev.add_parser("provision", help="key, registration (registry and chain), MQTT credentials, bundle")
     _bundle_args(pv, "bundle directory for the device", "EdDSA")

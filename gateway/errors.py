@@ -64,9 +64,14 @@ Fork = _reject("Fork", "fork", "Same seq and same predecessor as a stored messag
 ChainBreak = _reject("ChainBreak", "chain_break", "The prev hash does not link to the stored neighbour.")
 ClockSkew = _reject("ClockSkew", "clock_skew", "Record times are too far from the gateway clock.")
 RateLimited = _reject("RateLimited", "rate_limited", "The device sends faster than its configured rate limit.")
+OutOfRange = _reject("OutOfRange", "out_of_range",
+                     "A number in the payload is not finite or outside its bounds (protocols/reading.py).")
+Internal = _reject("Internal", "internal",
+                   "Checking the message raised an unexpected error: a gateway bug, logged once per kind.")
 
 REJECT_CLASSES = (
     Oversized, MalformedCbor, TruncatedCose, NotCoseSign1, BadPayload, NonCanonical, UnknownDevice,
     RevokedDevice, BadSignature, TopicMismatch, Replay, Fork, ChainBreak, ClockSkew, RateLimited,
+    OutOfRange, Internal,
 )
 REASONS = tuple(cls.reason for cls in REJECT_CLASSES)

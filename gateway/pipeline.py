@@ -4,38 +4,60 @@
 stages the result in memory:
 
   1. size              -> Oversized
-  2. CBOR              -> TruncatedCose (input ends early) / MalformedCbor
-  3. COSE_Sign1 shape  -> NotCoseSign1
-  4. payload fields    -> BadPayload
-  4b. canonical form   -> NonCanonical: any other encoding than the one the device
-                       signed (cose.check_canonical), before anything compares digests
-  5. duplicate?        same (device, seq, digest) as stored: acked again, not
+  2. topic             -> TopicMismatch (not el/v1/<site>/<device>/r)
+  3. rate limit        -> RateLimited (per topic device, before any decoding:
+                          a flood costs a token-bucket lookup; ratelimit.py). Under the
+                          MQTT service the check runs in front of the queue instead
+                          (``shed``): a message over its device's rate is counted there
+                          and never queued, so a flood cannot fill the queue ahead of
+                          other devices' messages
+  4. CBOR              -> TruncatedCose (input ends early) / MalformedCbor
+  5. COSE_Sign1 shape  -> NotCoseSign1
+  6. payload fields    -> BadPayload; numbers out of bounds -> OutOfRange
+  6b. canonical form   -> NonCanonical: any other encoding than the one the device
+                          signed (cose.check_canonical), before anything compares digests
+  7. payload device    -> TopicMismatch unless it is the topic's device: a device
+                          touches no other device's chain state, not even with a
+                          copy of that device's stored message
+  8. duplicate?        same (device, seq, digest) as stored: acked again, not
                        re-verified (the bytes were verified when first stored)
-  5b. rate limit       -> RateLimited (per topic device, before the costly verify;
-                       ratelimit.py)
-  6. key by kid        -> UnknownDevice; key/topic/payload disagree -> TopicMismatch
-  7. key status        -> RevokedDevice
-  8. signature         -> BadSignature
-  9. record times      -> ClockSkew
- 10. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py)
+  9. key by kid        -> UnknownDevice; key/topic/payload disagree -> TopicMismatch
+ 10. key status        -> RevokedDevice
+ 11. signature         -> BadSignature
+ 12. record times      -> ClockSkew
+ 13. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py)
 
-A rejected message is quarantined with its raw bytes while the quarantine is under
-its bound (``ratelimit.QuarantineBound``); beyond it, it is only counted
-(``quarantine_dropped``).
+Containment (issue 12): whatever exception checking one message raises ends as a
+typed reject. The expected ones map to the reasons above; anything else becomes
+``internal`` (logged once per kind, with its traceback) and ingest goes on. Nothing
+is staged for a message until every check has passed, so a failure half-way leaves
+no trace but its quarantine row.
+
+A rejected message is quarantined with its raw bytes while the quarantine, and the
+share of it the topic's device may fill, are under their bounds
+(``ratelimit.QuarantineBound``); beyond them it is only counted (``quarantine_dropped``,
+and per device in the store's ``device_rejects``).
 
 ``commit()`` writes the staged messages, quarantine rows, chain marks and
 counters in one transaction and returns the end-to-end acks to send: only
-after it returns may the caller PUBACK the messages and publish acks.
+after it returns may the caller PUBACK the messages and publish acks. Every value
+it writes was range-checked when the message was decoded, so no message can make
+the commit fail.
 """
 import hashlib
 import io
+import logging
+import threading
 import time
 
 import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
+from edgeledger.protocols import cbor as pcbor
 from edgeledger.protocols import chain, cose, reading, topics
-from edgeledger.protocols.errors import CoseError, NonCanonicalMessage, PayloadError
+from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
+
+log = logging.getLogger("edgeledger.gateway")
 
 DEFAULT_MAX_MESSAGE_BYTES = 65536  # one pack of 1000 samples is ~12 KB; 5x headroom
 DEFAULT_CLOCK_SKEW_S = 7 * 86400.0  # a device may replay a week-old outbox; not a year-off clock
@@ -43,21 +65,54 @@ DEFAULT_FUTURE_SKEW_S = 300.0  # record times ahead of the gateway clock
 # Chain links kept in memory per device; older ones are looked up in the store.
 RECENT_LINKS = 4096
 MAX_CBOR_DEPTH = 16  # our deepest structure (tag > array > map > array > map) is 5
+# A quarantine row's detail is one sentence; the raw bytes are kept beside it.
+MAX_DETAIL = 1000
+# Kinds of unexpected error (type and where it was raised) logged with a traceback; past
+# this many kinds they are still counted and quarantined, no longer logged.
+MAX_INTERNAL_KINDS = 100
 
 
-def _decode(data):
-    """cbor2, strict: no duplicate keys, no trailing bytes.
+# cbor2 turns some tags into Python objects (bignums into int, 28/29 into shared and even
+# cyclic references, 35 into a compiled regex, 36 into a parsed MIME message, ...). Nothing
+# in a message of ours is tagged except the COSE_Sign1 itself, and the device codec keeps
+# tags as tags: so every tag cbor2 knows is kept as a plain CBORTag, as an unknown one is.
+# (cbor2 6.3's semantic tags; a tag added later would only be decoded, not trusted: every
+# field is type-checked after decoding.)
+_CBOR2_SEMANTIC_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261,
+                        1004, 55799)
+
+
+def _keep_tag(tag):
+    return lambda value, immutable: cbor2.CBORTag(tag, value)
+
+
+_AS_TAGS = dict((tag, _keep_tag(tag)) for tag in _CBOR2_SEMANTIC_TAGS)
+
+
+def decode_strict(data: bytes) -> object:
+    """cbor2, strict: no duplicate keys, no trailing bytes, no semantic tag decoding.
+    Raises ``cbor.TruncatedError`` when the input ends inside the item and
+    ``cbor.MalformedError`` for anything else (both CborDecodeError): cbor2's own errors,
+    and whatever else it raises on hostile input, are translated here.
 
     (``cbor2.loads`` alone ignores bytes after the first item; a message with a
     tail would be stored with bytes nobody signed.) Indefinite lengths decode, so
-    that step 4b names them as what they are: valid CBOR, not the canonical form.
+    that step 6b names them as what they are: valid CBOR, not the canonical form.
     """
     fp = io.BytesIO(data)
-    item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=True,
-                             allow_duplicate_keys=False).decode()
+    try:
+        item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=True,
+                                 allow_duplicate_keys=False, semantic_decoders=_AS_TAGS).decode()
+    except cbor2.CBORDecodeEOF as e:
+        raise pcbor.TruncatedError("CBOR ends early: %s" % e)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as e:
+        raise pcbor.MalformedError("not well-formed CBOR: %s" % e)
     if fp.tell() != len(data):
-        raise ValueError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
+        raise pcbor.MalformedError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
     return item
+
+
+_decode = decode_strict
 
 
 class Accepted:
@@ -83,12 +138,21 @@ class Pipeline:
             "received", "stored", "duplicates", "rejected", "quarantine_dropped"))
         for reason in errors.REASONS:
             self.counters["rejected_" + reason] = 0
-        self.counters.update(store.load_counters())
+        # its own counters only: names with "@" belong to other writers (workers, upkeep.py)
+        self.counters.update((k, v) for k, v in store.load_counters().items() if "@" not in k)
         self.marks = dict((d, list(m)) for d, m in store.device_marks().items())
         self._recent = {}
         self._rows = []
         self._qrows = []
         self._touched = set()
+        self._internal_kinds = set()
+        # rejects since the last commit, by quarantine account (the topic's device):
+        # [rejected, quarantined, dropped, last time]
+        self._device_rejects = {}
+        # rate limit in front of the queue (limit_in_front/shed, on the receive thread)
+        self._front = False
+        self._shed_lock = threading.Lock()
+        self._shed = {}  # device -> messages shed since the last commit
 
     # -- chain lookups ----------------------------------------------------------------------
 
@@ -107,49 +171,122 @@ class Pipeline:
         return lookup
 
     def _remember(self, device, seq, digest, prev):
-        recent = self._recent.setdefault(device, {})
-        recent[seq] = (digest, prev)
-        if len(recent) > 2 * RECENT_LINKS:
-            floor = max(recent) - RECENT_LINKS
-            for old in [s for s in recent if s < floor]:
-                del recent[old]
+        self._recent.setdefault(device, {})[seq] = (digest, prev)
+
+    def _trim_recent(self, devices) -> None:
+        """Forget old links of ``devices``, only after a commit: a staged message must stay
+        findable until the store has it, or its seq could be staged twice."""
+        for device in devices:
+            recent = self._recent.get(device)
+            if recent is not None and len(recent) > 2 * RECENT_LINKS:
+                floor = max(recent) - RECENT_LINKS
+                for old in [s for s in recent if s < floor]:
+                    del recent[old]
 
     # -- one message ------------------------------------------------------------------------
 
     def process(self, topic, data, received_at=None):
         """Check and stage one message. Returns Accepted or raises RejectedMessage
-        (already staged for quarantine and counted)."""
+        (already staged for quarantine and counted), whatever the bytes: an unexpected
+        error while checking becomes ``errors.Internal``."""
         received_at = time.time() if received_at is None else received_at
         self.counters["received"] += 1
+        t_site, t_device, topic_problem = _parse_topic(topic)
         try:
-            return self._process(topic, data, received_at)
+            return self._process(topic, data, received_at, t_site, t_device, topic_problem)
         except errors.RejectedMessage as e:
-            self.counters["rejected"] += 1
-            self.counters["rejected_" + e.reason] += 1
-            if self.quarantine.admit(len(data)):
-                self._qrows.append((received_at, topic, e.reason, e.detail, e.device, e.seq, bytes(data)))
-            else:
-                self.counters["quarantine_dropped"] += 1
+            self._reject(topic, data, received_at, t_device, e)
             raise
+        except Exception as e:  # containment: no message may stop ingest (DESIGN.md §5)
+            self._log_internal(topic, e)
+            rejected = errors.Internal("%s: %s" % (type(e).__name__, e), t_device)
+            self._reject(topic, data, received_at, t_device, rejected)
+            raise rejected from e
 
-    def _process(self, topic, data, received_at):
+    def limit_in_front(self) -> None:
+        """Apply the rate limit in ``shed``, called by the receive thread before a message
+        is queued (service.py), instead of in ``process``."""
+        self._front = True
+
+    def shed(self, topic: object, now: float | None = None) -> bool:
+        """True if the message on ``topic`` is over its device's rate limit: it is then
+        counted (``rejected_rate_limited``, and in the device's tally as only counted) and
+        must not be queued; the caller acknowledges it. Thread-safe, never raises."""
+        if self.rate_limiter is None or not self._front:
+            return False
+        device = ratelimit.readings_device(topic)
+        if device is None:
+            return False
+        with self._shed_lock:
+            if self.rate_limiter.allow(device, now):
+                return False
+            self._shed[device] = self._shed.get(device, 0) + 1
+        return True
+
+    def _fold_shed(self, now: float) -> None:
+        """Move the shed counts into the counters and the device tallies (worker thread)."""
+        with self._shed_lock:
+            shed, self._shed = self._shed, {}
+        for device, n in shed.items():
+            for name in ("received", "rejected", "rejected_rate_limited", "quarantine_dropped"):
+                self.counters[name] += n
+            tally = self._device_rejects.setdefault(self.quarantine.key(device), [0, 0, 0, now])
+            tally[0] += n
+            tally[2] += n
+            tally[3] = now
+
+    def _reject(self, topic: object, data: bytes, received_at: float, t_device: str | None,
+                e: errors.RejectedMessage) -> None:
+        """Count a reject and stage its quarantine row, charged to the topic's device."""
+        self.counters["rejected"] += 1
+        self.counters["rejected_" + e.reason] += 1
+        account = self.quarantine.key(t_device)  # bounded: invented device ids share one
+        tally = self._device_rejects.get(account)
+        if tally is None:
+            tally = self._device_rejects[account] = [0, 0, 0, received_at]
+        tally[0] += 1
+        tally[3] = received_at
+        if self.quarantine.admit(len(data), t_device):
+            tally[1] += 1
+            device = e.device if isinstance(e.device, str) else t_device
+            seq = e.seq if isinstance(e.seq, int) and 0 <= e.seq <= reading.MAX_SEQ else None
+            self._qrows.append((received_at, _text(topic), e.reason, _text(e.detail)[:MAX_DETAIL], device, seq,
+                                bytes(data)))
+        else:
+            tally[2] += 1
+            self.counters["quarantine_dropped"] += 1
+
+    def _log_internal(self, topic: object, e: BaseException) -> None:
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = "%s:%d" % (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else "?"
+        kind = (type(e).__name__, where)
+        if kind in self._internal_kinds or len(self._internal_kinds) >= MAX_INTERNAL_KINDS:
+            return
+        self._internal_kinds.add(kind)
+        log.error("unexpected %s at %s while handling a message on %s; ingest goes on (a reading is "
+                  "quarantined as 'internal'; logged once per kind)", kind[0], where, _text(topic), exc_info=e)
+
+    def _process(self, topic, data, received_at, t_site, t_device, topic_problem):
         if len(data) > self.max_message_bytes:
-            raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes))
-        try:
-            t_site, t_device, _kind = topics.parse(topic)
-        except ValueError as e:
-            raise errors.TopicMismatch(str(e))
+            raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes), t_device)
+        if topic_problem is not None:
+            raise errors.TopicMismatch(topic_problem)
+        if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
+            raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
+                                     % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
         try:
             item = _decode(data)
-        except cbor2.CBORDecodeEOF as e:
+        except pcbor.TruncatedError as e:
             raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device)
-        except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as e:
+        except CborDecodeError as e:
             raise errors.MalformedCbor(str(e), t_device)
         try:
             msg = cose.sign1_from_item(item, _decode)
         except CoseError as e:
             raise errors.NotCoseSign1(str(e), t_device)
-        except (cbor2.CBORDecodeError, ValueError, TypeError) as e:
+        except CborDecodeError as e:
             raise errors.NotCoseSign1("protected header: %s" % e, t_device)
         try:
             body = reading.decode_payload(msg.payload, _decode)
@@ -157,13 +294,17 @@ class Pipeline:
                 t_first, t_last = reading.time_range(body.pack)
             else:
                 t_first = t_last = received_at
-        except (PayloadError, cbor2.CBORDecodeError, ValueError, TypeError) as e:
+        except PayloadRangeError as e:
+            raise errors.OutOfRange(str(e), t_device)
+        except (PayloadError, CborDecodeError) as e:
             raise errors.BadPayload(str(e), t_device)
         device, seq = body.device, body.seq
         try:
             cose.check_canonical(data, msg, _decode)
         except NonCanonicalMessage as e:
             raise errors.NonCanonical(str(e), device, seq)
+        if device != t_device:
+            raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
         digest = _sha256(data)
         lookup = self._lookup_fn(device)
         stored = lookup(seq)
@@ -171,9 +312,6 @@ class Pipeline:
             self.counters["duplicates"] += 1
             self._touched.add(device)
             return Accepted(device, seq, chain.DUPLICATE)
-        if self.rate_limiter is not None and not self.rate_limiter.allow(t_device):
-            raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
-                                     % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), device, seq)
         key = self.registry.key(msg.kid)
         if key is None:
             raise errors.UnknownDevice("no registered key with kid %s" % msg.kid.hex(), device, seq)
@@ -191,8 +329,9 @@ class Pipeline:
         if refusal:
             raise errors.RevokedDevice(refusal, device, seq)
         if not self.verify(msg.alg, key.public_key, msg.to_be_signed(), msg.signature):
-            raise errors.BadSignature("%s signature does not verify with key %s"
-                                      % (cose.ALGORITHMS[msg.alg]["name"], msg.kid.hex()), device, seq)
+            raise errors.BadSignature("%s signature does not verify with key %s%s"
+                                      % (cose.ALGORITHMS[msg.alg]["name"], msg.kid.hex(),
+                                         _key_note(msg.alg, key.public_key)), device, seq)
         if t_last > received_at + self.future_skew_s or t_first < received_at - self.clock_skew_s:
             raise errors.ClockSkew("records timed %.0f..%.0f, gateway clock %.0f" % (t_first, t_last, received_at),
                                    device, seq)
@@ -201,25 +340,47 @@ class Pipeline:
         if reason is not None:
             cls = {"fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}[reason]
             raise cls("rule %s: seq %d" % (rule, seq), device, seq)
-        if not store_it:  # DUPLICATE found by classify (cannot happen after step 5, kept for safety)
+        if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
             self.counters["duplicates"] += 1
             return Accepted(device, seq, verdict)
-        self._rows.append((device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last,
-                           received_at, bytes(data)))
+        # Every check has passed: compute the new marks, then stage (nothing below raises).
+        mark = self.marks.get(device) or [0, 0]
+        contig = mark[0]
+        if seq == contig + 1:
+            contig = chain.contiguous_after(contig, lambda s: s == seq or lookup(s) is not None)
+        row = (device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
+        self._rows.append(row)
         self._remember(device, seq, digest, body.prev)
-        mark = self.marks.setdefault(device, [0, 0])
-        if seq > mark[1]:
-            mark[1] = seq
-        if seq == mark[0] + 1:
-            mark[0] = chain.contiguous_after(mark[0], lambda s: lookup(s) is not None)
+        mark = self.marks.setdefault(device, mark)
+        mark[0], mark[1] = contig, max(mark[1], seq)
         self._touched.add(device)
         self.counters["stored"] += 1
         return Accepted(device, seq, verdict)
 
+    # -- birth and death --------------------------------------------------------------------
+
+    def note_session(self, topic: object, payload: bytes) -> None:
+        """Record a device's birth (its payload, kept as received) or death. Never raises:
+        a topic that is not a birth/death topic, a payload over ``max_message_bytes`` or a
+        store error is counted (``session_refused``) and logged once per kind."""
+        try:
+            _site, device, kind = topics.parse(topic)
+            if kind not in ("birth", "death"):
+                raise ValueError("expected a birth or death topic, found %r" % (topic,))
+            if len(payload) > self.max_message_bytes:
+                raise ValueError("%s of %d bytes, maximum %d" % (kind, len(payload), self.max_message_bytes))
+            with self.store.lock:
+                self.store.set_birth(device, bytes(payload) if kind == "birth" else None, kind == "birth")
+            self.counters[kind + "s"] = self.counters.get(kind + "s", 0) + 1
+        except Exception as e:
+            self.counters["session_refused"] = self.counters.get("session_refused", 0) + 1
+            if not isinstance(e, ValueError):
+                self._log_internal(topic, e)
+
     # -- commit -----------------------------------------------------------------------------
 
     def pending(self):
-        return len(self._rows) + len(self._qrows) + len(self._touched)
+        return len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects) + len(self._shed)
 
     def save_counters(self):
         """Write the counters on their own (at shutdown, when nothing else is staged)."""
@@ -231,7 +392,9 @@ class Pipeline:
     def commit(self, save_counters=True):
         """Write everything staged in one transaction. Returns {device: contig} to ack."""
         touched = self._touched
-        if not (self._rows or self._qrows or touched):
+        if self._shed:
+            self._fold_shed(time.time())
+        if not (self._rows or self._qrows or touched or self._device_rejects):
             return {}
         store = self.store
         with store.lock:
@@ -241,6 +404,9 @@ class Pipeline:
                     store.insert_messages(self._rows)
                 if self._qrows:
                     store.insert_quarantine(self._qrows)
+                if self._device_rejects:
+                    store.add_device_rejects((d, n, q, dropped, at)
+                                             for d, (n, q, dropped, at) in self._device_rejects.items())
                 store.update_marks([(self.marks[d][0], self.marks[d][1], d) for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
@@ -249,8 +415,38 @@ class Pipeline:
                 store.rollback()
                 raise
         self._rows, self._qrows, self._touched = [], [], set()
+        self._device_rejects = {}
+        self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)
 
 
 def _sha256(data):
     return hashlib.sha256(data).digest()
+
+
+def _parse_topic(topic: object) -> tuple[str | None, str | None, str | None]:
+    """(site, device, None) of a readings topic, else (None, None, why not)."""
+    try:
+        site, device, kind = topics.parse(topic)
+    except ValueError as e:  # TopicError
+        return None, None, str(e)
+    except Exception:  # not even a str
+        return None, None, "topic must be text, found %s" % type(topic).__name__
+    if kind != "r":
+        return None, None, "expected a readings topic (.../r), found %r" % (topic,)
+    return site, device, None
+
+
+def _text(value: object) -> str:
+    """A str SQLite can store (a topic or detail that is not valid text is escaped)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return repr(value)
+
+
+def _key_note(alg: int, public_key: bytes) -> str:
+    """'' for a valid registered key, else why it is not one (registered before keys were checked)."""
+    problem = signatures.key_problem(alg, public_key)
+    return "" if problem is None else " (the registered key is unusable: %s)" % problem

@@ -32,7 +32,12 @@ from edgeledger.protocols import topics
 CA_DAYS = 20 * 365
 SERVER_DAYS = 5 * 365
 CLIENT_DAYS = 10 * 365
-CRL_DAYS = 365  # nextUpdate of the CRL; re-issued on every revocation
+CRL_DAYS = 365  # nextUpdate of the CRL; re-issued on every revocation and by `broker renew-crl`
+# When the CRL expires, OpenSSL refuses every client certificate of the site. Renew it
+# monthly (a timer runs `edgeledger broker renew-crl`, docs/operators.md): eleven months
+# of slack. `gateway status` warns when fewer than CRL_WARN_DAYS remain.
+CRL_RENEW_DAYS = 30
+CRL_WARN_DAYS = 60
 # Clock skew tolerated for a fresh certificate (notBefore is set this far in the past).
 BACKDATE = datetime.timedelta(minutes=5)
 # Names the broker certificate always carries, so local clients can verify it.
@@ -265,18 +270,36 @@ class SitePKI:
         self._write_crl(serials)
         return serial
 
-    def _write_crl(self, serials):
+    def _write_crl(self, serials, now=None):
         ca_cert, ca_key = self.ca()
-        now = _now()
+        now = _now() if now is None else now
+        # a renewal keeps each certificate's revocation date (RFC 5280 §5.1.2.6)
+        dates = {}
+        if os.path.exists(self.crl_path):
+            for entry in self.crl():
+                dates[entry.serial_number] = entry.revocation_date_utc
         b = (x509.CertificateRevocationListBuilder()
              .issuer_name(ca_cert.subject)
              .last_update(now - BACKDATE)
              .next_update(now + datetime.timedelta(days=CRL_DAYS)))
         for serial in serials:
             b = b.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(dates.get(serial, now)).build())
         crl = b.sign(ca_key, hashes.SHA256())
         write_public(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
+
+    def renew_crl(self, now: datetime.datetime | None = None) -> datetime.datetime:
+        """Sign the CRL again, same revoked certificates, valid CRL_DAYS from ``now``. The
+        broker reads it on its next reload. Returns its nextUpdate (aware UTC datetime)."""
+        self._write_crl(self.revoked_serials(), now)
+        return self.crl_next_update()
+
+    def crl_next_update(self) -> datetime.datetime:
+        """When the CRL expires (aware UTC datetime). Raises PkiError if there is none."""
+        try:
+            return self.crl().next_update_utc
+        except (OSError, ValueError) as e:
+            raise PkiError("cannot read the CRL %s: %s" % (self.crl_path, e))
 
     def crl(self):
         with open(self.crl_path, "rb") as f:

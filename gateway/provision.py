@@ -31,7 +31,7 @@ import shutil
 import time
 
 from edgeledger.agent import signer as signers
-from edgeledger.gateway import broker_config
+from edgeledger.gateway import broker_config, signatures
 from edgeledger.gateway.errors import GatewayError, RegistryError
 from edgeledger.gateway.pki import pem_to_der, write_private, write_public
 from edgeledger.protocols import topics
@@ -119,6 +119,10 @@ def _new_key(alg, device, public_key):
     public_key = bytes(public_key)
     if len(public_key) != row.public_len:
         raise ProvisionError("%s public key: expected %d bytes, found %d" % (row.name, row.public_len, len(public_key)))
+    try:  # before anything is written, on chain or in the registry
+        signatures.check_public_key(row.cose_id, public_key)
+    except ValueError as e:
+        raise ProvisionError("%s public key refused: %s" % (row.name, e))
     return row, public_key, None
 
 
@@ -154,6 +158,10 @@ def provision(registry, device, site, out_dir, alg="EdDSA", public_key=None, bro
     """
     topics.check_id(device, "device id")
     topics.check_id(site, "site")
+    if device.startswith(broker_config.GATEWAY_CLIENT_PREFIX):
+        # the broker's client ids are the devices' ids: this one could take the gateway's session
+        raise ProvisionError("device id %r starts with %r, which the gateway's MQTT client ids use; choose another id"
+                             % (device, broker_config.GATEWAY_CLIENT_PREFIX))
     now = time.time() if now is None else now
     if broker is not None:
         if broker.site != site:

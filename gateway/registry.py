@@ -82,8 +82,9 @@ class Registry:
 
     def register(self, device, site, alg, public_key, kid, valid_from=None):
         """Add a device (if new) and a key. Raises RegistryError on conflicts and for a key
-        this gateway cannot verify with (off its curve, or an algorithm no installed library
-        verifies)."""
+        that is not a valid point of its curve, or of an algorithm no installed library
+        verifies (signatures.check_public_key): such a key would verify nothing, or, of
+        small order, too much. TopicError for a bad id."""
         topics.check_id(device, "device id")
         topics.check_id(site, "site")
         if alg not in ALGORITHMS:
@@ -92,9 +93,9 @@ class Registry:
             raise RegistryError("%s public key must be %d bytes, got %d" % (
                 ALGORITHMS[alg]["name"], ALGORITHMS[alg]["pub_len"], len(public_key)))
         try:
-            signatures.load_key(alg, bytes(public_key))
-        except ValueError as e:  # off the curve, or no library here verifies this alg
-            raise RegistryError("%s public key for %r refused: %s" % (ALGORITHMS[alg]["name"], device, e))
+            signatures.check_public_key(alg, public_key)
+        except ValueError as e:
+            raise RegistryError("%s key for %r refused: %s" % (ALGORITHMS[alg]["name"], device, e))
         existing = self.key(kid)
         if existing is not None:
             if existing.device != device or existing.public_key != bytes(public_key):

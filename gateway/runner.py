@@ -153,6 +153,16 @@ def _start_anchoring(cfg, store):
     return ledger, batcher
 
 
+def _start_upkeep(cfg: dict):
+    """The broker upkeep thread (upkeep.py: retained readings, revoked sessions), or None
+    when ``[upkeep] enabled = false``."""
+    from edgeledger.gateway.upkeep import BrokerUpkeep
+
+    if not (cfg.get("upkeep") or {}).get("enabled", True):
+        return None
+    return BrokerUpkeep(cfg).start()
+
+
 def total_counters(counters):
     """Sum per-worker counters (``name@wK``) into plain names."""
     out = {}
@@ -170,6 +180,7 @@ def main(config_path, duration_s=None, workers=None):
     stop = _stop_on_signals()
     ledger, batcher = _start_anchoring(cfg, store)
     service.start()
+    upkeep = _start_upkeep(cfg)
     print("gateway %s: store %s, broker %s, ledger %s" % (
         cfg["gateway_id"], cfg["store"], cfg["broker"],
         "%s contract %s" % (ledger.name, ledger.address) if ledger else "none"), flush=True)
@@ -180,6 +191,8 @@ def main(config_path, duration_s=None, workers=None):
                 break
             stop.wait(0.2)
     finally:
+        if upkeep is not None:
+            upkeep.stop()
         service.stop()
         if batcher is not None:
             batcher.stop()
@@ -198,6 +211,7 @@ def _main_workers(config_path, duration_s, n):
     ledger, batcher = _start_anchoring(cfg, store)
     workers = _Workers(config_path, n)
     workers.start()
+    upkeep = _start_upkeep(cfg)
     print("gateway %s: store %s, broker %s, %d ingest workers, ledger %s" % (
         cfg["gateway_id"], cfg["store"], cfg["broker"], n,
         "%s contract %s" % (ledger.name, ledger.address) if ledger else "none"), flush=True)
@@ -210,6 +224,8 @@ def _main_workers(config_path, duration_s, n):
             if not stop.is_set():
                 workers.check()
     finally:
+        if upkeep is not None:
+            upkeep.stop()
         workers.stop()
         if batcher is not None:
             batcher.stop()

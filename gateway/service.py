@@ -56,8 +56,14 @@ COUNTER_SAVE_S = 1.0
 RECV_BUFFER = 1 << 16
 # Packets read in one go from the buffer before paho's loop runs again.
 READ_BURST = 1000
-# Topic filters per SUBSCRIBE packet when a worker subscribes device by device.
+# Devices per SUBSCRIBE packet when a worker subscribes device by device (3 filters each),
+# and the packet's size at most: the generated broker disconnects a client whose packet
+# passes its max_packet_size (broker_config.py: max_message_bytes + 1 KB; 64 KiB + 1 KB by
+# default), and 500 devices with 64-character ids would need 220 KB.
 SUBSCRIBE_CHUNK = 500
+SUBSCRIBE_BYTES = 32 * 1024
+# At most one log line per reject reason in this many seconds (the counters count them all).
+REJECT_LOG_S = 1.0
 
 
 class _BufferedSocket:
@@ -98,6 +104,22 @@ class _Client(mqtt.Client):
 
     # fast_publish(topic, payload, mid): set by IngestService; None = paho's own path only
     fast_publish = None
+    # PUBACKs of messages shed on this thread (IngestService: over their device's rate limit)
+    _shed_acks = None
+
+    def ack_shed(self, mid: int) -> None:
+        """Acknowledge a QoS 1 message shed on the network thread. The PUBACKs (MQTT 3.1.1
+        §3.4: 40 02 <packet id>) are collected and queued as one write when the read ends:
+        one TLS record for a whole burst instead of one per message, which is what lets
+        the receive thread keep ahead of a flood."""
+        if self._shed_acks is None:
+            self._shed_acks = bytearray()
+        self._shed_acks += b"\x40\x02" + bytes(((mid >> 8) & 0xFF, mid & 0xFF))
+
+    def _flush_shed_acks(self) -> None:
+        if self._shed_acks:
+            blob, self._shed_acks = bytes(self._shed_acks), None
+            self._packet_queue(mqtt.PUBACK, blob, 0, 0)
 
     def loop_read(self, max_packets=1):
         """Read every whole packet that waits in the buffer (at most READ_BURST, so keepalive
@@ -109,6 +131,17 @@ class _Client(mqtt.Client):
         MQTTMessage and call on_message. Anything else (CONNACK, SUBACK, PUBACK of our acks,
         QoS 0/2, a packet split across reads) takes paho's path. Profiled: paho's
         per-message work and select() were ~35% of a worker's CPU."""
+        try:
+            return self._loop_read(max_packets)
+        except Exception as e:  # a packet paho cannot decode: drop the connection, not the thread
+            # (the paho network thread would die with the exception, and ingest with it;
+            # a reconnect gets the broker to redeliver whatever was not acknowledged)
+            log.error("malformed packet from the broker (%s: %s): reconnecting", type(e).__name__, e)
+            return self._loop_rc_handle(mqtt.MQTT_ERR_PROTOCOL)
+        finally:
+            self._flush_shed_acks()
+
+    def _loop_read(self, max_packets: int) -> int:
         sock = self._sock
         if not isinstance(sock, _BufferedSocket):
             return mqtt.Client.loop_read(self, max_packets)
@@ -123,6 +156,10 @@ class _Client(mqtt.Client):
         return rc
 
     def _take_publishes(self, sock):
+        """Deliver the whole QoS 1 PUBLISH packets at the front of the buffer; returns how many.
+        Stops, leaving the rest to paho, at anything else: another packet type, a length or
+        topic that is incomplete or does not add up, a topic that is not UTF-8. Never
+        raises (tests/fuzz/test_receive_path.py feeds it split, bytewise and hostile input)."""
         buf, pos = sock._buf, sock._pos
         n, taken, deliver = len(buf), 0, self.fast_publish
         while pos + 2 <= n:
@@ -164,6 +201,10 @@ class IngestService:
     def __init__(self, pipeline, broker_url, client_id, sites=("+",), username=None, password=None,
                  ca_file=None, cert_file=None, key_file=None, on_commit=None, owns=None):
         self.pipeline = pipeline
+        # The rate limit runs on the receive thread, in front of the inbox: a device's flood
+        # past its rate is counted and acknowledged there, never queued ahead of other
+        # devices' messages (issue 12; pipeline.shed).
+        pipeline.limit_in_front()
         # owns(device) -> bool: subscribe device by device to the owned registered devices
         # (a worker of ``gateway run --workers``); None: the site wildcards.
         self.owns = owns
@@ -175,6 +216,7 @@ class IngestService:
         self._stop = threading.Event()
         self.connected = threading.Event()
         self.commits = 0
+        self._reject_logged = {}
         tls, host, port = parse_broker_url(broker_url)
         self.host, self.port = host, port
         c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
@@ -223,12 +265,22 @@ class IngestService:
             if "+" not in self.sites and site not in self.sites:
                 continue
             subs.append((device, site))
-        for i in range(0, len(subs), SUBSCRIBE_CHUNK):
-            chunk = subs[i:i + SUBSCRIBE_CHUNK]
+        i = 0
+        while i < len(subs):
+            # SUBSCRIBE_CHUNK devices, or fewer when their filters would pass SUBSCRIBE_BYTES
+            chunk, size = [], 0
+            while i < len(subs) and len(chunk) < SUBSCRIBE_CHUNK:
+                need = 3 * (len(topics.readings(subs[i][1], subs[i][0])) + 8)
+                if chunk and size + need > SUBSCRIBE_BYTES:
+                    break
+                chunk.append(subs[i])
+                size += need
+                i += 1
             rc, _mid = self.client.subscribe([(topics.topic(site, device, kind), 1)
                                               for device, site in chunk for kind in ("r", "birth", "death")])
             if rc == mqtt.MQTT_ERR_SUCCESS:  # not connected: tried again at the next poll
                 self._subscribed.update(device for device, _site in chunk)
+                log.info("subscribed to the topics of %d owned device(s)", len(chunk))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
@@ -236,9 +288,22 @@ class IngestService:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):
-        self.inbox.put((msg.topic, msg.payload, msg.mid, msg.qos))
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers check topics are UTF-8; a hostile one may not
+            topic = bytes(msg._topic).decode("utf-8", "backslashreplace")  # refused as topic_mismatch
+        if self.pipeline.shed(topic):
+            if msg.qos == 1:
+                client.ack_shed(msg.mid)
+            elif msg.qos == 2:  # (the gateway subscribes at QoS 1: not from a broker)
+                client.ack(msg.mid, msg.qos)
+            return
+        self.inbox.put((topic, msg.payload, msg.mid, msg.qos))
 
     def _on_publish(self, topic, payload, mid):
+        if self.pipeline.shed(topic):  # over its device's rate: counted, acknowledged, not queued
+            self.client.ack_shed(mid)
+            return
         self.inbox.put((topic, payload, mid, 1))
 
     # -- worker -----------------------------------------------------------------------------
@@ -260,18 +325,18 @@ class IngestService:
         return group
 
     def _handle(self, topic, payload):
-        kind = topic.rsplit("/", 1)[-1]
-        if kind == "r":
-            try:
-                self.pipeline.process(topic, payload)
-            except errors.RejectedMessage as e:
-                log.info("rejected on %s: %s", topic, e)
-        elif kind in ("birth", "death"):
-            try:
-                _site, device, _ = topics.parse(topic)
-            except ValueError:
-                return
-            self.pipeline.store.set_birth(device, bytes(payload) if kind == "birth" else None, kind == "birth")
+        kind = topic.rsplit("/", 1)[-1] if isinstance(topic, str) else None
+        if kind in ("birth", "death"):
+            self.pipeline.note_session(topic, payload)  # never raises
+            return
+        try:  # "r", and anything else a broker delivers (refused there as topic_mismatch)
+            self.pipeline.process(topic, payload)
+        except errors.RejectedMessage as e:
+            # one line per reason and second at most: a flood must not cost a log line each
+            now = time.monotonic()
+            if now - self._reject_logged.get(e.reason, -REJECT_LOG_S) >= REJECT_LOG_S:
+                self._reject_logged[e.reason] = now
+                log.info("rejected on %s: %s (counted in rejected_%s)", topic, e, e.reason)
 
     def _run(self):
         last_registry = last_counters = 0.0

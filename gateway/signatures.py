@@ -6,13 +6,25 @@ this class of machine, so it serves EdDSA; ES256 uses ``cryptography``; SM2
 (GB/T 32918.2 with SM3 and Z_A of the default user id, COSE alg -65537) uses
 ``tongsuopy``, the fastest correct SM2 library on PyPI (docs/national-crypto.md),
 imported on the first SM2 key. Key objects are cached per public key. Library
-exceptions are translated here: callers see True or False, or ``ValueError`` for a
-malformed key (or an SM2 key on a platform tongsuopy does not install on).
+exceptions are translated here: ``verify`` answers True or False and never raises,
+whatever the key (a key that is not a valid point verifies nothing);
+``check_public_key`` is what registration uses to refuse such keys in the first place
+(and an SM2 key on a platform tongsuopy does not install on).
+
+Valid keys (issue 12):
+
+* Ed25519 (RFC 8032 §5.1.3): 32 bytes that decode to a point of the curve, in the
+  prime-order subgroup and not of small order (libsodium's
+  ``crypto_core_ed25519_is_valid_point``); a small-order key would "verify" forged
+  signatures under some implementations.
+* P-256 (SEC 1 §2.3.4) and SM2 (GB/T 32918.1 §6.2): an uncompressed point ``04 || X || Y``
+  on the curve (OpenSSL/Tongsuo check the curve equation when they load the point).
 """
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -24,10 +36,16 @@ _cache = {}
 
 
 def _ed25519_key(public_key):
+    if len(public_key) != 32 or not crypto_core_ed25519_is_valid_point(bytes(public_key)):
+        raise ValueError("expected 32 bytes encoding an Ed25519 point of prime order, found %d bytes that do not"
+                         % len(public_key))
     return VerifyKey(public_key)
 
 
 def _p256_key(public_key):
+    if len(public_key) != 65 or public_key[:1] != b"\x04":
+        raise ValueError("expected an uncompressed P-256 point (65 bytes, 04 X Y), found %d bytes starting %s"
+                         % (len(public_key), bytes(public_key[:1]).hex()))
     return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
 
 
@@ -88,32 +106,51 @@ VERIFIERS = {
 }
 
 
-def load_key(alg: int, public_key: bytes) -> object:
-    """The (cached) key object ``verify`` uses: a registry calls it before it accepts a key,
-    so that a key this gateway cannot verify with is refused at enrolment, not at ingest.
+_BAD = object()  # cached marker: this key is not usable
+_CURVE = {EDDSA: "Ed25519", ES256: "P-256", SM2: "SM2"}
 
-    Raises ValueError for an unsupported algorithm or a malformed public key (an SM2 key
-    too where tongsuopy does not install).
-    """
-    entry = VERIFIERS.get(alg)
-    if entry is None:
-        raise ValueError("unsupported COSE alg %r" % (alg,))
-    cache_key = (alg, public_key)
+
+def _key(alg: object, public_key: object) -> object:
+    """The library key object, or (_BAD, why) for an unusable key; cached either way."""
+    entry = VERIFIERS.get(alg) if type(alg) is int else None
+    if entry is None or not isinstance(public_key, (bytes, bytearray)):
+        return (_BAD, "unsupported COSE alg %r or a key that is not bytes" % (alg,))
+    cache_key = (alg, bytes(public_key))
     key = _cache.get(cache_key)
     if key is None:
         try:
-            key = entry[0](public_key)
-        except Exception as e:  # library-specific key errors
-            raise ValueError("malformed %d public key: %s" % (alg, e))
+            key = entry[0](cache_key[1])
+        except Exception as e:  # library-specific key errors, translated here
+            key = (_BAD, "not a valid %s public key: %s" % (_CURVE[alg], e))
         if len(_cache) >= MAX_CACHED_KEYS:
             _cache.clear()
         _cache[cache_key] = key
     return key
 
 
-def verify(alg, public_key, message, signature):
-    """True if ``signature`` over ``message`` verifies with ``public_key``.
+def key_problem(alg: object, public_key: object) -> str | None:
+    """None if ``public_key`` is a usable key for COSE ``alg``, else why not (a sentence)."""
+    key = _key(alg, public_key)
+    return key[1] if isinstance(key, tuple) and key[0] is _BAD else None
 
-    Raises ValueError for an unsupported algorithm or a malformed public key.
+
+def check_public_key(alg: object, public_key: object) -> None:
+    """Raise ValueError (saying why) unless ``public_key`` is a valid key for ``alg``."""
+    problem = key_problem(alg, public_key)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def verify(alg: object, public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if ``signature`` over ``message`` verifies with ``public_key``, else False.
+
+    Never raises: an unsupported algorithm or a key that is not a valid point is False
+    (``key_problem`` says why).
     """
-    return VERIFIERS[alg][1](load_key(alg, public_key), message, signature)
+    key = _key(alg, public_key)
+    if isinstance(key, tuple) and key[0] is _BAD:
+        return False
+    try:
+        return VERIFIERS[alg][1](key, message, signature)
+    except Exception:  # a library error on a hostile signature is a failed verification
+        return False

@@ -11,6 +11,8 @@ Tables
                  order; a batch is a contiguous range of ids.
 ``quarantine``   every rejected message: raw bytes, topic, typed reason, detail.
 ``counters``     named counters, written with the commits.
+``device_rejects`` per device (the topic's): messages rejected, rows quarantined, rejects
+                 only counted (past the quarantine bounds), time of the last one.
 ``batches``      Merkle batches and their anchoring state (see batcher.py).
 ``ledger_meta``  which chain, contract and gateway account the batches are anchored with.
 
@@ -22,6 +24,7 @@ groups (``synchronous=NORMAL`` in WAL mode: a commit survives a process crash;
 import os
 import sqlite3
 import threading
+from typing import NamedTuple
 
 from edgeledger.gateway.errors import StoreError
 
@@ -71,6 +74,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
     bytes BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine(reason);
+CREATE TABLE IF NOT EXISTS device_rejects (
+    device TEXT PRIMARY KEY,
+    rejected INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    last_at REAL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -100,6 +110,16 @@ CREATE TABLE IF NOT EXISTS batches (
     anchored_at REAL
 );
 """
+
+
+class DeviceRejects(NamedTuple):
+    """One device's reject tally (``device_rejects`` table)."""
+
+    device: str
+    rejected: int
+    quarantined: int
+    dropped: int
+    last_at: float | None
 
 
 def connect(path, synchronous="NORMAL"):
@@ -178,6 +198,25 @@ class Store:
     def quarantine_reasons(self):
         return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
 
+    def quarantine_usage(self) -> list[tuple[str, int, int]]:
+        """[(topic, rows, bytes)] of the quarantine, by topic (ratelimit.quarantine_bound)."""
+        return self.db.execute("SELECT topic, COUNT(*), COALESCE(SUM(LENGTH(bytes)), 0) FROM quarantine"
+                               " GROUP BY topic").fetchall()
+
+    def add_device_rejects(self, rows) -> None:
+        """rows: DeviceRejects of increments (``last_at`` replaces the stored one)."""
+        self.db.executemany(
+            "INSERT INTO device_rejects (device, rejected, quarantined, dropped, last_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(device) DO UPDATE SET rejected=rejected+excluded.rejected,"
+            " quarantined=quarantined+excluded.quarantined, dropped=dropped+excluded.dropped,"
+            " last_at=MAX(COALESCE(last_at, 0), excluded.last_at)", [tuple(r) for r in rows])
+
+    def device_rejects(self, limit: int = 10) -> list[DeviceRejects]:
+        """The ``limit`` devices with the most rejects, most first: [DeviceRejects]."""
+        return [DeviceRejects(*r) for r in self.db.execute(
+            "SELECT device, rejected, quarantined, dropped, last_at FROM device_rejects"
+            " ORDER BY rejected DESC, device LIMIT ?", (limit,))]
+
     # -- devices and chain marks ------------------------------------------------------------
 
     def device_marks(self):
@@ -186,8 +225,21 @@ class Store:
             "SELECT device, contig, max_seq FROM devices"))
 
     def update_marks(self, marks):
-        """marks: iterable of (contig, max_seq, device)."""
-        self.db.executemany("UPDATE devices SET contig=?, max_seq=? WHERE device=?", marks)
+        """marks: iterable of (contig, max_seq, device). Marks only move forward: a stale
+        writer can never move a device's marks back (MAX)."""
+        self.db.executemany("UPDATE devices SET contig=MAX(contig, ?), max_seq=MAX(max_seq, ?) WHERE device=?",
+                            marks)
+
+    def revoked_devices(self, now: float) -> dict[str, float]:
+        """{device: time of its latest revocation} for the devices every key of which is
+        revoked at or before ``now``."""
+        return dict(self.db.execute(
+            "SELECT device, MAX(revoked_at) FROM device_keys GROUP BY device"
+            " HAVING SUM(revoked_at IS NULL OR revoked_at > ?) = 0", (now,)))
+
+    def rejected_since(self, since: float) -> list[str]:
+        """Devices with a reject after ``since`` (device_rejects)."""
+        return [r[0] for r in self.db.execute("SELECT device FROM device_rejects WHERE last_at > ?", (since,))]
 
     def set_birth(self, device, payload, online):
         self.db.execute("UPDATE devices SET last_birth=COALESCE(?, last_birth), online=? WHERE device=?",
@@ -202,6 +254,12 @@ class Store:
 
     def load_counters(self):
         return dict(self.db.execute("SELECT name, value FROM counters"))
+
+    def add_counters(self, increments: dict[str, int]) -> None:
+        """Add to named counters (written by a writer that does not own the whole set)."""
+        self.db.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value=value+excluded.value", list(increments.items()))
 
     # -- ledger identity --------------------------------------------------------------------
 

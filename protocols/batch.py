@@ -24,6 +24,7 @@ VERSION = 1
 LAYOUT_LEN = 117
 ZERO_HASH = b"\x00" * 32
 FIELDS = ("version", "gateway", "number", "prev", "root", "tree_size", "first_time", "last_time")
+BYTE_FIELDS = ("gateway", "prev", "root")
 
 
 class HeaderError(DecodeError):
@@ -71,15 +72,21 @@ class BatchHeader:
 
     @classmethod
     def from_map(cls, m):
+        """A BatchHeader from its CBOR map (keys 1..8). Raises HeaderError, nothing else:
+        the types are checked before any conversion (``bytes(n)`` of an integer would
+        allocate n bytes)."""
         if not hasattr(m, "get"):
             raise HeaderError("batch header must be a map, found %s" % type(m).__name__)
         values = [m.get(i + 1) for i in range(len(FIELDS))]
         if None in values:
             raise HeaderError("batch header is missing field %s" % FIELDS[values.index(None)])
-        try:
-            return cls(values[1], values[2], values[3], values[4], values[5], values[6], values[7], values[0])
-        except TypeError as e:
-            raise HeaderError("batch header field has the wrong type: %s" % e)
+        for i, name in enumerate(FIELDS):
+            want = bytes if name in BYTE_FIELDS else int
+            if not isinstance(values[i], want) or isinstance(values[i], bool):
+                raise HeaderError("batch header %s must be %s, found %s"
+                                  % (name, "a byte string" if want is bytes else "an integer",
+                                     type(values[i]).__name__))
+        return cls(values[1], values[2], values[3], values[4], values[5], values[6], values[7], values[0])
 
     def __eq__(self, other):
         return isinstance(other, BatchHeader) and self.layout() == other.layout()

@@ -101,7 +101,11 @@ class Bundle:
 
     @classmethod
     def decode(cls, data, decode=cbor.decode):
-        """Parse bundle bytes; raises MalformedBundle."""
+        """Parse bundle bytes. Raises MalformedBundle (a DecodeError), nothing else: every
+        field's type and size is checked before it is used (``bytes(n)`` of an integer
+        field would allocate n bytes)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise MalformedBundle("bundle must be bytes, found %s" % type(data).__name__)
         if len(data) > MAX_BUNDLE_BYTES:
             raise MalformedBundle("bundle of %d bytes exceeds %d" % (len(data), MAX_BUNDLE_BYTES))
         try:
@@ -110,22 +114,56 @@ class Bundle:
             raise MalformedBundle("bundle is not CBOR: %s" % e)
         if not hasattr(m, "get") or m.get(1) != VERSION:
             raise MalformedBundle("expected a version %d bundle map" % VERSION)
+        key = m.get(11)
+        if not hasattr(key, "get"):
+            raise MalformedBundle("bundle field 11 (device key) must be a map {1: alg, 2: key}")
+        sp = m.get(12)
+        storage = None
+        if sp is not None:
+            if not hasattr(sp, "get"):
+                raise MalformedBundle("bundle field 12 (storage proof) must be a map")
+            storage = (_bstr(sp.get(1), "storage proof header"), _bstr_list(sp.get(2), "account proof"),
+                       _bstr_list(sp.get(3), "storage proof"))
         try:
-            key = m[11]
-            sp = m.get(12)
-            storage = (bytes(sp[1]), [bytes(x) for x in sp[2]], [bytes(x) for x in sp[3]]) if sp else None
-            b = cls(m[2], m[3], list(m[4]), BatchHeader.from_map(m[5]), m[6], m[7], m[8], m[9], m[10],
-                    key[1], key[2], storage)
-        except (KeyError, TypeError, IndexError) as e:
-            raise MalformedBundle("bundle is missing or mistypes field %s" % (e,))
+            header = BatchHeader.from_map(m.get(5))
         except HeaderError as e:
             raise MalformedBundle(str(e))
-        for name, size in (("contract", 20), ("tx_hash", 32), ("block_hash", 32)):
-            if len(getattr(b, name)) != size:
-                raise MalformedBundle("bundle %s must be %d bytes" % (name, size))
-        if not isinstance(b.index, int) or any(len(p) != 32 for p in b.path):
-            raise MalformedBundle("bundle leaf index must be an integer and path entries 32 bytes")
-        return b
+        return cls(_bstr(m.get(2), "message"), _uint(m.get(3), "leaf index"),
+                   _bstr_list(m.get(4), "audit path", 32), header, _uint(m.get(6), "chain id"),
+                   _bstr(m.get(7), "contract", 20), _bstr(m.get(8), "tx_hash", 32),
+                   _uint(m.get(9), "block number"), _bstr(m.get(10), "block_hash", 32),
+                   _int(key.get(1), "key alg"), _bstr(key.get(2), "device key"), storage)
+
+
+# Integer fields of a bundle are unsigned 64-bit on chain (chain id, block number) or
+# bounded by the tree size (leaf index).
+_MAX_UINT = 2 ** 64 - 1
+
+
+def _bstr(v, what, size=None):
+    if not isinstance(v, bytes):
+        raise MalformedBundle("bundle %s must be a byte string, found %s" % (what, type(v).__name__))
+    if size is not None and len(v) != size:
+        raise MalformedBundle("bundle %s must be %d bytes, found %d" % (what, size, len(v)))
+    return v
+
+
+def _bstr_list(v, what, size=None):
+    if not isinstance(v, list):
+        raise MalformedBundle("bundle %s must be an array of byte strings, found %s" % (what, type(v).__name__))
+    return [_bstr(x, what + " entry", size) for x in v]
+
+
+def _int(v, what):
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise MalformedBundle("bundle %s must be an integer, found %s" % (what, type(v).__name__))
+    return v
+
+
+def _uint(v, what):
+    if not 0 <= _int(v, what) <= _MAX_UINT:
+        raise MalformedBundle("bundle %s must be 0..2**64-1, found %d" % (what, v))
+    return v
 
 
 def check_offline(b, verify, decode=cbor.decode):

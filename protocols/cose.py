@@ -88,8 +88,9 @@ def parse_sign1(data, decode=cbor.decode):
     """Decode COSE_Sign1 bytes into a ``Sign1``.
 
     Raises ``CborDecodeError`` (from ``decode``) for bytes that are not CBOR and
-    ``CoseError`` for CBOR that is not a COSE_Sign1 with our header set. This reads
-    the structure only; whoever accepts a reading uses ``parse_canonical``.
+    ``CoseError`` for CBOR that is not a COSE_Sign1 with our header set. Nothing else,
+    whatever the bytes (tests/fuzz/test_decoders.py). This reads the structure only;
+    whoever accepts a reading uses ``parse_canonical``.
     """
     item = decode(data)
     return sign1_from_item(item, decode)
@@ -120,9 +121,10 @@ def sign1_from_item(item, decode=cbor.decode):
         raise CoseError("protected header must encode a map, found %s" % _describe(header))
     alg = header.get(HDR_ALG)
     kid = header.get(HDR_KID, unprotected.get(HDR_KID))
-    info = ALGORITHMS.get(alg)
+    # type first: a list or map is unhashable, and 1.0 or True would match a key of 1
+    info = ALGORITHMS.get(alg) if type(alg) is int else None
     if info is None:
-        raise CoseError("unsupported COSE alg %r; supported: %s" % (alg, sorted(ALGORITHMS)))
+        raise CoseError("unsupported COSE alg %s; supported: %s" % (_describe_alg(alg), sorted(ALGORITHMS)))
     if not isinstance(kid, bytes) or not 0 < len(kid) <= MAX_KID_LEN:
         raise CoseError("kid must be 1..%d bytes, found %s" % (MAX_KID_LEN, _describe(kid)))
     if len(signature) != info["sig_len"]:
@@ -276,6 +278,10 @@ def _is_map(x):
 
 def _hex(b):
     return "".join("%02x" % x for x in b)
+
+
+def _describe_alg(alg):
+    return repr(alg) if type(alg) is int else "of type %s" % type(alg).__name__
 
 
 def _describe(x):

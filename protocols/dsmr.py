@@ -256,7 +256,7 @@ def parse_telegram(raw, version=None):
 
     ``version`` is a key of OBJECTS or None to detect it. Raises
     DsmrFrameError for a malformed line and obis.ObisValueError for a
-    malformed value.
+    malformed value; nothing else, whatever the bytes (tests/fuzz).
     """
     try:
         text = bytes(raw).decode()
@@ -305,12 +305,15 @@ def parse_telegram(raw, version=None):
             if dev is None:
                 dev = tg.mbus[ch] = MBusDevice(ch)
             if layout == MBUS_TYPE:
-                dev.device_type = int(groups[0])
+                dev.device_type = obis.parse_int(groups[0])
             elif layout == MBUS_ID:
                 dev.equipment_id = groups[0]
             elif layout == MBUS_VALVE:
-                dev.valve = int(groups[0]) if groups[0] else None
+                dev.valve = obis.parse_int(groups[0]) if groups[0] else None
             elif layout == MBUS_READING:
+                if len(groups) < 2:
+                    raise DsmrFrameError("M-Bus reading %s needs (time)(value*unit), found %d group(s)"
+                                         % (ref, len(groups)))
                 value, _, unit = groups[1].partition("*")
                 dev.reading = obis.scaled_value(value, unit) + (obis.parse_timestamp(groups[0]),)
             elif layout == MBUS_LEGACY:

@@ -37,6 +37,8 @@ CLASSES = {
     "SignatureError": "ProtocolError",
     # A reading payload is missing a field or has a field of the wrong type.
     "PayloadError": "DecodeError",
+    # A number in a reading payload is not finite or outside its named bounds (reading.py).
+    "PayloadRangeError": "PayloadError",
     # A birth, death or ack message does not have the expected fields (session.py).
     "SessionMessageError": "DecodeError",
     # A topic or an id in it is not in the v1 namespace (topics.py).

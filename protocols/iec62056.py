@@ -182,10 +182,14 @@ class DataSet:
 def parse_data_sets(block):
     """Parse a data block into a list of DataSet.
 
-    Raises IecFrameError for an unbalanced parenthesis.
+    Raises IecFrameError for an unbalanced parenthesis or a block that is not text
+    (a BCC is a parity check: it passes bytes that are not characters); nothing else.
     """
     if isinstance(block, (bytes, bytearray)):
-        block = bytes(block).decode()
+        try:
+            block = bytes(block).decode()
+        except UnicodeError:  # MicroPython has no UnicodeDecodeError
+            raise IecFrameError("data block is not text: %r" % (bytes(block[:16]),))
     out = []
     current = None
     i = 0
@@ -314,26 +318,27 @@ class ModeCSession:
             self._on_data_bytes()
 
     def _on_ident_bytes(self, now):
-        # Resynchronise: anything before "/" is line noise or our own echo.
-        slash = self._buf.find(b"/")
-        if slash < 0:
-            self.counters["discarded_bytes"] += len(self._buf)
-            self._buf = bytearray()
-            return
-        if slash:
-            self.counters["discarded_bytes"] += slash
-            self._buf = self._buf[slash:]
-        eol = self._buf.find(CRLF)
-        if eol < 0:
-            if len(self._buf) > MAX_IDENT_LINE:
-                self.counters["bad_frames"] += 1
-                self._fail("overflow", "identification longer than %d bytes" % MAX_IDENT_LINE)
-            return
-        line = bytes(self._buf[: eol + 2])
-        self._buf = self._buf[eol + 2 :]
-        if line.startswith(b"/?"):  # echo of our own request on a shared line
-            self._on_ident_bytes(now)
-            return
+        # A loop, not recursion: a line full of echoed requests must not nest calls.
+        while True:
+            # Resynchronise: anything before "/" is line noise or our own echo.
+            slash = self._buf.find(b"/")
+            if slash < 0:
+                self.counters["discarded_bytes"] += len(self._buf)
+                self._buf = bytearray()
+                return
+            if slash:
+                self.counters["discarded_bytes"] += slash
+                self._buf = self._buf[slash:]
+            eol = self._buf.find(CRLF)
+            if eol < 0:
+                if len(self._buf) > MAX_IDENT_LINE:
+                    self.counters["bad_frames"] += 1
+                    self._fail("overflow", "identification longer than %d bytes" % MAX_IDENT_LINE)
+                return
+            line = bytes(self._buf[: eol + 2])
+            self._buf = self._buf[eol + 2 :]
+            if not line.startswith(b"/?"):  # else: echo of our own request on a shared line
+                break
         try:
             ident = parse_identification(line)
         except IecFrameError as e:

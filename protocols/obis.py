@@ -47,10 +47,29 @@ UNITS = {
 }
 
 
+# Digits in one meter number. DSMR registers are printed F9(3) (9 digits, 3 of them
+# decimals) or shorter, IEC 62056-21 registers likewise around 8..12 digits; 32 leaves
+# room for any meter and keeps every scaled value far inside a float's range, so no
+# conversion below can overflow.
+MAX_DIGITS = 32
+# Scaled integer values stay in CBOR's integer range (major types 0/1); beyond it the
+# value is given as a float (reading.py refuses integers outside that range).
+_MIN_INT, _MAX_INT = -(2 ** 64), 2 ** 64 - 1
+
+
+def _ascii_digits(t):
+    # str.isdigit() is True for "²" or "٣", which int() refuses or reads as a digit
+    for c in t:
+        if not "0" <= c <= "9":
+            return False
+    return True
+
+
 def parse_decimal(text):
     """Split a meter decimal such as ``-001581.123`` into ``(mantissa, decimals)``.
 
-    Raises ObisValueError if ``text`` is not a plain decimal number.
+    Raises ObisValueError if ``text`` is not a plain decimal number of at most
+    MAX_DIGITS ASCII digits.
     """
     t = text.strip()
     neg = t.startswith("-")
@@ -58,10 +77,19 @@ def parse_decimal(text):
         t = t[1:]
     whole, _, frac = t.partition(".")
     digits = whole + frac
-    if not digits or not digits.isdigit() or ("." in frac):
-        raise ObisValueError("expected a decimal number, found %r" % (text,))
+    if not digits or not _ascii_digits(digits) or len(digits) > MAX_DIGITS:
+        raise ObisValueError("expected a decimal number of 1..%d digits, found %r" % (MAX_DIGITS, text))
     m = int(digits)
     return (-m if neg else m), len(frac)
+
+
+def parse_int(text):
+    """A meter integer (counter, state, device type). Raises ObisValueError unless ``text``
+    is an optionally signed run of 1..MAX_DIGITS ASCII digits."""
+    mantissa, decimals = parse_decimal(text)
+    if decimals or "." in text:
+        raise ObisValueError("expected an integer, found %r" % (text,))
+    return mantissa
 
 
 def senml_record(name, kind, value, unit, t=None):
@@ -72,7 +100,7 @@ def senml_record(name, kind, value, unit, t=None):
     if kind == "str":
         rec[3] = value
     elif kind == "int":
-        rec[2] = int(value)
+        rec[2] = parse_int(value)
     else:
         v, u = scaled_value(value, unit)
         rec[2] = v
@@ -94,7 +122,7 @@ def scaled_value(text, unit):
     senml_unit, factor = UNITS.get(unit.upper(), (unit, 1)) if unit else (None, 1)
     num = mantissa * factor
     den = 10 ** decimals
-    if num % den == 0:
+    if num % den == 0 and _MIN_INT <= num // den <= _MAX_INT:
         return num // den, senml_unit
     return num / den, senml_unit
 
@@ -199,7 +227,7 @@ def parse_timestamp(text):
         t = t[:12]
         if flag not in DST_OFFSET_S:
             raise ObisValueError("timestamp DST flag must be S or W, found %r" % (flag,))
-    if len(t) != 12 or not t.isdigit():
+    if len(t) != 12 or not _ascii_digits(t):
         raise ObisValueError("expected timestamp YYMMDDhhmmss[SW], found %r" % (text,))
     yy, mo, dd, hh, mi, ss = [int(t[i : i + 2]) for i in range(0, 12, 2)]
     if not (1 <= mo <= 12 and 1 <= dd <= 31 and hh <= 23 and mi <= 59 and ss <= 59):

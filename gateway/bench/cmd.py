@@ -1,4 +1,4 @@
-"""CLI registration of the bench suites: ``edgeledger bench ingest|anchor|proof [--json]``.
+"""CLI registration of the bench suites: ``edgeledger bench ingest|anchor|proof|flood [--json]``.
 
 Listed in gateway/cli.py COMMAND_MODULES. The ``bench`` group is shared with
 ``bench device``: ``firmware.cmd.bench_suites`` creates it for whichever module comes first. A
@@ -35,6 +35,13 @@ def add_commands(groups):
     a.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency run")
     a.add_argument("--block-time", type=int, default=1, help="anvil block time (s)")
     a.set_defaults(func=_runner("anchor"))
+
+    fl = suites.add_parser("flood", help="how much one flooding device delays the other devices' acks")
+    fl.add_argument("--json", action="store_true", help="print one JSON object")
+    fl.add_argument("--seconds", type=float, default=20.0, help="measured run per phase (default 20)")
+    fl.add_argument("--devices", type=int, default=10, help="good devices (default 10)")
+    fl.add_argument("--rate", type=float, default=10.0, help="readings/s per good device (default 10)")
+    fl.set_defaults(func=_runner("flood"))
 
     r = suites.add_parser("proof", help="bundle size, offline verify time, on-chain verify gas by depth")
     r.add_argument("--json", action="store_true", help="print one JSON object")

@@ -206,15 +206,18 @@ def _window(count, seconds, gens, pids):
 
 # -- phases 4 and 5: the gateway --------------------------------------------------------
 
-def _write_site(root, broker_url, devices, workers):
+def _write_site(root, broker_url, devices, workers, limits=False):
     from edgeledger.gateway.registry import Registry
     from edgeledger.gateway.store import Store
     from edgeledger.protocols.cose import EDDSA
 
     cfg = os.path.join(root, "gateway.toml")
     with open(cfg, "w") as f:
+        # the load generator publishes flat out, unlike paced agents: no per-device limit
+        # unless ``limits`` (bench flood measures the defaults)
         f.write('gateway_id = "gw-bench"\nstore = "gateway.db"\nbroker = "%s"\nsites = ["%s"]\n'
-                '[ledger]\nbackend = "none"\n' % (broker_url, loadgen.SITE))
+                '[ledger]\nbackend = "none"\n%s' % (broker_url, loadgen.SITE,
+                                                     "" if limits else "[ratelimit]\nrate = 0\n"))
     st = Store(os.path.join(root, "gateway.db"))
     reg = Registry(st)
     import hashlib

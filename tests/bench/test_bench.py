@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from edgeledger.gateway.bench import anchor, cmd, ingest, proof
+from edgeledger.gateway.bench import anchor, cmd, flood, ingest, proof
 
 
 def _args(argv):
@@ -35,7 +35,7 @@ def test_bench_group_is_shared_with_bench_device_in_either_order():
         for module in order:
             module.add_commands({"top": top})
         suites = top.choices["bench"].suites.choices
-        assert {"device", "ingest", "anchor", "proof"} <= set(suites)
+        assert {"device", "ingest", "anchor", "proof", "flood"} <= set(suites)
 
 
 def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, capsys):
@@ -84,4 +84,16 @@ def test_proof_tiny_run_prints_the_json_keys(capsys):
     assert r["bundle_bytes"] == r["by_size"]["64"]["bundle_bytes"]
     gas = r["verify_gas_by_depth"]
     assert gas["1"] < gas["8"] < gas["20"]  # one sha256 precompile call more per level
+    assert code == 0
+
+
+def test_flood_tiny_run_prints_the_json_keys_and_loses_nothing(capsys):
+    code, r = _run_json(flood, ["bench", "flood", "--json", "--seconds", "1", "--devices", "2", "--rate", "5"],
+                        capsys)
+    for phase in ("baseline", "flood"):
+        for key in ("latency_p50_s", "latency_p99_s", "latency_max_s", "good_sent", "good_lost", "good_unacked",
+                    "flood_sent", "flood_per_s", "rejected", "rate_limited"):
+            assert key in r[phase], (phase, key)
+        assert r[phase]["good_sent"] > 0 and r[phase]["good_lost"] == 0
+    assert r["baseline"]["flood_sent"] == 0 and r["flood"]["flood_sent"] > 0
     assert code == 0

@@ -404,9 +404,65 @@ def check_iec_session():
     assert s.next_event().reason == "timeout"
 
 
+def _expect_only(exc, fn, *args):
+    """``fn(*args)`` must raise ``exc`` (its documented error) and nothing else."""
+    try:
+        fn(*args)
+    except exc:
+        return
+    except Exception as e:
+        raise AssertionError("expected %s, got %s: %s" % (exc.__name__, type(e).__name__, e))
+    raise AssertionError("expected %s, nothing raised" % exc.__name__)
+
+
+def _telegram(*lines):
+    return ("/XMX5LGBBFFB231215493\r\n\r\n1-3:0.2.8(50)\r\n" + "".join(l + "\r\n" for l in lines)
+            + "!\r\n").encode()
+
+
+def check_hostile_frames():
+    """Frames that pass their CRC/BCC but carry hostile content (issue 12): each ends in the
+    decoder's documented error, never IndexError/ValueError/OverflowError/UnicodeDecodeError."""
+    # DSMR: an M-Bus reading without its value group (was IndexError)
+    _expect_only(dsmr.DsmrFrameError, dsmr.parse_telegram, _telegram("0-1:24.2.1(101209112500W)"))
+    # a device type that is not a number (was ValueError from int())
+    _expect_only(obis.ObisValueError, dsmr.parse_telegram, _telegram("0-1:24.1.0(zz)"))
+    # digits that str.isdigit() accepts and int() refuses (was ValueError)
+    _expect_only(obis.ObisValueError, dsmr.parse_telegram, _telegram("0-0:1.0.0(²01209112500W)"))
+    tg = dsmr.parse_telegram(_telegram("1-0:1.8.1(²00.000*kWh)"))
+    _expect_only(obis.ObisValueError, dsmr.to_records, tg)
+    # a register of 400 digits with decimals (was OverflowError: the division overflowed a float)
+    tg = dsmr.parse_telegram(_telegram("1-0:1.8.1(%s.5*kWh)" % ("9" * 400)))
+    _expect_only(obis.ObisValueError, dsmr.to_records, tg)
+    v, u = obis.scaled_value("9" * 32, "kWh")  # the longest accepted: exact, or a finite float
+    assert v == v and v - v == 0 and u == "J"
+    # IEC 62056-21: a block with a valid BCC that is not text (was UnicodeDecodeError)
+    block = b"1.8.0(0\xff1.0*kWh)\r\n!\r\n"
+    msg = iec62056.encode_data_message(block)
+    assert iec62056.decode_data_message(msg)[0] == block
+    _expect_only(iec62056.IecFrameError, iec62056.parse_data_sets, block)
+    s = iec62056.ModeCSession()
+    s.start(0.0)
+    s.receive_data(b"/ISK5ME382-1000\r\n", 0.1)
+    while s.next_event() is not None:
+        pass
+    s.receive_data(msg, 0.3)
+    ev = s.next_event()
+    assert isinstance(ev, iec62056.SessionFailed) and ev.reason == "frame", ev
+    # many echoed requests in one read: a loop, not one nested call per line
+    s = iec62056.ModeCSession()
+    s.start(0.0)
+    s.receive_data(b"/?!\r\n" * 500 + b"/ISK5ME382-1000\r\n", 0.1)
+    assert isinstance(s.next_event(), iec62056.Identified)
+    # Modbus: a reply frame of the right length and CRC but the wrong shape is a FrameError
+    req = modbus.read_holding_registers(1, 0, 2)
+    frame = modbus.Frame(1, 3, b"\x05\x00\x01\x00\x02\x00")
+    _expect_only(modbus.ModbusFrameError, modbus.parse_response, req, frame)
+
+
 ALL = (check_crc, check_modbus_requests, check_modbus_timing, check_modbus_framer, check_modbus_master,
        check_registermaps, check_dsmr_crc_vectors, check_dsmr_framer, check_dsmr_values, check_iec,
-       check_obis_codes, check_iec_session)
+       check_obis_codes, check_iec_session, check_hostile_frames)
 
 
 def run_all():

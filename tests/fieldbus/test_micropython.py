@@ -20,7 +20,8 @@ def _source(tail):
 def test_codecs_under_micropython():
     proc = run_micropython(_source("run_all()\nprint('ALL OK')\n"), heapsize="512K")
     assert "ALL OK" in proc.stdout, proc.stdout
-    for fn in ("check_modbus_master", "check_dsmr_framer", "check_obis_codes", "check_iec_session"):
+    for fn in ("check_modbus_master", "check_dsmr_framer", "check_obis_codes", "check_iec_session",
+               "check_hostile_frames"):
         assert "ok " + fn in proc.stdout
 
 

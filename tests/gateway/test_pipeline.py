@@ -181,10 +181,10 @@ def test_doc_vectors_are_refused_before_any_key_or_chain_check(gw):
 
 
 def test_a_bignum_value_is_refused_like_the_verifier_refuses_it(gw):
-    """A SenML value of 2**70, written as a bignum (tag 2) and signed by the device key: cbor2
-    reads it as an int, the pure codec (devices, edgeledger verify) has no bignums and would
-    never call it a number. The gateway compares with the pure encoder, so it refuses the
-    message too (it could otherwise store a reading no bundle can prove)."""
+    """A SenML value of 2**70, written as a bignum (tag 2) and signed by the device key: the
+    pure codec (devices, edgeledger verify) has no bignums and never calls it a number. The
+    gateway keeps every tag as a tag, as the pure codec does, so it refuses the message with
+    the verifier's words (it could otherwise store a reading no bundle can prove)."""
     from edgeledger.gateway import signatures
     from edgeledger.protocols import chain
     from edgeledger.protocols.bundle import Bundle, TamperedMessage, check_offline
@@ -197,7 +197,7 @@ def test_a_bignum_value_is_refused_like_the_verifier_refuses_it(gw):
     payload = cbor.encode(body)
     message = cose.sign1_bytes(protected, payload, d.signer.sign(cose.sig_structure(protected, payload)))
     out = feed(gw, d.topic, message)
-    assert out.reason == "non_canonical" and "(payload_encoding)" in out.detail and "bignums" in out.detail, str(out)
+    assert out.reason == "bad_payload" and "SenML v must be a number" in out.detail, str(out)
     b = Bundle.decode(wire_vectors.load()["bundle-2"])
     b.message = message
     with pytest.raises(TamperedMessage, match="SenML v must be a number"):

@@ -165,7 +165,7 @@ def test_a_key_the_gateway_cannot_verify_with_is_refused_at_enrolment(gw, monkey
 
     good = generate("SM2", "meter-sm2")
     off_curve = good.public_key[:-1] + bytes([good.public_key[-1] ^ 1])
-    with pytest.raises(RegistryError, match="SM2 public key for 'meter-sm2' refused: .*curve"):
+    with pytest.raises(RegistryError, match="SM2 key for 'meter-sm2' refused: .*curve"):
         gw.registry.register("meter-sm2", "plant-a", cose.SM2, off_curve, good.kid)
     other = generate("SM2", "meter-2")
     monkeypatch.setitem(sys.modules, "tongsuopy.crypto.asymciphers", None)  # as where it has no wheel

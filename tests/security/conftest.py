@@ -18,7 +18,7 @@ import pytest
 from edgeledger.gateway import cli
 from edgeledger.gateway.broker_config import BrokerSite
 from tests.support.broker import Mosquitto
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_port
 
 SITE = "plant-a"
 SECURITY_MODULE = "edgeledger.gateway.cmd_security"
@@ -41,20 +41,41 @@ def run_cli(monkeypatch, capsys):
 
 
 class SecureBroker:
-    def __init__(self, root, auth, acl_text=None):
-        self.port = free_port()
+    """The generated broker: devices' listener on ``port``, the gateway's on ``gateway_port``."""
+
+    def __init__(self, root, auth, acl_text=None, **generate):
+        self.port, self.gateway_port = free_port(), free_port()
         self.site = BrokerSite(os.path.join(root, "broker")).generate(
-            SITE, port=self.port, auth=auth, bind="127.0.0.1", run_as="root")
-        if acl_text is not None:  # deliberately loose ACLs for tests of the gateway's own checks
+            SITE, port=self.port, auth=auth, bind="127.0.0.1", run_as="root", gateway_port=self.gateway_port,
+            **generate)
+        if acl_text is not None:  # deliberately loose device ACLs for tests of the gateway's own checks
             with open(self.site.paths["acl"], "w") as f:
                 f.write(acl_text)
         with open(self.site.paths["config"]) as f:
             text = f.read()
         self.mosquitto = Mosquitto(port=self.port, config_text=text, workdir=os.path.join(root, "mosq"))
+        with open(self.site.paths["gateway_pass"]) as f:
+            self.gateway_password = f.read().strip()
 
     def start(self):
         self.mosquitto.start()
+        wait_port(self.gateway_port)
         return self
+
+    def restart(self):
+        """SIGTERM (Mosquitto saves its persistence file) and start again on the same ports."""
+        self.mosquitto.proc.send_signal(signal.SIGTERM)
+        self.mosquitto.proc.wait(timeout=30)
+        self.mosquitto.proc = None
+        return self.start()
+
+    @property
+    def gateway_url(self):
+        return "mqtts://localhost:%d" % self.gateway_port
+
+    def gateway_mqtt(self):
+        """IngestService keyword arguments for the gateway's credentials."""
+        return {"username": self.site.gateway_user, "password": self.gateway_password, "ca_file": self.site.pki.ca_path}
 
     def reload(self):
         """SIGHUP: Mosquitto rereads its password file, ACL and CRL."""
@@ -76,8 +97,8 @@ class SecureBroker:
 def secure_broker(tmp_path):
     started = []
 
-    def make(auth="mtls", acl_text=None):
-        b = SecureBroker(str(tmp_path), auth, acl_text).start()
+    def make(auth="mtls", acl_text=None, **generate):
+        b = SecureBroker(str(tmp_path), auth, acl_text, **generate).start()
         started.append(b)
         return b
 
@@ -90,25 +111,26 @@ class Client:
     """A paho client that records what it receives and whether the broker accepted it."""
 
     def __init__(self, broker, name, cert=None, key=None, username=None, password=None,
-                 tls=True, ca=True):
+                 tls=True, ca=True, port=None, client_id=None, clean_session=True):
         self.received = []
         self.connack = None
         self.connected = threading.Event()
         self.done = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-%s-%d" % (name, id(self)),
-                        protocol=mqtt.MQTTv311)
+        self.disconnects = 0
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "t-%s-%d" % (name, id(self)),
+                        protocol=mqtt.MQTTv311, clean_session=clean_session)
         if tls:
             c.tls_set(ca_certs=broker.site.pki.ca_path if ca else None, certfile=cert, keyfile=key,
                       cert_reqs=ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
         if username is not None:
             c.username_pw_set(username, password)
         c.on_connect = self._on_connect
-        c.on_disconnect = lambda *a: self.done.set()
+        c.on_disconnect = self._on_disconnect
         c.on_message = lambda cl, u, m: self.received.append((m.topic, bytes(m.payload)))
         self.client = c
         self.error = None
         try:
-            c.connect("localhost", broker.port, keepalive=10)
+            c.connect("localhost", port or broker.port, keepalive=10)
         except (OSError, ssl.SSLError) as e:
             self.error = e
             self.done.set()
@@ -119,6 +141,11 @@ class Client:
         self.connack = reason_code
         if not reason_code.is_failure:
             self.connected.set()
+        self.done.set()
+
+    def _on_disconnect(self, *args):
+        self.disconnects += 1
+        self.connected.clear()
         self.done.set()
 
     def wait(self, timeout=5.0):
@@ -157,6 +184,12 @@ def clients():
             c.close()
         except Exception:
             pass
+
+
+def gateway_client(clients, broker, name="gw", **kw):
+    """A client with the gateway's credentials, on the gateway's listener."""
+    return clients(broker, name, username=broker.site.gateway_user, password=broker.gateway_password,
+                   port=broker.gateway_port, **kw)
 
 
 def device_cert(broker, name):

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from edgeledger.protocols import topics
-from tests.security.conftest import SITE, device_cert
+from tests.security.conftest import SITE, device_cert, gateway_client
 
 pytestmark = pytest.mark.security
 
@@ -19,7 +19,7 @@ def _settle():
 
 def test_device_cannot_publish_on_another_devices_topics(secure_broker, clients):
     b = secure_broker("mtls")
-    gw = clients(b, "gw", *b.site.pki.client_paths("gateway"))
+    gw = gateway_client(clients, b)
     a = clients(b, "a", *device_cert(b, "dev-a"))
     assert gw.wait() and a.wait(), b.log()
     gw.subscribe(*(topics.subscription(k, SITE) for k in ("r", "birth", "death")))
@@ -32,7 +32,7 @@ def test_device_cannot_publish_on_another_devices_topics(secure_broker, clients)
 
 def test_device_cannot_read_another_devices_acks_or_commands(secure_broker, clients):
     b = secure_broker("mtls")
-    gw = clients(b, "gw", *b.site.pki.client_paths("gateway"))
+    gw = gateway_client(clients, b)
     a = clients(b, "a", *device_cert(b, "dev-a"))
     assert gw.wait() and a.wait(), b.log()
     # specific filters, a wildcard, and everything: the broker checks every delivery
@@ -80,10 +80,10 @@ def test_plaintext_connection_is_refused(secure_broker):
         except (ConnectionResetError, socket.timeout):
             reply = b""
     assert not reply.startswith(b"\x20"), "the broker answered a plaintext CONNECT with a CONNACK"
-    # and no plaintext listener hides on the default port of this config
+    # and no plaintext listener hides on the default port of this config: the two TLS ones only
     with open(b.site.paths["config"]) as f:
         listeners = [line for line in f if line.startswith("listener")]
-    assert listeners == ["listener %d 127.0.0.1\n" % b.port]
+    assert listeners == ["listener %d 127.0.0.1\n" % b.port, "listener %d 127.0.0.1\n" % b.gateway_port]
 
 
 def test_tls_below_1_2_is_refused(secure_broker):
@@ -118,11 +118,12 @@ def test_password_mode_refuses_anonymous_and_wrong_passwords(secure_broker, clie
     from edgeledger.gateway.broker_config import new_password
 
     b = secure_broker("password")
-    with open(b.site.paths["gateway_pass"]) as f:
-        gw_password = f.read().strip()
-    assert clients(b, "gw", username="gateway", password=gw_password).wait(), b.log()
+    assert gateway_client(clients, b).wait(), b.log()
     assert not clients(b, "anon").wait()
-    assert not clients(b, "wrong", username="gateway", password="not-it").wait()
+    assert not clients(b, "anon-gw", port=b.gateway_port).wait()
+    assert not clients(b, "wrong", username="gateway", password="not-it", port=b.gateway_port).wait()
+    # the gateway's password opens only the gateway's listener
+    assert not clients(b, "gw-on-devices", username="gateway", password=b.gateway_password).wait()
     pw = new_password()
     b.site.set_password("dev-a", pw)  # the hash is computed here, in Python
     assert not clients(b, "early", username="dev-a", password=pw).wait()  # not reloaded yet
@@ -130,7 +131,7 @@ def test_password_mode_refuses_anonymous_and_wrong_passwords(secure_broker, clie
     a = clients(b, "a", username="dev-a", password=pw)
     assert a.wait(), b.log()
     # password users are confined by the same ACL patterns
-    gw = clients(b, "gw2", username="gateway", password=gw_password)
+    gw = gateway_client(clients, b, "gw2")
     assert gw.wait()
     gw.subscribe(topics.subscription("r", SITE))
     a.publish(topics.readings(SITE, "dev-b"), b"forged")

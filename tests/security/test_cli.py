@@ -36,16 +36,18 @@ def _mode(path):
 
 @pytest.mark.parametrize("auth", ["mtls", "password"])
 def test_broker_config_provision_and_ingest_over_tls(reachable_dir, tmp_path, run_cli, auth):
-    port = free_port()
+    port, gw_port = free_port(), free_port()
     bdir = os.path.join(reachable_dir, "plant-a")
     code, out, err = run_cli("broker", "config", "--site", bdir, "--port", port, "--bind", "127.0.0.1",
-                             "--auth", auth)
+                             "--auth", auth, "--gateway-port", gw_port)
     assert code == 0, err
     with open(os.path.join(bdir, "gateway-mqtt.toml")) as f:
         mqtt_section = f.read()
     gw_cfg = tmp_path / "gateway.toml"
+    with open(os.path.join(bdir, "broker.json")) as f:
+        assert json.load(f)["gateway_port"] == gw_port
     gw_cfg.write_text('gateway_id = "gw-sec"\nstore = "gateway.db"\nbroker = "mqtts://localhost:%d"\n'
-                      'sites = ["plant-a"]\n[ledger]\nbackend = "none"\n%s' % (port, mqtt_section))
+                      'sites = ["plant-a"]\n[ledger]\nbackend = "none"\n%s' % (gw_port, mqtt_section))
     bundle = tmp_path / "bundle"
     code, out, err = run_cli("device", "provision", "--config", gw_cfg, "--device", "dev-1", "--site", "plant-a",
                              "--out", bundle)  # the broker directory is found through [mqtt] ca_file
@@ -125,8 +127,17 @@ def test_provision_refuses_wrong_site_and_the_gateway_name(reachable_dir, tmp_pa
     code, _, err = run_cli(*base, "--device", "dev-1", "--site", "plant-a", "--out", tmp_path / "b3",
                            "--broker-host", "evil.example")
     assert code == 2 and "not a name in the broker certificate" in err
+    # a key that is not a point of the curve is refused before anything is written
+    code, _, err = run_cli(*base, "--device", "dev-bad", "--site", "plant-a", "--out", tmp_path / "bad",
+                           "--public-key", "01" + "00" * 31)
+    assert code == 2 and "not a valid Ed25519 public key" in err
+    # a device id the gateway's client ids use would let the device take the gateway's session
+    code, _, err = run_cli(*base, "--device", "el-gw-gw-1", "--site", "plant-a", "--out", tmp_path / "b4")
+    assert code == 2 and "gateway's MQTT client ids" in err
     # a secure-element key: only the public key is given, no key file is written
-    pub = "11" * 32
+    from edgeledger.agent.signer import generate
+
+    pub = generate("EdDSA", "dev-se").public_key.hex()
     code, out, err = run_cli(*base, "--device", "dev-se", "--site", "plant-a", "--out", tmp_path / "se",
                              "--public-key", pub)
     assert code == 0, err

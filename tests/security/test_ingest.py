@@ -1,6 +1,6 @@
 """The gateway's own checks behind the broker: what the ACL does not stop, the gateway does.
 
-The gateway runs in-process (IngestService over mutual TLS, the certificate that
+The gateway runs in-process (IngestService on the gateway's listener, with the password
 ``broker config`` issued it); devices are provisioned with ``provision.provision`` (registry
 and the embedded chain) and publish with their bundle's certificate.
 """
@@ -47,9 +47,8 @@ class Gateway:
         self.store = Store(self.path)
         self.registry = Registry(self.store)
         self.pipeline = Pipeline(self.store, self.registry)
-        cert, key = broker.site.pki.client_paths("gateway")
-        self.service = IngestService(self.pipeline, broker.url, "el-gw-test", sites=[SITE],
-                                     ca_file=broker.site.pki.ca_path, cert_file=cert, key_file=key)
+        self.service = IngestService(self.pipeline, broker.gateway_url, "el-gw-test", sites=[SITE],
+                                     **broker.gateway_mqtt())
         self.service.start()
         assert self.service.connected.wait(10), broker.log()
 

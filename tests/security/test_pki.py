@@ -92,11 +92,15 @@ def test_password_hash_matches_mosquitto_passwd(tmp_path):
 def test_acl_confines_devices_to_their_own_subtree():
     acl = broker_config.render_acl("plant-a", "gateway")
     rules = [line for line in acl.splitlines() if line and not line.startswith("#")]
-    assert rules == [
-        "user gateway",
-        "topic read el/v1/plant-a/+/r", "topic read el/v1/plant-a/+/birth", "topic read el/v1/plant-a/+/death",
-        "topic write el/v1/plant-a/+/ack", "topic write el/v1/plant-a/+/cmd",
+    assert rules == [  # the devices' listener: nothing but each client's own subtree
         "pattern write el/v1/plant-a/%u/r", "pattern write el/v1/plant-a/%u/birth",
         "pattern write el/v1/plant-a/%u/death", "pattern read el/v1/plant-a/%u/ack",
         "pattern read el/v1/plant-a/%u/cmd",
+    ]
+    acl = broker_config.render_gateway_acl("plant-a", "gateway")
+    rules = [line for line in acl.splitlines() if line and not line.startswith("#")]
+    assert rules == [  # the gateway's listener
+        "user gateway",
+        "topic read el/v1/plant-a/+/r", "topic read el/v1/plant-a/+/birth", "topic read el/v1/plant-a/+/death",
+        "topic write el/v1/plant-a/+/ack", "topic write el/v1/plant-a/+/cmd", "topic write el/v1/plant-a/+/r",
     ]

@@ -86,7 +86,109 @@ def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_p
     assert pipe2.counters["quarantine_dropped"] == 7 + 5 - room
 
 
-def test_rate_limit_comes_from_gateway_toml(tmp_path):
-    assert ratelimit.from_config({}) is None
+def test_rate_limit_is_on_by_default_and_comes_from_gateway_toml(tmp_path):
+    rl = ratelimit.from_config({})
+    assert (rl.rate, rl.burst) == (ratelimit.DEFAULT_RATE, ratelimit.DEFAULT_BURST) == (1000.0, 5000)
+    assert ratelimit.from_config({"ratelimit": {"rate": 0}}) is None  # explicitly off
     rl = ratelimit.from_config({"ratelimit": {"rate": 50, "burst": 500}})
     assert (rl.rate, rl.burst) == (50.0, 500.0)
+
+
+def test_one_device_fills_only_its_share_of_the_quarantine(pipe_parts):
+    st, reg, dev = pipe_parts
+    other = FakeDevice("dev-o")
+    other.register(reg)
+    bound = ratelimit.QuarantineBound(max_rows=100, max_bytes=10 ** 6, device_rows=5, device_bytes=10 ** 6)
+    pipe = Pipeline(st, reg, quarantine=bound)
+    for i in range(50):  # the noisy device: 50 rejects, 5 rows
+        with pytest.raises(errors.MalformedCbor):
+            pipe.process(dev.topic, b"\xff noise %d" % i)
+    forged = bytearray(other.next())
+    forged[-1] ^= 1
+    with pytest.raises(errors.BadSignature):  # later evidence from another device is still kept
+        pipe.process(other.topic, bytes(forged))
+    pipe.commit()
+    rows = dict(st.db.execute("SELECT topic, COUNT(*) FROM quarantine GROUP BY topic").fetchall())
+    assert rows == {dev.topic: 5, other.topic: 1}
+    tallies = dict((r.device, r) for r in st.device_rejects())
+    assert (tallies["dev-f"].rejected, tallies["dev-f"].quarantined, tallies["dev-f"].dropped) == (50, 5, 45)
+    assert (tallies["dev-o"].rejected, tallies["dev-o"].quarantined, tallies["dev-o"].dropped) == (1, 1, 0)
+    # the shares survive a restart: primed from the store by topic
+    again = ratelimit.quarantine_bound(st, {"quarantine": {"device_rows": 5}})
+    assert again.used["dev-f"][0] == 5 and not again.admit(1, "dev-f") and again.admit(1, "dev-o")
+
+
+def test_a_byte_share_per_device_too(pipe_parts):
+    st, reg, dev = pipe_parts
+    bound = ratelimit.QuarantineBound(device_rows=1000, device_bytes=100)
+    assert [bound.admit(40, "a") for _ in range(3)] == [True, True, False]
+    assert bound.admit(40, "b") and bound.admit(40, None)  # another device, and the unattributed account
+
+
+def test_invented_device_ids_share_one_account(pipe_parts):
+    bound = ratelimit.QuarantineBound(device_rows=2, max_devices=3)
+    assert all(bound.admit(1, "d%d" % i) for i in range(3))
+    assert bound.key("d9") == ratelimit.OTHERS
+    assert [bound.admit(1, "d%d" % i) for i in range(10, 14)] == [True, True, False, False]
+
+
+class _Outbox:
+    """The outbox interface AgentCore uses, in memory (this is a unit test of the pacing)."""
+
+    def __init__(self, n):
+        self.head_seq, self.acked, self.head_hash = n, 0, b"\x00" * 32
+        self.data = dict((i, b"m%d" % i) for i in range(1, n + 1))
+
+    def read(self, start, n):
+        return [(s, self.data[s]) for s in range(start, min(self.head_seq, start + n - 1) + 1)]
+
+    def ack(self, seq):
+        self.acked = max(self.acked, seq)
+
+    def pending_count(self):
+        return self.head_seq - self.acked
+
+
+@pytest.mark.parametrize("send_rate, limited", [(None, False), (0, True)])
+def test_an_outbox_catching_up_stays_under_the_default_limit(send_rate, limited):
+    """A backlog of 20,000 messages (5.5 h of one message per second) replays against the
+    gateway's default bucket with acks after 20 ms: the agent's default pacing is never
+    limited; unpaced (send_rate 0), the same replay is."""
+    from edgeledger.agent.core import AgentCore
+
+    kw = {} if send_rate is None else {"send_rate": send_rate}
+    core = AgentCore("dev", None, _Outbox(20000), [], None, **kw)
+    rl = ratelimit.from_config({})
+    now, refused, inflight = 1000.0, 0, []
+    core.on_connect(now)
+    while core.outbox.acked < 20000 and now < 1000.0 + 3600 and not refused:
+        now += 0.005  # the agent loop's idle sleep
+        while inflight and inflight[0][0] <= now:  # end-to-end acks 20 ms after a publish
+            core.on_ack(inflight.pop(0)[1], now)
+        for seq, _data in core.to_send(now, limit=256):
+            if rl.allow("dev", now):
+                inflight.append((now + 0.02, seq))
+            else:
+                refused += 1
+            core.sent(seq)
+    assert (refused > 0) == limited, refused
+    if not limited:
+        assert core.outbox.acked == 20000
+
+
+def test_over_the_rate_messages_are_shed_in_front_of_the_queue(pipe_parts):
+    """Under the MQTT service the limit runs on the receive thread (pipeline.shed): a message
+    over its device's rate is counted there and never queued, decoded or quarantined."""
+    st, reg, dev = pipe_parts
+    pipe2 = Pipeline(st, reg, rate_limiter=ratelimit.RateLimiter(rate=1.0, burst=3))
+    assert not pipe2.shed(dev.topic, now=10.0)  # not in front until the service says so (no token taken)
+    pipe2.limit_in_front()
+    assert [pipe2.shed(dev.topic, now=10.0) for _ in range(5)] == [False] * 3 + [True] * 2
+    assert not pipe2.shed("el/v1/plant-a/dev-f/birth", now=10.0)  # only readings are limited
+    for _ in range(3):  # what passed is not limited again by process()
+        pipe2.process(dev.topic, dev.next(t=1_790_000_000.0), received_at=1_790_000_000.0)
+    pipe2.commit()
+    assert pipe2.counters["rejected_rate_limited"] == 2 and pipe2.counters["stored"] == 3
+    tally = dict((r.device, r) for r in st.device_rejects())["dev-f"]
+    assert (tally.rejected, tally.quarantined, tally.dropped) == (2, 0, 2)
+    assert st.quarantine_reasons() == {}
