@@ -15,7 +15,10 @@ stages the result in memory:
   7. key status        -> RevokedDevice
   8. signature         -> BadSignature
   9. record times      -> ClockSkew
- 10. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py)
+ 10. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py); a RESTART
+                       (seq > 1, prev all zeros: the device lost its chain head) is
+                       stored and its gap recorded (``chain_gaps``), accepted at once
+                       unless ``accept_restarts`` is off
 
 A rejected message is quarantined with its raw bytes while the quarantine is under
 its bound (``ratelimit.QuarantineBound``); beyond it, it is only counted
@@ -24,6 +27,11 @@ its bound (``ratelimit.QuarantineBound``); beyond it, it is only counted
 ``commit()`` writes the staged messages, quarantine rows, chain marks and
 counters in one transaction and returns the end-to-end acks to send: only
 after it returns may the caller PUBACK the messages and publish acks.
+
+Gaps (protocols/chain.py G1-G3): the contiguous mark steps over accepted gaps and
+stops before the seq of a gap that waits for an operator. ``reload_gaps`` picks up a
+gap an operator accepted from another process (``edgeledger device accept-gap``) and
+moves the marks it frees, so the next commit acknowledges them.
 """
 import hashlib
 import io
@@ -32,6 +40,7 @@ import time
 import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
+from edgeledger.gateway.store import ChainGap
 from edgeledger.protocols import chain, cose, reading, topics
 from edgeledger.protocols.errors import CoseError, PayloadError
 
@@ -67,8 +76,9 @@ class Accepted:
 class Pipeline:
     def __init__(self, store, registry, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
                  clock_skew_s=DEFAULT_CLOCK_SKEW_S, future_skew_s=DEFAULT_FUTURE_SKEW_S,
-                 verify=signatures.verify, rate_limiter=None, quarantine=None):
+                 verify=signatures.verify, rate_limiter=None, quarantine=None, accept_restarts=True):
         self.store = store
+        self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
         self.quarantine = quarantine if quarantine is not None else ratelimit.quarantine_bound(store)
         self.registry = registry
@@ -77,14 +87,17 @@ class Pipeline:
         self.future_skew_s = future_skew_s
         self.verify = verify
         self.counters = dict((name, 0) for name in (
-            "received", "stored", "duplicates", "rejected", "quarantine_dropped"))
+            "received", "stored", "duplicates", "rejected", "quarantine_dropped", "commits"))
         for reason in errors.REASONS:
             self.counters["rejected_" + reason] = 0
         self.counters.update(store.load_counters())
+        self.counters.setdefault("chain_restarts", 0)
         self.marks = dict((d, list(m)) for d, m in store.device_marks().items())
+        self.gaps = self._load_gaps()
         self._recent = {}
         self._rows = []
         self._qrows = []
+        self._gap_rows = []
         self._touched = set()
 
     # -- chain lookups ----------------------------------------------------------------------
@@ -102,6 +115,46 @@ class Pipeline:
             return self.store.message_link(device, seq)
 
         return lookup
+
+    def _load_gaps(self):
+        gaps = {}
+        for g in self.store.chain_gaps():
+            gaps.setdefault(g.device, []).append(g)
+        for g in getattr(self, "_gap_rows", ()):  # staged, not committed yet
+            if (g.device, g.resume_seq) not in set((x.device, x.resume_seq) for x in gaps.get(g.device, ())):
+                gaps.setdefault(g.device, []).append(g)
+        return gaps
+
+    def _has_fn(self, device, lookup):
+        """has(seq) for the contiguous mark: stored, and not the seq of a gap that waits (G3)."""
+        waiting = set(g.resume_seq for g in self.gaps.get(device, ()) if g.accepted_at is None)
+
+        def has(seq):
+            return seq not in waiting and lookup(seq) is not None
+
+        return has
+
+    def _advance(self, device, contig, lookup):
+        """The contiguous mark from ``contig`` on, over stored seqs and accepted gaps (G2)."""
+        accepted = [(g.after_seq, g.resume_seq) for g in self.gaps.get(device, ()) if g.accepted_at is not None]
+        return chain.contiguous_after(contig, self._has_fn(device, lookup), accepted)
+
+    def reload_gaps(self, owns=None):
+        """Read the recorded gaps again (an operator accepted one from another process) and
+        move the contiguous marks they free; those devices are acked at the next commit.
+        ``owns(device)``: only those devices (a worker's share). Returns the devices moved."""
+        self.gaps = self._load_gaps()
+        moved = []
+        for device, gaps in self.gaps.items():
+            mark = self.marks.get(device)
+            if mark is None or (owns is not None and not owns(device)):
+                continue
+            contig = self._advance(device, mark[0], self._lookup_fn(device))
+            if contig != mark[0]:
+                mark[0] = contig
+                self._touched.add(device)
+                moved.append(device)
+        return moved
 
     def _remember(self, device, seq, digest, prev):
         recent = self._recent.setdefault(device, {})
@@ -191,6 +244,7 @@ class Pipeline:
                                    device, seq)
         rule, verdict = chain.classify(seq, body.prev, digest, lookup)
         store_it, reason = chain.OUTCOMES[verdict]
+        mark = self.marks.setdefault(device, [0, 0])
         if reason is not None:
             cls = {"fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}[reason]
             raise cls("rule %s: seq %d" % (rule, seq), device, seq)
@@ -200,48 +254,70 @@ class Pipeline:
         self._rows.append((device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last,
                            received_at, bytes(data)))
         self._remember(device, seq, digest, body.prev)
-        mark = self.marks.setdefault(device, [0, 0])
+        if verdict == chain.RESTART:
+            self._record_restart(device, seq, mark[0], body, received_at)
         if seq > mark[1]:
             mark[1] = seq
-        if seq == mark[0] + 1:
-            mark[0] = chain.contiguous_after(mark[0], lambda s: lookup(s) is not None)
+        if seq == mark[0] + 1 or device in self.gaps:
+            mark[0] = self._advance(device, mark[0], lookup)
         self._touched.add(device)
         self.counters["stored"] += 1
         return Accepted(device, seq, verdict)
 
+    def _record_restart(self, device, seq, contig, body, received_at):
+        """G1: a device-declared restart at ``seq``: stage its gap (accepted at once if
+        restarts are accepted)."""
+        reason = "declared by the device (encrypted pack: no reason readable)"
+        if body.pack is not None:
+            reason = "declared by the device, no reason given"
+            for rec in reading.resolve(body.pack):
+                if rec.get("n") == chain.RESTART_RECORD:
+                    reason = "declared by the device: %s" % (rec.get("vs") or rec.get("v"),)
+                    break
+        accepted = received_at if self.accept_restarts else None
+        gap = ChainGap(device, contig, seq, "restart", reason, received_at, accepted,
+                       "gateway (accept_restarts)" if accepted is not None else None)
+        self._gap_rows.append(gap)
+        self.gaps.setdefault(device, []).append(gap)
+        self.counters["chain_restarts"] += 1
+
     # -- commit -----------------------------------------------------------------------------
 
     def pending(self):
-        return len(self._rows) + len(self._qrows) + len(self._touched)
+        return len(self._rows) + len(self._qrows) + len(self._touched) + len(self._gap_rows)
 
     def save_counters(self):
-        """Write the counters on their own (at shutdown, when nothing else is staged)."""
-        with self.store.lock:
-            self.store.begin()
+        """Write the counters on their own (at shutdown, when nothing else is staged).
+        Raises StoreFull/StoreBusy/StoreError."""
+        with self.store.transaction("saving counters"):
             self.store.save_counters(self.counters)
-            self.store.commit()
 
     def commit(self, save_counters=True):
-        """Write everything staged in one transaction. Returns {device: contig} to ack."""
+        """Write everything staged in one transaction. Returns {device: contig} to ack.
+
+        Raises StoreFull, StoreBusy or StoreError when the transaction fails; it is rolled
+        back and everything stays staged, so the caller acknowledges nothing and calls
+        ``commit`` again later (nothing is lost, nothing is acknowledged early)."""
         touched = self._touched
-        if not (self._rows or self._qrows or touched):
+        if not (self._rows or self._qrows or touched or self._gap_rows):
             return {}
         store = self.store
-        with store.lock:
-            store.begin()
-            try:
+        self.counters["commits"] += 1  # saved in the transaction it counts
+        try:
+            with store.transaction("storing %d messages and %d quarantine rows" % (len(self._rows), len(self._qrows))):
                 if self._rows:
                     store.insert_messages(self._rows)
                 if self._qrows:
                     store.insert_quarantine(self._qrows)
+                for gap in self._gap_rows:
+                    store.insert_gap(gap)
                 store.update_marks([(self.marks[d][0], self.marks[d][1], d) for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
-                store.commit()
-            except Exception:
-                store.rollback()
-                raise
-        self._rows, self._qrows, self._touched = [], [], set()
+        except Exception:
+            self.counters["commits"] -= 1
+            raise
+        self._rows, self._qrows, self._touched, self._gap_rows = [], [], set(), []
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)
 
 

@@ -18,8 +18,19 @@
           1: bstr,          ;   RLP block header (its keccak256 is the block hash above)
           2: [* bstr],      ;   account proof nodes
           3: [* bstr]       ;   storage proof nodes
-        }
+        },
+      ? 13: [* {            ; gaps the gateway recorded in this device's chain before this
+          1: uint,          ;   reading (protocols/chain.py G1-G3), oldest first: seqs
+          2: uint,          ;   1 + 1 .. 2 - 1 are not in the chain, it goes on at 2;
+          3: tstr,          ;   "restart" (declared by the device) or "operator";
+          4: tstr,          ;   the reason given;
+          ? 5: uint         ;   when it was accepted (unix seconds)
+        }]
     }
+
+Field 13 is the gateway's statement, not proven by anything in the bundle: a verifier
+shows it as such. (A restart message itself is signed by the device: seq > 1 with a
+zero ``prev``.)
 
 ``check_offline`` does every check that needs no network: the signature with
 the key in the bundle (and that the key is the one the message's kid names),
@@ -39,6 +50,9 @@ KID_LEN = 16
 MAX_BUNDLE_BYTES = 256 * 1024
 # How far around a wrong leaf index the diagnosis looks for the index the path proves.
 INDEX_SEARCH = 4096
+# Gaps carried in one bundle (the latest ones): a device with more breaks than this has
+# a problem an operator sees in ``gateway status`` long before.
+MAX_BUNDLE_GAPS = 16
 
 
 class BundleError(ProtocolError):
@@ -67,10 +81,10 @@ class WrongPath(BundleError):
 
 class Bundle:
     __slots__ = ("message", "index", "path", "header", "chain_id", "contract", "tx_hash",
-                 "block_number", "block_hash", "alg", "public_key", "storage_proof")
+                 "block_number", "block_hash", "alg", "public_key", "storage_proof", "gaps")
 
     def __init__(self, message, index, path, header, chain_id, contract, tx_hash, block_number,
-                 block_hash, alg, public_key, storage_proof=None):
+                 block_hash, alg, public_key, storage_proof=None, gaps=()):
         self.message = bytes(message)
         self.index = index
         self.path = [bytes(p) for p in path]
@@ -83,6 +97,8 @@ class Bundle:
         self.alg = alg
         self.public_key = bytes(public_key)
         self.storage_proof = storage_proof  # None or (header_rlp, account_nodes, storage_nodes)
+        # [(after, resume, kind, reason, accepted_at or None)], at most MAX_BUNDLE_GAPS
+        self.gaps = list(gaps)[-MAX_BUNDLE_GAPS:]
 
     def encode(self):
         m = {1: VERSION, 2: self.message, 3: self.index, 4: self.path, 5: self.header.to_map(),
@@ -91,6 +107,8 @@ class Bundle:
         if self.storage_proof is not None:
             header_rlp, account, storage = self.storage_proof
             m[12] = {1: header_rlp, 2: list(account), 3: list(storage)}
+        if self.gaps:
+            m[13] = [_gap_map(g) for g in self.gaps]
         return cbor.encode(m)
 
     @classmethod
@@ -109,7 +127,7 @@ class Bundle:
             sp = m.get(12)
             storage = (bytes(sp[1]), [bytes(x) for x in sp[2]], [bytes(x) for x in sp[3]]) if sp else None
             b = cls(m[2], m[3], list(m[4]), BatchHeader.from_map(m[5]), m[6], m[7], m[8], m[9], m[10],
-                    key[1], key[2], storage)
+                    key[1], key[2], storage, _gaps_from(m.get(13) or []))
         except (KeyError, TypeError, IndexError) as e:
             raise MalformedBundle("bundle is missing or mistypes field %s" % (e,))
         except HeaderError as e:
@@ -120,6 +138,28 @@ class Bundle:
         if not isinstance(b.index, int) or any(len(p) != 32 for p in b.path):
             raise MalformedBundle("bundle leaf index must be an integer and path entries 32 bytes")
         return b
+
+
+def _gap_map(g):
+    after, resume, kind, reason, accepted = g
+    m = {1: after, 2: resume, 3: kind, 4: reason}
+    if accepted is not None:
+        m[5] = int(accepted)
+    return m
+
+
+def _gaps_from(items):
+    if len(items) > MAX_BUNDLE_GAPS:
+        raise MalformedBundle("bundle field 13 holds %d gaps, at most %d expected" % (len(items), MAX_BUNDLE_GAPS))
+    out = []
+    for m in items:
+        g = (m[1], m[2], m[3], m[4], m.get(5))
+        if not (isinstance(g[0], int) and isinstance(g[1], int) and isinstance(g[2], str)
+                and isinstance(g[3], str) and (g[4] is None or isinstance(g[4], int))):
+            raise MalformedBundle("bundle field 13: expected {1: after, 2: resume, 3: kind, 4: reason, ? 5: time}, "
+                                  "found %r" % (m,))
+        out.append(g)
+    return out
 
 
 def check_offline(b, verify, decode=cbor.decode):

@@ -12,6 +12,8 @@ The rules, checked in this order (tests name them):
   C2 SAME      seq stored with the same digest              -> DUPLICATE   ack, store nothing
   C3 FORK      seq stored, other digest, same prev          -> FORK        quarantine
   C4 REUSED    seq stored, other digest, other prev         -> REPLAY      quarantine
+  R1 RESTART   seq > 1, prev is 32 zero bytes, and no       -> RESTART     store; a new chain
+               stored seq+1 names another prev                             segment (gaps below)
   C5 BACKLINK  stored seq-1 exists and its digest != prev   -> CHAIN_BREAK quarantine
                (seq 1: prev must be 32 zero bytes)
   C6 FWDLINK   stored seq+1 exists and its prev != digest   -> CHAIN_BREAK quarantine
@@ -24,6 +26,25 @@ key signed both, so either the device misbehaved or the key leaked. A REPLAY is 
 seq number used again from somewhere else in the chain (a counter that went
 backwards, e.g. restored flash). Both are kept as evidence, never stored as
 readings. DUPLICATE is the normal QoS 1 redelivery and is acknowledged again.
+
+Gaps. A chain can break for good: a device lost its chain head (flash corruption
+past recovery: it no longer knows the hash it must name), or messages it signed can
+never be stored (signed with a key revoked meanwhile). The device then goes on in a
+new chain segment and the break is recorded, explained, and shown to everyone, never
+papered over. A gap is (after, resume): seqs after+1 .. resume-1 are not part of the
+chain, and the chain goes on at ``resume``.
+
+  G1 DECLARED  a RESTART message (R1) declares a gap from the gateway's contiguous
+               mark to its seq; the device signs it, and may say why in its pack (a
+               record named ``agent/chain_restart`` with a text value)
+  G2 ACCEPTED  a gap counts as filled for the contiguous mark once accepted: a
+               declared one at once if the gateway accepts restarts (the default),
+               any other by an operator (``edgeledger device accept-gap``)
+  G3 BARRIER   until then the contiguous mark (and so the end-to-end ack) stops
+               before ``resume``; everything after it is stored all the same
+
+``contiguous_after(contig, has, gaps)`` applies G2 (it steps over accepted gaps); the
+caller's ``has`` applies G3 (it says False for the ``resume`` of a gap that waits).
 """
 
 FIRST_SEQ = 1
@@ -35,6 +56,10 @@ DUPLICATE = "duplicate"
 FORK = "fork"
 REPLAY = "replay"
 CHAIN_BREAK = "chain_break"
+RESTART = "restart"
+
+# The record name a device uses to say why it restarts its chain (G1).
+RESTART_RECORD = "agent/chain_restart"
 
 # verdict -> (store the message?, quarantine reason or None)
 OUTCOMES = {
@@ -44,6 +69,7 @@ OUTCOMES = {
     FORK: (False, "fork"),
     REPLAY: (False, "replay"),
     CHAIN_BREAK: (False, "chain_break"),
+    RESTART: (True, None),
 }
 
 
@@ -61,6 +87,10 @@ def _fork(seq, prev, digest, lookup, here):
 
 def _reused(seq, prev, digest, lookup, here):
     return here is not None
+
+
+def _restart(seq, prev, digest, lookup, here):
+    return seq > FIRST_SEQ and prev == GENESIS and not _fwdlink(seq, prev, digest, lookup, here)
 
 
 def _backlink(seq, prev, digest, lookup, here):
@@ -89,6 +119,7 @@ RULES = (
     ("C2", _same, DUPLICATE),
     ("C3", _fork, FORK),
     ("C4", _reused, REPLAY),
+    ("R1", _restart, RESTART),
     ("C5", _backlink, CHAIN_BREAK),
     ("C6", _fwdlink, CHAIN_BREAK),
     ("C7", _linked, NEXT),
@@ -109,8 +140,16 @@ def classify(seq, prev, digest, lookup):
     raise AssertionError("rule table has no catch-all")  # programmer error
 
 
-def contiguous_after(contig, has):
-    """Advance a highest-contiguous-seq mark over stored seqs: ``has(seq) -> bool``."""
-    while has(contig + 1):
+def contiguous_after(contig, has, gaps=()):
+    """Advance a highest-contiguous-seq mark over stored seqs: ``has(seq) -> bool``.
+
+    ``gaps``: accepted gaps as (after, resume) pairs (G2): a mark that reaches ``after``
+    (or stands inside the gap) jumps to ``resume - 1``; ``has(resume)`` decides the rest.
+    """
+    while True:
+        for after, resume in gaps:
+            if after <= contig < resume - 1:
+                contig = resume - 1
+        if not has(contig + 1):
+            return contig
         contig += 1
-    return contig

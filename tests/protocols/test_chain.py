@@ -80,3 +80,32 @@ def test_contiguous_after():
     have = {1, 2, 3, 5}
     assert chain.contiguous_after(0, have.__contains__) == 3
     assert chain.contiguous_after(4, have.__contains__) == 5
+
+
+def test_r1_zero_prev_after_seq_one_is_a_declared_restart(chain3):
+    assert chain.classify(9, chain.GENESIS, h(b"m9"), chain3.lookup) == ("R1", chain.RESTART)
+    assert chain.classify(4, chain.GENESIS, h(b"m4"), chain3.lookup) == ("R1", chain.RESTART)  # no seq missing
+    assert chain.OUTCOMES[chain.RESTART] == (True, None)
+
+
+def test_r1_restart_that_a_stored_successor_contradicts_is_a_chain_break(chain3):
+    chain3.put(10, h(b"m10"), h(b"m9"))
+    assert chain.classify(9, chain.GENESIS, h(b"other-9"), chain3.lookup) == ("C6", chain.CHAIN_BREAK)
+
+
+def test_r1_a_used_seq_cannot_restart(chain3):
+    assert chain.classify(2, chain.GENESIS, h(b"other"), chain3.lookup) == ("C4", chain.REPLAY)
+
+
+def test_g2_the_mark_steps_over_accepted_gaps():
+    have = {1, 2, 3, 9, 10, 20}
+    assert chain.contiguous_after(0, have.__contains__, [(3, 9)]) == 10
+    assert chain.contiguous_after(0, have.__contains__, [(3, 9), (10, 20)]) == 20
+    assert chain.contiguous_after(5, have.__contains__, [(3, 9)]) == 10  # a mark inside the gap jumps too
+    assert chain.contiguous_after(0, have.__contains__) == 3  # no gap accepted: the mark waits
+
+
+def test_g3_a_waiting_restart_is_a_barrier():
+    have = {1, 2, 3, 9, 10}
+    waiting = {9}
+    assert chain.contiguous_after(0, lambda s: s in have and s not in waiting, [(3, 9)]) == 8

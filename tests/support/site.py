@@ -17,9 +17,12 @@ CLI = [sys.executable, "-m", "edgeledger.gateway.cli"]
 
 
 class Site:
-    def __init__(self, root, broker_url, site="plant-a", gateway_extra=""):
+    def __init__(self, root, broker_url, site="plant-a", gateway_extra="", store="gateway.db"):
+        """``store``: the gateway store's path, relative to ``root`` or absolute (e.g. on a
+        small filesystem of its own)."""
         os.makedirs(str(root), exist_ok=True)
         self.root = str(root)
+        self.store_path = os.path.join(self.root, store)
         self.broker_url = broker_url
         self.site = site
         self.devices = {}
@@ -27,8 +30,8 @@ class Site:
         self.agents = {}
         self.gateway_config = os.path.join(self.root, "gateway.toml")
         with open(self.gateway_config, "w") as f:
-            f.write('gateway_id = "gw-test"\nstore = "gateway.db"\nbroker = "%s"\n%s\n'
-                    % (broker_url, gateway_extra))
+            f.write('gateway_id = "gw-test"\nstore = "%s"\nbroker = "%s"\n%s\n'
+                    % (self.store_path, broker_url, gateway_extra))
 
     def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0):
         """Point the gateway at a JSON-RPC ledger (key file written 0600)."""
@@ -49,7 +52,7 @@ class Site:
         return st.db.execute("SELECT COALESCE(SUM(tree_size), 0) FROM batches WHERE state='anchored'").fetchone()[0]
 
     def store(self):
-        return Store(os.path.join(self.root, "gateway.db"))
+        return Store(self.store_path)
 
     def add_device(self, name, alg="EdDSA", kind="meter", interval_s=0.005, pack_size=1,
                    register=True, extra="", source_toml=None):
@@ -76,20 +79,31 @@ class Site:
 
     # -- processes --------------------------------------------------------------------------
 
-    def _spawn(self, args, log_name):
+    def _spawn(self, args, log_name, prefix=()):
         log = open(os.path.join(self.root, log_name), "ab")
-        proc = subprocess.Popen(CLI + args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        proc = subprocess.Popen(list(prefix) + CLI + args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         log.close()
         return proc
 
     def cli(self, *args, timeout=120):
         return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=self.root, timeout=timeout)
 
-    def start_gateway(self, *extra):
+    def start_gateway(self, *extra, prefix=()):
+        """``prefix``: a command the gateway runs under (e.g. strace)."""
         assert self.gateway is None or self.gateway.poll() is not None
         self.gateway = self._spawn(["-v", "gateway", "run", "--config", self.gateway_config] + list(extra),
-                                   "gateway.log")
+                                   "gateway.log", prefix)
         return self.gateway
+
+    def start_fleet(self, n, last, interval_s=0.005, prefix="dev"):
+        """``n`` simulated devices (``<prefix>-<i>``), the gateway, and an agent per device
+        sealing up to ``last``; returns an open store to watch them with."""
+        for i in range(n):
+            self.add_device("%s-%d" % (prefix, i), interval_s=interval_s)
+        self.start_gateway()
+        for name in self.devices:
+            self.start_agent(name, last)
+        return self.store()
 
     def kill_gateway(self, sig=signal.SIGKILL):
         if self.gateway is not None and self.gateway.poll() is None:
