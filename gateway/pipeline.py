@@ -50,6 +50,9 @@ DEFAULT_FUTURE_SKEW_S = 300.0  # record times ahead of the gateway clock
 # Chain links kept in memory per device; older ones are looked up in the store.
 RECENT_LINKS = 4096
 MAX_CBOR_DEPTH = 16  # our deepest structure (tag > array > map > array > map) is 5
+# An unknown kid makes the pipeline look at the registry again at most this often (a
+# flood of unknown kids costs at most ten registry reads a second).
+UNKNOWN_KID_RECHECK_S = 0.1
 
 
 def _decode(data):
@@ -99,6 +102,7 @@ class Pipeline:
         self._qrows = []
         self._gap_rows = []
         self._touched = set()
+        self._registry_checked = 0.0
 
     # -- chain lookups ----------------------------------------------------------------------
 
@@ -221,6 +225,12 @@ class Pipeline:
             raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), device, seq)
         key = self.registry.key(msg.kid)
+        if key is None and time.monotonic() - self._registry_checked >= UNKNOWN_KID_RECHECK_S:
+            # a key registered a moment ago (a rotation: the device may load its new key
+            # before the service's next registry poll): look again before refusing
+            self._registry_checked = time.monotonic()
+            if self.registry.reload_if_changed():
+                key = self.registry.key(msg.kid)
         if key is None:
             raise errors.UnknownDevice("no registered key with kid %s" % msg.kid.hex(), device, seq)
         if not (key.device == device == t_device):

@@ -57,7 +57,7 @@ def _count_fsyncs(site):
     last = 300
     site.add_device("dev-d", interval_s=0.01)  # ~100 messages/s: most commits hold one message
     site.start_gateway(prefix=[_strace(), "-f", "--seccomp-bpf", "-c", "-e", "trace=fsync,fdatasync", "-o", trace])
-    wait_until(lambda: "subscribed to" in site.log("gateway.log"), 60, what="the gateway to subscribe")
+    site.wait_gateway_subscribed()
     site.start_agent("dev-d", last)
     assert site.wait_agents() == {"dev-d": 0}, site.log("dev-d.log")
     # the gateway is strace's child: stop it with SIGTERM so it saves its counters and strace

@@ -95,6 +95,30 @@ class Site:
                                    "gateway.log", prefix)
         return self.gateway
 
+    def wait_gateway_subscribed(self, timeout=120):
+        """Until the gateway's log says it subscribed at the broker (its start-up takes as
+        long as the machine makes it)."""
+        deadline = time.monotonic() + timeout
+        while "subscribed to" not in self.log("gateway.log"):
+            if self.gateway is None or self.gateway.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the gateway did not subscribe:\n%s" % self.log("gateway.log"))
+            time.sleep(0.05)
+
+    def start_one(self, name, last, interval_s, stored_first=1):
+        """One simulated device, the gateway, and (once the gateway subscribed) its agent
+        sealing up to ``last``; returns an open store once ``stored_first`` are stored."""
+        self.add_device(name, interval_s=interval_s)
+        self.start_gateway()
+        self.wait_gateway_subscribed()
+        self.start_agent(name, last)
+        st = self.store()
+        deadline = time.monotonic() + 120
+        while st.count_messages() < stored_first:
+            if time.monotonic() > deadline:
+                raise AssertionError("%s stored %d of %d readings in 120 s" % (name, st.count_messages(), stored_first))
+            time.sleep(0.05)
+        return st
+
     def start_fleet(self, n, last, interval_s=0.005, prefix="dev"):
         """``n`` simulated devices (``<prefix>-<i>``), the gateway, and an agent per device
         sealing up to ``last``; returns an open store to watch them with."""
