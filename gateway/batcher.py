@@ -353,11 +353,16 @@ class Batcher:
             return False
         self._gap_seen = None
         old = _max_fees([r[6] for r in waiting if r[6]])
+        fees = _bumped(self.ledger.current_fees(), old)
         for i, (number, prev, root, size, t0, t1, raw, _h, _n, _state) in enumerate(waiting):
             prepared = self.ledger.sign_anchor(number, bytes(prev), bytes(root), size, t0, t1, nonce=latest + i,
-                                               fees=_bumped(self.ledger.current_fees(), old))
+                                               fees=fees)
             self._set(number, state="signed", raw_tx=json.dumps(prepared.to_dict()).encode(),
                       tx_hash=prepared.tx_hash, nonce=prepared.nonce)
+        # the old anchors above the new range still wait in the node's pool: replace each
+        # with an empty transfer, or it would run later and revert (gas for nothing)
+        for nonce in sorted(set(r[8] for r in waiting if r[8] is not None and r[8] >= latest + len(waiting))):
+            self.ledger.send(self.ledger.sign_cancel(nonce, fees))
         self.ledger.resync_nonce()
         self.counters["nonce_gaps_repaired"] += 1
         detail = ("nonce gap: the account's next nonce is %d but the first waiting anchor had nonce %d; %d anchors "

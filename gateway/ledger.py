@@ -576,6 +576,12 @@ class Ledger(object):
 
     prepare_anchor = sign_anchor
 
+    def sign_cancel(self, nonce, fees, key=None):
+        """A 0-value transfer to the sender itself at ``nonce``: with higher ``fees`` it
+        replaces (cancels) whatever waits in the pool with that nonce."""
+        acct = self._account_for(key)
+        return self._sign("cancel", [nonce], acct, acct.address, b"", TRANSFER_GAS, nonce=nonce, fees=fees)
+
     def anchor(self, number, prev_header_hash, root, tree_size, first_time, last_time, key=None,
                preflight=True, wait=False):
         """Anchor a batch header; return the transaction hash (not waiting for it by default).

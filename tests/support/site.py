@@ -33,7 +33,7 @@ class Site:
             f.write('gateway_id = "gw-test"\nstore = "%s"\nbroker = "%s"\n%s\n'
                     % (self.store_path, broker_url, gateway_extra))
 
-    def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0):
+    def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0, finality=None):
         """Point the gateway at a JSON-RPC ledger (key file written 0600)."""
         key_path = os.path.join(self.root, "gateway.ethkey")
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -41,8 +41,9 @@ class Site:
             f.write(gateway_key)
         with open(self.gateway_config, "a") as f:
             f.write('\n[ledger]\nbackend = "jsonrpc"\nurl = "%s"\ncontract = "%s"\nkey_file = "gateway.ethkey"\n'
-                    'confirmations = %d\n\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
-                    % (url, contract, confirmations, max_size, max_age_s))
+                    'confirmations = %d\n%s\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
+                    % (url, contract, confirmations, "finality = %d\n" % finality if finality else "",
+                       max_size, max_age_s))
 
     def register_on_chain(self, ledger, name):
         s = self.devices[name]
