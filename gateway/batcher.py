@@ -342,7 +342,10 @@ class Batcher:
         if not waiting:
             self._gap_seen = None
             return False
-        low = min(r[8] for r in waiting if r[8] is not None)
+        nonces = [r[8] for r in waiting if r[8] is not None]
+        if not nonces:
+            return False
+        low = min(nonces)
         latest = self.ledger.transaction_count(self.gateway, "latest")
         pending = self.ledger.transaction_count(self.gateway, "pending")
         if not (pending == latest < low):
