@@ -159,6 +159,7 @@ class BatcherThread:
         self.batcher = None
         self._stop = threading.Event()
         self.error = None
+        self._down_since = None
         self._errors = _Repeats()
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         if ledger is not None:
@@ -187,6 +188,7 @@ class BatcherThread:
             self.ledger = self.opener(self.store)
         except LedgerUnavailable as e:
             if self.error is None:
+                self._down_since = time.time()
                 log.warning("ledger unreachable (%s): ingesting; anchoring starts when it answers", e)
                 self.store.set_anchor_state("unreachable", "ledger unreachable since start: %s" % e)
             self.error = e
@@ -200,6 +202,9 @@ class BatcherThread:
             return False
         log.warning("ledger %s contract %s reachable: anchoring", self.ledger.name, self.ledger.address)
         self.store.set_anchor_state("ok", "ledger reachable")
+        if self._down_since is not None:
+            self.store.record_event("ledger_back", "the ledger was unreachable at start; reachable %.0f s later, "
+                                    "anchoring the backlog" % (time.time() - self._down_since))
         self.error = None
         self._make_batcher()
         return True

@@ -209,9 +209,8 @@ def _start_anchoring(cfg, store):
     finality = anchoring.finality_of(cfg)
     try:
         ledger = anchoring.open_ledger(cfg, store)
-    except LedgerUnavailable as e:
-        log.warning("ledger unreachable at start (%s): ingesting; anchoring starts when it answers", e)
-        ledger = None
+    except LedgerUnavailable:
+        ledger = None  # the batcher thread says so once and opens it when the node answers
     batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
                                       lc.get("confirmations", 2), cfg["synchronous"], finality=finality,
                                       opener=lambda st: anchoring.open_ledger(cfg, st))
