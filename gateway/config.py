@@ -25,6 +25,10 @@
     url = "http://127.0.0.1:8545"
     confirmations = 2
     finality = 64                     # blocks after which an anchored batch is final
+
+    [chain]
+    accept_restarts = true            # a chain restart a device declares is accepted at once
+                                      # (false: it waits for `edgeledger device accept-gap`)
 """
 import os
 import tomllib

@@ -157,5 +157,7 @@ def test_gateway_starts_and_ingests_while_the_chain_is_down(site, node):
     back_at = time.monotonic()
     wait_until(lambda: site.anchored_count(st) == 2 * last, 120, what="the backlog anchored once the node is back")
     rows = check_chain_matches_store(owner, st)
+    status = site.cli("gateway", "status", "--config", site.gateway_config).stdout
+    assert "ledger_back" in status and "anchoring: ledger reachable" in status, status
     print("chain down at start: %d readings ingested and acked with no chain, %d batches anchored %.1f s after "
           "the node came back" % (2 * last, len(rows), time.monotonic() - back_at))
