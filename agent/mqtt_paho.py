@@ -69,11 +69,15 @@ class PahoLink:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def publish_birth(self):
+        """Publish a fresh birth (retained): after a key change, say the new kid."""
+        self.client.publish(topics.birth(self.site, self.device), self.birth(), qos=1, retain=True)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             return
         client.subscribe(topics.ack(self.site, self.device), qos=1)
-        client.publish(topics.birth(self.site, self.device), self.birth(), qos=1, retain=True)
+        self.publish_birth()
         self.connects += 1
         self.connected = True
 

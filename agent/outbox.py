@@ -76,6 +76,23 @@ POLICIES = ("drop_new",)
 
 ZERO_HASH = b"\x00" * 32
 
+
+def check_sizes(max_bytes, segment_bytes):
+    """Raise ConfigError unless ``max_bytes`` leaves room to move on. The newest segment is
+    always kept (it holds the chain head), so the bound must hold a full segment and one
+    largest record besides; below that, once a segment filled, every new pack would be
+    refused for good although everything was acknowledged."""
+    if max_bytes <= 0 or segment_bytes <= 0:
+        raise errors.ConfigError("outbox max_bytes and segment_bytes must be positive, found %r and %r"
+                                 % (max_bytes, segment_bytes))
+    need = segment_bytes + MAX_RECORD_BYTES + HEADER_LEN
+    if max_bytes < need:
+        raise errors.ConfigError(
+            "outbox max_bytes %d is below %d = segment_bytes %d + the largest record %d: the newest segment is "
+            "always kept, so the outbox would stall for good once one segment filled; raise max_bytes or lower "
+            "segment_bytes" % (max_bytes, need, segment_bytes, MAX_RECORD_BYTES + HEADER_LEN))
+
+
 class _Segment:
     __slots__ = ("first", "last", "name", "size", "sealed")
 

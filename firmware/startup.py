@@ -109,7 +109,7 @@ def load_signer(cfg):
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
-    from edgeledger.agent.outbox import Outbox, next_epoch
+    from edgeledger.agent.outbox import Outbox, check_sizes, next_epoch
     from edgeledger.firmware.crypto import sha256
 
     if signer is None:
@@ -118,8 +118,9 @@ def build(cfg, board, profile, signer=None):
     port.makedirs(state)
     ob = dict(profile.get("outbox") or {})
     ob.update(cfg.get("outbox") or {})
-    outbox = Outbox(state + "/outbox", max_bytes=int(ob.get("max_bytes", 262144)),
-                    segment_bytes=int(ob.get("segment_bytes", 16384)),
+    max_bytes, segment_bytes = int(ob.get("max_bytes", 262144)), int(ob.get("segment_bytes", 16384))
+    check_sizes(max_bytes, segment_bytes)  # a bound that would stall the board for good: refused
+    outbox = Outbox(state + "/outbox", max_bytes=max_bytes, segment_bytes=segment_bytes,
                     policy=ob.get("policy", "drop_new"), hash_fn=sha256,
                     flush_interval_s=float(ob.get("flush_interval_s", 0)))
     epoch = next_epoch(state)

@@ -10,21 +10,52 @@
     keystore_file = "gateway.keystore.json"   # encrypted (edgeledger gateway keygen)
     passphrase_file = "gateway.passphrase"    # or passphrase_env = "VAR"; mode 0600
     key_file = "gateway.ethkey" # alternatively a plain hex key, mode 0600 (test chains)
-    confirmations = 2
+    confirmations = 2           # blocks before a batch counts as anchored (proofs served)
+    finality = 64               # blocks before it is final; until then it is re-checked and
+                                # anchored again if a reorg removed it (default: 64, two
+                                # Ethereum epochs; a BFT chain (QBFT, IBFT) is final at once:
+                                # set it to the confirmations)
+
+The gateway starts and ingests while the node is unreachable: the batcher thread opens
+the ledger when the node answers (and says once that it waits), then anchors the backlog
+in order. A node that mines only when a transaction arrives (anvil without
+``--block-time``) would never confirm the last batch: the batcher then mines an empty
+block (``evm_mine``) while a batch waits for confirmations, as it does on the embedded
+chain.
+
+``BatcherThread`` supervises the batcher: a store that cannot be written (full disk) is
+said once and tried again; a ledger error is logged when it changes, not at every step;
+an unexpected exception is logged with its traceback, counted (``batcher_restarts``,
+shown by ``gateway status``) and the batcher starts again after a growing delay.
 """
 import logging
 import threading
-
+import time
 
 from edgeledger.gateway import keystore, provision
 from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.errors import ConfigError
-from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError
+from edgeledger.gateway.errors import ConfigError, StoreError
+from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError, LedgerUnavailable
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.store import Store
+from edgeledger.gateway.store import DEFAULT_SYNCHRONOUS, Store
 
 log = logging.getLogger("edgeledger.anchoring")
 STEP_INTERVAL_S = 0.2
+# While the node is unreachable at start, opening the ledger is tried again this often.
+OPEN_RETRY_S = 2.0
+# A store write that failed (full disk) is tried again this often.
+STORE_RETRY_S = 1.0
+# The batcher's counters go to the store this often (and when it stops).
+COUNTER_SAVE_S = 1.0
+# A ledger error that stays the same is logged again after this long, with a count.
+ERROR_REPEAT_S = 300.0
+# After an unexpected exception the batcher starts again after RESTART_DELAY_S, doubled
+# per death in a row up to MAX_RESTART_DELAY_S.
+RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 60.0
+# Default finality depth on a JSON-RPC chain: Ethereum proof of stake finalizes a block
+# after two epochs of 32 slots.
+DEFAULT_FINALITY = 64
 
 
 def open_ledger(cfg, store):
@@ -56,14 +87,29 @@ def open_ledger(cfg, store):
     else:
         raise ConfigError("[ledger] needs contract = \"0x...\" (or deploy = true)")
     _adopt(store, ledger, fresh_chain=False)
+    if ledger.mines_only_on_transactions():
+        ledger.mines_on_demand = True
+        log.warning("the node at %s mines a block only when a transaction arrives (anvil without --block-time): "
+                    "the gateway mines an empty block while a batch waits for its confirmations", lc["url"])
     return ledger
+
+
+def finality_of(cfg):
+    """The configured finality depth in blocks (never below the confirmations)."""
+    lc = cfg.get("ledger") or {}
+    confirmations = int(lc.get("confirmations", 2))
+    default = confirmations if lc.get("backend", "embedded") == "embedded" else DEFAULT_FINALITY
+    finality = int(lc.get("finality", default))
+    if finality < 1:
+        raise ConfigError("[ledger] finality: expected a number of blocks >= 1, found %r" % (lc.get("finality"),))
+    return max(confirmations, finality)
 
 
 def _adopt(store, ledger, fresh_chain):
     meta = store.ledger_meta()
     new = {"backend": ledger.name, "chain_id": ledger.chain_id, "contract": ledger.address,
            "gateway": ledger.account}
-    if meta and (meta.get("contract") != ledger.address or meta.get("gateway") != ledger.account):
+    if meta.get("contract") and (meta.get("contract") != ledger.address or meta.get("gateway") != ledger.account):
         anchored = store.db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
         if anchored and not fresh_chain:
             raise ConfigError("this store's batches belong to contract %s / gateway %s, not %s / %s"
@@ -76,31 +122,146 @@ def _adopt(store, ledger, fresh_chain):
     store.set_ledger_meta(new)
 
 
-class BatcherThread:
-    """Runs ``Batcher.step`` on its own store connection until stopped."""
+class _Repeats:
+    """Logs an error when its text changes, and a repeat at most every ERROR_REPEAT_S."""
 
-    def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous="NORMAL"):
+    def __init__(self):
+        self.text, self.at, self.count = None, 0.0, 0
+
+    def log(self, text):
+        now = time.monotonic()
+        if text != self.text or now - self.at >= ERROR_REPEAT_S:
+            log.error("batcher: %s%s", text, " (%d times since it was last logged)" % self.count
+                      if text == self.text and self.count > 1 else "")
+            self.text, self.at, self.count = text, now, 0
+        self.count += 1
+
+    def clear(self):
+        self.text = None
+
+
+class BatcherThread:
+    """Runs ``Batcher.step`` on its own store connection until stopped, supervised.
+
+    ``ledger`` may be None with ``opener``: a callable (store -> ledger) that raises
+    LedgerUnavailable until the node answers; the thread calls it until it succeeds.
+    """
+
+    def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous=DEFAULT_SYNCHRONOUS,
+                 finality=None, opener=None):
         self.store = Store(store_path, synchronous)
-        self.batcher = Batcher(self.store, ledger,
-                               max_size=int(batch_cfg.get("max_size", 10000)),
-                               max_age_s=float(batch_cfg.get("max_age_s", 10.0)),
-                               confirmations=int(confirmations))
+        self.ledger = ledger
+        self.opener = opener
+        self.batch_cfg = batch_cfg
+        self.confirmations = int(confirmations)
+        self.finality = finality
+        self.counters = {"batcher_restarts": 0}
+        self.batcher = None
         self._stop = threading.Event()
         self.error = None
+        self._down_since = None
+        self._errors = _Repeats()
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+        if ledger is not None:
+            self._make_batcher()
+
+    def _make_batcher(self):
+        b = Batcher(self.store, self.ledger,
+                    max_size=int(self.batch_cfg.get("max_size", 10000)),
+                    max_age_s=float(self.batch_cfg.get("max_age_s", 10.0)),
+                    confirmations=self.confirmations, finality=self.finality)
+        saved = self.store.load_counters()
+        for name in list(b.counters) + list(self.counters):
+            value = saved.get(name, 0)
+            if name in b.counters:
+                b.counters[name] = max(b.counters[name], value)
+            else:
+                self.counters[name] = max(self.counters[name], value)
+        if self.batcher is not None:  # a restart: keep what this process counted
+            for name, value in self.batcher.counters.items():
+                b.counters[name] = max(b.counters.get(name, 0), value)
+        self.batcher = b
+
+    def _open(self):
+        """Try the opener once; True when the ledger is open."""
+        try:
+            self.ledger = self.opener(self.store)
+        except LedgerUnavailable as e:
+            if self.error is None:
+                self._down_since = time.time()
+                log.warning("ledger unreachable (%s): ingesting; anchoring starts when it answers", e)
+                self.store.set_anchor_state("unreachable", "ledger unreachable since start: %s" % e)
+            self.error = e
+            return False
+        except (ConfigError, LedgerError) as e:
+            log.error("anchoring stopped: %s", e)
+            self.store.set_anchor_state("halted", str(e))
+            self.store.record_event("anchor_halted", str(e))
+            self.opener = None
+            self.error = e
+            return False
+        log.warning("ledger %s contract %s reachable: anchoring", self.ledger.name, self.ledger.address)
+        self.store.set_anchor_state("ok", "ledger reachable")
+        if self._down_since is not None:
+            self.store.record_event("ledger_back", "the ledger was unreachable at start; reachable %.0f s later, "
+                                    "anchoring the backlog" % (time.time() - self._down_since))
+        self.error = None
+        self._make_batcher()
+        return True
+
+    def _save_counters(self):
+        if self.batcher is None:
+            return
+        with self.store.transaction("saving the batcher's counters"):
+            self.store.save_counters(dict(self.batcher.counters, **self.counters))
 
     def _run(self):
+        delay = RESTART_DELAY_S
+        store_failed = None
+        last_save = 0.0
         while not self._stop.is_set():
+            moved = False
             try:
+                if self.batcher is None:
+                    if self.opener is None or not self._open():
+                        self._stop.wait(OPEN_RETRY_S)
+                        continue
                 moved = self.batcher.step()
+                if self.batcher.backlog() and getattr(self.batcher.ledger, "mines_on_demand", False):
+                    # a chain that mines only on transactions: let blocks (and so
+                    # confirmations) come as they would on a real chain
+                    self.batcher.ledger.mine(1)
+                if time.monotonic() - last_save >= COUNTER_SAVE_S:
+                    self._save_counters()
+                    last_save = time.monotonic()
+                self._errors.clear()
+                if store_failed is not None:
+                    log.warning("batcher: the store is writable again after %.0f s", time.monotonic() - store_failed)
+                    store_failed = None
+            except StoreError as e:
+                if store_failed is None:
+                    store_failed = time.monotonic()
+                    log.error("batcher: %s; batches wait until the store can be written (tried every %.0f s)",
+                              e, STORE_RETRY_S)
+                self._stop.wait(STORE_RETRY_S)
+                continue
             except LedgerError as e:
-                log.error("batcher: %s", e)
+                self._errors.log(str(e))
                 self.error = e
-                moved = False
-            if self.batcher.backlog() and isinstance(self.batcher.ledger, EmbeddedLedger):
-                # the in-process chain mines only on transactions: let blocks (and so
-                # confirmations) come as they would on a real chain
-                self.batcher.ledger.mine(1)
+            except Exception as e:  # a bug: say it, count it, start again
+                self.counters["batcher_restarts"] += 1
+                log.exception("batcher died (%d so far); starting it again in %.0f s",
+                              self.counters["batcher_restarts"], delay)
+                try:
+                    self.store.record_event("batcher_restart", "%s: %s" % (type(e).__name__, e))
+                    if self.ledger is not None:
+                        self._make_batcher()
+                except StoreError:
+                    pass
+                if self._stop.wait(delay):
+                    break
+                delay = min(2 * delay, MAX_RESTART_DELAY_S)
+                continue
             if not moved:
                 self._stop.wait(STEP_INTERVAL_S)
 
@@ -110,4 +271,8 @@ class BatcherThread:
     def stop(self):
         self._stop.set()
         self._thread.join(timeout=30)
+        try:
+            self._save_counters()
+        except StoreError as e:
+            log.warning("batcher: counters not saved at stop: %s", e)
         self.store.close()

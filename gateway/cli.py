@@ -71,6 +71,16 @@ def _device_list(args):
     return 0
 
 
+def _device_accept_gap(args):
+    from edgeledger.gateway import gaps
+
+    _cfg, st = _open_gateway_store(args)
+    g = gaps.accept_gap(st, args.device, args.reason, through=args.through)
+    print("accepted the gap of %s: seqs %d..%d are not in its chain; it goes on at seq %d (%s: %s)"
+          % (g.device, g.after_seq + 1, g.resume_seq - 1, g.resume_seq, g.kind, g.reason))
+    return 0
+
+
 def _agent_run(args):
     from edgeledger.agent import linux
 
@@ -84,29 +94,11 @@ def _gateway_run(args):
     return runner.main(args.config, duration_s=args.duration, workers=args.workers)
 
 
-# Devices listed by `gateway status` under "rejects by device".
-STATUS_DEVICES = 10
-
-
 def _gateway_status(args):
-    from edgeledger.gateway.cmd_security import crl_status
-    from edgeledger.gateway.runner import total_counters
+    from edgeledger.gateway import status
 
     cfg, st = _open_gateway_store(args)
-    counters = total_counters(st.load_counters())  # workers keep theirs as name@wK
-    print("messages stored: %d" % st.count_messages())
-    for name in sorted(counters):
-        if counters[name]:
-            print("%-28s %d" % (name, counters[name]))
-    for reason, n in sorted(st.quarantine_reasons().items()):
-        print("quarantine %-17s %d" % (reason, n))
-    noisy = st.device_rejects(STATUS_DEVICES)
-    if noisy:
-        print("rejects by device (most first): rejected, quarantined, only counted, last")
-        for r in noisy:
-            print("  %-26s %9d %9d %9d  %s" % (r.device or "(no device)", r.rejected, r.quarantined, r.dropped,
-                                              time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.last_at or 0))))
-    for line in crl_status(cfg):
+    for line in status.report(cfg, st, args.config):
         print(line)
     return 0
 
@@ -159,6 +151,13 @@ def _verify(args):
             ", anchored at block %d with %d confirmations (storage proof checked)" % (
                 report["block_number"], report["confirmations"]) if "block_number" in report else
             " (offline checks only)"))
+        if "chain_restart" in report:
+            print("  this reading starts a new chain segment of %s (signed by the device): %s"
+                  % (report["device"], report["chain_restart"]))
+        for g in report.get("chain_gaps", ()):
+            print("  gap recorded by the gateway (not proven by the bundle): seqs %d..%d are not in the chain of %s, "
+                  "it goes on at seq %d (%s: %s)" % (g["missing_from"], g["missing_to"], report["device"],
+                                                     g["resumes_at"], g["kind"], g["reason"]))
     return 0
 
 
@@ -190,6 +189,13 @@ def build_parser():
     v.add_argument("--device", required=True)
     v.add_argument("--at", type=float, default=None, help="unix time the revocation takes effect")
     v.set_defaults(func=_device_revoke)
+    ag_ = dsub.add_parser("accept-gap", help="give up the seqs a device can never deliver, so its chain goes on")
+    ag_.add_argument("--config", required=True)
+    ag_.add_argument("--device", required=True)
+    ag_.add_argument("--reason", required=True, help="why (kept with the gap, shown to verifiers)")
+    ag_.add_argument("--through", type=int, default=None,
+                     help="last seq to give up (default: up to the next stored seq)")
+    ag_.set_defaults(func=_device_accept_gap)
     ls = dsub.add_parser("list", help="list registered devices and keys")
     ls.add_argument("--config", required=True)
     ls.set_defaults(func=_device_list)
@@ -211,7 +217,7 @@ def build_parser():
     gr.add_argument("--workers", type=int, default=None,
                     help="ingest worker processes, each owning a hash share of the devices (runner.py)")
     gr.set_defaults(func=_gateway_run)
-    gs = gsub.add_parser("status", help="counters and quarantine summary from the store")
+    gs = gsub.add_parser("status", help="counters, quarantine, batches, anchoring, chain gaps and recent events")
     gs.add_argument("--config", required=True)
     gs.set_defaults(func=_gateway_status)
 

@@ -6,7 +6,8 @@
     store = "var/gateway.db"          # relative paths are relative to this file
     broker = "mqtt://127.0.0.1:1883"
     sites = ["+"]                     # site ids this gateway owns ("+" = all)
-    synchronous = "NORMAL"            # or "FULL": commits survive power loss, slower
+    durability = "power_loss"         # acks only after an fsync'd commit (the default);
+                                      # "process_crash_only": NOT durable across a power cut
     max_message_bytes = 65536
     clock_skew_s = 604800
 
@@ -23,18 +24,24 @@
     backend = "embedded"              # "embedded" (py-evm), "jsonrpc" or "none"
     url = "http://127.0.0.1:8545"
     confirmations = 2
+    finality = 64                     # blocks after which an anchored batch is final
+
+    [chain]
+    accept_restarts = true            # a chain restart a device declares is accepted at once
+                                      # (false: it waits for `edgeledger device accept-gap`)
 """
 import os
 import tomllib
 
 from edgeledger.gateway.errors import ConfigError
+from edgeledger.gateway.store import DURABILITY
 
 DEFAULTS = {
     "gateway_id": "gw-1",
     "store": "var/gateway.db",
     "broker": "mqtt://127.0.0.1:1883",
     "sites": ["+"],
-    "synchronous": "NORMAL",
+    "durability": "power_loss",
     "max_message_bytes": 65536,
     "clock_skew_s": 7 * 86400.0,
 }
@@ -65,4 +72,21 @@ def resolve(cfg, base):
     if not isinstance(out["sites"], list) or not out["sites"]:
         raise ConfigError("gateway config: sites must be a non-empty list, got %r" % (out["sites"],))
     out.setdefault("client_id", "el-gw-" + out["gateway_id"])
+    out["synchronous"] = synchronous_for(cfg)
     return out
+
+
+def synchronous_for(cfg):
+    """SQLite's synchronous pragma for a gateway.toml's ``durability`` (or the older
+    ``synchronous`` key). Raises ConfigError for an unknown value."""
+    if "durability" in cfg:
+        value = cfg["durability"]
+        if value not in DURABILITY:
+            raise ConfigError("gateway config: durability must be %s, got %r"
+                              % (" or ".join(repr(k) for k in DURABILITY), value))
+        return DURABILITY[value]
+    legacy = cfg.get("synchronous", DURABILITY[DEFAULTS["durability"]])
+    if legacy not in DURABILITY.values():
+        raise ConfigError("gateway config: synchronous must be \"FULL\" or \"NORMAL\" (better: durability = "
+                          "\"power_loss\"), got %r" % (legacy,))
+    return legacy

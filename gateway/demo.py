@@ -130,6 +130,9 @@ def _open_jsonrpc_ledger(url, funded_key):
     owner.set_gateway(gw_address, True)
     gateway = JsonRpcLedger(url, key=gw_key)
     gateway.attach(owner.address)
+    # anvil without --block-time mines only when a transaction arrives: the batcher mines
+    # empty blocks while a batch waits for confirmations (otherwise the last never gets them)
+    gateway.mines_on_demand = gateway.mines_only_on_transactions()
     return gateway, owner, gw_key
 
 
@@ -275,7 +278,10 @@ class Demo:
                 self.say("ledger   embedded py-evm, chain id %d, contract %s" % (ledger.chain_id, ledger.address))
             else:
                 ledger, owner, gw_key = _open_jsonrpc_ledger(opts.ledger, ledger_key)
-                self.say("ledger   %s, chain id %d, contract %s" % (opts.ledger, ledger.chain_id, ledger.address))
+                self.say("ledger   %s, chain id %d, contract %s%s" % (
+                    opts.ledger, ledger.chain_id, ledger.address,
+                    " (mines only on transactions: the gateway mines a block while a batch waits for confirmations)"
+                    if ledger.mines_on_demand else ""))
 
             store_path = os.path.join(root, "gateway.db")
             store = Store(store_path)

@@ -19,12 +19,27 @@ class StoreError(GatewayError):
     """The gateway store cannot be opened or written."""
 
 
+class StoreFull(StoreError):
+    """The disk holding the store is full: nothing can be committed (or acknowledged)
+    until space returns."""
+
+
+class StoreBusy(StoreError):
+    """Another connection held the store's write lock past the busy timeout."""
+
+
 class RegistryError(GatewayError):
     """A device registry operation failed (unknown device, duplicate key, ...)."""
 
 
 class LedgerError(GatewayError):
     """A ledger backend operation failed."""
+
+
+class AnchorConflict(LedgerError):
+    """The chain holds batches of this gateway's account that this store did not anchor:
+    another gateway anchors with the same key, or the store belongs elsewhere. Anchoring
+    stops until an operator gives each gateway its own account."""
 
 
 class RejectedMessage(GatewayError):

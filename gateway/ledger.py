@@ -271,6 +271,9 @@ class Ledger(object):
     """
 
     name = "ledger"
+    # True for a chain that mines a block only when a transaction arrives: the batcher
+    # then mines empty blocks while a batch waits for confirmations (``mine``).
+    mines_on_demand = False
 
     def __init__(self, w3, key=None, fees=None):
         self.w3 = w3
@@ -357,6 +360,26 @@ class Ledger(object):
             fees = {"type": 2, "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
         self._fee_cache = (time.monotonic(), fees)
         return dict(fees)
+
+    def current_fees(self):
+        """The fee fields a new transaction gets now (EIP-1559 or legacy gas price)."""
+        return self._fees()
+
+    def transaction_count(self, address, block="latest"):
+        """eth_getTransactionCount: the next nonce of ``address`` at ``block`` ("latest" counts
+        mined transactions, "pending" adds executable ones waiting in the node's pool)."""
+        return self._rpc(self.w3.eth.get_transaction_count, to_checksum_address(address), block)
+
+    def block_hash(self, number):
+        """Hash of the canonical block ``number``, or None if there is none (yet)."""
+        def get():
+            try:
+                return self.w3.eth.get_block(number)
+            except w3exc.BlockNotFound:
+                return None
+
+        block = self._rpc(get)
+        return bytes(block["hash"]) if block is not None else None
 
     def _next_nonce(self, address):
         n = self._nonces.get(address)
@@ -491,8 +514,7 @@ class Ledger(object):
         """Blocks on top of the receipt's block, counting it (1 = just mined); 0 if the block
         is no longer canonical (reorg)."""
         n = receipt["blockNumber"]
-        block = self._rpc(self.w3.eth.get_block, n)
-        if bytes(block["hash"]) != bytes(receipt["blockHash"]):
+        if self.block_hash(n) != bytes(receipt["blockHash"]):
             return 0
         return self.block_number() - n + 1
 
@@ -553,6 +575,12 @@ class Ledger(object):
                           nonce=nonce, fees=fees)
 
     prepare_anchor = sign_anchor
+
+    def sign_cancel(self, nonce, fees, key=None):
+        """A 0-value transfer to the sender itself at ``nonce``: with higher ``fees`` it
+        replaces (cancels) whatever waits in the pool with that nonce."""
+        acct = self._account_for(key)
+        return self._sign("cancel", [nonce], acct, acct.address, b"", TRANSFER_GAS, nonce=nonce, fees=fees)
 
     def anchor(self, number, prev_header_hash, root, tree_size, first_time, last_time, key=None,
                preflight=True, wait=False):
@@ -679,6 +707,7 @@ class EmbeddedLedger(Ledger):
     """
 
     name = "embedded"
+    mines_on_demand = True  # eth-tester mines only on transactions
     FUND_WEI = 10**20
 
     def __init__(self, key=None, fees=None):
@@ -733,6 +762,34 @@ class JsonRpcLedger(Ledger):
         Ledger.__init__(self, w3, key=key, fees=fees)
         self.key = key
         self.proof_rpc = url  # the light client talks to the node directly
+
+    def mines_only_on_transactions(self):
+        """True if the node is a development node (anvil, Hardhat) that mines a block only
+        when a transaction arrives (automine, no interval mining): confirmations of the last
+        batch would never come. False for any other node (the question is not understood).
+        Raises LedgerUnavailable."""
+        for prefix in ("anvil", "hardhat"):
+            try:
+                automine = self.raw_request(prefix + "_getAutomine", [])
+            except LedgerUnavailable:
+                raise
+            except LedgerError:
+                continue
+            if not automine:
+                return False
+            try:
+                interval = self.raw_request("anvil_getIntervalMining", []) if prefix == "anvil" else None
+            except LedgerUnavailable:
+                raise
+            except LedgerError:
+                interval = None
+            return not interval
+        return False
+
+    def mine(self, blocks=1):
+        """Mine ``blocks`` empty blocks on a development node (``evm_mine``)."""
+        for _ in range(blocks):
+            self.raw_request("evm_mine", [])
 
     def raw_request(self, method, params):
         """One JSON-RPC request as sent (no web3 parameter formatting); returns ``result``.

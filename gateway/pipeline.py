@@ -25,7 +25,11 @@ stages the result in memory:
  10. key status        -> RevokedDevice
  11. signature         -> BadSignature
  12. record times      -> ClockSkew
- 13. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py)
+ 13. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py); a RESTART
+                         (seq > 1, prev all zeros: the device lost its chain head) is
+                         stored and its gap recorded (``chain_gaps``), and so is every
+                         range an ``agent/outbox_lost`` record declares; accepted at once
+                         unless ``accept_restarts`` is off
 
 Containment (issue 12): whatever exception checking one message raises ends as a
 typed reject. The expected ones map to the reasons above; anything else becomes
@@ -43,6 +47,11 @@ counters in one transaction and returns the end-to-end acks to send: only
 after it returns may the caller PUBACK the messages and publish acks. Every value
 it writes was range-checked when the message was decoded, so no message can make
 the commit fail.
+
+Gaps (protocols/chain.py G1-G3): the contiguous mark steps over accepted gaps and
+stops before the seq of a gap that waits for an operator. ``reload_gaps`` picks up a
+gap an operator accepted from another process (``edgeledger device accept-gap``) and
+moves the marks it frees, so the next commit acknowledges them.
 """
 import hashlib
 import io
@@ -54,6 +63,7 @@ import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
 from edgeledger.protocols import cbor as pcbor
+from edgeledger.gateway.store import ChainGap
 from edgeledger.protocols import chain, cose, reading, topics
 from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
 
@@ -70,6 +80,9 @@ MAX_DETAIL = 1000
 # Kinds of unexpected error (type and where it was raised) logged with a traceback; past
 # this many kinds they are still counted and quarantined, no longer logged.
 MAX_INTERNAL_KINDS = 100
+# An unknown kid makes the pipeline look at the registry again at most this often (a
+# flood of unknown kids costs at most ten registry reads a second).
+UNKNOWN_KID_RECHECK_S = 0.1
 
 
 # cbor2 turns some tags into Python objects (bignums into int, 28/29 into shared and even
@@ -125,8 +138,9 @@ class Accepted:
 class Pipeline:
     def __init__(self, store, registry, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
                  clock_skew_s=DEFAULT_CLOCK_SKEW_S, future_skew_s=DEFAULT_FUTURE_SKEW_S,
-                 verify=signatures.verify, rate_limiter=None, quarantine=None):
+                 verify=signatures.verify, rate_limiter=None, quarantine=None, accept_restarts=True):
         self.store = store
+        self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
         self.quarantine = quarantine if quarantine is not None else ratelimit.quarantine_bound(store)
         self.registry = registry
@@ -135,15 +149,19 @@ class Pipeline:
         self.future_skew_s = future_skew_s
         self.verify = verify
         self.counters = dict((name, 0) for name in (
-            "received", "stored", "duplicates", "rejected", "quarantine_dropped"))
+            "received", "stored", "duplicates", "rejected", "quarantine_dropped", "commits"))
         for reason in errors.REASONS:
             self.counters["rejected_" + reason] = 0
         # its own counters only: names with "@" belong to other writers (workers, upkeep.py)
         self.counters.update((k, v) for k, v in store.load_counters().items() if "@" not in k)
+        self.counters.setdefault("chain_restarts", 0)
+        self.counters.setdefault("declared_losses", 0)
         self.marks = dict((d, list(m)) for d, m in store.device_marks().items())
+        self.gaps = self._load_gaps()
         self._recent = {}
         self._rows = []
         self._qrows = []
+        self._gap_rows = []
         self._touched = set()
         self._internal_kinds = set()
         # rejects since the last commit, by quarantine account (the topic's device):
@@ -153,6 +171,7 @@ class Pipeline:
         self._front = False
         self._shed_lock = threading.Lock()
         self._shed = {}  # device -> messages shed since the last commit
+        self._registry_checked = 0.0
 
     # -- chain lookups ----------------------------------------------------------------------
 
@@ -169,6 +188,42 @@ class Pipeline:
             return self.store.message_link(device, seq)
 
         return lookup
+
+    def _load_gaps(self):
+        gaps = {}
+        for g in self.store.chain_gaps():
+            gaps.setdefault(g.device, []).append(g)
+        for g in getattr(self, "_gap_rows", ()):  # staged, not committed yet
+            if (g.device, g.resume_seq) not in set((x.device, x.resume_seq) for x in gaps.get(g.device, ())):
+                gaps.setdefault(g.device, []).append(g)
+        return gaps
+
+    def _advance(self, device, contig, stored, extra=()):
+        """The contiguous mark from ``contig`` on, over stored seqs (``stored(seq) -> bool``)
+        and accepted gaps (G2), stopping before the ``resume`` of a gap that waits (G3).
+        ``extra``: gaps declared by the message at hand, not staged yet."""
+        gaps = list(self.gaps.get(device, ())) + list(extra)
+        waiting = set(g.resume_seq for g in gaps if g.accepted_at is None)
+        accepted = [(g.after_seq, g.resume_seq) for g in gaps if g.accepted_at is not None]
+        return chain.contiguous_after(contig, lambda s: s not in waiting and stored(s), accepted)
+
+    def reload_gaps(self, owns=None):
+        """Read the recorded gaps again (an operator accepted one from another process) and
+        move the contiguous marks they free; those devices are acked at the next commit.
+        ``owns(device)``: only those devices (a worker's share). Returns the devices moved."""
+        self.gaps = self._load_gaps()
+        moved = []
+        for device, gaps in self.gaps.items():
+            mark = self.marks.get(device)
+            if mark is None or (owns is not None and not owns(device)):
+                continue
+            lookup = self._lookup_fn(device)
+            contig = self._advance(device, mark[0], lambda s, lookup=lookup: lookup(s) is not None)
+            if contig != mark[0]:
+                mark[0] = contig
+                self._touched.add(device)
+                moved.append(device)
+        return moved
 
     def _remember(self, device, seq, digest, prev):
         self._recent.setdefault(device, {})[seq] = (digest, prev)
@@ -313,6 +368,12 @@ class Pipeline:
             self._touched.add(device)
             return Accepted(device, seq, chain.DUPLICATE)
         key = self.registry.key(msg.kid)
+        if key is None and time.monotonic() - self._registry_checked >= UNKNOWN_KID_RECHECK_S:
+            # a key registered a moment ago (a rotation: the device may load its new key
+            # before the service's next registry poll): look again before refusing
+            self._registry_checked = time.monotonic()
+            if self.registry.reload_if_changed():
+                key = self.registry.key(msg.kid)
         if key is None:
             raise errors.UnknownDevice("no registered key with kid %s" % msg.kid.hex(), device, seq)
         if not (key.device == device == t_device):
@@ -343,14 +404,19 @@ class Pipeline:
         if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
             self.counters["duplicates"] += 1
             return Accepted(device, seq, verdict)
-        # Every check has passed: compute the new marks, then stage (nothing below raises).
+        # Every check has passed: compute the new marks and gaps, then stage (nothing below
+        # raises).
         mark = self.marks.get(device) or [0, 0]
+        new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
         contig = mark[0]
-        if seq == contig + 1:
-            contig = chain.contiguous_after(contig, lambda s: s == seq or lookup(s) is not None)
+        if seq == contig + 1 or new_gaps or device in self.gaps:
+            contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
         row = (device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
         self._rows.append(row)
         self._remember(device, seq, digest, body.prev)
+        if new_gaps:
+            self._gap_rows.extend(new_gaps)
+            self.gaps.setdefault(device, []).extend(new_gaps)
         mark = self.marks.setdefault(device, mark)
         mark[0], mark[1] = contig, max(mark[1], seq)
         self._touched.add(device)
@@ -377,29 +443,70 @@ class Pipeline:
             if not isinstance(e, ValueError):
                 self._log_internal(topic, e)
 
+    def _declared_gaps(self, device, seq, verdict, contig, body, received_at):
+        """G1: the gaps this message declares, not recorded yet: each range of an
+        ``agent/outbox_lost`` record, and a RESTART's gap from the contiguous mark to ``seq``
+        (unless a declared range already ends there). Accepted at once if the gateway
+        accepts restarts. Never raises: a declaration that does not parse is counted and
+        logged, the reading itself is stored (refusing it would wedge the device)."""
+        accepted = received_at if self.accept_restarts else None
+        by = "gateway (accept_restarts)" if accepted is not None else None
+        known = set(g.resume_seq for g in self.gaps.get(device, ()))
+        out, restart_reason = [], "declared by the device (encrypted pack: no reason readable)"
+        records = reading.resolve(body.pack) if body.pack is not None else ()
+        if body.pack is not None:
+            restart_reason = "declared by the device, no reason given"
+        for rec in records:
+            name = rec.get("n")
+            if name == chain.RESTART_RECORD:
+                restart_reason = "declared by the device: %s" % (rec.get("vs") or rec.get("v"),)
+            elif name == chain.LOST_RECORD:
+                try:
+                    ranges = chain.parse_lost(rec.get("vs"))
+                except ValueError as e:
+                    self.counters["declared_losses_unreadable"] = self.counters.get("declared_losses_unreadable", 0) + 1
+                    log.warning("%s seq %d: %s (stored; the declaration is ignored)", device, seq, e)
+                    continue
+                for first, last, why in ranges:
+                    if last + 1 in known:
+                        continue  # G1: a repeated declaration is one gap
+                    known.add(last + 1)
+                    out.append(ChainGap(device, first - 1, last + 1, "lost",
+                                        "declared by the device: seqs %d..%d %s" % (first, last, why),
+                                        received_at, accepted, by))
+                    self.counters["declared_losses"] += 1
+        if verdict == chain.RESTART and seq not in known:
+            out.append(ChainGap(device, contig, seq, "restart", restart_reason, received_at, accepted, by))
+            self.counters["chain_restarts"] += 1
+        return out
+
     # -- commit -----------------------------------------------------------------------------
 
     def pending(self):
-        return len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects) + len(self._shed)
+        return (len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects)
+                + len(self._shed) + len(self._gap_rows))
 
     def save_counters(self):
-        """Write the counters on their own (at shutdown, when nothing else is staged)."""
-        with self.store.lock:
-            self.store.begin()
+        """Write the counters on their own (at shutdown, when nothing else is staged).
+        Raises StoreFull/StoreBusy/StoreError."""
+        with self.store.transaction("saving counters"):
             self.store.save_counters(self.counters)
-            self.store.commit()
 
     def commit(self, save_counters=True):
-        """Write everything staged in one transaction. Returns {device: contig} to ack."""
+        """Write everything staged in one transaction. Returns {device: contig} to ack.
+
+        Raises StoreFull, StoreBusy or StoreError when the transaction fails; it is rolled
+        back and everything stays staged, so the caller acknowledges nothing and calls
+        ``commit`` again later (nothing is lost, nothing is acknowledged early)."""
         touched = self._touched
         if self._shed:
             self._fold_shed(time.time())
-        if not (self._rows or self._qrows or touched or self._device_rejects):
+        if not (self._rows or self._qrows or touched or self._device_rejects or self._gap_rows):
             return {}
         store = self.store
-        with store.lock:
-            store.begin()
-            try:
+        self.counters["commits"] += 1  # saved in the transaction it counts
+        try:
+            with store.transaction("storing %d messages and %d quarantine rows" % (len(self._rows), len(self._qrows))):
                 if self._rows:
                     store.insert_messages(self._rows)
                 if self._qrows:
@@ -407,14 +514,15 @@ class Pipeline:
                 if self._device_rejects:
                     store.add_device_rejects((d, n, q, dropped, at)
                                              for d, (n, q, dropped, at) in self._device_rejects.items())
+                for gap in self._gap_rows:
+                    store.insert_gap(gap)
                 store.update_marks([(self.marks[d][0], self.marks[d][1], d) for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
-                store.commit()
-            except Exception:
-                store.rollback()
-                raise
-        self._rows, self._qrows, self._touched = [], [], set()
+        except Exception:
+            self.counters["commits"] -= 1
+            raise
+        self._rows, self._qrows, self._touched, self._gap_rows = [], [], set(), []
         self._device_rejects = {}
         self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)

@@ -35,6 +35,8 @@ def bundle_for(store, device, seq, chain_id, contract, storage_proof=None):
     gateway = store.db.execute("SELECT value FROM ledger_meta WHERE name='gateway'").fetchone()
     header = BatchHeader(bytes.fromhex(to_checksum_address(gateway[0])[2:]), number, bytes(prev), bytes(root),
                          size, t0, t1)
+    gaps = [(g.after_seq, g.resume_seq, g.kind, g.reason, None if g.accepted_at is None else int(g.accepted_at))
+            for g in store.chain_gaps(device) if g.resume_seq <= seq]
     return Bundle(message, index, path_from_blob(bytes(tree), size, index), header, chain_id,
                   bytes.fromhex(to_checksum_address(contract)[2:]), bytes(tx_hash), block_number,
-                  bytes(block_hash), key[0], bytes(key[1]), storage_proof)
+                  bytes(block_hash), key[0], bytes(key[1]), storage_proof, gaps)

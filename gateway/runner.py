@@ -6,18 +6,33 @@ subscribes to exactly their topics (service.py ``owns``), so each device's messa
 reach one process in order and its chain state lives there. The workers share the
 SQLite store (WAL; commits serialise on its write lock, so message ids stay contiguous
 in commit order) and keep their counters under ``<name>@w<k>``. A worker that dies is
-started again; the broker redelivers what it had not PUBACKed. Messages from devices
+started again, counted (``worker_restarts``) and recorded as an event for ``gateway
+status``; the broker redelivers what it had not PUBACKed. Messages from devices
 that are not registered are not subscribed to in this mode: confine devices with the
 broker ACL (``edgeledger broker config``), which refuses such publishes at the broker.
+
+Workers die with their parent: each asks the kernel for SIGKILL when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``), and a watcher thread also ends it when its parent
+process changes (other systems, and a parent that died before the prctl). A killed
+gateway therefore leaves no worker behind to fight a new one over its MQTT client id.
+
+The gateway starts and ingests while the ledger's node is unreachable: anchoring
+starts when the node answers (anchoring.py).
 """
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import threading
 import time
 import zlib
 
 from edgeledger.gateway import anchoring, config, keystore, ratelimit
+from edgeledger.gateway.errors import StoreError
+from edgeledger.gateway.ledger import LedgerUnavailable
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.service import IngestService
@@ -29,6 +44,10 @@ log = logging.getLogger("edgeledger.gateway")
 # How often the parent checks that its workers are alive.
 WORKER_CHECK_S = 0.5
 WORKER_STOP_TIMEOUT_S = 30.0
+# How often a worker's watcher thread checks that its parent is still the same process.
+PARENT_CHECK_S = 0.5
+# prctl(2) option: the signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 class _WorkerCounters:
@@ -70,7 +89,8 @@ def build(cfg, worker=None):
     pipeline = Pipeline(pstore, registry, max_message_bytes=int(cfg["max_message_bytes"]),
                         clock_skew_s=float(cfg["clock_skew_s"]),
                         rate_limiter=ratelimit.from_config(cfg),
-                        quarantine=ratelimit.quarantine_bound(store, cfg))
+                        quarantine=ratelimit.quarantine_bound(store, cfg),
+                        accept_restarts=bool((cfg.get("chain") or {}).get("accept_restarts", True)))
     mq = cfg.get("mqtt", {})
     password = None
     if mq.get("password_file"):
@@ -83,8 +103,29 @@ def build(cfg, worker=None):
     return store, service
 
 
-def _worker_main(config_path, k, n):
-    """One ingest worker process (k of n): runs until SIGTERM."""
+def die_with_parent(parent_pid):
+    """Make this process end when ``parent_pid`` does: PR_SET_PDEATHSIG (Linux), and a
+    watcher thread for other systems and for a parent that died before the prctl."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except OSError as e:
+            log.warning("prctl(PR_SET_PDEATHSIG) unavailable: %s", e)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        os.kill(os.getpid(), signal.SIGKILL)  # the parent is gone: nothing here is acknowledged unstored
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_main(config_path, k, n, parent_pid=None):
+    """One ingest worker process (k of n): runs until SIGTERM or its parent's death."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     cfg = config.load(config_path)
     store, service = build(cfg, worker=(k, n))
     stop = threading.Event()
@@ -100,15 +141,18 @@ def _worker_main(config_path, k, n):
 
 
 class _Workers:
-    """N worker processes, restarted if one dies."""
+    """N worker processes, restarted if one dies (counted in the store)."""
 
-    def __init__(self, config_path, n):
+    def __init__(self, config_path, n, store=None):
         self.config_path, self.n = config_path, n
+        self.store = store
         self.ctx = multiprocessing.get_context("spawn")
         self.procs = [None] * n
+        self.restarts = 0
 
     def _start(self, k):
-        p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n), name="ingest-w%d" % k)
+        p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n, os.getpid()),
+                             name="ingest-w%d" % k)
         p.start()
         self.procs[k] = p
 
@@ -119,8 +163,22 @@ class _Workers:
     def check(self):
         for k, p in enumerate(self.procs):
             if p is not None and not p.is_alive():
+                self.restarts += 1
                 log.error("ingest worker %d exited with %s; starting it again", k, p.exitcode)
                 self._start(k)
+                self._count(k, p.exitcode)
+
+    def _count(self, k, exitcode):
+        if self.store is None:
+            return
+        try:
+            with self.store.transaction("counting a worker restart"):
+                saved = self.store.load_counters().get("worker_restarts", 0)
+                self.store.save_counters({"worker_restarts": saved + 1})
+            self.store.record_event("worker_restart", "ingest worker %d exited with %s and was started again"
+                                    % (k, exitcode))
+        except StoreError as e:
+            log.warning("worker restart not recorded: %s", e)
 
     def stop(self):
         for p in self.procs:
@@ -142,13 +200,20 @@ def _stop_on_signals():
 
 
 def _start_anchoring(cfg, store):
-    """The configured ledger and a running batcher thread, or (None, None) without a ledger."""
-    ledger = anchoring.open_ledger(cfg, store)
-    if ledger is None:
-        return None, None
+    """The configured ledger (None while its node is unreachable) and a running batcher
+    thread, or (None, None) without a ledger. Raises ConfigError (and LedgerError other
+    than an unreachable node) at once."""
     lc = cfg.get("ledger") or {}
+    if lc.get("backend", "embedded") == "none":
+        return None, None
+    finality = anchoring.finality_of(cfg)
+    try:
+        ledger = anchoring.open_ledger(cfg, store)
+    except LedgerUnavailable:
+        ledger = None  # the batcher thread says so once and opens it when the node answers
     batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
-                                      lc.get("confirmations", 2), cfg["synchronous"])
+                                      lc.get("confirmations", 2), cfg["synchronous"], finality=finality,
+                                      opener=lambda st: anchoring.open_ledger(cfg, st))
     batcher.start()
     return ledger, batcher
 
@@ -161,6 +226,14 @@ def _start_upkeep(cfg: dict):
     if not (cfg.get("upkeep") or {}).get("enabled", True):
         return None
     return BrokerUpkeep(cfg).start()
+
+
+def _ledger_text(cfg, ledger):
+    if ledger is not None:
+        return "%s contract %s" % (ledger.name, ledger.address)
+    if (cfg.get("ledger") or {}).get("backend", "embedded") == "none":
+        return "none"
+    return "unreachable (anchoring starts when it answers)"
 
 
 def total_counters(counters):
@@ -182,8 +255,7 @@ def main(config_path, duration_s=None, workers=None):
     service.start()
     upkeep = _start_upkeep(cfg)
     print("gateway %s: store %s, broker %s, ledger %s" % (
-        cfg["gateway_id"], cfg["store"], cfg["broker"],
-        "%s contract %s" % (ledger.name, ledger.address) if ledger else "none"), flush=True)
+        cfg["gateway_id"], cfg["store"], cfg["broker"], _ledger_text(cfg, ledger)), flush=True)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -209,12 +281,11 @@ def _main_workers(config_path, duration_s, n):
     store = Store(cfg["store"], cfg["synchronous"])
     stop = _stop_on_signals()
     ledger, batcher = _start_anchoring(cfg, store)
-    workers = _Workers(config_path, n)
+    workers = _Workers(config_path, n, store)
     workers.start()
     upkeep = _start_upkeep(cfg)
     print("gateway %s: store %s, broker %s, %d ingest workers, ledger %s" % (
-        cfg["gateway_id"], cfg["store"], cfg["broker"], n,
-        "%s contract %s" % (ledger.name, ledger.address) if ledger else "none"), flush=True)
+        cfg["gateway_id"], cfg["store"], cfg["broker"], n, _ledger_text(cfg, ledger)), flush=True)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():

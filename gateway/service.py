@@ -17,6 +17,18 @@ gateway's persistent session and the pipeline stores it once. Acks to devices
 name the highest contiguous stored seq, so a device never deletes a record the
 gateway has not committed.
 
+When a commit fails (the disk is full, the store stays locked) the group stays
+staged and un-acknowledged: the worker says so once, tries the commit again every
+STORE_RETRY_S, and acknowledges the held messages when it succeeds, without a
+restart. Meanwhile the inbox fills and TCP pushes back on the broker; devices keep
+their records in their outboxes until the end-to-end ack comes.
+
+The worker thread is supervised: an exception that escapes it (a bug: no message
+should raise out of the pipeline) is logged with its traceback, counted as
+``ingest_thread_restarts`` and the thread's loop starts again after a delay that
+doubles per death in a row (RESTART_DELAY_S .. MAX_RESTART_DELAY_S); the group it
+held is handled again (the pipeline recognises what it already staged).
+
 Scale-out (``gateway run --workers N``, runner.py): each worker process runs one
 IngestService with ``owns`` set, and subscribes to the exact topics of the
 registered devices it owns (a hash of the device id) instead of the site
@@ -38,6 +50,7 @@ import paho.mqtt.client as mqtt
 
 from edgeledger.agent.mqtt_paho import parse_broker_url
 from edgeledger.gateway import errors
+from edgeledger.gateway.errors import StoreError
 from edgeledger.protocols import session, topics
 
 log = logging.getLogger("edgeledger.gateway")
@@ -64,6 +77,15 @@ SUBSCRIBE_CHUNK = 500
 SUBSCRIBE_BYTES = 32 * 1024
 # At most one log line per reject reason in this many seconds (the counters count them all).
 REJECT_LOG_S = 1.0
+# A failed commit (full disk, locked store) is tried again this often: a second is
+# nothing next to how long freeing disk space takes, and costs one failed write.
+STORE_RETRY_S = 1.0
+# A dead worker thread starts again after RESTART_DELAY_S, doubled per death in a row
+# up to MAX_RESTART_DELAY_S, so a fault that kills it at once cannot spin a core; a run
+# of STABLE_RUN_S without dying resets the delay.
+RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 30.0
+STABLE_RUN_S = 60.0
 
 
 class _BufferedSocket:
@@ -217,6 +239,10 @@ class IngestService:
         self.connected = threading.Event()
         self.commits = 0
         self._reject_logged = {}
+        self.restarts = 0
+        self._held = []  # the group being handled: handled again if the thread dies
+        for name in ("ingest_thread_restarts", "store_write_failures", "store_paused_s", "birth_not_saved"):
+            pipeline.counters.setdefault(name, 0)
         tls, host, port = parse_broker_url(broker_url)
         self.host, self.port = host, port
         c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
@@ -233,7 +259,7 @@ class IngestService:
         c.on_message = self._on_message
         c.fast_publish = self._on_publish
         self.client = c
-        self._worker = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        self._worker = threading.Thread(target=self._supervise, name="ingest-worker", daemon=True)
 
     # -- paho thread ------------------------------------------------------------------------
 
@@ -338,29 +364,92 @@ class IngestService:
                 self._reject_logged[e.reason] = now
                 log.info("rejected on %s: %s (counted in rejected_%s)", topic, e, e.reason)
 
+    def _event(self, kind, detail):
+        """Record an event for ``gateway status``; a store that cannot take it is logged only."""
+        try:
+            self.pipeline.store.record_event(kind, detail)
+        except StoreError as e:
+            log.warning("could not record %s event: %s", kind, e)
+
+    def _commit(self, save_counters=True):
+        """``pipeline.commit``, tried again every STORE_RETRY_S while the store fails
+        (said once, and once when it works again). Returns the acks, or None if the
+        service stops first (nothing acknowledged: the broker redelivers)."""
+        failed_at = None
+        while True:
+            try:
+                acks = self.pipeline.commit(save_counters=save_counters or failed_at is not None)
+            except StoreError as e:
+                if failed_at is None:
+                    failed_at = time.time()
+                    self.pipeline.counters["store_write_failures"] += 1
+                    log.error("%s; acknowledging nothing until a commit succeeds (tried again every %.0f s)",
+                              e, STORE_RETRY_S)
+                    first_error = str(e)
+                if self._stop.wait(STORE_RETRY_S):
+                    return None
+                continue
+            if failed_at is not None:
+                paused = time.time() - failed_at
+                self.pipeline.counters["store_paused_s"] += int(round(paused))
+                log.warning("gateway store writable again after %.0f s: the held messages are stored and acknowledged",
+                            paused)
+                self._event("store_recovered", "no commit for %.0f s from %s (%s); nothing was acknowledged meanwhile"
+                            % (paused, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failed_at)), first_error))
+            return acks
+
+    def _supervise(self):
+        """Run the worker loop; if it dies, count it, say why and run it again."""
+        delay = RESTART_DELAY_S
+        while True:
+            started = time.monotonic()
+            try:
+                self._run()
+                return
+            except Exception as e:
+                if self._stop.is_set():
+                    log.exception("ingest thread failed while stopping")
+                    return
+                if time.monotonic() - started >= STABLE_RUN_S:
+                    delay = RESTART_DELAY_S
+                self.restarts += 1
+                self.pipeline.counters["ingest_thread_restarts"] += 1
+                log.exception("ingest thread died (%d so far); starting it again in %.1f s", self.restarts, delay)
+                self._event("ingest_thread_restart", "%s: %s (restart %d)" % (type(e).__name__, e, self.restarts))
+                if self._stop.wait(delay):
+                    return
+                delay = min(2 * delay, MAX_RESTART_DELAY_S)
+
     def _run(self):
         last_registry = last_counters = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             if now - last_registry >= REGISTRY_POLL_S:
-                self.registry.reload_if_changed()
+                if self.registry.reload_if_changed():
+                    self.pipeline.reload_gaps(self.owns)  # an operator may have accepted a gap
                 last_registry = now
             if self.owns is not None and self.connected.is_set() and (
                     not self._subscribed or now == last_registry):
                 self._subscribe_owned()
-            group = self._take_group()
+            group = self._held or self._take_group()
             if not group:
                 if self.pipeline.pending() and now - last_counters >= COUNTER_SAVE_S:
-                    self.pipeline.commit()
+                    if self._commit() is None:
+                        return
+                    last_counters = now
                 continue
+            self._held = group
             stored_before = self.pipeline.counters["stored"]
             for topic, payload, _mid, _qos in group:
                 self._handle(topic, payload)
             save = now - last_counters >= COUNTER_SAVE_S
-            acks = self.pipeline.commit(save_counters=save)
+            acks = self._commit(save_counters=save)
+            if acks is None:
+                return  # stopping before the commit: nothing acknowledged, the broker redelivers
             if save:
                 last_counters = now
             self.commits += 1
+            self._held = []
             for _topic, _payload, mid, qos in group:
                 if qos > 0:
                     self.client.ack(mid, qos)
@@ -370,8 +459,11 @@ class IngestService:
                     self.client.publish(topics.ack(site, device), session.encode_ack(contig), qos=1, retain=True)
             if self.on_commit is not None:
                 self.on_commit(self.pipeline.counters["stored"] - stored_before)
-        self.pipeline.commit()
-        self.pipeline.save_counters()  # the last word: counters as they stand at shutdown
+        try:
+            self.pipeline.commit()
+            self.pipeline.save_counters()  # the last word: counters as they stand at shutdown
+        except StoreError as e:
+            log.error("at shutdown: %s (not acknowledged: the broker and devices send it again)", e)
 
     # -- lifecycle --------------------------------------------------------------------------
 

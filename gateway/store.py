@@ -14,19 +14,34 @@ Tables
 ``device_rejects`` per device (the topic's): messages rejected, rows quarantined, rejects
                  only counted (past the quarantine bounds), time of the last one.
 ``batches``      Merkle batches and their anchoring state (see batcher.py).
-``ledger_meta``  which chain, contract and gateway account the batches are anchored with.
+``ledger_meta``  which chain, contract and gateway account the batches are anchored with,
+                 and the anchoring state operators see (``anchor_state``, ``anchor_note``).
+``chain_gaps``   recorded breaks in a device's chain: a restart the device declared, or
+                 a gap an operator accepted (pipeline.py, ``edgeledger device accept-gap``).
+``events``       what happened, for ``gateway status``: store full and writable again,
+                 reorgs, re-anchored batches, threads and workers restarted, ... (bounded).
 
 The store never re-encodes a message: the bytes that were signed are the
 evidence. Writes happen in explicit transactions that the caller commits in
-groups (``synchronous=NORMAL`` in WAL mode: a commit survives a process crash;
-``FULL`` makes it survive power loss too, configurable).
+groups. ``synchronous=FULL`` (the default; ``durability = "power_loss"`` in
+gateway.toml) fsyncs the WAL at every commit, so a commit, and the end-to-end
+ack sent after it, survives a power cut; one fsync per group of messages.
+``NORMAL`` (``durability = "process_crash_only"``) survives a process crash
+only: a power cut can lose commits that were already acknowledged.
+
+SQLite errors are translated where they leave this module (``store_error``):
+``StoreFull`` (the disk is full), ``StoreBusy`` (the database stayed locked past
+the busy timeout), ``StoreError`` for the rest; a failed transaction is rolled
+back first, quietly, so the cause is never hidden by a second error.
 """
+import contextlib
 import os
 import sqlite3
 import threading
-from typing import NamedTuple
+import time
+from typing import Dict, NamedTuple, Optional
 
-from edgeledger.gateway.errors import StoreError
+from edgeledger.gateway.errors import StoreBusy, StoreError, StoreFull
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -89,6 +104,23 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chain_gaps (
+    device TEXT NOT NULL,
+    after_seq INTEGER NOT NULL,
+    resume_seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    accepted_at REAL,
+    accepted_by TEXT,
+    PRIMARY KEY (device, resume_seq)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batches (
     number INTEGER PRIMARY KEY,
     first_id INTEGER NOT NULL,
@@ -107,9 +139,31 @@ CREATE TABLE IF NOT EXISTS batches (
     block_number INTEGER,
     block_hash BLOB,
     created_at REAL NOT NULL,
-    anchored_at REAL
+    anchored_at REAL,
+    final_at REAL,
+    reanchors INTEGER NOT NULL DEFAULT 0
 );
 """
+# Columns added after the first release: (table, column, declaration). ``connect`` adds
+# the ones an older store lacks (CREATE TABLE IF NOT EXISTS does not).
+ADDED_COLUMNS = (
+    ("batches", "final_at", "REAL"),
+    ("batches", "reanchors", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+# synchronous pragma per ``durability`` (gateway.toml): what a commit survives.
+DURABILITY = {"power_loss": "FULL", "process_crash_only": "NORMAL"}
+DEFAULT_SYNCHRONOUS = DURABILITY["power_loss"]
+# How long a writer waits for another connection's write lock before StoreBusy: the
+# batcher and the operator CLI hold it for milliseconds; 30 s covers a checkpoint of a
+# large WAL on a slow SD card.
+BUSY_TIMEOUT_S = 30.0
+# Rows kept in ``events``: the oldest go when more are recorded (a month of a few
+# events an hour).
+MAX_EVENTS = 1000
+
+# SQLite primary result codes (sqlite3.h): the low byte of an extended code.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
 
 
 class DeviceRejects(NamedTuple):
@@ -122,18 +176,34 @@ class DeviceRejects(NamedTuple):
     last_at: float | None
 
 
-def connect(path, synchronous="NORMAL"):
+def store_error(e, doing):
+    """The StoreError for a sqlite3 error met while ``doing`` something (a phrase)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = "%s: %s" % (doing, e)
+    if primary == _SQLITE_FULL or "disk is full" in str(e):
+        return StoreFull("the disk holding the gateway store is full while %s" % text)
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in str(e):
+        return StoreBusy("the gateway store stayed locked by another connection while %s" % text)
+    return StoreError("gateway store error while %s" % text)
+
+
+def connect(path, synchronous=DEFAULT_SYNCHRONOUS):
     """Open (and create) the store. Raises StoreError if it cannot be opened."""
     if synchronous not in ("NORMAL", "FULL"):
         raise StoreError("synchronous must be NORMAL or FULL, got %r" % (synchronous,))
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=%s" % synchronous)
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+        for table, column, decl in ADDED_COLUMNS:
+            have = [r[1] for r in db.execute("PRAGMA table_info(%s)" % table)]
+            if column not in have:
+                db.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, decl))
     except (sqlite3.Error, OSError) as e:
         raise StoreError("cannot open gateway store %s: %s" % (path, e))
     return db
@@ -142,8 +212,9 @@ def connect(path, synchronous="NORMAL"):
 class Store:
     """Thin typed access to the database; one writer thread at a time."""
 
-    def __init__(self, path, synchronous="NORMAL"):
+    def __init__(self, path, synchronous=DEFAULT_SYNCHRONOUS):
         self.path = path
+        self.synchronous = synchronous
         self.db = connect(path, synchronous)
         self.lock = threading.RLock()
 
@@ -159,7 +230,40 @@ class Store:
         self.db.execute("COMMIT")
 
     def rollback(self):
-        self.db.execute("ROLLBACK")
+        """Roll back the open transaction, if any. Never raises: SQLite may already have
+        rolled it back itself (after a full disk, say), and the error that made the caller
+        roll back is the one to report."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    @contextlib.contextmanager
+    def transaction(self, doing):
+        """``with store.transaction("storing 12 messages"):`` BEGIN IMMEDIATE ... COMMIT
+        under the store lock. Raises StoreFull, StoreBusy or StoreError (rolled back first);
+        any other exception rolls back and passes through."""
+        with self.lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                yield self
+                self.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self.rollback()
+                raise store_error(e, doing) from e
+            except BaseException:
+                self.rollback()
+                raise
+
+    def write(self, doing, sql, args=()):
+        """One statement in its own transaction (autocommit). Raises as ``transaction``."""
+        with self.lock:
+            try:
+                return self.db.execute(sql, args)
+            except sqlite3.Error as e:
+                self.rollback()
+                raise store_error(e, doing) from e
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -242,8 +346,10 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT device FROM device_rejects WHERE last_at > ?", (since,))]
 
     def set_birth(self, device, payload, online):
-        self.db.execute("UPDATE devices SET last_birth=COALESCE(?, last_birth), online=? WHERE device=?",
-                        (payload, 1 if online else 0, device))
+        """Record a birth (payload) or death (None). Raises StoreFull/StoreBusy/StoreError."""
+        self.write("recording the birth of %s" % device,
+                   "UPDATE devices SET last_birth=COALESCE(?, last_birth), online=? WHERE device=?",
+                   (payload, 1 if online else 0, device))
 
     # -- counters ---------------------------------------------------------------------------
 
@@ -267,7 +373,101 @@ class Store:
         return dict(self.db.execute("SELECT name, value FROM ledger_meta"))
 
     def set_ledger_meta(self, values):
-        with self.lock:
+        """Set ledger_meta names. Raises StoreFull/StoreBusy/StoreError."""
+        with self.transaction("saving the ledger identity"):
             self.db.executemany("INSERT INTO ledger_meta (name, value) VALUES (?, ?)"
                                 " ON CONFLICT(name) DO UPDATE SET value=excluded.value",
                                 [(k, str(v)) for k, v in values.items()])
+
+    def batch_summary(self):
+        """BatchSummary: how many batches, by state, and how many are final."""
+        by_state = dict(self.db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state"))
+        final = self.db.execute("SELECT COUNT(*) FROM batches WHERE final_at IS NOT NULL").fetchone()[0]
+        return BatchSummary(sum(by_state.values()), by_state, final)
+
+    def set_anchor_state(self, state, note):
+        """What anchoring is doing, for ``gateway status``: state "ok", "unreachable" or
+        "halted", and a sentence. Raises as ``write``."""
+        self.set_ledger_meta({"anchor_state": state, "anchor_note": note, "anchor_state_at": "%.3f" % time.time()})
+
+    # -- events -----------------------------------------------------------------------------
+
+    def record_event(self, kind, detail, at=None):
+        """Record something an operator should see in ``gateway status`` (kept: MAX_EVENTS).
+        Raises StoreFull/StoreBusy/StoreError."""
+        at = time.time() if at is None else at
+        with self.transaction("recording a %s event" % kind):
+            cur = self.db.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (at, kind, detail))
+            self.db.execute("DELETE FROM events WHERE id <= ?", (cur.lastrowid - MAX_EVENTS,))
+
+    def recent_events(self, limit=20):
+        """The last ``limit`` events, oldest first, as Event rows."""
+        rows = self.db.execute("SELECT at, kind, detail FROM events ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [Event(*r) for r in reversed(rows)]
+
+    # -- chain gaps -------------------------------------------------------------------------
+
+    def chain_gaps(self, device=None):
+        """Recorded gaps (all, or one device's), in order, as ChainGap rows."""
+        sql = "SELECT %s FROM chain_gaps" % _GAP_COLUMNS
+        args = ()
+        if device is not None:
+            sql += " WHERE device=?"
+            args = (device,)
+        return [ChainGap(*r) for r in self.db.execute(sql + " ORDER BY device, resume_seq", args)]
+
+    def insert_gap(self, gap):
+        """Stage a ChainGap row (inside the caller's transaction)."""
+        self.db.execute("INSERT OR IGNORE INTO chain_gaps (%s) VALUES (?,?,?,?,?,?,?,?)" % _GAP_COLUMNS, tuple(gap))
+
+    def accept_gap(self, device, resume_seq, by, at=None):
+        """Mark a recorded gap accepted. Returns True if one was waiting."""
+        at = time.time() if at is None else at
+        cur = self.write("accepting a chain gap",
+                         "UPDATE chain_gaps SET accepted_at=?, accepted_by=? WHERE device=? AND resume_seq=?"
+                         " AND accepted_at IS NULL", (at, by, device, resume_seq))
+        return cur.rowcount > 0
+
+    def next_stored_seq(self, device, after):
+        """The lowest stored seq above ``after``, or None."""
+        row = self.db.execute("SELECT MIN(seq) FROM messages WHERE device=? AND seq>?", (device, after)).fetchone()
+        return row[0]
+
+    def quarantined_seqs(self, device, first, last):
+        """{reason: count} of quarantine rows of ``device`` with seq in first..last."""
+        return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine WHERE device=? AND seq BETWEEN ? AND ?"
+                                    " GROUP BY reason", (device, first, last)))
+
+
+class Event(NamedTuple):
+    """One ``events`` row."""
+
+    at: float
+    kind: str
+    detail: str
+
+
+class BatchSummary(NamedTuple):
+    total: int
+    by_state: Dict[str, int]
+    final: int
+
+
+class ChainGap(NamedTuple):
+    """One ``chain_gaps`` row: seqs ``after_seq + 1 .. resume_seq - 1`` of ``device`` are
+    not in its chain (some may be stored, none is linked), and its chain goes on at
+    ``resume_seq``. ``kind`` is "restart" (the device declared it, signed) or "operator"
+    (``edgeledger device accept-gap``). Until ``accepted_at`` the device's contiguous mark
+    stops before ``resume_seq``."""
+
+    device: str
+    after_seq: int
+    resume_seq: int
+    kind: str
+    reason: str
+    recorded_at: float
+    accepted_at: Optional[float]
+    accepted_by: Optional[str]
+
+
+_GAP_COLUMNS = "device, after_seq, resume_seq, kind, reason, recorded_at, accepted_at, accepted_by"

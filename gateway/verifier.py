@@ -15,6 +15,11 @@ With ``--rpc URL`` (or, in the demo, the embedded ledger object):
   revoked at or before the reading's time.
 
 Every failure is a ``BundleCheckFailed`` subclass whose message says what is wrong.
+
+The report also says where the reading stands in its device's chain: ``chain_restart``
+when the message itself starts a new chain segment (seq > 1 with a zero ``prev``: signed
+by the device), and ``chain_gaps``, the gaps the gateway recorded before it (bundle
+field 13: the gateway's statement, not proven by the bundle).
 """
 from eth_utils import to_checksum_address
 
@@ -22,7 +27,7 @@ from edgeledger.gateway import signatures
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.ledger import JsonRpcLedger
 from edgeledger.gateway.lightclient import NotAnchored, ProofMismatch, TooFewConfirmations, verify_anchor_storage
-from edgeledger.protocols import cose, reading
+from edgeledger.protocols import chain, cose, reading
 from edgeledger.protocols.bundle import Bundle, check_offline
 
 
@@ -44,6 +49,15 @@ KeyNotRegistered = _kind("KeyNotRegistered", "key_not_registered")
 OfflineCheckFailed = _kind("OfflineCheckFailed", "offline")
 
 
+def _restart_reason(body):
+    """What the device signed about its chain restart (its ``agent/chain_restart`` record)."""
+    if body.pack is not None:
+        for rec in reading.resolve(body.pack):
+            if rec.get("n") == chain.RESTART_RECORD:
+                return str(rec.get("vs", rec.get("v")))
+    return "no reason given"
+
+
 def verify_bundle(data, rpc=None, min_confirmations=2):
     """Check bundle bytes; return a report dict. Raises BundleCheckFailed or BundleError."""
     b = Bundle.decode(data)
@@ -51,6 +65,11 @@ def verify_bundle(data, rpc=None, min_confirmations=2):
     t_first, t_last = reading.time_range(body.pack) if body.pack is not None else (None, None)
     report = {"device": body.device, "seq": body.seq, "batch": b.header.number, "leaf_index": b.index,
               "tree_size": b.header.tree_size, "root": b.header.root.hex(), "offline": "ok"}
+    if body.seq > chain.FIRST_SEQ and body.prev == chain.GENESIS:
+        report["chain_restart"] = _restart_reason(body)
+    if b.gaps:
+        report["chain_gaps"] = [{"missing_from": a + 1, "missing_to": r - 1, "resumes_at": r, "kind": k,
+                                 "reason": why, "accepted_at": at} for a, r, k, why, at in b.gaps]
     if rpc is None:
         return report
     ledger = JsonRpcLedger(rpc) if isinstance(rpc, str) else rpc

@@ -18,8 +18,19 @@
           1: bstr,          ;   RLP block header (its keccak256 is the block hash above)
           2: [* bstr],      ;   account proof nodes
           3: [* bstr]       ;   storage proof nodes
-        }
+        },
+      ? 13: [* {            ; gaps the gateway recorded in this device's chain before this
+          1: uint,          ;   reading (protocols/chain.py G1-G3), oldest first: seqs
+          2: uint,          ;   1 + 1 .. 2 - 1 are not in the chain, it goes on at 2;
+          3: tstr,          ;   "restart" (declared by the device) or "operator";
+          4: tstr,          ;   the reason given;
+          ? 5: uint         ;   when it was accepted (unix seconds)
+        }]
     }
+
+Field 13 is the gateway's statement, not proven by anything in the bundle: a verifier
+shows it as such. (A restart message itself is signed by the device: seq > 1 with a
+zero ``prev``; so is an ``agent/outbox_lost`` declaration.)
 
 ``check_offline`` does every check that needs no network: the message is in its
 one canonical form (as the gateway requires, protocols/cose.py), the signature with
@@ -40,6 +51,9 @@ KID_LEN = 16
 MAX_BUNDLE_BYTES = 256 * 1024
 # How far around a wrong leaf index the diagnosis looks for the index the path proves.
 INDEX_SEARCH = 4096
+# Gaps carried in one bundle (the latest ones): a device with more breaks than this has
+# a problem an operator sees in ``gateway status`` long before.
+MAX_BUNDLE_GAPS = 16
 
 
 class BundleError(ProtocolError):
@@ -73,10 +87,10 @@ class WrongPath(BundleError):
 
 class Bundle:
     __slots__ = ("message", "index", "path", "header", "chain_id", "contract", "tx_hash",
-                 "block_number", "block_hash", "alg", "public_key", "storage_proof")
+                 "block_number", "block_hash", "alg", "public_key", "storage_proof", "gaps")
 
     def __init__(self, message, index, path, header, chain_id, contract, tx_hash, block_number,
-                 block_hash, alg, public_key, storage_proof=None):
+                 block_hash, alg, public_key, storage_proof=None, gaps=()):
         self.message = bytes(message)
         self.index = index
         self.path = [bytes(p) for p in path]
@@ -89,6 +103,8 @@ class Bundle:
         self.alg = alg
         self.public_key = bytes(public_key)
         self.storage_proof = storage_proof  # None or (header_rlp, account_nodes, storage_nodes)
+        # [(after, resume, kind, reason, accepted_at or None)], at most MAX_BUNDLE_GAPS
+        self.gaps = list(gaps)[-MAX_BUNDLE_GAPS:]
 
     def encode(self):
         m = {1: VERSION, 2: self.message, 3: self.index, 4: self.path, 5: self.header.to_map(),
@@ -97,6 +113,8 @@ class Bundle:
         if self.storage_proof is not None:
             header_rlp, account, storage = self.storage_proof
             m[12] = {1: header_rlp, 2: list(account), 3: list(storage)}
+        if self.gaps:
+            m[13] = [_gap_map(g) for g in self.gaps]
         return cbor.encode(m)
 
     @classmethod
@@ -132,7 +150,8 @@ class Bundle:
                    _bstr_list(m.get(4), "audit path", 32), header, _uint(m.get(6), "chain id"),
                    _bstr(m.get(7), "contract", 20), _bstr(m.get(8), "tx_hash", 32),
                    _uint(m.get(9), "block number"), _bstr(m.get(10), "block_hash", 32),
-                   _int(key.get(1), "key alg"), _bstr(key.get(2), "device key"), storage)
+                   _int(key.get(1), "key alg"), _bstr(key.get(2), "device key"), storage,
+                   _gaps_from(m.get(13)))
 
 
 # Integer fields of a bundle are unsigned 64-bit on chain (chain id, block number) or
@@ -164,6 +183,31 @@ def _uint(v, what):
     if not 0 <= _int(v, what) <= _MAX_UINT:
         raise MalformedBundle("bundle %s must be 0..2**64-1, found %d" % (what, v))
     return v
+
+
+def _gap_map(g):
+    after, resume, kind, reason, accepted = g
+    m = {1: after, 2: resume, 3: kind, 4: reason}
+    if accepted is not None:
+        m[5] = int(accepted)
+    return m
+
+
+def _gaps_from(items):
+    """Field 13 (optional): [(after, resume, kind, reason, accepted or None)]."""
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) > MAX_BUNDLE_GAPS:
+        raise MalformedBundle("bundle field 13 must be an array of at most %d gaps" % MAX_BUNDLE_GAPS)
+    out = []
+    for m in items:
+        g = (m.get(1), m.get(2), m.get(3), m.get(4), m.get(5)) if hasattr(m, "get") else None
+        if g is None or not (isinstance(g[0], int) and isinstance(g[1], int) and isinstance(g[2], str)
+                             and isinstance(g[3], str) and (g[4] is None or isinstance(g[4], int))):
+            raise MalformedBundle("bundle field 13: expected {1: after, 2: resume, 3: kind, 4: reason, ? 5: time}, "
+                                  "found %r" % (m,))
+        out.append(g)
+    return out
 
 
 def check_offline(b, verify, decode=cbor.decode):

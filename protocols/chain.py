@@ -12,6 +12,8 @@ The rules, checked in this order (tests name them):
   C2 SAME      seq stored with the same digest              -> DUPLICATE   ack, store nothing
   C3 FORK      seq stored, other digest, same prev          -> FORK        quarantine
   C4 REUSED    seq stored, other digest, other prev         -> REPLAY      quarantine
+  R1 RESTART   seq > 1, prev is 32 zero bytes, and no       -> RESTART     store; a new chain
+               stored seq+1 names another prev                             segment (gaps below)
   C5 BACKLINK  stored seq-1 exists and its digest != prev   -> CHAIN_BREAK quarantine
                (seq 1: prev must be 32 zero bytes)
   C6 FWDLINK   stored seq+1 exists and its prev != digest   -> CHAIN_BREAK quarantine
@@ -25,19 +27,32 @@ seq number used again from somewhere else in the chain (a counter that went
 backwards, e.g. restored flash). Both are kept as evidence, never stored as
 readings. DUPLICATE is the normal QoS 1 redelivery and is acknowledged again.
 
-Declared gaps. A device whose outbox found flash damage says so in a signed status
-record (``agent/outbox_lost``, vs ``"first-last:reason ..."``; docs/wire-format.md):
+Gaps. A chain can break for good: a device lost records to flash damage, or its chain
+head (it no longer knows the hash it must name), or messages it signed can never be
+stored (signed with a key revoked meanwhile). The device then goes on and the break is
+recorded, explained, and shown to everyone, never papered over. A gap is (after,
+resume): seqs after+1 .. resume-1 are not part of the chain, and the chain goes on at
+``resume``.
 
-  G1 DECLARED  a seq inside a range its own device declared lost counts as settled for
-               the contiguous mark (``contiguous_after(..., lost)``): the gap is explained,
-               recorded, and never waited for
-  G2 STORED    a seq that is stored is stored, whatever a declaration says
-  G3 HEAD      after a "head" range, the next message's prev is the digest of the record
-               just before the range (32 zero bytes if the device kept none): C5 never
-               applies across it, C8 stores it
+  G1 DECLARED  the device declares a gap in a message it signs, in one of two ways:
+               a RESTART message (R1) declares the gap from the gateway's contiguous
+               mark to its seq, and may say why in its pack (a record named
+               ``agent/chain_restart`` with a text value); an ``agent/outbox_lost``
+               record (text ``"first-last:reason ..."``, reasons ``damaged`` and
+               ``head``: ``parse_lost``) declares each range it lists as the gap
+               (first-1, last+1) (``lost_gaps``). A repeated declaration is one gap.
+  G2 ACCEPTED  a gap counts as filled for the contiguous mark once accepted: a
+               declared one at once if the gateway accepts restarts (the default),
+               any other by an operator (``edgeledger device accept-gap``)
+  G3 BARRIER   until then the contiguous mark (and so the end-to-end ack) stops
+               before ``resume``; everything after it is stored all the same
 
-``parse_lost`` reads a declaration; the gateway keeps the ranges with the message
-that carried them.
+A seq inside a gap that is stored stays stored (the gap only lets the mark step over
+what is missing), and the message after a lost head names the last record the device
+kept (or 32 zero bytes: R1), so C5 never applies across the gap: C8 or R1 stores it.
+
+``contiguous_after(contig, has, gaps)`` applies G2 (it steps over accepted gaps); the
+caller's ``has`` applies G3 (it says False for the ``resume`` of a gap that waits).
 """
 
 FIRST_SEQ = 1
@@ -49,6 +64,17 @@ DUPLICATE = "duplicate"
 FORK = "fork"
 REPLAY = "replay"
 CHAIN_BREAK = "chain_break"
+RESTART = "restart"
+
+# The record name a device uses to say why it restarts its chain (G1).
+RESTART_RECORD = "agent/chain_restart"
+# The record name of a declaration of lost records (G1), and its reasons: "damaged" (every
+# seq in the range was used and its record is gone), "head" (the newest records were
+# damaged: the range covers every seq they could have held, some perhaps never used).
+LOST_RECORD = "agent/outbox_lost"
+LOST_REASONS = ("damaged", "head")
+# A declaration lists at most this many ranges (the outbox merges beyond its own 16).
+MAX_LOST_RANGES = 64
 
 # verdict -> (store the message?, quarantine reason or None)
 OUTCOMES = {
@@ -58,6 +84,7 @@ OUTCOMES = {
     FORK: (False, "fork"),
     REPLAY: (False, "replay"),
     CHAIN_BREAK: (False, "chain_break"),
+    RESTART: (True, None),
 }
 
 
@@ -75,6 +102,10 @@ def _fork(seq, prev, digest, lookup, here):
 
 def _reused(seq, prev, digest, lookup, here):
     return here is not None
+
+
+def _restart(seq, prev, digest, lookup, here):
+    return seq > FIRST_SEQ and prev == GENESIS and not _fwdlink(seq, prev, digest, lookup, here)
 
 
 def _backlink(seq, prev, digest, lookup, here):
@@ -103,6 +134,7 @@ RULES = (
     ("C2", _same, DUPLICATE),
     ("C3", _fork, FORK),
     ("C4", _reused, REPLAY),
+    ("R1", _restart, RESTART),
     ("C5", _backlink, CHAIN_BREAK),
     ("C6", _fwdlink, CHAIN_BREAK),
     ("C7", _linked, NEXT),
@@ -123,13 +155,19 @@ def classify(seq, prev, digest, lookup):
     raise AssertionError("rule table has no catch-all")  # programmer error
 
 
-# The SenML record name of a declaration, and its reasons: "damaged" (every seq in the
-# range was used and its record is gone), "head" (the newest records were damaged: the
-# range covers every seq they could have held, some perhaps never used).
-LOST_RECORD = "agent/outbox_lost"
-LOST_REASONS = ("damaged", "head")
-# A declaration lists at most this many ranges (the outbox merges beyond its own 16).
-MAX_LOST_RANGES = 64
+def contiguous_after(contig, has, gaps=()):
+    """Advance a highest-contiguous-seq mark over stored seqs: ``has(seq) -> bool``.
+
+    ``gaps``: accepted gaps as (after, resume) pairs (G2): a mark that reaches ``after``
+    (or stands inside the gap) jumps to ``resume - 1``; ``has(resume)`` decides the rest.
+    """
+    while True:
+        for after, resume in gaps:
+            if after <= contig < resume - 1:
+                contig = resume - 1
+        if not has(contig + 1):
+            return contig
+        contig += 1
 
 
 def parse_lost(text):
@@ -156,16 +194,6 @@ def parse_lost(text):
     return out
 
 
-def contiguous_after(contig, has, lost=()):
-    """Advance a highest-contiguous-seq mark over stored seqs (``has(seq) -> bool``) and,
-    rule G1, over the ``(first, last, reason)`` ranges the device declared lost."""
-    while True:
-        if has(contig + 1):
-            contig += 1
-            continue
-        for first, last, _ in lost:
-            if first <= contig + 1 <= last:
-                contig = last
-                break
-        else:
-            return contig
+def lost_gaps(ranges):
+    """G1: the gaps ``(after, resume)`` that declared ``(first, last, reason)`` ranges make."""
+    return [(first - 1, last + 1) for first, last, _reason in ranges]

@@ -26,6 +26,9 @@ def add_commands(groups):
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="gateway ingest worker processes (gateway run --workers; default: nproc)")
     p.add_argument("--no-packs", action="store_true", help="skip the packs-of-10 phase")
+    p.add_argument("--no-durability-compare", action="store_true",
+                   help="skip the phase with durability = process_crash_only (not durable)")
+    p.add_argument("--count-fsyncs", action="store_true", help="run the gateway under strace counting fsync calls")
     p.set_defaults(func=_runner("ingest"))
 
     a = suites.add_parser("anchor", help="gas per batch and per reading, anchors/min, reading-to-anchored latency")

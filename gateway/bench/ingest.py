@@ -19,6 +19,15 @@ Phases, in this order:
    ``lost`` (sent, never stored), ``duplicated`` (stored twice), ``acks_missing``
    (devices whose last end-to-end ack is below their last seq).
 5. ``pack10_readings_per_s``: the same with packs of 10 readings per signed message.
+6. ``crash_only_msgs_per_s``: phase 4 again with ``durability = "process_crash_only"``
+   (no fsync per commit: NOT durable across a power cut), to show what durability costs
+   in the same run: ``durable_vs_crash_only`` = msgs_per_s / crash_only_msgs_per_s.
+   ``--no-durability-compare`` skips it.
+
+Phases 4 and 5 run the gateway with the default ``durability = "power_loss"`` (every
+commit fsync'd before its acks: ``durability`` in the output). With ``--count-fsyncs``
+the gateway runs under strace counting its fsync/fdatasync calls: ``fsyncs``,
+``commits`` (the gateway's own counter) and ``msgs_per_fsync`` per phase.
 
 ``ratio`` = msgs_per_s / baseline_msgs_per_s.
 
@@ -206,7 +215,11 @@ def _window(count, seconds, gens, pids):
 
 # -- phases 4 and 5: the gateway --------------------------------------------------------
 
-def _write_site(root, broker_url, devices, workers, limits=False):
+DURABLE = "power_loss"
+NOT_DURABLE = "process_crash_only"
+
+
+def _write_site(root, broker_url, devices, workers, durability=DURABLE, limits=False):
     from edgeledger.gateway.registry import Registry
     from edgeledger.gateway.store import Store
     from edgeledger.protocols.cose import EDDSA
@@ -215,8 +228,8 @@ def _write_site(root, broker_url, devices, workers, limits=False):
     with open(cfg, "w") as f:
         # the load generator publishes flat out, unlike paced agents: no per-device limit
         # unless ``limits`` (bench flood measures the defaults)
-        f.write('gateway_id = "gw-bench"\nstore = "gateway.db"\nbroker = "%s"\nsites = ["%s"]\n'
-                '[ledger]\nbackend = "none"\n%s' % (broker_url, loadgen.SITE,
+        f.write('gateway_id = "gw-bench"\nstore = "gateway.db"\nbroker = "%s"\nsites = ["%s"]\ndurability = "%s"\n'
+                '[ledger]\nbackend = "none"\n%s' % (broker_url, loadgen.SITE, durability,
                                                      "" if limits else "[ratelimit]\nrate = 0\n"))
     st = Store(os.path.join(root, "gateway.db"))
     reg = Registry(st)
@@ -243,12 +256,13 @@ def stock_per_device(bound, seconds, devices, scale=1):
     return int(total / len(devices)) + 1
 
 
-def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, log=None):
+def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, log=None, durability=DURABLE,
+                              count_fsyncs=False):
     """``gateway_phase`` with a stock for ``bound`` msgs/s, doubled and run again while the
     stock ran out before the window ended (at most STOCK_ATTEMPTS runs)."""
     for attempt in range(1, STOCK_ATTEMPTS + 1):
         per_device = stock_per_device(bound, seconds, devices, 2 ** (attempt - 1))
-        out = gateway_phase(devices, seconds, records, workers, log, per_device)
+        out = gateway_phase(devices, seconds, records, workers, log, per_device, durability, count_fsyncs)
         out["stock_attempts"] = attempt
         if not out["stock_exhausted"]:
             break
@@ -258,19 +272,23 @@ def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, 
     return out
 
 
-def gateway_phase(devices, seconds, records, workers, log, per_device):
+def gateway_phase(devices, seconds, records, workers, log, per_device, durability=DURABLE, count_fsyncs=False):
     """One gateway run over ``seconds``; ``per_device`` presigned messages per device."""
+    from edgeledger.gateway.runner import total_counters
     from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-gw-")
     gw = None
+    trace = os.path.join(root, "fsyncs.txt")
     try:
         with mosquitto.Mosquitto() as broker:
-            cfg = _write_site(root, broker.url, devices, workers)
+            cfg = _write_site(root, broker.url, devices, workers, durability)
             gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=MAX_BACKLOG)
             cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
             if workers:
                 cmd += ["--workers", str(workers)]
+            if count_fsyncs:
+                cmd = report.fsync_tracer(trace) + cmd
             gw_log = open(os.path.join(root, "gateway.log"), "ab")
             gw = subprocess.Popen(cmd, stdout=gw_log, stderr=subprocess.STDOUT, cwd=root)
             gw_log.close()
@@ -310,21 +328,38 @@ def gateway_phase(devices, seconds, records, workers, log, per_device):
                 lost += last - rows[1]
             quarantined = st.db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
             acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
+            fsyncs = {}
+            if count_fsyncs:
+                _stop(gw, report.child_pids(gw.pid))  # the gateway saves its counters, strace its summary
+                commits = total_counters(st.load_counters()).get("commits", 0)
+                n = report.fsync_count(trace)
+                fsyncs = {"fsyncs": n, "commits": commits, "msgs_per_fsync": r["sent"] / float(max(n, 1))}
             st.close()
     finally:
-        if gw is not None and gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(30)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-                gw.wait()
+        if gw is not None:
+            _stop(gw, [gw.pid])
         shutil.rmtree(root, ignore_errors=True)
-    out = dict(cpu)
+    out = dict(cpu, durability=durability, **fsyncs)
     out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"], "lost": lost,
             "duplicated": duplicated, "quarantined": quarantined, "acks_missing": acks_missing,
             "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
     return out
+
+
+def _stop(gw, pids):
+    """SIGTERM ``pids`` (the gateway, or the gateway under strace), wait for ``gw``."""
+    if gw.poll() is not None:
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        gw.wait(30)
+    except subprocess.TimeoutExpired:
+        gw.kill()
+        gw.wait()
 
 
 def _tail(root):
@@ -337,7 +372,8 @@ def _tail(root):
 
 # -- the suite --------------------------------------------------------------------------
 
-def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=True, log=print):
+def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=True, log=print,
+        compare_durability=True, count_fsyncs=False):
     """All phases; returns the flat figure dict (see the module docstring)."""
     log = log or (lambda *a: None)
     specs = loadgen.device_specs(devices)
@@ -349,19 +385,28 @@ def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=Tr
     log("bare paho subscriber baseline...")
     out.update(bare_subscriber(specs, min(seconds, BASELINE_MAX_S)))
     bound = rate_bound(out["ed25519_verify_per_s"], workers)
-    log("gateway, single-reading messages...")
-    single = gateway_phase_full_window(specs, seconds, bound, 1, workers, log)
+    log("gateway, single-reading messages (durability %s)..." % DURABLE)
+    single = gateway_phase_full_window(specs, seconds, bound, 1, workers, log, count_fsyncs=count_fsyncs)
     out.update(single)
     out["ratio"] = _ratio(out["msgs_per_s"], out["baseline_msgs_per_s"])
     out["verify_ratio"] = _ratio(out["msgs_per_s"], out["ed25519_verify_per_s"])
     if packs:
         log("gateway, packs of 10 readings...")
         specs10 = loadgen.device_specs(devices, prefix="pk")
-        p = gateway_phase_full_window(specs10, seconds, bound, 10, workers, log)
+        p = gateway_phase_full_window(specs10, seconds, bound, 10, workers, log, count_fsyncs=count_fsyncs)
         for k, v in p.items():
             out["pack10_" + k] = v
         out["lost"] += p["lost"]
         out["duplicated"] += p["duplicated"]
+    if compare_durability:
+        log("gateway, single-reading messages (durability %s: not durable across a power cut)..." % NOT_DURABLE)
+        specs_c = loadgen.device_specs(devices, prefix="nd")
+        c = gateway_phase_full_window(specs_c, seconds, bound, 1, workers, log, NOT_DURABLE, count_fsyncs)
+        for k, v in c.items():
+            out["crash_only_" + k] = v
+        out["durable_vs_crash_only"] = _ratio(out["msgs_per_s"], c["msgs_per_s"])
+        out["lost"] += c["lost"]
+        out["duplicated"] += c["duplicated"]
     return out
 
 
@@ -377,7 +422,7 @@ def print_table(r, out=print):
         ("load generator alone (msgs/s)", r["generator_alone_msgs_per_s"],
          "%.1fx the gateway" % (_ratio(r["generator_alone_msgs_per_s"], r["msgs_per_s"]) or 0)),
         ("bare paho subscriber, QoS 1 (msgs/s)", r["baseline_msgs_per_s"], "baseline"),
-        ("gateway, single readings (msgs/s)", r["msgs_per_s"],
+        ("gateway, single readings (msgs/s), durability %s" % r.get("durability", DURABLE), r["msgs_per_s"],
          "%.2fx baseline, %.2fx one-core verify" % (r["ratio"] or 0, r["verify_ratio"] or 0)),
         ("  lost / duplicated / acks missing", "%d / %d / %d" % (r["lost"], r["duplicated"], r["acks_missing"]), ""),
         ("  gateway CPU per message (µs, all its processes)", r["gateway_cpu_us_per_msg"],
@@ -389,13 +434,21 @@ def print_table(r, out=print):
         rows += [("gateway, packs of 10 (msgs/s)", r["pack10_msgs_per_s"], ""),
                  ("gateway, packs of 10 (readings/s)", r["pack10_readings_per_s"],
                   "%.2fx baseline msgs/s" % (_ratio(r["pack10_readings_per_s"], r["baseline_msgs_per_s"]) or 0))]
+    if "crash_only_msgs_per_s" in r:
+        rows += [("gateway, single readings (msgs/s), durability %s (NOT durable)" % NOT_DURABLE,
+                  r["crash_only_msgs_per_s"], "durable / not durable = %.2f" % (r["durable_vs_crash_only"] or 0))]
+    for prefix, label in (("", "single readings"), ("crash_only_", "not durable"), ("pack10_", "packs of 10")):
+        if prefix + "fsyncs" in r:
+            rows.append(("  fsyncs / commits, %s" % label, "%d / %d" % (r[prefix + "fsyncs"], r[prefix + "commits"]),
+                         "%.1f messages per fsync" % r[prefix + "msgs_per_fsync"]))
     report.table("ingest: %d devices, %.0f s, gateway workers %s" % (r["devices"], r["seconds"], r["workers"] or 1),
                  rows, out)
 
 
 def main(args):
     r = run(seconds=args.seconds, devices=args.devices, workers=args.workers, packs=not args.no_packs,
-            log=None if args.json else print)
+            log=None if args.json else print, compare_durability=not args.no_durability_compare,
+            count_fsyncs=args.count_fsyncs)
     if args.json:
         print(json.dumps(r, sort_keys=True))
     else:

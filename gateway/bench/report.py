@@ -80,6 +80,38 @@ def tree_cpu_s(root_pid):
     return total
 
 
+def child_pids(pid):
+    """Direct children of ``pid`` (from /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if _stat(int(name))[0] == pid:
+                    out.append(int(name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return sorted(out)
+
+
+def fsync_tracer(out_path):
+    """The command prefix that runs a program under strace counting its fsync and
+    fdatasync calls into ``out_path`` (seccomp-bpf: only those calls stop the program).
+    Raises RuntimeError if strace is not installed."""
+    import shutil
+
+    path = shutil.which("strace")
+    if path is None:
+        raise RuntimeError("expected strace on PATH to count fsync calls, found none: apt-get install strace")
+    return [path, "-f", "--seccomp-bpf", "-c", "-e", "trace=fsync,fdatasync", "-o", out_path]
+
+
+def fsync_count(out_path):
+    """fsync + fdatasync calls in an ``strace -c`` summary written by ``fsync_tracer``."""
+    with open(out_path) as f:
+        return sum(int(line.split()[3]) for line in f
+                   if line.split()[-1:] in (["fsync"], ["fdatasync"]) and len(line.split()) >= 5)
+
+
 def machine_busy():
     """(busy jiffies, total jiffies) of all CPUs from /proc/stat."""
     with open("/proc/stat") as f:

@@ -57,6 +57,10 @@ def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, cap
     assert r["sent"] > 0 and r["quarantined"] == 0
     # every rate came from a whole window
     assert r["stock_exhausted"] is False and r["pack10_stock_exhausted"] is False
+    # the headline is the durable mode; the not-durable one is measured beside it
+    assert r["durability"] == "power_loss" and r["crash_only_durability"] == "process_crash_only"
+    assert "crash_only_msgs_per_s" in r and "durable_vs_crash_only" in r  # rates of a 1 s window: any value
+    assert (r["crash_only_lost"], r["crash_only_duplicated"], r["crash_only_acks_missing"]) == (0, 0, 0)
     assert code == 0
 
 

@@ -45,3 +45,15 @@ def test_ledger_without_a_funded_key_is_a_usage_error(broker):
     r = run_cli("demo", "--json", "--devices", "1", "--readings", "1", "--broker", broker.url,
                 "--ledger", "http://127.0.0.1:9", env=env)
     assert r.returncode == 2 and "EDGELEDGER_LEDGER_KEY" in r.stderr, r.stdout + r.stderr
+
+
+def test_default_anvil_without_block_time_confirms_the_last_batch(broker):
+    """A plain `anvil` mines only when a transaction arrives: the old demo waited for the last
+    batch's confirmations until its timeout and exited 1. The gateway now mines an empty
+    block while a batch waits (it asks the node whether it mines on its own)."""
+    with running_anvil(hardfork="london") as node:
+        env = dict(os.environ, EDGELEDGER_LEDGER_KEY=ANVIL_KEY_0)
+        code, r, proc = demo_json("--devices", 2, "--readings", 5, "--broker", broker.url, "--ledger", node.url,
+                                  "--timeout", 60, env=env)
+        assert code == 0, proc.stderr[-3000:]
+        assert r["sent"] == r["stored"] == r["anchored"] == 10 and r["verified"] == r["checked"]

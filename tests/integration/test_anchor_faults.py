@@ -3,8 +3,7 @@ import time
 
 import pytest
 
-from edgeledger.gateway.ledger import JsonRpcLedger
-from tests.support.anvil import Anvil
+from tests.support.anvil import Anvil, deploy
 from tests.support.net import wait_until
 from tests.support.site import count_exactly_once
 
@@ -17,14 +16,6 @@ def node():
     n.start()
     yield n
     n.close()
-
-
-def deploy(node):
-    owner = JsonRpcLedger(node.url, key=node.new_funded_key())
-    owner.deploy(owner_key=owner.key)
-    gw_key = node.new_funded_key()
-    owner.set_gateway(JsonRpcLedger(node.url, key=gw_key).account, True)
-    return owner, gw_key
 
 
 def anchored_events(owner, gateway, numbers):
@@ -105,3 +96,68 @@ def test_ledger_down_30s_backlog_anchors_in_order(site, node):
     wait_until(lambda: site.anchored_count(st) == total, 120, what="backlog anchored after the outage")
     rows = check_chain_matches_store(owner, st)
     print("ledger outage 30 s: backlog=%d batches, %d batches in all, anchored in order" % (backlog, len(rows)))
+
+
+def test_reorg_deeper_than_the_confirmations_is_anchored_again(site, node):
+    """anvil evm_snapshot/evm_revert: batches anchored with their 2 confirmations vanish from
+    the chain. The old batcher kept them 'anchored' for ever (and stalled behind the nonce
+    gap). Now the head check sees it, says so once, sends the same transactions again and
+    follows every batch to finality."""
+    owner, gw_key = deploy(node)
+    last = 1200
+    site.use_ledger(node.url, owner.address, gw_key, confirmations=2, max_size=50, max_age_s=0.5, finality=6)
+    st = site.start_fleet(2, last, interval_s=0.01)
+    wait_until(lambda: site.anchored_count(st) >= 100, 120, what="the first batches anchored")
+    snap = node.rpc("evm_snapshot")
+    snap_block = node.block_number()
+
+    def anchored_after_snapshot():
+        return st.db.execute("SELECT COUNT(*) FROM batches WHERE state='anchored' AND block_number > ?",
+                             (snap_block,)).fetchone()[0]
+
+    wait_until(lambda: anchored_after_snapshot() >= 3, 120, what="three batches anchored after the snapshot")
+    lost_batches = anchored_after_snapshot()
+    assert node.rpc("evm_revert", snap) is True
+    reverted_at = time.monotonic()
+    assert set(site.wait_agents().values()) == {0}
+    total = last * len(site.devices)
+
+    def all_final():
+        s = st.batch_summary()
+        return site.anchored_count(st) == total and s.final == s.total
+
+    wait_until(all_final, 180, what="every batch anchored again and final")
+    recover_s = time.monotonic() - reverted_at
+    rows = check_chain_matches_store(owner, st)
+    assert count_exactly_once(st, dict((n, last) for n in site.devices)) == (0, 0, 0)
+    counters = st.load_counters()
+    said = site.log("gateway.log").count("chain reorganisation")
+    print("reorg: %d anchored batches reverted (>= 2 confirmations), %d re-anchored, all %d final %.1f s after the "
+          "revert; lost=0 duplicated=0; logged %d time(s)" % (lost_batches, counters["batches_reanchored"], len(rows),
+                                                               recover_s, said))
+    assert counters["reorgs"] >= 1 and counters["batches_reanchored"] >= lost_batches
+    assert 1 <= said <= counters["reorgs"]
+    status = site.cli("gateway", "status", "--config", site.gateway_config).stdout
+    assert "reorg" in status and "batches_reanchored" in status
+
+
+def test_gateway_starts_and_ingests_while_the_chain_is_down(site, node):
+    """After a site power cut during a node outage the old gateway refused to start, so
+    nothing was ingested at all."""
+    owner, gw_key = deploy(node)
+    node.stop()
+    last = 300
+    site.use_ledger(node.url, owner.address, gw_key, confirmations=1, max_size=100, max_age_s=0.5)
+    st = site.start_fleet(2, last, interval_s=0.01)
+    assert set(site.wait_agents().values()) == {0}, site.log("gateway.log")
+    assert count_exactly_once(st, dict((n, last) for n in site.devices)) == (0, 0, 0)
+    assert site.anchored_count(st) == 0
+    assert "ledger unreachable" in site.log("gateway.log")
+    node.start()
+    back_at = time.monotonic()
+    wait_until(lambda: site.anchored_count(st) == 2 * last, 120, what="the backlog anchored once the node is back")
+    rows = check_chain_matches_store(owner, st)
+    status = site.cli("gateway", "status", "--config", site.gateway_config).stdout
+    assert "ledger_back" in status and "anchoring: ledger reachable" in status, status
+    print("chain down at start: %d readings ingested and acked with no chain, %d batches anchored %.1f s after "
+          "the node came back" % (2 * last, len(rows), time.monotonic() - back_at))

@@ -63,12 +63,7 @@ def test_gateway_sigkilled_ten_times_loses_nothing(site):
 @pytest.mark.faults
 def test_broker_down_for_seconds_agents_buffer_and_catch_up(site, broker):
     last = 1500
-    for i in range(3):
-        site.add_device("dev-%d" % i, interval_s=0.005)
-    site.start_gateway()
-    for name in site.devices:
-        site.start_agent(name, last)
-    st = site.store()
+    st = site.start_fleet(3, last)
     wait_until(lambda: st.count_messages() > 300, 60, what="first readings stored")
     broker.stop()
     time.sleep(1)  # what the gateway had received before the cut is still committed

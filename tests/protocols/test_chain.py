@@ -82,27 +82,57 @@ def test_contiguous_after():
     assert chain.contiguous_after(4, have.__contains__) == 5
 
 
-def test_G1_declared_lost_range_settles_the_contiguous_mark():
+def test_r1_zero_prev_after_seq_one_is_a_declared_restart(chain3):
+    assert chain.classify(9, chain.GENESIS, h(b"m9"), chain3.lookup) == ("R1", chain.RESTART)
+    assert chain.classify(4, chain.GENESIS, h(b"m4"), chain3.lookup) == ("R1", chain.RESTART)  # no seq missing
+    assert chain.OUTCOMES[chain.RESTART] == (True, None)
+
+
+def test_r1_restart_that_a_stored_successor_contradicts_is_a_chain_break(chain3):
+    chain3.put(10, h(b"m10"), h(b"m9"))
+    assert chain.classify(9, chain.GENESIS, h(b"other-9"), chain3.lookup) == ("C6", chain.CHAIN_BREAK)
+
+
+def test_r1_a_used_seq_cannot_restart(chain3):
+    assert chain.classify(2, chain.GENESIS, h(b"other"), chain3.lookup) == ("C4", chain.REPLAY)
+
+
+def test_g2_the_mark_steps_over_accepted_gaps():
+    have = {1, 2, 3, 9, 10, 20}
+    assert chain.contiguous_after(0, have.__contains__, [(3, 9)]) == 10
+    assert chain.contiguous_after(0, have.__contains__, [(3, 9), (10, 20)]) == 20
+    assert chain.contiguous_after(5, have.__contains__, [(3, 9)]) == 10  # a mark inside the gap jumps too
+    assert chain.contiguous_after(0, have.__contains__) == 3  # no gap accepted: the mark waits
+
+
+def test_g3_a_waiting_restart_is_a_barrier():
+    have = {1, 2, 3, 9, 10}
+    waiting = {9}
+    assert chain.contiguous_after(0, lambda s: s in have and s not in waiting, [(3, 9)]) == 8
+
+
+def test_g1_a_declared_lost_range_is_a_gap_the_mark_steps_over_once_accepted():
     stored = {1, 2, 3, 5, 6}
     has = stored.__contains__
+    assert chain.lost_gaps([(4, 4, "damaged")]) == [(3, 5)]
     assert chain.contiguous_after(0, has) == 3  # without the declaration: waits for 4 forever
-    assert chain.contiguous_after(0, has, [(4, 4, "damaged")]) == 6
+    assert chain.contiguous_after(0, has, chain.lost_gaps([(4, 4, "damaged")])) == 6
 
 
-def test_G2_stored_seqs_count_whatever_a_declaration_says():
+def test_g2_stored_seqs_inside_a_declared_gap_still_count():
     has = {1, 2, 3, 4}.__contains__
-    assert chain.contiguous_after(0, has, [(2, 3, "damaged")]) == 4
-    assert chain.contiguous_after(0, has, [(9, 12, "head")]) == 4  # not reached: no jump
+    assert chain.contiguous_after(0, has, chain.lost_gaps([(2, 3, "damaged")])) == 4
+    assert chain.contiguous_after(0, has, chain.lost_gaps([(9, 12, "head")])) == 4  # not reached: no jump
 
 
-def test_G3_head_range_then_prev_names_the_last_intact_record(chain3):
+def test_c8_after_a_lost_head_prev_names_the_last_intact_record(chain3):
     # the device lost its head (seqs 4..6 may have been sent) and goes on at 7 with
     # prev = digest of 3, its last intact record: stored, and the mark moves past the range
     rule, verdict = chain.classify(7, h(b"m3"), h(b"m7"), chain3.lookup)
     assert (rule, verdict) == ("C8", chain.AHEAD)
     chain3.put(7, h(b"m7"), h(b"m3"))
     has = lambda s: chain3.lookup(s) is not None  # noqa: E731
-    assert chain.contiguous_after(3, has, chain.parse_lost("4-6:head")) == 7
+    assert chain.contiguous_after(3, has, chain.lost_gaps(chain.parse_lost("4-6:head"))) == 7
 
 
 @pytest.mark.parametrize("text", ["", "4-6", "4-6:lost", "6-4:head", "0-1:damaged", "a-b:head",

@@ -1,2 +1,14 @@
 """anvil for the tests: the implementation is installed with the benchmarks."""
 from edgeledger.gateway.bench.anvil import Anvil, AnvilMissing, anvil_binary, rpc, running_anvil  # noqa: F401
+
+
+def deploy(node):
+    """A fresh EdgeLedgerAnchor on ``node``: (owner JsonRpcLedger, key of a funded gateway
+    account the owner authorized)."""
+    from edgeledger.gateway.ledger import JsonRpcLedger
+
+    owner = JsonRpcLedger(node.url, key=node.new_funded_key())
+    owner.deploy(owner_key=owner.key)
+    gw_key = node.new_funded_key()
+    owner.set_gateway(JsonRpcLedger(node.url, key=gw_key).account, True)
+    return owner, gw_key

@@ -21,9 +21,12 @@ GATEWAY_READY_TIMEOUT_S = 120.0
 
 
 class Site:
-    def __init__(self, root, broker_url, site="plant-a", gateway_extra=""):
+    def __init__(self, root, broker_url, site="plant-a", gateway_extra="", store="gateway.db"):
+        """``store``: the gateway store's path, relative to ``root`` or absolute (e.g. on a
+        small filesystem of its own)."""
         os.makedirs(str(root), exist_ok=True)
         self.root = str(root)
+        self.store_path = os.path.join(self.root, store)
         self.broker_url = broker_url
         self.site = site
         self.devices = {}
@@ -32,10 +35,10 @@ class Site:
         self.agents = {}
         self.gateway_config = os.path.join(self.root, "gateway.toml")
         with open(self.gateway_config, "w") as f:
-            f.write('gateway_id = "gw-test"\nstore = "gateway.db"\nbroker = "%s"\n%s\n'
-                    % (broker_url, gateway_extra))
+            f.write('gateway_id = "gw-test"\nstore = "%s"\nbroker = "%s"\n%s\n'
+                    % (self.store_path, broker_url, gateway_extra))
 
-    def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0):
+    def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0, finality=None):
         """Point the gateway at a JSON-RPC ledger (key file written 0600)."""
         key_path = os.path.join(self.root, "gateway.ethkey")
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -43,8 +46,9 @@ class Site:
             f.write(gateway_key)
         with open(self.gateway_config, "a") as f:
             f.write('\n[ledger]\nbackend = "jsonrpc"\nurl = "%s"\ncontract = "%s"\nkey_file = "gateway.ethkey"\n'
-                    'confirmations = %d\n\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
-                    % (url, contract, confirmations, max_size, max_age_s))
+                    'confirmations = %d\n%s\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
+                    % (url, contract, confirmations, "finality = %d\n" % finality if finality else "",
+                       max_size, max_age_s))
 
     def register_on_chain(self, ledger, name):
         s = self.devices[name]
@@ -54,7 +58,7 @@ class Site:
         return st.db.execute("SELECT COALESCE(SUM(tree_size), 0) FROM batches WHERE state='anchored'").fetchone()[0]
 
     def store(self):
-        return Store(os.path.join(self.root, "gateway.db"))
+        return Store(self.store_path)
 
     def add_device(self, name, alg="EdDSA", kind="meter", interval_s=0.005, pack_size=1,
                    register=True, extra="", source_toml=None):
@@ -81,19 +85,20 @@ class Site:
 
     # -- processes --------------------------------------------------------------------------
 
-    def _spawn(self, args, log_name):
+    def _spawn(self, args, log_name, prefix=()):
         log = open(os.path.join(self.root, log_name), "ab")
-        proc = subprocess.Popen(CLI + args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        proc = subprocess.Popen(list(prefix) + CLI + args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         log.close()
         return proc
 
     def cli(self, *args, timeout=120):
         return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=self.root, timeout=timeout)
 
-    def start_gateway(self, *extra):
+    def start_gateway(self, *extra, prefix=()):
+        """``prefix``: a command the gateway runs under (e.g. strace)."""
         assert self.gateway is None or self.gateway.poll() is not None
         self.gateway = self._spawn(["-v", "gateway", "run", "--config", self.gateway_config] + list(extra),
-                                   "gateway.log")
+                                   "gateway.log", prefix)
         self.gateway_starts += 1
         return self.gateway
 
@@ -109,6 +114,33 @@ class Site:
             assert self.gateway.poll() is None, "the gateway exited with %s:\n%s" % (self.gateway.returncode, text)
             assert time.monotonic() < deadline, "the gateway did not subscribe within %.0f s:\n%s" % (timeout, text)
             time.sleep(0.05)
+
+    wait_gateway_subscribed = wait_gateway_ready
+    def start_one(self, name, last, interval_s, stored_first=1):
+        """One simulated device, the gateway, and (once the gateway subscribed) its agent
+        sealing up to ``last``; returns an open store once ``stored_first`` are stored."""
+        self.add_device(name, interval_s=interval_s)
+        self.start_gateway()
+        self.wait_gateway_subscribed()
+        self.start_agent(name, last)
+        st = self.store()
+        deadline = time.monotonic() + 120
+        while st.count_messages() < stored_first:
+            if time.monotonic() > deadline:
+                raise AssertionError("%s stored %d of %d readings in 120 s" % (name, st.count_messages(), stored_first))
+            time.sleep(0.05)
+        return st
+
+    def start_fleet(self, n, last, interval_s=0.005, prefix="dev"):
+        """``n`` simulated devices (``<prefix>-<i>``), the gateway, and an agent per device
+        sealing up to ``last``; returns an open store to watch them with."""
+        for i in range(n):
+            self.add_device("%s-%d" % (prefix, i), interval_s=interval_s)
+        self.start_gateway()
+        self.wait_gateway_ready()
+        for name in self.devices:
+            self.start_agent(name, last)
+        return self.store()
 
     def kill_gateway(self, sig=signal.SIGKILL):
         if self.gateway is not None and self.gateway.poll() is None:
