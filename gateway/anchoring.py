@@ -14,6 +14,7 @@
 """
 import logging
 import threading
+import time
 
 
 from edgeledger.gateway import keystore, provision
@@ -25,6 +26,10 @@ from edgeledger.gateway.store import Store
 
 log = logging.getLogger("edgeledger.anchoring")
 STEP_INTERVAL_S = 0.2
+# How often the batcher thread carries key ends to the chain (provision.push_key_ends): a
+# revocation or rotation already stops ingest at once in the registry; the chain copy is for
+# verifiers, for whom seconds do not matter. It costs one eth_call per changed key.
+KEY_PUSH_INTERVAL_S = 5.0
 
 
 def open_ledger(cfg, store):
@@ -36,10 +41,12 @@ def open_ledger(cfg, store):
     if backend == "embedded":
         ledger = EmbeddedLedger()
         ledger.deploy(owner_key=ledger.key)
-        ledger.set_gateway(ledger.account, True)
+        registry = Registry(store)
+        for site in owned_sites(cfg, registry):
+            ledger.authorize_gateway(site, ledger.account)
         _adopt(store, ledger, fresh_chain=True)
         # the in-memory chain is new on every start: give it the registry's keys
-        provision.sync_chain(Registry(store), ledger)
+        provision.sync_chain(registry, ledger)
         return ledger
     if backend != "jsonrpc":
         raise ConfigError("ledger backend must be embedded, jsonrpc or none, got %r" % (backend,))
@@ -51,12 +58,22 @@ def open_ledger(cfg, store):
         ledger.attach(lc["contract"])
     elif lc.get("deploy"):
         ledger.deploy(owner_key=ledger.key)
-        ledger.set_gateway(ledger.account, True)
+        for site in owned_sites(cfg, Registry(store)):
+            ledger.authorize_gateway(site, ledger.account)
         log.warning("deployed EdgeLedgerAnchor at %s: put contract = %r into [ledger]", ledger.address, ledger.address)
     else:
         raise ConfigError("[ledger] needs contract = \"0x...\" (or deploy = true)")
     _adopt(store, ledger, fresh_chain=False)
     return ledger
+
+
+def owned_sites(cfg: dict, registry: Registry) -> list[str]:
+    """The sites a gateway that deploys its own contract authorizes itself for: those named in
+    ``sites``, or with ``"+"`` the sites of the devices in its registry."""
+    named = [s for s in cfg.get("sites", ["+"]) if s != "+"]
+    if "+" in cfg.get("sites", ["+"]):
+        named += [registry.site_of(d) for d in registry.devices()]
+    return sorted(set(named))
 
 
 def _adopt(store, ledger, fresh_chain):
@@ -81,6 +98,9 @@ class BatcherThread:
 
     def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous="NORMAL"):
         self.store = Store(store_path, synchronous)
+        self.registry = Registry(self.store)
+        self._pushed = {}  # provision.push_key_ends' memory of the key ends it sent
+        self._next_key_push = 0.0
         self.batcher = Batcher(self.store, ledger,
                                max_size=int(batch_cfg.get("max_size", 10000)),
                                max_age_s=float(batch_cfg.get("max_age_s", 10.0)),
@@ -93,6 +113,7 @@ class BatcherThread:
         while not self._stop.is_set():
             try:
                 moved = self.batcher.step()
+                self._push_key_ends()
             except LedgerError as e:
                 log.error("batcher: %s", e)
                 self.error = e
@@ -103,6 +124,18 @@ class BatcherThread:
                 self.batcher.ledger.mine(1)
             if not moved:
                 self._stop.wait(STEP_INTERVAL_S)
+
+    def _push_key_ends(self) -> None:
+        """Now and then: seal rotated-out keys whose overlap ended and carry key ends (revocations,
+        rotations, sealed last seqs) the registry has and the chain lacks to the chain."""
+        now = time.monotonic()
+        if now < self._next_key_push:
+            return
+        self._next_key_push = now + KEY_PUSH_INTERVAL_S
+        self.registry.reload_if_changed()
+        sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
+        if sent:
+            log.info("carried %d key end(s) to the chain", sent)
 
     def start(self):
         self._thread.start()

@@ -12,7 +12,8 @@ stages the result in memory:
   5b. rate limit       -> RateLimited (per topic device, before the costly verify;
                        ratelimit.py)
   6. key by kid        -> UnknownDevice; key/topic/payload disagree -> TopicMismatch
-  7. key status        -> RevokedDevice
+  7. key window        -> RevokedDevice (protocols/keywindow.py: registration, revocation,
+                       rotation, by seq and record time)
   8. signature         -> BadSignature
   9. record times      -> ClockSkew
  10. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py)
@@ -180,9 +181,12 @@ class Pipeline:
         if key.alg != msg.alg:
             raise errors.BadSignature("key %s is %d, message says alg %d" % (msg.kid.hex(), key.alg, msg.alg),
                                       device, seq)
-        refusal = key.refusal(seq, t_first, t_last)
-        if refusal:
-            raise errors.RevokedDevice(refusal, device, seq)
+        # The key window (protocols/keywindow.py): an encrypted reading shows no times, only
+        # that it was signed before it arrived.
+        refusal = (key.refusal(seq, t_first, t_last) if body.pack is not None
+                   else key.refusal(seq, None, None, signed_before=received_at))
+        if refusal is not None:
+            raise errors.RevokedDevice(str(refusal), device, seq)
         if not self.verify(msg.alg, key.public_key, msg.to_be_signed(), msg.signature):
             raise errors.BadSignature("%s signature does not verify with key %s"
                                       % (cose.ALGORITHMS[msg.alg]["name"], msg.kid.hex()), device, seq)
@@ -200,6 +204,7 @@ class Pipeline:
         self._rows.append((device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last,
                            received_at, bytes(data)))
         self._remember(device, seq, digest, body.prev)
+        self.registry.successor_seen(msg.kid, seq)  # seals a rotated-out key's last seq
         mark = self.marks.setdefault(device, [0, 0])
         if seq > mark[1]:
             mark[1] = seq

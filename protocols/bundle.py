@@ -3,7 +3,7 @@
 ::
 
     {
-      1: 1,                 ; bundle format version
+      1: 2,                 ; bundle format version (2: batch header v2, contract v2)
       2: bstr,              ; the COSE_Sign1 message, exactly as the device signed it
       3: uint,              ; leaf index in the batch's Merkle tree
       4: [* bstr(32)],      ; RFC 9162 audit path, leaf to root
@@ -13,13 +13,21 @@
       8: bstr(32),          ; transaction hash of the anchor
       9: uint,              ; block number of the anchor
       10: bstr(32),         ; block hash of the anchor
-      11: {1: alg, 2: bstr} ; the device key the message names (kid = SHA-256(key)[:16])
+      11: {                 ; the device key the message names (kid = SHA-256(key)[:16]) and
+        1: alg, 2: bstr,    ;   its registration on chain: the site it is registered for, the
+        3: tstr,            ;   block number and time of the registering transaction and the
+        4: uint, 5: uint,   ;   first seq it may sign (protocols/keywindow.py key_commitment)
+        6: uint
+      }
       ? 12: {               ; EIP-1186 proof that headers[gateway][number] = header hash
           1: bstr,          ;   RLP block header (its keccak256 is the block hash above)
           2: [* bstr],      ;   account proof nodes
           3: [* bstr]       ;   storage proof nodes
         }
     }
+
+Fields 6..10 and the registration in 11 are claims: a verifier compares them with its own trust
+roots and with what it proves on chain, never takes them on faith.
 
 ``check_offline`` does every check that needs no network: the signature with
 the key in the bundle (and that the key is the one the message's kid names),
@@ -32,7 +40,7 @@ from edgeledger.protocols import cbor, cose, merkle, reading
 from edgeledger.protocols.batch import BatchHeader, HeaderError
 from edgeledger.protocols.errors import DecodeError, ProtocolError
 
-VERSION = 1
+VERSION = 2
 KID_LEN = 16
 # A bundle is one message (<= 64 KB), a path of <= 32 hashes and a storage proof of a
 # few trie nodes (<= 532 bytes each).
@@ -67,10 +75,11 @@ class WrongPath(BundleError):
 
 class Bundle:
     __slots__ = ("message", "index", "path", "header", "chain_id", "contract", "tx_hash",
-                 "block_number", "block_hash", "alg", "public_key", "storage_proof")
+                 "block_number", "block_hash", "alg", "public_key", "site", "key_block", "key_time",
+                 "first_seq", "storage_proof")
 
     def __init__(self, message, index, path, header, chain_id, contract, tx_hash, block_number,
-                 block_hash, alg, public_key, storage_proof=None):
+                 block_hash, alg, public_key, site, key_block, key_time, first_seq, storage_proof=None):
         self.message = bytes(message)
         self.index = index
         self.path = [bytes(p) for p in path]
@@ -82,12 +91,17 @@ class Bundle:
         self.block_hash = bytes(block_hash)
         self.alg = alg
         self.public_key = bytes(public_key)
+        self.site = site  # the registration's claims (see the module docstring)
+        self.key_block = key_block
+        self.key_time = key_time
+        self.first_seq = first_seq
         self.storage_proof = storage_proof  # None or (header_rlp, account_nodes, storage_nodes)
 
     def encode(self):
         m = {1: VERSION, 2: self.message, 3: self.index, 4: self.path, 5: self.header.to_map(),
              6: self.chain_id, 7: self.contract, 8: self.tx_hash, 9: self.block_number,
-             10: self.block_hash, 11: {1: self.alg, 2: self.public_key}}
+             10: self.block_hash, 11: {1: self.alg, 2: self.public_key, 3: self.site, 4: self.key_block,
+                                       5: self.key_time, 6: self.first_seq}}
         if self.storage_proof is not None:
             header_rlp, account, storage = self.storage_proof
             m[12] = {1: header_rlp, 2: list(account), 3: list(storage)}
@@ -103,13 +117,14 @@ class Bundle:
         except ValueError as e:
             raise MalformedBundle("bundle is not CBOR: %s" % e)
         if not hasattr(m, "get") or m.get(1) != VERSION:
-            raise MalformedBundle("expected a version %d bundle map" % VERSION)
+            raise MalformedBundle("expected a version %d bundle map, found %s" % (
+                VERSION, "version %r" % (m.get(1),) if hasattr(m, "get") else type(m).__name__))
         try:
             key = m[11]
             sp = m.get(12)
             storage = (bytes(sp[1]), [bytes(x) for x in sp[2]], [bytes(x) for x in sp[3]]) if sp else None
             b = cls(m[2], m[3], list(m[4]), BatchHeader.from_map(m[5]), m[6], m[7], m[8], m[9], m[10],
-                    key[1], key[2], storage)
+                    key[1], key[2], key[3], key[4], key[5], key[6], storage)
         except (KeyError, TypeError, IndexError) as e:
             raise MalformedBundle("bundle is missing or mistypes field %s" % (e,))
         except HeaderError as e:
@@ -119,6 +134,11 @@ class Bundle:
                 raise MalformedBundle("bundle %s must be %d bytes" % (name, size))
         if not isinstance(b.index, int) or any(len(p) != 32 for p in b.path):
             raise MalformedBundle("bundle leaf index must be an integer and path entries 32 bytes")
+        if not isinstance(b.site, str) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                for v in (b.chain_id, b.block_number, b.key_block, b.key_time, b.first_seq)):
+            raise MalformedBundle("bundle key site must be text; chain id, block number and the key's"
+                                  " registration block, time and first seq unsigned integers")
         return b
 
 

@@ -37,7 +37,8 @@ def _bundle(size, message, index):
     blob = pack_levels(levels)
     path = path_from_blob(blob, size, index)
     root = levels[-1][0]
-    header = BatchHeader(os.urandom(20), 7, os.urandom(32), root, size, int(time.time()) - 60, int(time.time()))
+    now = int(time.time())  # the message was signed a moment ago: inside the header's time range
+    header = BatchHeader(os.urandom(20), 7, os.urandom(32), root, size, now - 60, now + 60)
     return path, header, build_s
 
 
@@ -56,7 +57,7 @@ def bundle_figures(sizes, repeat, log):
         index = size // 2 + 1 if size > 2 else 0
         path, header, build_s = _bundle(size, message, index)
         b = Bundle(message, index, path, header, 31337, os.urandom(20), os.urandom(32), 123456, os.urandom(32),
-                   EDDSA, bytes(dev.sk.verify_key))
+                   EDDSA, bytes(dev.sk.verify_key), loadgen.SITE, 100, int(time.time()) - 3600, 1)
         data = b.encode()
         verifier.verify_bundle(data)  # must pass before it is timed
         times = []

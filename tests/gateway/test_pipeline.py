@@ -129,3 +129,33 @@ def test_state_survives_restart(gw, tmp_path):
     forked = d.make(3, hashlib.sha256(d.sent[2]).digest(), value=5.0)
     assert feed(again, d.topic, forked).reason == "fork"
     assert again.process(d.topic, d.next()).verdict == "next"
+
+
+def test_key_window_covers_encrypted_and_non_finite_time_readings(gw):
+    """protocols/keywindow.py at the gateway: an encrypted reading (no visible time) after a
+    revocation is judged by its seq, a NaN or infinite record time is refused, a key does not
+    speak for readings timed long before its registration."""
+    from edgeledger.protocols import cose, reading
+
+    d = FakeDevice("d1")
+    d.register(gw.registry, valid_from=time.time() - 60)
+
+    def enc(seq):
+        return cose.sign1(reading.encode_payload("d1", seq, d.prev, 1, enc=b"\x01" * 24), d.signer)
+
+    for _ in range(2):
+        m = enc(d.seq + 1)
+        assert gw.process(d.topic, m).verdict == "next"
+        d.seq, d.prev = d.seq + 1, hashlib.sha256(m).digest()
+    gw.commit()
+    gw.registry.revoke("d1", at=time.time() + 3600)  # ends in an hour; last seq: the mark, 2
+    out = feed(gw, d.topic, enc(3))
+    assert out.reason == "revoked_device" and "W5" in out.detail, out.detail
+    for t in (float("nan"), float("inf")):
+        out = feed(gw, d.topic, d.make(3, d.prev, t=t))
+        assert out.reason == "bad_payload" and "finite" in out.detail, out.detail
+    backdated = FakeDevice("d2")
+    backdated.register(gw.registry, valid_from=time.time())
+    out = feed(gw, backdated.topic, backdated.next(t=time.time() - 3600))
+    assert out.reason == "revoked_device" and "W3" in out.detail, out.detail
+    assert gw.store.seqs("d1") == [1, 2]

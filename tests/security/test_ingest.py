@@ -33,7 +33,7 @@ LOOSE_ACL = ("user gateway\ntopic readwrite el/v1/%s/#\npattern readwrite el/v1/
 def ledger():
     led = EmbeddedLedger()
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
+    led.authorize_gateway(SITE, led.account)
     return led
 
 
@@ -118,8 +118,11 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     b = secure_broker("mtls")
     gw = gateway_factory(b)
     ba = _provision(gw, b, "dev-a", tmp_path / "a", ledger=ledger)
-    on_chain = ledger.get_key(ba.kid)  # provisioning registered the key on chain too
-    assert (on_chain["device_id"], on_chain["public_key"], on_chain["revoked_at"]) == ("dev-a", ba.public_key, 0)
+    on_chain = ledger.registration(SITE, ba.kid)  # provisioning registered the key on chain too
+    assert (on_chain["device_id"], on_chain["public_key"], on_chain["first_seq"]) == ("dev-a", ba.public_key, 1)
+    assert ledger.key_entry(SITE, ba.kid)["end_time"] is None
+    # the gateway's window opens where the chain's does
+    assert gw.registry.key(ba.kid).valid_from == on_chain["timestamp"]
     a = FakeDevice("dev-a", SITE, signer=load_key_file(ba.files["key"]))
     conn = _bundle_client(clients, b, ba, "a")
     before = [a.next() for _ in range(3)]
@@ -131,7 +134,8 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     r = provision.revoke(gw.operator_registry(), "dev-a", ledger=ledger)
     assert r["revoked"] == 1 and r["chain"] == 1
     wait_until(lambda: gw.registry.key(ba.kid).revoked_at is not None, 5, what="gateway sees the revocation")
-    assert ledger.get_key(ba.kid)["revoked_at"] == r["at"]  # the chain says the same
+    entry = ledger.key_entry(SITE, ba.kid)  # the chain says the same: end time and last seq
+    assert (entry["end_time"], entry["last_seq"], entry["revoked"]) == (r["at"], 3, True)
 
     later = a.next(t=time.time() + 2)  # a new reading after the revocation
     conn.publish(a.topic, later)
@@ -144,8 +148,9 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     assert stored_readings(gw.store, "dev-a") == dict(enumerate(before, 1))
     # the readings anchored before the revocation still verify, on chain, after it
     for data in bundles:
-        report = verifier.verify_bundle(data, rpc=ledger, min_confirmations=1)
-        assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+        report = verifier.verify_bundle(data, rpc=ledger, min_confirmations=1,
+                                        trust=verifier.TrustRoot(ledger.chain_id, ledger.address))
+        assert report["storage_proof"] == "ok" and report["key"]["status"] == "revoked"
 
 
 def anchor_and_bundle(store, ledger, device, seqs):
