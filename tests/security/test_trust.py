@@ -533,8 +533,16 @@ def test_deployment_file_is_reproducible_and_pins_sites_and_gateways(anvil_world
     code, out = run("verify", good, "--rpc", world.node.url, "--deployment", path)
     assert code == 2 and "SHA-256 pinned" in out
 
-    # a gateway the owner authorized for plant-a after the export: the chain says yes, the file no
-    gw_c = world.gateway(SITE_A)
+    # a gateway the owner authorizes for plant-a after the export (the operator's command): the
+    # chain says yes, the file no
+    gw_c = world.gateway()
+    key_file = tmp_path / "owner.ethkey"
+    key_file.write_text(world.owner.key)
+    key_file.chmod(0o600)
+    code, out = run("deployment", "authorize", "--rpc", world.node.url, "--contract", world.owner.address,
+                    "--site", SITE_A, "--gateway", gw_c.account, "--key-file", key_file)
+    assert code == 0 and "authorized from block" in out, out
+    assert world.owner.is_gateway_for(SITE_A, gw_c.account)
     late = site_of(world, gw_c, "c")
     e = late.enroll("meter-02", SITE_A)
     assert late.accept(e, e.next()) == "stored"
