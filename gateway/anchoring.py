@@ -19,7 +19,7 @@ import time
 
 from edgeledger.gateway import keystore, provision
 from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.errors import ConfigError
+from edgeledger.gateway.errors import ConfigError, GatewayError
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
@@ -132,8 +132,12 @@ class BatcherThread:
         if now < self._next_key_push:
             return
         self._next_key_push = now + KEY_PUSH_INTERVAL_S
-        self.registry.reload_if_changed()
-        sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
+        try:
+            self.registry.reload_if_changed()
+            sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
+        except GatewayError as e:  # the ledger is away, or refused: the next round tries again
+            log.warning("key ends not carried to the chain yet: %s", e)
+            return
         if sent:
             log.info("carried %d key end(s) to the chain", sent)
 

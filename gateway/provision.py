@@ -138,13 +138,12 @@ def push_key_ends(registry: Any, ledger: Any, pushed: dict, now: float | None = 
     the caller's memory of what it sent. Returns the number of transactions sent."""
     registry.seal_expired(now)
     sent = 0
-    for device in registry.devices():
-        for k in registry.keys_of(device):
-            state = (k.end_at, k.revoked_after_seq)
-            if state == (None, None) or pushed.get(k.kid) == state:
-                continue
-            sent += _chain_end(ledger, registry.site_of(device), k)
-            pushed[k.kid] = state
+    for k in registry.keys():
+        state = (k.end_at, k.revoked_after_seq)
+        if state == (None, None) or pushed.get(k.kid) == state or k.chain_block is None:
+            continue  # nothing to end, already sent, or not on this chain (``sync_chain`` first)
+        sent += _chain_end(ledger, registry.site_of(k.device), k)
+        pushed[k.kid] = state
     return sent
 
 

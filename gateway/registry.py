@@ -92,6 +92,9 @@ class Registry:
     def key(self, kid):
         return self._keys.get(bytes(kid))
 
+    def keys(self) -> list[Key]:
+        return list(self._keys.values())
+
     def keys_of(self, device):
         return [k for k in self._keys.values() if k.device == device]
 
@@ -206,7 +209,7 @@ class Registry:
         kids sealed. Call it now and then (the batcher thread does)."""
         now = time.time() if now is None else now
         sealed = []
-        for k in list(self._keys.values()):
+        for k in self.keys():
             if k.valid_until is None or k.revoked_after_seq is not None or k.valid_until > now:
                 continue
             last = self.store.last_seq_signed_by(k.device, k.kid)

@@ -19,11 +19,11 @@
         4: uint, 5: uint,   ;   first seq it may sign (protocols/keywindow.py key_commitment)
         6: uint
       }
-      ? 12: {               ; EIP-1186 proof that headers[gateway][number] = header hash
-          1: bstr,          ;   RLP block header (its keccak256 is the block hash above)
-          2: [* bstr],      ;   account proof nodes
-          3: [* bstr]       ;   storage proof nodes
-        }
+      ? 12: {               ; optional EIP-1186 proof of the anchor's storage word at the
+          1: bstr,          ;   anchoring block, for archives: RLP block header (its keccak256
+          2: [* bstr],      ;   is the block hash above), account proof nodes, storage proof
+          3: [* bstr]       ;   nodes. `edgeledger verify` does not use it: it proves at the
+        }                   ;   latest block (gateway/verifier.py)
     }
 
 Fields 6..10 and the registration in 11 are claims: a verifier compares them with its own trust

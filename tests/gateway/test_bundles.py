@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from edgeledger.gateway import proofs, provision, verifier
+from edgeledger.gateway import cli, proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.ledger import JsonRpcLedger
 from edgeledger.gateway.pipeline import Pipeline
@@ -136,7 +136,7 @@ def test_malformed_bundle():
     fails(b"\xa1\x01\x02", bundle_mod.MalformedBundle, "missing or mistypes field")
 
 
-def test_cli_exit_codes(anchored, tmp_path):
+def test_cli_exit_codes(anchored, tmp_path, capsys):
     b = anchored["make"]("a", 7)
     good = tmp_path / "good.cbor"
     good.write_bytes(b.encode())
@@ -145,25 +145,31 @@ def test_cli_exit_codes(anchored, tmp_path):
     bad.write_bytes(b.encode())
     owner, url = anchored["owner"], anchored["node"].url
     trust = ["--chain-id", str(owner.chain_id), "--contract", owner.address]
-    cli = [sys.executable, "-m", "edgeledger.gateway.cli", "verify"]
-    ok = subprocess.run(cli + [str(good), "--rpc", url, "--confirmations", "1"] + trust, capture_output=True, text=True)
+    # once as its own process, the way a verifier runs it
+    ok = subprocess.run([sys.executable, "-m", "edgeledger.gateway.cli", "verify", str(good), "--rpc", url,
+                         "--confirmations", "1"] + trust, capture_output=True, text=True)
     assert ok.returncode == 0 and "verified on chain" in ok.stdout, ok.stdout + ok.stderr
     for line in ("a seq 7 on site plant-a", "value     a/v0 = 1.0 W", "anchored  block", "confirmations",
                  "trusted   chain %d, contract %s (EdgeLedgerAnchor v2)" % (owner.chain_id, owner.address)):
         assert line in ok.stdout, ok.stdout
-    js = subprocess.run(cli + [str(good), "--rpc", url, "--json"] + trust, capture_output=True, text=True)
-    report = json.loads(js.stdout)
-    assert js.returncode == 0 and report["verdict"] == "verified" and report["anchor_block"] > 0
-    no = subprocess.run(cli + [str(bad)], capture_output=True, text=True)
-    assert no.returncode == 1 and "wrong leaf index" in no.stdout
-    no = subprocess.run(cli + [str(bad), "--json"], capture_output=True, text=True)
-    assert no.returncode == 1 and json.loads(no.stdout)["verdict"] == "refused"
+
+    def verify(*argv):
+        capsys.readouterr()
+        code = cli.main(["verify"] + [str(a) for a in argv])
+        return code, capsys.readouterr().out
+
+    code, out = verify(good, "--rpc", url, "--json", *trust)
+    report = json.loads(out)
+    assert code == 0 and report["verdict"] == "verified" and report["anchor_block"] > 0
+    code, out = verify(bad)
+    assert code == 1 and "wrong leaf index" in out
+    code, out = verify(bad, "--json")
+    assert code == 1 and json.loads(out)["verdict"] == "refused"
     # --rpc without trust roots from outside the bundle is a usage error
-    usage = subprocess.run(cli + [str(good), "--rpc", url], capture_output=True, text=True)
-    assert usage.returncode == 2 and "trust roots" in usage.stdout, usage.stdout + usage.stderr
-    usage = subprocess.run(cli + [str(good), "--rpc", url, "--chain-id", "1"], capture_output=True, text=True)
-    assert usage.returncode == 2
+    code, out = verify(good, "--rpc", url)
+    assert code == 2 and "trust roots" in out, out
+    code, out = verify(good, "--rpc", url, "--chain-id", "1")
+    assert code == 2
     # a node that does not answer
-    down = subprocess.run(cli + [str(good), "--rpc", "http://127.0.0.1:%d" % free_port()] + trust,
-                          capture_output=True, text=True)
-    assert down.returncode == 3 and "chain_unreachable" in down.stdout, down.stdout + down.stderr
+    code, out = verify(good, "--rpc", "http://127.0.0.1:%d" % free_port(), *trust)
+    assert code == 3 and "chain_unreachable" in out, out
