@@ -41,12 +41,9 @@ def open_ledger(cfg, store):
     if backend == "embedded":
         ledger = EmbeddedLedger()
         ledger.deploy(owner_key=ledger.key)
-        registry = Registry(store)
-        for site in owned_sites(cfg, registry):
-            ledger.authorize_gateway(site, ledger.account)
         _adopt(store, ledger, fresh_chain=True)
-        # the in-memory chain is new on every start: give it the registry's keys
-        provision.sync_chain(registry, ledger)
+        # The in-memory chain is new on every start: the batcher thread authorizes the gateway
+        # for its sites and registers the registry's keys on it (BatcherThread, ``own_sites``).
         return ledger
     if backend != "jsonrpc":
         raise ConfigError("ledger backend must be embedded, jsonrpc or none, got %r" % (backend,))
@@ -96,11 +93,17 @@ def _adopt(store, ledger, fresh_chain):
 class BatcherThread:
     """Runs ``Batcher.step`` on its own store connection until stopped."""
 
-    def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous="NORMAL"):
+    def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous="NORMAL", own_sites=None):
+        """``own_sites`` (gateway.toml ``sites``) when the gateway owns its chain (the embedded
+        one): the thread then authorizes the gateway for every site it serves, and registers
+        every registry key on it, as they appear."""
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
         self._pushed = {}  # provision.push_key_ends' memory of the key ends it sent
         self._next_key_push = 0.0
+        self._own_sites = own_sites
+        self._authorized = set()  # sites this gateway authorized itself for on its own chain
+        self._registered = set()  # kids registered on its own chain
         self.batcher = Batcher(self.store, ledger,
                                max_size=int(batch_cfg.get("max_size", 10000)),
                                max_age_s=float(batch_cfg.get("max_age_s", 10.0)),
@@ -112,8 +115,8 @@ class BatcherThread:
     def _run(self):
         while not self._stop.is_set():
             try:
+                self._push_key_ends()  # first: on its own chain the gateway authorizes itself
                 moved = self.batcher.step()
-                self._push_key_ends()
             except LedgerError as e:
                 log.error("batcher: %s", e)
                 self.error = e
@@ -133,13 +136,23 @@ class BatcherThread:
             return
         self._next_key_push = now + KEY_PUSH_INTERVAL_S
         try:
-            self.registry.reload_if_changed()
+            changed = self.registry.reload_if_changed()
+            if self._own_sites is not None and (changed or not self._authorized):
+                self._keep_own_chain_in_step()
             sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
         except GatewayError as e:  # the ledger is away, or refused: the next round tries again
             log.warning("key ends not carried to the chain yet: %s", e)
             return
         if sent:
             log.info("carried %d key end(s) to the chain", sent)
+
+    def _keep_own_chain_in_step(self) -> None:
+        ledger = self.batcher.ledger
+        for site in owned_sites({"sites": self._own_sites}, self.registry):
+            if site not in self._authorized:
+                ledger.authorize_gateway(site, ledger.account)
+                self._authorized.add(site)
+        provision.sync_chain(self.registry, ledger, known=self._registered)
 
     def start(self):
         self._thread.start()

@@ -111,24 +111,27 @@ def _chain_end(ledger: Any, site: str, key: Any) -> bool:
     return True
 
 
-def sync_chain(registry: Any, ledger: Any, now: float | None = None) -> dict:
+def sync_chain(registry: Any, ledger: Any, now: float | None = None, known: set | None = None) -> dict:
     """Push every key of the gateway registry, with its window's end, to the chain.
 
     Seals rotations whose overlap has ended first (``Registry.seal_expired``). Idempotent; the
     gateway runs it at start on the embedded chain (new on every start) and an operator after
-    a provisioning step whose chain half failed (``device sync-chain``). Returns
-    {"registered": n, "ended": m}.
+    a provisioning step whose chain half failed (``device sync-chain``). ``known``, a set of
+    kids, skips those keys and gains the ones pushed (the gateway's periodic step on its own
+    embedded chain). Returns {"registered": n, "ended": m}.
     """
     registry.seal_expired(now)
     registered = ended = 0
-    for device in registry.devices():
-        site = registry.site_of(device)
-        for k in registry.keys_of(device):
-            reg, sent = _chain_register(ledger, site, device, k.alg, k.public_key, k.kid, k.first_seq)
-            registry.record_chain_registration(k.kid, reg["block_number"], reg["timestamp"], reg["first_seq"])
-            registered += sent
-        for k in registry.keys_of(device):  # re-read: registration may have moved valid_from
-            ended += _chain_end(ledger, site, k)
+    keys = [k for k in registry.keys() if known is None or k.kid not in known]
+    for k in keys:
+        reg, sent = _chain_register(ledger, registry.site_of(k.device), k.device, k.alg, k.public_key, k.kid,
+                                    k.first_seq)
+        registry.record_chain_registration(k.kid, reg["block_number"], reg["timestamp"], reg["first_seq"])
+        registered += sent
+    for k in keys:  # re-read: the registration moved the window's start
+        ended += _chain_end(ledger, registry.site_of(k.device), registry.key(k.kid))
+        if known is not None:
+            known.add(k.kid)
     return {"registered": registered, "ended": ended}
 
 

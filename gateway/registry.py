@@ -69,10 +69,13 @@ class Registry:
         self.reload()
 
     def reload_if_changed(self):
-        """Reload when another connection (the operator CLI) committed since the last look."""
+        """Reload when another connection (the operator CLI) committed since the last look.
+        Returns True if it reloaded."""
         version = self.store.db.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self.reload()
+            return True
+        return False
 
     def reload(self):
         self._data_version = self.store.db.execute("PRAGMA data_version").fetchone()[0]

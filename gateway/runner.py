@@ -147,8 +147,9 @@ def _start_anchoring(cfg, store):
     if ledger is None:
         return None, None
     lc = cfg.get("ledger") or {}
+    own = cfg["sites"] if lc.get("backend", "embedded") == "embedded" else None
     batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
-                                      lc.get("confirmations", 2), cfg["synchronous"])
+                                      lc.get("confirmations", 2), cfg["synchronous"], own_sites=own)
     batcher.start()
     return ledger, batcher
 

@@ -565,3 +565,37 @@ def test_deployment_file_is_reproducible_and_pins_sites_and_gateways(anvil_world
     (tmp_path / "contract.cbor").write_bytes(b.encode())
     code, out = run("verify", tmp_path / "contract.cbor", *pin)
     assert code == 1 and "wrong_contract" in out
+
+
+def test_gateway_on_its_own_chain_authorizes_itself_and_registers_keys_as_they_appear(tmp_path):
+    """The embedded chain is new at every start: the batcher thread authorizes the gateway for
+    the sites of its devices and registers their keys as they appear, so anchoring works and a
+    bundle verifies against it."""
+    from edgeledger.gateway.anchoring import BatcherThread
+
+    path = str(tmp_path / "gw.db")
+    st = Store(path)
+    reg = Registry(st)
+    pipe = Pipeline(st, reg)
+    ledger = EmbeddedLedger()
+    ledger.deploy(owner_key=ledger.key)
+    st.set_ledger_meta({"chain_id": ledger.chain_id, "contract": ledger.address, "gateway": ledger.account})
+    bt = BatcherThread(path, ledger, {"max_size": 100, "max_age_s": 0.1}, 1, own_sites=["+"])
+    bt.start()
+    try:
+        d = FakeDevice("meter-01", SITE_A)
+        d.register(reg)  # a device enrolled while the gateway runs
+        for _ in range(3):
+            pipe.process(d.topic, d.next())
+        pipe.commit()
+        wait_until(lambda: st.db.execute("SELECT COUNT(*) FROM batches WHERE state='anchored'").fetchone()[0] >= 1,
+                   60, what="the batch anchored on the gateway's own chain")
+    finally:
+        bt.stop()
+    assert bt.error is None
+    assert ledger.is_gateway_for(SITE_A, ledger.account)
+    report = verifier.verify_bundle(proofs.bundle_for(st, "meter-01", 2, ledger.chain_id, ledger.address).encode(),
+                                    rpc=ledger, min_confirmations=1,
+                                    trust=verifier.TrustRoot(ledger.chain_id, ledger.address))
+    assert report["verdict"] == "verified" and report["key"]["registered_block"] > 0
+    st.close()
