@@ -99,6 +99,7 @@ class BatcherThread:
         every registry key on it, as they appear."""
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
+        # Memories of what was sent to the chain: one entry per registry key or site at most.
         self._pushed = {}  # provision.push_key_ends' memory of the key ends it sent
         self._next_key_push = 0.0
         self._own_sites = own_sites

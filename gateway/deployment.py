@@ -33,6 +33,7 @@ import json
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
 from edgeledger.gateway import lightclient
@@ -71,8 +72,11 @@ def export(rpc: Any, contract: str, block: int | str = "latest") -> dict:
                                                      "toBlock": hex(n), "topics": ["0x" + _AUTHORIZED.hex()]}]) or []
     pairs = set()
     for log in logs:
-        gateway = to_checksum_address("0x" + log["topics"][2][-40:])
-        site = abi_decode(["string", "uint64"], bytes.fromhex(log["data"][2:]))[0]
+        try:
+            gateway = to_checksum_address("0x" + log["topics"][2][-40:])
+            site = abi_decode(["string", "uint64"], bytes.fromhex(log["data"][2:]))[0]
+        except (KeyError, IndexError, TypeError, ValueError, DecodingError) as e:
+            raise lightclient.LightClientError("eth_getLogs: malformed GatewayAuthorized log from the node: %s" % e)
         pairs.add((site, gateway))
     sites = {}
     pairs = sorted(pairs)

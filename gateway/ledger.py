@@ -35,6 +35,7 @@ import time
 
 import requests
 from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
@@ -705,8 +706,12 @@ class Ledger(object):
             "address": c.address, "fromBlock": self.deployed_block(), "toBlock": "latest",
             "topics": [_hex(topic0), _hex(site_hash(site)), _hex(_kid(kid) + bytes(16))]})
         for log in logs:
-            site_s, dev, alg, pub, first_seq = abi_decode(["string", "string", "int16", "bytes", "uint64"],
-                                                          bytes(log["data"]))
+            try:
+                site_s, dev, alg, pub, first_seq = abi_decode(["string", "string", "int16", "bytes", "uint64"],
+                                                              bytes(log["data"]))
+            except DecodingError as e:
+                raise LedgerError("KeyRegistered log of (site %r, kid %s) does not decode: %s"
+                                  % (site, _kid(kid).hex(), e))
             block = self._rpc(self.w3.eth.get_block, log["blockNumber"])
             reg = {"site": site_s, "device_id": dev, "alg": alg, "public_key": bytes(pub), "first_seq": first_seq,
                    "block_number": log["blockNumber"], "timestamp": block["timestamp"], "kid": _kid(kid)}

@@ -151,6 +151,14 @@ def _int(hexstr):
     return int(hexstr, 16)
 
 
+def _quantity(method, value):
+    """A JSON-RPC quantity from the node, or LightClientError naming what came instead."""
+    try:
+        return int(value, 16)
+    except (TypeError, ValueError) as e:
+        raise LightClientError("%s: expected a hex quantity from the node, found %r (%s)" % (method, value, e))
+
+
 def header_rlp_fields(block):
     """The header field list whose RLP the block hash is computed over."""
     fields_ = []
@@ -216,11 +224,11 @@ def request(rpc: Any, method: str, params: list) -> Any:
 
 def chain_id(rpc: Any) -> int:
     """The node's chain id (eth_chainId). Not provable from state: a sanity check only."""
-    return _int(_Rpc(rpc)("eth_chainId", []))
+    return _quantity("eth_chainId", _Rpc(rpc)("eth_chainId", []))
 
 
 def tip(rpc: Any) -> int:
-    return _int(_Rpc(rpc)("eth_blockNumber", []))
+    return _quantity("eth_blockNumber", _Rpc(rpc)("eth_blockNumber", []))
 
 
 def prove_slots(rpc: Any, contract: str, slots: list[bytes], block: int | str = "latest",
@@ -242,7 +250,7 @@ def prove_slots(rpc: Any, contract: str, slots: list[bytes], block: int | str = 
         raise ValueError("expected 1..%d slots of 32 bytes, found %r" % (MAX_SLOTS_PER_PROOF, slots))
     call = _Rpc(rpc)
     contract = to_checksum_address(contract)
-    top = _int(call("eth_blockNumber", []))
+    top = _quantity("eth_blockNumber", call("eth_blockNumber", []))
     n = top if block == "latest" else int(block)
     if n > top:
         raise LightClientError("expected block %d to exist, the node's latest block is %d" % (n, top))
