@@ -30,6 +30,13 @@ STEP_INTERVAL_S = 0.2
 # revocation or rotation already stops ingest at once in the registry; the chain copy is for
 # verifiers, for whom seconds do not matter. It costs one eth_call per changed key.
 KEY_PUSH_INTERVAL_S = 5.0
+# How far the embedded chain's clock may run ahead of the wall clock before the batcher stops
+# mining blocks for confirmations. py-evm stamps a block max(parent + 1, now), so five blocks a
+# second run its time ahead by four seconds a second; unchecked, a key registered on it an hour
+# later would open its window far in the future and refuse the readings of now. Well inside the
+# key window's clock slack (protocols/keywindow.py CLOCK_SLACK_S, 300 s); a minute is more than
+# the demo's start-up transactions (deploy, authorize, one registration per device) put it ahead.
+EMBEDDED_CLOCK_LEAD_S = 60.0
 
 
 def open_ledger(cfg, store):
@@ -105,6 +112,7 @@ class BatcherThread:
         self._own_sites = own_sites
         self._authorized = set()  # sites this gateway authorized itself for on its own chain
         self._registered = set()  # kids registered on its own chain
+        self._synced = False
         self.batcher = Batcher(self.store, ledger,
                                max_size=int(batch_cfg.get("max_size", 10000)),
                                max_age_s=float(batch_cfg.get("max_age_s", 10.0)),
@@ -116,18 +124,27 @@ class BatcherThread:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self._push_key_ends()  # first: on its own chain the gateway authorizes itself
+                self._keep_own_chain_in_step()  # first: on its own chain the gateway authorizes itself
+                self._push_key_ends()
                 moved = self.batcher.step()
             except LedgerError as e:
                 log.error("batcher: %s", e)
                 self.error = e
                 moved = False
-            if self.batcher.backlog() and isinstance(self.batcher.ledger, EmbeddedLedger):
-                # the in-process chain mines only on transactions: let blocks (and so
-                # confirmations) come as they would on a real chain
-                self.batcher.ledger.mine(1)
+            self._mine_for_confirmations()
             if not moved:
                 self._stop.wait(STEP_INTERVAL_S)
+
+    def _mine_for_confirmations(self) -> bool:
+        """The in-process chain mines only on transactions: while batches wait, add a block so
+        confirmations come as they would on a real chain, but keep its clock within
+        EMBEDDED_CLOCK_LEAD_S of ours. Returns True if it mined."""
+        ledger = self.batcher.ledger
+        if (isinstance(ledger, EmbeddedLedger) and self.batcher.backlog()
+                and ledger.head_time() <= time.time() + EMBEDDED_CLOCK_LEAD_S):
+            ledger.mine(1)
+            return True
+        return False
 
     def _push_key_ends(self) -> None:
         """Now and then: seal rotated-out keys whose overlap ended and carry key ends (revocations,
@@ -137,9 +154,7 @@ class BatcherThread:
             return
         self._next_key_push = now + KEY_PUSH_INTERVAL_S
         try:
-            changed = self.registry.reload_if_changed()
-            if self._own_sites is not None and (changed or not self._authorized):
-                self._keep_own_chain_in_step()
+            self.registry.reload_if_changed()
             sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
         except GatewayError as e:  # the ledger is away, or refused: the next round tries again
             log.warning("key ends not carried to the chain yet: %s", e)
@@ -148,12 +163,19 @@ class BatcherThread:
             log.info("carried %d key end(s) to the chain", sent)
 
     def _keep_own_chain_in_step(self) -> None:
+        """On its own chain (``own_sites``), at every step: authorize the gateway for a site that
+        appeared in the registry and register new keys, before anything is anchored. A look at
+        the registry's data version when nothing changed."""
+        if self._own_sites is None or (not self.registry.reload_if_changed() and self._synced):
+            return
+        self._synced = True
         ledger = self.batcher.ledger
         for site in owned_sites({"sites": self._own_sites}, self.registry):
             if site not in self._authorized:
                 ledger.authorize_gateway(site, ledger.account)
                 self._authorized.add(site)
-        provision.sync_chain(self.registry, ledger, known=self._registered)
+        if any(k.kid not in self._registered for k in self.registry.keys()):
+            provision.sync_chain(self.registry, ledger, known=self._registered)
 
     def start(self):
         self._thread.start()

@@ -817,6 +817,11 @@ class EmbeddedLedger(Ledger):
         """Add empty blocks (to build up confirmations)."""
         self.tester.mine_blocks(blocks)
 
+    def head_time(self) -> int:
+        """The latest block's timestamp: py-evm stamps max(parent + 1, now), so a chain that
+        makes blocks faster than one a second runs ahead of the wall clock."""
+        return self.tester.get_block_by_number("latest")["timestamp"]
+
 
 class JsonRpcLedger(Ledger):
     """Any Ethereum JSON-RPC endpoint over HTTP(S)."""

@@ -599,3 +599,26 @@ def test_gateway_on_its_own_chain_authorizes_itself_and_registers_keys_as_they_a
                                     trust=verifier.TrustRoot(ledger.chain_id, ledger.address))
     assert report["verdict"] == "verified" and report["key"]["registered_block"] > 0
     st.close()
+
+
+def test_embedded_chain_clock_is_kept_near_the_wall_clock(tmp_path, monkeypatch):
+    """py-evm stamps a block max(parent + 1, now): mining a block per batcher step ran the
+    embedded chain's clock ahead by seconds every second, until a key registered on it opened
+    its window in the future and refused current readings (W3). The batcher stops mining for
+    confirmations while the chain is more than EMBEDDED_CLOCK_LEAD_S ahead."""
+    from edgeledger.gateway import anchoring
+
+    monkeypatch.setattr(anchoring, "EMBEDDED_CLOCK_LEAD_S", 2.0)
+    path = str(tmp_path / "gw.db")
+    st = Store(path)
+    st.insert_messages([("d", 1, bytes(32), bytes(32), 1, bytes(16), 1.0, 1.0, 1.0, b"m")])
+    ledger = EmbeddedLedger()
+    ledger.deploy(owner_key=ledger.key)
+    bt = anchoring.BatcherThread(path, ledger, {"max_size": 100, "max_age_s": 0}, 10 ** 6)
+    bt.batcher.close_due()
+    assert bt.batcher.backlog() == 1  # a batch that waits for confirmations forever
+    mined = sum(bt._mine_for_confirmations() for _ in range(30))
+    assert mined >= 1  # it does mine while the chain is not ahead
+    assert mined < 30 and ledger.head_time() <= time.time() + 2.0 + 1
+    bt.store.close()
+    st.close()
