@@ -34,7 +34,7 @@ import time
 
 from edgeledger.gateway import keystore, provision
 from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.errors import ConfigError, StoreError
+from edgeledger.gateway.errors import ConfigError, GatewayError, StoreError
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError, LedgerUnavailable
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import DEFAULT_SYNCHRONOUS, Store
@@ -56,6 +56,17 @@ MAX_RESTART_DELAY_S = 60.0
 # Default finality depth on a JSON-RPC chain: Ethereum proof of stake finalizes a block
 # after two epochs of 32 slots.
 DEFAULT_FINALITY = 64
+# How often the batcher thread carries key ends to the chain (provision.push_key_ends): a
+# revocation or rotation already stops ingest at once in the registry; the chain copy is for
+# verifiers, for whom seconds do not matter. It costs one eth_call per changed key.
+KEY_PUSH_INTERVAL_S = 5.0
+# How far the embedded chain's clock may run ahead of the wall clock before the batcher stops
+# mining blocks for confirmations. py-evm stamps a block max(parent + 1, now), so five blocks a
+# second run its time ahead by four seconds a second; unchecked, a key registered on it an hour
+# later would open its window far in the future and refuse the readings of now. Well inside the
+# key window's clock slack (protocols/keywindow.py CLOCK_SLACK_S, 300 s); a minute is more than
+# the demo's start-up transactions (deploy, authorize, one registration per device) put it ahead.
+EMBEDDED_CLOCK_LEAD_S = 60.0
 
 
 def open_ledger(cfg, store):
@@ -67,10 +78,9 @@ def open_ledger(cfg, store):
     if backend == "embedded":
         ledger = EmbeddedLedger()
         ledger.deploy(owner_key=ledger.key)
-        ledger.set_gateway(ledger.account, True)
         _adopt(store, ledger, fresh_chain=True)
-        # the in-memory chain is new on every start: give it the registry's keys
-        provision.sync_chain(Registry(store), ledger)
+        # The in-memory chain is new on every start: the batcher thread authorizes the gateway
+        # for its sites and registers the registry's keys on it (BatcherThread, ``own_sites``).
         return ledger
     if backend != "jsonrpc":
         raise ConfigError("ledger backend must be embedded, jsonrpc or none, got %r" % (backend,))
@@ -82,7 +92,8 @@ def open_ledger(cfg, store):
         ledger.attach(lc["contract"])
     elif lc.get("deploy"):
         ledger.deploy(owner_key=ledger.key)
-        ledger.set_gateway(ledger.account, True)
+        for site in owned_sites(cfg, Registry(store)):
+            ledger.authorize_gateway(site, ledger.account)
         log.warning("deployed EdgeLedgerAnchor at %s: put contract = %r into [ledger]", ledger.address, ledger.address)
     else:
         raise ConfigError("[ledger] needs contract = \"0x...\" (or deploy = true)")
@@ -103,6 +114,15 @@ def finality_of(cfg):
     if finality < 1:
         raise ConfigError("[ledger] finality: expected a number of blocks >= 1, found %r" % (lc.get("finality"),))
     return max(confirmations, finality)
+
+
+def owned_sites(cfg: dict, registry: Registry) -> list[str]:
+    """The sites a gateway that deploys its own contract authorizes itself for: those named in
+    ``sites``, or with ``"+"`` the sites of the devices in its registry."""
+    named = [s for s in cfg.get("sites", ["+"]) if s != "+"]
+    if "+" in cfg.get("sites", ["+"]):
+        named += [registry.site_of(d) for d in registry.devices()]
+    return sorted(set(named))
 
 
 def _adopt(store, ledger, fresh_chain):
@@ -145,11 +165,24 @@ class BatcherThread:
 
     ``ledger`` may be None with ``opener``: a callable (store -> ledger) that raises
     LedgerUnavailable until the node answers; the thread calls it until it succeeds.
+
+    ``own_sites`` (gateway.toml ``sites``) when the gateway owns its chain (the embedded
+    one): the thread then authorizes the gateway for every site it serves, and registers
+    every registry key on it, as they appear. On every chain it carries key ends
+    (revocations, rotations, sealed last seqs) from the registry to the chain.
     """
 
     def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous=DEFAULT_SYNCHRONOUS,
-                 finality=None, opener=None):
+                 finality=None, opener=None, own_sites=None):
         self.store = Store(store_path, synchronous)
+        self.registry = Registry(self.store)
+        # Memories of what was sent to the chain: one entry per registry key or site at most.
+        self._pushed = {}  # provision.push_key_ends' memory of the key ends it sent
+        self._next_key_push = 0.0
+        self._own_sites = own_sites
+        self._authorized = set()  # sites this gateway authorized itself for on its own chain
+        self._registered = set()  # kids registered on its own chain
+        self._synced = False
         self.ledger = ledger
         self.opener = opener
         self.batch_cfg = batch_cfg
@@ -226,11 +259,10 @@ class BatcherThread:
                     if self.opener is None or not self._open():
                         self._stop.wait(OPEN_RETRY_S)
                         continue
+                self._keep_own_chain_in_step()  # first: on its own chain the gateway authorizes itself
+                self._push_key_ends()
                 moved = self.batcher.step()
-                if self.batcher.backlog() and getattr(self.batcher.ledger, "mines_on_demand", False):
-                    # a chain that mines only on transactions: let blocks (and so
-                    # confirmations) come as they would on a real chain
-                    self.batcher.ledger.mine(1)
+                self._mine_for_confirmations()
                 if time.monotonic() - last_save >= COUNTER_SAVE_S:
                     self._save_counters()
                     last_save = time.monotonic()
@@ -264,6 +296,52 @@ class BatcherThread:
                 continue
             if not moved:
                 self._stop.wait(STEP_INTERVAL_S)
+
+    def _mine_for_confirmations(self) -> bool:
+        """A chain that mines only on transactions (the in-process one, anvil without a block
+        time): while batches wait, add a block so confirmations come as they would on a real
+        chain; the embedded chain's clock is kept within EMBEDDED_CLOCK_LEAD_S of ours.
+        Returns True if it mined."""
+        ledger = self.batcher.ledger
+        if not (getattr(ledger, "mines_on_demand", False) and self.batcher.backlog()):
+            return False
+        if isinstance(ledger, EmbeddedLedger) and ledger.head_time() > time.time() + EMBEDDED_CLOCK_LEAD_S:
+            return False
+        ledger.mine(1)
+        return True
+
+    def _push_key_ends(self) -> None:
+        """Now and then: seal rotated-out keys whose overlap ended and carry key ends (revocations,
+        rotations, sealed last seqs) the registry has and the chain lacks to the chain."""
+        now = time.monotonic()
+        if now < self._next_key_push:
+            return
+        self._next_key_push = now + KEY_PUSH_INTERVAL_S
+        try:
+            self.registry.reload_if_changed()
+            sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
+        except StoreError:
+            raise
+        except GatewayError as e:  # the ledger is away, or refused: the next round tries again
+            log.warning("key ends not carried to the chain yet: %s", e)
+            return
+        if sent:
+            log.info("carried %d key end(s) to the chain", sent)
+
+    def _keep_own_chain_in_step(self) -> None:
+        """On its own chain (``own_sites``), at every step: authorize the gateway for a site that
+        appeared in the registry and register new keys, before anything is anchored. A look at
+        the registry's data version when nothing changed."""
+        if self._own_sites is None or (not self.registry.reload_if_changed() and self._synced):
+            return
+        self._synced = True
+        ledger = self.batcher.ledger
+        for site in owned_sites({"sites": self._own_sites}, self.registry):
+            if site not in self._authorized:
+                ledger.authorize_gateway(site, ledger.account)
+                self._authorized.add(site)
+        if any(k.kid not in self._registered for k in self.registry.keys()):
+            provision.sync_chain(self.registry, ledger, known=self._registered)
 
     def start(self):
         self._thread.start()

@@ -104,18 +104,18 @@ class DemoOptions:
 
 # ---------------------------------------------------------------------------------- ledger
 
-def _open_embedded_ledger():
+def _open_embedded_ledger(site):
     from edgeledger.gateway.ledger import EmbeddedLedger
 
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
-    ledger.set_gateway(ledger.account, True)
+    ledger.authorize_gateway(site, ledger.account)
     return ledger, ledger, None
 
 
-def _open_jsonrpc_ledger(url, funded_key):
+def _open_jsonrpc_ledger(url, funded_key, site):
     """(gateway ledger, owner ledger, gateway key): the funded key deploys and owns the
-    contract and funds a fresh gateway account, which it then authorizes."""
+    contract and funds a fresh gateway account, which it then authorizes for ``site``."""
     from eth_account import Account
 
     from edgeledger.gateway.ledger import TRANSFER_GAS, JsonRpcLedger
@@ -127,7 +127,7 @@ def _open_jsonrpc_ledger(url, funded_key):
                        value=GATEWAY_FUNDING_WEI)
     owner.wait_for_receipt(owner.send(fund))
     owner.deploy(owner_key=funded_key)
-    owner.set_gateway(gw_address, True)
+    owner.authorize_gateway(site, gw_address)
     gateway = JsonRpcLedger(url, key=gw_key)
     gateway.attach(owner.address)
     # anvil without --block-time mines only when a transaction arrives: the batcher mines
@@ -136,13 +136,16 @@ def _open_jsonrpc_ledger(url, funded_key):
     return gateway, owner, gw_key
 
 
-def _register_on_chain(owner, devices, valid_from):
+def _register_on_chain(owner, registry, site, devices):
     """Register every device key in the contract: all sent first, then all awaited (one
-    block for the lot on a chain with a block time)."""
-    hashes = [owner.register_key(d.signer.kid, d.name, d.signer.alg, d.signer.public_key, valid_from, wait=False)
-              for d in devices]
+    block for the lot on a chain with a block time); the chain's registration block and time
+    go into the gateway registry (they open each key's window)."""
+    hashes = [owner.register_key(site, d.name, d.signer.alg, d.signer.public_key, 1, wait=False) for d in devices]
     for h in hashes:
         owner.wait_for_receipt(h)
+    for d in devices:
+        reg = owner.registration(site, d.signer.kid)
+        registry.record_chain_registration(d.signer.kid, reg["block_number"], reg["timestamp"], reg["first_seq"])
 
 
 # ---------------------------------------------------------------------------------- files
@@ -274,10 +277,10 @@ class Demo:
                 self.say("broker   %s" % broker_url)
 
             if opts.ledger is None:
-                ledger, owner, gw_key = _open_embedded_ledger()
+                ledger, owner, gw_key = _open_embedded_ledger(self.site)
                 self.say("ledger   embedded py-evm, chain id %d, contract %s" % (ledger.chain_id, ledger.address))
             else:
-                ledger, owner, gw_key = _open_jsonrpc_ledger(opts.ledger, ledger_key)
+                ledger, owner, gw_key = _open_jsonrpc_ledger(opts.ledger, ledger_key, self.site)
                 self.say("ledger   %s, chain id %d, contract %s%s" % (
                     opts.ledger, ledger.chain_id, ledger.address,
                     " (mines only on transactions: the gateway mines a block while a batch waits for confirmations)"
@@ -291,10 +294,9 @@ class Demo:
             devices = [Device(name, kind, alg, self.site, broker_url, os.path.join(root, "devices", name),
                               opts.readings, opts.interval_s)
                        for name, kind, alg in device_names(opts.devices)]
-            now = time.time()
             for d in devices:
-                registry.register(d.name, self.site, d.signer.alg, d.signer.public_key, d.signer.kid, valid_from=now - 60)
-            _register_on_chain(owner, devices, int(now) - 60)
+                registry.register(d.name, self.site, d.signer.alg, d.signer.public_key, d.signer.kid)
+            _register_on_chain(owner, registry, self.site, devices)
             self.say("devices  %d on site %s (%s), keys registered in the gateway and on chain" % (
                 len(devices), self.site, ", ".join(sorted(set("%s %s" % (d.kind, d.alg) for d in devices)))))
             _write_gateway_toml(os.path.join(root, "gateway.toml"), broker_url, self.site, opts, ledger, gw_key)
@@ -401,6 +403,7 @@ class Demo:
         meta = store.ledger_meta()
         chain_id, contract = int(meta["chain_id"]), meta["contract"]
         rpc = ledger if self.opts.ledger is None else self.opts.ledger
+        trust = verifier.TrustRoot(chain_id, contract)  # the contract this demo deployed itself
         bundle_dir = os.path.join(out_root, "bundles") if out_root else None
         if bundle_dir:
             os.makedirs(bundle_dir, exist_ok=True)
@@ -417,7 +420,7 @@ class Demo:
                     if bundle_dir:
                         with open(os.path.join(bundle_dir, "%s-%d.cbor" % (d.name, seq)), "wb") as f:
                             f.write(data)
-                    report = verifier.verify_bundle(data, rpc=rpc, min_confirmations=CONFIRMATIONS)
+                    report = verifier.verify_bundle(data, rpc=rpc, min_confirmations=CONFIRMATIONS, trust=trust)
                     if report.get("storage_proof") != "ok":
                         raise verifier.BundleCheckFailed("expected a storage proof check, none was made")
                     verified += 1

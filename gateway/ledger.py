@@ -27,6 +27,7 @@ Errors from web3, eth-tester and requests are translated here into ``LedgerError
 subclasses; reverts carry the decoded custom error (name and values).
 """
 import ast
+import copy
 import hashlib
 import json
 import os
@@ -34,29 +35,43 @@ import time
 
 import requests
 from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3 import exceptions as w3exc
 
 from edgeledger.gateway.errors import LedgerError
+from edgeledger.protocols.batch import LAYOUT_LEN, TREE_SHA256, BatchHeader
+from edgeledger.protocols.batch import VERSION as BATCH_VERSION
+from edgeledger.protocols.keywindow import key_commitment, site_hash
 
 ARTIFACT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "contracts", "EdgeLedgerAnchor.json")
 
-# Batch header layout v1 (contract NatSpec, DESIGN.md §3): 1+20+8+32+32+8+8+8 bytes.
-HEADER_VERSION = 1
-HEADER_LEN = 117
+# Batch header layout (protocols/batch.py, the contract's NatSpec).
+HEADER_VERSION = BATCH_VERSION
+HEADER_LEN = LAYOUT_LEN
+# The contract version this module's ABI speaks (EdgeLedgerAnchor.VERSION).
+CONTRACT_VERSION = 2
+# rotateKey's lastSeq for "not known yet" (EdgeLedgerAnchor.OPEN_SEQ).
+OPEN_SEQ = 2**64 - 1
 
-# Explicit gas limits, from gas used on anvil --hardfork london: deploy 1.33M; anchor 77.6k for
-# batch 1 and 80.3k after (two fresh slots 2 x 22.1k, the packed gateway slot, a cold read of
-# the previous header, sha256, LOG3); set_gateway 45.8k; register_key 120k (Ed25519) to 255k
-# (133-byte key, 64-byte id); revoke_key 33.7k. Unused gas is not charged.
-DEPLOY_GAS = 2_000_000
+# Explicit gas limits, from gas used on anvil --hardfork london (contract v2, each call sent once
+# and its receipt read): deploy 1.94M; anchor 78.9k for batch 1 and 81.6k after (two fresh
+# slots, the gateway slot, a cold read of the previous header, sha256, LOG3); authorizeGateway
+# 73.3k (57.3k for a gateway's second site); registerKey 58.5k (Ed25519, short ids) to 64.7k
+# (133-byte key, 64-byte ids); rotateKey 53.7k (first end), 36.9k (sealing the last seq);
+# revokeKey 37.3k; deauthorizeGateway 39.2k. Unused gas is not charged.
+DEPLOY_GAS = 2_600_000
 ANCHOR_GAS = 120_000
-SET_GATEWAY_GAS = 80_000
-REGISTER_KEY_GAS = 400_000
-REVOKE_KEY_GAS = 80_000
+AUTHORIZE_GAS = 100_000
+REGISTER_KEY_GAS = 120_000
+END_KEY_GAS = 80_000
 TRANSFER_GAS = 21_000
+# KeyEntry flags (EdgeLedgerAnchor.sol).
+KEY_FLAG_LAST_SEQ = 1
+KEY_FLAG_REVOKED = 2
+KEY_FLAG_ROTATED = 4
 # Priority fee when the node does not answer eth_maxPriorityFeePerGas (1 gwei).
 DEFAULT_PRIORITY_FEE = 10**9
 # Fees are re-read at most this often; a burst of anchors shares one fee quote.
@@ -122,20 +137,21 @@ def _fmt(v):
 
 # --------------------------------------------------------------------------- header
 
-def header_bytes(gateway, number, prev_header_hash, root, tree_size, first_time, last_time):
-    """The 117-byte batch header the contract hashes (big-endian integers, raw address)."""
-    gw = bytes.fromhex(to_checksum_address(gateway)[2:])
-    out = (
-        bytes([HEADER_VERSION]) + gw + int(number).to_bytes(8, "big") + _b32(prev_header_hash) + _b32(root)
-        + int(tree_size).to_bytes(8, "big") + int(first_time).to_bytes(8, "big") + int(last_time).to_bytes(8, "big")
-    )
-    assert len(out) == HEADER_LEN
-    return out
+def header_bytes(gateway: str, number: int, prev_header_hash: bytes, root: bytes, tree_size: int, first_time: int,
+                 last_time: int, tree_alg: int = TREE_SHA256) -> bytes:
+    """The batch header layout the contract hashes (protocols/batch.py holds the layout)."""
+    return BatchHeader(_address_bytes(gateway), int(number), _b32(prev_header_hash), _b32(root), int(tree_size),
+                       int(first_time), int(last_time), tree_alg=tree_alg).layout()
 
 
-def header_hash(gateway, number, prev_header_hash, root, tree_size, first_time, last_time):
+def header_hash(gateway: str, number: int, prev_header_hash: bytes, root: bytes, tree_size: int, first_time: int,
+                last_time: int, tree_alg: int = TREE_SHA256) -> bytes:
     return hashlib.sha256(
-        header_bytes(gateway, number, prev_header_hash, root, tree_size, first_time, last_time)).digest()
+        header_bytes(gateway, number, prev_header_hash, root, tree_size, first_time, last_time, tree_alg)).digest()
+
+
+def _address_bytes(address: str) -> bytes:
+    return bytes.fromhex(to_checksum_address(address)[2:])
 
 
 def _b32(v):
@@ -316,6 +332,14 @@ class Ledger(object):
         if acct is None:
             acct = self._accounts[key] = Account.from_key(key)
         return acct
+
+    def for_key(self, key: str | bytes) -> "Ledger":
+        """The same chain and contract, signing with ``key`` by default: another account (a
+        second gateway, the owner) without a second connection. Nonces stay shared by address."""
+        other = copy.copy(self)
+        other._account = Account.from_key(key)
+        other.key = key
+        return other
 
     @property
     def account(self):
@@ -551,25 +575,47 @@ class Ledger(object):
         self.contract = self.w3.eth.contract(address=address, abi=self.abi)
         return address
 
-    # ---------------------------------------------------------------- gateways and anchors
+    # ---------------------------------------------------------------- sites and gateways
 
-    def set_gateway(self, gateway, allowed=True, key=None, wait=True):
-        """Owner authorizes (or de-authorizes) ``gateway``. ``key`` defaults to the deploy
-        owner key. Raises ContractReverted (NotOwner, ZeroAddress)."""
+    def authorize_gateway(self, site: str, gateway: str, key: str | bytes | None = None, wait: bool = True) -> bytes:
+        """Owner authorizes ``gateway`` to anchor and manage keys for ``site`` from the next block
+        on. ``key`` defaults to the deploy owner key. Raises ContractReverted (NotOwner,
+        ZeroAddress, AlreadyAuthorized, BadSiteLength)."""
         key = key if key is not None else self.owner_key
-        fn = self._require_contract().functions.setGateway(to_checksum_address(gateway), bool(allowed))
-        return self._transact("setGateway", fn, SET_GATEWAY_GAS, key, ContractReverted, wait)
+        fn = self._require_contract().functions.authorizeGateway(site, to_checksum_address(gateway))
+        return self._transact("authorizeGateway", fn, AUTHORIZE_GAS, key, ContractReverted, wait)
 
-    def is_gateway(self, gateway):
-        return self._view("isGateway", to_checksum_address(gateway))
+    def deauthorize_gateway(self, site: str, gateway: str, key: str | bytes | None = None,
+                            wait: bool = True) -> bytes:
+        """Owner closes ``gateway``'s window for ``site`` at the next block. Raises
+        ContractReverted (NotOwner, NotAuthorizedForSite)."""
+        key = key if key is not None else self.owner_key
+        fn = self._require_contract().functions.deauthorizeGateway(site, to_checksum_address(gateway))
+        return self._transact("deauthorizeGateway", fn, AUTHORIZE_GAS, key, ContractReverted, wait)
+
+    def authorization(self, site: str, gateway: str, block: int | str = "latest") -> tuple[int, int]:
+        """(from block, until block or 0) of ``gateway``'s window for ``site``; (0, 0) if none."""
+        return tuple(self._view("authorization", site, to_checksum_address(gateway), block=block))
+
+    def is_gateway_for(self, site: str, gateway: str) -> bool:
+        return self._view("isGatewayFor", site, to_checksum_address(gateway))
+
+    def contract_version(self) -> int:
+        return self._view("VERSION")
+
+    def deployed_block(self) -> int:
+        return self._view("deployedBlock")
+
+    # ---------------------------------------------------------------- anchors
 
     def sign_anchor(self, number, prev_header_hash, root, tree_size, first_time, last_time,
-                    nonce=None, fees=None, key=None):
+                    nonce=None, fees=None, key=None, tree_alg=TREE_SHA256):
         """Build and sign the anchor transaction. With the ``nonce`` and ``fees`` of a
         persisted PreparedTx this re-derives the identical raw transaction (RFC 6979 signing).
         Without ``nonce`` it takes the next local nonce."""
         acct = self._account_for(key)
-        args = (int(number), _b32(prev_header_hash), _b32(root), int(tree_size), int(first_time), int(last_time))
+        args = (int(number), _b32(prev_header_hash), _b32(root), int(tree_size), int(first_time), int(last_time),
+                int(tree_alg))
         fn = self._require_contract().functions.anchor(*args)
         return self._sign("anchor", args, acct, self.address, fn._encode_transaction_data(), ANCHOR_GAS,
                           nonce=nonce, fees=fees)
@@ -583,20 +629,23 @@ class Ledger(object):
         return self._sign("cancel", [nonce], acct, acct.address, b"", TRANSFER_GAS, nonce=nonce, fees=fees)
 
     def anchor(self, number, prev_header_hash, root, tree_size, first_time, last_time, key=None,
-               preflight=True, wait=False):
+               preflight=True, wait=False, tree_alg=TREE_SHA256):
         """Anchor a batch header; return the transaction hash (not waiting for it by default).
 
         ``preflight`` first simulates the call against the pending state, so an OutOfOrder or
         PrevMismatch raises AnchorRejected before a nonce is spent; pass False to pipeline
-        several anchors before the earlier ones are mined. Raises AnchorRejected,
-        LedgerUnavailable, NonceConflict, LedgerError.
+        several anchors before the earlier ones are mined. Raises AnchorRejected (OutOfOrder,
+        PrevMismatch, NotGateway, BadTimeRange, BadTreeAlg), LedgerUnavailable, NonceConflict,
+        LedgerError.
         """
-        acct = self._account_for(key)
         if preflight:
+            acct = self._account_for(key)
             fn = self._require_contract().functions.anchor(
-                int(number), _b32(prev_header_hash), _b32(root), int(tree_size), int(first_time), int(last_time))
+                int(number), _b32(prev_header_hash), _b32(root), int(tree_size), int(first_time), int(last_time),
+                int(tree_alg))
             self._preflight(acct.address, fn._encode_transaction_data(), "anchor", AnchorRejected)
-        prepared = self.sign_anchor(number, prev_header_hash, root, tree_size, first_time, last_time, key=key)
+        prepared = self.sign_anchor(number, prev_header_hash, root, tree_size, first_time, last_time, key=key,
+                                    tree_alg=tree_alg)
         h = self.send(prepared)
         if wait:
             self.wait_for_receipt(h, error_cls=AnchorRejected)
@@ -607,14 +656,16 @@ class Ledger(object):
         number, head = self._view("head", to_checksum_address(gateway), block=block)
         return number, bytes(head)
 
-    def root_of(self, gateway, number, block="latest"):
-        """The anchored root of batch ``number``, or None if not anchored."""
-        r = bytes(self._view("roots", to_checksum_address(gateway), int(number), block=block))
-        return None if r == bytes(32) else r
+    def anchor_of(self, gateway: str, number: int, block: int | str = "latest") -> dict | None:
+        """{"header_hash", "block_number", "timestamp"} stored for batch ``number``, or None."""
+        hh, bn, ts = self._view("anchorOf", to_checksum_address(gateway), int(number), block=block)
+        if bytes(hh) == bytes(32):
+            return None
+        return {"header_hash": bytes(hh), "block_number": bn, "timestamp": ts}
 
     def header_of(self, gateway, number, block="latest"):
-        h = bytes(self._view("headers", to_checksum_address(gateway), int(number), block=block))
-        return None if h == bytes(32) else h
+        a = self.anchor_of(gateway, number, block=block)
+        return None if a is None else a["header_hash"]
 
     def find_anchor(self, gateway, number, from_block=0, to_block="latest"):
         """The Anchored event of (gateway, number) as a dict, or None. Both are indexed topics."""
@@ -634,38 +685,83 @@ class Ledger(object):
 
     # ---------------------------------------------------------------- key registry
 
-    def register_key(self, kid, device_id, alg, public_key, valid_from, key=None, wait=True):
-        """Register a device key. Raises KeyRejected (KeyExists, NotAuthorized, bad lengths)."""
-        fn = self._require_contract().functions.registerKey(
-            _kid(kid), device_id, int(alg), bytes(public_key), int(valid_from))
+    def register_key(self, site: str, device_id: str, alg: int, public_key: bytes, first_seq: int = 1,
+                     key: str | bytes | None = None, wait: bool = True) -> bytes:
+        """Register a device key for ``site`` (kid = SHA-256(key)[:16], computed on chain); the
+        chain records its own block number and time. Returns the transaction hash; read the
+        registration back with ``registration``. Raises KeyRejected (KeyExists, NotAuthorized,
+        BadPublicKeyLength, BadDeviceIdLength, BadSiteLength, ZeroFirstSeq)."""
+        fn = self._require_contract().functions.registerKey(site, device_id, int(alg), bytes(public_key),
+                                                            int(first_seq))
         return self._transact("registerKey", fn, REGISTER_KEY_GAS, key, KeyRejected, wait)
 
-    def revoke_key(self, kid, revoked_at, key=None, wait=True):
-        """Revoke from unix time ``revoked_at`` on. Raises KeyRejected (UnknownKey,
-        RevocationNotEarlier, ZeroRevocationTime, NotAuthorized)."""
-        fn = self._require_contract().functions.revokeKey(_kid(kid), int(revoked_at))
-        return self._transact("revokeKey", fn, REVOKE_KEY_GAS, key, KeyRejected, wait)
+    def revoke_key(self, site: str, kid: bytes, end_time: int, last_seq: int, key: str | bytes | None = None,
+                   wait: bool = True) -> bytes:
+        """Readings of ``kid`` timed at or after ``end_time`` or with a seq above ``last_seq`` are
+        invalid; both only move earlier. Raises KeyRejected (UnknownKey, ZeroEndTime,
+        NotAuthorized)."""
+        fn = self._require_contract().functions.revokeKey(site, _kid(kid), int(end_time), int(last_seq))
+        return self._transact("revokeKey", fn, END_KEY_GAS, key, KeyRejected, wait)
 
-    def get_key(self, kid, block="latest"):
-        """dict(device_id, alg, public_key, valid_from, revoked_at) or None if unknown."""
-        try:
-            dev, alg, pub, vf, ra = self._view("getKey", _kid(kid), block=block, error_cls=KeyRejected)
-        except KeyRejected as e:
-            if e.name == "UnknownKey":
-                return None
-            raise
-        return {"kid": _kid(kid), "device_id": dev, "alg": alg, "public_key": bytes(pub),
-                "valid_from": vf, "revoked_at": ra}
+    def rotate_key(self, site: str, kid: bytes, overlap_end: int, last_seq: int = OPEN_SEQ,
+                   key: str | bytes | None = None, wait: bool = True) -> bytes:
+        """End ``kid``'s window at ``overlap_end`` (and ``last_seq``; OPEN_SEQ until known). Only
+        earlier. Raises KeyRejected (UnknownKey, ZeroEndTime, NotAuthorized)."""
+        fn = self._require_contract().functions.rotateKey(site, _kid(kid), int(overlap_end), int(last_seq))
+        return self._transact("rotateKey", fn, END_KEY_GAS, key, KeyRejected, wait)
+
+    def key_entry(self, site: str, kid: bytes, block: int | str = "latest") -> dict | None:
+        """dict(commitment, end_time, last_seq, end_block, flags) of (site, kid), or None if not
+        registered. ``end_time``/``last_seq`` are None while open."""
+        commitment, end_time, last_seq, end_block, flags = self._view("keyEntry", site, _kid(kid), block=block)
+        if bytes(commitment) == bytes(32):
+            return None
+        return {"commitment": bytes(commitment), "end_time": end_time or None,
+                "last_seq": last_seq if flags & KEY_FLAG_LAST_SEQ else None, "end_block": end_block,
+                "revoked": bool(flags & KEY_FLAG_REVOKED), "rotated": bool(flags & KEY_FLAG_ROTATED)}
+
+    def registration(self, site: str, kid: bytes) -> dict | None:
+        """What the chain recorded when (site, kid) was registered, read from its KeyRegistered
+        event and checked against the stored commitment: dict(site, device_id, alg, public_key,
+        first_seq, block_number, timestamp, kid), or None if not registered. Raises LedgerError if
+        the event and the commitment disagree."""
+        entry = self.key_entry(site, kid)
+        if entry is None:
+            return None
+        c = self._require_contract()
+        topic0 = keccak(text="KeyRegistered(bytes32,bytes16,string,string,int16,bytes,uint64)")
+        logs = self._rpc(self.w3.eth.get_logs, {
+            "address": c.address, "fromBlock": self.deployed_block(), "toBlock": "latest",
+            "topics": [_hex(topic0), _hex(site_hash(site)), _hex(_kid(kid) + bytes(16))]})
+        for log in logs:
+            try:
+                site_s, dev, alg, pub, first_seq = abi_decode(["string", "string", "int16", "bytes", "uint64"],
+                                                              bytes(log["data"]))
+            except DecodingError as e:
+                raise LedgerError("KeyRegistered log of (site %r, kid %s) does not decode: %s"
+                                  % (site, _kid(kid).hex(), e))
+            block = self._rpc(self.w3.eth.get_block, log["blockNumber"])
+            reg = {"site": site_s, "device_id": dev, "alg": alg, "public_key": bytes(pub), "first_seq": first_seq,
+                   "block_number": log["blockNumber"], "timestamp": block["timestamp"], "kid": _kid(kid)}
+            if key_commitment(site_s, dev, alg, reg["public_key"], reg["block_number"], reg["timestamp"],
+                              first_seq) == entry["commitment"]:
+                return reg
+        raise LedgerError("(site %r, kid %s) is registered, but no KeyRegistered event matches its commitment"
+                          % (site, _kid(kid).hex()))
 
     # ---------------------------------------------------------------- inclusion proofs
 
     def verify(self, leaf_hash, index, tree_size, path, root):
-        """The contract's RFC 9162 inclusion check (a view call)."""
+        """The contract's RFC 9162 inclusion check over a leaf hash (a view call)."""
         return self._view("verify", _b32(leaf_hash), int(index), int(tree_size), [_b32(p) for p in path], _b32(root))
 
-    def verify_anchored(self, gateway, number, leaf_hash, index, tree_size, path):
-        return self._view("verifyAnchored", to_checksum_address(gateway), int(number), _b32(leaf_hash),
-                          int(index), int(tree_size), [_b32(p) for p in path])
+    def verify_anchored(self, header: BatchHeader, entry: bytes, index: int, path: list[bytes]) -> bool:
+        """The contract's check that ``entry`` (message bytes) is leaf ``index`` of the batch
+        whose header (a protocols BatchHeader) is the one anchored (a view call)."""
+        h = (int(header.tree_alg), to_checksum_address("0x" + header.gateway.hex()), int(header.number),
+             _b32(header.prev), _b32(header.root), int(header.tree_size), int(header.first_time),
+             int(header.last_time))
+        return self._view("verifyAnchored", h, bytes(entry), int(index), [_b32(p) for p in path])
 
     # ---------------------------------------------------------------- gas helpers
 
@@ -749,6 +845,11 @@ class EmbeddedLedger(Ledger):
     def mine(self, blocks=1):
         """Add empty blocks (to build up confirmations)."""
         self.tester.mine_blocks(blocks)
+
+    def head_time(self) -> int:
+        """The latest block's timestamp: py-evm stamps max(parent + 1, now), so a chain that
+        makes blocks faster than one a second runs ahead of the wall clock."""
+        return self.tester.get_block_by_number("latest")["timestamp"]
 
 
 class JsonRpcLedger(Ledger):

@@ -22,7 +22,8 @@ stages the result in memory:
   8. duplicate?        same (device, seq, digest) as stored: acked again, not
                        re-verified (the bytes were verified when first stored)
   9. key by kid        -> UnknownDevice; key/topic/payload disagree -> TopicMismatch
- 10. key status        -> RevokedDevice
+ 10. key window        -> RevokedDevice (protocols/keywindow.py: registration, revocation,
+                         rotation, by seq and record time)
  11. signature         -> BadSignature
  12. record times      -> ClockSkew
  13. chain rules       -> Fork / Replay / ChainBreak (protocols/chain.py); a RESTART
@@ -162,6 +163,7 @@ class Pipeline:
         self._rows = []
         self._qrows = []
         self._gap_rows = []
+        self._seals = []  # (kid, last seq) of rotated-out keys, written with the next commit
         self._touched = set()
         self._internal_kinds = set()
         # rejects since the last commit, by quarantine account (the topic's device):
@@ -386,9 +388,12 @@ class Pipeline:
         if key.alg != msg.alg:
             raise errors.BadSignature("key %s is %d, message says alg %d" % (msg.kid.hex(), key.alg, msg.alg),
                                       device, seq)
-        refusal = key.refusal(seq, t_first, t_last)
-        if refusal:
-            raise errors.RevokedDevice(refusal, device, seq)
+        # The key window (protocols/keywindow.py): an encrypted reading shows no times, only
+        # that it was signed before it arrived.
+        refusal = (key.refusal(seq, t_first, t_last) if body.pack is not None
+                   else key.refusal(seq, None, None, signed_before=received_at))
+        if refusal is not None:
+            raise errors.RevokedDevice(str(refusal), device, seq)
         if not self.verify(msg.alg, key.public_key, msg.to_be_signed(), msg.signature):
             raise errors.BadSignature("%s signature does not verify with key %s%s"
                                       % (cose.ALGORITHMS[msg.alg]["name"], msg.kid.hex(),
@@ -408,6 +413,7 @@ class Pipeline:
         # raises).
         mark = self.marks.get(device) or [0, 0]
         new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
+        seals = self.registry.seals_due(msg.kid, seq)  # a rotated-out key's last seq, sealed at commit
         contig = mark[0]
         if seq == contig + 1 or new_gaps or device in self.gaps:
             contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
@@ -419,6 +425,7 @@ class Pipeline:
             self.gaps.setdefault(device, []).extend(new_gaps)
         mark = self.marks.setdefault(device, mark)
         mark[0], mark[1] = contig, max(mark[1], seq)
+        self._seals.extend(seals)
         self._touched.add(device)
         self.counters["stored"] += 1
         return Accepted(device, seq, verdict)
@@ -484,7 +491,7 @@ class Pipeline:
 
     def pending(self):
         return (len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects)
-                + len(self._shed) + len(self._gap_rows))
+                + len(self._shed) + len(self._gap_rows) + len(self._seals))
 
     def save_counters(self):
         """Write the counters on their own (at shutdown, when nothing else is staged).
@@ -501,7 +508,7 @@ class Pipeline:
         touched = self._touched
         if self._shed:
             self._fold_shed(time.time())
-        if not (self._rows or self._qrows or touched or self._device_rejects or self._gap_rows):
+        if not (self._rows or self._qrows or touched or self._device_rejects or self._gap_rows or self._seals):
             return {}
         store = self.store
         self.counters["commits"] += 1  # saved in the transaction it counts
@@ -516,6 +523,8 @@ class Pipeline:
                                              for d, (n, q, dropped, at) in self._device_rejects.items())
                 for gap in self._gap_rows:
                     store.insert_gap(gap)
+                if self._seals:
+                    store.seal_keys(self._seals)
                 store.update_marks([(self.marks[d][0], self.marks[d][1], d) for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
@@ -523,6 +532,9 @@ class Pipeline:
             self.counters["commits"] -= 1
             raise
         self._rows, self._qrows, self._touched, self._gap_rows = [], [], set(), []
+        if self._seals:
+            self._seals = []
+            self.registry.reload()
         self._device_rejects = {}
         self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)

@@ -28,9 +28,14 @@ def bundle_for(store, device, seq, chain_id, contract, storage_proof=None):
     if state != "anchored":
         raise NotYetProvable("%s seq %d is in batch %d, which is %s, not anchored yet" % (device, seq, number, state))
     kid = cose.parse_sign1(message).kid
-    key = store.db.execute("SELECT alg, public_key FROM device_keys WHERE kid=?", (kid,)).fetchone()
+    key = store.db.execute(
+        "SELECT k.alg, k.public_key, d.site, k.chain_block, k.chain_time, k.first_seq FROM device_keys k"
+        " JOIN devices d ON d.device = k.device WHERE k.kid=?", (kid,)).fetchone()
     if key is None:
         raise NotYetProvable("the key %s of %s seq %d is not in the registry" % (kid.hex(), device, seq))
+    if key[3] is None:
+        raise NotYetProvable("the key %s of %s is not registered on the chain yet (run `device sync-chain`)"
+                             % (kid.hex(), device))
     index = msg_id - first_id
     gateway = store.db.execute("SELECT value FROM ledger_meta WHERE name='gateway'").fetchone()
     header = BatchHeader(bytes.fromhex(to_checksum_address(gateway[0])[2:]), number, bytes(prev), bytes(root),
@@ -39,4 +44,4 @@ def bundle_for(store, device, seq, chain_id, contract, storage_proof=None):
             for g in store.chain_gaps(device) if g.resume_seq <= seq]
     return Bundle(message, index, path_from_blob(bytes(tree), size, index), header, chain_id,
                   bytes.fromhex(to_checksum_address(contract)[2:]), bytes(tx_hash), block_number,
-                  bytes(block_hash), key[0], bytes(key[1]), storage_proof, gaps)
+                  bytes(block_hash), key[0], bytes(key[1]), key[2], key[3], key[4], key[5], storage_proof, gaps)

@@ -10,16 +10,22 @@ provision   chain registerKey -> gateway registry      an unused key on chain (h
             -> MQTT credentials -> device bundle       re-run provisions a fresh key
 revoke      gateway registry (stops ingest at once)    ``sync_chain`` / re-run pushes
             -> chain revokeKey -> broker credentials   the revocation to the chain
-rotate      chain registerKey(new) + revokeKey(old,    re-run, or ``sync_chain``
-            until) -> registry register + expire
+rotate      chain registerKey(new) -> registry         re-run, or ``sync_chain``
+            register -> per old key: registry expire
+            -> chain rotateKey(old, until)
 ==========  =========================================  ==============================
 
-Times are whole seconds on both sides, because the contract stores ``uint64`` seconds: a
-``valid_from`` is rounded down, a revocation or expiry time rounded *up*, so a reading the
-gateway accepted before the cut is never judged invalid by a verifier reading the chain.
-Rotation's end of validity is recorded on chain as the old key's ``revokedAt`` — the
-contract's rule "readings timed at or after revokedAt are invalid" is exactly
-``valid_until``; a verifier judges each reading by the key's status at the reading's time.
+Times are whole seconds on both sides, because the contract stores ``uint64`` seconds. A key's
+window opens at the chain's own block time of its ``registerKey`` (no caller chooses it), which
+the gateway registry adopts as ``valid_from``, and at ``first_seq`` (1 for a new device; after a
+rotation, one above the highest seq the gateway has from the device, so the new key cannot sign
+the device's past). A revocation or the end of a rotation overlap is rounded *up* to a whole
+second, so a reading the gateway accepted before the cut is never judged invalid by a verifier
+reading the chain. Revocation also records the device's contiguous mark as the key's last seq;
+a rotated-out key's last seq is sealed when the device's first message under its new key is
+stored (or, if the device never switches, when the overlap ends): ``sync_chain`` and
+``push_key_ends`` carry those to the chain. Every reading is judged by the one key-window rule
+(protocols/keywindow.py), at the gateway and by any verifier alike.
 
 Raises ``ProvisionError`` (and RegistryError, PkiError, BrokerConfigError, LedgerError
 from the layers below).
@@ -29,10 +35,12 @@ import math
 import os
 import shutil
 import time
+from typing import Any
 
 from edgeledger.agent import signer as signers
 from edgeledger.gateway import broker_config, signatures
 from edgeledger.gateway.errors import GatewayError, RegistryError
+from edgeledger.gateway.ledger import OPEN_SEQ
 from edgeledger.gateway.pki import pem_to_der, write_private, write_public
 from edgeledger.protocols import topics
 
@@ -61,54 +69,103 @@ class Bundle:
 
 # --------------------------------------------------------------------------- the chain
 
-def _chain_register(ledger, kid, device, alg, public_key, valid_from):
-    """registerKey, idempotent: a kid already on chain with the same key is fine."""
-    existing = ledger.get_key(kid)
-    if existing is not None:
-        if existing["public_key"] != bytes(public_key) or existing["device_id"] != device:
-            raise ProvisionError("kid %s is on chain for %r with another key" % (kid.hex(), existing["device_id"]))
+def _chain_register(ledger: Any, site: str, device: str, alg: int, public_key: bytes, kid: bytes,
+                    first_seq: int) -> tuple[dict, bool]:
+    """registerKey for (site, kid), idempotent: a registration already on chain for the same
+    device and key is adopted. Returns (the chain's registration dict, whether a transaction was
+    sent); see ``Ledger.registration``."""
+    sent = False
+    reg = ledger.registration(site, kid)
+    if reg is None:
+        ledger.register_key(site, device, alg, public_key, first_seq)
+        reg = ledger.registration(site, kid)
+        sent = True
+    if reg is None or reg["device_id"] != device or reg["public_key"] != bytes(public_key):
+        raise ProvisionError("kid %s is on chain for site %r under %r with another key" % (
+            bytes(kid).hex(), site, reg and reg["device_id"]))
+    return reg, sent
+
+
+def _chain_end(ledger: Any, site: str, key: Any) -> bool:
+    """Carry a key's end (time and last seq) to the chain, idempotent: the contract keeps the
+    earlier of what it has and what is sent. Returns True if a transaction was sent."""
+    end_at, last_seq = key.end_at, key.revoked_after_seq
+    if end_at is None and last_seq is None:
         return False
-    ledger.register_key(kid, device, alg, public_key, int(valid_from))
+    entry = ledger.key_entry(site, key.kid)
+    if entry is None:
+        raise ProvisionError("kid %s is not on chain for site %r: run sync_chain (or provision) first"
+                             % (key.kid.hex(), site))
+    end = math.ceil(end_at) if end_at is not None else None
+    if end is None:  # a sealed last seq without an end time cannot happen in the registry
+        return False
+    time_done = entry["end_time"] is not None and entry["end_time"] <= end
+    seq_done = last_seq is None or (entry["last_seq"] is not None and entry["last_seq"] <= last_seq)
+    if time_done and seq_done:
+        return False
+    seq = last_seq if last_seq is not None else OPEN_SEQ
+    if key.revoked_at is not None:
+        ledger.revoke_key(site, key.kid, end, seq)
+    else:
+        ledger.rotate_key(site, key.kid, end, seq)
     return True
 
 
-def _chain_revoke(ledger, kid, revoked_at):
-    """revokeKey, idempotent: an on-chain revocation at or before ``revoked_at`` is kept
-    (the contract only moves a revocation earlier)."""
-    existing = ledger.get_key(kid)
-    if existing is None:
-        raise ProvisionError("kid %s is not on chain: run sync_chain (or provision) first" % kid.hex())
-    current = existing["revoked_at"]
-    if current and current <= int(revoked_at):
-        return False
-    ledger.revoke_key(kid, int(revoked_at))
-    return True
+def sync_chain(registry: Any, ledger: Any, now: float | None = None, known: set | None = None) -> dict:
+    """Push every key of the gateway registry, with its window's end, to the chain.
 
-
-def sync_chain(registry, ledger):
-    """Push every key of the gateway registry, with its revocation or expiry, to the chain.
-
-    Idempotent; the gateway can run it at start (an embedded chain is new on every start)
-    and after a provisioning step whose chain half failed. Returns
-    {"registered": n, "revoked": m}.
+    Seals rotations whose overlap has ended first (``Registry.seal_expired``). Idempotent; the
+    gateway runs it at start on the embedded chain (new on every start) and an operator after
+    a provisioning step whose chain half failed (``device sync-chain``). ``known``, a set of
+    kids, skips those keys and gains the ones pushed (the gateway's periodic step on its own
+    embedded chain). Returns {"registered": n, "ended": m}.
     """
-    registered = revoked = 0
-    for device in registry.devices():
-        for k in registry.keys_of(device):
-            registered += _chain_register(ledger, k.kid, device, k.alg, k.public_key, math.floor(k.valid_from))
-            end = _end_of(k)
-            if end is not None:
-                revoked += _chain_revoke(ledger, k.kid, end)
-    return {"registered": registered, "revoked": revoked}
+    registry.seal_expired(now)
+    registered = ended = 0
+    keys = [k for k in registry.keys() if known is None or k.kid not in known]
+    for k in keys:
+        reg, sent = _chain_register(ledger, registry.site_of(k.device), k.device, k.alg, k.public_key, k.kid,
+                                    k.first_seq)
+        registry.record_chain_registration(k.kid, reg["block_number"], reg["timestamp"], reg["first_seq"])
+        registered += sent
+    for k in keys:  # re-read: the registration moved the window's start
+        ended += _chain_end(ledger, registry.site_of(k.device), registry.key(k.kid))
+        if known is not None:
+            known.add(k.kid)
+    return {"registered": registered, "ended": ended}
 
 
-def _end_of(key):
-    """The earliest time from which the key signs nothing valid, or None."""
-    ends = [t for t in (key.revoked_at, key.valid_until) if t is not None]
-    return math.ceil(min(ends)) if ends else None
+def push_key_ends(registry: Any, ledger: Any, pushed: dict, now: float | None = None) -> int:
+    """The gateway's periodic step: seal rotations whose overlap has ended, then carry every key
+    end that changed since the last call to the chain. ``pushed`` ({kid: (end, last seq)}) is
+    the caller's memory of what it sent. Returns the number of transactions sent."""
+    registry.seal_expired(now)
+    sent = 0
+    for k in registry.keys():
+        state = (k.end_at, k.revoked_after_seq)
+        if state == (None, None) or pushed.get(k.kid) == state or k.chain_block is None:
+            continue  # nothing to end, already sent, or not on this chain (``sync_chain`` first)
+        sent += _chain_end(ledger, registry.site_of(k.device), k)
+        pushed[k.kid] = state
+    return sent
 
 
 # --------------------------------------------------------------------------- provision
+
+def _enroll(registry: Any, ledger: Any, device: str, site: str, alg: int, public: bytes, now: float) -> bytes:
+    """Register a new key of ``device``: on chain first (its block time opens the window), then
+    in the registry. Its first seq is one above the highest the gateway holds from the device,
+    so the key cannot sign the device's past. Returns the kid."""
+    kid = signers.key_id(public)
+    first_seq = registry.store.device_marks().get(device, (0, 0))[1] + 1
+    if ledger is None:
+        registry.register(device, site, alg, public, kid, valid_from=math.floor(now), first_seq=first_seq)
+        return kid
+    reg, _sent = _chain_register(ledger, site, device, alg, public, kid, first_seq)
+    registry.register(device, site, alg, public, kid, valid_from=reg["timestamp"], first_seq=reg["first_seq"],
+                      chain_block=reg["block_number"], chain_time=reg["timestamp"])
+    return kid
+
 
 def _new_key(alg, device, public_key):
     """(alg row, public key, private key or None)."""
@@ -191,11 +248,7 @@ def provision(registry, device, site, out_dir, alg="EdDSA", public_key=None, bro
         raise ProvisionError("%s exists: this bundle has a key already (use `device rotate`)" % files["key"])
 
     row, public, private = _new_key(alg, device, public_key)
-    kid = signers.key_id(public)
-    valid_from = math.floor(now)
-    if ledger is not None:
-        _chain_register(ledger, kid, device, row.cose_id, public, valid_from)
-    registry.register(device, site, row.cose_id, public, kid, valid_from=valid_from)
+    kid = _enroll(registry, ledger, device, site, row.cose_id, public, now)
 
     if private is not None:
         write_private(files["key"], signers.key_file_content(device, row.name, private).encode())
@@ -265,9 +318,7 @@ def revoke(registry, device, at=None, kid=None, ledger=None, broker=None, now=No
     chain = 0
     if ledger is not None:
         for k in keys:
-            end = _end_of(k)
-            if end is not None:
-                chain += _chain_revoke(ledger, k.kid, end)
+            chain += _chain_end(ledger, registry.site_of(device), k)
     cut = False
     if broker is not None and kid is None:
         if broker.auth == "mtls":
@@ -297,15 +348,11 @@ def rotate(registry, device, overlap_s, out_dir=None, alg=None, public_key=None,
     if alg is None:
         alg = current[0].alg if current else "EdDSA"
     row, public, private = _new_key(alg, device, public_key)
-    kid = signers.key_id(public)
-    valid_from = math.floor(now)
-    if ledger is not None:
-        _chain_register(ledger, kid, device, row.cose_id, public, valid_from)
-        for k in current:
-            _chain_revoke(ledger, k.kid, until)
-    registry.register(device, site, row.cose_id, public, kid, valid_from=valid_from)
+    kid = _enroll(registry, ledger, device, site, row.cose_id, public, now)
     for k in current:
         registry.expire(k.kid, until)
+        if ledger is not None:
+            _chain_end(ledger, site, registry.key(k.kid))
     if out_dir is not None and private is not None:
         write_private(os.path.join(out_dir, device + ".key"),
                       signers.key_file_content(device, row.name, private).encode())

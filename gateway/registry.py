@@ -1,26 +1,31 @@
 """The device registry: which key may speak for which device, and since when.
 
-A device has one or more keys (rotation keeps an overlap window). Each key has a
-validity window ``[valid_from, valid_until)`` and may be revoked: a revoked key
-rejects every message whose records are timed at or after ``revoked_at``, and
-every message with a seq above ``revoked_after_seq`` (the device's contiguous
-mark when it was revoked), so a leaked key can neither speak for the future nor
-backdate new messages.
+A device has one or more keys (rotation keeps an overlap window). Each key has a window
+(protocols/keywindow.py, the one rule the gateway and every verifier apply): it opens at
+``valid_from`` (the chain's block time of its registration when the gateway has a ledger, the
+gateway's clock otherwise) and ``first_seq``, and it closes at the earlier of ``revoked_at`` and
+``valid_until`` (the end of a rotation overlap) and at ``revoked_after_seq``: the last seq it may
+sign, the device's contiguous mark at revocation, or after a rotation the seq just before the
+device's first message under its new key (``seal``). So a leaked key can neither speak for the
+future nor backdate new messages, and a new key cannot speak for the past.
+
+``chain_block``/``chain_time`` record the key's registration on the gateway's chain (None
+without one): a proof bundle carries them, and a verifier recomputes the on-chain commitment.
 """
 import time
 
 from edgeledger.gateway import signatures
 from edgeledger.gateway.errors import RegistryError
-from edgeledger.protocols import topics
+from edgeledger.protocols import keywindow, topics
 from edgeledger.protocols.cose import ALGORITHMS
 
 
 class Key:
     __slots__ = ("kid", "device", "alg", "public_key", "valid_from", "valid_until",
-                 "revoked_at", "revoked_after_seq")
+                 "revoked_at", "revoked_after_seq", "first_seq", "chain_block", "chain_time")
 
     def __init__(self, kid, device, alg, public_key, valid_from, valid_until=None,
-                 revoked_at=None, revoked_after_seq=None):
+                 revoked_at=None, revoked_after_seq=None, first_seq=1, chain_block=None, chain_time=None):
         self.kid = bytes(kid)
         self.device = device
         self.alg = alg
@@ -29,21 +34,29 @@ class Key:
         self.valid_until = valid_until
         self.revoked_at = revoked_at
         self.revoked_after_seq = revoked_after_seq
+        self.first_seq = first_seq
+        self.chain_block = chain_block
+        self.chain_time = chain_time
 
-    def refusal(self, seq, t_first, t_last):
-        """None if the key may sign this message, else why not (a sentence)."""
-        if self.revoked_at is not None:
-            if t_last >= self.revoked_at:
-                return "key %s revoked at %s, message timed %s" % (self.kid.hex(), self.revoked_at, t_last)
-            if self.revoked_after_seq is not None and seq > self.revoked_after_seq:
-                return "key %s revoked after seq %d, message has seq %d" % (
-                    self.kid.hex(), self.revoked_after_seq, seq)
-        if self.valid_until is not None and t_last >= self.valid_until:
-            return "key %s valid until %s, message timed %s" % (self.kid.hex(), self.valid_until, t_last)
-        return None
+    @property
+    def end_at(self) -> float | None:
+        """The earliest time from which the key signs nothing valid, or None."""
+        ends = [t for t in (self.revoked_at, self.valid_until) if t is not None]
+        return min(ends) if ends else None
+
+    def window(self) -> keywindow.KeyWindow:
+        return keywindow.KeyWindow(self.valid_from, self.first_seq, self.end_at, self.revoked_after_seq)
+
+    def refusal(self, seq: int, t_first: float | None, t_last: float | None,
+                signed_before: float | None = None) -> keywindow.Refusal | None:
+        """None if the key may sign this message, else the keywindow ``Refusal`` (its ``str``
+        is a sentence naming the rule). Times None for an encrypted reading, with
+        ``signed_before`` the receive time."""
+        return keywindow.refusal(self.window(), seq, t_first, t_last, signed_before)
 
 
-_COLUMNS = "kid, device, alg, public_key, valid_from, valid_until, revoked_at, revoked_after_seq"
+_COLUMNS = ("kid, device, alg, public_key, valid_from, valid_until, revoked_at, revoked_after_seq, first_seq,"
+            " chain_block, chain_time")
 
 
 class Registry:
@@ -70,9 +83,21 @@ class Registry:
         rows = self.store.db.execute("SELECT %s FROM device_keys" % _COLUMNS).fetchall()
         self._keys = dict((bytes(r[0]), Key(*r)) for r in rows)
         self._sites = dict(self.store.db.execute("SELECT device, site FROM devices"))
+        # kid -> the device's rotated keys registered before it whose last seq is not sealed yet
+        # (see ``successor_seen``); empty for almost every key, so the pipeline's look-up is cheap.
+        self._unsealed = {}
+        for k in self._keys.values():
+            if k.valid_until is None or k.revoked_after_seq is not None:
+                continue
+            for newer in self.keys_of(k.device):
+                if (newer.valid_from, newer.first_seq) > (k.valid_from, k.first_seq):
+                    self._unsealed.setdefault(newer.kid, []).append(k)
 
     def key(self, kid):
         return self._keys.get(bytes(kid))
+
+    def keys(self) -> list[Key]:
+        return list(self._keys.values())
 
     def keys_of(self, device):
         return [k for k in self._keys.values() if k.device == device]
@@ -83,7 +108,8 @@ class Registry:
     def site_of(self, device):
         return self._sites.get(device)
 
-    def register(self, device, site, alg, public_key, kid, valid_from=None):
+    def register(self, device, site, alg, public_key, kid, valid_from=None, first_seq=1, chain_block=None,
+                 chain_time=None):
         """Add a device (if new) and a key. Raises RegistryError on conflicts and for a key
         that is not a valid point of its curve, or of an algorithm no installed library
         verifies (signatures.check_public_key): such a key would verify nothing, or, of
@@ -115,9 +141,10 @@ class Registry:
                 if not row:
                     db.execute("INSERT INTO devices (device, site, added_at) VALUES (?,?,?)",
                                (device, site, now))
-                db.execute("INSERT INTO device_keys (kid, device, alg, public_key, valid_from)"
-                           " VALUES (?,?,?,?,?)", (bytes(kid), device, alg, bytes(public_key),
-                                                   valid_from if valid_from is not None else now))
+                db.execute("INSERT INTO device_keys (kid, device, alg, public_key, valid_from, first_seq,"
+                           " chain_block, chain_time) VALUES (?,?,?,?,?,?,?,?)",
+                           (bytes(kid), device, alg, bytes(public_key),
+                            valid_from if valid_from is not None else now, int(first_seq), chain_block, chain_time))
                 db.execute("COMMIT")
             except Exception:
                 db.execute("ROLLBACK")
@@ -132,8 +159,9 @@ class Registry:
         row = db.execute("SELECT contig FROM devices WHERE device=?", (device,)).fetchone()
         if row is None:
             raise RegistryError("unknown device %r" % (device,))
-        args = [at, row[0], device]
-        sql = "UPDATE device_keys SET revoked_at=?, revoked_after_seq=? WHERE device=? AND revoked_at IS NULL"
+        args = [at, row[0], row[0], device]
+        sql = ("UPDATE device_keys SET revoked_at=?, revoked_after_seq=CASE WHEN revoked_after_seq IS NULL OR"
+               " revoked_after_seq > ? THEN ? ELSE revoked_after_seq END WHERE device=? AND revoked_at IS NULL")
         if kid is not None:
             sql += " AND kid=?"
             args.append(bytes(kid))
@@ -143,7 +171,56 @@ class Registry:
         return n
 
     def expire(self, kid, until):
-        """End a key's validity at ``until`` (rotation overlap)."""
+        """End a key's validity at ``until`` (rotation overlap); never later than it is."""
         with self.store.lock:
-            self.store.db.execute("UPDATE device_keys SET valid_until=? WHERE kid=?", (until, bytes(kid)))
+            self.store.db.execute("UPDATE device_keys SET valid_until=? WHERE kid=? AND"
+                                  " (valid_until IS NULL OR valid_until > ?)", (until, bytes(kid), until))
         self.reload()
+
+    def seal(self, kid: bytes, last_seq: int) -> bool:
+        """Close a key's sequence window at ``last_seq``; never later than it is. Returns True if
+        it changed."""
+        with self.store.lock:
+            n = self.store.db.execute(
+                "UPDATE device_keys SET revoked_after_seq=? WHERE kid=? AND"
+                " (revoked_after_seq IS NULL OR revoked_after_seq > ?)", (int(last_seq), bytes(kid), int(last_seq))
+            ).rowcount
+        if n:
+            self.reload()
+        return bool(n)
+
+    def record_chain_registration(self, kid: bytes, block_number: int, timestamp: int, first_seq: int) -> None:
+        """Note the key's registration on the gateway's chain. A key first registered on chain
+        here takes the chain's window start (``valid_from``, ``first_seq``), so the gateway
+        accepts exactly what a verifier will; re-registering on a new chain (the embedded one,
+        after a restart) keeps the gateway's start, so readings still in a device's outbox are
+        not refused."""
+        with self.store.lock:
+            self.store.db.execute(
+                "UPDATE device_keys SET"
+                " valid_from = CASE WHEN chain_block IS NULL THEN ? ELSE valid_from END,"
+                " first_seq = CASE WHEN chain_block IS NULL THEN ? ELSE first_seq END,"
+                " chain_block=?, chain_time=? WHERE kid=?",
+                (timestamp, int(first_seq), int(block_number), int(timestamp), bytes(kid)))
+        self.reload()
+
+    def seals_due(self, kid: bytes, seq: int) -> list[tuple[bytes, int]]:
+        """The pipeline is about to store ``seq`` under ``kid``: the device has switched to this
+        key, so its rotated predecessors signed nothing from ``seq`` on. Returns the
+        ``(old kid, last seq)`` seals to write with that commit (``Store.seal_keys``; almost
+        always none: a dict look-up). Writes nothing, raises nothing."""
+        return [(old.kid, max(old.first_seq - 1, seq - 1)) for old in self._unsealed.get(bytes(kid), ())]
+
+    def seal_expired(self, now: float | None = None) -> list[bytes]:
+        """Seal every rotated key whose overlap has ended without the device switching: its last
+        seq is the highest it signed that the store holds (none: ``first_seq - 1``). Returns the
+        kids sealed. Call it now and then (the batcher thread does)."""
+        now = time.time() if now is None else now
+        sealed = []
+        for k in self.keys():
+            if k.valid_until is None or k.revoked_after_seq is not None or k.valid_until > now:
+                continue
+            last = self.store.last_seq_signed_by(k.device, k.kid)
+            if self.seal(k.kid, last if last is not None else k.first_seq - 1):
+                sealed.append(k.kid)
+        return sealed

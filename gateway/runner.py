@@ -207,13 +207,14 @@ def _start_anchoring(cfg, store):
     if lc.get("backend", "embedded") == "none":
         return None, None
     finality = anchoring.finality_of(cfg)
+    own = cfg["sites"] if lc.get("backend", "embedded") == "embedded" else None
     try:
         ledger = anchoring.open_ledger(cfg, store)
     except LedgerUnavailable:
         ledger = None  # the batcher thread says so once and opens it when the node answers
     batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
                                       lc.get("confirmations", 2), cfg["synchronous"], finality=finality,
-                                      opener=lambda st: anchoring.open_ledger(cfg, st))
+                                      opener=lambda st: anchoring.open_ledger(cfg, st), own_sites=own)
     batcher.start()
     return ledger, batcher
 

@@ -4,8 +4,10 @@ Tables
 ------
 ``devices``      one row per device: site, chain marks (``contig``: every seq up to it
                  is stored; ``max_seq``), last birth, online flag.
-``device_keys``  registered keys by kid: algorithm, public key, validity window,
-                 revocation (``revoked_at`` unix time, ``revoked_after_seq``).
+``device_keys``  registered keys by kid: algorithm, public key, window (``valid_from``,
+                 ``first_seq``, ``valid_until``, ``revoked_at``, ``revoked_after_seq``: the
+                 last seq it may sign) and its registration on chain (``chain_block``,
+                 ``chain_time``).
 ``messages``     every accepted message exactly as received (``bytes``), with its
                  seq, prev and digest. ``id`` grows by one per message in commit
                  order; a batch is a contiguous range of ids.
@@ -61,7 +63,10 @@ CREATE TABLE IF NOT EXISTS device_keys (
     valid_from REAL NOT NULL,
     valid_until REAL,
     revoked_at REAL,
-    revoked_after_seq INTEGER
+    revoked_after_seq INTEGER,
+    first_seq INTEGER NOT NULL DEFAULT 1,
+    chain_block INTEGER,
+    chain_time INTEGER
 );
 CREATE INDEX IF NOT EXISTS device_keys_device ON device_keys(device);
 CREATE TABLE IF NOT EXISTS messages (
@@ -144,12 +149,6 @@ CREATE TABLE IF NOT EXISTS batches (
     reanchors INTEGER NOT NULL DEFAULT 0
 );
 """
-# Columns added after the first release: (table, column, declaration). ``connect`` adds
-# the ones an older store lacks (CREATE TABLE IF NOT EXISTS does not).
-ADDED_COLUMNS = (
-    ("batches", "final_at", "REAL"),
-    ("batches", "reanchors", "INTEGER NOT NULL DEFAULT 0"),
-)
 
 # synchronous pragma per ``durability`` (gateway.toml): what a commit survives.
 DURABILITY = {"power_loss": "FULL", "process_crash_only": "NORMAL"}
@@ -200,13 +199,28 @@ def connect(path, synchronous=DEFAULT_SYNCHRONOUS):
         db.execute("PRAGMA synchronous=%s" % synchronous)
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
-        for table, column, decl in ADDED_COLUMNS:
-            have = [r[1] for r in db.execute("PRAGMA table_info(%s)" % table)]
-            if column not in have:
-                db.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, decl))
+        _add_columns(db)
     except (sqlite3.Error, OSError) as e:
         raise StoreError("cannot open gateway store %s: %s" % (path, e))
     return db
+
+
+# Columns added after a table was first released: (table, column, declaration). A store made by
+# an older release gets them on open (CREATE TABLE IF NOT EXISTS leaves an existing table alone).
+ADDED_COLUMNS = (
+    ("batches", "final_at", "REAL"),
+    ("batches", "reanchors", "INTEGER NOT NULL DEFAULT 0"),
+    ("device_keys", "first_seq", "INTEGER NOT NULL DEFAULT 1"),
+    ("device_keys", "chain_block", "INTEGER"),
+    ("device_keys", "chain_time", "INTEGER"),
+)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, column, decl in ADDED_COLUMNS:
+        have = [r[1] for r in db.execute("PRAGMA table_info(%s)" % table)]
+        if column not in have:
+            db.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, decl))
 
 
 class Store:
@@ -289,6 +303,20 @@ class Store:
         row = self.db.execute("SELECT id, bytes FROM messages WHERE device=? AND seq=?",
                               (device, seq)).fetchone()
         return row
+
+    def seal_keys(self, seals) -> None:
+        """Close rotated-out keys' sequence windows: ``seals`` of (kid, last seq), inside the
+        caller's transaction; a window only ever closes earlier."""
+        self.db.executemany(
+            "UPDATE device_keys SET revoked_after_seq=? WHERE kid=? AND (revoked_after_seq IS NULL OR revoked_after_seq > ?)",
+            [(int(last), bytes(kid), int(last)) for kid, last in seals])
+
+    def last_seq_signed_by(self, device: str, kid: bytes) -> int | None:
+        """The highest seq stored from ``device`` under key ``kid``, or None. Walks the (device,
+        seq) index from the top, so it stops at the key's last message."""
+        row = self.db.execute("SELECT seq FROM messages WHERE device=? AND kid=? ORDER BY seq DESC LIMIT 1",
+                              (device, bytes(kid))).fetchone()
+        return row[0] if row else None
 
     def count_messages(self, device=None):
         if device is None:

@@ -1,29 +1,38 @@
 """The batch header: what a gateway anchors on the ledger for each Merkle batch.
 
-Its hash is SHA-256 over a fixed 117-byte layout, so that the anchor contract
-computes the same hash from its call arguments without parsing CBOR::
+Its hash is SHA-256 over a fixed 118-byte layout, so that the anchor contract
+(gateway/contracts/EdgeLedgerAnchor.sol, version 2) computes the same hash from
+its call arguments without parsing CBOR. This module is the one place the layout
+is written down in Python::
 
     offset size  field
-    0      1     version (1)
-    1      20    gateway address (the account that anchors)
-    21     8     batch number, big-endian, 1, 2, 3, ... per gateway
-    29     32    hash of the previous batch header (zeros for batch 1)
-    61     32    RFC 9162 Merkle root of the batch's messages
-    93     8     tree size (number of messages)
-    101    8     first record time (Unix seconds, floor)
-    109    8     last record time (Unix seconds, ceiling)
+    0      1     version (2)
+    1      1     tree-hash algorithm: 0x01 = SHA-256 RFC 9162 (TREE_ALGS)
+    2      20    gateway address (the account that anchors)
+    22     8     batch number, big-endian, 1, 2, 3, ... per gateway
+    30     32    hash of the previous batch header (zeros for batch 1)
+    62     32    Merkle root of the batch's messages
+    94     8     tree size (number of messages)
+    102    8     first record time (Unix seconds, floor)
+    110    8     last record time (Unix seconds, ceiling)
 
-In a proof bundle the header travels as a CBOR map with the same fields
-(keys 1..8 in that order).
+In a proof bundle the header travels as a CBOR map: keys 1..8 are version,
+gateway, number, prev, root, tree size, first time, last time; key 9 is the
+tree-hash algorithm.
 """
 import hashlib
 
 from edgeledger.protocols.errors import DecodeError
 
-VERSION = 1
-LAYOUT_LEN = 117
+VERSION = 2
+LAYOUT_LEN = 118
 ZERO_HASH = b"\x00" * 32
-FIELDS = ("version", "gateway", "number", "prev", "root", "tree_size", "first_time", "last_time")
+# Tree-hash algorithms a header may name (one byte). Only 0x01 is built and checked here and
+# by the contract's verifyAnchored; another algorithm's trees are verified off chain.
+TREE_SHA256 = 1
+TREE_ALGS = {TREE_SHA256: "SHA-256 (RFC 9162)"}
+# Field order of the CBOR map (keys 1..9); the layout puts tree_alg second.
+FIELDS = ("version", "gateway", "number", "prev", "root", "tree_size", "first_time", "last_time", "tree_alg")
 BYTE_FIELDS = ("gateway", "prev", "root")
 
 
@@ -34,8 +43,10 @@ class HeaderError(DecodeError):
 class BatchHeader:
     __slots__ = FIELDS
 
-    def __init__(self, gateway, number, prev, root, tree_size, first_time, last_time, version=VERSION):
+    def __init__(self, gateway, number, prev, root, tree_size, first_time, last_time, version=VERSION,
+                 tree_alg=TREE_SHA256):
         self.version = version
+        self.tree_alg = tree_alg
         self.gateway = bytes(gateway)
         self.number = number
         self.prev = bytes(prev)
@@ -48,6 +59,9 @@ class BatchHeader:
     def check(self):
         if self.version != VERSION:
             raise HeaderError("batch header version must be %d, found %r" % (VERSION, self.version))
+        if self.tree_alg not in TREE_ALGS:
+            raise HeaderError("batch header tree-hash algorithm must be one of %s, found %r"
+                              % (sorted(TREE_ALGS), self.tree_alg))
         for name, size in (("gateway", 20), ("prev", 32), ("root", 32)):
             if len(getattr(self, name)) != size:
                 raise HeaderError("batch header %s must be %d bytes, found %d"
@@ -60,8 +74,8 @@ class BatchHeader:
             raise HeaderError("batch header needs number >= 1, tree_size >= 1, first_time <= last_time")
 
     def layout(self):
-        return (bytes([self.version]) + self.gateway + self.number.to_bytes(8, "big") + self.prev + self.root
-                + self.tree_size.to_bytes(8, "big") + self.first_time.to_bytes(8, "big")
+        return (bytes([self.version, self.tree_alg]) + self.gateway + self.number.to_bytes(8, "big")
+                + self.prev + self.root + self.tree_size.to_bytes(8, "big") + self.first_time.to_bytes(8, "big")
                 + self.last_time.to_bytes(8, "big"))
 
     def hash(self):
@@ -86,7 +100,8 @@ class BatchHeader:
                 raise HeaderError("batch header %s must be %s, found %s"
                                   % (name, "a byte string" if want is bytes else "an integer",
                                      type(values[i]).__name__))
-        return cls(values[1], values[2], values[3], values[4], values[5], values[6], values[7], values[0])
+        return cls(values[1], values[2], values[3], values[4], values[5], values[6], values[7], values[0],
+                   values[8])
 
     def __eq__(self, other):
         return isinstance(other, BatchHeader) and self.layout() == other.layout()

@@ -3,7 +3,7 @@
 ::
 
     {
-      1: 1,                 ; bundle format version
+      1: 2,                 ; bundle format version (2: batch header v2, contract v2)
       2: bstr,              ; the COSE_Sign1 message, exactly as the device signed it
       3: uint,              ; leaf index in the batch's Merkle tree
       4: [* bstr(32)],      ; RFC 9162 audit path, leaf to root
@@ -13,24 +13,31 @@
       8: bstr(32),          ; transaction hash of the anchor
       9: uint,              ; block number of the anchor
       10: bstr(32),         ; block hash of the anchor
-      11: {1: alg, 2: bstr} ; the device key the message names (kid = SHA-256(key)[:16])
-      ? 12: {               ; EIP-1186 proof that headers[gateway][number] = header hash
-          1: bstr,          ;   RLP block header (its keccak256 is the block hash above)
-          2: [* bstr],      ;   account proof nodes
-          3: [* bstr]       ;   storage proof nodes
-        },
+      11: {                 ; the device key the message names (kid = SHA-256(key)[:16]) and
+        1: alg, 2: bstr,    ;   its registration on chain: the site it is registered for, the
+        3: tstr,            ;   block number and time of the registering transaction and the
+        4: uint, 5: uint,   ;   first seq it may sign (protocols/keywindow.py key_commitment)
+        6: uint
+      }
+      ? 12: {               ; optional EIP-1186 proof of the anchor's storage word at the
+          1: bstr,          ;   anchoring block, for archives: RLP block header (its keccak256
+          2: [* bstr],      ;   is the block hash above), account proof nodes, storage proof
+          3: [* bstr]       ;   nodes. `edgeledger verify` does not use it: it proves at the
+        },                  ;   latest block (gateway/verifier.py)
       ? 13: [* {            ; gaps the gateway recorded in this device's chain before this
           1: uint,          ;   reading (protocols/chain.py G1-G3), oldest first: seqs
           2: uint,          ;   1 + 1 .. 2 - 1 are not in the chain, it goes on at 2;
-          3: tstr,          ;   "restart" (declared by the device) or "operator";
+          3: tstr,          ;   "restart" or "lost" (declared by the device) or "operator";
           4: tstr,          ;   the reason given;
           ? 5: uint         ;   when it was accepted (unix seconds)
         }]
     }
 
-Field 13 is the gateway's statement, not proven by anything in the bundle: a verifier
-shows it as such. (A restart message itself is signed by the device: seq > 1 with a
-zero ``prev``; so is an ``agent/outbox_lost`` declaration.)
+Fields 6..10 and the registration in 11 are claims: a verifier compares them with its own trust
+roots and with what it proves on chain, never takes them on faith. Field 13 is the gateway's
+statement, not proven by anything in the bundle: a verifier shows it as such. (A restart
+message itself is signed by the device: seq > 1 with a zero ``prev``; so is an
+``agent/outbox_lost`` declaration.)
 
 ``check_offline`` does every check that needs no network: the message is in its
 one canonical form (as the gateway requires, protocols/cose.py), the signature with
@@ -44,7 +51,7 @@ from edgeledger.protocols import cbor, cose, merkle, reading
 from edgeledger.protocols.batch import BatchHeader, HeaderError
 from edgeledger.protocols.errors import DecodeError, NonCanonicalMessage, ProtocolError
 
-VERSION = 1
+VERSION = 2
 KID_LEN = 16
 # A bundle is one message (<= 64 KB), a path of <= 32 hashes and a storage proof of a
 # few trie nodes (<= 532 bytes each).
@@ -87,10 +94,11 @@ class WrongPath(BundleError):
 
 class Bundle:
     __slots__ = ("message", "index", "path", "header", "chain_id", "contract", "tx_hash",
-                 "block_number", "block_hash", "alg", "public_key", "storage_proof", "gaps")
+                 "block_number", "block_hash", "alg", "public_key", "site", "key_block", "key_time",
+                 "first_seq", "storage_proof", "gaps")
 
     def __init__(self, message, index, path, header, chain_id, contract, tx_hash, block_number,
-                 block_hash, alg, public_key, storage_proof=None, gaps=()):
+                 block_hash, alg, public_key, site, key_block, key_time, first_seq, storage_proof=None, gaps=()):
         self.message = bytes(message)
         self.index = index
         self.path = [bytes(p) for p in path]
@@ -102,6 +110,10 @@ class Bundle:
         self.block_hash = bytes(block_hash)
         self.alg = alg
         self.public_key = bytes(public_key)
+        self.site = site  # the registration's claims (see the module docstring)
+        self.key_block = key_block
+        self.key_time = key_time
+        self.first_seq = first_seq
         self.storage_proof = storage_proof  # None or (header_rlp, account_nodes, storage_nodes)
         # [(after, resume, kind, reason, accepted_at or None)], at most MAX_BUNDLE_GAPS
         self.gaps = list(gaps)[-MAX_BUNDLE_GAPS:]
@@ -109,7 +121,8 @@ class Bundle:
     def encode(self):
         m = {1: VERSION, 2: self.message, 3: self.index, 4: self.path, 5: self.header.to_map(),
              6: self.chain_id, 7: self.contract, 8: self.tx_hash, 9: self.block_number,
-             10: self.block_hash, 11: {1: self.alg, 2: self.public_key}}
+             10: self.block_hash, 11: {1: self.alg, 2: self.public_key, 3: self.site, 4: self.key_block,
+                                       5: self.key_time, 6: self.first_seq}}
         if self.storage_proof is not None:
             header_rlp, account, storage = self.storage_proof
             m[12] = {1: header_rlp, 2: list(account), 3: list(storage)}
@@ -131,10 +144,14 @@ class Bundle:
         except ValueError as e:
             raise MalformedBundle("bundle is not CBOR: %s" % e)
         if not hasattr(m, "get") or m.get(1) != VERSION:
-            raise MalformedBundle("expected a version %d bundle map" % VERSION)
+            raise MalformedBundle("expected a version %d bundle map, found %s" % (
+                VERSION, "version %r" % (m.get(1),) if hasattr(m, "get") else type(m).__name__))
         key = m.get(11)
         if not hasattr(key, "get"):
-            raise MalformedBundle("bundle field 11 (device key) must be a map {1: alg, 2: key}")
+            raise MalformedBundle("bundle field 11 (device key) must be a map {1: alg, 2: key, 3: site, ...}")
+        site = key.get(3)
+        if not isinstance(site, str):
+            raise MalformedBundle("bundle key site must be text, found %s" % type(site).__name__)
         sp = m.get(12)
         storage = None
         if sp is not None:
@@ -150,8 +167,9 @@ class Bundle:
                    _bstr_list(m.get(4), "audit path", 32), header, _uint(m.get(6), "chain id"),
                    _bstr(m.get(7), "contract", 20), _bstr(m.get(8), "tx_hash", 32),
                    _uint(m.get(9), "block number"), _bstr(m.get(10), "block_hash", 32),
-                   _int(key.get(1), "key alg"), _bstr(key.get(2), "device key"), storage,
-                   _gaps_from(m.get(13)))
+                   _int(key.get(1), "key alg"), _bstr(key.get(2), "device key"), site,
+                   _uint(key.get(4), "key registration block"), _uint(key.get(5), "key registration time"),
+                   _uint(key.get(6), "key first seq"), storage, _gaps_from(m.get(13)))
 
 
 # Integer fields of a bundle are unsigned 64-bit on chain (chain id, block number) or

@@ -35,6 +35,7 @@ A number outside these bounds raises ``PayloadRangeError`` (a PayloadError).
 from edgeledger.protocols import cbor
 from edgeledger.protocols import reading_encode
 from edgeledger.protocols.errors import PayloadError, PayloadRangeError
+from edgeledger.protocols.keywindow import is_finite
 from edgeledger.protocols.reading_encode import (  # noqa: F401  (re-exported)
     HASH_LEN,
     K_DEVICE,
@@ -185,6 +186,13 @@ def resolve(pack):
 
 
 def time_range(pack):
-    """(first, last) record time of a pack, after base-time resolution."""
+    """(first, last) record time of a pack, after base-time resolution.
+
+    Raises PayloadError for a time that is not a finite number: NaN compares false with
+    everything, so one NaN among the times would slip past every window and skew check.
+    """
     times = [r["t"] for r in resolve(pack)]
+    for t in times:
+        if not is_finite(t):
+            raise PayloadError("SenML record time must be a finite number, found %r" % (t,))
     return min(times), max(times)

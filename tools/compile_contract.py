@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT_NAME = "EdgeLedgerAnchor"
@@ -72,17 +73,23 @@ def compile_source(source_text=None):
             source_text = f.read().decode("utf-8")
     if not os.path.exists(SOLCJS):
         raise CompileError("expected solcjs at %s; run `npm ci` in %s (make test does)" % (SOLCJS, ROOT))
-    res = subprocess.run(
-        [SOLCJS, "--standard-json"],
-        input=json.dumps(standard_json_input(source_text)),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=COMPILE_TIMEOUT_S,
-    )
+    # stdout goes to a file, not a pipe: node exits before it has flushed a pipe, and solcjs's
+    # answer for this contract (~65 KB with its NatSpec) came back cut off at 64 KB.
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as stdout:
+        res = subprocess.run(
+            [SOLCJS, "--standard-json"],
+            input=json.dumps(standard_json_input(source_text)),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=COMPILE_TIMEOUT_S,
+        )
+        stdout.seek(0)
+        text = stdout.read()
     if res.returncode != 0:
         raise CompileError("solcjs exited with %d: %s" % (res.returncode, res.stderr[:2000]))
-    out = _parse_stdout(res.stdout)
+    out = _parse_stdout(text)
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise CompileError("solc errors:\n" + "\n".join(e.get("formattedMessage", str(e)) for e in errors))

@@ -160,14 +160,16 @@ class Anvil(object):
 
     # ---------------------------------------------------------------- dev helpers
 
-    def ledger(self):
-        """A JsonRpcLedger with a fresh funded key, the contract deployed, itself a gateway."""
+    def ledger(self, sites=("bench",)):
+        """A JsonRpcLedger with a fresh funded key, the contract deployed, itself the gateway of
+        ``sites``."""
         from edgeledger.gateway.ledger import JsonRpcLedger
 
         key = self.new_funded_key()
         ledger = JsonRpcLedger(self.url, key=key)
         ledger.deploy(owner_key=key)
-        ledger.set_gateway(ledger.account, True)
+        for site in sites:
+            ledger.authorize_gateway(site, ledger.account)
         return ledger
 
     def rpc(self, method, *params):

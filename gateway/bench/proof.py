@@ -10,9 +10,14 @@
 * ``verify_gas_by_depth``: execution gas of the contract's ``verify`` view (RFC 9162
   inclusion with the sha256 precompile) for paths of depth 1..20, from
   ``ledger.execution_gas`` on anvil (london): eth_estimateGas minus the intrinsic cost.
+* ``light_client_verify_ms``: ``edgeledger verify --rpc`` of one real anchored bundle against
+  anvil on this machine (one block header and one eth_getProof of five storage words, each
+  checked up to the state root), median; ``key_registry_gas``: gas used by authorizeGateway,
+  registerKey, rotateKey (open, then sealing the last seq) and revokeKey.
 
 Targets: bundle <= 1.2 KB at 1M leaves; offline verify < 2 ms; verify < 30k gas at depth 20.
 """
+import hashlib
 import json
 import os
 import statistics
@@ -37,7 +42,8 @@ def _bundle(size, message, index):
     blob = pack_levels(levels)
     path = path_from_blob(blob, size, index)
     root = levels[-1][0]
-    header = BatchHeader(os.urandom(20), 7, os.urandom(32), root, size, int(time.time()) - 60, int(time.time()))
+    now = int(time.time())  # the message was signed a moment ago: inside the header's time range
+    header = BatchHeader(os.urandom(20), 7, os.urandom(32), root, size, now - 60, now + 60)
     return path, header, build_s
 
 
@@ -56,7 +62,7 @@ def bundle_figures(sizes, repeat, log):
         index = size // 2 + 1 if size > 2 else 0
         path, header, build_s = _bundle(size, message, index)
         b = Bundle(message, index, path, header, 31337, os.urandom(20), os.urandom(32), 123456, os.urandom(32),
-                   EDDSA, bytes(dev.sk.verify_key))
+                   EDDSA, bytes(dev.sk.verify_key), loadgen.SITE, 100, int(time.time()) - 3600, 1)
         data = b.encode()
         verifier.verify_bundle(data)  # must pass before it is timed
         times = []
@@ -81,23 +87,82 @@ def ed25519_verify_ms(repeat=2000):
     return (time.perf_counter() - t0) / repeat * 1e3
 
 
-def verify_gas(depths=DEPTHS, log=print):
-    from edgeledger.gateway.bench.anvil import Anvil
+def verify_gas(node, depths=DEPTHS):
     from edgeledger.protocols import merkle
 
     out = {}
-    with Anvil() as node:
-        ledger = node.ledger()
-        for d in depths:
-            size = 1 << d
-            index = size - 1
-            leaf = merkle.leaf_hash(b"reading at depth %d" % d)
-            path = [os.urandom(32) for _ in range(d)]
-            root = merkle.root_from_inclusion_proof(leaf, index, size, path)
-            if not ledger.verify(leaf, index, size, path, root):
-                raise RuntimeError("the contract refused a valid path of depth %d" % d)
-            out[str(d)] = ledger.execution_gas("verify", leaf, index, size, path, root)
+    ledger = node.ledger()
+    for d in depths:
+        size = 1 << d
+        index = size - 1
+        leaf = merkle.leaf_hash(b"reading at depth %d" % d)
+        path = [os.urandom(32) for _ in range(d)]
+        root = merkle.root_from_inclusion_proof(leaf, index, size, path)
+        if not ledger.verify(leaf, index, size, path, root):
+            raise RuntimeError("the contract refused a valid path of depth %d" % d)
+        out[str(d)] = ledger.execution_gas("verify", leaf, index, size, path, root)
     return out
+
+
+def chain_figures(node, repeat, log=print):
+    """Gas of the key-registry calls (each sent once, gas used from its receipt) and the time
+    of one light-client verification (``edgeledger verify --rpc`` on a real anchored bundle:
+    one block header and one eth_getProof of five words, checked to the state root), median of
+    ``repeat`` runs against this anvil."""
+    import tempfile
+
+    from edgeledger.gateway import proofs, provision, verifier
+    from edgeledger.gateway.batcher import Batcher
+    from edgeledger.gateway.bench import loadgen
+    from edgeledger.gateway.ledger import JsonRpcLedger
+    from edgeledger.gateway.pipeline import Pipeline
+    from edgeledger.gateway.registry import Registry
+    from edgeledger.gateway.store import Store
+    from edgeledger.protocols.cose import EDDSA
+
+    key = node.new_funded_key()
+    ledger = JsonRpcLedger(node.url, key=key)
+    ledger.deploy(owner_key=key)
+    gas = lambda tx: ledger.wait_for_receipt(tx)["gasUsed"]  # noqa: E731
+    out = {"authorize_gateway": gas(ledger.authorize_gateway(loadgen.SITE, ledger.account))}
+    pub = os.urandom(32)
+    out["register_key"] = gas(ledger.register_key(loadgen.SITE, "bench-gas", EDDSA, pub))
+    kid = hashlib.sha256(pub).digest()[:16]
+    out["rotate_key"] = gas(ledger.rotate_key(loadgen.SITE, kid, int(time.time()) + 3600))
+    out["seal_last_seq"] = gas(ledger.rotate_key(loadgen.SITE, kid, int(time.time()) + 3600, 10))
+    out["revoke_key"] = gas(ledger.revoke_key(loadgen.SITE, kid, int(time.time()), 5))
+
+    log("one bundle anchored on anvil, verified as a light client...")
+    with tempfile.TemporaryDirectory(prefix="el-bench-proof-") as root:
+        st = Store(os.path.join(root, "gw.db"))
+        reg = Registry(st)
+        (name, seed), = loadgen.device_specs(1, "lc")
+        dev = loadgen.DeviceChain(name, seed)
+        reg.register(name, loadgen.SITE, EDDSA, loadgen.public_key(seed), dev.kid)
+        provision.sync_chain(reg, ledger)
+        pipe = Pipeline(st, reg)
+        for _ in range(8):
+            pipe.process(dev.topic, dev.next())
+        pipe.commit()
+        st.set_ledger_meta({"chain_id": ledger.chain_id, "contract": ledger.address, "gateway": ledger.account})
+        batcher = Batcher(st, ledger, max_size=1000, max_age_s=0, confirmations=1)
+        deadline = time.monotonic() + 60
+        while batcher.anchored_messages() < 8:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bench batch was not anchored within 60 s")
+            batcher.step()
+            node.mine(1)
+        data = proofs.bundle_for(st, name, 5, ledger.chain_id, ledger.address).encode()
+        st.close()
+    trust = verifier.TrustRoot(ledger.chain_id, ledger.address)
+    verifier.verify_bundle(data, rpc=node.url, min_confirmations=1, trust=trust)  # must pass before it is timed
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        verifier.verify_bundle(data, rpc=node.url, min_confirmations=1, trust=trust)
+        times.append(time.perf_counter() - t0)
+    return {"key_registry_gas": out, "light_client_verify_ms": statistics.median(times) * 1e3,
+            "light_client_bundle_bytes": len(data)}
 
 
 def run(sizes=(1000, 100000, 1000000), repeat=200, log=print):
@@ -111,9 +176,13 @@ def run(sizes=(1000, 100000, 1000000), repeat=200, log=print):
     out["bundle_bytes"] = by[top]["bundle_bytes"]
     out["verify_ms"] = max(v["verify_ms"] for v in by.values())
     out["verify_ratio"] = out["verify_ms"] / out["ed25519_verify_ms"]
-    log("on-chain verify gas by depth (anvil)...")
-    out["verify_gas_by_depth"] = verify_gas(log=log)
-    out["verify_gas_depth20"] = out["verify_gas_by_depth"].get("20")
+    from edgeledger.gateway.bench.anvil import Anvil
+
+    with Anvil() as node:
+        log("on-chain verify gas by depth (anvil)...")
+        out["verify_gas_by_depth"] = verify_gas(node)
+        out["verify_gas_depth20"] = out["verify_gas_by_depth"].get("20")
+        out.update(chain_figures(node, max(3, repeat // 10), log))
     return out
 
 
@@ -127,6 +196,10 @@ def print_table(r, out=print):
                      "%.1fx one Ed25519 verify; p99 %.2f ms" % (s["verify_ms"] / r["ed25519_verify_ms"], s["verify_p99_ms"])))
     for d, gas in sorted(r["verify_gas_by_depth"].items(), key=lambda kv: int(kv[0])):
         rows.append(("on-chain verify, depth %s (execution gas)" % d, gas, ""))
+    rows.append(("light-client verify of one bundle (ms)", r["light_client_verify_ms"],
+                 "edgeledger verify --rpc, anvil on this machine"))
+    for name, gas in sorted(r["key_registry_gas"].items()):
+        rows.append(("%s (gas used)" % name, gas, "key registry, once per key or gateway"))
     report.table("proof: bundles and verification", rows, out)
 
 

@@ -62,13 +62,13 @@ def test_out_dir_that_already_holds_a_store_is_refused(tmp_path):
 def test_a_bundle_that_fails_the_on_chain_check_makes_the_demo_exit_1(monkeypatch, capsys):
     real = proofs.bundle_for
 
-    def wrong_block(store, device, seq, *args, **kwargs):
+    def wrong_batch(store, device, seq, *args, **kwargs):
         b = real(store, device, seq, *args, **kwargs)
         if device == "meter-01" and seq == 1:
-            b.block_number -= 1  # offline checks still pass; the block hash pin does not
+            b.header.number += 1  # offline checks still pass; that header is not the anchored one
         return b
 
-    monkeypatch.setattr(proofs, "bundle_for", wrong_block)
+    monkeypatch.setattr(proofs, "bundle_for", wrong_batch)
     code = cli.main(["demo", "--devices", "2", "--readings", "5", "--json"])
     out = capsys.readouterr().out
     assert code == 1, out

@@ -33,7 +33,8 @@ def test_real_broker_and_anvil_anchor_everything_and_bundles_verify_against_the_
         assert stat.S_IMODE(os.stat(out / "gateway.ethkey").st_mode) == 0o600
 
         bundle = sorted((out / "bundles").iterdir())[0]
-        ok = run_cli("verify", bundle, "--rpc", node.url, "--json")
+        ok = run_cli("verify", bundle, "--rpc", node.url, "--chain-id", r["chain_id"], "--contract", r["contract"],
+                     "--json")
         assert ok.returncode == 0, ok.stdout + ok.stderr
         report = json.loads(ok.stdout)
         assert report["storage_proof"] == "ok" and report["chain_id"] == 31337 and report["confirmations"] >= 2

@@ -16,7 +16,7 @@ from edgeledger.gateway.ledger import EmbeddedLedger, header_hash
 def anchored():
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
-    ledger.set_gateway(ledger.account, True)
+    ledger.authorize_gateway("demo", ledger.account)
     root = os.urandom(32)
     receipt = ledger.wait_for_receipt(ledger.anchor(1, bytes(32), root, 5, 100, 200))
     ledger.mine(2)
@@ -37,20 +37,20 @@ def test_light_client_proves_the_anchored_header_at_its_block(anchored):
     assert rpc.counters["proofs"] >= 1
 
 
-def test_roots_slot_proves_too_and_a_wrong_value_is_a_mismatch(anchored):
-    ledger, rpc, _receipt, root, _hh = anchored
-    assert lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 1, expected_root=root)["value"] == root
+def test_a_wrong_header_hash_is_a_mismatch(anchored):
+    ledger, rpc, _receipt, _root, hh = anchored
+    assert lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 1, hh)["value"] == hh
     with pytest.raises(lightclient.ProofMismatch):
-        lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 1, expected_root=bytes(32 * [7]))
+        lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 1, bytes(32 * [7]))
 
 
 def test_before_the_anchor_block_and_an_unanchored_number_are_not_anchored(anchored):
-    ledger, rpc, receipt, root, _hh = anchored
+    ledger, rpc, receipt, _root, hh = anchored
     with pytest.raises(lightclient.NotAnchored):
-        lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 1, expected_root=root,
+        lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 1, hh,
                                           block_number=receipt["blockNumber"] - 1)
     with pytest.raises(lightclient.NotAnchored):
-        lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 2, expected_root=root)
+        lightclient.verify_anchor_storage(rpc, ledger.address, ledger.account, 2, hh)
 
 
 def test_account_proof_matches_what_the_node_reports(anchored):
@@ -66,7 +66,7 @@ def test_account_proof_matches_what_the_node_reports(anchored):
 
 
 def test_a_flipped_byte_in_a_storage_proof_node_is_refused(anchored):
-    ledger, rpc, _receipt, root, _hh = anchored
+    ledger, rpc, _receipt, _root, _hh = anchored
 
     def corrupt(method, params):
         answer = rpc(method, params)
@@ -77,7 +77,7 @@ def test_a_flipped_byte_in_a_storage_proof_node_is_refused(anchored):
         return answer
 
     with pytest.raises((lightclient.ProofMismatch, lightclient.NotAnchored)):
-        lightclient.verify_anchor_storage(corrupt, ledger.address, ledger.account, 1, expected_root=root)
+        lightclient.verify_anchor_storage(corrupt, ledger.address, ledger.account, 1, anchored[4])
 
 
 def test_block_hash_recomputes_from_the_served_header_but_not_from_eth_testers_own_answer(anchored):

@@ -143,7 +143,7 @@ def chain():
         owner = JsonRpcLedger(node.url, key=node.new_funded_key())
         owner.deploy(owner_key=owner.key)
         gw_key = node.new_funded_key()
-        owner.set_gateway(JsonRpcLedger(node.url, key=gw_key).account, True)
+        owner.authorize_gateway("plant-a", JsonRpcLedger(node.url, key=gw_key).account)
         yield node, owner, gw_key
 
 
@@ -252,7 +252,7 @@ def test_modbus_readings_signed_anchored_and_equal_to_the_registers(site, chain,
         report = verifier.verify_bundle(data)  # offline: signature and Merkle path
         assert (report["device"], report["seq"], report["offline"]) == (DEVICE, seq, "ok")
         if seq % 10 == 1 or seq in (first_status, LAST_SEQ):  # light client: storage proof on anvil
-            report = verifier.verify_bundle(data, rpc=node.url, min_confirmations=2)
+            report = verifier.verify_bundle(data, rpc=node.url, min_confirmations=2, trust=site.trust(owner))
             assert report["storage_proof"] == "ok" and report["confirmations"] >= 2
             light_checked += 1
         message = Bundle.decode(data).message

@@ -141,7 +141,8 @@ def _good_bundle():
     leaves = [merkle.leaf_hash(m) for m in msgs]
     header = batch.BatchHeader(b"\x01" * 20, 1, batch.ZERO_HASH, merkle.root(leaves), 3, 1, 2)
     return bundle.Bundle(msgs[1], 1, merkle.inclusion_proof(leaves, 1), header, 31337, b"\x02" * 20, b"\x03" * 32, 7,
-                         b"\x04" * 32, DEV.signer.alg, DEV.signer.public_key).encode()
+                         b"\x04" * 32, DEV.signer.alg, DEV.signer.public_key, "plant-a", 5, 1, 1,
+                         gaps=[(1, 2, "lost", "declared by the device", 3)]).encode()
 
 
 GOOD_BUNDLE = _good_bundle()

@@ -1,11 +1,11 @@
 """Every way a proof bundle can be wrong gets its own message and a non-zero exit."""
+import json
 import subprocess
 import sys
-import time
 
 import pytest
 
-from edgeledger.gateway import proofs, verifier
+from edgeledger.gateway import cli, proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.ledger import JsonRpcLedger
 from edgeledger.gateway.pipeline import Pipeline
@@ -16,10 +16,10 @@ from edgeledger.protocols import cose
 from edgeledger.protocols.bundle import Bundle
 from tests.support.anvil import running_anvil
 from tests.support.devices import FakeDevice
-from tests.support.net import wait_until
+from tests.support.net import free_port, wait_until
 
 pytestmark = pytest.mark.ledger
-READING_TIME = time.time() - 600
+SITE = "plant-a"
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +30,18 @@ def anchored(tmp_path_factory):
         owner.deploy(owner_key=owner.key)
         gw = JsonRpcLedger(node.url, key=node.new_funded_key())
         gw.attach(owner.address)
-        owner.set_gateway(gw.account, True)
+        owner.authorize_gateway(SITE, gw.account)
         st = Store(str(tmp_path_factory.mktemp("bundles") / "gw.db"))
         reg = Registry(st)
         pipe = Pipeline(st, reg)
         devices = [FakeDevice("a"), FakeDevice("b", alg="ES256")]
         for d in devices:
             d.register(reg)
-            owner.register_key(d.signer.kid, d.name, d.signer.alg, d.signer.public_key, int(READING_TIME) - 3600)
+        provision.sync_chain(reg, owner)  # registers both keys on chain; the chain's time opens them
+        reading_time = max(reg.key(d.signer.kid).valid_from for d in devices) + 10
         for i in range(37):
             d = devices[i % 2]
-            pipe.process(d.topic, d.next(t=READING_TIME + i))
+            pipe.process(d.topic, d.next(t=reading_time + i))
         pipe.commit()
         st.set_ledger_meta({"chain_id": gw.chain_id, "contract": gw.address, "gateway": gw.account})
         batcher = Batcher(st, gw, max_size=1000, max_age_s=0, confirmations=1)
@@ -57,12 +58,13 @@ def anchored(tmp_path_factory):
         def make(device, seq):
             return proofs.bundle_for(st, device, seq, int(meta["chain_id"]), meta["contract"])
 
-        yield {"node": node, "owner": owner, "make": make, "devices": devices, "store": st}
+        yield {"node": node, "owner": owner, "make": make, "devices": devices, "store": st,
+               "trust": verifier.TrustRoot(owner.chain_id, owner.address), "reading_time": reading_time}
 
 
-def fails(data, kind_cls, match, rpc=None, confirmations=1):
+def fails(data, kind_cls, match, rpc=None, confirmations=1, trust=None):
     with pytest.raises(kind_cls) as e:
-        verifier.verify_bundle(data, rpc=rpc, min_confirmations=confirmations)
+        verifier.verify_bundle(data, rpc=rpc, min_confirmations=confirmations, trust=trust)
     assert match in str(e.value), str(e.value)
     return str(e.value)
 
@@ -70,8 +72,11 @@ def fails(data, kind_cls, match, rpc=None, confirmations=1):
 def test_good_bundle_verifies_offline_and_on_chain(anchored):
     b = anchored["make"]("a", 5)
     assert verifier.verify_bundle(b.encode())["offline"] == "ok"
-    report = verifier.verify_bundle(b.encode(), rpc=anchored["node"].url, min_confirmations=2)
-    assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+    report = verifier.verify_bundle(b.encode(), rpc=anchored["node"].url, min_confirmations=2,
+                                    trust=anchored["trust"])
+    assert report["storage_proof"] == "ok" and report["key"]["status"] == "valid"
+    assert (report["device"], report["site"], report["seq"], report["contract_version"]) == ("a", SITE, 5, 2)
+    assert report["values"][0]["u"] == "W" and report["t_first"] == anchored["reading_time"] + 8
     assert Bundle.decode(b.encode()).encode() == b.encode()
 
 
@@ -79,7 +84,8 @@ def test_es256_bundle_verifies_and_its_high_s_twin_does_not(anchored):
     """Signed low-S, an ES256 reading verifies offline and on chain; the same bundle with the
     signature's twin (r, n - s), which ECDSA alone accepts, fails as non-canonical."""
     b = anchored["make"]("b", 6)
-    report = verifier.verify_bundle(b.encode(), rpc=anchored["node"].url, min_confirmations=2)
+    report = verifier.verify_bundle(b.encode(), rpc=anchored["node"].url, min_confirmations=2,
+                                    trust=anchored["trust"])
     assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
     s = int.from_bytes(b.message[-32:], "big")
     b.message = b.message[:-32] + (cose.P256_N - s).to_bytes(32, "big")
@@ -117,41 +123,66 @@ def test_wrong_key(anchored):
 
 def test_root_not_on_chain(anchored):
     b = anchored["make"]("a", 2)
-    other = JsonRpcLedger(anchored["node"].url, key=anchored["node"].new_funded_key())
-    other.deploy(owner_key=other.key)
-    b.contract = bytes.fromhex(other.address[2:])  # a contract that never saw this batch
-    fails(b.encode(), verifier.RootNotOnChain, "root not on chain", rpc=anchored["node"].url)
+    b.header.number = 2  # a batch the gateway never anchored; the bundle's path still checks out
+    fails(b.encode(), verifier.RootNotOnChain, "root not on chain", rpc=anchored["node"].url, trust=anchored["trust"])
 
 
 def test_too_few_confirmations(anchored):
     b = anchored["make"]("b", 2)
     fails(b.encode(), verifier.NotEnoughConfirmations, "too few confirmations",
-          rpc=anchored["node"].url, confirmations=10 ** 6)
+          rpc=anchored["node"].url, confirmations=10 ** 6, trust=anchored["trust"])
 
 
 def test_key_revoked_before_the_reading(anchored):
     b = anchored["make"]("b", 10)
     kid = anchored["devices"][1].signer.kid
-    anchored["owner"].revoke_key(kid, int(READING_TIME) + 5)  # revoked before seq 10 was taken
-    fails(b.encode(), verifier.KeyRevoked, "revoked before the reading", rpc=anchored["node"].url)
+    # revoked from a time before seq 10 was taken (a compromise found to be older)
+    anchored["owner"].revoke_key(SITE, kid, int(anchored["reading_time"]) + 5, 10 ** 6)
+    fails(b.encode(), verifier.KeyOutsideWindow, "window ended at", rpc=anchored["node"].url, trust=anchored["trust"])
     early = anchored["make"]("b", 1)  # timed before the revocation: still valid
-    assert verifier.verify_bundle(early.encode(), rpc=anchored["node"].url)["key_status"] == "valid"
+    report = verifier.verify_bundle(early.encode(), rpc=anchored["node"].url, trust=anchored["trust"])
+    assert report["key"]["status"] == "revoked" and report["verdict"] == "verified"
 
 
 def test_malformed_bundle():
-    fails(b"\xa1\x01\x02", bundle_mod.MalformedBundle, "version 1 bundle")
+    fails(b"\xa1\x01\x01", bundle_mod.MalformedBundle, "expected a version 2 bundle map, found version 1")
+    fails(b"\xa1\x01\x02", bundle_mod.MalformedBundle, "bundle field 11 (device key) must be a map")
 
 
-def test_cli_exit_codes(anchored, tmp_path):
+def test_cli_exit_codes(anchored, tmp_path, capsys):
     b = anchored["make"]("a", 7)
     good = tmp_path / "good.cbor"
     good.write_bytes(b.encode())
     b.index ^= 1
     bad = tmp_path / "bad.cbor"
     bad.write_bytes(b.encode())
-    cli = [sys.executable, "-m", "edgeledger.gateway.cli", "verify"]
-    ok = subprocess.run(cli + [str(good), "--rpc", anchored["node"].url, "--confirmations", "1"],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0 and "storage proof checked" in ok.stdout, ok.stdout + ok.stderr
-    no = subprocess.run(cli + [str(bad)], capture_output=True, text=True)
-    assert no.returncode == 1 and "wrong leaf index" in no.stdout
+    owner, url = anchored["owner"], anchored["node"].url
+    trust = ["--chain-id", str(owner.chain_id), "--contract", owner.address]
+    # once as its own process, the way a verifier runs it
+    ok = subprocess.run([sys.executable, "-m", "edgeledger.gateway.cli", "verify", str(good), "--rpc", url,
+                         "--confirmations", "1"] + trust, capture_output=True, text=True)
+    assert ok.returncode == 0 and "verified on chain" in ok.stdout, ok.stdout + ok.stderr
+    for line in ("a seq 7 on site plant-a", "value     a/v0 = 1.0 W", "anchored  block", "confirmations",
+                 "trusted   chain %d, contract %s (EdgeLedgerAnchor v2)" % (owner.chain_id, owner.address)):
+        assert line in ok.stdout, ok.stdout
+
+    def verify(*argv):
+        capsys.readouterr()
+        code = cli.main(["verify"] + [str(a) for a in argv])
+        return code, capsys.readouterr().out
+
+    code, out = verify(good, "--rpc", url, "--json", *trust)
+    report = json.loads(out)
+    assert code == 0 and report["verdict"] == "verified" and report["anchor_block"] > 0
+    code, out = verify(bad)
+    assert code == 1 and "wrong leaf index" in out
+    code, out = verify(bad, "--json")
+    assert code == 1 and json.loads(out)["verdict"] == "refused"
+    # --rpc without trust roots from outside the bundle is a usage error
+    code, out = verify(good, "--rpc", url)
+    assert code == 2 and "trust roots" in out, out
+    code, out = verify(good, "--rpc", url, "--chain-id", "1")
+    assert code == 2
+    # a node that does not answer
+    code, out = verify(good, "--rpc", "http://127.0.0.1:%d" % free_port(), *trust)
+    assert code == 3 and "chain_unreachable" in out, out

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, gaps, proofs, status, verifier
+from edgeledger.gateway import errors, gaps, proofs, provision, status, verifier
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.gateway.ledger import EmbeddedLedger
@@ -126,11 +126,11 @@ def test_bundles_after_a_gap_carry_it_and_verify_says_so(st):
     bundles carry the gateway's record of the gap (field 13)."""
     led = EmbeddedLedger()
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
     pipe = Pipeline(st, Registry(st))
     dev = FakeDevice("d5")
+    led.authorize_gateway(dev.site, led.account)
     dev.register(pipe.registry)
-    led.register_key(dev.signer.kid, dev.name, dev.signer.alg, dev.signer.public_key, int(time.time()) - 3600)
+    provision.sync_chain(pipe.registry, led)  # the key on chain, with the registry's window
     for _ in range(2):
         pipe.process(dev.topic, dev.next())
     pipe.process(dev.topic, restart_message(dev, 9, why="head lost"))
@@ -146,15 +146,16 @@ def test_bundles_after_a_gap_carry_it_and_verify_says_so(st):
     assert batcher.anchored_messages() == 4
     first = proofs.bundle_for(st, "d5", 1, led.chain_id, led.address)
     assert first.gaps == []
+    trust = verifier.TrustRoot(led.chain_id, led.address)
     restart = verifier.verify_bundle(proofs.bundle_for(st, "d5", 9, led.chain_id, led.address).encode(), rpc=led,
-                                     min_confirmations=1)
+                                     min_confirmations=1, trust=trust)
     assert restart["chain_restart"] == "head lost"
     later = proofs.bundle_for(st, "d5", 10, led.chain_id, led.address)
     assert Bundle.decode(later.encode()).gaps == later.gaps and len(later.gaps) == 1
-    report = verifier.verify_bundle(later.encode(), rpc=led, min_confirmations=1)
+    report = verifier.verify_bundle(later.encode(), rpc=led, min_confirmations=1, trust=trust)
     (g,) = report["chain_gaps"]
     assert (g["missing_from"], g["missing_to"], g["resumes_at"], g["kind"]) == (3, 8, 9, "restart")
-    assert report["storage_proof"] == "ok"
+    assert report["verdict"] == "verified" and report["storage_proof"] == "ok"
 
 
 def lost_message(dev, seq, prev, ranges):

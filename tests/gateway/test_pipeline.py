@@ -198,7 +198,40 @@ def test_a_bignum_value_is_refused_like_the_verifier_refuses_it(gw):
     message = cose.sign1_bytes(protected, payload, d.signer.sign(cose.sig_structure(protected, payload)))
     out = feed(gw, d.topic, message)
     assert out.reason == "bad_payload" and "SenML v must be a number" in out.detail, str(out)
-    b = Bundle.decode(wire_vectors.load()["bundle-2"])
+    b = Bundle.decode(wire_vectors.load()["bundle-v2-2"])
     b.message = message
     with pytest.raises(TamperedMessage, match="SenML v must be a number"):
         check_offline(b, signatures.verify)
+
+
+def test_key_window_covers_encrypted_and_non_finite_time_readings(gw):
+    """protocols/keywindow.py at the gateway: an encrypted reading (no visible time) after a
+    revocation is judged by its seq, a NaN or infinite record time is refused, a key does not
+    speak for readings timed long before its registration."""
+    from edgeledger.protocols import cose, reading
+
+    d = FakeDevice("d1")
+    d.register(gw.registry, valid_from=time.time() - 60)
+
+    def enc(seq):
+        return cose.sign1(reading.encode_payload("d1", seq, d.prev, 1, enc=b"\x01" * 24), d.signer)
+
+    for _ in range(2):
+        m = enc(d.seq + 1)
+        assert gw.process(d.topic, m).verdict == "next"
+        d.seq, d.prev = d.seq + 1, hashlib.sha256(m).digest()
+    gw.commit()
+    gw.registry.revoke("d1", at=time.time() + 3600)  # ends in an hour; last seq: the mark, 2
+    out = feed(gw, d.topic, enc(3))
+    assert out.reason == "revoked_device" and "W5" in out.detail, out.detail
+    from edgeledger.protocols import reading_encode
+
+    for t in (float("nan"), float("inf")):  # signed by a buggy encoder: the board's does not check
+        bad = cose.sign1(reading_encode.encode_payload("d1", 3, d.prev, 1, [{0: "d1/x", 2: 1.0, 6: t}]), d.signer)
+        out = feed(gw, d.topic, bad)
+        assert out.reason == "out_of_range" and "finite" in out.detail, out.detail
+    backdated = FakeDevice("d2")
+    backdated.register(gw.registry, valid_from=time.time())
+    out = feed(gw, backdated.topic, backdated.next(t=time.time() - 3600))
+    assert out.reason == "revoked_device" and "W3" in out.detail, out.detail
+    assert gw.store.seqs("d1") == [1, 2]

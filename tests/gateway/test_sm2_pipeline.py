@@ -145,7 +145,7 @@ def test_an_sm2_bundle_passes_the_offline_checks_and_no_altered_byte_does():
     def bundle(message):
         return Bundle.decode(Bundle(message, 0, merkle.inclusion_proof(leaves, 0), header, 31337,
                                     bytes(20), bytes(32), 7, bytes(32), cose.SM2,
-                                    v["sm2-public-key"]).encode())
+                                    v["sm2-public-key"], "plant-a", 5, 1764092000, 1).encode())
 
     assert check_offline(bundle(v["sm2-message-1"]), signatures.verify).seq == 1
     for i in range(len(v["sm2-message-1"])):

@@ -76,7 +76,7 @@ def test_a_dead_batcher_is_restarted_counted_and_anchors_everything(tmp_path, mo
     pipe.commit()
     led = EmbeddedLedger()
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
+    led.authorize_gateway(dev.site, led.account)
     st.set_ledger_meta({"chain_id": led.chain_id, "contract": led.address, "gateway": led.account})
     led.sign_anchor = once_raising(led.sign_anchor, 2)
     bt = BatcherThread(path, led, {"max_size": 10, "max_age_s": 0}, 1)

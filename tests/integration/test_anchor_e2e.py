@@ -20,7 +20,7 @@ def chain():
         owner.deploy(owner_key=owner.key)
         gw_key = node.new_funded_key()
         gw = JsonRpcLedger(node.url, key=gw_key)
-        owner.set_gateway(gw.account, True)
+        owner.authorize_gateway("plant-a", gw.account)
         yield node, owner, gw_key
 
 
@@ -54,7 +54,8 @@ def test_every_reading_anchored_and_its_bundle_verifies(site, chain):
             report = verifier.verify_bundle(b.encode())  # offline: signature + Merkle path
             assert (report["device"], report["seq"]) == (name, seq)
             if seq % 25 == 1:  # light client: storage proof against the block's state root
-                report = verifier.verify_bundle(b.encode(), rpc=node.url, min_confirmations=2)
+                report = verifier.verify_bundle(b.encode(), rpc=node.url, min_confirmations=2,
+                                                trust=site.trust(owner))
                 assert report["storage_proof"] == "ok" and report["confirmations"] >= 2
             checked += 1
     assert checked == total
@@ -62,8 +63,9 @@ def test_every_reading_anchored_and_its_bundle_verifies(site, chain):
     # the command-line path, and one flipped byte fails it
     out = site.cli("proof", names[0], "7", "-o", "b.cbor", "--config", site.gateway_config)
     assert out.returncode == 0, out.stderr
-    ok = site.cli("verify", "b.cbor", "--rpc", node.url)
+    ok = site.cli("verify", "b.cbor", "--rpc", node.url, "--chain-id", str(owner.chain_id), "--contract", owner.address)
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
+    assert "verified on chain" in ok.stdout and "EdgeLedgerAnchor v2" in ok.stdout, ok.stdout
     path = os.path.join(site.root, "b.cbor")
     data = bytearray(open(path, "rb").read())
     data[40] ^= 0x01

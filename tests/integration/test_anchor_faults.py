@@ -2,6 +2,7 @@
 import time
 
 import pytest
+from eth_utils import keccak
 
 from tests.support.anvil import Anvil, deploy
 from tests.support.net import wait_until
@@ -30,8 +31,10 @@ def check_chain_matches_store(owner, st):
     assert {r[2] for r in rows} == {"anchored"}
     assert owner.last_batch(gateway)[0] == len(rows), "chain and store disagree on the last batch"
     # exactly one Anchored event per number, and it is the transaction the store recorded
-    logs = owner.w3.eth.get_logs({"address": owner.address, "fromBlock": 0, "toBlock": "latest"})
-    anchored = [log for log in logs if len(log["topics"]) == 3]
+    topic = keccak(text="Anchored(address,uint64,bytes32,bytes32,uint64)")
+    logs = owner.w3.eth.get_logs({"address": owner.address, "fromBlock": 0, "toBlock": "latest",
+                                  "topics": ["0x" + topic.hex()]})
+    anchored = [log for log in logs if bytes(log["topics"][0]) == topic]
     assert len(anchored) == len(rows), "an anchor was sent twice (or one is missing)"
     for row, event in zip(rows, anchored_events(owner, gateway, numbers)):
         assert bytes(event["tx_hash"]) == bytes(row[3])

@@ -1,9 +1,11 @@
 """Fixtures for the ledger tests: an embedded ledger and an anvil node (london rules, the
-EVM version the contract is compiled for)."""
+EVM version the contract is compiled for). The ledger's own account is the gateway of SITE."""
 import pytest
 
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger
 from tests.support.anvil import running_anvil
+
+SITE = "plant-a"
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +17,14 @@ def anvil_node():
 def _deploy_embedded():
     led = EmbeddedLedger()
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
+    led.authorize_gateway(SITE, led.account)
     return led
 
 
 def _deploy_anvil(node):
     led = JsonRpcLedger(node.url, key=node.new_funded_key())
     led.deploy(node.new_funded_key())
-    led.set_gateway(led.account)
+    led.authorize_gateway(SITE, led.account)
     return led
 
 

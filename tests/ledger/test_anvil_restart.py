@@ -16,7 +16,7 @@ def test_chain_state_survives_restart_and_outage_is_typed():
         node.start()
         led = JsonRpcLedger(node.url, key=node.new_funded_key())
         led.deploy(node.new_funded_key())
-        led.set_gateway(led.account)
+        led.authorize_gateway("plant-a", led.account)
         root = hashlib.sha256(b"r1").digest()
         led.wait_for_receipt(led.anchor(1, ZERO, root, 1, 1, 2))
         hh = header_hash(led.account, 1, ZERO, root, 1, 1, 2)

@@ -1,4 +1,5 @@
-"""Anchor contract behaviour on both backends: ordering, header hash, registry, nonces."""
+"""Anchor contract behaviour on both backends: ordering, header hash, sites and gateways, the
+key registry, nonces."""
 import hashlib
 import os
 
@@ -7,10 +8,22 @@ from eth_account import Account
 
 from edgeledger.gateway.errors import GatewayError, LedgerError
 from edgeledger.gateway.ledger import (
-    HEADER_LEN, AnchorRejected, ContractReverted, KeyRejected, PreparedTx, header_bytes, header_hash,
+    CONTRACT_VERSION, HEADER_LEN, OPEN_SEQ, AnchorRejected, ContractReverted, KeyRejected, PreparedTx, header_bytes,
+    header_hash,
 )
+from edgeledger.protocols.keywindow import key_commitment
+from tests.ledger.conftest import SITE
 
 ZERO = bytes(32)
+
+
+def _stranger(ledger):
+    """A funded account that is neither owner nor gateway."""
+    if hasattr(ledger, "new_funded_key"):
+        return ledger.new_funded_key()
+    key = "0x" + os.urandom(32).hex()
+    ledger.w3.provider.make_request("anvil_setBalance", [Account.from_key(key).address, hex(10**20)])
+    return key
 
 
 def _anchor_chain(led, count, start=1, prev=ZERO, wait=True):
@@ -24,32 +37,41 @@ def _anchor_chain(led, count, start=1, prev=ZERO, wait=True):
     return out
 
 
-def test_header_layout_is_117_bytes_in_field_order():
+def test_header_layout_is_118_bytes_in_field_order():
     gw = "0x" + "ab" * 20
     hb = header_bytes(gw, 7, b"\x11" * 32, b"\x22" * 32, 5, 100, 200)
-    assert len(hb) == HEADER_LEN == 1 + 20 + 8 + 32 + 32 + 8 + 8 + 8
-    assert hb[0] == 1
-    assert hb[1:21] == b"\xab" * 20
-    assert hb[21:29] == (7).to_bytes(8, "big")
-    assert hb[29:61] == b"\x11" * 32 and hb[61:93] == b"\x22" * 32
-    assert hb[93:101] == (5).to_bytes(8, "big")
-    assert hb[101:109] == (100).to_bytes(8, "big") and hb[109:117] == (200).to_bytes(8, "big")
+    assert len(hb) == HEADER_LEN == 1 + 1 + 20 + 8 + 32 + 32 + 8 + 8 + 8
+    assert hb[0] == 2 and hb[1] == 1  # version 2, tree-hash algorithm SHA-256
+    assert hb[2:22] == b"\xab" * 20
+    assert hb[22:30] == (7).to_bytes(8, "big")
+    assert hb[30:62] == b"\x11" * 32 and hb[62:94] == b"\x22" * 32
+    assert hb[94:102] == (5).to_bytes(8, "big")
+    assert hb[102:110] == (100).to_bytes(8, "big") and hb[110:118] == (200).to_bytes(8, "big")
 
 
-def test_in_order_anchoring_stores_root_header_and_emits_event(ledger):
+def test_version_and_deployment_block_are_readable_on_chain(ledger):
+    assert ledger.contract_version() == CONTRACT_VERSION == 2
+    assert 0 < ledger.deployed_block() < ledger.block_number()
+    start, end = ledger.authorization(SITE, ledger.account)
+    assert start > ledger.deployed_block() and end == 0
+    assert ledger.is_gateway_for(SITE, ledger.account) and not ledger.is_gateway_for("other-site", ledger.account)
+
+
+def test_in_order_anchoring_stores_header_block_and_time_and_emits_event(ledger):
     gw = ledger.account
     assert ledger.last_batch(gw) == (0, ZERO)
     chain = _anchor_chain(ledger, 3)
     for n, root, hh, tx in chain:
         r = ledger.wait_for_receipt(tx)
         assert r["status"] == 1
-        assert ledger.root_of(gw, n) == root
-        assert ledger.header_of(gw, n) == hh  # contract sha256 == Python 117-byte layout
+        # contract sha256 == Python's 118-byte layout, stored with the anchoring block and its time
+        assert ledger.anchor_of(gw, n) == {"header_hash": hh, "block_number": r["blockNumber"],
+                                           "timestamp": ledger.w3.eth.get_block(r["blockNumber"])["timestamp"]}
         ev = ledger.find_anchor(gw, n)
         assert ev["tx_hash"] == tx and ev["root"] == root and ev["header_hash"] == hh and ev["tree_size"] == 10 * n
         assert ev["block_number"] == r["blockNumber"]
     assert ledger.last_batch(gw) == (3, chain[-1][2])
-    assert ledger.root_of(gw, 4) is None and ledger.find_anchor(gw, 4) is None
+    assert ledger.anchor_of(gw, 4) is None and ledger.find_anchor(gw, 4) is None
 
 
 def test_out_of_order_and_wrong_prev_rejected_with_decoded_error(ledger):
@@ -66,6 +88,9 @@ def test_out_of_order_and_wrong_prev_rejected_with_decoded_error(ledger):
     with pytest.raises(AnchorRejected) as e:
         ledger.anchor(2, hh, root, 1, 5, 4)
     assert e.value.name == "BadTimeRange"
+    with pytest.raises(AnchorRejected) as e:
+        ledger.anchor(2, hh, root, 1, 1, 2, tree_alg=0)
+    assert e.value.name == "BadTreeAlg"
     assert isinstance(e.value, LedgerError) and isinstance(e.value, GatewayError)
     assert ledger.last_batch(ledger.account) == (1, hh)
 
@@ -80,60 +105,89 @@ def test_reverted_transaction_is_explained_from_its_receipt(ledger):
     assert ledger.receipt(tx)["status"] == 0
 
 
-def test_unauthorized_gateway_rejected(ledger):
-    stranger = ledger.new_funded_key() if hasattr(ledger, "new_funded_key") else None
-    if stranger is None:
-        stranger = "0x" + os.urandom(32).hex()
-        ledger.w3.provider.make_request("anvil_setBalance", [Account.from_key(stranger).address, hex(10**20)])
+def test_unauthorized_gateway_rejected_and_windows_open_once(ledger):
+    stranger = _stranger(ledger)
     addr = Account.from_key(stranger).address
     with pytest.raises(AnchorRejected) as e:
         ledger.anchor(1, ZERO, b"\x05" * 32, 1, 1, 2, key=stranger)
     assert e.value.name == "NotGateway" and e.value.values == {"caller": addr}
     with pytest.raises(ContractReverted) as e:
-        ledger.set_gateway(addr, True, key=stranger)
+        ledger.authorize_gateway(SITE, addr, key=stranger)
     assert e.value.name == "NotOwner"
     with pytest.raises(KeyRejected) as e:
-        ledger.register_key(b"\x01" * 16, "dev", -8, b"\x02" * 32, 0, key=stranger)
+        ledger.register_key(SITE, "dev", -8, b"\x02" * 32, key=stranger)
     assert e.value.name == "NotAuthorized"
-    # De-authorizing keeps the counter; re-authorizing resumes at the next number.
+    # De-authorizing keeps the counter; the window is not opened again, another site's is.
     (n, root, hh, _), = _anchor_chain(ledger, 1)
-    ledger.set_gateway(ledger.account, False)
+    ledger.deauthorize_gateway(SITE, ledger.account)
+    start, end = ledger.authorization(SITE, ledger.account)
+    assert 0 < start < end
     with pytest.raises(AnchorRejected) as e:
         ledger.anchor(2, hh, root, 1, 1, 2)
     assert e.value.name == "NotGateway"
-    ledger.set_gateway(ledger.account, True)
+    with pytest.raises(ContractReverted) as e:
+        ledger.authorize_gateway(SITE, ledger.account)
+    assert e.value.name == "AlreadyAuthorized"
+    with pytest.raises(ContractReverted) as e:
+        ledger.deauthorize_gateway(SITE, ledger.account)
+    assert e.value.name == "NotAuthorizedForSite"
+    ledger.authorize_gateway("plant-b", ledger.account)
     assert ledger.last_batch(ledger.account) == (1, hh)
+    _anchor_chain(ledger, 1, start=2, prev=hh)
+    assert ledger.authorization(SITE, ledger.account) == (start, end)  # unchanged
 
 
-def test_key_registry_register_get_revoke(ledger):
-    kid = bytes(range(16))
+def test_key_registry_register_entry_and_commitment(ledger):
     pub = bytes(range(32))
-    assert ledger.get_key(kid) is None
-    ledger.register_key(kid, "site-a/meter-0001", -8, pub, 1_700_000_000)
-    k = ledger.get_key(kid)
-    assert k == {"kid": kid, "device_id": "site-a/meter-0001", "alg": -8, "public_key": pub,
-                 "valid_from": 1_700_000_000, "revoked_at": 0}
+    kid = hashlib.sha256(pub).digest()[:16]
+    assert ledger.key_entry(SITE, kid) is None and ledger.registration(SITE, kid) is None
+    tx = ledger.register_key(SITE, "meter-0001", -8, pub, 7)
+    r = ledger.wait_for_receipt(tx)
+    ts = ledger.w3.eth.get_block(r["blockNumber"])["timestamp"]
+    reg = ledger.registration(SITE, kid)
+    assert reg == {"site": SITE, "device_id": "meter-0001", "alg": -8, "public_key": pub, "first_seq": 7,
+                   "block_number": r["blockNumber"], "timestamp": ts, "kid": kid}
+    entry = ledger.key_entry(SITE, kid)
+    # the contract's commitment is protocols/keywindow.py's, over the chain's own block and time
+    assert entry == {"commitment": key_commitment(SITE, "meter-0001", -8, pub, r["blockNumber"], ts, 7),
+                     "end_time": None, "last_seq": None, "end_block": 0, "revoked": False, "rotated": False}
+    logs = ledger.contract.events.KeyRegistered().process_receipt(r)
+    assert logs[0]["args"]["kid"] == kid  # computed on chain: sha256(publicKey)[:16]
+    for args, name in (((SITE, "other", -7, pub, 1), "KeyExists"),
+                       ((SITE, "dev", -7, b"\x04" * 134, 1), "BadPublicKeyLength"),
+                       ((SITE, "d" * 65, -7, b"\x04" * 65, 1), "BadDeviceIdLength"),
+                       (("s" * 65, "dev", -7, b"\x04" * 65, 1), "BadSiteLength"),
+                       ((SITE, "dev", -7, b"\x04" * 65, 0), "ZeroFirstSeq")):
+        with pytest.raises(KeyRejected) as e:
+            ledger.register_key(*args)
+        assert e.value.name == name, args
     with pytest.raises(KeyRejected) as e:
-        ledger.register_key(kid, "other", -7, b"\x04" + b"\x01" * 64, 0)
-    assert e.value.name == "KeyExists"
-    with pytest.raises(KeyRejected) as e:
-        ledger.register_key(b"\x09" * 16, "dev", -7, b"\x04" * 134, 0)
-    assert e.value.name == "BadPublicKeyLength" and e.value.values == {"max": 133, "got": 134}
-    with pytest.raises(KeyRejected) as e:
-        ledger.register_key(b"\x09" * 16, "d" * 65, -7, b"\x04" * 65, 0)
-    assert e.value.name == "BadDeviceIdLength" and e.value.values == {"max": 64, "got": 65}
-    with pytest.raises(KeyRejected) as e:
-        ledger.revoke_key(b"\x08" * 16, 5)
+        ledger.revoke_key(SITE, b"\x08" * 16, 5, 1)
     assert e.value.name == "UnknownKey"
-    tx = ledger.revoke_key(kid, 1_700_000_500)
-    assert ledger.get_key(kid)["revoked_at"] == 1_700_000_500
-    logs = ledger.contract.events.KeyRevoked().process_receipt(ledger.wait_for_receipt(tx))
-    assert logs[0]["args"]["revokedAt"] == 1_700_000_500 and logs[0]["args"]["kid"] == kid
-    with pytest.raises(KeyRejected) as e:
-        ledger.revoke_key(kid, 1_700_000_600)  # later: would re-validate readings
-    assert e.value.name == "RevocationNotEarlier"
-    ledger.revoke_key(kid, 1_700_000_400)  # earlier compromise: allowed
-    assert ledger.get_key(kid)["revoked_at"] == 1_700_000_400
+
+
+def test_key_ends_only_move_earlier(ledger):
+    pub = os.urandom(32)
+    kid = hashlib.sha256(pub).digest()[:16]
+    ledger.register_key(SITE, "meter-0002", -8, pub)
+    ledger.rotate_key(SITE, kid, 1_900_000_000)  # overlap end, last seq not known yet
+    e = ledger.key_entry(SITE, kid)
+    assert (e["end_time"], e["last_seq"], e["rotated"], e["revoked"]) == (1_900_000_000, None, True, False)
+    ledger.rotate_key(SITE, kid, 1_900_000_500, 40)  # later end: kept; the seal takes
+    e = ledger.key_entry(SITE, kid)
+    assert (e["end_time"], e["last_seq"]) == (1_900_000_000, 40)
+    tx = ledger.revoke_key(SITE, kid, 1_899_999_000, 60)  # earlier end: taken; later seq: kept
+    e = ledger.key_entry(SITE, kid)
+    assert (e["end_time"], e["last_seq"], e["revoked"], e["rotated"]) == (1_899_999_000, 40, True, True)
+    assert e["end_block"] == ledger.wait_for_receipt(tx)["blockNumber"]
+    ledger.revoke_key(SITE, kid, 1_899_998_000, 30)
+    e = ledger.key_entry(SITE, kid)
+    assert (e["end_time"], e["last_seq"]) == (1_899_998_000, 30)
+    ledger.rotate_key(SITE, kid, 1_950_000_000, OPEN_SEQ)  # nothing can reopen it
+    assert ledger.key_entry(SITE, kid)["last_seq"] == 30 and ledger.key_entry(SITE, kid)["end_time"] == 1_899_998_000
+    with pytest.raises(KeyRejected) as err:
+        ledger.revoke_key(SITE, kid, 0, 1)
+    assert err.value.name == "ZeroEndTime"
 
 
 def test_fifty_quick_anchors_without_waiting_then_polled(ledger):

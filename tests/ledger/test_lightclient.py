@@ -5,7 +5,8 @@ import pytest
 
 from edgeledger.gateway.ledger import header_hash
 from edgeledger.gateway.lightclient import (
-    NotAnchored, ProofMismatch, TooFewConfirmations, block_hash_of, mapping_slot, verify_anchor_storage,
+    NotAnchored, ProofMismatch, TooFewConfirmations, anchor_slot, block_hash_of, fields, prove_slots, slot_plus,
+    verify_anchor_storage,
 )
 from tests.support.anvil import rpc
 
@@ -23,38 +24,49 @@ def anchored(anvil_ledger, anvil_node):
     return led, r, root, hh
 
 
-def test_anchored_header_and_root_verify(anchored, anvil_node):
+def test_anchored_header_verifies_at_the_latest_block_with_its_block_and_time(anchored, anvil_node):
     led, r, root, hh = anchored
-    out = verify_anchor_storage(anvil_node.url, led.address, led.account, 1, expected_header_hash=hh,
-                                block_number=r["blockNumber"], min_confirmations=3, block_hash=r["blockHash"])
-    assert out["confirmations"] == 3 and out["value"] == hh
-    assert out["slot"] == mapping_slot(led.account, 1, 2)
-    out = verify_anchor_storage(led, led.address, led.account, 1, expected_root=root)
-    assert out["value"] == root
+    out = verify_anchor_storage(anvil_node.url, led.address, led.account, 1, hh, min_confirmations=3)
+    assert out["confirmations"] == 3 and out["value"] == hh and out["slot"] == anchor_slot(led.account, 1)
+    block = led.w3.eth.get_block(r["blockNumber"])
+    assert (out["anchor_block"], out["anchor_time"]) == (r["blockNumber"], block["timestamp"])
+    assert out["block_number"] == anvil_node.block_number()  # proven at the tip, not at the anchor block
+    pinned = verify_anchor_storage(anvil_node.url, led.address, led.account, 1, hh, block_number=r["blockNumber"],
+                                   block_hash=r["blockHash"])
+    assert pinned["block_number"] == r["blockNumber"] and pinned["confirmations"] == 3
 
 
-def test_tampered_root_is_proof_mismatch(anchored, anvil_node):
+def test_proven_words_match_the_nodes_storage_and_empty_slots_prove_zero(anchored, anvil_node):
+    led, r, root, hh = anchored
+    base = anchor_slot(led.account, 1)
+    empty = anchor_slot(led.account, 99)
+    out = prove_slots(anvil_node.url, led.address, [base, slot_plus(base, 1), empty])
+    for slot in (base, slot_plus(base, 1)):
+        stored = rpc(anvil_node.url, "eth_getStorageAt", [led.address, "0x" + slot.hex(), "latest"])
+        assert out["values"][slot] == bytes.fromhex(stored[2:]).rjust(32, b"\0")
+    assert fields(out["values"][slot_plus(base, 1)], (64,))[0] == r["blockNumber"]
+    assert out["values"][empty] == bytes(32)
+
+
+def test_tampered_header_hash_is_proof_mismatch(anchored, anvil_node):
     led, r, root, hh = anchored
     with pytest.raises(ProofMismatch):
-        verify_anchor_storage(anvil_node.url, led.address, led.account, 1,
-                              expected_root=bytes([root[0] ^ 1]) + root[1:])
+        verify_anchor_storage(anvil_node.url, led.address, led.account, 1, bytes([hh[0] ^ 1]) + hh[1:])
 
 
 def test_too_few_confirmations(anchored, anvil_node):
     led, r, root, hh = anchored
     with pytest.raises(TooFewConfirmations) as e:
-        verify_anchor_storage(anvil_node.url, led.address, led.account, 1, expected_header_hash=hh,
-                              block_number=r["blockNumber"], min_confirmations=12)
+        verify_anchor_storage(anvil_node.url, led.address, led.account, 1, hh, min_confirmations=12)
     assert (e.value.have, e.value.need) == (3, 12)
 
 
 def test_unanchored_number_and_earlier_block_are_not_anchored(anchored, anvil_node):
     led, r, root, hh = anchored
     with pytest.raises(NotAnchored):
-        verify_anchor_storage(anvil_node.url, led.address, led.account, 2, expected_header_hash=hh)
+        verify_anchor_storage(anvil_node.url, led.address, led.account, 2, hh)
     with pytest.raises(NotAnchored):
-        verify_anchor_storage(anvil_node.url, led.address, led.account, 1, expected_header_hash=hh,
-                              block_number=r["blockNumber"] - 1)
+        verify_anchor_storage(anvil_node.url, led.address, led.account, 1, hh, block_number=r["blockNumber"] - 1)
 
 
 def test_lying_node_is_caught(anchored, anvil_node):
@@ -79,12 +91,11 @@ def test_lying_node_is_caught(anchored, anvil_node):
         return result
 
     with pytest.raises(ProofMismatch, match="keccak256"):
-        verify_anchor_storage(liar(forge_state_root), led.address, led.account, 1, expected_header_hash=hh)
+        verify_anchor_storage(liar(forge_state_root), led.address, led.account, 1, hh)
     with pytest.raises(ProofMismatch):
-        verify_anchor_storage(liar(forge_state_root), led.address, led.account, 1, expected_header_hash=hh,
-                              check_block_hash=False)
+        verify_anchor_storage(liar(forge_state_root), led.address, led.account, 1, hh, check_block_hash=False)
     with pytest.raises(ProofMismatch):
-        verify_anchor_storage(liar(forge_storage_node), led.address, led.account, 1, expected_header_hash=hh)
+        verify_anchor_storage(liar(forge_storage_node), led.address, led.account, 1, hh)
 
 
 def test_block_hash_recomputed_from_rlp_header(anvil_node):

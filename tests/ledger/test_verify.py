@@ -143,15 +143,40 @@ def test_contract_agrees_with_reference_on_random_trees(embedded):
     assert verdicts[True] >= 60 and verdicts[False] >= 200
 
 
-def test_verify_anchored_uses_stored_root(embedded):
-    gw = embedded.account
-    hashes = [leaf_hash(b"reading-%d" % i) for i in range(13)]
+def test_verify_anchored_binds_entry_index_and_size_to_the_anchored_header(ledger):
+    """verifyAnchored recomputes the header hash from its fields and hashes the entry itself:
+    a wrong index, an inner node passed as a leaf, a wrong tree size or an unanchored header
+    are all refused (on the embedded chain and on anvil)."""
+    from edgeledger.protocols.batch import BatchHeader
+
+    gw = ledger.account
+    entries = [b"reading-%d" % i for i in range(13)]
+    hashes = [leaf_hash(e) for e in entries]
     root = mth(hashes)
-    n = embedded.last_batch(gw)[0] + 1
-    embedded.anchor(n, embedded.last_batch(gw)[1], root, 13, 1, 2, wait=True)
-    assert embedded.verify_anchored(gw, n, hashes[7], 7, 13, path(7, hashes)) is True
-    assert embedded.verify_anchored(gw, n, hashes[7], 6, 13, path(7, hashes)) is False
-    assert embedded.verify_anchored(gw, n + 1, hashes[7], 7, 13, path(7, hashes)) is False
+    n, prev = ledger.last_batch(gw)
+    n += 1
+    ledger.anchor(n, prev, root, 13, 1, 2, wait=True)
+    header = BatchHeader(bytes.fromhex(gw[2:]), n, prev, root, 13, 1, 2)
+    assert ledger.verify_anchored(header, entries[7], 7, path(7, hashes)) is True
+    # wrong index: the path is leaf 7's
+    assert ledger.verify_anchored(header, entries[7], 6, path(7, hashes)) is False
+    # an inner node as a leaf: node(h4, h5) sits at level 1, index 2 of the 13-leaf tree; with the
+    # rest of leaf 4's path it leads to the root (the low-level `verify` over a leaf hash accepts
+    # it), but verifyAnchored hashes the entry with the 0x00 prefix, so the node's preimage fails
+    inner = node_hash(hashes[4], hashes[5])
+    inner_path = path(4, hashes)[1:]
+    assert ledger.verify(inner, 2, 7, inner_path, root) is True  # RFC 9162 over 7 level-1 nodes
+    assert ledger.verify_anchored(header, b"\x01" + hashes[4] + hashes[5], 4, inner_path) is False
+    assert ledger.verify_anchored(header, b"\x01" + hashes[4] + hashes[5], 2, inner_path) is False
+    # wrong tree size: the header hash no longer matches the anchored one
+    for size in (12, 14, 16):
+        other = BatchHeader(header.gateway, n, prev, root, size, 1, 2)
+        assert ledger.verify_anchored(other, entries[7], 7, path(7, hashes)) is False, size
+    # a different root or batch number that is not anchored
+    assert ledger.verify_anchored(BatchHeader(header.gateway, n, prev, hashes[0], 13, 1, 2), entries[7], 7,
+                                  path(7, hashes)) is False
+    assert ledger.verify_anchored(BatchHeader(header.gateway, n + 1, prev, root, 13, 1, 2), entries[7], 7,
+                                  path(7, hashes)) is False
 
 
 @pytest.mark.ledger

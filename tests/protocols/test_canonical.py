@@ -139,11 +139,11 @@ def test_es256_high_s_twin_verifies_but_is_refused():
 
 
 def test_a_bundle_carrying_another_encoding_fails_as_non_canonical():
-    good = Bundle.decode(V["bundle-2"])
+    good = Bundle.decode(V["bundle-v2-2"])
     assert check_offline(good, signatures.verify).seq == 2
     for case in ("array_head_98_04", "unprotected_kid", "untagged", "payload_unsorted_keys", "crit"):
         deviation, _, build = CASES[case]
-        b = Bundle.decode(V["bundle-2"])
+        b = Bundle.decode(V["bundle-v2-2"])
         b.message = build(V["message-2"], ED)
         with pytest.raises(NonCanonical) as e:
             check_offline(b, signatures.verify)

@@ -80,11 +80,10 @@ print("vectors ok")
     assert "vectors ok" in out.stdout
 
 
-def test_batch_and_bundle_vectors():
-    from edgeledger.gateway.ledger import header_hash
+def test_batch_header_key_commitment_and_bundle_vectors():
     from edgeledger.gateway import signatures
-    from edgeledger.protocols import merkle
-    from edgeledger.protocols.batch import BatchHeader
+    from edgeledger.protocols import keywindow, merkle
+    from edgeledger.protocols.batch import LAYOUT_LEN, BatchHeader
     from edgeledger.protocols.bundle import Bundle, check_offline
 
     leaves = [merkle.leaf_hash(V["message-1"]), merkle.leaf_hash(V["message-2"])]
@@ -93,15 +92,24 @@ def test_batch_and_bundle_vectors():
     assert root == V["root-12"]
     gw = bytes.fromhex("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")
     h = BatchHeader(gw, 1, chain.GENESIS, root, 2, 1764093000, 1764093061)
-    assert h.layout() == V["header-layout-1"] and h.hash() == V["header-hash-1"]
-    # the contract-side computation (gateway/ledger.py mirrors the Solidity) agrees
-    assert header_hash("0x" + gw.hex(), 1, chain.GENESIS, root, 2, 1764093000, 1764093061) == V["header-hash-1"]
+    layout = h.layout()
+    assert layout == V["header-v2-layout-1"] and h.hash() == V["header-v2-hash-1"]
+    # the documented offsets: version, tree-hash algorithm, gateway, number, ..., last time
+    assert len(layout) == LAYOUT_LEN == 118
+    assert layout[0] == 2 and layout[1] == 1 and layout[2:22] == gw
+    assert layout[22:30] == (1).to_bytes(8, "big") and layout[62:94] == root
+    assert layout[94:102] == (2).to_bytes(8, "big") and layout[110:118] == (1764093061).to_bytes(8, "big")
+    assert keywindow.commitment_layout("plant-a", "meter-01", -8, V["public-key"], 5, 1764092000, 1) \
+        == V["key-commitment-layout-1"]
+    assert keywindow.key_commitment("plant-a", "meter-01", -8, V["public-key"], 5, 1764092000, 1) \
+        == V["key-commitment-1"]
     b = Bundle(V["message-2"], 1, merkle.inclusion_proof(leaves, 1), h, 31337,
                bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"), bytes(range(32)), 7,
-               bytes(range(32, 64)), -8, V["public-key"])
-    assert b.encode() == V["bundle-2"]
-    parsed = Bundle.decode(V["bundle-2"])
+               bytes(range(32, 64)), -8, V["public-key"], "plant-a", 5, 1764092000, 1)
+    assert b.encode() == V["bundle-v2-2"]
+    parsed = Bundle.decode(V["bundle-v2-2"])
     assert parsed.header == h and parsed.path == [V["leaf-1"]]
+    assert (parsed.site, parsed.key_block, parsed.key_time, parsed.first_seq) == ("plant-a", 5, 1764092000, 1)
     assert check_offline(parsed, signatures.verify).seq == 2
 
 
@@ -153,3 +161,19 @@ print("sm2 vectors ok")
 """ % (dict(V, d=SM2_D),)
     out = run_micropython(script, heapsize="256K", timeout=300)
     assert "sm2 vectors ok" in out.stdout
+
+
+@pytest.mark.micropython
+def test_batch_header_and_key_commitment_vectors_under_micropython():
+    script = """
+from edgeledger.protocols import keywindow
+from edgeledger.protocols.batch import BatchHeader
+V = %r
+h = BatchHeader(V["gw"], 1, bytes(32), V["root-12"], 2, 1764093000, 1764093061)
+assert h.layout() == V["header-v2-layout-1"], "layout"
+assert h.hash() == V["header-v2-hash-1"], "hash"
+assert keywindow.key_commitment("plant-a", "meter-01", -8, V["public-key"], 5, 1764092000, 1) == V["key-commitment-1"]
+print("batch vectors ok")
+""" % (dict(V, gw=bytes.fromhex("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")),)
+    out = run_micropython(script, heapsize="256K", timeout=300)
+    assert "batch vectors ok" in out.stdout

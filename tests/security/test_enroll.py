@@ -71,7 +71,7 @@ def test_enroll_makes_the_key_on_the_board_and_registers_only_its_public_half(bo
     st, reg = _registry(tmp_path)
     ledger = EmbeddedLedger()
     ledger.deploy(ledger.new_funded_key())
-    ledger.set_gateway(ledger.account)
+    ledger.authorize_gateway("plant-a", ledger.account)
     out = tmp_path / "bundle"
     b = enroll.enroll(reg, "meter-07", "plant-a", str(out), board.tty, alg="ES256",
                       broker_url="mqtt://127.0.0.1:1883", ledger=ledger)
@@ -79,7 +79,7 @@ def test_enroll_makes_the_key_on_the_board_and_registers_only_its_public_half(bo
     assert (on_board.public_key, on_board.kid, b.alg) == (b.public_key, b.kid, "ES256")
     # registered in the gateway registry and on chain, with the board's public key
     assert reg.key(b.kid).public_key == b.public_key
-    assert ledger.get_key(b.kid)["public_key"] == b.public_key
+    assert ledger.registration("plant-a", b.kid)["public_key"] == b.public_key
     # nothing on the host holds the private key; the board got its config naming its key file
     secret = on_board.private_bytes().hex()
     for name in os.listdir(out):

@@ -35,7 +35,7 @@ LOOSE_ACL = ("user gateway\ntopic readwrite el/v1/%s/#\npattern readwrite el/v1/
 def ledger():
     led = EmbeddedLedger()
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
+    led.authorize_gateway(SITE, led.account)
     return led
 
 
@@ -119,8 +119,11 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     b = secure_broker("mtls")
     gw = gateway_factory(b)
     ba = _provision(gw, b, "dev-a", tmp_path / "a", ledger=ledger)
-    on_chain = ledger.get_key(ba.kid)  # provisioning registered the key on chain too
-    assert (on_chain["device_id"], on_chain["public_key"], on_chain["revoked_at"]) == ("dev-a", ba.public_key, 0)
+    on_chain = ledger.registration(SITE, ba.kid)  # provisioning registered the key on chain too
+    assert (on_chain["device_id"], on_chain["public_key"], on_chain["first_seq"]) == ("dev-a", ba.public_key, 1)
+    assert ledger.key_entry(SITE, ba.kid)["end_time"] is None
+    # the gateway's window opens where the chain's does
+    assert gw.registry.key(ba.kid).valid_from == on_chain["timestamp"]
     a = FakeDevice("dev-a", SITE, signer=load_key_file(ba.files["key"]))
     conn = _bundle_client(clients, b, ba, "a")
     before = [a.next() for _ in range(3)]
@@ -132,7 +135,8 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     r = provision.revoke(gw.operator_registry(), "dev-a", ledger=ledger)
     assert r["revoked"] == 1 and r["chain"] == 1
     wait_until(lambda: gw.registry.key(ba.kid).revoked_at is not None, 5, what="gateway sees the revocation")
-    assert ledger.get_key(ba.kid)["revoked_at"] == r["at"]  # the chain says the same
+    entry = ledger.key_entry(SITE, ba.kid)  # the chain says the same: end time and last seq
+    assert (entry["end_time"], entry["last_seq"], entry["revoked"]) == (r["at"], 3, True)
 
     later = a.next(t=time.time() + 2)  # a new reading after the revocation
     conn.publish(a.topic, later)
@@ -145,8 +149,9 @@ def test_revoked_device_is_quarantined_and_its_earlier_readings_stay(secure_brok
     assert stored_readings(gw.store, "dev-a") == dict(enumerate(before, 1))
     # the readings anchored before the revocation still verify, on chain, after it
     for data in bundles:
-        report = verifier.verify_bundle(data, rpc=ledger, min_confirmations=1)
-        assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
+        report = verifier.verify_bundle(data, rpc=ledger, min_confirmations=1,
+                                        trust=verifier.TrustRoot(ledger.chain_id, ledger.address))
+        assert report["storage_proof"] == "ok" and report["key"]["status"] == "revoked"
 
 
 def test_reencoded_copies_published_first_do_not_fork_the_devices(secure_broker, clients, gateway_factory,
@@ -159,7 +164,7 @@ def test_reencoded_copies_published_first_do_not_fork_the_devices(secure_broker,
     a fork and seq 2 a chain break, and the stored copy could never give a valid bundle.)"""
     led = EmbeddedLedger()  # its own chain: this test anchors its own batch 1
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
+    led.authorize_gateway(SITE, led.account)
     b = secure_broker("mtls", acl_text=LOOSE_ACL)
     gw = gateway_factory(b)
     devices = {}
@@ -200,14 +205,15 @@ def test_reencoded_copies_published_first_do_not_fork_the_devices(secure_broker,
 
     bundles = anchor_and_bundle(gw.store, led, "dev-a", [1, 2, 3, 4])
     bundles += [proofs.bundle_for(gw.store, "dev-e", seq, led.chain_id, led.address).encode() for seq in (1, 2, 3, 4)]
+    trust = verifier.TrustRoot(led.chain_id, led.address)
     for data in bundles:
-        report = verifier.verify_bundle(data, rpc=led, min_confirmations=1)
+        report = verifier.verify_bundle(data, rpc=led, min_confirmations=1, trust=trust)
         assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
     # a verifier refuses the copy too, wherever it turns up
     swapped = Bundle.decode(bundles[4])
     swapped.message = forged[2]  # dev-e seq 1, high-S twin
     with pytest.raises(NonCanonical, match="high_s"):
-        verifier.verify_bundle(swapped.encode(), rpc=led, min_confirmations=1)
+        verifier.verify_bundle(swapped.encode(), rpc=led, min_confirmations=1, trust=trust)
 
 
 def anchor_and_bundle(store, ledger, device, seqs):

@@ -19,8 +19,12 @@ class FakeDevice:
     def topic(self):
         return topics.readings(self.site, self.name)
 
-    def register(self, registry):
-        registry.register(self.name, self.site, self.signer.alg, self.signer.public_key, self.signer.kid)
+    def register(self, registry, valid_from=0):
+        """Register the key in the gateway registry. Its window opens at ``valid_from`` (default:
+        long ago, so tests about other things can time readings freely; registering it on a
+        chain moves the start to the chain's registration time)."""
+        registry.register(self.name, self.site, self.signer.alg, self.signer.public_key, self.signer.kid,
+                          valid_from=valid_from)
 
     def make(self, seq, prev, value=1.0, t=None, device=None, records=1):
         t = time.time() if t is None else t

@@ -51,8 +51,22 @@ class Site:
                        max_size, max_age_s))
 
     def register_on_chain(self, ledger, name):
-        s = self.devices[name]
-        ledger.register_key(s.kid, name, s.alg, s.public_key, int(time.time()) - 3600)
+        """Register ``name``'s key on chain (``ledger`` signs: the owner or a gateway of the site)
+        and note the chain's registration in the gateway registry, as provisioning does."""
+        from edgeledger.gateway import provision
+
+        assert name in self.devices
+        st = self.store()
+        try:
+            provision.sync_chain(Registry(st), ledger)
+        finally:
+            st.close()
+
+    def trust(self, ledger):
+        """The verifier's trust root for this site's chain: its chain id and contract."""
+        from edgeledger.gateway.verifier import TrustRoot
+
+        return TrustRoot(ledger.chain_id, ledger.address)
 
     def anchored_count(self, st):
         return st.db.execute("SELECT COALESCE(SUM(tree_size), 0) FROM batches WHERE state='anchored'").fetchone()[0]
