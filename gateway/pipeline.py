@@ -533,8 +533,8 @@ class Pipeline:
             raise
         self._rows, self._qrows, self._touched, self._gap_rows = [], [], set(), []
         if self._seals:
-            self._seals = []
-            self.registry.reload()
+            seals, self._seals = self._seals, []
+            self.registry.seals_written(seals)
         self._device_rejects = {}
         self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)

@@ -67,6 +67,7 @@ class Registry:
         self._keys = {}
         self._data_version = None
         self._sites = {}
+        self._pending_seals = {}  # kid -> last seq: seals the pipeline staged (``seals_due``)
         self.reload()
 
     def reload_if_changed(self):
@@ -83,8 +84,10 @@ class Registry:
         rows = self.store.db.execute("SELECT %s FROM device_keys" % _COLUMNS).fetchall()
         self._keys = dict((bytes(r[0]), Key(*r)) for r in rows)
         self._sites = dict(self.store.db.execute("SELECT device, site FROM devices"))
+        for kid, last in self._pending_seals.items():  # staged by the pipeline, not committed yet
+            self._seal_cached(kid, last)
         # kid -> the device's rotated keys registered before it whose last seq is not sealed yet
-        # (see ``successor_seen``); empty for almost every key, so the pipeline's look-up is cheap.
+        # (see ``seals_due``); empty for almost every key, so the pipeline's look-up is cheap.
         self._unsealed = {}
         for k in self._keys.values():
             if k.valid_until is None or k.revoked_after_seq is not None:
@@ -208,8 +211,25 @@ class Registry:
         """The pipeline is about to store ``seq`` under ``kid``: the device has switched to this
         key, so its rotated predecessors signed nothing from ``seq`` on. Returns the
         ``(old kid, last seq)`` seals to write with that commit (``Store.seal_keys``; almost
-        always none: a dict look-up). Writes nothing, raises nothing."""
-        return [(old.kid, max(old.first_seq - 1, seq - 1)) for old in self._unsealed.get(bytes(kid), ())]
+        always none: a dict look-up). They hold in this registry at once, so the next message
+        of the same group is judged by them, and until ``seals_written`` across reloads.
+        Writes nothing to the store, raises nothing."""
+        seals = [(old.kid, max(old.first_seq - 1, seq - 1)) for old in self._unsealed.pop(bytes(kid), ())]
+        for old_kid, last in seals:
+            self._pending_seals[old_kid] = min(last, self._pending_seals.get(old_kid, last))
+            self._seal_cached(old_kid, last)
+        return seals
+
+    def seals_written(self, seals) -> None:
+        """The commit that carried ``seals`` succeeded: the store holds them now."""
+        for kid, _last in seals:
+            self._pending_seals.pop(kid, None)
+        self.reload()
+
+    def _seal_cached(self, kid: bytes, last: int) -> None:
+        k = self._keys.get(kid)
+        if k is not None and (k.revoked_after_seq is None or k.revoked_after_seq > last):
+            k.revoked_after_seq = last
 
     def seal_expired(self, now: float | None = None) -> list[bytes]:
         """Seal every rotated key whose overlap has ended without the device switching: its last

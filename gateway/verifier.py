@@ -42,7 +42,7 @@ from edgeledger.gateway import lightclient, signatures
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.ledger import load_artifact
 from edgeledger.protocols import chain, keywindow, reading
-from edgeledger.protocols.bundle import Bundle, check_offline
+from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError
 
 # Confirmations a verifier asks for unless told otherwise (the anchoring block counts 1).
@@ -65,6 +65,8 @@ def _kind(name, kind, doc):
 
 
 OfflineCheckFailed = _kind("OfflineCheckFailed", "offline", "Signature, key binding or Merkle path.")
+BadReadingNumber = _kind("BadReadingNumber", "reading_range",
+                         "A number in the reading is not finite or outside the wire format's bounds.")
 BadReadingTime = _kind("BadReadingTime", "reading_time", "A record time is not finite or is outside the header's range.")
 WrongChain = _kind("WrongChain", "wrong_chain", "The bundle or the node is on another chain than the trust root.")
 WrongContract = _kind("WrongContract", "wrong_contract", "The bundle names another contract than the trust root.")
@@ -181,7 +183,10 @@ def verify_bundle(data: bytes, rpc: Any = None, min_confirmations: int = DEFAULT
     TrustRoot) is required. Raises BundleCheckFailed, BundleError, LedgerUnavailable, TrustError.
     """
     b = Bundle.decode(data)
-    body = check_offline(b, signatures.verify)
+    try:
+        body = check_offline(b, signatures.verify)
+    except ReadingOutOfRange as e:
+        raise BadReadingNumber(str(e))
     t_first, t_last = check_reading_times(b, body)
     gateway = to_checksum_address("0x" + b.header.gateway.hex())
     report = {"verdict": "offline-only", "device": body.device, "site": b.site, "seq": body.seq,

@@ -49,7 +49,7 @@ import hashlib
 
 from edgeledger.protocols import cbor, cose, merkle, reading
 from edgeledger.protocols.batch import BatchHeader, HeaderError
-from edgeledger.protocols.errors import DecodeError, NonCanonicalMessage, ProtocolError
+from edgeledger.protocols.errors import DecodeError, NonCanonicalMessage, PayloadRangeError, ProtocolError
 
 VERSION = 2
 KID_LEN = 16
@@ -69,6 +69,11 @@ class BundleError(ProtocolError):
 
 class MalformedBundle(BundleError, DecodeError):
     pass
+
+
+class ReadingOutOfRange(BundleError):
+    """The device signed a number the wire format refuses (not finite, out of bounds): the
+    gateway refuses it too (``out_of_range``), so no honest gateway anchored it."""
 
 
 class TamperedMessage(BundleError):
@@ -240,6 +245,8 @@ def check_offline(b, verify, decode=cbor.decode):
         body = reading.decode_payload(msg.payload, decode)
     except NonCanonicalMessage as e:
         raise NonCanonical("non-canonical message: %s" % e)
+    except PayloadRangeError as e:
+        raise ReadingOutOfRange("reading out of range: %s" % e)
     except ValueError as e:
         raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e)
     if hashlib.sha256(b.public_key).digest()[:KID_LEN] != msg.kid:
