@@ -9,12 +9,11 @@
 """
 import collections
 import ssl
-import urllib.parse
 
 import paho.mqtt.client as mqtt
 
 from edgeledger.agent.errors import ConfigError
-from edgeledger.protocols import session, topics
+from edgeledger.protocols import broker_url, session, topics
 
 # Acks waiting for the loop; the gateway sends at most one per commit per device.
 MAX_QUEUED_ACKS = 10000
@@ -23,10 +22,11 @@ MAX_INFLIGHT = 1000
 
 
 def parse_broker_url(url):
-    u = urllib.parse.urlparse(url)
-    if u.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError("broker URL must be mqtt://host:port or mqtts://host:port, got %r" % url)
-    return u.scheme == "mqtts", u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883)
+    """(tls, host, port) of the agent's broker URL (protocols/broker_url.py). Raises ConfigError."""
+    try:
+        return broker_url.parse(url)
+    except ValueError as e:
+        raise ConfigError(str(e))
 
 
 class PahoLink:

@@ -40,16 +40,14 @@ def forget(*names):
 
 
 def parse_broker_url(url):
-    """(tls, host, port) of ``mqtt://host[:port]`` / ``mqtts://...``. Raises ConfigError."""
-    for scheme, tls, default in (("mqtt://", False, 1883), ("mqtts://", True, 8883)):
-        if url.startswith(scheme):
-            rest = url[len(scheme):].rstrip("/")
-            host, _, p = rest.partition(":")
-            try:
-                return tls, host or "127.0.0.1", int(p) if p else default
-            except ValueError:
-                break
-    raise errors.ConfigError("broker must be mqtt://host:port or mqtts://host:port, found %r" % (url,))
+    """(tls, host, port) of ``mqtt://host[:port]`` / ``mqtts://...`` (protocols/broker_url.py).
+    Raises ConfigError."""
+    from edgeledger.protocols import broker_url
+
+    try:
+        return broker_url.parse(url)
+    except ValueError as e:
+        raise errors.ConfigError(str(e))
 
 
 def load_config(path):

@@ -448,10 +448,10 @@ def _tidy_broker(url, client_id, site, devices):
     with its client id discards it, MQTT-3.1.2-6)."""
     import paho.mqtt.client as mqtt
 
-    from edgeledger.agent.mqtt_paho import parse_broker_url
+    from edgeledger.protocols import broker_url
     from edgeledger.protocols import topics
 
-    _tls, host, port = parse_broker_url(url)
+    _tls, host, port = broker_url.parse(url)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
                     protocol=mqtt.MQTTv311)
     try:

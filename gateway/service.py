@@ -48,7 +48,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from edgeledger.agent.mqtt_paho import parse_broker_url
+from edgeledger.protocols.broker_url import parse as parse_broker_url
 from edgeledger.gateway import errors
 from edgeledger.gateway.errors import StoreError
 from edgeledger.protocols import session, topics
@@ -243,7 +243,10 @@ class IngestService:
         self._held = []  # the group being handled: handled again if the thread dies
         for name in ("ingest_thread_restarts", "store_write_failures", "store_paused_s", "birth_not_saved"):
             pipeline.counters.setdefault(name, 0)
-        tls, host, port = parse_broker_url(broker_url)
+        try:
+            tls, host, port = parse_broker_url(broker_url)
+        except ValueError as e:
+            raise errors.ConfigError(str(e))
         self.host, self.port = host, port
         c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                         protocol=mqtt.MQTTv311, manual_ack=True)

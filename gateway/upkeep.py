@@ -43,9 +43,9 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from edgeledger.agent.mqtt_paho import parse_broker_url
+from edgeledger.gateway.errors import ConfigError
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import topics
+from edgeledger.protocols import broker_url, topics
 
 log = logging.getLogger("edgeledger.gateway")
 
@@ -83,7 +83,10 @@ class BrokerUpkeep:
         self.sweep_s = float(sec.get("retained_sweep_s", RETAINED_SWEEP_S))
         self.cut_every_s = float(sec.get("cut_every_s", CUT_EVERY_S))
         self.cut_window_s = float(sec.get("cut_window_s", CUT_WINDOW_S))
-        self.tls, self.host, self.port = parse_broker_url(cfg["broker"])
+        try:
+            self.tls, self.host, self.port = broker_url.parse(cfg["broker"])
+        except ValueError as e:
+            raise ConfigError(str(e))
         self.username = mq.get("username")
         self.password = None
         if mq.get("password_file"):

@@ -31,6 +31,8 @@ CLASSES = {
     # A COSE_Sign1 that is not in the one accepted encoding of its content (cose.py,
     # "canonical form" in docs/wire-format.md); its ``deviation`` names the rule it breaks.
     "NonCanonicalMessage": "CoseError",
+    # A broker URL that is not mqtt://host[:port] or mqtts://host[:port] (broker_url.py).
+    "BrokerUrlError": "DecodeError",
     # A COSE algorithm id or name this device code does not support (agent/signer.py).
     "UnknownAlgorithmError": "CoseError",
     # A signature does not verify against the given key.
