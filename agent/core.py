@@ -9,6 +9,19 @@ caller owns the MQTT link and the clocks, and calls
 * ``on_ack(seq)``            when the gateway's end-to-end ack arrives,
 * ``on_connect(now)``        after every (re)connect: resend from the last ack.
 
+Sampling never waits for a meter. A source with ``begin(now, wall)`` / ``step(now)`` /
+``wake_at()`` (the field-bus sources) is a state machine: ``tick`` starts its reading
+cycle when it is due and then steps it on every call, each step taking only the bytes
+that have arrived, until it returns its records; ``next_due`` includes the time its
+next step is needed. So a meter that answers slowly or not at all (its timeouts and
+retries) never delays another source. A source with only ``poll(wall)`` (simulated) is
+polled when due.
+
+Packs of several records are signed with SenML base fields
+(``reading_encode.with_base_fields``). ``commit_epoch``, when given, persists the boot
+counter and returns it; it is called just before the first pack is signed, so a boot
+that never signs (one that fails at start, again and again) writes nothing.
+
 Flow control is end to end: at most ``window`` records are in flight beyond the
 last ack. If the ack does not move for ``resend_after_s`` while records are in
 flight (a broker restart lost them, the gateway was down), the core rewinds and
@@ -22,7 +35,7 @@ no gap; the number of refused packs rides along in the next pack that fits as
 """
 from edgeledger.agent import errors
 from edgeledger.protocols.cose_sign import sign1
-from edgeledger.protocols.reading_encode import encode_payload
+from edgeledger.protocols.reading_encode import encode_payload, with_base_fields
 
 # In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
 # so 256 keeps a fast link busy while bounding what one rewind sends again.
@@ -36,13 +49,14 @@ MAX_PENDING_RECORDS = 4096
 class AgentCore:
     def __init__(self, device_id, signer, outbox, sources, sha256, epoch=0, pack_size=1000,
                  pack_age_s=0.0, window=DEFAULT_WINDOW, resend_after_s=DEFAULT_RESEND_AFTER_S,
-                 max_seq=None):
+                 max_seq=None, commit_epoch=None):
         self.device_id = device_id
         self.signer = signer
         self.outbox = outbox
         self.sources = list(sources)
         self.sha256 = sha256
         self.epoch = epoch
+        self.commit_epoch = commit_epoch
         self.pack_size = max(1, pack_size)
         self.pack_age_s = pack_age_s
         self.window = window
@@ -51,6 +65,7 @@ class AgentCore:
         self._pending = []
         self._pending_since = None
         self._due = [-1e9] * len(self.sources)
+        self._busy = [False] * len(self.sources)  # a stepped source in its reading cycle
         self._send_next = outbox.acked + 1
         self._progress_at = None
         self._refused = 0
@@ -63,8 +78,13 @@ class AgentCore:
         return self.max_seq is not None and self.outbox.head_seq >= self.max_seq
 
     def next_due(self):
-        """Monotonic time of the next source poll (the caller may sleep until then)."""
-        return min(self._due) if self._due else None
+        """Monotonic time of the next source poll or step (the caller may sleep until then)."""
+        due = None
+        for i, src in enumerate(self.sources):
+            t = src.wake_at() if self._busy[i] else self._due[i]
+            if t is not None and (due is None or t < due):
+                due = t
+        return due
 
     def tick(self, now, wall):
         """Poll due sources and seal packs; returns the number of packs sealed.
@@ -74,14 +94,25 @@ class AgentCore:
         """
         sealed = 0
         for i, src in enumerate(self.sources):
-            if self.done_sealing() or now < self._due[i]:
+            if self.done_sealing() or not (self._busy[i] or now >= self._due[i]):
                 continue
-            # keep the source's cadence; after a stall, restart it from now instead of bursting
-            nxt = self._due[i] + src.interval_s
-            self._due[i] = nxt if nxt > now else now + src.interval_s
             try:
-                records = src.poll(wall)
+                if not self._busy[i]:
+                    # keep the source's cadence; after a stall, restart from now, no burst
+                    nxt = self._due[i] + src.interval_s
+                    self._due[i] = nxt if nxt > now else now + src.interval_s
+                    if not hasattr(src, "step"):
+                        records = src.poll(wall)
+                    else:
+                        src.begin(now, wall)
+                        self._busy[i] = True
+                if self._busy[i]:
+                    records = src.step(now)
+                    if records is None:
+                        continue  # still reading: wake_at() says when to step again
+                    self._busy[i] = False
             except Exception as e:  # a source error must never stop sampling
+                self._busy[i] = False
                 self.counters["source_errors"] += 1
                 records = [{0: src.name + "/status", 3: "error: %s" % (e,), 6: wall}]
             if records and self._pending_since is None:
@@ -112,7 +143,11 @@ class AgentCore:
     def seal_pack(self, pack):
         """Sign ``pack`` as the next message and persist it. False if the outbox refused it."""
         seq = self.outbox.head_seq + 1
-        payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch, pack)
+        if self.commit_epoch is not None:  # the boot counter is written by a boot that signs
+            self.epoch = self.commit_epoch()
+            self.commit_epoch = None
+        payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch,
+                                 with_base_fields(pack))
         message = sign1(payload, self.signer)
         try:
             self.outbox.append(seq, message, self.sha256(message))
