@@ -79,6 +79,8 @@ class AgentCore:
 
     def next_due(self):
         """Monotonic time of the next source poll or step (the caller may sleep until then)."""
+        if self.done_sealing():
+            return None
         due = None
         for i, src in enumerate(self.sources):
             t = src.wake_at() if self._busy[i] else self._due[i]
@@ -134,7 +136,14 @@ class AgentCore:
             return 0
         if self._refused:
             pack = pack + [{0: "agent/outbox_refused", 2: self._refused, 6: wall}]
-        if self.seal_pack(pack):
+        try:
+            ok = self.seal_pack(pack)
+        except MemoryError as e:  # not signed: the records wait for the next tick
+            self._pending = pack[:n] + self._pending
+            if self._pending_since is None:
+                self._pending_since = 0.0
+            raise e  # (a bare raise: the unix image's native code cannot compile it)
+        if ok:
             self._refused = 0
         else:
             self._refused += 1

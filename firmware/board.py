@@ -10,6 +10,7 @@ the board as ``board.json``. Fields::
                  {"kind": "lan", "phy": "LAN8720", "phy_addr": 1, "mdc": 23, "mdio": 18, "power": 16}
                  {"kind": "wiznet5k", "spi": 0, "sck": .., "mosi": .., "miso": .., "cs": .., "reset": ..}
     clock        {"ntp": true, "host": "pool.ntp.org"}: set the RTC before sampling
+    watchdog_s   the hardware watchdog's timeout (default WATCHDOG_S)
     buses        name -> {"port": UART id, "tx_pin", "rx_pin", "de_pin" (RS-485 direction), "baud"}
     i2c          {"id", "scl", "sda", "freq", "atecc608_addr"} for a secure element
     outbox       default {"max_bytes", "segment_bytes"} for this board's flash
@@ -20,7 +21,10 @@ fill in the source's ``port``/``tx_pin``/``rx_pin``/``de_pin``/``baud``.
 
 Network bring-up never blocks: ``startup.network_start`` asks the interface to
 connect, ``Board.network_ready`` is polled by the main loop, which keeps
-sampling meanwhile.
+sampling meanwhile. Nothing else the loop asks the board waits long: a name is
+resolved by one DNS query with a timeout (``resolve``, ``netclock.py``), NTP likewise, and the
+watchdog (``machine.WDT``; on the unix port ``WatchdogShim``, which records what
+a hardware watchdog would have done) resets a board whose loop stops feeding it.
 """
 import json
 import time
@@ -33,6 +37,35 @@ MIN_VALID_TIME = 1577836800
 EPOCH_2000_OFFSET = 946684800
 NTP_RETRY_S = 30.0
 NTP_TIMEOUT_S = 0.5  # one NTP query may hold the loop this long (the default max_block_ms)
+# Once set, the RTC is set again this often: an ESP32's RC-based RTC drifts by seconds
+# an hour, its crystal-driven one and the RP2040's by seconds a day.
+NTP_PERIOD_S = 3600.0
+# The longest a watchdog may go unfed before it resets the board. The RP2040's hardware
+# watchdog counts to 8.3 s at most; the loop feeds it at least every WATCHDOG_S / 2.
+WATCHDOG_S = 8.0
+
+
+class WatchdogShim:
+    """The unix port's stand-in for ``machine.WDT``: counts feeds and the longest gap
+    between two, and counts (instead of a reset) every gap longer than the timeout."""
+
+    def __init__(self, timeout_s, clock):
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.fed_at = clock()
+        self.feeds = 0
+        self.longest_gap_s = 0.0
+        self.would_reset = 0
+
+    def feed(self):
+        now = self.clock()
+        gap = now - self.fed_at
+        if gap > self.longest_gap_s:
+            self.longest_gap_s = gap
+        if gap > self.timeout_s:
+            self.would_reset += 1
+        self.fed_at = now
+        self.feeds += 1
 
 
 class Board:
@@ -51,10 +84,13 @@ class Board:
         self.name = profile["board"]
         self.network = profile.get("network") or {"kind": "host"}
         self.nic = None  # the interface once started; None on the unix port (host network)
+        self.watchdog_s = float(profile.get("watchdog_s", WATCHDOG_S))
         clock = profile.get("clock") or {}
         self._ntp_host = clock.get("host")
-        self._clock_ok = not clock.get("ntp")
+        self._ntp = bool(clock.get("ntp"))
+        self._clock_ok = not self._ntp
         self._ntp_at = -NTP_RETRY_S
+        self._synced_at = None
         # time.gmtime(0) names the port's epoch year
         self._epoch_offset = EPOCH_2000_OFFSET if time.gmtime(0)[0] == 2000 else 0
 
@@ -64,23 +100,39 @@ class Board:
         return time.time() + self._epoch_offset
 
     def clock_valid(self, now):
-        """True once the RTC holds real time; tries NTP (when due) once the network is up."""
+        """True once the RTC holds real time. Tries NTP when due and the network is up:
+        until the clock is valid every NTP_RETRY_S, then every NTP_PERIOD_S."""
+        if self._ntp and self.network_ready():
+            period = NTP_RETRY_S if self._synced_at is None else NTP_PERIOD_S
+            if now - self._ntp_at >= NTP_RETRY_S and (self._synced_at is None
+                                                      or now - self._synced_at >= period):
+                self._ntp_at = now
+                from edgeledger.firmware import netclock
+
+                if netclock.ntp_sync(self.nic, self._ntp_host, NTP_TIMEOUT_S):
+                    self._synced_at = now
         if self._clock_ok:
             return True
         if self.wall_time() >= MIN_VALID_TIME:
             self._clock_ok = True
-            return True
-        if self.network_ready() and now - self._ntp_at >= NTP_RETRY_S:
-            self._ntp_at = now
-            try:
-                import ntptime  # micropython-lib; its socket timeout is 1 s
+        return self._clock_ok
 
-                ntptime.host = self._ntp_host or ntptime.host
-                ntptime.timeout = NTP_TIMEOUT_S
-                ntptime.settime()
-            except (ImportError, OSError, OverflowError):
-                pass
-        return self.wall_time() >= MIN_VALID_TIME
+    def resolve(self, host, port, timeout_s):
+        """The socket address of ``host``, waiting at most ``timeout_s`` (``netclock``).
+        Raises OSError or DnsError (a ValueError)."""
+        from edgeledger.firmware import netclock
+
+        return netclock.resolve(self.nic, host, port, timeout_s)
+
+    # -- watchdog ---------------------------------------------------------------------------
+
+    def watchdog(self, timeout_s=WATCHDOG_S, clock=None):
+        """Start the watchdog (it cannot be stopped on a board); returns it (``feed()``)."""
+        if self.name == "unix":
+            return WatchdogShim(timeout_s, clock or time.time)
+        import machine
+
+        return machine.WDT(timeout=int(timeout_s * 1000))
 
     # -- network ----------------------------------------------------------------------------
 

@@ -1,0 +1,42 @@
+"""Name lookup and NTP with a bound on the wait, for boards with their own network
+interface (the unix port uses the host's resolver and clock and never loads this).
+
+lwIP's ``getaddrinfo`` cannot be bounded in time, so a name is looked up with one UDP
+query to the interface's DNS server (``protocols/dns.py``) and only numeric addresses
+reach ``getaddrinfo``; ``ntptime`` (micropython-lib) then gets an address, not a name.
+"""
+import socket
+
+from edgeledger.protocols import dns
+
+
+def resolve(nic, host, port, timeout_s):
+    """The socket address of ``host``, waiting at most ``timeout_s``. Raises OSError
+    (timeout, no answer) or DnsError (a ValueError)."""
+    if not dns.is_ipv4(host):
+        import os
+
+        txid = os.urandom(2)
+        txid = txid[0] << 8 | txid[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.settimeout(timeout_s)
+            sock.sendto(dns.query(txid, host), socket.getaddrinfo(nic.ifconfig()[3], 53)[0][-1])
+            host = dns.first_address(txid, sock.recv(512))
+        finally:
+            sock.close()
+    return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+
+
+def ntp_sync(nic, host, timeout_s):
+    """Set the RTC with one NTP query; False when it failed (no answer within
+    ``timeout_s``, no ``ntptime``, a bad answer)."""
+    try:
+        import ntptime
+
+        ntptime.host = resolve(nic, host or ntptime.host, 123, timeout_s)[0]
+        ntptime.timeout = timeout_s
+        ntptime.settime()
+        return True
+    except (ImportError, OSError, OverflowError, ValueError):
+        return False
