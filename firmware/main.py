@@ -196,7 +196,7 @@ def loop(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, 
             else:
                 wait = min(wait, core.resend_after_s, client.keepalive / 2 if client.keepalive else wait)
             if wait > 0 and sock is None:
-                port.sleep(wait)
+                port.sleep(wait + 0.001)  # whole milliseconds: never wake just before the time
             elif wait > 0:  # wake early when the broker sends (an ack)
                 if poller is None or poller[0] is not sock:
                     import select

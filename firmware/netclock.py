@@ -9,6 +9,8 @@ import socket
 
 from edgeledger.protocols import dns
 
+DNS_PORT = 53
+
 
 def resolve(nic, host, port, timeout_s):
     """The socket address of ``host``, waiting at most ``timeout_s``. Raises OSError
@@ -21,7 +23,7 @@ def resolve(nic, host, port, timeout_s):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.settimeout(timeout_s)
-            sock.sendto(dns.query(txid, host), socket.getaddrinfo(nic.ifconfig()[3], 53)[0][-1])
+            sock.sendto(dns.query(txid, host), socket.getaddrinfo(nic.ifconfig()[3], DNS_PORT)[0][-1])
             host = dns.first_address(txid, sock.recv(512))
         finally:
             sock.close()
