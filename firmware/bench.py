@@ -12,8 +12,13 @@ Figures (all measured on this host with the real MicroPython unix port):
 * wire bytes of a signed single-value reading: COSE_Sign1 vs the same reading as
   JSON with base64 signature, hash and key id, bare and inside an MQTT PUBLISH.
 
+* per real configuration (simulated, Modbus SDM630, DSMR 5, IEC 62056-21) and signer,
+  on a 32-bit MicroPython (``bench32.py``): live heap, code, what one turn allocates,
+  CPU per signed message; ``flash`` is the slot for the outbox's flash figures.
+
 The unix port is 64-bit: every object and pointer is twice the size it is on
-an ESP32 or RP2040, so its heap floor is an upper bound for a 32-bit board.
+an ESP32 or RP2040; its floors are labelled as such. The 32-bit figures come from
+the WebAssembly port, never from scaling.
 """
 import base64
 import json
@@ -264,7 +269,17 @@ def run(readings=20, heap_readings=10, log=print):
         floor32 = heap_floor(image, heap_readings, say if log else None, unit="wK")
         for alg in SIGNERS:
             say("heap floor %-5s %s KB as on a 32-bit board (-X heapsize=NwK)" % (alg, floor32[alg]))
-        return {"heap_floor_kb": floor, "heap_floor_32bit_kb": floor32, "per_reading": cost, "image": sizes,
+        from edgeledger.firmware import bench32
+
+        say("on the 32-bit WebAssembly port, bytecode .mpy in RAM, %d messages per run:" % readings)
+        per_config = bench32.run(readings, say if log else None)
+        for config in per_config.values():
+            for figures in config.values():
+                # the outbox's flash wear per reading and projected life plug in here
+                # (item 4 of issue 16): "flash_erases_per_reading", "flash_life_years"
+                figures["flash"] = None
+        return {"configurations_32bit": per_config,
+                "heap_floor_kb": floor, "heap_floor_32bit_kb": floor32, "per_reading": cost, "image": sizes,
                 "wire_bytes": wire,
                 "runtime": "micropython unix port (64-bit), mpy-cross native code (unix board profile)"}
     finally:

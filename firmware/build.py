@@ -29,7 +29,8 @@ BOARDS_DIR = os.path.join(ROOT, "firmware", "boards")
 ENTRY = "edgeledger.firmware.main"
 # Never shipped: they run on CPython only (a "*_cpython" module is a CPython backend).
 CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho", "edgeledger.firmware.build",
-                "edgeledger.firmware.cmd", "edgeledger.firmware.bench")
+                "edgeledger.firmware.cmd", "edgeledger.firmware.bench", "edgeledger.firmware.bench32",
+                "edgeledger.firmware.mpy32")
 
 MAIN_PY = """# main.py: start the edgeledger agent (edgeledger.firmware.main).
 import sys
