@@ -18,8 +18,8 @@ retries) never delays another source. A source with only ``poll(wall)`` (simulat
 polled when due.
 
 Packs of several records are signed with SenML base fields
-(``reading_encode.with_base_fields``). ``commit_epoch``, when given, persists the boot
-counter and returns it; it is called just before the first pack is signed, so a boot
+(``reading_encode.with_base_fields``). With ``epoch_dir`` the core commits the next boot
+counter there (``outbox.next_epoch``) just before it signs its first pack, so a boot
 that never signs (one that fails at start, again and again) writes nothing.
 
 Flow control is end to end: at most ``window`` records are in flight beyond the
@@ -49,14 +49,14 @@ MAX_PENDING_RECORDS = 4096
 class AgentCore:
     def __init__(self, device_id, signer, outbox, sources, sha256, epoch=0, pack_size=1000,
                  pack_age_s=0.0, window=DEFAULT_WINDOW, resend_after_s=DEFAULT_RESEND_AFTER_S,
-                 max_seq=None, commit_epoch=None):
+                 max_seq=None, epoch_dir=None):
         self.device_id = device_id
         self.signer = signer
         self.outbox = outbox
         self.sources = list(sources)
         self.sha256 = sha256
         self.epoch = epoch
-        self.commit_epoch = commit_epoch
+        self.epoch_dir = epoch_dir
         self.pack_size = max(1, pack_size)
         self.pack_age_s = pack_age_s
         self.window = window
@@ -152,9 +152,11 @@ class AgentCore:
     def seal_pack(self, pack):
         """Sign ``pack`` as the next message and persist it. False if the outbox refused it."""
         seq = self.outbox.head_seq + 1
-        if self.commit_epoch is not None:  # the boot counter is written by a boot that signs
-            self.epoch = self.commit_epoch()
-            self.commit_epoch = None
+        if self.epoch_dir is not None:  # the boot counter is written by a boot that signs
+            from edgeledger.agent.outbox import next_epoch
+
+            self.epoch = next_epoch(self.epoch_dir)
+            self.epoch_dir = None
         payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch,
                                  with_base_fields(pack))
         message = sign1(payload, self.signer)

@@ -22,9 +22,9 @@ fill in the source's ``port``/``tx_pin``/``rx_pin``/``de_pin``/``baud``.
 Network bring-up never blocks: ``startup.network_start`` asks the interface to
 connect, ``Board.network_ready`` is polled by the main loop, which keeps
 sampling meanwhile. Nothing else the loop asks the board waits long: a name is
-resolved by one DNS query with a timeout (``resolve``, ``netclock.py``), NTP likewise, and the
-watchdog (``machine.WDT``; on the unix port ``WatchdogShim``, which records what
-a hardware watchdog would have done) resets a board whose loop stops feeding it.
+resolved by one DNS query with a timeout (``netclock.resolver``), NTP likewise, and the
+watchdog (``machine.WDT``; on the unix port the board records what a hardware
+watchdog would have done) resets a board whose loop stops feeding it.
 """
 import json
 import time
@@ -35,37 +35,9 @@ from edgeledger.agent import errors
 MIN_VALID_TIME = 1577836800
 # MicroPython ports whose time.time() counts from 2000-01-01 (older esp32/rp2 builds).
 EPOCH_2000_OFFSET = 946684800
-NTP_RETRY_S = 30.0
-NTP_TIMEOUT_S = 0.5  # one NTP query may hold the loop this long (the default max_block_ms)
-# Once set, the RTC is set again this often: an ESP32's RC-based RTC drifts by seconds
-# an hour, its crystal-driven one and the RP2040's by seconds a day.
-NTP_PERIOD_S = 3600.0
 # The longest a watchdog may go unfed before it resets the board. The RP2040's hardware
 # watchdog counts to 8.3 s at most; the loop feeds it at least every WATCHDOG_S / 2.
 WATCHDOG_S = 8.0
-
-
-class WatchdogShim:
-    """The unix port's stand-in for ``machine.WDT``: counts feeds and the longest gap
-    between two, and counts (instead of a reset) every gap longer than the timeout."""
-
-    def __init__(self, timeout_s, clock):
-        self.timeout_s = timeout_s
-        self.clock = clock
-        self.fed_at = clock()
-        self.feeds = 0
-        self.longest_gap_s = 0.0
-        self.would_reset = 0
-
-    def feed(self):
-        now = self.clock()
-        gap = now - self.fed_at
-        if gap > self.longest_gap_s:
-            self.longest_gap_s = gap
-        if gap > self.timeout_s:
-            self.would_reset += 1
-        self.fed_at = now
-        self.feeds += 1
 
 
 class Board:
@@ -86,11 +58,9 @@ class Board:
         self.nic = None  # the interface once started; None on the unix port (host network)
         self.watchdog_s = float(profile.get("watchdog_s", WATCHDOG_S))
         clock = profile.get("clock") or {}
-        self._ntp_host = clock.get("host")
-        self._ntp = bool(clock.get("ntp"))
-        self._clock_ok = not self._ntp
-        self._ntp_at = -NTP_RETRY_S
-        self._synced_at = None
+        # NTP state for netclock.keep_time: [server, last attempt, last success]
+        self._ntp = [clock.get("host"), None, None] if clock.get("ntp") else None
+        self._clock_ok = self._ntp is None
         # time.gmtime(0) names the port's epoch year
         self._epoch_offset = EPOCH_2000_OFFSET if time.gmtime(0)[0] == 2000 else 0
 
@@ -100,39 +70,45 @@ class Board:
         return time.time() + self._epoch_offset
 
     def clock_valid(self, now):
-        """True once the RTC holds real time. Tries NTP when due and the network is up:
-        until the clock is valid every NTP_RETRY_S, then every NTP_PERIOD_S."""
-        if self._ntp and self.network_ready():
-            period = NTP_RETRY_S if self._synced_at is None else NTP_PERIOD_S
-            if now - self._ntp_at >= NTP_RETRY_S and (self._synced_at is None
-                                                      or now - self._synced_at >= period):
-                self._ntp_at = now
-                from edgeledger.firmware import netclock
+        """True once the RTC holds real time. With NTP, sets the clock when due and the
+        network is up (``netclock.keep_time``: every 30 s until it works, then hourly)."""
+        if self._ntp is not None and self.network_ready():
+            from edgeledger.firmware import netclock
 
-                if netclock.ntp_sync(self.nic, self._ntp_host, NTP_TIMEOUT_S):
-                    self._synced_at = now
+            netclock.keep_time(self._ntp, self.nic, now)
         if self._clock_ok:
             return True
         if self.wall_time() >= MIN_VALID_TIME:
             self._clock_ok = True
         return self._clock_ok
 
-    def resolve(self, host, port, timeout_s):
-        """The socket address of ``host``, waiting at most ``timeout_s`` (``netclock``).
-        Raises OSError or DnsError (a ValueError)."""
-        from edgeledger.firmware import netclock
-
-        return netclock.resolve(self.nic, host, port, timeout_s)
-
     # -- watchdog ---------------------------------------------------------------------------
 
     def watchdog(self, timeout_s=WATCHDOG_S, clock=None):
-        """Start the watchdog (it cannot be stopped on a board); returns it (``feed()``)."""
-        if self.name == "unix":
-            return WatchdogShim(timeout_s, clock or time.time)
-        import machine
+        """Start the watchdog (it cannot be stopped on a board); returns its ``feed``.
 
-        return machine.WDT(timeout=int(timeout_s * 1000))
+        The unix port has no ``machine.WDT``: the board stands in and records in
+        ``wdt`` what a hardware watchdog would have seen: [timeout, clock, last feed,
+        feeds, longest gap between two, gaps over the timeout (resets)].
+        """
+        if self.name != "unix":
+            import machine
+
+            return machine.WDT(timeout=int(timeout_s * 1000)).feed
+        clock = clock or time.time
+        self.wdt = [timeout_s, clock, clock(), 0, 0.0, 0]
+        return self._feed_shim
+
+    def _feed_shim(self):
+        w = self.wdt
+        now = w[1]()
+        gap = now - w[2]
+        if gap > w[4]:
+            w[4] = gap
+        if gap > w[0]:
+            w[5] += 1  # a board would have been reset here
+        w[2] = now
+        w[3] += 1
 
     # -- network ----------------------------------------------------------------------------
 

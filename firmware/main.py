@@ -62,11 +62,11 @@ MAX_MEMORY_ERRORS = 8
 
 
 def loop(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print,
-         tls=False, wdt=None, idle_max_s=None):
+         tls=False, feed=None, idle_max_s=None):
     """The loop as a generator: every ``next()`` runs one turn; it returns (StopIteration)
     the exit code of a bounded run (until_seq). ``names`` are the readings, ack and birth
     topics; ``tls`` says the link needs a valid clock (certificate validity) before it
-    connects; ``wdt`` is fed every turn. With ``idle_max_s`` it sleeps after a turn until
+    connects; ``feed`` (the watchdog's) is called every turn. With ``idle_max_s`` it sleeps after a turn until
     something is due (a source, a step, a reconnect, the keepalive, a resend) or the
     broker sends something, at most ``idle_max_s``; without it, never (a test or the
     32-bit bench drives it turn by turn).
@@ -103,8 +103,8 @@ def loop(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, 
         % (core.device_id, board.name, core.epoch, outbox.head_seq, outbox.acked))
     while True:
         now = port.monotonic()
-        if wdt is not None:
-            wdt.feed()
+        if feed is not None:
+            feed()
         busy = False
         try:
             if board.clock_valid(now) and core.tick(now, board.wall_time()):
@@ -214,8 +214,8 @@ def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, l
     Starts the board's watchdog and feeds it every turn; no turn and no sleep lasts
     longer than half its timeout. Raises what ``loop`` raises.
     """
-    wdt = board.watchdog(watchdog_s, port.monotonic)
-    turns = loop(board, core, client, names, max_backoff_s, drain_timeout_s, log, tls, wdt,
+    feed = board.watchdog(watchdog_s, port.monotonic)
+    turns = loop(board, core, client, names, max_backoff_s, drain_timeout_s, log, tls, feed,
                  watchdog_s / 2)
     try:
         while True:
@@ -223,9 +223,9 @@ def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, l
     except StopIteration as e:
         return e.args[0] if e.args else 0
     finally:
-        if hasattr(wdt, "would_reset"):  # the unix port's shim: say what a board would have done
-            log("watchdog: fed %d times, longest gap %.2f s, would reset %d"
-                % (wdt.feeds, wdt.longest_gap_s, wdt.would_reset))
+        w = getattr(board, "wdt", None)  # the unix port: say what a watchdog would have done
+        if w:
+            log("watchdog: fed %d times, longest gap %.2f s, would reset %d" % (w[3], w[4], w[5]))
 
 
 def start():
@@ -247,7 +247,9 @@ def start():
 
         client = MQTTClient(*args)
         if board.nic is not None:  # a board's own interface: bounded name lookups
-            client.resolve = board.resolve
+            from edgeledger.firmware.netclock import resolver
+
+            client.resolve = resolver(board.nic)
         client.set_last_will(*will)
         args = will = None
         code = run(board, core, client, names, **limits)

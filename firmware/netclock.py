@@ -10,6 +10,11 @@ import socket
 from edgeledger.protocols import dns
 
 DNS_PORT = 53
+NTP_RETRY_S = 30.0  # until the clock is set, NTP is tried this often
+NTP_TIMEOUT_S = 0.5  # one NTP query may hold the loop this long (the default max_block_ms)
+# Once set, the RTC is set again this often: an ESP32's RC-based RTC drifts by seconds
+# an hour, its crystal-driven one and the RP2040's by seconds a day.
+NTP_PERIOD_S = 3600.0
 
 
 def resolve(nic, host, port, timeout_s):
@@ -28,6 +33,24 @@ def resolve(nic, host, port, timeout_s):
         finally:
             sock.close()
     return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+
+
+def resolver(nic):
+    """``resolve`` bound to the interface ``nic``: the MQTT client's ``resolve``."""
+    return lambda host, port, timeout_s: resolve(nic, host, port, timeout_s)
+
+
+def keep_time(state, nic, now):
+    """Set the RTC by NTP when due: NTP_PERIOD_S after the last success, and until an
+    attempt works, every NTP_RETRY_S. ``state`` is the board's ``[server, last attempt,
+    last success]``."""
+    tried, synced = state[1], state[2]
+    if tried is not None and (now - tried < NTP_RETRY_S
+                              or synced is not None and now - synced < NTP_PERIOD_S):
+        return
+    state[1] = now
+    if ntp_sync(nic, state[0], NTP_TIMEOUT_S):
+        state[2] = now
 
 
 def ntp_sync(nic, host, timeout_s):

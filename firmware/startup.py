@@ -113,7 +113,7 @@ def load_signer(cfg):
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
-    from edgeledger.agent.outbox import Outbox, next_epoch
+    from edgeledger.agent.outbox import Outbox
     from edgeledger.firmware.crypto import sha256
 
     if signer is None:
@@ -129,7 +129,7 @@ def build(cfg, board, profile, signer=None):
     # The boot counter this boot will use; written to flash only before the first seal
     # (a boot that fails at start does not rewrite it: no flash wear in a boot loop).
     return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=read_epoch(state) + 1,
-                     commit_epoch=lambda: next_epoch(state),
+                     epoch_dir=state,
                      pack_size=int(cfg.get("pack_size", DEFAULT_PACK_SIZE)),
                      pack_age_s=float(cfg.get("pack_age_s", 0.0)),
                      window=int(cfg.get("window", DEFAULT_WINDOW)),

@@ -42,6 +42,9 @@ def test_broker_outage_device_keeps_sampling_and_catches_up(site, broker, unix_i
     last = 150
     site.add_device("mpy-2", alg="EdDSA")
     site.start_gateway()
+    # the outage must fall inside the device's 7.5 s of sampling: start it once the gateway
+    # listens (its start-up takes seconds on a loaded machine; until then nothing is stored)
+    wait_until(lambda: "subscribed to" in site.log("gateway.log"), 120, what="gateway subscribed")
     dev = devices(unix_image, site, "mpy-2", until_seq=last, interval_s=0.05).start()
     st = site.store()
     wait_until(lambda: st.count_messages("mpy-2") >= 20, 60, what="first readings stored")

@@ -163,13 +163,10 @@ def test_memory_error_is_counted_and_survived_without_losing_records():
 
 
 IDLE = PRELUDE + r"""
-from edgeledger.firmware import main
-from edgeledger.firmware.board import WatchdogShim
-from edgeledger.agent import port
+from edgeledger.firmware import main, board as boards
 core = AgentCore("dev", Signer(), outbox("ob"), [SimulatedSource("sim", "meter", 0.2, channels=1)],
                  sha, epoch=1, max_seq=5)
-board = FakeBoard()
-board.watchdog = lambda timeout_s, clock: WatchdogShim(timeout_s, clock)
+board = boards.Board({"board": "unix"})  # its watchdog is the unix port's recording stand-in
 logs = []
 code = main.run(board, core, DownClient(), ("r", "a", "b"), max_backoff_s=0.4,
                 drain_timeout_s=1.0, log=logs.append, watchdog_s=2.0)
@@ -253,7 +250,7 @@ def test_a_boot_that_never_signs_does_not_write_the_boot_counter(tmp_path):
 
 
 NTP = PRELUDE + r"""
-from edgeledger.firmware import board as boards
+from edgeledger.firmware import board as boards, netclock
 calls = []
 class Ntp:
     host = "pool.ntp.org"
@@ -268,7 +265,8 @@ class Nic:
         return ("10.0.0.5", "255.255.255.0", "10.0.0.1", "10.0.0.1")
 b = boards.Board({"board": "esp32", "clock": {"ntp": True, "host": "127.0.0.1"}})
 b.nic = Nic()
-for now in (0.0, 10.0, 100.0, boards.NTP_PERIOD_S - 1, boards.NTP_PERIOD_S + 1, 2 * boards.NTP_PERIOD_S + 2):
+for now in (0.0, 10.0, 100.0, netclock.NTP_PERIOD_S - 1, netclock.NTP_PERIOD_S + 1,
+            2 * netclock.NTP_PERIOD_S + 2):
     b.clock_valid(now)
 print("syncs|%d" % len(calls))
 """
