@@ -24,13 +24,21 @@ Figures per run (bytes of ``gc.mem_alloc()``, 16-byte blocks as on a board):
   inside a turn lies between ``heap_kb`` and ``heap_kb + turn_alloc_kb``;
   ``seal_alloc_kb`` the same for the turns that signed;
 * ``cpu_ms``: wall time per signed message under the WebAssembly port on this host:
-  a ratio between signers and configurations, not a board's speed.
+  a ratio between signers and configurations, not a board's speed;
+* ``romfs_estimate_kb``: an **estimate** of ``heap_kb`` with the code in ROMFS. This
+  port has no ROMFS (no ``vfs.VfsRom``), so it is ``heap_kb`` minus what MicroPython's
+  loader does not copy into the heap when the ``.mpy`` is in ROMFS, counted from the
+  ``.mpy`` files of the modules the run loaded (``romfs_saving``: bytecode, string and
+  bytes constants), in 16-byte blocks. On the 64-bit unix port, which runs ROMFS for
+  real, the same count is below the measured saving (``bench device`` prints both), so
+  the estimate errs high.
 
 What this port cannot measure: TLS (it has no ``ssl``; mbedTLS on a board allocates
 its buffers and handshake state outside these figures or, on ports built that way,
 from the same heap), native code (none), the real UART and Wi-Fi drivers.
 """
 import os
+import re
 import shutil
 import tempfile
 
@@ -199,6 +207,7 @@ def step():
     p = phase[0]
     phase[0] = p + 1
     if p == 0:
+        print("MODULES-BASE|" + ",".join(sorted(sys.modules)))
         return "base"
     if p == 1:
         load()
@@ -213,6 +222,7 @@ def step():
         next(turns)
     except StopIteration:
         print("RESULT|%d|%d|%d|%d|%d" % (stats[0], stats[1], stats[2], stats[3], box.head_seq))
+        print("MODULES|" + ",".join(sorted(sys.modules)))
         return "done"
     dt = time.ticks_diff(time.ticks_us(), t0)
     used = gc.mem_alloc() - a0
@@ -226,6 +236,97 @@ def step():
         return "seal"
     return "turn"
 """
+
+
+_IDENTIFIER = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _mpy_uint(b: bytes, i: int) -> tuple[int, int]:
+    n = 0
+    while True:
+        x = b[i]
+        i += 1
+        n = (n << 7) | (x & 0x7F)
+        if not x & 0x80:
+            return n, i
+
+
+def mpy_parts(data: bytes) -> tuple[list, list, list]:
+    """(names, constants, bytecode lengths) of a bytecode ``.mpy`` v6 file: the names it
+    interns (qstrs the runtime may not have yet), its str/bytes constants as (kind, data),
+    and the length of each function's bytecode. Raises ValueError for another format
+    or native code (py/persistentcode.c: header, qstr table, object table, raw code tree).
+    """
+    if len(data) < 4 or data[0] != ord("M") or data[1] != 6:
+        raise ValueError("expected a .mpy v6 file, found %r" % (bytes(data[:4]),))
+    if data[2]:
+        raise ValueError("expected bytecode only, found native code (arch byte %d)" % data[2])
+    n_qstr, i = _mpy_uint(data, 4)
+    n_obj, i = _mpy_uint(data, i)
+    names, constants, code = [], [], []
+    for _ in range(n_qstr):
+        n, i = _mpy_uint(data, i)
+        if not n & 1:  # odd: a static qstr (an index into the interpreter's own table)
+            names.append(data[i:i + (n >> 1)])
+            i += (n >> 1) + 1
+
+    def load_obj(i):
+        kind = data[i]
+        i += 1
+        if kind in (5, 6):  # str, bytes: data and a NUL
+            n, i = _mpy_uint(data, i)
+            constants.append(("str" if kind == 5 else "bytes", data[i:i + n]))
+            return i + n + 1
+        if kind in (7, 8, 9):  # int, float, complex as text
+            n, i = _mpy_uint(data, i)
+            return i + n
+        if kind == 10:  # tuple
+            n, i = _mpy_uint(data, i)
+            for _ in range(n):
+                i = load_obj(i)
+        return i  # None, False, True, Ellipsis: no data
+
+    for _ in range(n_obj):
+        i = load_obj(i)
+
+    def load_code(i):
+        kind_len, i = _mpy_uint(data, i)
+        if kind_len & 3:
+            raise ValueError("expected bytecode only, found native code")
+        code.append(kind_len >> 3)
+        i += kind_len >> 3
+        if kind_len & 4:
+            n, i = _mpy_uint(data, i)
+            for _ in range(n):
+                i = load_code(i)
+        return i
+
+    if load_code(i) != len(data):
+        raise ValueError("trailing bytes after the raw code tree")
+    return names, constants, code
+
+
+def romfs_saving(lib: str, modules, block: int = 16) -> dict:
+    """Bytes MicroPython's loader copies into the heap for ``modules`` (``.mpy`` files
+    under ``lib``) that it leaves in place when they are in ROMFS (py/persistentcode.c,
+    ``mp_reader_try_read_rom``): each function's bytecode and the data of string and bytes
+    constants (identifier-like strings left out: they may be names the interpreter has).
+    Names (qstr text) are not counted either: many are in the interpreter's own tables
+    already, so the count stays below what ROMFS saves (``bench device`` checks it against
+    the 64-bit port). ``block`` is the GC block (16 B on 32-bit, 32 B on 64-bit).
+    Raises ValueError for a file that is not bytecode .mpy v6."""
+    up = lambda n: -(-n // block) * block  # noqa: E731
+    out = {"bytecode": 0, "constants": 0}
+    for name in modules:
+        path = os.path.join(lib, *name.split(".")) + ".mpy"
+        if not os.path.exists(path):
+            path = os.path.join(lib, *name.split("."), "__init__.mpy")
+        with open(path, "rb") as f:
+            _names, constants, code = mpy_parts(f.read())
+        out["bytecode"] += sum(up(n) for n in code)
+        out["constants"] += sum(up(len(d) + 1) for kind, d in constants
+                                if kind == "bytes" or not _IDENTIFIER.match(d))
+    return out
 
 
 def bytecode_lib(out: str) -> str:
@@ -254,19 +355,25 @@ def measure(lib: str, config: str, alg: str, readings: int = 5) -> dict:
     Raises Mpy32Error."""
     head = "CONFIG = %r\nALG = %r\nREADINGS = %d\n" % (config, alg, readings) + _constants()
     res = mpy32.run(head + DRIVER, mpy32.image_files(lib), max_steps=100000)
-    line = [x for x in res.stdout.splitlines() if x.startswith("RESULT|")][-1]
+    lines = dict(x.split("|", 1) for x in res.stdout.splitlines() if "|" in x)
+    line = "RESULT|" + lines["RESULT"]
     cpu_us, sealed_n, turn_alloc, seal_alloc, head_seq = (int(x) for x in line.split("|")[1:])
     if head_seq != readings:
         raise mpy32.Mpy32Error("%s %s: sealed %d of %d readings" % (config, alg, head_seq, readings))
     base = res.labels["base"]["live"]
     live = max(res.labels[k]["live"] for k in ("seal", "turn") if k in res.labels)
-    return {"heap_kb": round((live - base) / KB, 1),
+    out = {"heap_kb": round((live - base) / KB, 1),
             "startup_kb": round((res.labels["startup"]["live"] - base) / KB, 1),
             "code_kb": round((res.labels["code"]["live"] - base) / KB, 1),
             "turn_alloc_kb": round(turn_alloc / KB, 1),
             "seal_alloc_kb": round(seal_alloc / KB, 1),
             "cpu_ms": round(cpu_us / 1000.0 / max(1, sealed_n), 2),
             "messages": head_seq}
+    loaded = sorted(set(lines["MODULES"].split(",")) - set(lines["MODULES-BASE"].split(",")))
+    saving = romfs_saving(lib, [m for m in loaded if m.startswith("edgeledger")])
+    out["romfs_saving_kb"] = round(sum(saving.values()) / KB, 1)
+    out["romfs_estimate_kb"] = round(out["heap_kb"] - out["romfs_saving_kb"], 1)
+    return out
 
 
 def run(readings: int = 5, log=None) -> dict:
@@ -281,9 +388,10 @@ def run(readings: int = 5, log=None) -> dict:
                 out[config][alg] = m = measure(lib, config, alg, readings)
                 if log:
                     log("32-bit %-14s %-5s heap %5.1f KB (code %4.1f, after start-up %4.1f, "
-                        "one turn allocates up to %6.1f), %6.2f ms per message"
+                        "one turn allocates up to %6.1f), %6.2f ms per message; code in ROMFS: "
+                        "%4.1f KB (estimate)"
                         % (config, alg, m["heap_kb"], m["code_kb"], m["startup_kb"],
-                           m["turn_alloc_kb"], m["cpu_ms"]))
+                           m["turn_alloc_kb"], m["cpu_ms"], m["romfs_estimate_kb"]))
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -4,11 +4,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
-from tests.support.mpy import micropython_binary
+from edgeledger.firmware import bench
 
 # The GC heap the device loop gets in the end-to-end tests: the issue's literal 64 KB on this
 # 64-bit unix port (objects and pointers twice a 32-bit board's size). The image is the ROMFS
@@ -36,15 +35,6 @@ def unix_image(tmp_path_factory):
     return out
 
 
-def device_command(folder, heapsize):
-    """The command that runs an image folder on the unix port at ``-X heapsize``: a ROMFS
-    image through its launcher (romfs_run.py maps romfs.img outside the GC heap), a plain
-    one (lib/) with the micropython command."""
-    if os.path.exists(os.path.join(folder, "romfs.img")):
-        return [sys.executable, "-m", "edgeledger.firmware.romfs_run", folder, "-X", "heapsize=" + heapsize]
-    return [micropython_binary(), "-X", "heapsize=" + heapsize, "main.py"]
-
-
 class Device:
     """One unix-port 'board': a copy of the image plus config.json and the key file."""
 
@@ -67,7 +57,7 @@ class Device:
     def start(self, heapsize=DEVICE_HEAP):
         env = dict(os.environ, MICROPYPATH=".frozen")
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(device_command(self.dir, heapsize), cwd=self.dir, stdout=log,
+        self.proc = subprocess.Popen(bench.device_command(self.dir, heapsize), cwd=self.dir, stdout=log,
                                      stderr=subprocess.STDOUT, env=env)
         log.close()
         return self
