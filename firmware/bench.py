@@ -60,11 +60,11 @@ def micropython_binary():
 PACK10_VALUES = (230.1, 229.8, 231.0, 1.23, 0.98, 1.05, 283.1, 225.2, 242.6, 750.9)
 
 
-def _f32(x):
+def _f32(x: float) -> float:
     return struct.unpack(">f", struct.pack(">f", x))[0]
 
 
-def _json_number(x):
+def _json_number(x: float) -> float:
     """The shortest decimal that reads back as the same float32 (kind to the JSON side)."""
     for digits in range(1, 18):
         text = "%.*g" % (digits, x)
@@ -73,7 +73,7 @@ def _json_number(x):
     return x
 
 
-def pack10(device="meter-01", t=1767225600.25):
+def pack10(device: str = "meter-01", t: float = 1767225600.25) -> list:
     """The 10 records of one SDM630 poll (full names, units, float32 values, one time)."""
     from edgeledger.agent.registermaps import sdm630
 
@@ -81,7 +81,7 @@ def pack10(device="meter-01", t=1767225600.25):
             for e, v in zip(sdm630.MAP["entries"], PACK10_VALUES)]
 
 
-def _sizes(s, pack, prev, topic):
+def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
     """COSE (as the device signs it: base fields for a multi-record pack) vs JSON bytes."""
     from edgeledger.protocols import cose
     from edgeledger.protocols.reading import encode_payload, resolve
@@ -106,7 +106,7 @@ def _sizes(s, pack, prev, topic):
             "json_publish": publish_len(len(as_json)), "ratio": round(len(msg) / len(as_json), 2)}
 
 
-def wire_sizes(alg):
+def wire_sizes(alg: str) -> dict:
     """Bytes of one signed single-value reading and of one signed pack of 10, COSE vs JSON,
     bare and in a PUBLISH: {"single": {...}, "pack10": {...}}."""
     from edgeledger.agent import signer
@@ -173,7 +173,7 @@ def reading_cost(image, n):
 
 # -- heap floor ---------------------------------------------------------------------------
 
-def _tls_files(work):
+def _tls_files(work: str) -> dict:
     """A self-signed certificate for localhost / 127.0.0.1 (PEM for Mosquitto, DER for the
     board) in ``work``: {"cert", "key", "ca_der"} paths."""
     import datetime
@@ -213,7 +213,7 @@ class _Site:
     """A Mosquitto on a free port (TLS with ``tls``) and a minimal acker (acks every seq it
     sees, no checks)."""
 
-    def __init__(self, work, tls=False):
+    def __init__(self, work: str, tls: bool = False) -> None:
         from edgeledger.gateway.bench.mosquitto import Mosquitto
 
         self.tls = _tls_files(work) if tls else None
@@ -239,12 +239,12 @@ class _Site:
         c.loop_start()
         self.acker = c
 
-    def stop(self):
+    def stop(self) -> None:
         self.acker.loop_stop()
         self.broker.stop()
 
 
-def _device_dir(image, work, alg, site, readings):
+def _device_dir(image: str, work: str, alg: str, site: _Site, readings: int) -> str:
     from edgeledger.agent import signer
 
     d = os.path.join(work, "dev-" + alg)
@@ -266,7 +266,7 @@ def _device_dir(image, work, alg, site, readings):
     return d
 
 
-def device_command(folder, heapsize):
+def device_command(folder: str, heapsize: str) -> list:
     """The command running an image folder on the unix port at ``-X heapsize``: a ROMFS
     image through its launcher (``romfs_run.py`` maps romfs.img outside the GC heap), a
     plain one (``lib/``) with the micropython command."""
@@ -275,7 +275,7 @@ def device_command(folder, heapsize):
     return [micropython_binary(), "-X", "heapsize=" + heapsize, "main.py"]
 
 
-def runs_at(image, work, alg, site, readings, heap_kb):
+def runs_at(image: str, work: str, alg: str, site: _Site, readings: int, heap_kb: int) -> tuple:
     """Whether the loop of ``image`` runs ``readings`` end to end at ``-X heapsize=<heap_kb>K``;
     (ok, last log line)."""
     d = _device_dir(image, work, alg, site, readings)
@@ -287,7 +287,7 @@ def runs_at(image, work, alg, site, readings, heap_kb):
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
 
 
-def heap_floor(image, readings, log=None, tls=False):
+def heap_floor(image: str, readings: int, log=None, tls: bool = False) -> dict:
     """Per signer, the smallest heap (1 KB resolution) at which the loop still runs: step
     down through HEAP_STEPS_KB, then bisect between the last size that ran and the first
     that failed."""
@@ -347,7 +347,7 @@ print("MODULES|" + ",".join(sorted(m for m in sys.modules if m.startswith("edgel
 """
 
 
-def import_heap(folder, modules=LOOP_MODULES, rom=False):
+def import_heap(folder: str, modules=LOOP_MODULES, rom: bool = False) -> tuple:
     """(heap bytes, modules loaded) of importing ``modules`` under the unix port, from
     ``folder``/lib (bytecode files) or, with ``rom``, from ``folder``/romfs.img mapped as
     a ROM partition. Writes ``folder``/main.py. Raises RuntimeError."""
@@ -363,7 +363,7 @@ def import_heap(folder, modules=LOOP_MODULES, rom=False):
     return int(lines["HEAP"]), lines["MODULES"].split(",")
 
 
-def romfs_check(work):
+def romfs_check(work: str) -> dict:
     """The ROMFS saving on the 64-bit unix port, measured and as ``bench32.romfs_saving``
     counts it (32-byte blocks), for the loop's modules (bytes)."""
     from edgeledger.firmware import bench32
@@ -381,11 +381,11 @@ def romfs_check(work):
             "counted_saving": sum(counted.values()), "counted": counted}
 
 
-def _kb(n):
+def _kb(n: float) -> float:
     return round(n / 1024.0, 1)
 
 
-def targets(per_config, floors, wire):
+def targets(per_config: dict, floors: dict, wire: dict) -> dict:
     """The issue's targets, each with the figure it is judged on and whether it is met."""
     tls_kb = {alg: floors["romfs_tls"][alg] - floors["romfs"][alg] for alg in SIGNERS
               if floors["romfs_tls"].get(alg) and floors["romfs"].get(alg)}
@@ -412,7 +412,7 @@ def targets(per_config, floors, wire):
     return out
 
 
-def run(readings=20, heap_readings=10, log=print):
+def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
     say = log or (lambda *a: None)
     work = tempfile.mkdtemp(prefix="el-bench-img-")
     try:

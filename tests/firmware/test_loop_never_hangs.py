@@ -143,11 +143,12 @@ print("records|%d|%d" % (core.counters["records"], sim.sample))
 signer.oom = 100  # a lasting shortage: the loop gives up (start() then resets the board)
 core.max_seq = None
 try:
-    for i in range(20):
-        next(turns)
+    for i in range(100000):  # turns until the next poll is due (the clock ticks in ms), then
+        next(turns)          # one failed signature a turn, nine in a row
     print("gave_up|no")
 except MemoryError:
     print("gave_up|yes")
+print("errors|%d" % (100 - signer.oom))
 """
 
 
@@ -160,6 +161,7 @@ def test_memory_error_is_counted_and_survived_without_losing_records():
     signed, polled = out["records"].split("|")
     assert signed == polled
     assert out["gave_up"] == "yes"
+    assert out["errors"] == "9"  # MAX_MEMORY_ERRORS turns in a row survived, the next one not
 
 
 IDLE = PRELUDE + r"""
