@@ -29,7 +29,8 @@ $(INTEROP)/.installed:
 	$(INTEROP)/bin/python -m pip --disable-pip-version-check -q install 'pycose==1.1.0' 'cbor2<6' cryptography
 	touch $@
 
-# Node packages (solcjs, anvil, sm-crypto) go into ./node_modules, pinned by package-lock.json.
+# Node packages (solcjs, anvil, sm-crypto, MicroPython's WebAssembly port) go into ./node_modules,
+# pinned by package-lock.json.
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -9,6 +9,19 @@ caller owns the MQTT link and the clocks, and calls
 * ``on_ack(seq)``            when the gateway's end-to-end ack arrives,
 * ``on_connect(now)``        after every (re)connect: resend from the last ack.
 
+Sampling never waits for a meter. A source with ``begin(now, wall)`` / ``step(now)`` /
+``wake_at()`` (the field-bus sources) is a state machine: ``tick`` starts its reading
+cycle when it is due and then steps it on every call, each step taking only the bytes
+that have arrived, until it returns its records; ``next_due`` includes the time its
+next step is needed. So a meter that answers slowly or not at all (its timeouts and
+retries) never delays another source. A source with only ``poll(wall)`` (simulated) is
+polled when due.
+
+Packs of several records are signed with SenML base fields
+(``reading_encode.with_base_fields``). With ``epoch_dir`` the core commits the next boot
+counter there (``outbox.next_epoch``) just before it signs its first pack, so a boot
+that never signs (one that fails at start, again and again) writes nothing.
+
 Flow control is end to end: at most ``window`` records are in flight beyond the
 last ack. If the ack does not move for ``resend_after_s`` while records are in
 flight (a broker restart lost them, the gateway was down), the core rewinds and
@@ -31,7 +44,7 @@ everything once sealing is done.
 """
 from edgeledger.agent import errors
 from edgeledger.protocols.cose_sign import sign1
-from edgeledger.protocols.reading_encode import encode_payload
+from edgeledger.protocols.reading_encode import encode_payload, with_base_fields
 
 # In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
 # so 256 keeps a fast link busy while bounding what one rewind sends again.
@@ -49,13 +62,14 @@ MAX_PENDING_RECORDS = 4096
 class AgentCore:
     def __init__(self, device_id, signer, outbox, sources, sha256, epoch=0, pack_size=1000,
                  pack_age_s=0.0, window=DEFAULT_WINDOW, resend_after_s=DEFAULT_RESEND_AFTER_S,
-                 max_seq=None, send_rate=DEFAULT_SEND_RATE):
+                 max_seq=None, send_rate=DEFAULT_SEND_RATE, epoch_dir=None):
         self.device_id = device_id
         self.signer = signer
         self.outbox = outbox
         self.sources = list(sources)
         self.sha256 = sha256
         self.epoch = epoch
+        self.epoch_dir = epoch_dir
         self.pack_size = max(1, pack_size)
         self.pack_age_s = pack_age_s
         self.window = window
@@ -64,6 +78,7 @@ class AgentCore:
         self._pending = []
         self._pending_since = None
         self._due = [-1e9] * len(self.sources)
+        self._busy = [False] * len(self.sources)  # a stepped source in its reading cycle
         self._send_next = outbox.acked + 1
         self._progress_at = None
         self._refused = 0
@@ -79,8 +94,15 @@ class AgentCore:
         return self.max_seq is not None and self.outbox.head_seq >= self.max_seq
 
     def next_due(self):
-        """Monotonic time of the next source poll (the caller may sleep until then)."""
-        return min(self._due) if self._due else None
+        """Monotonic time of the next source poll or step (the caller may sleep until then)."""
+        if self.done_sealing():
+            return None
+        due = None
+        for i, src in enumerate(self.sources):
+            t = src.wake_at() if self._busy[i] else self._due[i]
+            if t is not None and (due is None or t < due):
+                due = t
+        return due
 
     def tick(self, now, wall):
         """Poll due sources and seal packs; returns the number of packs sealed.
@@ -90,14 +112,25 @@ class AgentCore:
         """
         sealed = 0
         for i, src in enumerate(self.sources):
-            if self.done_sealing() or now < self._due[i]:
+            if self.done_sealing() or not (self._busy[i] or now >= self._due[i]):
                 continue
-            # keep the source's cadence; after a stall, restart it from now instead of bursting
-            nxt = self._due[i] + src.interval_s
-            self._due[i] = nxt if nxt > now else now + src.interval_s
             try:
-                records = src.poll(wall)
+                if not self._busy[i]:
+                    # keep the source's cadence; after a stall, restart from now, no burst
+                    nxt = self._due[i] + src.interval_s
+                    self._due[i] = nxt if nxt > now else now + src.interval_s
+                    if not hasattr(src, "step"):
+                        records = src.poll(wall)
+                    else:
+                        src.begin(now, wall)
+                        self._busy[i] = True
+                if self._busy[i]:
+                    records = src.step(now)
+                    if records is None:
+                        continue  # still reading: wake_at() says when to step again
+                    self._busy[i] = False
             except Exception as e:  # a source error must never stop sampling
+                self._busy[i] = False
                 self.counters["source_errors"] += 1
                 records = [{0: src.name + "/status", 3: "error: %s" % (e,), 6: wall}]
             if records and self._pending_since is None:
@@ -124,7 +157,14 @@ class AgentCore:
         if lost:  # docs/wire-format.md, "Declared gaps"
             lost[6] = wall
             pack = pack + [lost]
-        if self.seal_pack(pack):
+        try:
+            ok = self.seal_pack(pack)
+        except MemoryError as e:  # not signed: the records wait for the next tick
+            self._pending = pack[:n] + self._pending
+            if self._pending_since is None:
+                self._pending_since = 0.0
+            raise e  # (a bare raise: the unix image's native code cannot compile it)
+        if ok:
             self._refused = 0
             if lost:
                 self.outbox.lost = None
@@ -135,7 +175,13 @@ class AgentCore:
     def seal_pack(self, pack):
         """Sign ``pack`` as the next message and persist it. False if the outbox refused it."""
         seq = self.outbox.head_seq + 1
-        payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch, pack)
+        if self.epoch_dir is not None:  # the boot counter is written by a boot that signs
+            from edgeledger.agent.outbox import next_epoch
+
+            self.epoch = next_epoch(self.epoch_dir)
+            self.epoch_dir = None
+        payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch,
+                                 with_base_fields(pack))
         message = sign1(payload, self.signer)
         try:
             self.outbox.append(seq, message, self.sha256(message))

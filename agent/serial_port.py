@@ -13,9 +13,9 @@ API (both runtimes)::
     port.close()
 
 ``port`` is a device path (``/dev/ttyUSB0``) for pyserial and a UART number
-(``"1"`` or ``1``) on a board. Options on a board: ``tx``/``rx`` pin numbers
-and ``de`` (the RS-485 driver-enable/direction pin, driven high while
-transmitting and low afterwards).
+(``"1"`` or ``1``) on a board. Options on a board: ``tx``/``rx`` pin numbers,
+``de`` (the RS-485 driver-enable/direction pin, driven high while
+transmitting and low afterwards) and ``rxbuf`` (the UART receive buffer in bytes).
 """
 import time
 
@@ -104,6 +104,8 @@ class UartPort:
         for k in ("tx", "rx"):
             if options.get(k) is not None:
                 self._cfg[k] = _machine.Pin(options[k])
+        if options.get("rxbuf"):
+            self._cfg["rxbuf"] = options["rxbuf"]
         self._de = None
         if options.get("de") is not None:
             self._de = _machine.Pin(options["de"], _machine.Pin.OUT, value=0)

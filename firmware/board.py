@@ -10,6 +10,7 @@ the board as ``board.json``. Fields::
                  {"kind": "lan", "phy": "LAN8720", "phy_addr": 1, "mdc": 23, "mdio": 18, "power": 16}
                  {"kind": "wiznet5k", "spi": 0, "sck": .., "mosi": .., "miso": .., "cs": .., "reset": ..}
     clock        {"ntp": true, "host": "pool.ntp.org"}: set the RTC before sampling
+    watchdog_s   the hardware watchdog's timeout (default WATCHDOG_S)
     buses        name -> {"port": UART id, "tx_pin", "rx_pin", "de_pin" (RS-485 direction), "baud"}
     i2c          {"id", "scl", "sda", "freq", "atecc608_addr"} for a secure element
     outbox       default {"max_bytes", "segment_bytes"} for this board's flash
@@ -20,7 +21,10 @@ fill in the source's ``port``/``tx_pin``/``rx_pin``/``de_pin``/``baud``.
 
 Network bring-up never blocks: ``startup.network_start`` asks the interface to
 connect, ``Board.network_ready`` is polled by the main loop, which keeps
-sampling meanwhile.
+sampling meanwhile. Nothing else the loop asks the board waits long: a name is
+resolved by one DNS query with a timeout (``netclock.resolver``), NTP likewise, and the
+watchdog (``machine.WDT``; on the unix port the board records what a hardware
+watchdog would have done) resets a board whose loop stops feeding it.
 """
 import json
 import time
@@ -31,8 +35,9 @@ from edgeledger.agent import errors
 MIN_VALID_TIME = 1577836800
 # MicroPython ports whose time.time() counts from 2000-01-01 (older esp32/rp2 builds).
 EPOCH_2000_OFFSET = 946684800
-NTP_RETRY_S = 30.0
-NTP_TIMEOUT_S = 0.5  # one NTP query may hold the loop this long (the default max_block_ms)
+# The longest a watchdog may go unfed before it resets the board. The RP2040's hardware
+# watchdog counts to 8.3 s at most; the loop feeds it at least every WATCHDOG_S / 2.
+WATCHDOG_S = 8.0
 
 
 class Board:
@@ -51,10 +56,11 @@ class Board:
         self.name = profile["board"]
         self.network = profile.get("network") or {"kind": "host"}
         self.nic = None  # the interface once started; None on the unix port (host network)
+        self.watchdog_s = float(profile.get("watchdog_s", WATCHDOG_S))
         clock = profile.get("clock") or {}
-        self._ntp_host = clock.get("host")
-        self._clock_ok = not clock.get("ntp")
-        self._ntp_at = -NTP_RETRY_S
+        # NTP state for netclock.keep_time: [server, last attempt, last success]
+        self._ntp = [clock.get("host"), None, None] if clock.get("ntp") else None
+        self._clock_ok = self._ntp is None
         # time.gmtime(0) names the port's epoch year
         self._epoch_offset = EPOCH_2000_OFFSET if time.gmtime(0)[0] == 2000 else 0
 
@@ -64,23 +70,45 @@ class Board:
         return time.time() + self._epoch_offset
 
     def clock_valid(self, now):
-        """True once the RTC holds real time; tries NTP (when due) once the network is up."""
+        """True once the RTC holds real time. With NTP, sets the clock when due and the
+        network is up (``netclock.keep_time``: every 30 s until it works, then hourly)."""
+        if self._ntp is not None and self.network_ready():
+            from edgeledger.firmware import netclock
+
+            netclock.keep_time(self._ntp, self.nic, now)
         if self._clock_ok:
             return True
         if self.wall_time() >= MIN_VALID_TIME:
             self._clock_ok = True
-            return True
-        if self.network_ready() and now - self._ntp_at >= NTP_RETRY_S:
-            self._ntp_at = now
-            try:
-                import ntptime  # micropython-lib; its socket timeout is 1 s
+        return self._clock_ok
 
-                ntptime.host = self._ntp_host or ntptime.host
-                ntptime.timeout = NTP_TIMEOUT_S
-                ntptime.settime()
-            except (ImportError, OSError, OverflowError):
-                pass
-        return self.wall_time() >= MIN_VALID_TIME
+    # -- watchdog ---------------------------------------------------------------------------
+
+    def watchdog(self, timeout_s=WATCHDOG_S, clock=None):
+        """Start the watchdog (it cannot be stopped on a board); returns its ``feed``.
+
+        The unix port has no ``machine.WDT``: the board stands in and records in
+        ``wdt`` what a hardware watchdog would have seen: [timeout, clock, last feed,
+        feeds, longest gap between two, gaps over the timeout (resets)].
+        """
+        if self.name != "unix":
+            import machine
+
+            return machine.WDT(timeout=int(timeout_s * 1000)).feed
+        clock = clock or time.time
+        self.wdt = [timeout_s, clock, clock(), 0, 0.0, 0]
+        return self._feed_shim
+
+    def _feed_shim(self):
+        w = self.wdt
+        now = w[1]()
+        gap = now - w[2]
+        if gap > w[4]:
+            w[4] = gap
+        if gap > w[0]:
+            w[5] += 1  # a board would have been reset here
+        w[2] = now
+        w[3] += 1
 
     # -- network ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The board image: ``edgeledger firmware build --board unix|esp32|rp2040 --out DIR``.
+"""The board image: ``edgeledger firmware build --board unix|esp32|rp2040 --out DIR [--romfs]``.
 
 Layout of DIR (copy it to the board's filesystem root with ``mpremote cp -r``)::
 
@@ -7,6 +7,13 @@ Layout of DIR (copy it to the board's filesystem root with ``mpremote cp -r``)::
     board.json                   the board profile (firmware/boards/<board>.json)
     manifest.json                modules, sizes, mpy-cross version
     lib/edgeledger/**.mpy        precompiled modules (mpy-cross, -march of the port)
+
+With ``--romfs`` the modules are bytecode packed into ``romfs.img`` instead of
+``lib/`` (MicroPython's ROMFS format, as ``mpremote romfs build`` packs it; deploy
+it with ``mpremote romfs deploy``). MicroPython >= 1.25 mounts a ROMFS partition at
+``/rom`` and runs bytecode from there in place: the code, its string constants and
+its names stay in flash, out of the heap. On the unix port, which has no ROM
+partition, ``romfs_run.py`` plays the partition.
 
 Which modules go in: everything ``edgeledger.firmware.main`` imports, followed
 transitively through ``import``/``from`` statements (lazy ones inside functions
@@ -21,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 # The editable install maps these folders to edgeledger.<name> (pyproject.toml).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +39,8 @@ ENTRY = "edgeledger.firmware.main"
 REPL_ENTRIES = ("edgeledger.firmware.enroll",)
 # Never shipped: they run on CPython only (a "*_cpython" module is a CPython backend).
 CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho", "edgeledger.firmware.build",
-                "edgeledger.firmware.cmd", "edgeledger.firmware.bench")
+                "edgeledger.firmware.cmd", "edgeledger.firmware.bench", "edgeledger.firmware.bench32",
+                "edgeledger.firmware.mpy32", "edgeledger.firmware.romfs_run")
 
 MAIN_PY = """# main.py: start the edgeledger agent (edgeledger.firmware.main).
 import sys
@@ -40,6 +49,26 @@ if "/lib" not in sys.path and "lib" not in sys.path:
 from edgeledger.firmware.main import start
 start()
 """
+
+ROMFS_IMAGE = "romfs.img"
+# The unix port has no ROM partition: romfs_run.py loads the image outside the GC heap and
+# names it in this variable (address:size), as a board maps the partition's flash.
+ROMFS_ENV = "EDGELEDGER_ROMFS"
+
+MAIN_PY_ROMFS = """# main.py: start the edgeledger agent from romfs.img (mounted at /rom).
+import sys
+if "/rom" not in sys.path:  # no ROM partition: the unix port under romfs_run.py
+    import os
+    rom = getattr(os, "getenv", lambda name: None)("%s")
+    if rom is None:
+        print("edgeledger: no ROMFS at /rom: deploy romfs.img (mpremote romfs deploy)")
+        sys.exit(2)
+    import uctypes, vfs
+    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(*[int(x) for x in rom.split(":")])), "/rom")
+    sys.path.insert(0, "/rom")
+from edgeledger.firmware.main import start
+start()
+""" % ROMFS_ENV
 
 _FROM_RE = re.compile(r"^[ \t]*from[ \t]+(edgeledger(?:\.\w+)+)[ \t]+import[ \t]+"
                       r"(\([^)]*\)|[^\n#]*)", re.M)
@@ -147,33 +176,51 @@ def compile_module(name, out_dir, march, emit=None):
     return dest
 
 
-def build_image(board, out):
+def build_image(board, out, romfs=False):
     """Build the image for ``board`` into folder ``out``; returns the manifest dict.
 
+    ``romfs``: the modules as bytecode in ``romfs.img`` (no ``lib/``): bytecode is what
+    runs in place from a ROM partition (native code would be copied out to RAM).
     Raises BuildError.
     """
     profile = load_profile(board)
     march = profile.get("march")
     modules = closure([ENTRY] + list(REPL_ENTRIES), profile.get("exclude", ()))
     lib = os.path.join(out, "lib")
-    if os.path.isdir(os.path.join(lib, "edgeledger")):
-        shutil.rmtree(os.path.join(lib, "edgeledger"))
-    os.makedirs(lib, exist_ok=True)
-    compile_module_init(lib, march)
-    sizes = {}
-    for name in modules:
-        sizes[name] = os.path.getsize(compile_module(name, lib, march, profile.get("emit")))
+    os.makedirs(out, exist_ok=True)
+    for old in (os.path.join(lib, "edgeledger"), os.path.join(out, ROMFS_IMAGE)):
+        if os.path.isdir(old):
+            shutil.rmtree(old)
+        elif os.path.exists(old):
+            os.remove(old)
+    work = tempfile.mkdtemp(prefix="el-romfs-") if romfs else lib
+    try:
+        os.makedirs(work, exist_ok=True)
+        compile_module_init(work, None if romfs else march)
+        sizes = {}
+        for name in modules:
+            sizes[name] = os.path.getsize(compile_module(
+                name, work, None if romfs else march, None if romfs else profile.get("emit")))
+        init_bytes = _size(os.path.join(work, "edgeledger", "__init__.mpy"))
+        if romfs:
+            image = romfs_image(work)
+            with open(os.path.join(out, ROMFS_IMAGE), "wb") as f:
+                f.write(image)
+    finally:
+        if romfs:
+            shutil.rmtree(work, ignore_errors=True)
     shutil.copy(os.path.join(ROOT, "firmware", "boot.py"), os.path.join(out, "boot.py"))
     with open(os.path.join(out, "main.py"), "w") as f:
-        f.write(MAIN_PY)
+        f.write(MAIN_PY_ROMFS if romfs else MAIN_PY)
     with open(os.path.join(out, "board.json"), "w") as f:
         json.dump(profile, f, indent=2, sort_keys=True)
         f.write("\n")
     version = subprocess.run([mpy_cross_command(), "--version"], capture_output=True,
                              text=True).stdout.strip()
-    manifest = {"board": board, "march": march, "mpy_cross": version, "modules": sizes,
-                "lib_bytes": sum(sizes.values()) + _size(os.path.join(lib, "edgeledger",
-                                                                       "__init__.mpy"))}
+    manifest = {"board": board, "march": None if romfs else march, "mpy_cross": version,
+                "modules": sizes, "lib_bytes": sum(sizes.values()) + init_bytes}
+    if romfs:
+        manifest["romfs_bytes"] = len(image)
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -194,6 +241,30 @@ def compile_module_init(lib, march):
     os.remove(empty)
     if proc.returncode != 0:
         raise BuildError("mpy-cross failed on edgeledger/__init__.py: %s" % proc.stderr)
+
+
+def romfs_image(folder):
+    """A ROMFS image (MicroPython's VfsRom format) of the files under ``folder``, packed
+    with mpremote's writer (what ``mpremote romfs build`` uses). Raises BuildError."""
+    try:
+        from mpremote.romfs import VfsRomWriter
+    except ImportError:
+        raise BuildError("ROMFS images need mpremote >= 1.25: pip install mpremote")
+    writer = VfsRomWriter()
+
+    def add(path):
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if os.path.isdir(full):
+                writer.opendir(name)
+                add(full)
+                writer.closedir()
+            else:
+                with open(full, "rb") as f:
+                    writer.mkfile(name, f.read())
+
+    add(folder)
+    return writer.finalise()
 
 
 def _size(path):

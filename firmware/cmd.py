@@ -23,13 +23,14 @@ def _firmware_build(args):
     from edgeledger.firmware import build
 
     try:
-        manifest = build.build_image(args.board, args.out)
+        manifest = build.build_image(args.board, args.out, romfs=args.romfs)
     except build.BuildError as e:
         print("edgeledger: %s" % e, file=sys.stderr)
         return 2
-    print("built %s image in %s: %d modules, lib %d bytes, image %d bytes (%s)"
+    print("built %s image in %s: %d modules, lib %d bytes, image %d bytes (%s)%s"
           % (args.board, args.out, len(manifest["modules"]), manifest["lib_bytes"],
-             manifest["image_bytes"], manifest["mpy_cross"]))
+             manifest["image_bytes"], manifest["mpy_cross"],
+             ", romfs.img %d bytes" % manifest["romfs_bytes"] if args.romfs else ""))
     return 0
 
 
@@ -57,10 +58,14 @@ def add_commands(groups):
     b = fsub.add_parser("build", help="compile the agent with mpy-cross into a board image folder")
     b.add_argument("--board", required=True, choices=build.boards())
     b.add_argument("--out", required=True, help="image folder (copy to the board with mpremote)")
+    b.add_argument("--romfs", action="store_true",
+                   help="pack the modules as bytecode into romfs.img (mpremote romfs deploy): "
+                        "the code runs from flash and stays out of the heap")
     b.set_defaults(func=_firmware_build)
 
     d = bench_suites(top).add_parser(
-        "device", help="heap floor, per-reading cost, image size and wire bytes under MicroPython")
+        "device", help="heap (64-bit floors, 32-bit per configuration), per-reading cost, flash wear, "
+                       "image size and wire bytes under MicroPython")
     d.add_argument("--json", action="store_true", help="print the figures as JSON")
     d.add_argument("--readings", type=int, default=20, help="readings timed per signer")
     d.add_argument("--heap-readings", type=int, default=10,

@@ -5,15 +5,24 @@ read ``config.json``, ``board.json`` and the key file, recover the outbox,
 build the agent core and the MQTT client) runs once and is then dropped from
 the heap; this module keeps only the loop::
 
-    tick      sample due sources, seal and sign packs, persist them (outbox)
-    link      reconnect when due (bounded by max_block_ms), else read acks, keepalive
+    feed      the watchdog (machine.WDT; a recording shim on the unix port)
+    tick      sample due sources, step the field-bus ones (never waiting for a meter),
+              seal and sign packs, persist them (outbox)
+    link      reconnect when due (bounded by max_block_ms; TLS only once the clock
+              is valid), else read acks, keepalive
     ack       the gateway's end-to-end ack frees outbox records
     publish   records from the outbox, QoS 1, within the in-flight windows
-    sleep     until the next source is due (at most IDLE_SLEEP_S)
+    collect   after a tick that signed (its big-integer garbage) and before a connect,
+              else only when less than GC_LOW_WATER bytes are free
+    sleep     until the next source, step, reconnect, keepalive or resend is due, or
+              the broker sends something (select.poll on the socket); at most half
+              the watchdog timeout
 
 The link never stalls sampling for longer than ``max_block_ms``: every socket
-operation has that timeout, and while the broker is away the loop keeps
-sampling into the outbox and retries with exponential backoff.
+operation (name lookup included) has that timeout, and while the broker is away
+the loop keeps sampling into the outbox and retries with exponential backoff. A
+turn that runs out of memory is counted and skipped; only a lasting shortage
+resets the board.
 
 config.json::
 
@@ -27,8 +36,8 @@ config.json::
                                      "flush_interval_s": 30},
      "sources": [{"type": "simulated", "kind": "meter", "interval_s": 1.0},
                  {"type": "modbus", "bus": "rs485", "devices": [...]}],
-     "pack_size": 1, "pack_age_s": 0.0, "window": 64, "resend_after_s": 5.0,
-     "keepalive": 30, "max_block_ms": 500, "max_backoff_s": 10.0,
+     "pack_size": 64, "pack_age_s": 0.0, "window": 64, "resend_after_s": 5.0,
+     "keepalive": 30, "max_block_ms": 500, "max_backoff_s": 10.0, "watchdog_s": 8,
      "until_seq": null, "drain_timeout_s": 120}
 """
 import gc
@@ -39,28 +48,41 @@ from edgeledger.agent import errors
 from edgeledger.firmware import board as boards
 
 VERSION = "edgeledger-agent/0.1 (micropython)"
-# Loop sleep when nothing is due: bounds ack and publish latency at a few ms.
-IDLE_SLEEP_S = 0.005
 # Records read from the outbox per loop turn: each is in RAM until written to the socket.
 SEND_BATCH = 4
 # Reconnect backoff: doubles from MIN_BACKOFF_S to max_backoff_s after every failed attempt.
 MIN_BACKOFF_S = 0.2
+# A collection runs after a turn that leaves less than this free: twice what one turn's
+# short-lived objects need at most (a signature's big integers, ~3 KB, and a message's
+# buffers, ~1 KB; docs/firmware.md "What the heap needs"). The GC also runs by itself
+# when an allocation finds no room.
+GC_LOW_WATER = 8192
+# Turns in a row that may run out of memory before the loop gives up (``start`` then
+# resets the board): a few, so a transient peak (a long pack, fragmentation) passes.
+MAX_MEMORY_ERRORS = 8
 
 
-def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print):
-    """Run the loop; returns an exit code (only bounded runs with until_seq return).
+def loop(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print,
+         tls=False, feed=None, idle_max_s=None):
+    """The loop as a generator: every ``next()`` runs one turn; it returns (StopIteration)
+    the exit code of a bounded run (until_seq). ``names`` are the readings, ack and birth
+    topics; ``tls`` says the link needs a valid clock (certificate validity) before it
+    connects; ``feed`` (the watchdog's) is called every turn. With ``idle_max_s`` it sleeps after a turn until
+    something is due (a source, a step, a reconnect, the keepalive, a resend) or the
+    broker sends something, at most ``idle_max_s``; without it, never (a test or the
+    32-bit bench drives it turn by turn).
 
-    ``names`` are the readings, ack and birth topics. Raises what the core raises
-    (OSError from the outbox's flash).
+    Raises what the core raises (OSError from the flash), and MemoryError after
+    MAX_MEMORY_ERRORS turns in a row ran out of memory. (A generator, not a class: its
+    state lives in one frame, which costs a board less heap than an object's attributes.)
     """
     # imported here, not at the top: start-up runs before these are needed (see startup.py)
     from edgeledger.firmware.mqtt import MqttError
     from edgeledger.protocols import session
 
     readings, ack_topic, birth_topic = names
-    device = core.device_id
     outbox = core.outbox
-    counters = {"connects": 0, "connect_failures": 0, "link_drops": 0}
+    counters = {"connects": 0, "connect_failures": 0, "link_drops": 0, "memory_errors": 0}
     ack = [None]  # highest end-to-end ack received and not yet applied
 
     def on_message(topic, payload, retained):
@@ -76,61 +98,81 @@ def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, l
     backoff_s = MIN_BACKOFF_S
     retry_at = 0.0
     drain_deadline = None
+    oom = 0
+    poller = None
     log("agent %s on %s: epoch %d, outbox head %d, acked %d"
-        % (device, board.name, core.epoch, outbox.head_seq, outbox.acked))
+        % (core.device_id, board.name, core.epoch, outbox.head_seq, outbox.acked))
     while True:
         now = port.monotonic()
-        if board.clock_valid(now):
-            core.tick(now, board.wall_time())
+        if feed is not None:
+            feed()
         busy = False
-        lost = None
-        if client.sock is None:
-            if now >= retry_at and board.network_ready():
+        try:
+            if board.clock_valid(now) and core.tick(now, board.wall_time()):
+                gc.collect()  # signing left big-integer garbage: clear it before the link
+            lost = None
+            if client.sock is None:
+                # TLS checks certificate validity: connect only once the clock is right
+                if now >= retry_at and board.network_ready() and (not tls or board.clock_valid(now)):
+                    gc.collect()  # a connect needs room for the socket, TLS and its packets
+                    try:
+                        client.connect()
+                        client.subscribe(ack_topic, 1)
+                        birth = dict(core.counters)
+                        birth.update(outbox.counters)
+                        birth.update(counters)
+                        client.publish(birth_topic, session.encode_birth(
+                            VERSION, core.signer.kid, outbox.head_seq, core.epoch, birth),
+                            retain=True, qos=1)
+                        birth = None
+                        counters["connects"] += 1
+                        backoff_s = MIN_BACKOFF_S
+                        core.on_connect(now)
+                        log("link: connected to %s:%d" % (client.server, client.port))
+                    except (MqttError, OSError) as e:
+                        n = counters["connect_failures"] + 1
+                        counters["connect_failures"] = n
+                        lost = e
+                        if n & (n - 1) == 0:  # logs 1, 2, 4, 8, ... failures
+                            log("link: connect failed %d times (%s)" % (n, e))
+            else:
                 try:
-                    client.connect()
-                    client.subscribe(ack_topic, 1)
-                    birth = dict(core.counters)
-                    birth.update(outbox.counters)
-                    birth.update(counters)
-                    client.publish(birth_topic, session.encode_birth(
-                        VERSION, core.signer.kid, outbox.head_seq, core.epoch, birth),
-                        retain=True, qos=1)
-                    birth = None
-                    counters["connects"] += 1
-                    backoff_s = MIN_BACKOFF_S
-                    core.on_connect(now)
-                    log("link: connected to %s:%d" % (client.server, client.port))
+                    client.poll()
+                    if ack[0] is not None:
+                        core.on_ack(ack[0], now)
+                        ack[0] = None
+                    room = client.max_inflight - client.inflight()
+                    if room > 0:
+                        for seq, data in core.to_send(now, min(room, SEND_BATCH)):
+                            client.publish(readings, data, qos=1)
+                            core.sent(seq)
+                            busy = True
                 except (MqttError, OSError) as e:
-                    n = counters["connect_failures"] + 1
-                    counters["connect_failures"] = n
+                    counters["link_drops"] += 1
                     lost = e
-                    if n & (n - 1) == 0:  # logs 1, 2, 4, 8, ... failures
-                        log("link: connect failed %d times (%s)" % (n, e))
-        else:
-            try:
-                client.poll()
-                if ack[0] is not None:
-                    core.on_ack(ack[0], now)
-                    ack[0] = None
-                room = client.max_inflight - client.inflight()
-                if room > 0:
-                    for seq, data in core.to_send(now, min(room, SEND_BATCH)):
-                        client.publish(readings, data, qos=1)
-                        core.sent(seq)
-                        busy = True
-            except (MqttError, OSError) as e:
-                counters["link_drops"] += 1
-                lost = e
-                log("link: lost (%s)" % (e,))
-        if lost is not None:
+                    log("link: lost (%s)" % (e,))
+            if lost is not None:
+                client.close()
+                retry_at = now + backoff_s
+                backoff_s = min(backoff_s * 2, max_backoff_s)
+                lost = None
+            oom = 0
+        except MemoryError as e:
+            # Nothing accepted is lost: a pack that could not be signed stays pending, a
+            # record is freed only after the gateway's ack. Drop the link's buffers, collect,
+            # go on; only a lasting shortage reaches start(), which resets the board.
+            oom += 1
+            counters["memory_errors"] += 1
             client.close()
             retry_at = now + backoff_s
-            backoff_s = min(backoff_s * 2, max_backoff_s)
-            lost = None
+            gc.collect()
+            if oom > MAX_MEMORY_ERRORS:
+                raise e
+            log("agent: out of memory (%d in a row)" % oom)
         if core.done_sealing():
             if core.drained():
                 log("agent %s: sealed and acked up to seq %d (connects %d)"
-                    % (device, outbox.head_seq, counters["connects"]))
+                    % (core.device_id, outbox.head_seq, counters["connects"]))
                 client.disconnect()
                 outbox.close()
                 return 0
@@ -138,19 +180,62 @@ def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, l
                 drain_deadline = now + drain_timeout_s
             elif now > drain_deadline:
                 log("agent %s: %d records still unacked after %d s"
-                    % (device, outbox.pending_count(), drain_timeout_s))
+                    % (core.device_id, outbox.pending_count(), drain_timeout_s))
                 outbox.close()
                 return 3
-        gc.collect()
-        if not busy:
+        if gc.mem_free() < GC_LOW_WATER:
+            gc.collect()
+        if idle_max_s and not busy:
+            wait = idle_max_s
             due = core.next_due()
-            wait = IDLE_SLEEP_S if due is None else min(IDLE_SLEEP_S, due - port.monotonic())
-            if wait > 0:
-                port.sleep(wait)
+            now = port.monotonic()
+            if due is not None:
+                wait = min(wait, due - now)
+            sock = client.sock
+            if sock is None:
+                wait = min(wait, retry_at - now)
+            else:
+                wait = min(wait, core.resend_after_s, client.keepalive / 2 if client.keepalive else wait)
+            if wait > 0 and sock is None:
+                port.sleep(wait + 0.001)  # whole milliseconds: never wake just before the time
+            elif wait > 0:  # wake early when the broker sends (an ack)
+                if poller is None or poller[0] is not sock:
+                    import select
+
+                    poller = (sock, select.poll())
+                    poller[1].register(sock, select.POLLIN)
+                poller[1].poll(int(wait * 1000) + 1)
+        yield counters
+
+
+def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print,
+        tls=False, watchdog_s=boards.WATCHDOG_S):
+    """Run the loop; returns an exit code (only bounded runs with until_seq return).
+
+    Starts the board's watchdog and feeds it every turn; no turn and no sleep lasts
+    longer than half its timeout. Raises what ``loop`` raises.
+    """
+    feed = board.watchdog(watchdog_s, port.monotonic)
+    turns = loop(board, core, client, names, max_backoff_s, drain_timeout_s, log, tls, feed,
+                 watchdog_s / 2)
+    try:
+        while True:
+            next(turns)
+    except StopIteration as e:
+        return e.args[0] if e.args else 0
+    finally:
+        w = getattr(board, "wdt", None)  # the unix port: say what a watchdog would have done
+        if w:
+            log("watchdog: fed %d times, longest gap %.2f s, would reset %d" % (w[3], w[4], w[5]))
 
 
 def start():
-    """Entry point of the image's main.py: start up, drop start-up code, loop; exits."""
+    """Entry point of the image's main.py: start up, drop start-up code, loop; exits.
+
+    A crash (MemoryError included) resets a board after ``Board.restart``'s delay; the
+    boot counter is written only by a boot that signs, so a board that keeps failing at
+    start does not rewrite its flash on every boot.
+    """
     board = None
     try:
         board = boards.load()
@@ -162,9 +247,13 @@ def start():
         from edgeledger.firmware.mqtt import MQTTClient
 
         client = MQTTClient(*args)
+        if board.nic is not None:  # a board's own interface: bounded name lookups
+            from edgeledger.firmware.netclock import resolver
+
+            client.resolve = resolver(board.nic)
         client.set_last_will(*will)
         args = will = None
-        code = run(board, core, client, names, *limits)
+        code = run(board, core, client, names, **limits)
     except errors.ConfigError as e:
         print("edgeledger: %s" % (e,))
         code = 2

@@ -6,7 +6,8 @@ QoS 0/1 PUBLISH out with packet ids and PUBACK tracking, SUBSCRIBE, QoS 0/1
 PUBLISH in (answered with PUBACK), PINGREQ, DISCONNECT. No QoS 2, no session
 resumption (clean session: the agent core resends from its last end-to-end ack).
 
-Blocking is bounded. ``connect`` waits at most ``timeout_s`` for each of TCP
+Blocking is bounded. ``connect`` waits at most ``timeout_s`` for each of name
+lookup (the ``resolve`` it is given; the address is kept until a connect fails), TCP
 connect, TLS handshake and CONNACK; then and afterwards the socket is non-blocking:
 ``poll`` only takes what has arrived, and a write that cannot finish within
 ``timeout_s`` drops the connection (``ConnectionLost``). A caller that keeps
@@ -98,13 +99,14 @@ class MQTTClient:
 
     def __init__(self, client_id, server, port=1883, user=None, password=None, keepalive=30,
                  ssl_context=None, server_hostname=None, timeout_s=_TIMEOUT_S,
-                 max_inflight=_MAX_INFLIGHT, clock=None):
+                 max_inflight=_MAX_INFLIGHT, clock=None, resolve=None):
         self.server = server
         self.port = port
         self.keepalive = keepalive
         self.timeout_s = timeout_s
         self.max_inflight = max_inflight
         self.clock = clock or platform.monotonic
+        self.resolve = resolve  # (host, port, timeout_s) -> address; getaddrinfo if None
         self.on_message = None
         self.sock = None
         self.client_id = client_id
@@ -140,9 +142,10 @@ class MQTTClient:
             if sock is None:
                 import socket
 
-                if self._addr is None:  # resolve once: DNS has no timeout on some ports
-                    self._addr = socket.getaddrinfo(self.server, self.port, 0,
-                                                    socket.SOCK_STREAM)[0][-1]
+                if self._addr is None:  # kept until a connect fails
+                    self._addr = (self.resolve(self.server, self.port, self.timeout_s)
+                                  if self.resolve else
+                                  socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0][-1])
                 sock = socket.socket()
                 self.sock = sock
                 sock.settimeout(self.timeout_s)
@@ -177,8 +180,9 @@ class MQTTClient:
                     raise ConnectionLost("no %s in %.1f s" % ("CONNACK", self.timeout_s))
                 platform.sleep(0.001)
                 self.poll()
-        except (MqttError, OSError) as e:
+        except (MqttError, OSError, ValueError) as e:  # ValueError: a bad DNS answer
             self.close()
+            self._addr = None
             if isinstance(e, MqttError):
                 raise e
             raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e))

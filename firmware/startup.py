@@ -24,6 +24,10 @@ DEFAULT_MAX_BLOCK_MS = 500
 DEFAULT_MAX_BACKOFF_S = 10.0
 # In-flight end-to-end window on a board: 64 record seqs, no record bytes held.
 DEFAULT_WINDOW = 64
+# Records per signed message at most. One pack per poll: a poll's records (18 for an
+# SDM630, ~30 for a DSMR 5 telegram) are signed together, while the pack being built
+# stays small in RAM (64 records of ~30 B encoded).
+DEFAULT_PACK_SIZE = 64
 # Modules only start-up uses: dropped from sys.modules when they are done.
 STARTUP_MODULES = ("edgeledger.firmware.startup", "edgeledger.firmware.tls",
                    "edgeledger.firmware.network_up", "edgeledger.agent.recovery")
@@ -107,7 +111,7 @@ def load_signer(cfg):
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
-    from edgeledger.agent.outbox import Outbox, check_sizes, next_epoch
+    from edgeledger.agent.outbox import Outbox, check_sizes
     from edgeledger.firmware.crypto import sha256
 
     if signer is None:
@@ -121,14 +125,25 @@ def build(cfg, board, profile, signer=None):
     outbox = Outbox(state + "/outbox", max_bytes=max_bytes, segment_bytes=segment_bytes,
                     policy=ob.get("policy", "drop_new"), hash_fn=sha256,
                     flush_interval_s=float(ob.get("flush_interval_s", 0)))
-    epoch = next_epoch(state)
     srcs = [make_source(s, board, profile) for s in cfg["sources"]]
-    return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=epoch,
-                     pack_size=int(cfg.get("pack_size", 1)),
+    # The boot counter this boot will use; written to flash only before the first seal
+    # (a boot that fails at start does not rewrite it: no flash wear in a boot loop).
+    return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=read_epoch(state) + 1,
+                     epoch_dir=state,
+                     pack_size=int(cfg.get("pack_size", DEFAULT_PACK_SIZE)),
                      pack_age_s=float(cfg.get("pack_age_s", 0.0)),
                      window=int(cfg.get("window", DEFAULT_WINDOW)),
                      resend_after_s=float(cfg.get("resend_after_s", 5.0)),
                      max_seq=cfg.get("until_seq"))
+
+
+def read_epoch(state_dir):
+    """The boot counter in ``state_dir/epoch`` (0 if none), without writing it."""
+    try:
+        with open(state_dir + "/epoch") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def ssl_context(tls):
@@ -163,7 +178,7 @@ def client_settings(cfg, epoch):
 
 def prepare(cfg_path="config.json", board=None, profile_path="board.json"):
     """What ``main.start`` needs: (core, client arguments, last will, topic names,
-    (max_backoff_s, drain_timeout_s)); see ``client_settings``.
+    ``main.run`` keyword arguments); see ``client_settings``.
 
     Drops start-up's modules (this one included) from ``sys.modules`` before it
     returns. Raises ConfigError, OSError, KeyFileError.
@@ -183,5 +198,8 @@ def prepare(cfg_path="config.json", board=None, profile_path="board.json"):
 
         network_up.network_start(board, cfg)
     forget(*STARTUP_MODULES)
-    return core, args, will, names, (float(cfg.get("max_backoff_s", DEFAULT_MAX_BACKOFF_S)),
-                                     float(cfg.get("drain_timeout_s", 120)))
+    return core, args, will, names, {
+        "max_backoff_s": float(cfg.get("max_backoff_s", DEFAULT_MAX_BACKOFF_S)),
+        "drain_timeout_s": float(cfg.get("drain_timeout_s", 120)),
+        "tls": args[6] is not None,
+        "watchdog_s": float(cfg.get("watchdog_s", board.watchdog_s))}

@@ -49,6 +49,8 @@ CLASSES = {
     "KeyFileError": "DecodeError",
     # A field-bus frame failed its CRC/BCC or has an impossible layout.
     "FrameError": "DecodeError",
+    # A DNS answer is malformed, not ours, an error, or has no IPv4 address (dns.py).
+    "DnsError": "DecodeError",
 }
 
 

@@ -49,6 +49,55 @@ def check_pack_shape(pack):
         raise errors.PayloadError("pack must be an array of 1..%d SenML records" % MAX_RECORDS)
 
 
+def with_base_fields(pack):
+    """The records of ``pack`` with SenML base fields (RFC 8428 §4.1, §4.6), for a smaller
+    message that resolves (``reading.resolve``) to the same names, units, values and times.
+
+    The first record gets ``bn`` (the longest common name prefix, cut after a "/" unless
+    every name is the same), ``bt`` (the first record's time) when every record has a time
+    that the base time plus an offset gives back exactly (value and type), and ``bu`` (the
+    first record's unit) when every record has a unit; each record then keeps only its
+    name suffix, its time offset (left out when 0) and a unit that differs from ``bu``. A
+    single record and a pack that already has base fields are returned as they are.
+    """
+    if len(pack) < 2 or any(-4 in r or -3 in r or -2 in r or 0 not in r for r in pack):
+        return pack
+    first = pack[0]
+    bn = first[0]
+    for rec in pack:
+        while bn and not rec[0].startswith(bn):
+            bn = bn[:bn.rfind("/", 0, len(bn) - 1) + 1]
+    bt = first.get(6)
+    for rec in pack:
+        t = rec.get(6)
+        if t is None or bt is None or bt + (t - bt) != t or type(bt + (t - bt)) is not type(t):
+            bt = None  # no exact offset for some record: each keeps its own time
+            break
+    bu = first.get(1) if all(1 in r for r in pack) else None
+    out = []
+    for rec in pack:
+        r = dict(rec)
+        if bn:
+            r[0] = rec[0][len(bn):]
+            if not r[0]:
+                del r[0]
+        if bt is not None:
+            if rec[6] == bt and type(rec[6]) is type(bt):
+                del r[6]
+            else:
+                r[6] = rec[6] - bt
+        if bu is not None and rec[1] == bu:
+            del r[1]
+        out.append(r)
+    if bn:
+        out[0][-2] = bn
+    if bt is not None:
+        out[0][-3] = bt
+    if bu is not None:
+        out[0][-4] = bu
+    return out
+
+
 def encode_payload(device, seq, prev, epoch, pack=None, enc=None):
     """Deterministic CBOR bytes of a version 1 payload (pack or enc, not both).
 

@@ -10,12 +10,21 @@ DSMR 2.2/3.0 meters talk 9600 baud 7E1 and send no CRC; DSMR 4+ and Fluvius
 115200 8N1 with a CRC (a CRC is then required). Each poll drops what arrived
 since the last one and waits at most ``timeout_s`` for the next complete,
 CRC-valid telegram; rejected telegrams are counted in ``counters['bad_frames']``.
+On a board the P1 UART gets a receive buffer of RXBUF bytes: a whole telegram.
 """
 from edgeledger.agent import port as platform
 from edgeledger.agent.errors import ConfigError, SourceError
+from edgeledger.agent.sources import run_cycle
 from edgeledger.protocols import dsmr, obis
 
 NO_CRC_VERSIONS = ("2.2", "3.0")
+# A board's UART receive buffer for the P1 port (``UART(rxbuf=...)``): a whole telegram,
+# so the loop may read it late. DSMR 5.0.2 telegrams with four M-Bus channels and a
+# 1024-character text message stay below 3 KB (see protocols/dsmr.py MAX_TELEGRAM).
+RXBUF = 3072
+# While waiting for a telegram the source reads the UART this often. A telegram arrives
+# in ~0.1-0.3 s at 115200 baud, so RXBUF holds all of it when read this late.
+RX_POLL_S = 0.1
 
 
 class DsmrSource:
@@ -28,19 +37,27 @@ class DsmrSource:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.clock = clock or platform.monotonic
+        self.sleep = platform.sleep
         self.framer = dsmr.TelegramFramer(require_crc=version not in NO_CRC_VERSIONS)
         self.counters = {"polls": 0, "telegrams": 0, "bad_frames": 0, "records": 0,
                          "unknown_objects": 0, "discarded_bytes": 0}
         self.last_telegram = None
 
-    def poll(self, now):
-        """Wait for the next valid telegram; returns its SenML records.
-
-        Raises SourceError when none arrives within ``timeout_s``."""
+    def begin(self, now, wall):
+        """Drop what arrived before now and wait for the next valid telegram."""
         self.counters["polls"] += 1
         self.port.reset_input()
         self.framer = dsmr.TelegramFramer(require_crc=self.framer.require_crc)
-        deadline = self.clock() + self.timeout_s
+        self._wall = wall
+        self._deadline = now + self.timeout_s
+        self._wake = now
+
+    def wake_at(self):
+        return self._wake
+
+    def step(self, now):
+        """Take what has arrived; returns None until a valid telegram is complete, then
+        its SenML records. Raises SourceError when none came within ``timeout_s``."""
         try:
             while True:
                 try:
@@ -51,7 +68,7 @@ class DsmrSource:
                 if raw is not None:
                     try:
                         tg = dsmr.parse_telegram(raw, self.version)
-                        records = dsmr.to_records(tg, self.prefix, now)
+                        records = dsmr.to_records(tg, self.prefix, self._wall)
                     except (dsmr.DsmrFrameError, obis.ObisValueError):
                         self.counters["bad_frames"] += 1
                         continue
@@ -60,15 +77,23 @@ class DsmrSource:
                     self.counters["unknown_objects"] += tg.unknown
                     self.counters["records"] += len(records)
                     return records
-                left = deadline - self.clock()
-                if left <= 0:
-                    raise SourceError("%s: no valid telegram within %.1f s" % (self.name, self.timeout_s))
-                data = self.port.read(512, min(left, 0.5))
+                data = self.port.read(512, 0)
                 if data:
                     self.framer.receive_data(data)
+                    continue
+                if now >= self._deadline:
+                    raise SourceError("%s: no valid telegram within %.1f s" % (self.name, self.timeout_s))
+                self._wake = min(self._deadline, now + RX_POLL_S)
+                return None
         finally:
             self.counters["discarded_bytes"] += self.framer.discarded
             self.framer.discarded = 0
+
+    def poll(self, now):
+        """Wait for the next valid telegram; returns its SenML records.
+
+        Raises SourceError when none arrives within ``timeout_s``."""
+        return run_cycle(self, now)
 
     def close(self):
         self.port.close()
@@ -88,6 +113,7 @@ def from_config(cfg, port=None, clock=None):
 
         port = open_port(cfg["port"], int(cfg.get("baud", 9600 if old else 115200)),
                          int(cfg.get("bytesize", 7 if old else 8)), cfg.get("parity", "E" if old else "N"),
-                         int(cfg.get("stopbits", 1)), rx=cfg.get("rx_pin"))
+                         int(cfg.get("stopbits", 1)), rx=cfg.get("rx_pin"),
+                         rxbuf=int(cfg.get("rxbuf", RXBUF)))
     return DsmrSource(cfg.get("name", "p1"), port, version, cfg.get("prefix", ""),
                       float(cfg.get("interval_s", 10.0)), float(cfg.get("timeout_s", 12.0)), clock)

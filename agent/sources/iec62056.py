@@ -14,6 +14,7 @@ and checks its BCC. BCC and framing failures are counted in
 """
 from edgeledger.agent import port as platform
 from edgeledger.agent.errors import ConfigError, SourceError
+from edgeledger.agent.sources import BUSY_POLL_S, run_cycle
 from edgeledger.protocols import iec62056, obis
 
 
@@ -65,58 +66,78 @@ class Iec62056Source:
         self.counters = {"polls": 0, "readouts": 0, "bad_frames": 0, "timeouts": 0, "records": 0}
         self.last_ident = None
 
-    def _session(self):
-        s = iec62056.ModeCSession(self.address, self.max_baud)
-        self.port.set_baud(iec62056.INITIAL_BAUD)
-        self.port.reset_input()
-        self.port.write(s.start(self.clock()))
-        while True:
-            ev = s.next_event()
-            if ev is not None:
-                if isinstance(ev, iec62056.Identified):
-                    self.last_ident = ev.ident
-                elif isinstance(ev, iec62056.SwitchBaud):
-                    if ev.data:
-                        self.port.write(ev.data)
-                    # §6.3.3: both sides change rate after the acknowledgement
-                    self.port.set_baud(ev.baud)
-                else:
-                    self.counters["bad_frames"] += s.counters["bad_frames"]
-                    return ev
-                continue
-            deadline = s.timer()
-            now = self.clock()
-            if deadline is not None and now >= deadline:
-                s.handle_timer(now)
-                continue
-            wait = 0.05 if deadline is None else deadline - now
-            data = self.port.read(512, wait)
-            if data:
-                s.receive_data(data, self.clock())
-
-    def poll(self, now):
-        """One readout; raises SourceError when every attempt failed."""
+    def begin(self, now, wall):
+        """Start a readout (sign-on at 300 baud); records will be stamped ``wall``."""
         self.counters["polls"] += 1
-        reasons = []
-        for _ in range(1 + self.retries):
-            ev = self._session()
+        self._wall = wall
+        self._reasons = []
+        self._left = 1 + self.retries  # attempts
+        self._session = None
+        self._retry_at = now
+        self._wake = now
+
+    def wake_at(self):
+        return self._wake
+
+    def step(self, now):
+        """Advance the readout without waiting; returns None until it is complete, then
+        its records. Raises SourceError when every attempt failed."""
+        while True:
+            s = self._session
+            if s is None:
+                if now < self._retry_at:
+                    self._wake = self._retry_at
+                    return None
+                self._left -= 1
+                s = self._session = iec62056.ModeCSession(self.address, self.max_baud)
+                self.port.set_baud(iec62056.INITIAL_BAUD)
+                self.port.reset_input()
+                self.port.write(s.start(now))
+            ev = s.next_event()
+            if ev is None:
+                data = self.port.read(512, 0)
+                if data:
+                    s.receive_data(data, now)
+                    continue
+                deadline = s.timer()
+                if deadline is not None and now >= deadline:
+                    s.handle_timer(now)
+                    continue
+                self._wake = now + BUSY_POLL_S if deadline is None else min(deadline, now + BUSY_POLL_S)
+                return None
+            if isinstance(ev, iec62056.Identified):
+                self.last_ident = ev.ident
+                continue
+            if isinstance(ev, iec62056.SwitchBaud):
+                if ev.data:
+                    self.port.write(ev.data)
+                # §6.3.3: both sides change rate after the acknowledgement
+                self.port.set_baud(ev.baud)
+                continue
+            self.counters["bad_frames"] += s.counters["bad_frames"]
+            self._session = None
             if isinstance(ev, iec62056.Readout):
                 self.counters["readouts"] += 1
                 try:
-                    records = data_sets_to_records(ev.data_sets, self.prefix, now)
+                    records = data_sets_to_records(ev.data_sets, self.prefix, self._wall)
+                    self.counters["records"] += len(records)
+                    return records
                 except obis.ObisValueError as e:
                     self.counters["bad_frames"] += 1
-                    reasons.append(str(e))
-                    continue
-                self.counters["records"] += len(records)
-                return records
-            if ev.reason == "timeout":
-                self.counters["timeouts"] += 1
-            reasons.append("%s %s" % (ev.reason, ev.detail))
-            # §6.3.14: the meter falls back to its idle state 1.5 s after the
-            # last character; wait that long before signing on again.
-            self.sleep(iec62056.INTER_CHAR_TIMEOUT_S)
-        raise SourceError("%s: readout failed: %s" % (self.name, "; ".join(reasons)))
+                    self._reasons.append(str(e))
+            else:
+                if ev.reason == "timeout":
+                    self.counters["timeouts"] += 1
+                self._reasons.append("%s %s" % (ev.reason, ev.detail))
+            if not self._left:
+                raise SourceError("%s: readout failed: %s" % (self.name, "; ".join(self._reasons)))
+            # §6.3.14: the meter falls back to its idle state 1.5 s after the last
+            # character; sign on again after that.
+            self._retry_at = now + iec62056.INTER_CHAR_TIMEOUT_S
+
+    def poll(self, now):
+        """One readout (waiting); raises SourceError when every attempt failed."""
+        return run_cycle(self, now)
 
     def close(self):
         self.port.close()

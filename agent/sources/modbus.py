@@ -15,6 +15,7 @@ the others; its failure is counted (``counters``) and listed in
 """
 from edgeledger.agent import port as platform
 from edgeledger.agent.errors import ConfigError, SourceError
+from edgeledger.agent.sources import BUSY_POLL_S, run_cycle
 from edgeledger.agent.registermaps import decode_block, get_map, plan_blocks
 from edgeledger.protocols import modbus
 
@@ -39,72 +40,93 @@ class ModbusSource:
             if "inter_request_delay_s" in d:
                 self.master.set_device_delay(unit, d["inter_request_delay_s"])
             self.devices.append((unit, regmap, d.get("prefix", "u%d/" % unit), plan_blocks(regmap)))
+        # every read of a cycle: (unit, start, count, entries, prefix, function code)
+        self._plan = [(unit, start, count, entries, prefix, regmap["function"])
+                      for unit, regmap, prefix, blocks in self.devices
+                      for start, count, entries in blocks]
+        self._wake = None
         self.counters = {"polls": 0, "records": 0, "bad_frames": 0, "timeouts": 0,
                          "exceptions": 0, "failed_requests": 0, "retries": 0}
         self.last_errors = []
 
-    def _transact(self, request):
-        """Run one request to completion; returns the master's final event."""
-        m = self.master
-        ready = m.ready_at(request.unit)
-        if ready is not None:
-            wait = ready - self.clock()
-            if wait > 0:
-                self.sleep(wait)
-        self.port.reset_input()
-        self.port.write(m.send_request(self.clock(), request))
-        while True:
-            ev = m.next_event()
-            if ev is not None:
-                return ev
-            deadline = m.timer()
-            now = self.clock()
-            if deadline is not None and now >= deadline:
-                out = m.handle_timer(now)
-                if out:
-                    self.port.reset_input()
-                    self.port.write(out)
-                continue
-            wait = 0.01 if deadline is None else deadline - now
-            data = self.port.read(READ_CHUNK, wait)
-            if data:
-                m.receive_data(data, self.clock())
-
-    def poll(self, now):
-        """Read every device's map; returns SenML records stamped ``now``.
-
-        Raises SourceError when not a single request succeeded.
-        """
+    def begin(self, now, wall):
+        """Start reading every device's map; records will be stamped ``wall``."""
         self.counters["polls"] += 1
         self.last_errors = []
-        records = []
-        ok = 0
-        before = dict(self.master.counters)
-        for unit, regmap, prefix, blocks in self.devices:
-            build = modbus.BUILDERS[regmap["function"]]
-            for start, count, entries in blocks:
-                ev = self._transact(build(unit, start, count))
-                if isinstance(ev, modbus.Response):
-                    ok += 1
-                    records.extend(decode_block(start, ev.values, entries, prefix, now))
-                elif isinstance(ev, modbus.DeviceException):
-                    self.last_errors.append("unit %d @%d: %s" % (unit, start, ev.error.name))
-                else:
-                    self.last_errors.append("unit %d @%d: %s after %d attempts"
-                                            % (unit, start, ev.reason, ev.attempts))
-        mc = self.master.counters
+        self._records = []
+        self._ok = 0
+        self._wall = wall
+        self._before = dict(self.master.counters)
+        self._next = 0  # index of the next block in self._plan
+        self._sent = False  # the block's request is on the bus
+        self._wake = now
+
+    def wake_at(self):
+        return self._wake
+
+    def step(self, now):
+        """Advance the cycle without waiting; returns None until every block was read
+        (or failed), then the records. Raises SourceError when nothing answered."""
+        m = self.master
+        while True:
+            if not self._sent:
+                if self._next == len(self._plan):
+                    return self._finish()
+                unit, start, count, _, _, function = self._plan[self._next]
+                ready = m.ready_at(unit)
+                if ready is not None and ready > now:
+                    self._wake = ready  # t3.5 or the device's own inter-request delay
+                    return None
+                self.port.reset_input()
+                self.port.write(m.send_request(now, modbus.BUILDERS[function](unit, start, count)))
+                self._sent = True
+            ev = m.next_event()
+            if ev is None:
+                data = self.port.read(READ_CHUNK, 0)
+                if data:
+                    m.receive_data(data, now)
+                    continue
+                deadline = m.timer()
+                if deadline is not None and now >= deadline:
+                    out = m.handle_timer(now)  # a resend, or the final timeout event
+                    if out:
+                        self.port.reset_input()
+                        self.port.write(out)
+                    continue
+                self._wake = now + BUSY_POLL_S if deadline is None else min(deadline, now + BUSY_POLL_S)
+                return None
+            unit, start, _, entries, prefix, _ = self._plan[self._next]
+            self._next += 1
+            self._sent = False
+            if isinstance(ev, modbus.Response):
+                self._ok += 1
+                self._records.extend(decode_block(start, ev.values, entries, prefix, self._wall))
+            elif isinstance(ev, modbus.DeviceException):
+                self.last_errors.append("unit %d @%d: %s" % (unit, start, ev.error.name))
+            else:
+                self.last_errors.append("unit %d @%d: %s after %d attempts"
+                                        % (unit, start, ev.reason, ev.attempts))
+
+    def _finish(self):
+        mc, before, records = self.master.counters, self._before, self._records
+        self._records = []
         self.counters["bad_frames"] += mc["crc_errors"] - before["crc_errors"]
         self.counters["timeouts"] += mc["timeouts"] - before["timeouts"]
         self.counters["exceptions"] += mc["exceptions"] - before["exceptions"]
         self.counters["failed_requests"] += mc["failed"] - before["failed"]
         self.counters["retries"] += mc["retries"] - before["retries"]
         self.counters["records"] += len(records)
-        if ok == 0 and self.last_errors:
+        if self._ok == 0 and self.last_errors:
             raise SourceError("%s: no device answered: %s" % (self.name, "; ".join(self.last_errors)))
         if self.last_errors:
             # some devices answered, some did not: the silent ones still leave a signed trace
-            records.append({0: self.name + "/status", 3: "; ".join(self.last_errors), 6: now})
+            records.append({0: self.name + "/status", 3: "; ".join(self.last_errors), 6: self._wall})
         return records
+
+    def poll(self, now):
+        """Read every device's map (one whole cycle, waiting); returns SenML records
+        stamped ``now``. Raises SourceError when not a single request succeeded."""
+        return run_cycle(self, now)
 
     def close(self):
         self.port.close()

@@ -114,8 +114,8 @@ def test_full_outbox_refuses_before_seq_and_reports_the_count(tmp_path):
     core.on_ack(head, float(t))  # the gateway caught up: room again
     core.tick(float(t), 1764093000.0 + t)
     (_, _, body), = payloads(core)[-1:]
-    refused = [r for r in body.pack if r.get(0) == "agent/outbox_refused"]
-    assert refused == [{0: "agent/outbox_refused", 2: 3, 6: 1764093000.0 + t}]
+    refused = [r for r in reading.resolve(body.pack) if r["n"] == "agent/outbox_refused"]
+    assert refused == [{"n": "agent/outbox_refused", "v": 3, "t": 1764093000.0 + t}]
 
 
 def test_until_seq_stops_sealing(tmp_path):

@@ -1,6 +1,10 @@
-"""The agent.toml examples in docs/field-buses.md build working sources."""
+"""The agent.toml examples in docs/field-buses.md and the board config.json of
+docs/firmware.md build working sources; the documented Modbus example signs one pack per poll."""
+import hashlib
+import json
 import os
 import re
+import time
 import tomllib
 
 import pytest
@@ -52,3 +56,59 @@ def test_every_documented_source_builds():
 def test_bad_config_is_a_config_error(cfg):
     with pytest.raises(ConfigError):
         sources.from_config(cfg, port=FakePort())
+
+
+FIRMWARE_DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "firmware.md")
+
+
+def board_config():
+    """The config.json of docs/firmware.md, section 3."""
+    with open(FIRMWARE_DOC) as f:
+        return json.loads(re.search(r"`config.json`:\n\n```json\n(.*?)```", f.read(), re.S).group(1))
+
+
+def test_documented_board_config_fills_its_bus_from_the_board_profile():
+    from edgeledger.firmware import board as boards, build, startup
+
+    cfg = board_config()
+    assert startup.parse_broker_url(cfg["broker"]) == (True, "192.168.10.2", 8883)
+    profile = build.load_profile("esp32")
+    src = startup.source_config(boards.Board(profile), profile, cfg["sources"][0])
+    assert (src["port"], src["de_pin"], src["baud"]) == (1, 21, 9600)  # the profile's rs485 bus
+    assert sources.from_config(src, port=FakePort()).interval_s == 10
+    # nothing in it is left to a default that differs from what the doc explains
+    assert cfg["pack_size"] == startup.DEFAULT_PACK_SIZE and cfg["watchdog_s"] == 8
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("where", ["board", "linux"])
+def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path, where):
+    # the documented bus (an SDM630 at unit 1, an XY-MD02 at unit 7) answered by pymodbus
+    from edgeledger.agent.core import AgentCore
+    from edgeledger.agent.outbox import Outbox
+    from edgeledger.agent.signer import generate
+    from edgeledger.firmware import startup
+    from edgeledger.protocols import cose, reading
+    from tests.fieldbus.test_modbus_e2e import SDM_BEFORE, XY_BEFORE, server_devices
+
+    path, _relay, _server = modbus_bus(server_devices(SDM_BEFORE, XY_BEFORE))
+    cfg = dict(doc_sources()[0], port=path, interval_s=3600)
+    # a board signs with the board default, the Linux agent with its own (agent/linux.py)
+    pack_size = startup.DEFAULT_PACK_SIZE if where == "board" else 1000
+    src = sources.from_config(cfg)
+    box = Outbox(str(tmp_path / "ob"), hash_fn=lambda b: hashlib.sha256(b).digest())
+    core = AgentCore("hall-a-gw-01", generate("ES256", "hall-a-gw-01"), box, [src],
+                     lambda b: hashlib.sha256(b).digest(), epoch=1, pack_size=pack_size)
+    try:
+        deadline = time.monotonic() + 30
+        while box.head_seq == 0 and time.monotonic() < deadline:
+            core.tick(time.monotonic(), time.time())
+            time.sleep(0.005)
+    finally:
+        src.close()
+    assert box.head_seq == 1  # the whole poll in one signed message
+    (seq, msg), = box.read(1, 10)
+    pack = reading.decode_payload(cose.parse_sign1(msg).payload).pack
+    names = [r["n"] for r in reading.resolve(pack)]
+    assert len(names) == 20 and names[0] == "hall-a/mains/voltage_l1" and names[-1] == "hall-a/climate/humidity"
+    assert pack[0][-2] == "hall-a/" and -3 in pack[0]  # signed with base name and base time

@@ -26,6 +26,24 @@ def test_board_default_outbox_wears_littlefs_under_a_tenth_of_an_erase_per_readi
     assert board["life_years"] >= 10
 
 
+def test_each_32_bit_configuration_gets_the_flash_wear_of_its_own_workload():
+    from edgeledger.firmware import bench32
+
+    wear = bench_flash.configuration_wear(bench32.CONFIGS, ("ES256", "SM2"), seconds=200)
+    assert set(wear) == set(bench32.CONFIGS)
+    for config, by_alg in wear.items():
+        for f in by_alg.values():
+            assert f["workload"] == bench_flash.CONFIGURATION_WORKLOADS[config]
+            assert (f["filesystem"], f["flush_interval_s"]) == ("littlefs", bench_flash.board_outbox()["flush_interval_s"])
+            # one pack per poll, and at least MIN_POLLS polls even of a meter read every 15 min
+            interval = bench_flash.WORKLOADS[f["workload"]][0]
+            assert f["messages"] == f["seconds"] / interval >= bench_flash.MIN_POLLS
+            assert f["erases_per_reading_this_workload"] > 0 and f["projected_life_years_this_workload"] > 0
+        # the messages are the signer's size: SM2's alg id takes 4 bytes more than ES256's
+        assert (by_alg["SM2"]["programmed_bytes_per_reading_this_workload"]
+                > by_alg["ES256"]["programmed_bytes_per_reading_this_workload"])
+
+
 POWER_CUTS = bench_flash.BLOCKDEV + r"""
 import os, vfs, hashlib
 from edgeledger.agent.outbox import Outbox

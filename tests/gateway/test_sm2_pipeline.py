@@ -129,7 +129,7 @@ def test_cli_makes_and_registers_an_sm2_device_key(tmp_path, capsys):
 
 
 def test_an_sm2_bundle_passes_the_offline_checks_and_no_altered_byte_does():
-    """A proof bundle of an SM2 reading (vector 4 of docs/wire-format.md, beside an Ed25519
+    """A proof bundle of an SM2 reading (vector 6 of docs/wire-format.md, beside an Ed25519
     one in a 2-leaf batch) passes check_offline with the gateway's verifier; the same bundle
     with any one byte of the message altered does not."""
     from edgeledger.gateway import signatures

@@ -5,6 +5,7 @@ import pytest
 
 from edgeledger.agent.signer import KeySigner
 from edgeledger.protocols import chain, cose, reading, session
+from edgeledger.protocols.reading_encode import with_base_fields
 from tests.protocols import wire_vectors
 from tests.support.mpy import run_micropython
 
@@ -12,12 +13,20 @@ SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031c
 PACK1 = [{0: "meter-01/energy_import", 1: "kWh", 2: 1234.5, 6: 1764093000}]
 PACK2 = [{-2: "meter-01/", -3: 1764093060, 0: "power", 1: "W", 2: 2310}, {0: "voltage_l1", 1: "V", 2: 230.5}]
 
+# Vector 8: one SDM630 poll of 10 values as the Modbus source reads it (names, units, one time)
+POLL = [{0: "meter-01/m1/" + n, 1: u, 2: v, 6: 1764093120} for n, u, v in zip(
+    ("voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3",
+     "power_l1", "power_l2", "power_l3", "power"),
+    ("V", "V", "V", "A", "A", "A", "W", "W", "W", "W"),
+    (230.5, 229.75, 231.25, 1.5, 1.25, 0.75, 345.5, 287.25, 173.5, 806.25))]
+
 V = wire_vectors.load()
 
 
 def test_doc_has_every_vector():
     assert set(V) >= {"public-key", "kid", "payload-1", "protected", "sig-structure-1", "message-1",
-                      "digest-1", "message-2", "ack-2"}
+                      "digest-1", "message-2", "ack-2", "digest-2", "payload-6-plain", "payload-6",
+                      "message-6"}
 
 
 def test_vectors_byte_for_byte():
@@ -34,6 +43,25 @@ def test_vectors_byte_for_byte():
     p2 = reading.encode_payload("meter-01", 2, V["digest-1"], 1, PACK2)
     assert cose.sign1(p2, s) == V["message-2"]
     assert session.encode_ack(2) == V["ack-2"]
+    assert hashlib.sha256(V["message-2"]).digest() == V["digest-2"]
+    assert reading.encode_payload("meter-01", 3, V["digest-2"], 1, POLL) == V["payload-6-plain"]
+    # the board's base fields: a fixed function of the records, and the bytes it signs
+    based = with_base_fields(POLL)
+    assert based[0] == {-2: "meter-01/m1/", -3: 1764093120, -4: "V", 0: "voltage_l1", 2: 230.5}
+    p6 = reading.encode_payload("meter-01", 3, V["digest-2"], 1, based)
+    assert p6 == V["payload-6"]
+    assert cose.sign1(p6, s) == V["message-6"]
+
+
+def test_both_forms_of_vector_6_are_the_same_readings():
+    import cbor2
+
+    plain = reading.decode_payload(V["payload-6-plain"], cbor2.loads)
+    based = reading.decode_payload(V["payload-6"], cbor2.loads)
+    assert (plain.device, plain.seq, plain.prev) == (based.device, based.seq, based.prev)
+    assert reading.resolve(based.pack) == reading.resolve(plain.pack)
+    assert reading.resolve(plain.pack)[9] == {"n": "meter-01/m1/power", "u": "W", "v": 806.25, "t": 1764093120}
+    assert reading.time_range(based.pack) == (1764093120, 1764093120)
 
 
 def test_vectors_decode_and_verify_with_cbor2():
@@ -74,8 +102,12 @@ assert body.seq == 2 and body.prev == V["digest-1"]
 from edgeledger.agent.signer import verify
 assert verify(-8, V["public-key"], msg.to_be_signed(), msg.signature)
 assert session.decode_ack(V["ack-2"]) == 2
+from edgeledger.protocols.reading_encode import with_base_fields, encode_payload
+p6 = encode_payload("meter-01", 3, V["digest-2"], 1, with_base_fields(%r))
+assert p6 == V["payload-6"], "payload-6"
+assert cose.sign1(p6, s) == V["message-6"], "message-6"
 print("vectors ok")
-""" % (dict(V, seed=SEED), PACK1, PACK2)
+""" % (dict(V, seed=SEED), PACK1, PACK2, POLL)
     out = run_micropython(script, heapsize="256K", timeout=300)
     assert "vectors ok" in out.stdout
 
@@ -117,7 +149,7 @@ SM2_D = bytes.fromhex("3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4
 
 
 def test_sm2_vectors_byte_for_byte():
-    """Vector 4: a board's SM2 reading (deterministic k) is these bytes; the gateway verifies
+    """Vector 6: a board's SM2 reading (deterministic k) is these bytes; the gateway verifies
     it, and a Linux device's (random k) differs only in the signature."""
     from edgeledger.firmware import sm2, sm3
     from edgeledger.gateway import signatures

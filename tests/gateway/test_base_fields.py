@@ -1,0 +1,139 @@
+"""SenML base fields (RFC 8428 §4.1, §4.6; issue 16 item 3). A board signs a multi-record
+pack with ``bn``/``bt``/``bu`` (``reading_encode.with_base_fields``); a Linux agent, an
+older board or any other device may write the same records out in full. The gateway and
+the verifiers take both forms unchanged, store and prove the bytes as received, and
+resolve both to the same readings; every time check runs on the resolved times."""
+import hashlib
+import time
+
+import pytest
+
+from edgeledger.gateway import errors, proofs, verifier
+from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway.ledger import EmbeddedLedger
+from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.registry import Registry
+from edgeledger.gateway.store import Store
+from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols.reading_encode import with_base_fields
+from tests.support.devices import FakeDevice
+
+UNITS = ("V", "V", "V", "A", "A", "A", "W", "W", "W", "W")
+NAMES = ("voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3",
+         "power_l1", "power_l2", "power_l3", "power")
+
+
+def poll(device, t):
+    """One SDM630 poll of 10 values, records written out in full, one time."""
+    return [{0: "%s/m1/%s" % (device, n), 1: u, 2: 200.5 + i, 6: t}
+            for i, (n, u) in enumerate(zip(NAMES, UNITS))]
+
+
+def series(device, t):
+    """10 samples of one channel a second apart (time offsets from the base time)."""
+    return [{0: device + "/power", 1: "W", 2: 1000 + i, 6: t + i} for i in range(10)]
+
+
+def signed(dev, pack):
+    msg = cose.sign1(reading.encode_payload(dev.name, dev.seq + 1, dev.prev, 1, pack), dev.signer)
+    dev.seq += 1
+    dev.prev = hashlib.sha256(msg).digest()
+    return msg
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    st = Store(str(tmp_path / "gw.db"))
+    yield st, Registry(st), Pipeline(st, Registry(st))
+    st.close()
+
+
+def test_gateway_stores_both_forms_as_received_and_they_resolve_alike(gateway):
+    st, reg, pipe = gateway
+    dev = FakeDevice("m1", alg="ES256")
+    dev.register(pipe.registry)
+    t = round(time.time(), 2)
+    sent = []
+    for records in (poll("m1", t), series("m1", t)):
+        based = with_base_fields(records)
+        assert -2 in based[0] and -3 in based[0]  # a base name and a base time were used
+        for pack in (records, based):
+            msg = signed(dev, pack)
+            pipe.process(dev.topic, msg)
+            sent.append((msg, records))
+    pipe.commit()
+    for seq, (msg, records) in enumerate(sent, 1):
+        stored = bytes(st.message("m1", seq)[1])
+        assert stored == msg  # stored exactly as received, never re-encoded
+        body = reading.decode_payload(cose.parse_sign1(stored).payload)
+        assert reading.resolve(body.pack) == reading.resolve(records)
+    # the base-field form is the smaller one of each pair
+    assert len(sent[1][0]) < len(sent[0][0]) and len(sent[3][0]) < len(sent[2][0])
+
+
+def test_a_base_time_far_from_now_is_refused_though_no_record_has_a_time(gateway):
+    _st, _reg, pipe = gateway
+    dev = FakeDevice("m2", alg="ES256")
+    dev.register(pipe.registry)
+    pack = with_base_fields(poll("m2", round(time.time()) + 30 * 86400))
+    assert all(6 not in r for r in pack)  # the only time is the base time
+    with pytest.raises(errors.RejectedMessage) as e:
+        pipe.process(dev.topic, signed(dev, pack))
+    assert e.value.reason == "clock_skew"
+
+
+REVOKED_AT = int(time.time()) - 3600
+
+
+@pytest.fixture(scope="module")
+def anchored(tmp_path_factory):
+    """Base-field packs of one key, timed before and after its revocation, anchored on the
+    embedded chain; the key is revoked afterwards."""
+    led = EmbeddedLedger()
+    led.deploy(led.new_funded_key())
+    led.set_gateway(led.account)
+    st = Store(str(tmp_path_factory.mktemp("base") / "gw.db"))
+    reg = Registry(st)
+    pipe = Pipeline(st, reg, clock_skew_s=10 ** 9)  # readings from an hour back are fine here
+    dev = FakeDevice("m3", alg="EdDSA")
+    dev.register(reg)
+    led.register_key(dev.signer.kid, dev.name, dev.signer.alg, dev.signer.public_key, REVOKED_AT - 3600)
+    for t in (REVOKED_AT - 100, REVOKED_AT + 100):  # seq 1 before, seq 2 after the revocation
+        pack = with_base_fields(series("m3", t))
+        assert pack[0][-3] == t and max(r.get(6, 0) for r in pack) == 9  # offsets only
+        pipe.process(dev.topic, signed(dev, pack))
+    pipe.commit()
+    st.set_ledger_meta({"chain_id": led.chain_id, "contract": led.address, "gateway": led.account})
+    batcher = Batcher(st, led, max_size=100, max_age_s=0, confirmations=1)
+    for _ in range(20):
+        batcher.step()
+        if batcher.anchored_messages() == 2:
+            break
+    assert batcher.anchored_messages() == 2
+    led.revoke_key(dev.signer.kid, REVOKED_AT)
+    meta = st.ledger_meta()
+    yield {"ledger": led, "bundle": lambda seq: proofs.bundle_for(st, "m3", seq, int(meta["chain_id"]),
+                                                                  meta["contract"]).encode()}
+    st.close()
+
+
+@pytest.mark.ledger
+def test_verifier_judges_revocation_by_the_resolved_base_time(anchored):
+    # offline: the signature and the Merkle path of a base-field pack check out
+    assert verifier.verify_bundle(anchored["bundle"](2))["offline"] == "ok"
+    led = anchored["ledger"]
+    assert verifier.verify_bundle(anchored["bundle"](1), rpc=led, min_confirmations=1)["key_status"] == "valid"
+    # the records of seq 2 carry only offsets 0..9: read without their base time they would
+    # date from 1970 and pass the revocation check; resolved, they follow the revocation
+    with pytest.raises(verifier.KeyRevoked):
+        verifier.verify_bundle(anchored["bundle"](2), rpc=led, min_confirmations=1)
+
+
+def test_both_forms_have_the_same_chain_and_message_rules():
+    # the payload rules do not care which form a pack takes: both decode and check
+    dev = FakeDevice("m4")
+    records = poll("m4", 1767225600.5)
+    for pack in (records, with_base_fields(records)):
+        body = reading.decode_payload(cose.parse_sign1(signed(dev, pack)).payload)
+        assert reading.time_range(body.pack) == (1767225600.5, 1767225600.5)
+    assert dev.seq == 2 and dev.prev != chain.GENESIS
