@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, proofs, verifier
+from edgeledger.gateway import errors, proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
@@ -82,23 +82,21 @@ def test_a_base_time_far_from_now_is_refused_though_no_record_has_a_time(gateway
     assert e.value.reason == "clock_skew"
 
 
-REVOKED_AT = int(time.time()) - 3600
-
-
 @pytest.fixture(scope="module")
 def anchored(tmp_path_factory):
-    """Base-field packs of one key, timed before and after its revocation, anchored on the
-    embedded chain; the key is revoked afterwards."""
+    """Base-field packs of one key, timed before and after its end, anchored on the embedded
+    chain; the key is revoked afterwards, its end between the two packs."""
     led = EmbeddedLedger()
     led.deploy(led.new_funded_key())
-    led.set_gateway(led.account)
+    dev = FakeDevice("m3", alg="EdDSA")
+    led.authorize_gateway(dev.site, led.account)
     st = Store(str(tmp_path_factory.mktemp("base") / "gw.db"))
     reg = Registry(st)
-    pipe = Pipeline(st, reg, clock_skew_s=10 ** 9)  # readings from an hour back are fine here
-    dev = FakeDevice("m3", alg="EdDSA")
+    pipe = Pipeline(st, reg, clock_skew_s=10 ** 9)
     dev.register(reg)
-    led.register_key(dev.signer.kid, dev.name, dev.signer.alg, dev.signer.public_key, REVOKED_AT - 3600)
-    for t in (REVOKED_AT - 100, REVOKED_AT + 100):  # seq 1 before, seq 2 after the revocation
+    provision.sync_chain(reg, led)  # registered on chain; the registry keeps the chain's time
+    t0 = reg.key(dev.signer.kid).chain_time
+    for t in (t0 + 10, t0 + 200):  # seq 1 before, seq 2 after the key's end (t0 + 100)
         pack = with_base_fields(series("m3", t))
         assert pack[0][-3] == t and max(r.get(6, 0) for r in pack) == 9  # offsets only
         pipe.process(dev.topic, signed(dev, pack))
@@ -110,10 +108,10 @@ def anchored(tmp_path_factory):
         if batcher.anchored_messages() == 2:
             break
     assert batcher.anchored_messages() == 2
-    led.revoke_key(dev.signer.kid, REVOKED_AT)
+    led.revoke_key(dev.site, dev.signer.kid, t0 + 100, 10 ** 6)
     meta = st.ledger_meta()
-    yield {"ledger": led, "bundle": lambda seq: proofs.bundle_for(st, "m3", seq, int(meta["chain_id"]),
-                                                                  meta["contract"]).encode()}
+    yield {"ledger": led, "trust": verifier.TrustRoot(led.chain_id, led.address),
+           "bundle": lambda seq: proofs.bundle_for(st, "m3", seq, int(meta["chain_id"]), meta["contract"]).encode()}
     st.close()
 
 
@@ -121,12 +119,14 @@ def anchored(tmp_path_factory):
 def test_verifier_judges_revocation_by_the_resolved_base_time(anchored):
     # offline: the signature and the Merkle path of a base-field pack check out
     assert verifier.verify_bundle(anchored["bundle"](2))["offline"] == "ok"
-    led = anchored["ledger"]
-    assert verifier.verify_bundle(anchored["bundle"](1), rpc=led, min_confirmations=1)["key_status"] == "valid"
+    led, trust = anchored["ledger"], anchored["trust"]
+    assert verifier.verify_bundle(anchored["bundle"](1), rpc=led, min_confirmations=1,
+                                  trust=trust)["key_status"] == "valid"
     # the records of seq 2 carry only offsets 0..9: read without their base time they would
-    # date from 1970 and pass the revocation check; resolved, they follow the revocation
-    with pytest.raises(verifier.KeyRevoked):
-        verifier.verify_bundle(anchored["bundle"](2), rpc=led, min_confirmations=1)
+    # date from 1970 (rule W3: before the key's registration); resolved, they follow the
+    # key's end (rule W4): the verifier must name W4
+    with pytest.raises(verifier.KeyOutsideWindow, match="W4"):
+        verifier.verify_bundle(anchored["bundle"](2), rpc=led, min_confirmations=1, trust=trust)
 
 
 def test_both_forms_have_the_same_chain_and_message_rules():
