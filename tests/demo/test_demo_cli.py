@@ -85,7 +85,7 @@ def test_a_device_the_gateway_does_not_know_is_lost_and_the_demo_exits_1(monkeyp
             return Registry.register(self, device, *args, **kwargs)
 
     monkeypatch.setattr(registry, "Registry", Forgetful)
-    code = cli.main(["demo", "--devices", "2", "--readings", "5", "--json", "--timeout", "3"])
+    code = cli.main(["demo", "--devices", "2", "--readings", "5", "--json", "--timeout", "15"])
     out = capsys.readouterr().out
     assert code == 1, out
     r = json.loads(out)

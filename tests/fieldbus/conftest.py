@@ -151,8 +151,10 @@ class ModbusServerThread:
                 baudrate=baud,
                 ignore_missing_devices=True,
             )
+            # listening means the pty is open: only then may a master talk to it
+            await self.server.serve_forever(background=True)
             self._ready.set()
-            await self.server.serve_forever()
+            await self.server.serving
 
         def run():
             asyncio.set_event_loop(self.loop)
@@ -163,8 +165,7 @@ class ModbusServerThread:
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
-        assert self._ready.wait(10), "pymodbus server did not start"
-        time.sleep(0.3)  # let it open the pty
+        assert self._ready.wait(60), "pymodbus server did not start listening on %s within 60 s" % port
 
     def close(self):
         if self.server is not None:

@@ -45,16 +45,17 @@ def check_chain_matches_store(owner, st):
 
 def test_gateway_killed_between_submit_and_receipt(site, node):
     owner, gw_key = deploy(node)
-    last = 600
+    last = 1500  # 15 s of sealing: five kill-restart rounds fit however long a start-up takes
     for i in range(2):
         site.add_device("dev-%d" % i, interval_s=0.01)
     site.use_ledger(node.url, owner.address, gw_key, confirmations=1, max_size=50, max_age_s=0.5)
     site.start_gateway()
+    site.wait_gateway_ready()
     for name in site.devices:
         site.start_agent(name, last)
     st = site.store()
     kills = 0
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while kills < 5 and time.monotonic() < deadline:
         row = st.db.execute("SELECT number, state FROM batches WHERE state IN ('signed', 'sent')"
                             " ORDER BY number LIMIT 1").fetchone()
@@ -65,7 +66,11 @@ def test_gateway_killed_between_submit_and_receipt(site, node):
         kills += 1
         time.sleep(0.3)
         site.start_gateway()
-        time.sleep(0.5)
+        site.wait_gateway_ready()
+        # The next kill only after the restarted gateway has settled the killed batch:
+        # each kill then lands on a gateway that had recovered from the one before.
+        wait_until(lambda: st.db.execute("SELECT state FROM batches WHERE number = ?", (row[0],))
+                   .fetchone()[0] not in ("signed", "sent"), 120, what="batch %d settled after the kill" % row[0])
     assert kills == 5
     assert set(site.wait_agents().values()) == {0}
     total = last * len(site.devices)
@@ -83,6 +88,7 @@ def test_ledger_down_30s_backlog_anchors_in_order(site, node):
         site.add_device("dev-%d" % i, interval_s=0.05)
     site.use_ledger(node.url, owner.address, gw_key, confirmations=1, max_size=100, max_age_s=0.5)
     site.start_gateway()
+    site.wait_gateway_ready()
     for name in site.devices:
         site.start_agent(name, last)
     st = site.store()
@@ -134,7 +140,7 @@ def test_reorg_deeper_than_the_confirmations_is_anchored_again(site, node):
     rows = check_chain_matches_store(owner, st)
     assert count_exactly_once(st, dict((n, last) for n in site.devices)) == (0, 0, 0)
     counters = st.load_counters()
-    said = site.log("gateway.log").count("chain reorganisation")
+    said = site.log("gateway.log", tail=None).count("chain reorganisation")
     print("reorg: %d anchored batches reverted (>= 2 confirmations), %d re-anchored, all %d final %.1f s after the "
           "revert; lost=0 duplicated=0; logged %d time(s)" % (lost_batches, counters["batches_reanchored"], len(rows),
                                                                recover_s, said))
@@ -155,7 +161,7 @@ def test_gateway_starts_and_ingests_while_the_chain_is_down(site, node):
     assert set(site.wait_agents().values()) == {0}, site.log("gateway.log")
     assert count_exactly_once(st, dict((n, last) for n in site.devices)) == (0, 0, 0)
     assert site.anchored_count(st) == 0
-    assert "ledger unreachable" in site.log("gateway.log")
+    assert "ledger unreachable" in site.log("gateway.log", tail=None)
     node.start()
     back_at = time.monotonic()
     wait_until(lambda: site.anchored_count(st) == 2 * last, 120, what="the backlog anchored once the node is back")

@@ -79,7 +79,7 @@ def test_key_rotation_under_a_running_agent_loses_nothing(site):
     # start can take seconds on a loaded machine: the rotation must land mid-run)
     new_kid, _until = provision.rotate(Registry(st), "dev-r", 2.0, out_dir=site.root)
     rotated_at = time.monotonic()
-    wait_until(lambda: "signing with key %s" % new_kid.hex() in site.log("dev-r.log"), 60,
+    wait_until(lambda: "signing with key %s" % new_kid.hex() in site.log("dev-r.log", tail=None), 60,
                what="the agent to load the rotated key")
     reload_s = time.monotonic() - rotated_at
     assert site.wait_agents() == {"dev-r": 0}, site.log("dev-r.log")

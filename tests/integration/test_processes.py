@@ -62,12 +62,12 @@ def test_workers_restart_counted_and_die_with_their_parent(site):
     killed_at = time.monotonic()
     wait_until(lambda: not any(_alive(p) for p in workers), 30, what="the workers to die with their parent")
     orphan_s = time.monotonic() - killed_at
-    log_before = len(site.log("gateway.log"))
+    log_before = len(site.log("gateway.log", tail=None))
     site.start_gateway("--workers", "2")
     codes = site.wait_agents()
     assert set(codes.values()) == {0}, [site.log(n + ".log") for n in site.devices]
     lost, duplicated, broken = count_exactly_once(st, dict((n, last) for n in site.devices))
-    fights = site.log("gateway.log")[log_before:].count("disconnected from broker")
+    fights = site.log("gateway.log", tail=None)[log_before:].count("disconnected from broker")
     status = site.cli("gateway", "status", "--config", site.gateway_config).stdout
     print("workers: one SIGKILLed and restarted; parent SIGKILLed, its workers gone %.1f s later; lost=%d "
           "duplicated=%d reconnect warnings after the restart=%d" % (orphan_s, lost, duplicated, fights))

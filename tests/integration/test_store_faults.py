@@ -109,7 +109,7 @@ def test_disk_full_pauses_acks_once_and_resumes_without_restart(tmp_path, broker
         wait_until(stalled, 120, interval=0.1, what="ingest to stop on the full disk")
         stalled_at = st.count_messages()
         assert site.gateway.poll() is None, "the gateway must keep running on a full disk"
-        wait_until(lambda: "is full" in site.log("gateway.log"), 60, what="the gateway saying the disk is full")
+        wait_until(lambda: "is full" in site.log("gateway.log", tail=None), 60, what="the gateway saying the disk is full")
         freed_at = time.monotonic()
         os.remove(filler)
         wait_until(lambda: st.count_messages() > stalled_at, 120, what="ingest to resume after space returned")
@@ -117,7 +117,7 @@ def test_disk_full_pauses_acks_once_and_resumes_without_restart(tmp_path, broker
         codes = site.wait_agents(timeout=300)
         assert set(codes.values()) == {0}, [site.log(n + ".log") for n in site.devices]
         lost, duplicated, broken = count_exactly_once(st, dict((n, last) for n in site.devices))
-        log = site.log("gateway.log")
+        log = site.log("gateway.log", tail=None)
         print("disk full: filled %d bytes, stalled at %d stored, resumed %.1f s after space returned, "
               "lost=%d duplicated=%d stuck devices=0" % (filled, stalled_at, resumed_s, lost, duplicated))
         assert (lost, duplicated, broken) == (0, 0, 0)

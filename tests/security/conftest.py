@@ -148,9 +148,10 @@ class Client:
         self.connected.clear()
         self.done.set()
 
-    def wait(self, timeout=5.0):
-        """True if the broker accepted the connection, False if it refused or hung up."""
-        self.done.wait(timeout)
+    def wait(self, timeout=60.0):
+        """True if the broker accepted the connection, False if it refused or hung up.
+        No answer at all within ``timeout`` fails: silence is not a refusal."""
+        assert self.done.wait(timeout), "the broker neither accepted nor refused within %.0f s" % timeout
         return self.connected.is_set()
 
     def publish(self, topic, payload, qos=1, retain=False):
@@ -167,6 +168,18 @@ class Client:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def after_reload(make, accepted, timeout=60):
+    """A new client from ``make()`` until the broker answers as ``accepted`` says: a SIGHUP
+    reload is applied by the broker's loop, some time after the signal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if make().wait() == accepted:
+            return
+        assert time.monotonic() < deadline, "the broker did not %s the client within %.0f s of the reload" % (
+            "accept" if accepted else "refuse", timeout)
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_broker_config_provision_and_ingest_over_tls(reachable_dir, tmp_path, ru
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             agent = subprocess.run(CLI + ["agent", "run", "--config", str(agent_toml), "--until-seq", "20",
-                                          "--drain-timeout", "30"], capture_output=True, text=True, timeout=90)
+                                          "--drain-timeout", "120"], capture_output=True, text=True, timeout=240)
         finally:
             gw.terminate()
             gw_out = gw.communicate(timeout=30)[0].decode()

@@ -62,10 +62,10 @@ def test_micropython_device_connects_with_its_certificate_and_its_reading_is_sto
         cfg = json.load(open(bundle.files["config_json"]))
         assert cfg["tls"] == {"ca_file": "ca.der", "cert_file": "mpy-1-tls.der", "key_file": "mpy-1-tls-key.der",
                               "server_hostname": "localhost"}
-        wait_until(lambda: gw.registry.key(bundle.kid) is not None, 5, what="gateway sees the key")
+        wait_until(lambda: gw.registry.key(bundle.kid) is not None, 60, what="gateway sees the key")
         out = _run_on_board(bundle.dir)
         assert "CONNECTED" in out and "PUBACKED" in out, out + b.log()
-        wait_until(lambda: gw.store.seqs("mpy-1") == [1], 10, what="the MicroPython reading stored")
+        wait_until(lambda: gw.store.seqs("mpy-1") == [1], 60, what="the MicroPython reading stored")
         assert "mpy-1" in b.log()  # the broker took the certificate's CN as the user name
         # the same board without its certificate is turned away
         out = _run_on_board(bundle.dir, drop_cert=True)

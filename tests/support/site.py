@@ -122,11 +122,13 @@ class Site:
         log, if it exits first."""
         deadline = time.monotonic() + timeout
         while True:
-            text = self.log("gateway.log")
+            text = self.log("gateway.log", tail=None)  # every start's line counts, however long the log
             if sum(text.count(m) for m in READY_MARKS) >= self.gateway_starts:
                 return
-            assert self.gateway.poll() is None, "the gateway exited with %s:\n%s" % (self.gateway.returncode, text)
-            assert time.monotonic() < deadline, "the gateway did not subscribe within %.0f s:\n%s" % (timeout, text)
+            assert self.gateway.poll() is None, "the gateway exited with %s:\n%s" % (
+                self.gateway.returncode, text[-4000:])
+            assert time.monotonic() < deadline, "the gateway did not subscribe within %.0f s:\n%s" % (
+                timeout, text[-4000:])
             time.sleep(0.05)
 
     wait_gateway_subscribed = wait_gateway_ready
@@ -190,12 +192,14 @@ class Site:
             time.sleep(0.05)
         return codes
 
-    def log(self, name):
+    def log(self, name, tail=4000):
+        """The last ``tail`` characters of a process's log (all of it with ``tail=None``)."""
         try:
             with open(os.path.join(self.root, name), "rb") as f:
-                return f.read().decode("utf-8", "replace")[-4000:]
+                text = f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+        return text if tail is None else text[-tail:]
 
     def stop(self):
         for proc in list(self.agents.values()) + [self.gateway]:
