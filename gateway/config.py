@@ -34,8 +34,9 @@ import os
 import tomllib
 
 from edgeledger.gateway.errors import ConfigError
-from edgeledger.gateway.store import DURABILITY
 
+# synchronous pragma per ``durability``: what a commit survives.
+DURABILITY = {"power_loss": "FULL", "process_crash_only": "NORMAL"}
 DEFAULTS = {
     "gateway_id": "gw-1",
     "store": "var/gateway.db",

@@ -64,7 +64,7 @@ import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
 from edgeledger.protocols import cbor as pcbor
-from edgeledger.gateway.store import ChainGap
+from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
 from edgeledger.protocols import chain, cose, reading, topics
 from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
 
@@ -307,8 +307,8 @@ class Pipeline:
             tally[1] += 1
             device = e.device if isinstance(e.device, str) else t_device
             seq = e.seq if isinstance(e.seq, int) and 0 <= e.seq <= reading.MAX_SEQ else None
-            self._qrows.append((received_at, _text(topic), e.reason, _text(e.detail)[:MAX_DETAIL], device, seq,
-                                bytes(data)))
+            self._qrows.append(QuarantineRow(received_at, _text(topic), e.reason, _text(e.detail)[:MAX_DETAIL], device,
+                                             seq, bytes(data)))
         else:
             tally[2] += 1
             self.counters["quarantine_dropped"] += 1
@@ -417,7 +417,7 @@ class Pipeline:
         contig = mark[0]
         if seq == contig + 1 or new_gaps or device in self.gaps:
             contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
-        row = (device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
+        row = MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
         self._rows.append(row)
         self._remember(device, seq, digest, body.prev)
         if new_gaps:
@@ -519,13 +519,13 @@ class Pipeline:
                 if self._qrows:
                     store.insert_quarantine(self._qrows)
                 if self._device_rejects:
-                    store.add_device_rejects((d, n, q, dropped, at)
+                    store.add_device_rejects(DeviceRejects(d, n, q, dropped, at)
                                              for d, (n, q, dropped, at) in self._device_rejects.items())
                 for gap in self._gap_rows:
                     store.insert_gap(gap)
                 if self._seals:
                     store.seal_keys(self._seals)
-                store.update_marks([(self.marks[d][0], self.marks[d][1], d) for d in touched if d in self.marks])
+                store.update_marks([DeviceMarks(d, self.marks[d][0], self.marks[d][1]) for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
         except Exception:
