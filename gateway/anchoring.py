@@ -34,6 +34,7 @@ import time
 
 from edgeledger.gateway import keystore, provision
 from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway.config import BatchConfig, GatewayConfig
 from edgeledger.gateway.errors import ConfigError, GatewayError, StoreError
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError, LedgerUnavailable
 from edgeledger.gateway.registry import Registry
@@ -53,9 +54,6 @@ ERROR_REPEAT_S = 300.0
 # per death in a row up to MAX_RESTART_DELAY_S.
 RESTART_DELAY_S = 1.0
 MAX_RESTART_DELAY_S = 60.0
-# Default finality depth on a JSON-RPC chain: Ethereum proof of stake finalizes a block
-# after two epochs of 32 slots.
-DEFAULT_FINALITY = 64
 # How often the batcher thread carries key ends to the chain (provision.push_key_ends): a
 # revocation or rotation already stops ingest at once in the registry; the chain copy is for
 # verifiers, for whom seconds do not matter. It costs one eth_call per changed key.
@@ -69,30 +67,27 @@ KEY_PUSH_INTERVAL_S = 5.0
 EMBEDDED_CLOCK_LEAD_S = 60.0
 
 
-def open_ledger(cfg, store):
+def open_ledger(cfg: GatewayConfig, store):
     """The configured ledger with the contract attached, or None for ``backend = "none"``."""
-    lc = cfg.get("ledger") or {}
-    backend = lc.get("backend", "embedded")
-    if backend == "none":
+    lc = cfg.ledger
+    if lc.backend == "none":
         return None
-    if backend == "embedded":
+    if lc.backend == "embedded":
         ledger = EmbeddedLedger()
         ledger.deploy(owner_key=ledger.key)
         _adopt(store, ledger, fresh_chain=True)
         # The in-memory chain is new on every start: the batcher thread authorizes the gateway
         # for its sites and registers the registry's keys on it (BatcherThread, ``own_sites``).
         return ledger
-    if backend != "jsonrpc":
-        raise ConfigError("ledger backend must be embedded, jsonrpc or none, got %r" % (backend,))
     key = keystore.account_key(lc)
-    if "url" not in lc or key is None:
+    if lc.url is None or key is None:
         raise ConfigError("[ledger] backend jsonrpc needs url and keystore_file (or key_file)")
-    ledger = JsonRpcLedger(lc["url"], key=key)
-    if lc.get("contract"):
-        ledger.attach(lc["contract"])
-    elif lc.get("deploy"):
+    ledger = JsonRpcLedger(lc.url, key=key)
+    if lc.contract:
+        ledger.attach(lc.contract)
+    elif lc.deploy:
         ledger.deploy(owner_key=ledger.key)
-        for site in owned_sites(cfg, Registry(store)):
+        for site in owned_sites(cfg.sites, Registry(store)):
             ledger.authorize_gateway(site, ledger.account)
         log.warning("deployed EdgeLedgerAnchor at %s: put contract = %r into [ledger]", ledger.address, ledger.address)
     else:
@@ -101,26 +96,15 @@ def open_ledger(cfg, store):
     if ledger.mines_only_on_transactions():
         ledger.mines_on_demand = True
         log.warning("the node at %s mines a block only when a transaction arrives (anvil without --block-time): "
-                    "the gateway mines an empty block while a batch waits for its confirmations", lc["url"])
+                    "the gateway mines an empty block while a batch waits for its confirmations", lc.url)
     return ledger
 
 
-def finality_of(cfg):
-    """The configured finality depth in blocks (never below the confirmations)."""
-    lc = cfg.get("ledger") or {}
-    confirmations = int(lc.get("confirmations", 2))
-    default = confirmations if lc.get("backend", "embedded") == "embedded" else DEFAULT_FINALITY
-    finality = int(lc.get("finality", default))
-    if finality < 1:
-        raise ConfigError("[ledger] finality: expected a number of blocks >= 1, found %r" % (lc.get("finality"),))
-    return max(confirmations, finality)
-
-
-def owned_sites(cfg: dict, registry: Registry) -> list[str]:
+def owned_sites(sites: list[str], registry: Registry) -> list[str]:
     """The sites a gateway that deploys its own contract authorizes itself for: those named in
-    ``sites``, or with ``"+"`` the sites of the devices in its registry."""
-    named = [s for s in cfg.get("sites", ["+"]) if s != "+"]
-    if "+" in cfg.get("sites", ["+"]):
+    ``sites`` (gateway.toml), or with ``"+"`` the sites of the devices in its registry."""
+    named = [s for s in sites if s != "+"]
+    if "+" in sites:
         named += [registry.site_of(d) for d in registry.devices()]
     return sorted(set(named))
 
@@ -172,7 +156,7 @@ class BatcherThread:
     (revocations, rotations, sealed last seqs) from the registry to the chain.
     """
 
-    def __init__(self, store_path, ledger, batch_cfg, confirmations, synchronous=DEFAULT_SYNCHRONOUS,
+    def __init__(self, store_path, ledger, batch_cfg: BatchConfig, confirmations, synchronous=DEFAULT_SYNCHRONOUS,
                  finality=None, opener=None, own_sites=None):
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
@@ -200,8 +184,7 @@ class BatcherThread:
 
     def _make_batcher(self):
         b = Batcher(self.store, self.ledger,
-                    max_size=int(self.batch_cfg.get("max_size", 10000)),
-                    max_age_s=float(self.batch_cfg.get("max_age_s", 10.0)),
+                    max_size=self.batch_cfg.max_size, max_age_s=self.batch_cfg.max_age_s,
                     confirmations=self.confirmations, finality=self.finality)
         saved = self.store.load_counters()
         for name in list(b.counters) + list(self.counters):
@@ -336,7 +319,7 @@ class BatcherThread:
             return
         self._synced = True
         ledger = self.batcher.ledger
-        for site in owned_sites({"sites": self._own_sites}, self.registry):
+        for site in owned_sites(self._own_sites, self.registry):
             if site not in self._authorized:
                 ledger.authorize_gateway(site, ledger.account)
                 self._authorized.add(site)

@@ -50,6 +50,7 @@ import logging
 import math
 import time
 
+from edgeledger.gateway.config.schema import DEFAULT_BATCH_AGE_S, DEFAULT_BATCH_SIZE, DEFAULT_CONFIRMATIONS, MAX_BATCH_SIZE
 from edgeledger.gateway.errors import AnchorConflict, LedgerError, StoreError
 from edgeledger.gateway.ledger import LedgerUnavailable, NonceConflict
 from edgeledger.protocols import merkle
@@ -57,14 +58,9 @@ from edgeledger.protocols.batch import ZERO_HASH, BatchHeader
 
 log = logging.getLogger("edgeledger.batcher")
 
-DEFAULT_MAX_SIZE = 10000
-DEFAULT_MAX_AGE_S = 10.0
-DEFAULT_CONFIRMATIONS = 2
 # Batches sent but not yet mined. Each costs one nonce; more in flight means a longer
 # replay after a crash, fewer means idle blocks under load.
 DEFAULT_MAX_IN_FLIGHT = 8
-# The largest batch: 2**20 messages keep a proof at 20 hashes (640 bytes).
-MAX_BATCH_SIZE = 1 << 20
 
 
 # -- trees ------------------------------------------------------------------------------------
@@ -121,7 +117,7 @@ _STATES_ON_CHAIN = ("mined", "anchored")
 
 
 class Batcher:
-    def __init__(self, store, ledger, max_size=DEFAULT_MAX_SIZE, max_age_s=DEFAULT_MAX_AGE_S,
+    def __init__(self, store, ledger, max_size=DEFAULT_BATCH_SIZE, max_age_s=DEFAULT_BATCH_AGE_S,
                  confirmations=DEFAULT_CONFIRMATIONS, max_in_flight=DEFAULT_MAX_IN_FLIGHT, clock=time.time,
                  finality=None):
         if not 1 <= max_size <= MAX_BATCH_SIZE:

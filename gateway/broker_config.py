@@ -66,16 +66,14 @@ import pwd
 import secrets
 import stat
 
+from edgeledger.gateway.config.schema import DEFAULT_MAX_MESSAGE_BYTES, GATEWAY_CLIENT_PREFIX
 from edgeledger.gateway.errors import ConfigError
 from edgeledger.gateway.pki import SitePKI, write_private, write_public
-from edgeledger.gateway.pipeline import DEFAULT_MAX_MESSAGE_BYTES
 from edgeledger.protocols import topics
 
 DEFAULT_PORT = 8883  # IANA "secure-mqtt"
 DEFAULT_BIND = "0.0.0.0"
 DEFAULT_GATEWAY_USER = "gateway"
-# Client ids of the gateway's connections start with this (config.py); no device id may.
-GATEWAY_CLIENT_PREFIX = "el-gw-"
 AUTH_MODES = ("mtls", "password")
 META_FILE = "broker.json"
 

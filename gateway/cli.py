@@ -31,7 +31,7 @@ def _open_gateway_store(args):
     from edgeledger.gateway import config, store
 
     cfg = config.load(args.config)
-    return cfg, store.Store(cfg["store"], cfg["synchronous"])
+    return cfg, store.Store(cfg.store, cfg.sqlite_synchronous)
 
 
 def _device_register(args):
@@ -266,10 +266,11 @@ def _deployment_export(args: argparse.Namespace) -> int:
 
 def _deployment_authorize(args: argparse.Namespace) -> int:
     from edgeledger.gateway import keystore
+    from edgeledger.gateway.config import LedgerConfig
     from edgeledger.gateway.ledger import JsonRpcLedger
 
-    key = keystore.account_key({"keystore_file": args.keystore, "passphrase_file": args.passphrase_file,
-                                "passphrase_env": args.passphrase_env, "key_file": args.key_file})
+    key = keystore.account_key(LedgerConfig(keystore_file=args.keystore, passphrase_file=args.passphrase_file,
+                                            passphrase_env=args.passphrase_env, key_file=args.key_file))
     if key is None:
         print("edgeledger: the contract owner's key is needed: --keystore FILE (with --passphrase-file or "
               "--passphrase-env) or --key-file FILE", file=sys.stderr)

@@ -28,7 +28,7 @@ def _open(args):
     from edgeledger.gateway.store import Store
 
     cfg = config.load(args.config)
-    st = Store(cfg["store"], cfg["synchronous"])
+    st = Store(cfg.store, cfg.sqlite_synchronous)
     return cfg, st, Registry(st)
 
 
@@ -38,7 +38,7 @@ def _broker_for(args, cfg):
 
     if args is not None and getattr(args, "broker_dir", None):
         return BrokerSite.load(args.broker_dir)
-    ca = (cfg.get("mqtt") or {}).get("ca_file")
+    ca = cfg.mqtt.ca_file
     if ca:
         candidate = os.path.dirname(os.path.dirname(ca))  # DIR/pki/ca.pem -> DIR
         if os.path.exists(os.path.join(candidate, META_FILE)):

@@ -45,6 +45,7 @@ import time
 
 # Only light imports here: `edgeledger --help` imports this module to list the command.
 # web3, py-evm, paho and amqtt are imported when the demo runs.
+from edgeledger.gateway.config.schema import MAX_BATCH_SIZE
 from edgeledger.gateway.errors import ConfigError, GatewayError
 from edgeledger.protocols.errors import ProtocolError
 
@@ -65,7 +66,6 @@ DEFAULT_TIMEOUT_S = 120.0
 # Bounds of the options: the demo is a demonstration, not a load test.
 MAX_DEVICES = 1000
 MAX_READINGS = 100000
-MAX_BATCH_SIZE = 1 << 20  # batcher.MAX_BATCH_SIZE
 # Waiting for the gateway's MQTT session before devices start.
 CONNECT_TIMEOUT_S = 15.0
 # Progress refresh and the window the per-second rates are measured over.
@@ -242,6 +242,7 @@ class Demo:
 
     def run(self, progress=None):
         from edgeledger.gateway.anchoring import BatcherThread
+        from edgeledger.gateway.config import BatchConfig
         from edgeledger.gateway.demo_fleet import Device, Fleet, device_names
         from edgeledger.gateway.pipeline import Pipeline
         from edgeledger.gateway.registry import Registry
@@ -313,8 +314,7 @@ class Demo:
             if not subscribed.wait(CONNECT_TIMEOUT_S):
                 raise ConfigError("the gateway could not subscribe at the broker %s within %.0f s"
                                   % (broker_url, CONNECT_TIMEOUT_S))
-            batcher = BatcherThread(store_path, ledger, {"max_size": opts.batch_size, "max_age_s": opts.batch_age_s},
-                                    CONFIRMATIONS)
+            batcher = BatcherThread(store_path, ledger, BatchConfig(opts.batch_size, opts.batch_age_s), CONFIRMATIONS)
             batcher.start()
             fleet = Fleet(devices)
             fleet.start()

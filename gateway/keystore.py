@@ -25,6 +25,7 @@ import stat
 
 from eth_account import Account
 
+from edgeledger.gateway.config import GatewayConfig, LedgerConfig, secret_files
 from edgeledger.gateway.errors import ConfigError
 
 # scrypt n of the Web3 Secret Storage default (2**18, ~1 s here): decrypting happens once
@@ -34,9 +35,6 @@ SCRYPT_N = 2**18
 MAX_KEYSTORE_BYTES = 16384
 MAX_PASSPHRASE_BYTES = 4096
 KEY_MODE = 0o600
-# gateway.toml keys that name secret files: the gateway refuses to start if any is exposed.
-SECRET_FILE_KEYS = (("mqtt", "key_file"), ("mqtt", "password_file"), ("ledger", "key_file"),
-                    ("ledger", "keystore_file"), ("ledger", "passphrase_file"))
 
 
 class KeystoreError(ConfigError):
@@ -83,12 +81,11 @@ def check_private_file(path, what="secret file"):
     return path
 
 
-def check_secret_files(cfg):
-    """Check every secret file a resolved gateway config names (SECRET_FILE_KEYS)."""
-    for section, key in SECRET_FILE_KEYS:
-        path = (cfg.get(section) or {}).get(key)
-        if path:
-            check_private_file(path, "%s.%s" % (section, key))
+def check_secret_files(cfg: GatewayConfig) -> None:
+    """Check every secret file a resolved gateway config names (the schema's ``secret``
+    keys). Raises InsecureFileError, KeystoreError."""
+    for key, path in secret_files(cfg):
+        check_private_file(path, key)
 
 
 def read_passphrase(passphrase_file=None, passphrase_env=None, environ=None):
@@ -149,7 +146,7 @@ def load(path, passphrase):
     return GatewayKey(secret)
 
 
-def account_key(ledger_cfg, environ=None):
+def account_key(ledger_cfg: LedgerConfig, environ=None):
     """The ledger signing key (32 bytes) named by a resolved ``[ledger]`` section, or None.
 
     ``keystore_file`` (encrypted, this module) is preferred; ``key_file`` (plain hex, mode
@@ -158,7 +155,7 @@ def account_key(ledger_cfg, environ=None):
     key = load_from_config(ledger_cfg, environ)
     if key is not None:
         return key.secret()
-    path = ledger_cfg.get("key_file")
+    path = ledger_cfg.key_file
     if not path:
         return None
     check_private_file(path, "ledger key file")
@@ -173,10 +170,10 @@ def account_key(ledger_cfg, environ=None):
     return secret
 
 
-def load_from_config(ledger_cfg, environ=None):
+def load_from_config(ledger_cfg: LedgerConfig, environ=None):
     """The GatewayKey named by a resolved ``[ledger]`` section, or None if it names none."""
-    path = ledger_cfg.get("keystore_file")
+    path = ledger_cfg.keystore_file
     if not path:
         return None
-    passphrase = read_passphrase(ledger_cfg.get("passphrase_file"), ledger_cfg.get("passphrase_env"), environ)
+    passphrase = read_passphrase(ledger_cfg.passphrase_file, ledger_cfg.passphrase_env, environ)
     return load(path, passphrase)

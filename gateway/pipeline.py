@@ -63,6 +63,7 @@ import time
 import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
+from edgeledger.gateway.config.schema import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_MESSAGE_BYTES
 from edgeledger.protocols import cbor as pcbor
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
 from edgeledger.protocols import chain, cose, reading, topics
@@ -70,8 +71,6 @@ from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonical
 
 log = logging.getLogger("edgeledger.gateway")
 
-DEFAULT_MAX_MESSAGE_BYTES = 65536  # one pack of 1000 samples is ~12 KB; 5x headroom
-DEFAULT_CLOCK_SKEW_S = 7 * 86400.0  # a device may replay a week-old outbox; not a year-off clock
 DEFAULT_FUTURE_SKEW_S = 300.0  # record times ahead of the gateway clock
 # Chain links kept in memory per device; older ones are looked up in the store.
 RECENT_LINKS = 4096

@@ -379,22 +379,19 @@ def ledger_from_config(cfg):
     from edgeledger.gateway import keystore
     from edgeledger.gateway.errors import ConfigError
 
-    lc = cfg.get("ledger") or {}
-    backend = lc.get("backend", "embedded")
-    if backend == "none":
+    lc = cfg.ledger
+    if lc.backend == "none":
         return None, "no ledger configured: gateway registry only"
-    if backend == "embedded":
+    if lc.backend == "embedded":
         return None, ("ledger backend embedded lives in the gateway process: the gateway registers "
                       "the key on its chain (sync_chain)")
-    if backend != "jsonrpc":
-        raise ConfigError("[ledger] backend: expected embedded, jsonrpc or none, found %r" % (backend,))
-    if not lc.get("url") or not lc.get("contract"):
+    if not lc.url or not lc.contract:
         raise ConfigError("[ledger] backend jsonrpc: expected url and contract")
     secret = keystore.account_key(lc)
     if secret is None:
         raise ConfigError("[ledger] backend jsonrpc: expected keystore_file (or key_file) for the gateway account")
     from edgeledger.gateway.ledger import JsonRpcLedger
 
-    ledger = JsonRpcLedger(lc["url"], key=secret)
-    ledger.attach(lc["contract"])
-    return ledger, "ledger %s contract %s" % (lc["url"], ledger.address)
+    ledger = JsonRpcLedger(lc.url, key=secret)
+    ledger.attach(lc.contract)
+    return ledger, "ledger %s contract %s" % (lc.url, ledger.address)

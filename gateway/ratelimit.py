@@ -41,22 +41,19 @@ gateway.toml::
 """
 import time
 
+from edgeledger.gateway.config.schema import (
+    DEFAULT_DEVICE_BYTES,
+    DEFAULT_DEVICE_ROWS,
+    DEFAULT_QUARANTINE_BYTES,
+    DEFAULT_QUARANTINE_ROWS,
+    QuarantineConfig,
+    RateLimitConfig,
+)
 from edgeledger.protocols import topics
 
 # Buckets kept in memory. A full bucket is the same as no bucket, so when the table is full
 # the full (idle) buckets are dropped first; a site has at most a few thousand devices.
 MAX_TRACKED_DEVICES = 100000
-# Quarantine defaults: a million rows or 1 GiB of raw bytes (~ 16k maximum-size messages),
-# whichever comes first; far beyond honest failure rates, small next to the message store.
-DEFAULT_QUARANTINE_ROWS = 1000000
-DEFAULT_QUARANTINE_BYTES = 1 << 30
-# Per device: 10,000 rows or 16 MiB (256 maximum-size messages) of evidence. 64 devices
-# would have to misbehave together to fill the global bytes bound.
-DEFAULT_DEVICE_ROWS = 10000
-DEFAULT_DEVICE_BYTES = 16 << 20
-# Rate limit defaults (module docstring).
-DEFAULT_RATE = 1000.0
-DEFAULT_BURST = 5000
 # Rejects that name no device (a topic that is not a readings topic) share one account.
 UNATTRIBUTED = ""
 # Past MAX_TRACKED_DEVICES accounts, new devices share this one (a loose ACL lets one
@@ -106,14 +103,12 @@ class RateLimiter:
         self.counters["ratelimit_evicted"] += len(full)
 
 
-def from_config(cfg: dict) -> "RateLimiter | None":
-    """A RateLimiter from a resolved gateway config's ``[ratelimit]`` (defaults: on, at
-    DEFAULT_RATE and DEFAULT_BURST), or None when ``rate = 0`` turns it off."""
-    sec = cfg.get("ratelimit") or {}
-    rate = float(sec.get("rate", DEFAULT_RATE))
-    if rate <= 0:
+def from_config(sec: RateLimitConfig) -> "RateLimiter | None":
+    """A RateLimiter from gateway.toml's ``[ratelimit]`` (defaults: on, at DEFAULT_RATE and
+    DEFAULT_BURST), or None when ``rate = 0`` turns it off."""
+    if sec.rate <= 0:
         return None
-    return RateLimiter(rate, int(sec.get("burst", DEFAULT_BURST)))
+    return RateLimiter(sec.rate, sec.burst)
 
 
 class QuarantineBound:
@@ -169,9 +164,9 @@ def readings_device(topic: object) -> str | None:
     return None
 
 
-def quarantine_bound(store, cfg: dict | None = None) -> QuarantineBound:
+def quarantine_bound(store, sec: QuarantineConfig | None = None) -> QuarantineBound:
     """A QuarantineBound primed with what ``store`` already holds; limits from ``[quarantine]``."""
-    sec = (cfg or {}).get("quarantine") or {}
+    sec = sec or QuarantineConfig()
     used, rows, nbytes = {}, 0, 0
     for topic, n, size in store.quarantine_usage():
         key = device_of(topic)
@@ -181,7 +176,4 @@ def quarantine_bound(store, cfg: dict | None = None) -> QuarantineBound:
         u[1] += size
         rows += n
         nbytes += size
-    return QuarantineBound(rows, nbytes, int(sec.get("max_rows", DEFAULT_QUARANTINE_ROWS)),
-                           int(sec.get("max_bytes", DEFAULT_QUARANTINE_BYTES)),
-                           int(sec.get("device_rows", DEFAULT_DEVICE_ROWS)),
-                           int(sec.get("device_bytes", DEFAULT_DEVICE_BYTES)), used)
+    return QuarantineBound(rows, nbytes, sec.max_rows, sec.max_bytes, sec.device_rows, sec.device_bytes, used)

@@ -77,29 +77,22 @@ def build(cfg, worker=None):
     """Store and IngestService; ``worker=(k, n)`` builds worker k of n."""
     # Refuse to start with a secret (TLS key, MQTT password, ledger keystore) others can read.
     keystore.check_secret_files(cfg)
-    store = Store(cfg["store"], cfg["synchronous"])
+    store = Store(cfg.store, cfg.sqlite_synchronous)
     registry = Registry(store)
-    owns, client_id = None, cfg["client_id"]
+    owns, client_id = None, cfg.mqtt_client_id
     pstore = store
     if worker is not None:
         k, n = worker
         owns = lambda device: owner(device, n) == k  # noqa: E731
         client_id = "%s-w%d" % (client_id, k)
         pstore = _WorkerCounters(store, k)
-    pipeline = Pipeline(pstore, registry, max_message_bytes=int(cfg["max_message_bytes"]),
-                        clock_skew_s=float(cfg["clock_skew_s"]),
-                        rate_limiter=ratelimit.from_config(cfg),
-                        quarantine=ratelimit.quarantine_bound(store, cfg),
-                        accept_restarts=bool((cfg.get("chain") or {}).get("accept_restarts", True)))
-    mq = cfg.get("mqtt", {})
-    password = None
-    if mq.get("password_file"):
-        with open(mq["password_file"]) as f:
-            password = f.read().strip()
-    service = IngestService(pipeline, cfg["broker"], client_id, sites=cfg["sites"], owns=owns,
-                            username=mq.get("username"), password=password,
-                            ca_file=mq.get("ca_file"), cert_file=mq.get("cert_file"),
-                            key_file=mq.get("key_file"))
+    pipeline = Pipeline(pstore, registry, max_message_bytes=cfg.max_message_bytes, clock_skew_s=cfg.clock_skew_s,
+                        rate_limiter=ratelimit.from_config(cfg.ratelimit),
+                        quarantine=ratelimit.quarantine_bound(store, cfg.quarantine),
+                        accept_restarts=cfg.chain.accept_restarts)
+    mq = cfg.mqtt
+    service = IngestService(pipeline, cfg.broker, client_id, sites=cfg.sites, owns=owns, username=mq.username,
+                            password=mq.password(), ca_file=mq.ca_file, cert_file=mq.cert_file, key_file=mq.key_file)
     return store, service
 
 
@@ -203,17 +196,16 @@ def _start_anchoring(cfg, store):
     """The configured ledger (None while its node is unreachable) and a running batcher
     thread, or (None, None) without a ledger. Raises ConfigError (and LedgerError other
     than an unreachable node) at once."""
-    lc = cfg.get("ledger") or {}
-    if lc.get("backend", "embedded") == "none":
+    lc = cfg.ledger
+    if lc.backend == "none":
         return None, None
-    finality = anchoring.finality_of(cfg)
-    own = cfg["sites"] if lc.get("backend", "embedded") == "embedded" else None
+    own = cfg.sites if lc.backend == "embedded" else None
     try:
         ledger = anchoring.open_ledger(cfg, store)
     except LedgerUnavailable:
         ledger = None  # the batcher thread says so once and opens it when the node answers
-    batcher = anchoring.BatcherThread(cfg["store"], ledger, cfg.get("batch") or {},
-                                      lc.get("confirmations", 2), cfg["synchronous"], finality=finality,
+    batcher = anchoring.BatcherThread(cfg.store, ledger, cfg.batch, lc.confirmations, cfg.sqlite_synchronous,
+                                      finality=lc.finality_blocks,
                                       opener=lambda st: anchoring.open_ledger(cfg, st), own_sites=own)
     batcher.start()
     return ledger, batcher
@@ -224,7 +216,7 @@ def _start_upkeep(cfg: dict):
     when ``[upkeep] enabled = false``."""
     from edgeledger.gateway.upkeep import BrokerUpkeep
 
-    if not (cfg.get("upkeep") or {}).get("enabled", True):
+    if not cfg.upkeep.enabled:
         return None
     return BrokerUpkeep(cfg).start()
 
@@ -232,7 +224,7 @@ def _start_upkeep(cfg: dict):
 def _ledger_text(cfg, ledger):
     if ledger is not None:
         return "%s contract %s" % (ledger.name, ledger.address)
-    if (cfg.get("ledger") or {}).get("backend", "embedded") == "none":
+    if cfg.ledger.backend == "none":
         return "none"
     return "unreachable (anchoring starts when it answers)"
 
@@ -256,7 +248,7 @@ def main(config_path, duration_s=None, workers=None):
     service.start()
     upkeep = _start_upkeep(cfg)
     print("gateway %s: store %s, broker %s, ledger %s" % (
-        cfg["gateway_id"], cfg["store"], cfg["broker"], _ledger_text(cfg, ledger)), flush=True)
+        cfg.gateway_id, cfg.store, cfg.broker, _ledger_text(cfg, ledger)), flush=True)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -271,7 +263,7 @@ def main(config_path, duration_s=None, workers=None):
             batcher.stop()
         c = service.pipeline.counters
         print("gateway %s: received %d, stored %d, duplicates %d, rejected %d"
-              % (cfg["gateway_id"], c["received"], c["stored"], c["duplicates"], c["rejected"]), flush=True)
+              % (cfg.gateway_id, c["received"], c["stored"], c["duplicates"], c["rejected"]), flush=True)
         store.close()
     return 0
 
@@ -279,14 +271,14 @@ def main(config_path, duration_s=None, workers=None):
 def _main_workers(config_path, duration_s, n):
     cfg = config.load(config_path)
     keystore.check_secret_files(cfg)
-    store = Store(cfg["store"], cfg["synchronous"])
+    store = Store(cfg.store, cfg.sqlite_synchronous)
     stop = _stop_on_signals()
     ledger, batcher = _start_anchoring(cfg, store)
     workers = _Workers(config_path, n, store)
     workers.start()
     upkeep = _start_upkeep(cfg)
     print("gateway %s: store %s, broker %s, %d ingest workers, ledger %s" % (
-        cfg["gateway_id"], cfg["store"], cfg["broker"], n, _ledger_text(cfg, ledger)), flush=True)
+        cfg.gateway_id, cfg.store, cfg.broker, n, _ledger_text(cfg, ledger)), flush=True)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -304,6 +296,6 @@ def _main_workers(config_path, duration_s, n):
         c = dict((name, 0) for name in ("received", "stored", "duplicates", "rejected"))
         c.update(total_counters(store.load_counters()))
         print("gateway %s: received %d, stored %d, duplicates %d, rejected %d"
-              % (cfg["gateway_id"], c["received"], c["stored"], c["duplicates"], c["rejected"]), flush=True)
+              % (cfg.gateway_id, c["received"], c["stored"], c["duplicates"], c["rejected"]), flush=True)
         store.close()
     return 0

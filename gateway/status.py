@@ -19,6 +19,7 @@ import time
 from typing import List
 
 from edgeledger.gateway.cmd_security import crl_status
+from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.runner import total_counters
 from edgeledger.gateway.store import Store
 
@@ -36,10 +37,10 @@ def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def report(cfg: dict, st: Store, config_path: str = "gateway.toml", events: int = RECENT_EVENTS) -> List[str]:
+def report(cfg: GatewayConfig, st: Store, config_path: str = "gateway.toml", events: int = RECENT_EVENTS) -> List[str]:
     """The status text, line by line."""
     lines = ["messages stored: %d" % st.count_messages(),
-             "durability: %s" % DURABILITY_TEXT.get(cfg.get("synchronous", "FULL"), cfg.get("synchronous"))]
+             "durability: %s" % DURABILITY_TEXT[cfg.sqlite_synchronous]]
     counters = total_counters(st.load_counters())
     for name in sorted(counters):
         if counters[name]:

@@ -43,7 +43,8 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from edgeledger.gateway.errors import ConfigError
+from edgeledger.gateway.config import GatewayConfig
+from edgeledger.gateway.errors import ConfigError, GatewayError
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import broker_url, topics
 
@@ -51,14 +52,6 @@ log = logging.getLogger("edgeledger.gateway")
 
 # How often the loop looks at the registry (new revocations) and the clocks.
 POLL_S = 0.5
-# A retained reading lives at most this long in the broker (30 s: a sweep is one TLS
-# connection and one SUBSCRIBE, ~10 ms of broker time).
-RETAINED_SWEEP_S = 30.0
-# A revoked device's session is cut at most this long after the broker reload.
-CUT_EVERY_S = 2.0
-# ... for this long after the gateway first sees the revocation (an operator reloads the
-# broker well within 10 minutes of `device revoke`), and after every later reject of it.
-CUT_WINDOW_S = 600.0
 # Waits on the broker: CONNACK, SUBACK, PUBACK. After the SUBACK, retained messages are
 # already on their way (the broker sends them with it); SETTLE_S lets them arrive.
 REPLY_TIMEOUT_S = 10.0
@@ -70,32 +63,28 @@ MAX_CLEARED_PER_SWEEP = 10000
 COUNTER_SUFFIX = "@upkeep"
 
 
-class UpkeepError(Exception):
+class UpkeepError(GatewayError):
     """The broker did not answer as expected (translated from paho's return codes)."""
 
 
 class BrokerUpkeep:
     """The upkeep thread; ``start()``, ``stop()``. ``counters`` has what it did."""
 
-    def __init__(self, cfg: dict, store: Store | None = None) -> None:
-        sec = cfg.get("upkeep") or {}
-        mq = cfg.get("mqtt") or {}
-        self.sweep_s = float(sec.get("retained_sweep_s", RETAINED_SWEEP_S))
-        self.cut_every_s = float(sec.get("cut_every_s", CUT_EVERY_S))
-        self.cut_window_s = float(sec.get("cut_window_s", CUT_WINDOW_S))
+    def __init__(self, cfg: GatewayConfig, store: Store | None = None) -> None:
+        sec, mq = cfg.upkeep, cfg.mqtt
+        self.sweep_s = sec.retained_sweep_s
+        self.cut_every_s = sec.cut_every_s
+        self.cut_window_s = sec.cut_window_s
         try:
-            self.tls, self.host, self.port = broker_url.parse(cfg["broker"])
+            self.tls, self.host, self.port = broker_url.parse(cfg.broker)
         except ValueError as e:
-            raise ConfigError(str(e))
-        self.username = mq.get("username")
-        self.password = None
-        if mq.get("password_file"):
-            with open(mq["password_file"]) as f:
-                self.password = f.read().strip()
-        self.ca_file, self.cert_file, self.key_file = mq.get("ca_file"), mq.get("cert_file"), mq.get("key_file")
-        self.client_id = cfg["client_id"] + "-upkeep"
-        self.sites = [s for s in cfg.get("sites") or ["+"]]
-        self.store = store or Store(cfg["store"], cfg.get("synchronous", "NORMAL"))
+            raise ConfigError(str(e)) from e
+        self.username = mq.username
+        self.password = mq.password()
+        self.ca_file, self.cert_file, self.key_file = mq.ca_file, mq.cert_file, mq.key_file
+        self.client_id = cfg.mqtt_client_id + "-upkeep"
+        self.sites = list(cfg.sites)
+        self.store = store or Store(cfg.store, cfg.sqlite_synchronous)
         self.counters = {"upkeep_retained_cleared": 0, "upkeep_revoked_cut": 0, "upkeep_failures": 0}
         self._first_seen = {}  # device -> when this thread first saw it revoked (wall clock)
         self._last_cut = {}

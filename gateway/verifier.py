@@ -39,14 +39,16 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 
 from edgeledger.gateway import lightclient, signatures
+from edgeledger.gateway.config import schema
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.ledger import load_artifact
 from edgeledger.protocols import chain, keywindow, reading
 from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError
 
-# Confirmations a verifier asks for unless told otherwise (the anchoring block counts 1).
-DEFAULT_CONFIRMATIONS = 2
+# Confirmations a verifier asks for unless told otherwise (the anchoring block counts 1): the
+# gateway's own default before it serves a proof.
+DEFAULT_CONFIRMATIONS = schema.DEFAULT_CONFIRMATIONS
 
 
 class TrustError(GatewayError):

@@ -118,6 +118,7 @@ def anchors_per_minute(node, root, batches=THROUGHPUT_BATCHES):
 def latency(node, root, batch_age, seconds, log=None):
     """Percentiles of reading creation -> anchored with CONFIRMATIONS, through the Pipeline."""
     from edgeledger.gateway import anchoring
+    from edgeledger.gateway.config import BatchConfig
     from edgeledger.gateway.bench import loadgen
     from edgeledger.gateway.pipeline import Pipeline
     from edgeledger.gateway.registry import Registry
@@ -130,7 +131,7 @@ def latency(node, root, batch_age, seconds, log=None):
     for d in devices:
         reg.register(d.name, loadgen.SITE, EDDSA, bytes(d.sk.verify_key), d.kid)
     pipe = Pipeline(st, reg)
-    bt = anchoring.BatcherThread(st.path, ledger, {"max_size": 100000, "max_age_s": batch_age}, CONFIRMATIONS)
+    bt = anchoring.BatcherThread(st.path, ledger, BatchConfig(max_size=100000, max_age_s=batch_age), CONFIRMATIONS)
     bt.start()
     try:
         interval = len(devices) / LATENCY_RATE

@@ -8,6 +8,7 @@ import pytest
 
 from edgeledger.gateway import anchoring, service as service_mod
 from edgeledger.gateway.anchoring import BatcherThread
+from edgeledger.gateway.config import BatchConfig
 from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
@@ -79,7 +80,7 @@ def test_a_dead_batcher_is_restarted_counted_and_anchors_everything(tmp_path, mo
     led.authorize_gateway(dev.site, led.account)
     st.set_ledger_meta({"chain_id": led.chain_id, "contract": led.address, "gateway": led.account})
     led.sign_anchor = once_raising(led.sign_anchor, 2)
-    bt = BatcherThread(path, led, {"max_size": 10, "max_age_s": 0}, 1)
+    bt = BatcherThread(path, led, BatchConfig(max_size=10, max_age_s=0), 1)
     bt.start()
     try:
         wait_until(lambda: bt.batcher.anchored_messages() == 30, 60, what="every batch anchored after a death")

@@ -1,13 +1,19 @@
 """A flooding device: token buckets per device, and a quarantine that stops growing."""
 import pytest
 
-from edgeledger.gateway import errors, ratelimit
+from edgeledger.gateway import config, errors, ratelimit
+from edgeledger.gateway.config import schema
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from tests.support.devices import FakeDevice
 
 pytestmark = pytest.mark.security
+
+
+def _toml(parsed):
+    """A gateway.toml's settings as the gateway reads them."""
+    return config.resolve(parsed, "/")
 
 
 def test_token_bucket_allows_burst_then_rate():
@@ -72,7 +78,7 @@ def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_p
     assert pipe.counters["quarantine_dropped"] == 7
     assert st.quarantine_reasons() == {"malformed_cbor": 3}
     # the byte bound, and the bound survives a restart (primed from the store)
-    bound = ratelimit.quarantine_bound(st, {"quarantine": {"max_rows": 100, "max_bytes": 60}})
+    bound = ratelimit.quarantine_bound(st, _toml({"quarantine": {"max_rows": 100, "max_bytes": 60}}).quarantine)
     assert bound.rows == 3 and bound.nbytes == sum(len(b"\xff\xff garbage %d" % i) for i in range(3))
     pipe2 = Pipeline(st, reg, quarantine=bound)
     for i in range(5):
@@ -87,10 +93,10 @@ def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_p
 
 
 def test_rate_limit_is_on_by_default_and_comes_from_gateway_toml(tmp_path):
-    rl = ratelimit.from_config({})
-    assert (rl.rate, rl.burst) == (ratelimit.DEFAULT_RATE, ratelimit.DEFAULT_BURST) == (1000.0, 5000)
-    assert ratelimit.from_config({"ratelimit": {"rate": 0}}) is None  # explicitly off
-    rl = ratelimit.from_config({"ratelimit": {"rate": 50, "burst": 500}})
+    rl = ratelimit.from_config(_toml({}).ratelimit)
+    assert (rl.rate, rl.burst) == (schema.DEFAULT_RATE, schema.DEFAULT_BURST) == (1000.0, 5000)
+    assert ratelimit.from_config(_toml({"ratelimit": {"rate": 0}}).ratelimit) is None  # explicitly off
+    rl = ratelimit.from_config(_toml({"ratelimit": {"rate": 50, "burst": 500}}).ratelimit)
     assert (rl.rate, rl.burst) == (50.0, 500.0)
 
 
@@ -114,7 +120,7 @@ def test_one_device_fills_only_its_share_of_the_quarantine(pipe_parts):
     assert (tallies["dev-f"].rejected, tallies["dev-f"].quarantined, tallies["dev-f"].dropped) == (50, 5, 45)
     assert (tallies["dev-o"].rejected, tallies["dev-o"].quarantined, tallies["dev-o"].dropped) == (1, 1, 0)
     # the shares survive a restart: primed from the store by topic
-    again = ratelimit.quarantine_bound(st, {"quarantine": {"device_rows": 5}})
+    again = ratelimit.quarantine_bound(st, _toml({"quarantine": {"device_rows": 5}}).quarantine)
     assert again.used["dev-f"][0] == 5 and not again.admit(1, "dev-f") and again.admit(1, "dev-o")
 
 
@@ -158,7 +164,7 @@ def test_an_outbox_catching_up_stays_under_the_default_limit(send_rate, limited)
 
     kw = {} if send_rate is None else {"send_rate": send_rate}
     core = AgentCore("dev", None, _Outbox(20000), [], None, **kw)
-    rl = ratelimit.from_config({})
+    rl = ratelimit.from_config(_toml({}).ratelimit)
     now, refused, inflight = 1000.0, 0, []
     core.on_connect(now)
     while core.outbox.acked < 20000 and now < 1000.0 + 3600 and not refused:

@@ -18,6 +18,7 @@ import pytest
 from edgeledger.agent.signer import generate, load_key_file
 from edgeledger.gateway import cli, deployment, errors, proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway.config import BatchConfig
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
@@ -582,7 +583,7 @@ def test_gateway_on_its_own_chain_authorizes_itself_and_registers_keys_as_they_a
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
     st.set_ledger_meta({"chain_id": ledger.chain_id, "contract": ledger.address, "gateway": ledger.account})
-    bt = BatcherThread(path, ledger, {"max_size": 100, "max_age_s": 0.1}, 1, own_sites=["+"])
+    bt = BatcherThread(path, ledger, BatchConfig(max_size=100, max_age_s=0.1), 1, own_sites=["+"])
     bt.start()
     try:
         d = FakeDevice("meter-01", SITE_A)
@@ -616,7 +617,7 @@ def test_embedded_chain_clock_is_kept_near_the_wall_clock(tmp_path, monkeypatch)
     st.insert_messages([("d", 1, bytes(32), bytes(32), 1, bytes(16), 1.0, 1.0, 1.0, b"m")])
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
-    bt = anchoring.BatcherThread(path, ledger, {"max_size": 100, "max_age_s": 0}, 10 ** 6)
+    bt = anchoring.BatcherThread(path, ledger, BatchConfig(max_size=100, max_age_s=0), 10 ** 6)
     bt.batcher.close_due()
     assert bt.batcher.backlog() == 1  # a batch that waits for confirmations forever
     mined = sum(bt._mine_for_confirmations() for _ in range(30))
