@@ -75,7 +75,7 @@ def _device_list(args):
 
 
 def _device_accept_gap(args):
-    from edgeledger.gateway import gaps
+    from edgeledger.gateway.registry import gaps
 
     _cfg, st = _open_gateway_store(args)
     g = gaps.accept_gap(st, args.device, args.reason, through=args.through)

@@ -62,7 +62,8 @@ import time
 
 import cbor2
 
-from edgeledger.gateway import errors, ratelimit, signatures
+from edgeledger.gateway import errors, ratelimit
+from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.config.schema import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_MESSAGE_BYTES
 from edgeledger.protocols import cbor as pcbor
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow

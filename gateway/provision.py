@@ -38,7 +38,8 @@ import time
 from typing import Any
 
 from edgeledger.agent import signer as signers
-from edgeledger.gateway import broker_config, signatures
+from edgeledger.gateway import broker_config
+from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.errors import GatewayError, RegistryError
 from edgeledger.gateway.ledger import OPEN_SEQ
 from edgeledger.gateway.pki import pem_to_der, write_private, write_public

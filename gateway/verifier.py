@@ -38,7 +38,8 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
-from edgeledger.gateway import lightclient, signatures
+from edgeledger.gateway import lightclient
+from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.config import schema
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.ledger import load_artifact

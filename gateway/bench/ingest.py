@@ -85,7 +85,7 @@ def verify_rates(seconds=1.0):
     from nacl.signing import SigningKey
 
     from edgeledger.agent import signer
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
     from edgeledger.protocols.cose import EDDSA, ES256, SM2
 
     msg = os.urandom(120)

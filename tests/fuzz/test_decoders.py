@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeledger.gateway import signatures, verifier
+from edgeledger.gateway import verifier
+from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.pipeline import decode_strict
 from edgeledger.protocols import batch, bundle, cbor, chain, cose, dsmr, iec62056, modbus, obis, reading, session, topics
 from edgeledger.protocols.errors import (CborDecodeError, CoseError, PayloadError, SessionMessageError,

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, gaps, proofs, provision, status, verifier
+from edgeledger.gateway import errors, proofs, provision, status, verifier
+from edgeledger.gateway.registry import gaps
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import RegistryError

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, signatures
+from edgeledger.gateway import errors
+from edgeledger.gateway.registry import signatures
 from edgeledger.gateway import pipeline as pipeline_module
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.gateway.pipeline import Pipeline

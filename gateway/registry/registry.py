@@ -13,30 +13,34 @@ future nor backdate new messages, and a new key cannot speak for the past.
 without one): a proof bundle carries them, and a verifier recomputes the on-chain commitment.
 """
 import time
+from collections.abc import Iterable
 
-from edgeledger.gateway import signatures
 from edgeledger.gateway.errors import RegistryError
+from edgeledger.gateway.registry import signatures
+from edgeledger.gateway.store import KeyRow, Store
 from edgeledger.protocols import keywindow, topics
 from edgeledger.protocols.cose import ALGORITHMS
 
 
 class Key:
+    """A registered key as the registry holds it (a store KeyRow; ``revoked_after_seq`` may be
+    sealed in memory before the store has it, see ``Registry.seals_due``)."""
+
     __slots__ = ("kid", "device", "alg", "public_key", "valid_from", "valid_until",
                  "revoked_at", "revoked_after_seq", "first_seq", "chain_block", "chain_time")
 
-    def __init__(self, kid, device, alg, public_key, valid_from, valid_until=None,
-                 revoked_at=None, revoked_after_seq=None, first_seq=1, chain_block=None, chain_time=None):
-        self.kid = bytes(kid)
-        self.device = device
-        self.alg = alg
-        self.public_key = bytes(public_key)
-        self.valid_from = valid_from
-        self.valid_until = valid_until
-        self.revoked_at = revoked_at
-        self.revoked_after_seq = revoked_after_seq
-        self.first_seq = first_seq
-        self.chain_block = chain_block
-        self.chain_time = chain_time
+    def __init__(self, row: KeyRow) -> None:
+        self.kid = bytes(row.kid)
+        self.device = row.device
+        self.alg = row.alg
+        self.public_key = bytes(row.public_key)
+        self.valid_from = row.valid_from
+        self.valid_until = row.valid_until
+        self.revoked_at = row.revoked_at
+        self.revoked_after_seq = row.revoked_after_seq
+        self.first_seq = row.first_seq
+        self.chain_block = row.chain_block
+        self.chain_time = row.chain_time
 
     @property
     def end_at(self) -> float | None:
@@ -55,35 +59,30 @@ class Key:
         return keywindow.refusal(self.window(), seq, t_first, t_last, signed_before)
 
 
-_COLUMNS = ("kid, device, alg, public_key, valid_from, valid_until, revoked_at, revoked_after_seq, first_seq,"
-            " chain_block, chain_time")
-
-
 class Registry:
     """Keys by kid, cached in memory; changes go to the store first."""
 
-    def __init__(self, store):
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._keys = {}
-        self._data_version = None
-        self._sites = {}
-        self._pending_seals = {}  # kid -> last seq: seals the pipeline staged (``seals_due``)
+        self._keys: dict[bytes, Key] = {}
+        self._data_version: int | None = None
+        self._sites: dict[str, str] = {}
+        self._pending_seals: dict[bytes, int] = {}  # kid -> last seq: seals the pipeline staged (``seals_due``)
+        self._unsealed: dict[bytes, list[Key]] = {}
         self.reload()
 
-    def reload_if_changed(self):
+    def reload_if_changed(self) -> bool:
         """Reload when another connection (the operator CLI) committed since the last look.
         Returns True if it reloaded."""
-        version = self.store.db.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
+        if self.store.data_version() != self._data_version:
             self.reload()
             return True
         return False
 
-    def reload(self):
-        self._data_version = self.store.db.execute("PRAGMA data_version").fetchone()[0]
-        rows = self.store.db.execute("SELECT %s FROM device_keys" % _COLUMNS).fetchall()
-        self._keys = dict((bytes(r[0]), Key(*r)) for r in rows)
-        self._sites = dict(self.store.db.execute("SELECT device, site FROM devices"))
+    def reload(self) -> None:
+        self._data_version = self.store.data_version()
+        self._keys = dict((bytes(r.kid), Key(r)) for r in self.store.keys())
+        self._sites = self.store.sites()
         for kid, last in self._pending_seals.items():  # staged by the pipeline, not committed yet
             self._seal_cached(kid, last)
         # kid -> the device's rotated keys registered before it whose last seq is not sealed yet
@@ -105,8 +104,8 @@ class Registry:
     def keys_of(self, device):
         return [k for k in self._keys.values() if k.device == device]
 
-    def devices(self):
-        return [r[0] for r in self.store.db.execute("SELECT device FROM devices ORDER BY device")]
+    def devices(self) -> list[str]:
+        return self.store.devices()
 
     def site_of(self, device):
         return self._sites.get(device)
@@ -134,63 +133,38 @@ class Registry:
                 raise RegistryError("kid %s is already registered for device %r" % (kid.hex(), existing.device))
             return existing
         now = time.time()
-        db = self.store.db
+        row = KeyRow(bytes(kid), device, alg, bytes(public_key), valid_from if valid_from is not None else now,
+                     first_seq=int(first_seq), chain_block=chain_block, chain_time=chain_time)
         with self.store.lock:
-            row = db.execute("SELECT site FROM devices WHERE device=?", (device,)).fetchone()
-            if row and row[0] != site:
-                raise RegistryError("device %r is registered on site %r, not %r" % (device, row[0], site))
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if not row:
-                    db.execute("INSERT INTO devices (device, site, added_at) VALUES (?,?,?)",
-                               (device, site, now))
-                db.execute("INSERT INTO device_keys (kid, device, alg, public_key, valid_from, first_seq,"
-                           " chain_block, chain_time) VALUES (?,?,?,?,?,?,?,?)",
-                           (bytes(kid), device, alg, bytes(public_key),
-                            valid_from if valid_from is not None else now, int(first_seq), chain_block, chain_time))
-                db.execute("COMMIT")
-            except Exception:
-                db.execute("ROLLBACK")
-                raise
+            registered = self.store.device_site(device)
+            if registered is not None and registered != site:
+                raise RegistryError("device %r is registered on site %r, not %r" % (device, registered, site))
+            self.store.add_key(site, row, now)
         self.reload()
-        return self.key(kid)
+        return self._keys[bytes(kid)]
 
     def revoke(self, device, at=None, kid=None):
         """Revoke a device's key(s) from time ``at`` (default now). Returns the count revoked."""
         at = time.time() if at is None else at
-        db = self.store.db
-        row = db.execute("SELECT contig FROM devices WHERE device=?", (device,)).fetchone()
-        if row is None:
+        marks = self.store.marks_of(device)
+        if marks is None:
             raise RegistryError("unknown device %r" % (device,))
-        args = [at, row[0], row[0], device]
-        sql = ("UPDATE device_keys SET revoked_at=?, revoked_after_seq=CASE WHEN revoked_after_seq IS NULL OR"
-               " revoked_after_seq > ? THEN ? ELSE revoked_after_seq END WHERE device=? AND revoked_at IS NULL")
-        if kid is not None:
-            sql += " AND kid=?"
-            args.append(bytes(kid))
-        with self.store.lock:
-            n = db.execute(sql, args).rowcount
+        n = self.store.revoke_keys(device, at, marks.contig, kid)
         self.reload()
         return n
 
     def expire(self, kid, until):
         """End a key's validity at ``until`` (rotation overlap); never later than it is."""
-        with self.store.lock:
-            self.store.db.execute("UPDATE device_keys SET valid_until=? WHERE kid=? AND"
-                                  " (valid_until IS NULL OR valid_until > ?)", (until, bytes(kid), until))
+        self.store.expire_key(kid, until)
         self.reload()
 
     def seal(self, kid: bytes, last_seq: int) -> bool:
         """Close a key's sequence window at ``last_seq``; never later than it is. Returns True if
         it changed."""
-        with self.store.lock:
-            n = self.store.db.execute(
-                "UPDATE device_keys SET revoked_after_seq=? WHERE kid=? AND"
-                " (revoked_after_seq IS NULL OR revoked_after_seq > ?)", (int(last_seq), bytes(kid), int(last_seq))
-            ).rowcount
-        if n:
+        changed = self.store.seal_key(kid, last_seq)
+        if changed:
             self.reload()
-        return bool(n)
+        return changed
 
     def record_chain_registration(self, kid: bytes, block_number: int, timestamp: int, first_seq: int) -> None:
         """Note the key's registration on the gateway's chain. A key first registered on chain
@@ -198,13 +172,7 @@ class Registry:
         accepts exactly what a verifier will; re-registering on a new chain (the embedded one,
         after a restart) keeps the gateway's start, so readings still in a device's outbox are
         not refused."""
-        with self.store.lock:
-            self.store.db.execute(
-                "UPDATE device_keys SET"
-                " valid_from = CASE WHEN chain_block IS NULL THEN ? ELSE valid_from END,"
-                " first_seq = CASE WHEN chain_block IS NULL THEN ? ELSE first_seq END,"
-                " chain_block=?, chain_time=? WHERE kid=?",
-                (timestamp, int(first_seq), int(block_number), int(timestamp), bytes(kid)))
+        self.store.record_chain_registration(kid, block_number, timestamp, first_seq)
         self.reload()
 
     def seals_due(self, kid: bytes, seq: int) -> list[tuple[bytes, int]]:
