@@ -63,14 +63,11 @@ def _device_revoke(args):
 
 def _device_list(args):
     _cfg, st = _open_gateway_store(args)
-    rows = st.db.execute(
-        "SELECT d.device, d.site, d.contig, d.max_seq, d.online, k.kid, k.alg, k.revoked_at"
-        " FROM devices d LEFT JOIN device_keys k ON k.device = d.device ORDER BY d.device").fetchall()
     print("%-20s %-12s %8s %8s %6s %-32s %5s %s" % ("device", "site", "contig", "max_seq", "online",
                                                    "kid", "alg", "revoked_at"))
-    for r in rows:
-        print("%-20s %-12s %8d %8d %6s %-32s %5s %s" % (r[0], r[1], r[2], r[3], bool(r[4]),
-                                                        (r[5] or b"").hex(), r[6], r[7] or "-"))
+    for r in st.device_listing():
+        print("%-20s %-12s %8d %8d %6s %-32s %5s %s" % (r.device, r.site, r.contig, r.max_seq, r.online,
+                                                        (r.kid or b"").hex(), r.alg, r.revoked_at or "-"))
     return 0
 
 
@@ -212,8 +209,8 @@ def _verify(args: argparse.Namespace) -> int:
     import json
 
     from edgeledger.gateway import verifier
+    from edgeledger.gateway.anchor.ledger import LedgerUnavailable
     from edgeledger.gateway.errors import LedgerError
-    from edgeledger.gateway.ledger import LedgerUnavailable
     from edgeledger.protocols.bundle import BundleError
 
     def refuse(code, check, reason):
@@ -265,9 +262,9 @@ def _deployment_export(args: argparse.Namespace) -> int:
 
 
 def _deployment_authorize(args: argparse.Namespace) -> int:
-    from edgeledger.gateway import keystore
+    from edgeledger.gateway.anchor import keystore
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
     from edgeledger.gateway.config import LedgerConfig
-    from edgeledger.gateway.ledger import JsonRpcLedger
 
     key = keystore.account_key(LedgerConfig(keystore_file=args.keystore, passphrase_file=args.passphrase_file,
                                             passphrase_env=args.passphrase_env, key_file=args.key_file))

@@ -75,11 +75,11 @@ def crl_status(cfg: dict, now=None) -> list[str]:
 
 
 def _ledger(args, cfg):
-    from edgeledger.gateway import provision
+    from edgeledger.gateway.anchor import ledger_for_operator
 
     if getattr(args, "no_ledger", False):
         return None, "--no-ledger: gateway registry only"
-    return provision.ledger_from_config(cfg)
+    return ledger_for_operator(cfg)
 
 
 # --------------------------------------------------------------------------- commands
@@ -192,14 +192,14 @@ def _device_rotate(args):
 
 
 def _device_sync_chain(args):
-    from edgeledger.gateway import provision
+    from edgeledger.gateway.anchor import keysync, ledger_for_operator
 
     cfg, st, reg = _open(args)
     try:
-        ledger, note = provision.ledger_from_config(cfg)
+        ledger, note = ledger_for_operator(cfg)
         if ledger is None:
             raise ConfigError("sync-chain needs a jsonrpc ledger in [ledger]: %s" % note)
-        r = provision.sync_chain(reg, ledger)
+        r = keysync.sync_chain(reg, ledger)
     finally:
         st.close()
     print("chain in step with the registry: %d key(s) registered, %d revocation(s) sent" % (r["registered"], r["revoked"]))
@@ -207,7 +207,7 @@ def _device_sync_chain(args):
 
 
 def _gateway_keygen(args):
-    from edgeledger.gateway import keystore
+    from edgeledger.gateway.anchor import keystore
 
     passphrase = keystore.read_passphrase(args.passphrase_file, args.passphrase_env)
     key = keystore.generate(args.out, passphrase)

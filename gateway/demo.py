@@ -45,6 +45,7 @@ import time
 
 # Only light imports here: `edgeledger --help` imports this module to list the command.
 # web3, py-evm, paho and amqtt are imported when the demo runs.
+from edgeledger.gateway.anchor.lifecycle import ANCHORED
 from edgeledger.gateway.config.schema import MAX_BATCH_SIZE
 from edgeledger.gateway.errors import ConfigError, GatewayError
 from edgeledger.protocols.errors import ProtocolError
@@ -105,7 +106,7 @@ class DemoOptions:
 # ---------------------------------------------------------------------------------- ledger
 
 def _open_embedded_ledger(site):
-    from edgeledger.gateway.ledger import EmbeddedLedger
+    from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
@@ -118,7 +119,7 @@ def _open_jsonrpc_ledger(url, funded_key, site):
     contract and funds a fresh gateway account, which it then authorizes for ``site``."""
     from eth_account import Account
 
-    from edgeledger.gateway.ledger import TRANSFER_GAS, JsonRpcLedger
+    from edgeledger.gateway.anchor.ledger import TRANSFER_GAS, JsonRpcLedger
 
     owner = JsonRpcLedger(url, key=funded_key)
     gw_key = "0x" + os.urandom(32).hex()
@@ -197,18 +198,9 @@ def _sample_seqs(readings, k):
 
 # ---------------------------------------------------------------------------------- counts
 
-def _anchored(store):
-    return store.db.execute("SELECT COALESCE(SUM(tree_size), 0) FROM batches WHERE state='anchored'").fetchone()[0]
-
-
 def _per_device(store, name, readings):
-    rows, distinct = store.db.execute(
-        "SELECT COUNT(*), COUNT(DISTINCT seq) FROM messages WHERE device=? AND seq BETWEEN 1 AND ?",
-        (name, readings)).fetchone()
-    anchored = store.db.execute(
-        "SELECT COUNT(*) FROM messages m JOIN batches b ON m.id BETWEEN b.first_id AND b.last_id"
-        " WHERE b.state='anchored' AND m.device=?", (name,)).fetchone()[0]
-    return rows, distinct, anchored
+    rows, distinct = store.seq_counts(name, readings)
+    return rows, distinct, store.device_messages_in_batches(name, ANCHORED)
 
 
 class _Rates:
@@ -241,7 +233,7 @@ class Demo:
         self.result = None
 
     def run(self, progress=None):
-        from edgeledger.gateway.anchoring import BatcherThread
+        from edgeledger.gateway.anchor.thread import BatcherThread
         from edgeledger.gateway.config import BatchConfig
         from edgeledger.gateway.demo_fleet import Device, Fleet, device_names
         from edgeledger.gateway.pipeline import Pipeline
@@ -326,7 +318,7 @@ class Demo:
             timed_out = False
             while True:
                 stored = monitor.count_messages()
-                anchored = _anchored(monitor)
+                anchored = monitor.messages_in_batches(ANCHORED)
                 sent = fleet.sent()
                 now = time.monotonic()
                 rates.add(now, (sent, stored, anchored))
@@ -362,7 +354,7 @@ class Demo:
                 r, n, a = _per_device(monitor, d.name, opts.readings)
                 rows, distinct, anchored = rows + r, distinct + n, anchored + a
                 per_device[d.name].update({"kind": d.kind, "alg": d.alg, "sent": d.sent, "stored": n, "anchored": a})
-            batches = monitor.db.execute("SELECT COUNT(*) FROM batches WHERE state='anchored'").fetchone()[0]
+            batches = monitor.batch_summary().by_state.get(ANCHORED, 0)
             result.update({
                 "sent": fleet_sent, "stored": distinct, "anchored": anchored,
                 "lost": expected - distinct, "duplicated": rows - distinct,
@@ -448,8 +440,7 @@ def _tidy_broker(url, client_id, site, devices):
     with its client id discards it, MQTT-3.1.2-6)."""
     import paho.mqtt.client as mqtt
 
-    from edgeledger.protocols import broker_url
-    from edgeledger.protocols import topics
+    from edgeledger.protocols import broker_url, topics
 
     _tls, host, port = broker_url.parse(url)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,

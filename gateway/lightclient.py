@@ -189,7 +189,7 @@ class _Rpc(object):
         self.timeout = timeout
 
     def __call__(self, method, params):
-        from edgeledger.gateway.ledger import LedgerUnavailable
+        from edgeledger.gateway.anchor.ledger import LedgerUnavailable
 
         if self.func is not None:
             return self.func(method, params)

@@ -1,9 +1,10 @@
 """Proof bundles for stored readings (``edgeledger proof``)."""
 from eth_utils import to_checksum_address
 
-from edgeledger.gateway.batcher import path_from_blob
+from edgeledger.gateway.anchor.lifecycle import ANCHORED
 from edgeledger.gateway.errors import GatewayError
-from edgeledger.protocols import cose
+from edgeledger.gateway.store import Store
+from edgeledger.protocols import cose, merkle
 from edgeledger.protocols.batch import BatchHeader
 from edgeledger.protocols.bundle import Bundle
 
@@ -12,36 +13,34 @@ class NotYetProvable(GatewayError):
     """The reading is not stored, not batched yet, or its batch is not anchored yet."""
 
 
-def bundle_for(store, device, seq, chain_id, contract, storage_proof=None):
+def bundle_for(store: Store, device: str, seq: int, chain_id: int, contract: str,
+               storage_proof: object = None) -> Bundle:
     """The Bundle of (device, seq). Raises NotYetProvable with the reason."""
-    row = store.message(device, seq)
-    if row is None:
+    stored = store.message(device, seq)
+    if stored is None:
         raise NotYetProvable("no stored message %s seq %d" % (device, seq))
-    msg_id, message = row[0], bytes(row[1])
-    b = store.db.execute(
-        "SELECT number, first_id, tree_size, root, prev_header_hash, first_time, last_time, tree, state,"
-        " tx_hash, block_number, block_hash FROM batches WHERE first_id <= ? AND last_id >= ?",
-        (msg_id, msg_id)).fetchone()
+    b = store.batch_of_message(stored.id)
     if b is None:
         raise NotYetProvable("%s seq %d is stored but not in a batch yet" % (device, seq))
-    number, first_id, size, root, prev, t0, t1, tree, state, tx_hash, block_number, block_hash = b
-    if state != "anchored":
-        raise NotYetProvable("%s seq %d is in batch %d, which is %s, not anchored yet" % (device, seq, number, state))
-    kid = cose.parse_sign1(message).kid
-    key = store.db.execute(
-        "SELECT k.alg, k.public_key, d.site, k.chain_block, k.chain_time, k.first_seq FROM device_keys k"
-        " JOIN devices d ON d.device = k.device WHERE k.kid=?", (kid,)).fetchone()
+    if b.state != ANCHORED:
+        raise NotYetProvable("%s seq %d is in batch %d, which is %s, not anchored yet" % (device, seq, b.number,
+                                                                                           b.state))
+    kid = cose.parse_sign1(stored.bytes).kid
+    key = store.key_binding(kid)
     if key is None:
         raise NotYetProvable("the key %s of %s seq %d is not in the registry" % (kid.hex(), device, seq))
-    if key[3] is None:
+    if key.chain_block is None:
         raise NotYetProvable("the key %s of %s is not registered on the chain yet (run `device sync-chain`)"
                              % (kid.hex(), device))
-    index = msg_id - first_id
-    gateway = store.db.execute("SELECT value FROM ledger_meta WHERE name='gateway'").fetchone()
-    header = BatchHeader(bytes.fromhex(to_checksum_address(gateway[0])[2:]), number, bytes(prev), bytes(root),
-                         size, t0, t1)
+    index = stored.id - b.first_id
+    tree = store.batch_tree(b.number)
+    assert tree is not None and b.tx_hash is not None and b.block_hash is not None  # an anchored batch has them
+    gateway = store.ledger_meta()["gateway"]
+    header = BatchHeader(bytes.fromhex(to_checksum_address(gateway)[2:]), b.number, b.prev_header_hash, b.root,
+                         b.tree_size, b.first_time, b.last_time)
     gaps = [(g.after_seq, g.resume_seq, g.kind, g.reason, None if g.accepted_at is None else int(g.accepted_at))
             for g in store.chain_gaps(device) if g.resume_seq <= seq]
-    return Bundle(message, index, path_from_blob(bytes(tree), size, index), header, chain_id,
-                  bytes.fromhex(to_checksum_address(contract)[2:]), bytes(tx_hash), block_number,
-                  bytes(block_hash), key[0], bytes(key[1]), key[2], key[3], key[4], key[5], storage_proof, gaps)
+    return Bundle(stored.bytes, index, merkle.path_from_levels(tree, index), header, chain_id,
+                  bytes.fromhex(to_checksum_address(contract)[2:]), b.tx_hash, b.block_number, b.block_hash,
+                  key.alg, key.public_key, key.site, key.chain_block, key.chain_time, key.first_seq, storage_proof,
+                  gaps)

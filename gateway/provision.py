@@ -41,7 +41,7 @@ from edgeledger.agent import signer as signers
 from edgeledger.gateway import broker_config
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.errors import GatewayError, RegistryError
-from edgeledger.gateway.ledger import OPEN_SEQ
+from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.pki import pem_to_der, write_private, write_public
 from edgeledger.protocols import topics
 
@@ -68,89 +68,6 @@ class Bundle:
         return "<Bundle %s on %s kid %s in %s>" % (self.device, self.site, self.kid.hex(), self.dir)
 
 
-# --------------------------------------------------------------------------- the chain
-
-def _chain_register(ledger: Any, site: str, device: str, alg: int, public_key: bytes, kid: bytes,
-                    first_seq: int) -> tuple[dict, bool]:
-    """registerKey for (site, kid), idempotent: a registration already on chain for the same
-    device and key is adopted. Returns (the chain's registration dict, whether a transaction was
-    sent); see ``Ledger.registration``."""
-    sent = False
-    reg = ledger.registration(site, kid)
-    if reg is None:
-        ledger.register_key(site, device, alg, public_key, first_seq)
-        reg = ledger.registration(site, kid)
-        sent = True
-    if reg is None or reg["device_id"] != device or reg["public_key"] != bytes(public_key):
-        raise ProvisionError("kid %s is on chain for site %r under %r with another key" % (
-            bytes(kid).hex(), site, reg and reg["device_id"]))
-    return reg, sent
-
-
-def _chain_end(ledger: Any, site: str, key: Any) -> bool:
-    """Carry a key's end (time and last seq) to the chain, idempotent: the contract keeps the
-    earlier of what it has and what is sent. Returns True if a transaction was sent."""
-    end_at, last_seq = key.end_at, key.revoked_after_seq
-    if end_at is None and last_seq is None:
-        return False
-    entry = ledger.key_entry(site, key.kid)
-    if entry is None:
-        raise ProvisionError("kid %s is not on chain for site %r: run sync_chain (or provision) first"
-                             % (key.kid.hex(), site))
-    end = math.ceil(end_at) if end_at is not None else None
-    if end is None:  # a sealed last seq without an end time cannot happen in the registry
-        return False
-    time_done = entry["end_time"] is not None and entry["end_time"] <= end
-    seq_done = last_seq is None or (entry["last_seq"] is not None and entry["last_seq"] <= last_seq)
-    if time_done and seq_done:
-        return False
-    seq = last_seq if last_seq is not None else OPEN_SEQ
-    if key.revoked_at is not None:
-        ledger.revoke_key(site, key.kid, end, seq)
-    else:
-        ledger.rotate_key(site, key.kid, end, seq)
-    return True
-
-
-def sync_chain(registry: Any, ledger: Any, now: float | None = None, known: set | None = None) -> dict:
-    """Push every key of the gateway registry, with its window's end, to the chain.
-
-    Seals rotations whose overlap has ended first (``Registry.seal_expired``). Idempotent; the
-    gateway runs it at start on the embedded chain (new on every start) and an operator after
-    a provisioning step whose chain half failed (``device sync-chain``). ``known``, a set of
-    kids, skips those keys and gains the ones pushed (the gateway's periodic step on its own
-    embedded chain). Returns {"registered": n, "ended": m}.
-    """
-    registry.seal_expired(now)
-    registered = ended = 0
-    keys = [k for k in registry.keys() if known is None or k.kid not in known]
-    for k in keys:
-        reg, sent = _chain_register(ledger, registry.site_of(k.device), k.device, k.alg, k.public_key, k.kid,
-                                    k.first_seq)
-        registry.record_chain_registration(k.kid, reg["block_number"], reg["timestamp"], reg["first_seq"])
-        registered += sent
-    for k in keys:  # re-read: the registration moved the window's start
-        ended += _chain_end(ledger, registry.site_of(k.device), registry.key(k.kid))
-        if known is not None:
-            known.add(k.kid)
-    return {"registered": registered, "ended": ended}
-
-
-def push_key_ends(registry: Any, ledger: Any, pushed: dict, now: float | None = None) -> int:
-    """The gateway's periodic step: seal rotations whose overlap has ended, then carry every key
-    end that changed since the last call to the chain. ``pushed`` ({kid: (end, last seq)}) is
-    the caller's memory of what it sent. Returns the number of transactions sent."""
-    registry.seal_expired(now)
-    sent = 0
-    for k in registry.keys():
-        state = (k.end_at, k.revoked_after_seq)
-        if state == (None, None) or pushed.get(k.kid) == state or k.chain_block is None:
-            continue  # nothing to end, already sent, or not on this chain (``sync_chain`` first)
-        sent += _chain_end(ledger, registry.site_of(k.device), k)
-        pushed[k.kid] = state
-    return sent
-
-
 # --------------------------------------------------------------------------- provision
 
 def _enroll(registry: Any, ledger: Any, device: str, site: str, alg: int, public: bytes, now: float) -> bytes:
@@ -162,7 +79,7 @@ def _enroll(registry: Any, ledger: Any, device: str, site: str, alg: int, public
     if ledger is None:
         registry.register(device, site, alg, public, kid, valid_from=math.floor(now), first_seq=first_seq)
         return kid
-    reg, _sent = _chain_register(ledger, site, device, alg, public, kid, first_seq)
+    reg, _sent = keysync.register_on_chain(ledger, site, device, alg, public, kid, first_seq)
     registry.register(device, site, alg, public, kid, valid_from=reg["timestamp"], first_seq=reg["first_seq"],
                       chain_block=reg["block_number"], chain_time=reg["timestamp"])
     return kid
@@ -319,7 +236,7 @@ def revoke(registry, device, at=None, kid=None, ledger=None, broker=None, now=No
     chain = 0
     if ledger is not None:
         for k in keys:
-            chain += _chain_end(ledger, registry.site_of(device), k)
+            chain += keysync.end_on_chain(ledger, registry.site_of(device), k)
     cut = False
     if broker is not None and kid is None:
         if broker.auth == "mtls":
@@ -353,7 +270,7 @@ def rotate(registry, device, overlap_s, out_dir=None, alg=None, public_key=None,
     for k in current:
         registry.expire(k.kid, until)
         if ledger is not None:
-            _chain_end(ledger, site, registry.key(k.kid))
+            keysync.end_on_chain(ledger, site, registry.key(k.kid))
     if out_dir is not None and private is not None:
         write_private(os.path.join(out_dir, device + ".key"),
                       signers.key_file_content(device, row.name, private).encode())
@@ -366,33 +283,3 @@ def rotate(registry, device, overlap_s, out_dir=None, alg=None, public_key=None,
             (write_private if mode == 0o600 else write_public)(
                 cfg_path, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
     return kid, until
-
-
-# --------------------------------------------------------------------------- configuration
-
-def ledger_from_config(cfg):
-    """(ledger or None, note) for the operator CLI, from a resolved gateway.toml.
-
-    Only a ``jsonrpc`` ledger is reachable from another process; the ``embedded`` chain
-    lives inside the gateway process (the gateway pushes the registry to it with
-    ``sync_chain``). Raises ConfigError/KeystoreError/LedgerError.
-    """
-    from edgeledger.gateway import keystore
-    from edgeledger.gateway.errors import ConfigError
-
-    lc = cfg.ledger
-    if lc.backend == "none":
-        return None, "no ledger configured: gateway registry only"
-    if lc.backend == "embedded":
-        return None, ("ledger backend embedded lives in the gateway process: the gateway registers "
-                      "the key on its chain (sync_chain)")
-    if not lc.url or not lc.contract:
-        raise ConfigError("[ledger] backend jsonrpc: expected url and contract")
-    secret = keystore.account_key(lc)
-    if secret is None:
-        raise ConfigError("[ledger] backend jsonrpc: expected keystore_file (or key_file) for the gateway account")
-    from edgeledger.gateway.ledger import JsonRpcLedger
-
-    ledger = JsonRpcLedger(lc.url, key=secret)
-    ledger.attach(lc.contract)
-    return ledger, "ledger %s contract %s" % (lc.url, ledger.address)

@@ -17,7 +17,7 @@ process changes (other systems, and a parent that died before the prctl). A kill
 gateway therefore leaves no worker behind to fight a new one over its MQTT client id.
 
 The gateway starts and ingests while the ledger's node is unreachable: anchoring
-starts when the node answers (anchoring.py).
+starts when the node answers (anchor/thread.py).
 """
 import ctypes
 import ctypes.util
@@ -30,9 +30,10 @@ import threading
 import time
 import zlib
 
-from edgeledger.gateway import anchoring, config, keystore, ratelimit
+from edgeledger.gateway import config, ratelimit
+from edgeledger.gateway.anchor import BatcherThread, keystore, open_ledger
+from edgeledger.gateway.anchor.ledger import LedgerUnavailable
 from edgeledger.gateway.errors import StoreError
-from edgeledger.gateway.ledger import LedgerUnavailable
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.service import IngestService
@@ -201,12 +202,11 @@ def _start_anchoring(cfg, store):
         return None, None
     own = cfg.sites if lc.backend == "embedded" else None
     try:
-        ledger = anchoring.open_ledger(cfg, store)
+        ledger = open_ledger(cfg, store)
     except LedgerUnavailable:
         ledger = None  # the batcher thread says so once and opens it when the node answers
-    batcher = anchoring.BatcherThread(cfg.store, ledger, cfg.batch, lc.confirmations, cfg.sqlite_synchronous,
-                                      finality=lc.finality_blocks,
-                                      opener=lambda st: anchoring.open_ledger(cfg, st), own_sites=own)
+    batcher = BatcherThread(cfg.store, ledger, cfg.batch, lc.confirmations, cfg.sqlite_synchronous,
+                            finality=lc.finality_blocks, opener=lambda st: open_ledger(cfg, st), own_sites=own)
     batcher.start()
     return ledger, batcher
 

@@ -42,7 +42,7 @@ from edgeledger.gateway import lightclient
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.config import schema
 from edgeledger.gateway.errors import GatewayError
-from edgeledger.gateway.ledger import load_artifact
+from edgeledger.gateway.anchor.ledger import load_artifact
 from edgeledger.protocols import chain, keywindow, reading
 from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError

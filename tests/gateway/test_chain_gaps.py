@@ -5,14 +5,14 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, proofs, provision, status, verifier
-from edgeledger.gateway.registry import gaps
-from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway import errors, proofs, status, verifier
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import RegistryError
-from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
-from edgeledger.gateway.registry import Registry
+from edgeledger.gateway.registry import Registry, gaps
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import chain, cose, reading
 from edgeledger.protocols.bundle import Bundle
@@ -132,7 +132,7 @@ def test_bundles_after_a_gap_carry_it_and_verify_says_so(st):
     dev = FakeDevice("d5")
     led.authorize_gateway(dev.site, led.account)
     dev.register(pipe.registry)
-    provision.sync_chain(pipe.registry, led)  # the key on chain, with the registry's window
+    keysync.sync_chain(pipe.registry, led)  # the key on chain, with the registry's window
     for _ in range(2):
         pipe.process(dev.topic, dev.next())
     pipe.process(dev.topic, restart_message(dev, 9, why="head lost"))

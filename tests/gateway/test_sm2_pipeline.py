@@ -135,7 +135,7 @@ def test_an_sm2_bundle_passes_the_offline_checks_and_no_altered_byte_does():
     from edgeledger.gateway.registry import signatures
     from edgeledger.protocols import chain, merkle
     from edgeledger.protocols.batch import BatchHeader
-    from edgeledger.protocols.bundle import BundleError, Bundle, check_offline
+    from edgeledger.protocols.bundle import Bundle, BundleError, check_offline
     from tests.protocols import wire_vectors
 
     v = wire_vectors.load()

@@ -6,10 +6,11 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgeledger.gateway import anchoring, service as service_mod
-from edgeledger.gateway.anchoring import BatcherThread
+from edgeledger.gateway import service as service_mod
+from edgeledger.gateway.anchor import thread as anchoring
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.anchor.thread import BatcherThread
 from edgeledger.gateway.config import BatchConfig
-from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.service import IngestService

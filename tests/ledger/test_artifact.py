@@ -3,7 +3,7 @@ import importlib.util
 import json
 import os
 
-from edgeledger.gateway import ledger
+from edgeledger.gateway.anchor import ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -11,7 +11,7 @@ import pytest
 
 from edgeledger.agent.signer import load_key_file
 from edgeledger.gateway import enroll
-from edgeledger.gateway.ledger import EmbeddedLedger
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from tests.support.mpy import micropython_binary

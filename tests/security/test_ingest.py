@@ -11,8 +11,8 @@ import pytest
 
 from edgeledger.agent.signer import load_key_file
 from edgeledger.gateway import proofs, provision, verifier
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.ledger import EmbeddedLedger
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.service import IngestService

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edgeledger.gateway import keystore
+from edgeledger.gateway.anchor import keystore
 from edgeledger.gateway.config import LedgerConfig
 
 pytestmark = pytest.mark.security

@@ -17,9 +17,10 @@ import pytest
 
 from edgeledger.agent.signer import generate, load_key_file
 from edgeledger.gateway import cli, deployment, errors, proofs, provision, verifier
-from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.config import BatchConfig
-from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
@@ -119,7 +120,7 @@ class GatewaySite:
         """A device in this registry, its key registered on chain by this gateway."""
         d = FakeDevice(name, site, signer=signer)
         d.register(self.registry)
-        provision.sync_chain(self.registry, self.gw)
+        keysync.sync_chain(self.registry, self.gw)
         return d
 
     def accept(self, d, msg):
@@ -224,7 +225,7 @@ def test_second_key_with_backdated_readings_is_refused(world, site_of):
     assert site.accept(d, d.next()) == "stored"
     second = generate("EdDSA", "meter-01")
     site.registry.register("meter-01", SITE_A, second.alg, second.public_key, second.kid, first_seq=1)
-    provision.sync_chain(site.registry, world.gw_a)  # the chain records its own time for it
+    keysync.sync_chain(site.registry, world.gw_a)  # the chain records its own time for it
     t_reg = world.gw_a.registration(SITE_A, second.kid)["timestamp"]
     assert site.registry.key(second.kid).valid_from == t_reg
     d.signer = second
@@ -250,7 +251,7 @@ def test_rotated_out_key_signing_older_claimed_readings_is_refused(world, site_o
     d.signer = load_key_file(str(tmp_path / "meter-01.key"))
     assert d.signer.kid == new_kid and site.registry.key(new_kid).first_seq == 3
     assert site.accept(d, d.next()) == "stored"  # seq 3 under the new key: the device switched
-    assert provision.push_key_ends(site.registry, world.gw_a, {}) == 1
+    assert keysync.push_key_ends(site.registry, world.gw_a, {}) == 1
     assert world.gw_a.key_entry(SITE_A, old.kid)["last_seq"] == 2
     d.signer = old
     thief = d.make(d.seq + 1, d.prev, t=time.time() - 60)  # inside the old window, a new seq
@@ -299,7 +300,7 @@ def test_kid_squatting_neither_blocks_nor_hijacks_a_sites_key(world, site_of):
     world.gw_b.revoke_key(SITE_B, d.signer.kid, 1, 0)
     site = site_of(world, world.gw_a)
     d.register(site.registry)
-    provision.sync_chain(site.registry, world.gw_a)  # not blocked: KeyExists is per site
+    keysync.sync_chain(site.registry, world.gw_a)  # not blocked: KeyExists is per site
     assert world.gw_a.key_entry(SITE_A, d.signer.kid)["end_time"] is None  # nor revoked by B's entry
     assert world.gw_b.key_entry(SITE_B, d.signer.kid)["revoked"] is True
     assert site.accept(d, d.next()) == "stored"
@@ -574,7 +575,7 @@ def test_gateway_on_its_own_chain_authorizes_itself_and_registers_keys_as_they_a
     """The embedded chain is new at every start: the batcher thread authorizes the gateway for
     the sites of its devices and registers their keys as they appear, so anchoring works and a
     bundle verifies against it."""
-    from edgeledger.gateway.anchoring import BatcherThread
+    from edgeledger.gateway.anchor.thread import BatcherThread
 
     path = str(tmp_path / "gw.db")
     st = Store(path)
@@ -609,7 +610,7 @@ def test_embedded_chain_clock_is_kept_near_the_wall_clock(tmp_path, monkeypatch)
     embedded chain's clock ahead by seconds every second, until a key registered on it opened
     its window in the future and refused current readings (W3). The batcher stops mining for
     confirmations while the chain is more than EMBEDDED_CLOCK_LEAD_S ahead."""
-    from edgeledger.gateway import anchoring
+    from edgeledger.gateway.anchor import thread as anchoring
 
     monkeypatch.setattr(anchoring, "EMBEDDED_CLOCK_LEAD_S", 2.0)
     path = str(tmp_path / "gw.db")

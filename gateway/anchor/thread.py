@@ -1,42 +1,25 @@
-"""Open the configured ledger and run the batcher beside the ingest service.
+"""The batcher thread beside the ingest service: ``BatcherThread`` runs ``Batcher.step`` on its
+own store connection until stopped, supervised.
 
-``[ledger]`` in gateway.toml::
-
-    backend = "embedded"        # py-evm in this process: demos and trials; the chain lives
-                                # in memory and is re-created (and re-anchored) on restart
-    backend = "jsonrpc"         # any Ethereum JSON-RPC endpoint
-    url = "http://127.0.0.1:8545"
-    contract = "0x..."          # the deployed EdgeLedgerAnchor (or deploy = true once)
-    keystore_file = "gateway.keystore.json"   # encrypted (edgeledger gateway keygen)
-    passphrase_file = "gateway.passphrase"    # or passphrase_env = "VAR"; mode 0600
-    key_file = "gateway.ethkey" # alternatively a plain hex key, mode 0600 (test chains)
-    confirmations = 2           # blocks before a batch counts as anchored (proofs served)
-    finality = 64               # blocks before it is final; until then it is re-checked and
-                                # anchored again if a reorg removed it (default: 64, two
-                                # Ethereum epochs; a BFT chain (QBFT, IBFT) is final at once:
-                                # set it to the confirmations)
-
-The gateway starts and ingests while the node is unreachable: the batcher thread opens
-the ledger when the node answers (and says once that it waits), then anchors the backlog
-in order. A node that mines only when a transaction arrives (anvil without
-``--block-time``) would never confirm the last batch: the batcher then mines an empty
-block (``evm_mine``) while a batch waits for confirmations, as it does on the embedded
-chain.
-
-``BatcherThread`` supervises the batcher: a store that cannot be written (full disk) is
-said once and tried again; a ledger error is logged when it changes, not at every step;
-an unexpected exception is logged with its traceback, counted (``batcher_restarts``,
-shown by ``gateway status``) and the batcher starts again after a growing delay.
+The gateway starts and ingests while the node is unreachable: the thread opens the ledger
+when the node answers (``opener``, and says once that it waits), then anchors the backlog in
+order. A store that cannot be written (full disk) is said once and tried again; a ledger
+error is logged when it changes, not at every step; an unexpected exception is logged with
+its traceback, counted (``batcher_restarts``, shown by ``gateway status``) and the batcher
+starts again after a growing delay. On its own (embedded) chain the thread authorizes the
+gateway and registers the registry's keys; on every chain it carries key ends to it
+(keysync.py).
 """
 import logging
 import threading
 import time
 
-from edgeledger.gateway import keystore, provision
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.config import BatchConfig, GatewayConfig
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.connect import owned_sites
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger, LedgerError, LedgerUnavailable
+from edgeledger.gateway.config import BatchConfig
 from edgeledger.gateway.errors import ConfigError, GatewayError, StoreError
-from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, LedgerError, LedgerUnavailable
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import DEFAULT_SYNCHRONOUS, Store
 
@@ -54,7 +37,7 @@ ERROR_REPEAT_S = 300.0
 # per death in a row up to MAX_RESTART_DELAY_S.
 RESTART_DELAY_S = 1.0
 MAX_RESTART_DELAY_S = 60.0
-# How often the batcher thread carries key ends to the chain (provision.push_key_ends): a
+# How often the batcher thread carries key ends to the chain (keysync.push_key_ends): a
 # revocation or rotation already stops ingest at once in the registry; the chain copy is for
 # verifiers, for whom seconds do not matter. It costs one eth_call per changed key.
 KEY_PUSH_INTERVAL_S = 5.0
@@ -65,65 +48,6 @@ KEY_PUSH_INTERVAL_S = 5.0
 # key window's clock slack (protocols/keywindow.py CLOCK_SLACK_S, 300 s); a minute is more than
 # the demo's start-up transactions (deploy, authorize, one registration per device) put it ahead.
 EMBEDDED_CLOCK_LEAD_S = 60.0
-
-
-def open_ledger(cfg: GatewayConfig, store):
-    """The configured ledger with the contract attached, or None for ``backend = "none"``."""
-    lc = cfg.ledger
-    if lc.backend == "none":
-        return None
-    if lc.backend == "embedded":
-        ledger = EmbeddedLedger()
-        ledger.deploy(owner_key=ledger.key)
-        _adopt(store, ledger, fresh_chain=True)
-        # The in-memory chain is new on every start: the batcher thread authorizes the gateway
-        # for its sites and registers the registry's keys on it (BatcherThread, ``own_sites``).
-        return ledger
-    key = keystore.account_key(lc)
-    if lc.url is None or key is None:
-        raise ConfigError("[ledger] backend jsonrpc needs url and keystore_file (or key_file)")
-    ledger = JsonRpcLedger(lc.url, key=key)
-    if lc.contract:
-        ledger.attach(lc.contract)
-    elif lc.deploy:
-        ledger.deploy(owner_key=ledger.key)
-        for site in owned_sites(cfg.sites, Registry(store)):
-            ledger.authorize_gateway(site, ledger.account)
-        log.warning("deployed EdgeLedgerAnchor at %s: put contract = %r into [ledger]", ledger.address, ledger.address)
-    else:
-        raise ConfigError("[ledger] needs contract = \"0x...\" (or deploy = true)")
-    _adopt(store, ledger, fresh_chain=False)
-    if ledger.mines_only_on_transactions():
-        ledger.mines_on_demand = True
-        log.warning("the node at %s mines a block only when a transaction arrives (anvil without --block-time): "
-                    "the gateway mines an empty block while a batch waits for its confirmations", lc.url)
-    return ledger
-
-
-def owned_sites(sites: list[str], registry: Registry) -> list[str]:
-    """The sites a gateway that deploys its own contract authorizes itself for: those named in
-    ``sites`` (gateway.toml), or with ``"+"`` the sites of the devices in its registry."""
-    named = [s for s in sites if s != "+"]
-    if "+" in sites:
-        named += [registry.site_of(d) for d in registry.devices()]
-    return sorted(set(named))
-
-
-def _adopt(store, ledger, fresh_chain):
-    meta = store.ledger_meta()
-    new = {"backend": ledger.name, "chain_id": ledger.chain_id, "contract": ledger.address,
-           "gateway": ledger.account}
-    if meta.get("contract") and (meta.get("contract") != ledger.address or meta.get("gateway") != ledger.account):
-        anchored = store.db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
-        if anchored and not fresh_chain:
-            raise ConfigError("this store's batches belong to contract %s / gateway %s, not %s / %s"
-                              % (meta.get("contract"), meta.get("gateway"), ledger.address, ledger.account))
-        if anchored:
-            # The embedded chain lives in memory: anchor every batch again on the new one.
-            log.warning("embedded ledger re-created: re-anchoring %d batches", anchored)
-            with store.lock:
-                store.db.execute("DELETE FROM batches")
-    store.set_ledger_meta(new)
 
 
 class _Repeats:
@@ -161,7 +85,7 @@ class BatcherThread:
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
         # Memories of what was sent to the chain: one entry per registry key or site at most.
-        self._pushed = {}  # provision.push_key_ends' memory of the key ends it sent
+        self._pushed = {}  # keysync.push_key_ends' memory of the key ends it sent
         self._next_key_push = 0.0
         self._own_sites = own_sites
         self._authorized = set()  # sites this gateway authorized itself for on its own chain
@@ -302,7 +226,7 @@ class BatcherThread:
         self._next_key_push = now + KEY_PUSH_INTERVAL_S
         try:
             self.registry.reload_if_changed()
-            sent = provision.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
+            sent = keysync.push_key_ends(self.registry, self.batcher.ledger, self._pushed)
         except StoreError:
             raise
         except GatewayError as e:  # the ledger is away, or refused: the next round tries again
@@ -324,7 +248,7 @@ class BatcherThread:
                 ledger.authorize_gateway(site, ledger.account)
                 self._authorized.add(site)
         if any(k.kid not in self._registered for k in self.registry.keys()):
-            provision.sync_chain(self.registry, ledger, known=self._registered)
+            keysync.sync_chain(self.registry, ledger, known=self._registered)
 
     def start(self):
         self._thread.start()
