@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: `edgeledger --help` stays fast
-    from edgeledger.gateway.verifier import TrustRoot
+    from edgeledger.gateway.proofs.verifier import TrustRoot
 
 
 def _device_keygen(args):
@@ -143,7 +143,7 @@ which check failed), 2 usage error (missing or contradicting trust roots, unread
 
 
 def _trust(args: argparse.Namespace) -> "TrustRoot | None":
-    from edgeledger.gateway.verifier import TrustError, TrustRoot
+    from edgeledger.gateway.proofs.verifier import TrustError, TrustRoot
 
     pinned = args.chain_id is not None or args.contract is not None
     if args.deployment and pinned:
@@ -208,9 +208,9 @@ def _print_report(name: str, r: dict) -> None:
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from edgeledger.gateway import verifier
     from edgeledger.gateway.anchor.ledger import LedgerUnavailable
     from edgeledger.gateway.errors import LedgerError
+    from edgeledger.gateway.proofs import verifier
     from edgeledger.protocols.bundle import BundleError
 
     def refuse(code, check, reason):
@@ -249,7 +249,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _deployment_export(args: argparse.Namespace) -> int:
     import hashlib
 
-    from edgeledger.gateway import deployment
+    from edgeledger.gateway.proofs import deployment
 
     d = deployment.export(args.rpc, args.contract, block="latest" if args.block is None else args.block)
     data = deployment.dumps(d)

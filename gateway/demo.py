@@ -390,7 +390,8 @@ class Demo:
 
     def _check(self, store, ledger, devices, out_root):
         """Write and verify the bundles of sampled readings; try one tampered copy."""
-        from edgeledger.gateway import proofs, verifier
+        from edgeledger.gateway import proofs
+        from edgeledger.gateway.proofs import verifier
 
         meta = store.ledger_meta()
         chain_id, contract = int(meta["chain_id"]), meta["contract"]

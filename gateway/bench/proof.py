@@ -49,7 +49,7 @@ def _bundle(size, message, index):
 
 
 def bundle_figures(sizes, repeat, log):
-    from edgeledger.gateway import verifier
+    from edgeledger.gateway.proofs import verifier
     from edgeledger.gateway.bench import loadgen
     from edgeledger.protocols.bundle import Bundle
     from edgeledger.protocols.cose import EDDSA
@@ -112,7 +112,8 @@ def chain_figures(node, repeat, log=print):
     ``repeat`` runs against this anvil."""
     import tempfile
 
-    from edgeledger.gateway import proofs, verifier
+    from edgeledger.gateway import proofs
+    from edgeledger.gateway.proofs import verifier
     from edgeledger.gateway.anchor import keysync
     from edgeledger.gateway.anchor.batcher import Batcher
     from edgeledger.gateway.bench import loadgen

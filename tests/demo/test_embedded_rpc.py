@@ -7,9 +7,9 @@ import rlp
 from eth_utils import keccak, to_canonical_address
 from trie import HexaryTrie
 
-from edgeledger.gateway import lightclient
 from edgeledger.gateway.anchor.embedded_rpc import EmbeddedRpc, EmbeddedRpcError
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.proofs import lightclient
 from edgeledger.protocols.batch import BatchHeader
 
 

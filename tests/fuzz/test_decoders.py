@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeledger.gateway import verifier
+from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.pipeline import decode_strict
 from edgeledger.protocols import batch, bundle, cbor, chain, cose, dsmr, iec62056, modbus, obis, reading, session, topics

@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, proofs, verifier
+from edgeledger.gateway import errors, proofs
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import chain, cose, reading

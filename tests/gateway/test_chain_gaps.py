@@ -5,13 +5,14 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, proofs, status, verifier
+from edgeledger.gateway import errors, proofs, status
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry, gaps
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import chain, cose, reading

@@ -3,7 +3,7 @@ import hashlib
 
 import pytest
 
-from edgeledger.gateway.lightclient import (
+from edgeledger.gateway.proofs.lightclient import (
     NotAnchored,
     ProofMismatch,
     TooFewConfirmations,

@@ -16,12 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from edgeledger.agent.signer import generate, load_key_file
-from edgeledger.gateway import cli, deployment, errors, proofs, provision, verifier
+from edgeledger.gateway import cli, errors, proofs, provision
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.config import BatchConfig
 from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.proofs import deployment, verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, cose, reading, reading_encode

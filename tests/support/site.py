@@ -64,7 +64,7 @@ class Site:
 
     def trust(self, ledger):
         """The verifier's trust root for this site's chain: its chain id and contract."""
-        from edgeledger.gateway.verifier import TrustRoot
+        from edgeledger.gateway.proofs.verifier import TrustRoot
 
         return TrustRoot(ledger.chain_id, ledger.address)
 

@@ -11,7 +11,13 @@ Two backends, one interface (``Ledger``):
 ``contract.py`` the contract's calls on top of it; ``artifact.py`` the committed compiler
 output and revert decoding; ``errors.py`` the errors every library error becomes.
 """
-from edgeledger.gateway.anchor.ledger.artifact import ARTIFACT_PATH, CONTRACT_VERSION, decode_revert, load_artifact
+from edgeledger.gateway.anchor.ledger.artifact import (
+    ARTIFACT_PATH,
+    CONTRACT_VERSION,
+    decode_revert,
+    known_code_hashes,
+    load_artifact,
+)
 from edgeledger.gateway.anchor.ledger.contract import (
     ANCHOR_GAS,
     AUTHORIZE_GAS,
@@ -44,5 +50,5 @@ __all__ = [
     "KEY_FLAG_LAST_SEQ", "KEY_FLAG_REVOKED", "KEY_FLAG_ROTATED", "OPEN_SEQ", "REGISTER_KEY_GAS", "TRANSFER_GAS",
     "AnchorRejected", "ArtifactError", "ContractReverted", "EmbeddedLedger", "JsonRpcLedger", "KeyRejected", "Ledger",
     "LedgerError", "LedgerUnavailable", "NonceConflict", "PreparedTx", "ReceiptTimeout", "TransactionFailed",
-    "Transport", "decode_revert", "intrinsic_gas", "load_artifact",
+    "Transport", "decode_revert", "intrinsic_gas", "known_code_hashes", "load_artifact",
 ]

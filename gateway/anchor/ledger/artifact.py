@@ -105,3 +105,15 @@ def revert_data(exc):
         return b""
     return None
 
+
+_KNOWN_CODE: dict[bytes, int] | None = None
+
+
+def known_code_hashes() -> dict[bytes, int]:
+    """{keccak256(runtime code): contract version} of the EdgeLedgerAnchor builds this release
+    verifies against. ``owner`` is in storage, so every deployment of a build has its hash."""
+    global _KNOWN_CODE
+    if _KNOWN_CODE is None:
+        art = load_artifact()
+        _KNOWN_CODE = {keccak(bytes.fromhex(art["deployedBytecode"][2:])): CONTRACT_VERSION}
+    return _KNOWN_CODE

@@ -5,7 +5,7 @@ bundle's key is the one its kid names, the signature verifies, the audit path le
 header's root, the record times are finite and inside the header's time range.
 
 On chain the verifier believes only its own trust roots — a chain id and contract address, or a
-deployment file it pins by SHA-256 (gateway/deployment.py) — and what it proves against a block's
+deployment file it pins by SHA-256 (proofs/deployment.py) — and what it proves against a block's
 state root (gateway/lightclient.py). Nothing a bundle says about itself decides: its chain id,
 contract, site and gateway are compared with the trust roots; its key registration is checked
 against the commitment proven in storage. With one ``eth_getProof`` at the latest block (or the
@@ -36,13 +36,14 @@ import hashlib
 import math
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
-from edgeledger.gateway import lightclient
-from edgeledger.gateway.registry import signatures
+from edgeledger.gateway.anchor.ledger import known_code_hashes
 from edgeledger.gateway.config import schema
 from edgeledger.gateway.errors import GatewayError
-from edgeledger.gateway.anchor.ledger import load_artifact
+from edgeledger.gateway.proofs import deployment as deployment_file
+from edgeledger.gateway.proofs import lightclient
+from edgeledger.gateway.registry import signatures
 from edgeledger.protocols import chain, keywindow, reading
 from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError
@@ -98,7 +99,7 @@ def _restart_reason(body):
 
 class TrustRoot:
     """What the verifier trusts: a chain id and contract, and optionally a pinned deployment
-    file (gateway/deployment.py) naming the sites and their gateways."""
+    file (proofs/deployment.py) naming the sites and their gateways."""
 
     def __init__(self, chain_id: int, contract: str, deployment: dict | None = None,
                  deployment_sha256: str | None = None) -> None:
@@ -114,11 +115,9 @@ class TrustRoot:
 
     @classmethod
     def from_deployment(cls, path: str, sha256_hex: str | None) -> "TrustRoot":
-        from edgeledger.gateway import deployment
-
         try:
-            d, digest = deployment.load(path, sha256_hex)
-        except deployment.DeploymentError as e:
+            d, digest = deployment_file.load(path, sha256_hex)
+        except deployment_file.DeploymentError as e:
             raise TrustError(str(e))
         return cls(d["chain_id"], d["contract"], d, digest)
 
@@ -130,19 +129,6 @@ class TrustRoot:
         else:
             out["source"] = "chain id and contract given"
         return out
-
-
-_KNOWN_CODE = None
-
-
-def known_code_hashes() -> dict[bytes, int]:
-    """{keccak256(runtime code): contract version} of the EdgeLedgerAnchor builds this release
-    verifies against. ``owner`` is in storage, so every deployment of a build has its hash."""
-    global _KNOWN_CODE
-    if _KNOWN_CODE is None:
-        art = load_artifact()
-        _KNOWN_CODE = {keccak(bytes.fromhex(art["deployedBytecode"][2:])): 2}
-    return _KNOWN_CODE
 
 
 def _values(body: reading.Payload) -> list[dict] | None:

@@ -6,7 +6,7 @@ it. The file says which chain and contract hold the anchors, which contract vers
 and which gateways each site has authorized; a bundle whose chain, contract, site or gateway is
 not in it is refused, whatever the bundle says about itself.
 
-Everything in it is read by proof against the state root of block N (gateway/lightclient.py):
+Everything in it is read by proof against the state root of block N (proofs/lightclient.py):
 the contract's code hash (its version), ``owner`` and ``deployedBlock`` (slot 0), and each
 site's gateway authorization window. The list of (site, gateway) pairs comes from the
 contract's GatewayAuthorized events, and each pair's window is then proven in storage, so a
@@ -36,8 +36,9 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
-from edgeledger.gateway import lightclient
+from edgeledger.gateway.anchor.ledger import known_code_hashes
 from edgeledger.gateway.errors import GatewayError
+from edgeledger.gateway.proofs import lightclient
 
 FORMAT = "edgeledger-deployment/1"
 # A deployment file lists sites and gateways: thousands at most. A bigger file is refused
@@ -58,8 +59,6 @@ def dumps(d: dict) -> bytes:
 
 def export(rpc: Any, contract: str, block: int | str = "latest") -> dict:
     """The deployment dict of ``contract`` at ``block`` (see the module docstring)."""
-    from edgeledger.gateway.verifier import known_code_hashes
-
     contract = to_checksum_address(contract)
     base = lightclient.prove_slots(rpc, contract, [lightclient.word(lightclient.SLOT_OWNER)], block=block)
     n = base["block_number"]

@@ -39,6 +39,7 @@ from eth_utils import keccak, to_checksum_address
 from trie import HexaryTrie
 from trie.exceptions import BadTrieProof
 
+from edgeledger.gateway.anchor.ledger import LedgerUnavailable
 from edgeledger.gateway.errors import LedgerError
 from edgeledger.protocols.keywindow import site_hash
 
@@ -189,8 +190,6 @@ class _Rpc(object):
         self.timeout = timeout
 
     def __call__(self, method, params):
-        from edgeledger.gateway.anchor.ledger import LedgerUnavailable
-
         if self.func is not None:
             return self.func(method, params)
         try:
