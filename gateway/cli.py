@@ -7,7 +7,6 @@ configuration error; ``verify`` also 3 when the chain cannot be reached.
 """
 import argparse
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,14 +15,11 @@ if TYPE_CHECKING:  # imported where used: `edgeledger --help` stays fast
 
 
 def _device_keygen(args):
-    from edgeledger.agent import signer
+    from edgeledger.gateway.enrol import keys
 
-    s = signer.generate(args.alg, args.device)
-    text = signer.key_file_content(args.device, args.alg, s.private_bytes())
-    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    print("wrote %s: device %s, %s, kid %s" % (args.out, args.device, s.alg_name, s.kid.hex()))
+    key = keys.generate(args.alg, args.device)
+    keys.create_key_file(args.out, key)
+    print("wrote %s: device %s, %s, kid %s" % (args.out, args.device, key.alg.name, key.kid.hex()))
     return 0
 
 
@@ -35,16 +31,14 @@ def _open_gateway_store(args):
 
 
 def _device_register(args):
-    from edgeledger.agent import signer
+    from edgeledger.gateway.enrol import keys
     from edgeledger.gateway.registry import Registry
 
     if args.key_file:
-        s = signer.load_key_file(args.key_file)
-        alg, public = s.alg, s.public_key
+        key = keys.load_key_file(args.key_file)
     else:
-        alg = signer.algorithm(args.alg).cose_id
-        public = bytes.fromhex(args.public_key)
-    kid = signer.key_id(public)
+        key = keys.public_only(args.alg, args.device, bytes.fromhex(args.public_key))
+    alg, public, kid = key.alg.cose_id, key.public_key, key.kid
     _cfg, st = _open_gateway_store(args)
     reg = Registry(st)
     reg.register(args.device, args.site, alg, public, kid)

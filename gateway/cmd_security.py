@@ -34,7 +34,7 @@ def _open(args):
 
 def _broker_for(args, cfg):
     """The BrokerSite from --broker-dir, else the one whose CA gateway.toml [mqtt] names."""
-    from edgeledger.gateway.broker_config import META_FILE, BrokerSite
+    from edgeledger.gateway.enrol.broker_config import META_FILE, BrokerSite
 
     if args is not None and getattr(args, "broker_dir", None):
         return BrokerSite.load(args.broker_dir)
@@ -51,7 +51,7 @@ def crl_status(cfg: dict, now=None) -> list[str]:
     only): when it expires, and a warning when that is less than CRL_WARN_DAYS away."""
     import datetime
 
-    from edgeledger.gateway.pki import CRL_WARN_DAYS, PkiError
+    from edgeledger.gateway.enrol.pki import CRL_WARN_DAYS, PkiError
 
     broker = _broker_for(None, cfg)
     if broker is None or broker.auth != "mtls":
@@ -85,7 +85,7 @@ def _ledger(args, cfg):
 # --------------------------------------------------------------------------- commands
 
 def _broker_config(args):
-    from edgeledger.gateway.broker_config import BrokerSite
+    from edgeledger.gateway.enrol.broker_config import BrokerSite
     from edgeledger.protocols import topics
 
     site_id = args.site_id or os.path.basename(os.path.abspath(args.site))
@@ -105,7 +105,7 @@ def _broker_config(args):
 
 
 def _broker_renew_crl(args) -> int:
-    from edgeledger.gateway.broker_config import BrokerSite
+    from edgeledger.gateway.enrol.broker_config import BrokerSite
 
     bs = BrokerSite.load(args.site)
     until = bs.pki.renew_crl()
@@ -115,7 +115,7 @@ def _broker_renew_crl(args) -> int:
 
 
 def _device_provision(args):
-    from edgeledger.gateway import provision
+    from edgeledger.gateway.enrol import provision
 
     cfg, st, reg = _open(args)
     try:
@@ -137,7 +137,7 @@ def _device_provision(args):
 
 
 def _device_enroll(args):
-    from edgeledger.gateway import enroll
+    from edgeledger.gateway.enrol import enroll
 
     cfg, st, reg = _open(args)
     try:
@@ -160,7 +160,7 @@ def _device_enroll(args):
 
 
 def _device_revoke(args):
-    from edgeledger.gateway import provision
+    from edgeledger.gateway.enrol import provision
 
     cfg, st, reg = _open(args)
     try:
@@ -177,7 +177,7 @@ def _device_revoke(args):
 
 
 def _device_rotate(args):
-    from edgeledger.gateway import provision
+    from edgeledger.gateway.enrol import provision
 
     cfg, st, reg = _open(args)
     try:

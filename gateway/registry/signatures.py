@@ -20,6 +20,8 @@ Valid keys (issue 12):
 * P-256 (SEC 1 §2.3.4) and SM2 (GB/T 32918.1 §6.2): an uncompressed point ``04 || X || Y``
   on the curve (OpenSSL/Tongsuo check the curve equation when they load the point).
 """
+import hashlib
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,7 +30,15 @@ from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from edgeledger.protocols.bundle import KID_LEN
 from edgeledger.protocols.cose import EDDSA, ES256, SM2
+
+
+def key_id(public_key: bytes) -> bytes:
+    """A key's id (kid): the first KID_LEN bytes of SHA-256 over the raw public key, the id its
+    messages name and the chain registers it under."""
+    return hashlib.sha256(bytes(public_key)).digest()[:KID_LEN]
+
 
 # Cached key objects; a site has at most a few thousand device keys.
 MAX_CACHED_KEYS = 100000

@@ -12,8 +12,8 @@ import threading
 import time
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import provision
 from edgeledger.gateway.bench import rawmqtt
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import session, topics

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edgeledger.gateway import cli
-from edgeledger.gateway.broker_config import BrokerSite
+from edgeledger.gateway.enrol.broker_config import BrokerSite
 from tests.support.broker import Mosquitto
 from tests.support.net import free_port, wait_port
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from edgeledger.gateway import provision
 from edgeledger.gateway.bench import rawmqtt
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.runner import owner

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import proofs, provision
+from edgeledger.gateway import proofs
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import errors, provision
+from edgeledger.gateway import errors
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store

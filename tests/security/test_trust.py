@@ -16,11 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from edgeledger.agent.signer import generate, load_key_file
-from edgeledger.gateway import cli, errors, proofs, provision
+from edgeledger.gateway import cli, errors, proofs
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.config import BatchConfig
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.proofs import deployment, verifier
 from edgeledger.gateway.registry import Registry

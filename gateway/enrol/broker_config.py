@@ -66,9 +66,9 @@ import pwd
 import secrets
 import stat
 
-from edgeledger.gateway.config.schema import DEFAULT_MAX_MESSAGE_BYTES, GATEWAY_CLIENT_PREFIX
+from edgeledger.gateway.config.schema import DEFAULT_MAX_MESSAGE_BYTES
+from edgeledger.gateway.enrol.pki import SitePKI, write_private, write_public
 from edgeledger.gateway.errors import ConfigError
-from edgeledger.gateway.pki import SitePKI, write_private, write_public
 from edgeledger.protocols import topics
 
 DEFAULT_PORT = 8883  # IANA "secure-mqtt"

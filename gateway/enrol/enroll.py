@@ -20,9 +20,9 @@ ProvisionError, RegistryError, LedgerError from provisioning.
 import os
 from typing import Any, Optional
 
-from edgeledger.agent import signer as signers
-from edgeledger.gateway import provision
+from edgeledger.gateway.enrol import keys, provision
 from edgeledger.gateway.errors import GatewayError
+from edgeledger.gateway.registry import Registry, signatures
 
 CHALLENGE_PREFIX = b"edgeledger-enroll\x00"
 CHALLENGE_LEN = 32  # random bytes after the prefix
@@ -92,23 +92,22 @@ def board_key(link: BoardLink, device: str, alg: str, key_file: str) -> tuple[st
     if len(fields) != 4 or fields[0] != device:
         raise EnrollError("board answered for another device: %r" % lines["ENROLL"])
     _, alg_name, public_hex, kid_hex = fields
-    try:
-        row = signers.algorithm(alg_name)
+    try:  # DeviceKeyError is a ValueError too
+        row = keys.algorithm(alg_name)
         public, kid, sig = bytes.fromhex(public_hex), bytes.fromhex(kid_hex), bytes.fromhex(lines["SIG"])
     except ValueError as e:
-        raise EnrollError("board answered a malformed key: %s" % e)
-    if len(public) != row.public_len or kid != signers.key_id(public):
+        raise EnrollError("board answered a malformed key: %s" % e) from e
+    if len(public) != row.public_len or kid != signatures.key_id(public):
         raise EnrollError("board's public key and kid do not belong together (kid %s)" % kid_hex)
-    try:
-        ok = signers.verify(row.cose_id, public, challenge, sig)
-    except ValueError as e:
-        raise EnrollError("board's public key is not a %s key: %s" % (row.name, e))
-    if not ok:
+    problem = signatures.key_problem(row.cose_id, public)
+    if problem is not None:
+        raise EnrollError("board's public key is not a %s key: %s" % (row.name, problem))
+    if not signatures.verify(row.cose_id, public, challenge, sig):
         raise EnrollError("board's signature over the challenge does not verify with key %s" % kid_hex)
     return row.name, public, kid
 
 
-def enroll(registry: Any, device: str, site: str, out_dir: str, port: str, alg: str = "ES256",
+def enroll(registry: Registry, device: str, site: str, out_dir: str, port: str, alg: str = "ES256",
            key_file: Optional[str] = None, baudrate: int = 115200, upload: bool = True,
            **provision_args: Any) -> provision.Bundle:
     """Enroll the board on ``port`` as ``device``: key on the board, public key registered
