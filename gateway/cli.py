@@ -83,7 +83,7 @@ def _agent_run(args):
 
 
 def _gateway_run(args):
-    from edgeledger.gateway import runner
+    from edgeledger.gateway.ingest import runner
 
     return runner.main(args.config, duration_s=args.duration, workers=args.workers)
 

@@ -236,9 +236,9 @@ class Demo:
         from edgeledger.gateway.anchor.thread import BatcherThread
         from edgeledger.gateway.config import BatchConfig
         from edgeledger.gateway.demo_fleet import Device, Fleet, device_names
-        from edgeledger.gateway.pipeline import Pipeline
+        from edgeledger.gateway.ingest.pipeline import Pipeline
+        from edgeledger.gateway.ingest.service import IngestService
         from edgeledger.gateway.registry import Registry
-        from edgeledger.gateway.service import IngestService
         from edgeledger.gateway.store import Store
 
         opts = self.opts

@@ -20,7 +20,7 @@ from typing import List
 
 from edgeledger.gateway.cmd_security import crl_status
 from edgeledger.gateway.config import GatewayConfig
-from edgeledger.gateway.runner import total_counters
+from edgeledger.gateway.ingest.runner import total_counters
 from edgeledger.gateway.store import Store
 
 DURABILITY_TEXT = {

@@ -120,7 +120,7 @@ def latency(node, root, batch_age, seconds, log=None):
     from edgeledger.gateway.anchor import thread as anchoring
     from edgeledger.gateway.config import BatchConfig
     from edgeledger.gateway.bench import loadgen
-    from edgeledger.gateway.pipeline import Pipeline
+    from edgeledger.gateway.ingest.pipeline import Pipeline
     from edgeledger.gateway.registry import Registry
     from edgeledger.protocols.cose import EDDSA
 

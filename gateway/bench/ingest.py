@@ -274,7 +274,7 @@ def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, 
 
 def gateway_phase(devices, seconds, records, workers, log, per_device, durability=DURABLE, count_fsyncs=False):
     """One gateway run over ``seconds``; ``per_device`` presigned messages per device."""
-    from edgeledger.gateway.runner import total_counters
+    from edgeledger.gateway.ingest.runner import total_counters
     from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-gw-")

@@ -118,7 +118,7 @@ def chain_figures(node, repeat, log=print):
     from edgeledger.gateway.anchor.batcher import Batcher
     from edgeledger.gateway.bench import loadgen
     from edgeledger.gateway.anchor.ledger import JsonRpcLedger
-    from edgeledger.gateway.pipeline import Pipeline
+    from edgeledger.gateway.ingest.pipeline import Pipeline
     from edgeledger.gateway.registry import Registry
     from edgeledger.gateway.store import Store
     from edgeledger.protocols.cose import EDDSA

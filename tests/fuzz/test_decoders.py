@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import signatures
-from edgeledger.gateway.pipeline import decode_strict
+from edgeledger.gateway.ingest.pipeline import decode_strict
 from edgeledger.protocols import batch, bundle, cbor, chain, cose, dsmr, iec62056, modbus, obis, reading, session, topics
 from edgeledger.protocols.errors import (CborDecodeError, CoseError, PayloadError, SessionMessageError,
                                          TopicError)

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 import paho.mqtt.client as mqtt
 
 from edgeledger.gateway.bench import rawmqtt
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService, _BufferedSocket
+from edgeledger.gateway.ingest.service import IngestService, _BufferedSocket
 from edgeledger.gateway.store import Store
 from tests.fuzz.profiles import fuzz
 
@@ -176,7 +176,7 @@ def test_receive_path_never_raises(service, parts, cuts):
 def test_a_flood_past_its_rate_is_shed_on_the_receive_thread_with_one_ack_write(tmp_path):
     """Past its device's rate a message is counted and acknowledged on the receive thread,
     never queued; the PUBACKs of a whole read go out as one write (MQTT 3.1.1 §3.4)."""
-    from edgeledger.gateway import ratelimit
+    from edgeledger.gateway.ingest import ratelimit
 
     store = Store(str(tmp_path / "gw.db"))
     svc = IngestService(Pipeline(store, Registry(store), rate_limiter=ratelimit.RateLimiter(rate=0.001, burst=2)),

@@ -12,7 +12,7 @@ from edgeledger.gateway import errors, proofs
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store

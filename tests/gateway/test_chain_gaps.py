@@ -11,7 +11,7 @@ from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import RegistryError
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry, gaps
 from edgeledger.gateway.store import Store

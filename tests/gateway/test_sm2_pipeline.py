@@ -8,7 +8,7 @@ from edgeledger.agent.signer import KeySigner, generate
 from edgeledger.firmware import sm2 as pure
 from edgeledger.firmware import sm3
 from edgeledger.gateway import errors
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor_encode, cose

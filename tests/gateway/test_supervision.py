@@ -6,14 +6,14 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgeledger.gateway import service as service_mod
 from edgeledger.gateway.anchor import thread as anchoring
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.anchor.thread import BatcherThread
 from edgeledger.gateway.config import BatchConfig
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest import service as service_mod
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.service import IngestService
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService
 from edgeledger.gateway.store import Store
 from tests.support.devices import FakeDevice
 from tests.support.net import wait_until

@@ -3,9 +3,9 @@ and the retained sweep run against a real broker in tests/security/test_attacks.
 import pytest
 
 from edgeledger.gateway import config
+from edgeledger.gateway.ingest.upkeep import BrokerUpkeep
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.gateway.upkeep import BrokerUpkeep
 from tests.support.devices import FakeDevice
 
 pytestmark = pytest.mark.security

@@ -166,7 +166,7 @@ class AttackSite:
         return sum(q.values()) if reason is None else q.get(reason, 0)
 
     def counters(self):
-        from edgeledger.gateway.runner import total_counters
+        from edgeledger.gateway.ingest.runner import total_counters
 
         return total_counters(self.store.load_counters())
 

@@ -14,10 +14,10 @@ from edgeledger.gateway import proofs
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.enrol import provision
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.service import IngestService
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import session, topics
 from edgeledger.protocols.bundle import Bundle, NonCanonical

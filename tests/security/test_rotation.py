@@ -12,7 +12,7 @@ from edgeledger.gateway import errors
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.enrol import provision
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import keywindow

@@ -22,7 +22,7 @@ from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.config import BatchConfig
 from edgeledger.gateway.enrol import provision
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import deployment, verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store

@@ -40,7 +40,7 @@ no trace but its quarantine row.
 
 A rejected message is quarantined with its raw bytes while the quarantine, and the
 share of it the topic's device may fill, are under their bounds
-(``ratelimit.QuarantineBound``); beyond them it is only counted (``quarantine_dropped``,
+(``quarantine.QuarantineBound``); beyond them it is only counted (``quarantine_dropped``,
 and per device in the store's ``device_rejects``).
 
 ``commit()`` writes the staged messages, quarantine rows, chain marks and
@@ -62,11 +62,13 @@ import time
 
 import cbor2
 
-from edgeledger.gateway import errors, ratelimit
-from edgeledger.gateway.registry import signatures
+from edgeledger.gateway import errors
 from edgeledger.gateway.config.schema import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_MESSAGE_BYTES
-from edgeledger.protocols import cbor as pcbor
+from edgeledger.gateway.ingest import ratelimit
+from edgeledger.gateway.ingest.quarantine import quarantine_bound
+from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
+from edgeledger.protocols import cbor as pcbor
 from edgeledger.protocols import chain, cose, reading, topics
 from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
 
@@ -143,7 +145,7 @@ class Pipeline:
         self.store = store
         self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
-        self.quarantine = quarantine if quarantine is not None else ratelimit.quarantine_bound(store)
+        self.quarantine = quarantine if quarantine is not None else quarantine_bound(store)
         self.registry = registry
         self.max_message_bytes = max_message_bytes
         self.clock_skew_s = clock_skew_s

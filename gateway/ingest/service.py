@@ -48,10 +48,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from edgeledger.protocols.broker_url import parse as parse_broker_url
 from edgeledger.gateway import errors
 from edgeledger.gateway.errors import StoreError
 from edgeledger.protocols import session, topics
+from edgeledger.protocols.broker_url import parse as parse_broker_url
 
 log = logging.getLogger("edgeledger.gateway")
 

@@ -1,4 +1,5 @@
-"""Per-device rate limits and the quarantine bound: what a flooding device can cost.
+"""Per-device rate limits: what a flooding device can cost (the quarantine's bound is
+quarantine.py).
 
 ``RateLimiter`` is a token bucket per device (rate tokens/s, ``burst`` at most): each message
 takes one token; with none left the pipeline rejects it as ``rate_limited`` before decoding
@@ -20,45 +21,19 @@ On by default (issue 12). The numbers, and why an honest device is never limited
 * What it bounds: one device gets at most 1000 signature verifications per second plus
   one burst (Ed25519 verifies at ~10,000/s on one core of the founding machine).
 
-``QuarantineBound`` caps what rejects may store, globally and per device: past ``max_rows``
-rows or ``max_bytes`` of raw bytes in all, or ``device_rows`` / ``device_bytes`` for the one
-device (the topic's) a reject is charged to, its row is not written; the reject is still
-counted (``rejected_<reason>``, ``quarantine_dropped``, and per device in the store's
-``device_rejects``). So one noisy device fills its own share and no more, and later
-evidence from every other device is still kept.
-
 gateway.toml::
 
     [ratelimit]
     rate = 1000.0         # messages/s per device, sustained; 0 turns the limit off
     burst = 5000          # messages a device may send at once
-
-    [quarantine]
-    max_rows = 1000000
-    max_bytes = 1073741824
-    device_rows = 10000
-    device_bytes = 16777216
 """
 import time
 
-from edgeledger.gateway.config.schema import (
-    DEFAULT_DEVICE_BYTES,
-    DEFAULT_DEVICE_ROWS,
-    DEFAULT_QUARANTINE_BYTES,
-    DEFAULT_QUARANTINE_ROWS,
-    QuarantineConfig,
-    RateLimitConfig,
-)
-from edgeledger.protocols import topics
+from edgeledger.gateway.config.schema import RateLimitConfig
 
 # Buckets kept in memory. A full bucket is the same as no bucket, so when the table is full
 # the full (idle) buckets are dropped first; a site has at most a few thousand devices.
 MAX_TRACKED_DEVICES = 100000
-# Rejects that name no device (a topic that is not a readings topic) share one account.
-UNATTRIBUTED = ""
-# Past MAX_TRACKED_DEVICES accounts, new devices share this one (a loose ACL lets one
-# client publish under any number of invented device ids).
-OTHERS = "*"
 
 
 class RateLimiter:
@@ -111,50 +86,6 @@ def from_config(sec: RateLimitConfig) -> "RateLimiter | None":
     return RateLimiter(sec.rate, sec.burst)
 
 
-class QuarantineBound:
-    """Admits quarantine rows until ``max_rows`` rows or ``max_bytes`` bytes are stored in all,
-    and ``device_rows`` / ``device_bytes`` for the device a reject is charged to."""
-
-    def __init__(self, rows=0, nbytes=0, max_rows=DEFAULT_QUARANTINE_ROWS, max_bytes=DEFAULT_QUARANTINE_BYTES,
-                 device_rows=DEFAULT_DEVICE_ROWS, device_bytes=DEFAULT_DEVICE_BYTES, used=None,
-                 max_devices=MAX_TRACKED_DEVICES):
-        self.rows, self.nbytes = rows, nbytes
-        self.max_rows, self.max_bytes = max_rows, max_bytes
-        self.device_rows, self.device_bytes = device_rows, device_bytes
-        self.max_devices = max_devices
-        self.used = dict((k, list(v)) for k, v in (used or {}).items())  # device -> [rows, bytes]
-
-    def key(self, device: str | None) -> str:
-        """The account a reject charged to ``device`` (None: no device) is counted in."""
-        key = UNATTRIBUTED if device is None else device
-        if key not in self.used and len(self.used) >= self.max_devices:
-            return OTHERS
-        return key
-
-    def admit(self, size: int, device: str | None = None) -> bool:
-        """True (and the row counted) if a row of ``size`` bytes charged to ``device`` fits."""
-        u = self.used.setdefault(self.key(device), [0, 0])
-        if self.rows + 1 > self.max_rows or self.nbytes + size > self.max_bytes:
-            return False
-        if u[0] + 1 > self.device_rows or u[1] + size > self.device_bytes:
-            return False
-        self.rows += 1
-        self.nbytes += size
-        u[0] += 1
-        u[1] += size
-        return True
-
-
-def device_of(topic: object) -> str | None:
-    """The device a reject on ``topic`` is charged to: the device of a readings topic, else
-    None (UNATTRIBUTED)."""
-    try:
-        _site, device, kind = topics.parse(topic)
-    except Exception:  # TopicError, or not text
-        return None
-    return device if kind == "r" else None
-
-
 def readings_device(topic: object) -> str | None:
     """The device of an ``el/v1/<site>/<device>/r`` topic, or None: the cheap split the
     receive thread uses for every message (the pipeline checks the id itself later)."""
@@ -162,18 +93,3 @@ def readings_device(topic: object) -> str | None:
     if len(parts) == 5 and parts[0] == "el" and parts[1] == "v1" and parts[4] == "r":
         return parts[3]
     return None
-
-
-def quarantine_bound(store, sec: QuarantineConfig | None = None) -> QuarantineBound:
-    """A QuarantineBound primed with what ``store`` already holds; limits from ``[quarantine]``."""
-    sec = sec or QuarantineConfig()
-    used, rows, nbytes = {}, 0, 0
-    for topic, n, size in store.quarantine_usage():
-        key = device_of(topic)
-        key = UNATTRIBUTED if key is None else key
-        u = used.setdefault(key, [0, 0])
-        u[0] += n
-        u[1] += size
-        rows += n
-        nbytes += size
-    return QuarantineBound(rows, nbytes, sec.max_rows, sec.max_bytes, sec.device_rows, sec.device_bytes, used)

@@ -30,13 +30,14 @@ import threading
 import time
 import zlib
 
-from edgeledger.gateway import config, ratelimit
+from edgeledger.gateway import config
 from edgeledger.gateway.anchor import BatcherThread, keystore, open_ledger
 from edgeledger.gateway.anchor.ledger import LedgerUnavailable
 from edgeledger.gateway.errors import StoreError
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest import quarantine, ratelimit
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.service import IngestService
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService
 from edgeledger.gateway.store import Store
 
 log = logging.getLogger("edgeledger.gateway")
@@ -89,7 +90,7 @@ def build(cfg, worker=None):
         pstore = _WorkerCounters(store, k)
     pipeline = Pipeline(pstore, registry, max_message_bytes=cfg.max_message_bytes, clock_skew_s=cfg.clock_skew_s,
                         rate_limiter=ratelimit.from_config(cfg.ratelimit),
-                        quarantine=ratelimit.quarantine_bound(store, cfg.quarantine),
+                        quarantine=quarantine.quarantine_bound(store, cfg.quarantine),
                         accept_restarts=cfg.chain.accept_restarts)
     mq = cfg.mqtt
     service = IngestService(pipeline, cfg.broker, client_id, sites=cfg.sites, owns=owns, username=mq.username,
@@ -214,7 +215,7 @@ def _start_anchoring(cfg, store):
 def _start_upkeep(cfg: dict):
     """The broker upkeep thread (upkeep.py: retained readings, revoked sessions), or None
     when ``[upkeep] enabled = false``."""
-    from edgeledger.gateway.upkeep import BrokerUpkeep
+    from edgeledger.gateway.ingest.upkeep import BrokerUpkeep
 
     if not cfg.upkeep.enabled:
         return None
