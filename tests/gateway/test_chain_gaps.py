@@ -5,10 +5,11 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, proofs, status
+from edgeledger.gateway import errors, proofs
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.cli import status
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.gateway.ingest.pipeline import Pipeline
@@ -194,7 +195,8 @@ def test_a_declared_loss_is_a_recorded_gap_and_the_acks_move_past_it(st):
     assert send(pipe, dev, lost_message(dev, 11, dev.prev, [(3, 3, "damaged"), (6, 9, "head")])) == "stored"
     assert pipe.commit() == {"d9": 11}
     assert len(st.chain_gaps("d9")) == 2 and pipe.counters["declared_losses"] == 2
-    assert "d9: seqs 6..9 not in the chain, chain goes on at seq 10 (lost" in "\n".join(status.report(GatewayConfig(), st))
+    text = "\n".join(status.report(GatewayConfig(), st))
+    assert "d9: seqs 6..9 not in the chain, chain goes on at seq 10 (lost" in text
 
 
 def test_a_lost_head_with_nothing_kept_is_one_gap_not_two(st):

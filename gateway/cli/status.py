@@ -15,10 +15,11 @@ Read-only. Sections, each printed only when it has something to say:
   threads and workers restarted;
 * the broker's certificate revocation list: when it expires, a warning well before.
 """
+import datetime
 import time
 from typing import List
 
-from edgeledger.gateway.cmd_security import crl_status
+from edgeledger.gateway.cli.common import site_broker
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.ingest.runner import total_counters
 from edgeledger.gateway.store import Store
@@ -112,4 +113,31 @@ def _gaps(st: Store, config_path: str) -> List[str]:
     if waiting:
         lines.append("devices waiting at a gap:")
         lines += waiting
+    return lines
+
+
+def crl_status(cfg: GatewayConfig, now: datetime.datetime | None = None) -> List[str]:
+    """Lines about the broker CRL of gateway.toml's site (mutual TLS only): when it expires, and
+    a warning when that is less than CRL_WARN_DAYS away. Raises BrokerConfigError for a broker
+    directory that is not one."""
+    from edgeledger.gateway.enrol.pki import CRL_WARN_DAYS, PkiError
+
+    broker = site_broker(cfg)
+    if broker is None or broker.auth != "mtls":
+        return []
+    try:
+        until = broker.pki.crl_next_update()
+    except PkiError as e:
+        return ["WARNING: %s" % e]
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    days = (until - now).total_seconds() / 86400.0
+    lines = ["broker CRL %s valid until %s (%.0f days)" % (broker.pki.crl_path, until.strftime("%Y-%m-%d %H:%M"),
+                                                         days)]
+    if days <= 0:
+        lines.append("ERROR: the broker CRL has expired: every device certificate is refused. Run "
+                     "`edgeledger broker renew-crl --site %s` and reload the broker" % broker.dir)
+    elif days < CRL_WARN_DAYS:
+        lines.append("WARNING: the broker CRL expires in %.0f days; when it does every device certificate is "
+                     "refused. Run `edgeledger broker renew-crl --site %s` (monthly) and reload the broker"
+                     % (days, broker.dir))
     return lines
