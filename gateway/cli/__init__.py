@@ -2,7 +2,7 @@
 
 This package only builds the parser and dispatches: each command group lives in a
 module of its own (device.py, gateway.py, broker.py, proof.py for proof and verify,
-deployment.py, agent.py, status.py for the status report), which imports what its
+deployment.py, agent.py, demo.py, status.py for the status report), which imports what its
 commands need when they run, so ``edgeledger --help`` stays fast. Exit codes: 0 success,
 1 a check failed (verification, lost data), 2 usage or configuration error; ``verify``
 also 3 when the chain cannot be reached.
@@ -13,14 +13,13 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from edgeledger.gateway.cli import agent, broker, deployment, device, gateway, proof
+from edgeledger.gateway.cli import agent, broker, demo, deployment, device, gateway, proof
 
 # Modules outside this package that add their own commands, each with ``add_commands(groups)``
 # where ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets: the
-# demo, and the bench suites and firmware image builder (both owned by the board/bench side).
+# bench suites and the firmware image builder (both owned by the board/bench side).
 COMMAND_MODULES = (
     "edgeledger.gateway.bench.cmd",
-    "edgeledger.gateway.demo",
     "edgeledger.firmware.cmd",
 )
 
@@ -37,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_commands(sub)
     proof.add_commands(sub)
     deployment.add_commands(sub)
+    demo.add_commands(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(groups)
     return p
