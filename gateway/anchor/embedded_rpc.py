@@ -81,7 +81,7 @@ def _block_param(p):
     try:
         return int(p, 16)
     except (TypeError, ValueError):
-        raise EmbeddedRpcError("expected a block number or tag, found %r" % (p,))
+        raise EmbeddedRpcError("expected a block number or tag, found %r" % (p,)) from None
 
 
 def _block_json(header):
@@ -126,7 +126,7 @@ class EmbeddedRpc:
         except Exception as e:  # eth-tester raises BlockNotFound / ValidationError for a missing block
             if method == "eth_getBlockByNumber" and type(e).__name__ in ("BlockNotFound", "ValidationError"):
                 return None
-            raise EmbeddedRpcError("%s: embedded provider failed: %s: %s" % (method, type(e).__name__, e))
+            raise EmbeddedRpcError("%s: embedded provider failed: %s: %s" % (method, type(e).__name__, e)) from e
         if "error" in answer:
             raise EmbeddedRpcError("%s: embedded provider answered error %s" % (method, answer["error"]))
         result = answer.get("result")
@@ -149,7 +149,7 @@ class EmbeddedRpc:
         try:
             return self.chain.get_canonical_block_header_by_number(block)
         except Exception as e:  # eth.exceptions.HeaderNotFound
-            raise EmbeddedRpcError("no block %r on the embedded chain (%s)" % (block, e))
+            raise EmbeddedRpcError("no block %r on the embedded chain (%s)" % (block, e)) from e
 
     def get_proof(self, address, slots, block="latest"):
         """EIP-1186 answer for ``address`` and storage ``slots`` (32-byte hex) at ``block``."""

@@ -73,7 +73,7 @@ def check_private_file(path, what="secret file"):
     try:
         st = os.stat(path)
     except OSError as e:
-        raise KeystoreError("cannot read %s %s: %s" % (what, path, e))
+        raise KeystoreError("cannot read %s %s: %s" % (what, path, e)) from e
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         raise InsecureFileError("%s %s: expected mode 0600 (owner only), found %04o; run chmod 600 %s"
@@ -96,7 +96,8 @@ def read_passphrase(passphrase_file=None, passphrase_env=None, environ=None):
         with open(passphrase_file, "rb") as f:
             data = f.read(MAX_PASSPHRASE_BYTES + 1)
         if len(data) > MAX_PASSPHRASE_BYTES:
-            raise KeystoreError("passphrase file %s: expected at most %d bytes" % (passphrase_file, MAX_PASSPHRASE_BYTES))
+            raise KeystoreError("passphrase file %s: expected at most %d bytes"
+                                % (passphrase_file, MAX_PASSPHRASE_BYTES))
         text = data.decode("utf-8").rstrip("\r\n")
     elif passphrase_env:
         if passphrase_env not in environ:
@@ -119,7 +120,7 @@ def generate(out, passphrase, secret=None, scrypt_n=SCRYPT_N):
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
     except FileExistsError:
-        raise KeystoreError("keystore %s exists already: refusing to overwrite a key" % out)
+        raise KeystoreError("keystore %s exists already: refusing to overwrite a key" % out) from None
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f)
         f.write("\n")
@@ -136,13 +137,13 @@ def load(path, passphrase):
             raise KeystoreError("keystore %s: expected at most %d bytes" % (path, MAX_KEYSTORE_BYTES))
         doc = json.loads(data)
     except (OSError, ValueError) as e:
-        raise KeystoreError("keystore %s: expected keystore JSON: %s" % (path, e))
+        raise KeystoreError("keystore %s: expected keystore JSON: %s" % (path, e)) from e
     try:
         secret = Account.decrypt(doc, passphrase)
     except ValueError as e:  # eth_keyfile raises ValueError subclasses (MAC mismatch, bad kdf)
-        raise KeystoreError("keystore %s: the passphrase does not decrypt it (%s)" % (path, e))
+        raise KeystoreError("keystore %s: the passphrase does not decrypt it (%s)" % (path, e)) from e
     except (KeyError, TypeError) as e:
-        raise KeystoreError("keystore %s: malformed (missing %s)" % (path, e))
+        raise KeystoreError("keystore %s: malformed (missing %s)" % (path, e)) from e
     return GatewayKey(secret)
 
 

@@ -13,6 +13,7 @@ gateway and registers the registry's keys; on every chain it carries key ends to
 import logging
 import threading
 import time
+from typing import Any
 
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
@@ -85,11 +86,11 @@ class BatcherThread:
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
         # Memories of what was sent to the chain: one entry per registry key or site at most.
-        self._pushed = {}  # keysync.push_key_ends' memory of the key ends it sent
+        self._pushed: dict[Any, Any] = {}  # keysync.push_key_ends' memory of the key ends it sent
         self._next_key_push = 0.0
         self._own_sites = own_sites
-        self._authorized = set()  # sites this gateway authorized itself for on its own chain
-        self._registered = set()  # kids registered on its own chain
+        self._authorized: set[str] = set()  # sites this gateway authorized itself for on its own chain
+        self._registered: set[bytes] = set()  # kids registered on its own chain
         self._synced = False
         self.ledger = ledger
         self.opener = opener
@@ -97,10 +98,10 @@ class BatcherThread:
         self.confirmations = int(confirmations)
         self.finality = finality
         self.counters = {"batcher_restarts": 0}
-        self.batcher = None
+        self.batcher: Batcher | None = None
         self._stop = threading.Event()
-        self.error = None
-        self._down_since = None
+        self.error: Exception | None = None
+        self._down_since: float | None = None
         self._errors = _Repeats()
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         if ledger is not None:
@@ -168,6 +169,7 @@ class BatcherThread:
                         continue
                 self._keep_own_chain_in_step()  # first: on its own chain the gateway authorizes itself
                 self._push_key_ends()
+                assert self.batcher is not None  # made by _open() above
                 moved = self.batcher.step()
                 self._mine_for_confirmations()
                 if time.monotonic() - last_save >= COUNTER_SAVE_S:
@@ -209,7 +211,9 @@ class BatcherThread:
         time): while batches wait, add a block so confirmations come as they would on a real
         chain; the embedded chain's clock is kept within EMBEDDED_CLOCK_LEAD_S of ours.
         Returns True if it mined."""
-        ledger = self.batcher.ledger
+        if self.batcher is None:
+            return False
+        ledger: Any = self.batcher.ledger
         if not (getattr(ledger, "mines_on_demand", False) and self.batcher.backlog()):
             return False
         if isinstance(ledger, EmbeddedLedger) and ledger.head_time() > time.time() + EMBEDDED_CLOCK_LEAD_S:
@@ -221,7 +225,7 @@ class BatcherThread:
         """Now and then: seal rotated-out keys whose overlap ended and carry key ends (revocations,
         rotations, sealed last seqs) the registry has and the chain lacks to the chain."""
         now = time.monotonic()
-        if now < self._next_key_push:
+        if self.batcher is None or now < self._next_key_push:
             return
         self._next_key_push = now + KEY_PUSH_INTERVAL_S
         try:
@@ -239,7 +243,8 @@ class BatcherThread:
         """On its own chain (``own_sites``), at every step: authorize the gateway for a site that
         appeared in the registry and register new keys, before anything is anchored. A look at
         the registry's data version when nothing changed."""
-        if self._own_sites is None or (not self.registry.reload_if_changed() and self._synced):
+        if self.batcher is None or self._own_sites is None or (
+                not self.registry.reload_if_changed() and self._synced):
             return
         self._synced = True
         ledger = self.batcher.ledger

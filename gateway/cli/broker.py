@@ -33,7 +33,7 @@ def _broker_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _broker_renew_crl(args) -> int:
+def _broker_renew_crl(args: argparse.Namespace) -> int:
     from edgeledger.gateway.enrol.broker_config import BrokerSite
 
     bs = BrokerSite.load(args.site)

@@ -113,7 +113,7 @@ def _verify(args: argparse.Namespace) -> int:
     from edgeledger.gateway.proofs import verifier
     from edgeledger.protocols.bundle import BundleError
 
-    def refuse(code, check, reason):
+    def refuse(code: int, check: str, reason: str) -> int:
         if args.json:
             print(json.dumps({"verdict": "refused" if code == VERIFY_REFUSED else "error", "check": check,
                               "reason": reason, "bundle": args.bundle}, sort_keys=True))

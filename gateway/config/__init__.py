@@ -70,7 +70,7 @@ def resolve(parsed: dict[str, Any], base: str) -> GatewayConfig:
     return _section(GatewayConfig, parsed, "", base, sections)
 
 
-def _field(cls: type, name: str) -> dataclasses.Field:  # type: ignore[type-arg]
+def _field(cls: type, name: str) -> dataclasses.Field:
     return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
@@ -84,7 +84,7 @@ def _section(cls: type, raw: dict[str, Any], section: str, base: str, extra: dic
     return cls(**values)
 
 
-def _value(cls: type, f: dataclasses.Field, value: Any, section: str, base: str) -> Any:  # type: ignore[type-arg]
+def _value(cls: type, f: dataclasses.Field, value: Any, section: str, base: str) -> Any:
     """``value`` checked against field ``f``'s type and metadata; a path made absolute."""
     where = "gateway config: %s%s" % ("[%s] " % section if section else "", f.name)
     kind = typing.get_type_hints(cls)[f.name]

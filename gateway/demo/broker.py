@@ -103,7 +103,7 @@ class EmbeddedBroker:
         self.port = port
         self._loop = None
         self._broker = None
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error = None
 
@@ -165,7 +165,7 @@ class EmbeddedBroker:
         return self
 
     def stop(self):
-        if self._loop is None or self._broker is None or not self._thread.is_alive():
+        if self._loop is None or self._broker is None or self._thread is None or not self._thread.is_alive():
             return
         fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
         try:

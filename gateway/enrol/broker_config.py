@@ -291,7 +291,7 @@ class BrokerSite:
                 meta = json.load(f)
         except (OSError, ValueError) as e:
             raise BrokerConfigError("cannot read %s (run `edgeledger broker config --site %s` first): %s"
-                                    % (path, directory, e))
+                                    % (path, directory, e)) from e
         return cls(directory, meta)
 
     @property
@@ -411,7 +411,8 @@ class BrokerSite:
         try:
             pw = pwd.getpwnam(run_as)
         except KeyError:
-            raise BrokerConfigError("run_as: no user %r on this host (use --run-as root or create it)" % run_as)
+            raise BrokerConfigError("run_as: no user %r on this host (use --run-as root or create it)"
+                                    % run_as) from None
         for path in self.broker_files() + [self.paths["data"]]:
             if os.path.exists(path):
                 os.chown(path, pw.pw_uid, pw.pw_gid)

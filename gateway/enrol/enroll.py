@@ -49,14 +49,14 @@ class BoardLink:
             self.t = SerialTransport(port, baudrate=baudrate)
             self.t.enter_raw_repl(soft_reset=False)
         except (TransportError, OSError) as e:
-            raise EnrollError("no raw REPL on %s: %s" % (port, e))
+            raise EnrollError("no raw REPL on %s: %s" % (port, e)) from e
 
     def run(self, code: str) -> str:
         """Run ``code`` on the board; its printed output. Raises EnrollError."""
         try:
             out, err = self.t.exec_raw(code, timeout=EXEC_TIMEOUT_S)
         except (self._error, OSError) as e:
-            raise EnrollError("board did not run the enroll code: %s" % (e,))
+            raise EnrollError("board did not run the enroll code: %s" % (e,)) from e
         if err:
             raise EnrollError("board raised: %s" % err.decode(errors="replace").strip().splitlines()[-1])
         return out.decode(errors="replace")
@@ -67,7 +67,7 @@ class BoardLink:
         try:
             self.t.fs_writefile(remote, data)
         except (self._error, OSError) as e:
-            raise EnrollError("cannot write %s on the board: %s" % (remote, e))
+            raise EnrollError("cannot write %s on the board: %s" % (remote, e)) from e
 
     def close(self) -> None:
         try:

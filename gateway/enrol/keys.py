@@ -12,7 +12,7 @@ key of the wrong length, and a key file that is not one or does not add up.
 """
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -43,13 +43,17 @@ class KeyAlg:
     public_len: int
 
 
+# protocols/cose.py's table, with the value types it holds (that module is untyped: it also runs on boards).
+_ALGORITHMS = cast(dict[int, dict[str, Any]], ALGORITHMS)
+
+
 def algorithm(alg: int | str) -> KeyAlg:
     """The KeyAlg of a COSE id or name. Raises DeviceKeyError."""
-    for cose_id, row in ALGORITHMS.items():
+    for cose_id, row in _ALGORITHMS.items():
         if alg == (row["name"] if isinstance(alg, str) else cose_id):
             return KeyAlg(row["name"], cose_id, row["pub_len"])
     raise DeviceKeyError("algorithm: expected one of %s, found %r"
-                         % (", ".join(row["name"] for row in ALGORITHMS.values()), alg))
+                         % (", ".join(row["name"] for row in _ALGORITHMS.values()), alg))
 
 
 @dataclass(frozen=True)

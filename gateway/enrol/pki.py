@@ -102,11 +102,11 @@ def pem_to_der(path, private=False):
                                      serialization.NoEncryption())
         return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
     except (ValueError, TypeError) as e:
-        raise PkiError("cannot convert %s to DER: %s" % (path, e))
+        raise PkiError("cannot convert %s to DER: %s" % (path, e)) from e
 
 
 def _san(names):
-    out = []
+    out: list[x509.GeneralName] = []
     seen = set()
     for name in names:
         if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LEN:
@@ -138,7 +138,7 @@ def _load_cert(path):
         with open(path, "rb") as f:
             return x509.load_pem_x509_certificate(f.read())
     except (OSError, ValueError) as e:
-        raise PkiError("cannot read certificate %s: %s" % (path, e))
+        raise PkiError("cannot read certificate %s: %s" % (path, e)) from e
 
 
 def _load_key(path):
@@ -146,7 +146,7 @@ def _load_key(path):
         with open(path, "rb") as f:
             return serialization.load_pem_private_key(f.read(), password=None)
     except (OSError, ValueError, TypeError) as e:
-        raise PkiError("cannot read private key %s: %s" % (path, e))
+        raise PkiError("cannot read private key %s: %s" % (path, e)) from e
 
 
 class SitePKI:
@@ -299,7 +299,7 @@ class SitePKI:
         try:
             return self.crl().next_update_utc
         except (OSError, ValueError) as e:
-            raise PkiError("cannot read the CRL %s: %s" % (self.crl_path, e))
+            raise PkiError("cannot read the CRL %s: %s" % (self.crl_path, e)) from e
 
     def crl(self):
         with open(self.crl_path, "rb") as f:

@@ -59,6 +59,7 @@ import io
 import logging
 import threading
 import time
+from typing import Any
 
 import cbor2
 
@@ -120,9 +121,9 @@ def decode_strict(data: bytes) -> object:
         item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=True,
                                  allow_duplicate_keys=False, semantic_decoders=_AS_TAGS).decode()
     except cbor2.CBORDecodeEOF as e:
-        raise pcbor.TruncatedError("CBOR ends early: %s" % e)
+        raise pcbor.TruncatedError("CBOR ends early: %s" % e) from e
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as e:
-        raise pcbor.MalformedError("not well-formed CBOR: %s" % e)
+        raise pcbor.MalformedError("not well-formed CBOR: %s" % e) from e
     if fp.tell() != len(data):
         raise pcbor.MalformedError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
     return item
@@ -194,7 +195,7 @@ class Pipeline:
         return lookup
 
     def _load_gaps(self):
-        gaps = {}
+        gaps: dict[str, list[Any]] = {}
         for g in self.store.chain_gaps():
             gaps.setdefault(g.device, []).append(g)
         for g in getattr(self, "_gap_rows", ()):  # staged, not committed yet
@@ -217,7 +218,7 @@ class Pipeline:
         ``owns(device)``: only those devices (a worker's share). Returns the devices moved."""
         self.gaps = self._load_gaps()
         moved = []
-        for device, gaps in self.gaps.items():
+        for device in self.gaps:
             mark = self.marks.get(device)
             if mark is None or (owns is not None and not owns(device)):
                 continue
@@ -338,15 +339,15 @@ class Pipeline:
         try:
             item = _decode(data)
         except pcbor.TruncatedError as e:
-            raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device)
+            raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
         except CborDecodeError as e:
-            raise errors.MalformedCbor(str(e), t_device)
+            raise errors.MalformedCbor(str(e), t_device) from e
         try:
             msg = cose.sign1_from_item(item, _decode)
         except CoseError as e:
-            raise errors.NotCoseSign1(str(e), t_device)
+            raise errors.NotCoseSign1(str(e), t_device) from e
         except CborDecodeError as e:
-            raise errors.NotCoseSign1("protected header: %s" % e, t_device)
+            raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
         try:
             body = reading.decode_payload(msg.payload, _decode)
             if body.pack is not None:
@@ -354,14 +355,14 @@ class Pipeline:
             else:
                 t_first = t_last = received_at
         except PayloadRangeError as e:
-            raise errors.OutOfRange(str(e), t_device)
+            raise errors.OutOfRange(str(e), t_device) from e
         except (PayloadError, CborDecodeError) as e:
-            raise errors.BadPayload(str(e), t_device)
+            raise errors.BadPayload(str(e), t_device) from e
         device, seq = body.device, body.seq
         try:
             cose.check_canonical(data, msg, _decode)
         except NonCanonicalMessage as e:
-            raise errors.NonCanonical(str(e), device, seq)
+            raise errors.NonCanonical(str(e), device, seq) from e
         if device != t_device:
             raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
         digest = _sha256(data)
@@ -413,7 +414,7 @@ class Pipeline:
             return Accepted(device, seq, verdict)
         # Every check has passed: compute the new marks and gaps, then stage (nothing below
         # raises).
-        mark = self.marks.get(device) or [0, 0]
+        mark: list[int] = self.marks.get(device) or [0, 0]
         new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
         seals = self.registry.seals_due(msg.kid, seq)  # a rotated-out key's last seq, sealed at commit
         contig = mark[0]
@@ -527,7 +528,8 @@ class Pipeline:
                     store.insert_gap(gap)
                 if self._seals:
                     store.seal_keys(self._seals)
-                store.update_marks([DeviceMarks(d, self.marks[d][0], self.marks[d][1]) for d in touched if d in self.marks])
+                store.update_marks([DeviceMarks(d, self.marks[d][0], self.marks[d][1])
+                                    for d in touched if d in self.marks])
                 if save_counters:
                     store.save_counters(self.counters)
         except Exception:

@@ -37,9 +37,10 @@ class QuarantineBound:
     """Admits quarantine rows until ``max_rows`` rows or ``max_bytes`` bytes are stored in all,
     and ``device_rows`` / ``device_bytes`` for the device a reject is charged to."""
 
-    def __init__(self, rows=0, nbytes=0, max_rows=DEFAULT_QUARANTINE_ROWS, max_bytes=DEFAULT_QUARANTINE_BYTES,
-                 device_rows=DEFAULT_DEVICE_ROWS, device_bytes=DEFAULT_DEVICE_BYTES, used=None,
-                 max_devices=MAX_TRACKED_DEVICES):
+    def __init__(self, rows: int = 0, nbytes: int = 0, max_rows: int = DEFAULT_QUARANTINE_ROWS,
+                 max_bytes: int = DEFAULT_QUARANTINE_BYTES, device_rows: int = DEFAULT_DEVICE_ROWS,
+                 device_bytes: int = DEFAULT_DEVICE_BYTES, used: dict[str, list[int]] | None = None,
+                 max_devices: int = MAX_TRACKED_DEVICES) -> None:
         self.rows, self.nbytes = rows, nbytes
         self.max_rows, self.max_bytes = max_rows, max_bytes
         self.device_rows, self.device_bytes = device_rows, device_bytes
@@ -80,7 +81,8 @@ def device_of(topic: object) -> str | None:
 def quarantine_bound(store: Store, sec: QuarantineConfig | None = None) -> QuarantineBound:
     """A QuarantineBound primed with what ``store`` already holds; limits from ``[quarantine]``."""
     sec = sec or QuarantineConfig()
-    used, rows, nbytes = {}, 0, 0
+    used: dict[str, list[int]] = {}
+    rows, nbytes = 0, 0
     for topic, n, size in store.quarantine_usage():
         key = device_of(topic)
         key = UNATTRIBUTED if key is None else key

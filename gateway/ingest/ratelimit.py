@@ -39,17 +39,17 @@ MAX_TRACKED_DEVICES = 100000
 class RateLimiter:
     """Token buckets by device. ``allow(device, now)`` -> bool; ``counters`` has the totals."""
 
-    def __init__(self, rate, burst, max_devices=MAX_TRACKED_DEVICES):
+    def __init__(self, rate: float, burst: float, max_devices: int = MAX_TRACKED_DEVICES) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate limit: expected rate > 0 and burst >= 1, found rate %r burst %r" % (rate, burst))
         self.rate = float(rate)
         self.burst = float(burst)
         self.max_devices = max_devices
-        self._buckets = {}  # device -> [tokens, last time]
+        self._buckets: dict[str, list[float]] = {}  # device -> [tokens, last time]
         self.counters = {"ratelimit_allowed": 0, "ratelimit_limited": 0, "ratelimit_evicted": 0}
-        self.limited_by_device = {}
+        self.limited_by_device: dict[str, int] = {}
 
-    def allow(self, device, now=None):
+    def allow(self, device: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         b = self._buckets.get(device)
         if b is None:
@@ -68,7 +68,7 @@ class RateLimiter:
             self.limited_by_device[device] = self.limited_by_device.get(device, 0) + 1
         return False
 
-    def _evict(self, now):
+    def _evict(self, now: float) -> None:
         full = [d for d, (tokens, last) in self._buckets.items()
                 if tokens + (now - last) * self.rate >= self.burst]
         if not full:  # every device is busy: drop the fullest bucket (it loses the least)

@@ -29,10 +29,12 @@ import sys
 import threading
 import time
 import zlib
+from typing import Any
 
 from edgeledger.gateway import config
 from edgeledger.gateway.anchor import BatcherThread, keystore, open_ledger
 from edgeledger.gateway.anchor.ledger import LedgerUnavailable
+from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import StoreError
 from edgeledger.gateway.ingest import quarantine, ratelimit
 from edgeledger.gateway.ingest.pipeline import Pipeline
@@ -82,7 +84,7 @@ def build(cfg, worker=None):
     store = Store(cfg.store, cfg.sqlite_synchronous)
     registry = Registry(store)
     owns, client_id = None, cfg.mqtt_client_id
-    pstore = store
+    pstore: Store | _WorkerCounters = store
     if worker is not None:
         k, n = worker
         owns = lambda device: owner(device, n) == k  # noqa: E731
@@ -142,7 +144,7 @@ class _Workers:
         self.config_path, self.n = config_path, n
         self.store = store
         self.ctx = multiprocessing.get_context("spawn")
-        self.procs = [None] * n
+        self.procs: list[Any] = [None] * n
         self.restarts = 0
 
     def _start(self, k):
@@ -212,7 +214,7 @@ def _start_anchoring(cfg, store):
     return ledger, batcher
 
 
-def _start_upkeep(cfg: dict):
+def _start_upkeep(cfg: GatewayConfig) -> Any:
     """The broker upkeep thread (upkeep.py: retained readings, revoked sessions), or None
     when ``[upkeep] enabled = false``."""
     from edgeledger.gateway.ingest.upkeep import BrokerUpkeep
@@ -232,7 +234,7 @@ def _ledger_text(cfg, ledger):
 
 def total_counters(counters):
     """Sum per-worker counters (``name@wK``) into plain names."""
-    out = {}
+    out: dict[str, int] = {}
     for name, value in counters.items():
         base = name.split("@", 1)[0]
         out[base] = out.get(base, 0) + value

@@ -45,6 +45,7 @@ import logging
 import queue
 import threading
 import time
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
@@ -125,7 +126,7 @@ class _Client(mqtt.Client):
         return _BufferedSocket(mqtt.Client._create_socket(self))
 
     # fast_publish(topic, payload, mid): set by IngestService; None = paho's own path only
-    fast_publish = None
+    fast_publish: Callable[[str, bytes, int], Any] | None = None
     # PUBACKs of messages shed on this thread (IngestService: over their device's rate limit)
     _shed_acks = None
 
@@ -164,16 +165,17 @@ class _Client(mqtt.Client):
             self._flush_shed_acks()
 
     def _loop_read(self, max_packets: int) -> int:
-        sock = self._sock
+        sock: Any = self._sock
         if not isinstance(sock, _BufferedSocket):
             return mqtt.Client.loop_read(self, max_packets)
         rc = mqtt.MQTT_ERR_SUCCESS
+        buffered = sock.buffered
         for _ in range(READ_BURST):
-            if self.fast_publish is not None and self._in_packet["command"] == 0 and sock.buffered():
-                if self._take_publishes(sock) and not sock.buffered():
+            if self.fast_publish is not None and self._in_packet["command"] == 0 and buffered():
+                if self._take_publishes(sock) and not buffered():
                     break
             rc = mqtt.Client.loop_read(self, 1)  # one packet; reads the kernel when the buffer is empty
-            if rc != mqtt.MQTT_ERR_SUCCESS or self._sock is not sock or not sock.buffered():
+            if rc != mqtt.MQTT_ERR_SUCCESS or self._sock is not sock or not buffered():
                 break
         return rc
 
@@ -184,6 +186,7 @@ class _Client(mqtt.Client):
         raises (tests/fuzz/test_receive_path.py feeds it split, bytewise and hostile input)."""
         buf, pos = sock._buf, sock._pos
         n, taken, deliver = len(buf), 0, self.fast_publish
+        assert deliver is not None  # only called when fast_publish is set
         while pos + 2 <= n:
             first = buf[pos]
             if first & 0xF6 != 0x32:  # PUBLISH, QoS 1 (DUP and RETAIN bits free)
@@ -234,7 +237,7 @@ class IngestService:
         self.registry = pipeline.registry
         self.sites = list(sites)
         self.on_commit = on_commit  # called with the number of messages stored, after commit
-        self.inbox = queue.Queue(maxsize=MAX_INBOX)
+        self.inbox: queue.Queue[Any] = queue.Queue(maxsize=MAX_INBOX)
         self._stop = threading.Event()
         self.connected = threading.Event()
         self.commits = 0
@@ -246,13 +249,13 @@ class IngestService:
         try:
             tls, host, port = parse_broker_url(broker_url)
         except ValueError as e:
-            raise errors.ConfigError(str(e))
+            raise errors.ConfigError(str(e)) from e
         self.host, self.port = host, port
         c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                         protocol=mqtt.MQTTv311, manual_ack=True)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        c.reconnect_delay_set(min_delay=0.2, max_delay=5)  # type: ignore[arg-type]  # paho's hint says int; it sleeps a float
         if username:
             c.username_pw_set(username, password)
         if tls or ca_file:
@@ -297,7 +300,8 @@ class IngestService:
         i = 0
         while i < len(subs):
             # SUBSCRIBE_CHUNK devices, or fewer when their filters would pass SUBSCRIBE_BYTES
-            chunk, size = [], 0
+            chunk: list[tuple[str, str]] = []
+            size = 0
             while i < len(subs) and len(chunk) < SUBSCRIBE_CHUNK:
                 need = 3 * (len(topics.readings(subs[i][1], subs[i][0])) + 8)
                 if chunk and size + need > SUBSCRIBE_BYTES:

@@ -39,7 +39,7 @@ kind of failure) and tried again at the next round.
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
@@ -86,10 +86,10 @@ class BrokerUpkeep:
         self.sites = list(cfg.sites)
         self.store = store or Store(cfg.store, cfg.sqlite_synchronous)
         self.counters = {"upkeep_retained_cleared": 0, "upkeep_revoked_cut": 0, "upkeep_failures": 0}
-        self._first_seen = {}  # device -> when this thread first saw it revoked (wall clock)
-        self._last_cut = {}
+        self._first_seen: dict[str, float] = {}  # device -> when this thread first saw it revoked (wall clock)
+        self._last_cut: dict[str, float] = {}
         self._started = False  # revocations found by the first look count from their own time
-        self._failures_logged = set()
+        self._failures_logged: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="broker-upkeep", daemon=True)
 
@@ -131,7 +131,7 @@ class BrokerUpkeep:
         done = threading.Event()
         result = {}
 
-        def on_connect(client, userdata, flags, reason_code, properties):
+        def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
             result["rc"] = reason_code
             done.set()
 

@@ -69,16 +69,17 @@ def export(rpc: Any, contract: str, block: int | str = "latest") -> dict:
     owner_int, deployed = lightclient.fields(base["values"][lightclient.word(lightclient.SLOT_OWNER)], (160, 64))
     logs = lightclient.request(rpc, "eth_getLogs", [{"address": contract, "fromBlock": hex(deployed),
                                                      "toBlock": hex(n), "topics": ["0x" + _AUTHORIZED.hex()]}]) or []
-    pairs = set()
+    found: set[tuple[str, str]] = set()
     for log in logs:
         try:
             gateway = to_checksum_address("0x" + log["topics"][2][-40:])
             site = abi_decode(["string", "uint64"], bytes.fromhex(log["data"][2:]))[0]
         except (KeyError, IndexError, TypeError, ValueError, DecodingError) as e:
-            raise lightclient.LightClientError("eth_getLogs: malformed GatewayAuthorized log from the node: %s" % e)
-        pairs.add((site, gateway))
-    sites = {}
-    pairs = sorted(pairs)
+            raise lightclient.LightClientError("eth_getLogs: malformed GatewayAuthorized log from the node: %s"
+                                               % e) from e
+        found.add((site, gateway))
+    sites: dict[str, Any] = {}
+    pairs = sorted(found)
     for i in range(0, len(pairs), lightclient.MAX_SLOTS_PER_PROOF):
         chunk = pairs[i:i + lightclient.MAX_SLOTS_PER_PROOF]
         slots = [lightclient.authorization_slot(site, gw) for site, gw in chunk]
@@ -105,7 +106,7 @@ def load(path: str, expected_sha256: str | None) -> tuple[dict, str]:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
-        raise DeploymentError("cannot read deployment file %s: %s" % (path, e))
+        raise DeploymentError("cannot read deployment file %s: %s" % (path, e)) from e
     if len(data) > MAX_FILE_BYTES:
         raise DeploymentError("deployment file %s is larger than %d bytes" % (path, MAX_FILE_BYTES))
     got = hashlib.sha256(data).hexdigest()
@@ -123,5 +124,5 @@ def load(path: str, expected_sha256: str | None) -> tuple[dict, str]:
             sites[site] = dict((to_checksum_address(gw), w) for gw, w in gateways.items())
         d["sites"] = sites
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise DeploymentError("deployment file %s is not an %s file: %s" % (path, FORMAT, e))
+        raise DeploymentError("deployment file %s is not an %s file: %s" % (path, FORMAT, e)) from e
     return d, got

@@ -157,7 +157,7 @@ def _quantity(method, value):
     try:
         return int(value, 16)
     except (TypeError, ValueError) as e:
-        raise LightClientError("%s: expected a hex quantity from the node, found %r (%s)" % (method, value, e))
+        raise LightClientError("%s: expected a hex quantity from the node, found %r (%s)" % (method, value, e)) from e
 
 
 def header_rlp_fields(block):
@@ -186,7 +186,7 @@ class _Rpc(object):
         self.func = target if (self.url is None and callable(target) and not hasattr(target, "provider")
                                and not hasattr(target, "w3")) else None
         w3 = getattr(target, "w3", target)
-        self.provider = None if (self.url or self.func) else w3.provider
+        self.provider: Any = None if (self.url or self.func) else w3.provider
         self.timeout = timeout
 
     def __call__(self, method, params):
@@ -201,15 +201,16 @@ class _Rpc(object):
             else:
                 answer = self.provider.make_request(method, params)
         except OSError as e:
-            raise LedgerUnavailable("%s: node unreachable: %s" % (method, e))
+            raise LedgerUnavailable("%s: node unreachable: %s" % (method, e)) from e
         except ValueError as e:  # not JSON: a proxy or a web page, not a node
-            raise LightClientError("%s: the node's answer is not JSON-RPC: %s" % (method, e))
+            raise LightClientError("%s: the node's answer is not JSON-RPC: %s" % (method, e)) from e
         except Exception as e:
             if type(e).__module__.startswith("requests"):
-                raise LedgerUnavailable("%s: node unreachable: %s" % (method, e))
+                raise LedgerUnavailable("%s: node unreachable: %s" % (method, e)) from e
             raise
         if not isinstance(answer, dict):
-            raise LightClientError("%s: expected a JSON-RPC object from the node, found %s" % (method, type(answer).__name__))
+            raise LightClientError("%s: expected a JSON-RPC object from the node, found %s"
+                                   % (method, type(answer).__name__))
         if "error" in answer:
             raise LightClientError("%s: node answered error %s" % (method, answer["error"]))
         return answer.get("result")
@@ -270,7 +271,7 @@ def prove_slots(rpc: Any, contract: str, slots: list[bytes], block: int | str = 
             raise ProofMismatch("expected block %d, the node sent block %s" % (n, header["number"]))
         state_root, timestamp = _b(header["stateRoot"]), _int(header["timestamp"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ProofMismatch("block %d: malformed header from the node (%s: %s)" % (n, type(e).__name__, e))
+        raise ProofMismatch("block %d: malformed header from the node (%s: %s)" % (n, type(e).__name__, e)) from e
 
     proof = call("eth_getProof", [contract, ["0x" + s.hex() for s in slots], hex(n)])
     try:
@@ -287,13 +288,14 @@ def prove_slots(rpc: Any, contract: str, slots: list[bytes], block: int | str = 
             if _b(entry["key"]).rjust(32, b"\0") != slot:
                 raise ProofMismatch("expected the storage proof of slot 0x%s, the node sent one for %s"
                                     % (slot.hex(), entry["key"]))
-            value_rlp = HexaryTrie.get_from_proof(storage_root, keccak(slot), [rlp.decode(_b(x)) for x in entry["proof"]])
+            nodes = [rlp.decode(_b(x)) for x in entry["proof"]]
+            value_rlp = HexaryTrie.get_from_proof(storage_root, keccak(slot), nodes)
             values[slot] = rlp.decode(value_rlp).rjust(32, b"\0") if value_rlp else bytes(32)
     except (BadTrieProof, rlp.exceptions.DecodingError, rlp.exceptions.DeserializationError) as e:
         raise ProofMismatch("block %d: a proof of %s does not lead to stateRoot %s: %s" % (
-            n, contract, header["stateRoot"], e))
+            n, contract, header["stateRoot"], e)) from e
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ProofMismatch("block %d: malformed eth_getProof answer (%s: %s)" % (n, type(e).__name__, e))
+        raise ProofMismatch("block %d: malformed eth_getProof answer (%s: %s)" % (n, type(e).__name__, e)) from e
     return {"block_number": n, "block_hash": named, "timestamp": timestamp, "tip": top, "state_root": state_root,
             "storage_root": storage_root, "code_hash": code_hash, "nonce": int.from_bytes(nonce, "big"),
             "balance": int.from_bytes(balance, "big"), "values": values}

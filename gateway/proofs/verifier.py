@@ -64,17 +64,19 @@ class BundleCheckFailed(GatewayError):
     kind = "failed"
 
 
-def _kind(name, kind, doc):
+def _kind(name: str, kind: str, doc: str) -> type[BundleCheckFailed]:
     return type(name, (BundleCheckFailed,), {"kind": kind, "__doc__": doc})
 
 
 OfflineCheckFailed = _kind("OfflineCheckFailed", "offline", "Signature, key binding or Merkle path.")
 BadReadingNumber = _kind("BadReadingNumber", "reading_range",
                          "A number in the reading is not finite or outside the wire format's bounds.")
-BadReadingTime = _kind("BadReadingTime", "reading_time", "A record time is not finite or is outside the header's range.")
+BadReadingTime = _kind("BadReadingTime", "reading_time",
+                       "A record time is not finite or is outside the header's range.")
 WrongChain = _kind("WrongChain", "wrong_chain", "The bundle or the node is on another chain than the trust root.")
 WrongContract = _kind("WrongContract", "wrong_contract", "The bundle names another contract than the trust root.")
-UnknownContract = _kind("UnknownContract", "unknown_contract", "The trusted address holds no known EdgeLedgerAnchor code.")
+UnknownContract = _kind("UnknownContract", "unknown_contract",
+                        "The trusted address holds no known EdgeLedgerAnchor code.")
 WrongSite = _kind("WrongSite", "wrong_site", "The deployment file lists no such site.")
 WrongGateway = _kind("WrongGateway", "wrong_gateway",
                      "The gateway that anchored the batch is not authorized for the reading's site.")
@@ -88,7 +90,7 @@ ProofFailed = _kind("ProofFailed", "proof_mismatch", "The node's answers do not 
 KeyRevoked = KeyOutsideWindow  # the name earlier releases used
 
 
-def _restart_reason(body):
+def _restart_reason(body: Any) -> Any:
     """What the device signed about its chain restart (its ``agent/chain_restart`` record)."""
     if body.pack is not None:
         for rec in reading.resolve(body.pack):
@@ -108,7 +110,7 @@ class TrustRoot:
         try:
             self.contract = to_checksum_address(contract)
         except (ValueError, TypeError) as e:
-            raise TrustError("expected a 0x-prefixed 20-byte contract address, found %r (%s)" % (contract, e))
+            raise TrustError("expected a 0x-prefixed 20-byte contract address, found %r (%s)" % (contract, e)) from e
         self.chain_id = chain_id
         self.deployment = deployment
         self.deployment_sha256 = deployment_sha256
@@ -118,7 +120,7 @@ class TrustRoot:
         try:
             d, digest = deployment_file.load(path, sha256_hex)
         except deployment_file.DeploymentError as e:
-            raise TrustError(str(e))
+            raise TrustError(str(e)) from e
         return cls(d["chain_id"], d["contract"], d, digest)
 
     def describe(self) -> dict:
@@ -156,7 +158,7 @@ def check_reading_times(b: Bundle, body: reading.Payload) -> tuple[Any, Any]:
     try:
         t_first, t_last = reading.time_range(body.pack)
     except PayloadError as e:
-        raise BadReadingTime("bad reading time: %s" % e)
+        raise BadReadingTime("bad reading time: %s" % e) from e
     if math.floor(t_first) < b.header.first_time or math.ceil(t_last) > b.header.last_time:
         raise BadReadingTime("bad reading time: records timed %s..%s, the batch header covers %d..%d"
                              % (t_first, t_last, b.header.first_time, b.header.last_time))
@@ -175,7 +177,7 @@ def verify_bundle(data: bytes, rpc: Any = None, min_confirmations: int = DEFAULT
     try:
         body = check_offline(b, signatures.verify)
     except ReadingOutOfRange as e:
-        raise BadReadingNumber(str(e))
+        raise BadReadingNumber(str(e)) from e
     t_first, t_last = check_reading_times(b, body)
     gateway = to_checksum_address("0x" + b.header.gateway.hex())
     report = {"verdict": "offline-only", "device": body.device, "site": b.site, "seq": body.seq,
@@ -203,9 +205,11 @@ def _check_trust(b: Bundle, trust: TrustRoot) -> tuple[str, str]:
     contract = to_checksum_address("0x" + b.contract.hex())
     gateway = to_checksum_address("0x" + b.header.gateway.hex())
     if b.chain_id != trust.chain_id:
-        raise WrongChain("wrong chain: the bundle names chain %d, the trusted chain is %d" % (b.chain_id, trust.chain_id))
+        raise WrongChain("wrong chain: the bundle names chain %d, the trusted chain is %d"
+                         % (b.chain_id, trust.chain_id))
     if contract != trust.contract:
-        raise WrongContract("wrong contract: the bundle names %s, the trusted contract is %s" % (contract, trust.contract))
+        raise WrongContract("wrong contract: the bundle names %s, the trusted contract is %s"
+                            % (contract, trust.contract))
     if trust.deployment is not None:
         sites = trust.deployment["sites"]
         if b.site not in sites:
@@ -225,7 +229,8 @@ def prove_on_chain(b: Bundle, body: reading.Payload, times: tuple[Any, Any], rpc
     transport = getattr(rpc, "proof_rpc", rpc)
     node_chain = lightclient.chain_id(transport)
     if node_chain != trust.chain_id:
-        raise WrongChain("wrong chain: the node serves chain %d, the trusted chain is %d" % (node_chain, trust.chain_id))
+        raise WrongChain("wrong chain: the node serves chain %d, the trusted chain is %d"
+                         % (node_chain, trust.chain_id))
     kid = hashlib.sha256(b.public_key).digest()[:16]
     anchor = lightclient.anchor_slot(gateway, b.header.number)
     key = lightclient.key_slot(b.site, kid)
@@ -234,14 +239,15 @@ def prove_on_chain(b: Bundle, body: reading.Payload, times: tuple[Any, Any], rpc
     try:
         proof = lightclient.prove_slots(transport, contract, slots, block=block)
     except lightclient.ProofMismatch as e:
-        raise ProofFailed("proof mismatch: the node's answer does not check out against its state root (%s)" % e)
+        raise ProofFailed("proof mismatch: the node's answer does not check out against its state root (%s)" % e) from e
     values = proof["values"]
 
     version = known_code_hashes().get(proof["code_hash"])
     if version is None:
         raise UnknownContract("unknown contract: %s holds code with hash 0x%s, not a known EdgeLedgerAnchor build"
                               % (contract, proof["code_hash"].hex()))
-    if trust.deployment is not None and trust.deployment.get("code_hash") not in (None, "0x" + proof["code_hash"].hex()):
+    code_hash = "0x" + proof["code_hash"].hex()
+    if trust.deployment is not None and trust.deployment.get("code_hash") not in (None, code_hash):
         raise UnknownContract("unknown contract: the deployment file names code hash %s, %s holds 0x%s"
                               % (trust.deployment["code_hash"], contract, proof["code_hash"].hex()))
 
@@ -273,7 +279,7 @@ def prove_on_chain(b: Bundle, body: reading.Payload, times: tuple[Any, Any], rpc
         claimed = keywindow.key_commitment(b.site, body.device, b.alg, b.public_key, b.key_block, b.key_time,
                                            b.first_seq)
     except ValueError as e:
-        raise KeyNotRegistered("key not registered: the bundle's registration claims are malformed (%s)" % e)
+        raise KeyNotRegistered("key not registered: the bundle's registration claims are malformed (%s)" % e) from e
     if claimed != values[key]:
         raise KeyNotRegistered("key not registered: the chain's entry for key %s of site %r does not commit to "
                                "device %r with this key, registered in block %d at %d from seq %d"

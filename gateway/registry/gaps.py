@@ -57,12 +57,13 @@ def accept_gap(st: Store, device: str, reason: str, through: Optional[int] = Non
                                 % (through, device, contig))
         resume = through + 1
     else:
-        resume = st.next_stored_seq(device, contig)
-        if resume is None:
+        nxt = st.next_stored_seq(device, contig)
+        if nxt is None:
             raise RegistryError(
                 "accept-gap: %s has no stored message after its contiguous mark %d: the gateway sees no gap yet. If "
                 "the device can never deliver the seqs after %d, give --through SEQ (the last seq to give up; the "
                 "device's birth message names its head seq)" % (device, contig, contig))
+        resume = nxt
         if resume == contig + 1:
             raise RegistryError("accept-gap: %s has no gap at its contiguous mark %d" % (device, contig))
     gap = ChainGap(device, contig, resume, "operator", reason, now, now, by)

@@ -13,13 +13,16 @@ future nor backdate new messages, and a new key cannot speak for the past.
 without one): a proof bundle carries them, and a verifier recomputes the on-chain commitment.
 """
 import time
-from collections.abc import Iterable
+from typing import Any, cast
 
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.store import KeyRow, Store
 from edgeledger.protocols import keywindow, topics
 from edgeledger.protocols.cose import ALGORITHMS
+
+# protocols/cose.py's table with the value types it holds (that module is untyped: it also runs on boards).
+_ALGORITHMS = cast(dict[int, dict[str, Any]], ALGORITHMS)
 
 
 class Key:
@@ -120,13 +123,13 @@ class Registry:
         topics.check_id(site, "site")
         if alg not in ALGORITHMS:
             raise RegistryError("unsupported algorithm %r; supported: %s" % (alg, sorted(ALGORITHMS)))
-        if len(public_key) != ALGORITHMS[alg]["pub_len"]:
+        if len(public_key) != _ALGORITHMS[alg]["pub_len"]:
             raise RegistryError("%s public key must be %d bytes, got %d" % (
-                ALGORITHMS[alg]["name"], ALGORITHMS[alg]["pub_len"], len(public_key)))
+                _ALGORITHMS[alg]["name"], _ALGORITHMS[alg]["pub_len"], len(public_key)))
         try:
             signatures.check_public_key(alg, public_key)
         except ValueError as e:
-            raise RegistryError("%s key for %r refused: %s" % (ALGORITHMS[alg]["name"], device, e))
+            raise RegistryError("%s key for %r refused: %s" % (ALGORITHMS[alg]["name"], device, e)) from e
         existing = self.key(kid)
         if existing is not None:
             if existing.device != device or existing.public_key != bytes(public_key):

@@ -21,6 +21,7 @@ Valid keys (issue 12):
   on the curve (OpenSSL/Tongsuo check the curve equation when they load the point).
 """
 import hashlib
+from typing import Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -42,24 +43,24 @@ def key_id(public_key: bytes) -> bytes:
 
 # Cached key objects; a site has at most a few thousand device keys.
 MAX_CACHED_KEYS = 100000
-_cache = {}
+_cache: dict[tuple[object, bytes], Any] = {}
 
 
-def _ed25519_key(public_key):
+def _ed25519_key(public_key: bytes) -> VerifyKey:
     if len(public_key) != 32 or not crypto_core_ed25519_is_valid_point(bytes(public_key)):
         raise ValueError("expected 32 bytes encoding an Ed25519 point of prime order, found %d bytes that do not"
                          % len(public_key))
     return VerifyKey(public_key)
 
 
-def _p256_key(public_key):
+def _p256_key(public_key: bytes) -> ec.EllipticCurvePublicKey:
     if len(public_key) != 65 or public_key[:1] != b"\x04":
         raise ValueError("expected an uncompressed P-256 point (65 bytes, 04 X Y), found %d bytes starting %s"
                          % (len(public_key), bytes(public_key[:1]).hex()))
     return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
 
 
-def _ed25519_verify(key, message, signature):
+def _ed25519_verify(key: VerifyKey, message: bytes, signature: bytes) -> bool:
     try:
         key.verify(message, signature)
         return True
@@ -67,7 +68,7 @@ def _ed25519_verify(key, message, signature):
         return False
 
 
-def _es256_verify(key, message, signature):
+def _es256_verify(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:], "big")
     try:
@@ -88,7 +89,7 @@ def _sm2_key(public_key: bytes) -> tuple:
         from tongsuopy.crypto.exceptions import InvalidSignature as SmInvalidSignature
     except ImportError:
         raise ValueError("SM2 verification needs tongsuopy, which does not install on this "
-                         "platform (wheels: x86-64 Linux, macOS, Windows)")
+                         "platform (wheels: x86-64 Linux, macOS, Windows)") from None
     if len(public_key) != 65 or public_key[0] != 4:  # tongsuopy also takes compressed points
         raise ValueError("SM2 public key: expected 65 bytes SEC1 uncompressed (0x04)")
     key = sm_ec.EllipticCurvePublicKey.from_encoded_point(sm_ec.SM2(), public_key)
@@ -109,7 +110,7 @@ def _sm2_verify(key: tuple, message: bytes, signature: bytes) -> bool:
 
 
 # COSE alg -> (key loader, verify)
-VERIFIERS = {
+VERIFIERS: dict[object, tuple[Callable[[bytes], Any], Callable[[Any, bytes, bytes], bool]]] = {
     EDDSA: (_ed25519_key, _ed25519_verify),
     ES256: (_p256_key, _es256_verify),
     SM2: (_sm2_key, _sm2_verify),
@@ -117,7 +118,7 @@ VERIFIERS = {
 
 
 _BAD = object()  # cached marker: this key is not usable
-_CURVE = {EDDSA: "Ed25519", ES256: "P-256", SM2: "SM2"}
+_CURVE: dict[object, str] = {EDDSA: "Ed25519", ES256: "P-256", SM2: "SM2"}
 
 
 def _key(alg: object, public_key: object) -> object:

@@ -10,16 +10,15 @@ throws arbitrary bytes and hostile PUBLISH packets at it.
 """
 import struct
 
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import paho.mqtt.client as mqtt
-
 from edgeledger.gateway.bench import rawmqtt
 from edgeledger.gateway.ingest.pipeline import Pipeline
-from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.ingest.service import IngestService, _BufferedSocket
+from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from tests.fuzz.profiles import fuzz
 
@@ -169,7 +168,7 @@ def test_receive_path_never_raises(service, parts, cuts):
         pos += n
     chunks.append(data[pos:])
     delivered, rc = run(service, chunks, max_calls=10000)
-    for topic, payload, mid, qos in delivered:
+    for topic, payload, mid, _qos in delivered:
         assert isinstance(topic, str) and isinstance(payload, bytes) and 0 <= mid <= 65535
 
 

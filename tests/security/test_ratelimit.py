@@ -82,7 +82,7 @@ def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_p
     bound = quarantine.quarantine_bound(st, _toml({"quarantine": {"max_rows": 100, "max_bytes": 60}}).quarantine)
     assert bound.rows == 3 and bound.nbytes == sum(len(b"\xff\xff garbage %d" % i) for i in range(3))
     pipe2 = Pipeline(st, reg, quarantine=bound)
-    for i in range(5):
+    for _ in range(5):
         with pytest.raises(errors.RejectedMessage):
             pipe2.process(dev.topic, b"\xff" * 10)
     pipe2.commit()

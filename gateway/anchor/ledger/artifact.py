@@ -3,6 +3,7 @@ against its source by tests/ledger/test_artifact.py) and decoding the contract's
 import ast
 import json
 import os
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
@@ -51,7 +52,7 @@ def load_artifact():
                 art = json.load(f)
             art["abi"], art["bytecode"]
         except (OSError, ValueError, KeyError) as e:
-            raise ArtifactError("expected the contract artifact at %s: %s" % (ARTIFACT_PATH, e))
+            raise ArtifactError("expected the contract artifact at %s: %s" % (ARTIFACT_PATH, e)) from e
         _ARTIFACT = art
     return _ARTIFACT
 
@@ -83,15 +84,15 @@ def decode_revert(data, table=None):
         values = abi_decode(types, data[4:])
     except Exception:
         return "UnknownRevert", {"data": data}
-    values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values)]
-    return name, dict(zip(names, values))
+    checked = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values)]
+    return name, dict(zip(names, checked))
 
 
 def revert_data(exc):
     """Revert payload carried by a web3 / eth-tester exception, or None."""
     if isinstance(exc, w3exc.ContractLogicError) and exc.data:
         d = exc.data
-        return raw_bytes(d) if isinstance(d, str) else bytes(d)
+        return raw_bytes(d) if isinstance(d, str) else bytes(cast(Any, d))  # web3 types data as str | dict
     msg = str(exc.args[0]) if getattr(exc, "args", None) else ""
     # eth-tester: TransactionFailed("execution reverted: b'\x0b\x1c...'")
     marker = "execution reverted: "

@@ -209,7 +209,7 @@ class Ledger(Transport):
                                                               bytes(log["data"]))
             except DecodingError as e:
                 raise LedgerError("KeyRegistered log of (site %r, kid %s) does not decode: %s"
-                                  % (site, _kid(kid).hex(), e))
+                                  % (site, _kid(kid).hex(), e)) from e
             block = self._rpc(self.w3.eth.get_block, log["blockNumber"])
             reg = {"site": site_s, "device_id": dev, "alg": alg, "public_key": bytes(pub), "first_seq": first_seq,
                    "block_number": log["blockNumber"], "timestamp": block["timestamp"], "kid": _kid(kid)}

@@ -1,6 +1,7 @@
 """``EmbeddedLedger``: py-evm through eth-tester, in-process (the demo, unit tests). Every
 transaction is mined at once."""
 import os
+from typing import Any
 
 from eth_account import Account
 from eth_utils import to_checksum_address
@@ -25,9 +26,10 @@ class EmbeddedLedger(Ledger):
         from web3 import EthereumTesterProvider
 
         provider = EthereumTesterProvider()
-        self.tester = provider.ethereum_tester
+        tester: Any = provider.ethereum_tester
+        self.tester = tester
         w3 = Web3(provider)
-        self._bank = Account.from_key(self.tester.backend.account_keys[0].to_bytes())
+        self._bank = Account.from_key(tester.backend.account_keys[0].to_bytes())
         Ledger.__init__(self, w3, key=None, fees=fees)
         if key is None:
             key = self.new_funded_key()

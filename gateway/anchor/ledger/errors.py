@@ -1,5 +1,7 @@
 """The ledger backends' errors: every web3, eth-tester and requests error is translated into
 one of these (or LedgerError, the root gateway/errors.py names) where it enters our code."""
+from typing import Any
+
 from edgeledger.gateway.errors import LedgerError
 
 
@@ -10,7 +12,7 @@ class LedgerUnavailable(LedgerError):
 class ContractReverted(LedgerError):
     """The contract reverted; ``name`` and ``values`` hold the decoded custom error."""
 
-    def __init__(self, name, values, data=b"", action="call"):
+    def __init__(self, name: str, values: dict[str, Any], data: bytes = b"", action: str = "call") -> None:
         self.name = name
         self.values = values
         self.data = data
@@ -43,7 +45,7 @@ class ArtifactError(LedgerError):
     """The compiled contract artifact is missing or unreadable."""
 
 
-def _fmt(v):
+def _fmt(v: Any) -> str:
     if isinstance(v, (bytes, bytearray)):
         return "0x" + bytes(v).hex()
     return repr(v)

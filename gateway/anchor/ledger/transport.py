@@ -88,6 +88,8 @@ class Transport:
     Every sending method accepts ``key=`` to sign with another account (e.g. the owner).
     """
 
+    key: str | bytes | None = None  # the default signing key, set by the subclasses
+
     name = "ledger"
     # True for a chain that mines a block only when a transaction arrives: the batcher
     # then mines empty blocks while a batch waits for confirmations (``mine``).
@@ -107,7 +109,7 @@ class Transport:
         self._accounts = {}
         self._nonces = {}
         self._fixed_fees = fees
-        self._fee_cache = (0.0, None)
+        self._fee_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
         self._chain_id = None
 
     # ---------------------------------------------------------------- plumbing
@@ -119,11 +121,11 @@ class Transport:
         except _PASS_THROUGH:
             raise
         except _UNAVAILABLE as e:
-            raise LedgerUnavailable("%s: node unreachable: %s" % (self.name, e))
+            raise LedgerUnavailable("%s: node unreachable: %s" % (self.name, e)) from e
         except Exception as e:
             if type(e).__name__ == "TransactionFailed":  # eth-tester revert: decoded by callers
                 raise
-            raise LedgerError("%s: node error: %s: %s" % (self.name, type(e).__name__, e))
+            raise LedgerError("%s: node error: %s: %s" % (self.name, type(e).__name__, e)) from e
 
     def _account_for(self, key):
         if key is None:
@@ -238,7 +240,7 @@ class Transport:
         except Exception as e:
             err = self._revert_error(e, fn_name, error_cls)
             if err is not None:
-                raise err
+                raise err from e
             raise
 
     def _preflight(self, sender, data, action, error_cls, block="pending"):
@@ -247,7 +249,7 @@ class Transport:
         except Exception as e:
             err = self._revert_error(e, action, error_cls)
             if err is not None:
-                raise err
+                raise err from e
             raise
 
     # ---------------------------------------------------------------- signing and sending
@@ -285,8 +287,9 @@ class Transport:
             if "nonce too low" in msg or "invalid transaction nonce" in msg or "already known" in msg \
                     or "already imported" in msg or "replacement transaction underpriced" in msg:
                 raise NonceConflict("%s: nonce %d of %s is taken by another transaction (%s)" % (
-                    prepared.action, prepared.nonce, prepared.sender, e))
-            raise LedgerError("%s: node refused transaction %s: %s" % (prepared.action, hex0x(prepared.tx_hash), e))
+                    prepared.action, prepared.nonce, prepared.sender, e)) from e
+            raise LedgerError("%s: node refused transaction %s: %s"
+                              % (prepared.action, hex0x(prepared.tx_hash), e)) from e
 
     def transaction_known(self, tx_hash):
         """True if the node has the transaction (pending or mined)."""
