@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps demo test fuzz clean
+.PHONY: all setup system-deps demo lint test fuzz clean
 
 all: test
 
@@ -47,7 +47,17 @@ setup: system-deps $(STAMP) $(INTEROP)/.installed $(NPM_STAMP)
 demo: setup
 	$(VENV)/bin/edgeledger demo
 
-test: setup
+# ruff over the whole repository, mypy over the gateway (settings in pyproject.toml). mypy sees
+# the packages under their installed names through build/typecheck/edgeledger, a tree of links.
+TYPECHECK := build/typecheck/edgeledger
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	@mkdir -p $(TYPECHECK)
+	@for d in protocols agent firmware gateway; do ln -sfn ../../../$$d $(TYPECHECK)/$$d; done
+	$(VENV)/bin/mypy -p edgeledger.gateway
+
+test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The fuzz tests of `make test`, run for longer: 20,000 examples per property

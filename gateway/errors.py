@@ -50,14 +50,14 @@ class RejectedMessage(GatewayError):
 
     reason = "rejected"
 
-    def __init__(self, detail, device=None, seq=None):
+    def __init__(self, detail: str, device: str | None = None, seq: int | None = None) -> None:
         GatewayError.__init__(self, "%s: %s" % (self.reason, detail))
         self.detail = detail
         self.device = device
         self.seq = seq
 
 
-def _reject(name, reason, doc):
+def _reject(name: str, reason: str, doc: str) -> type[RejectedMessage]:
     cls = type(name, (RejectedMessage,), {"reason": reason, "__doc__": doc})
     return cls
 

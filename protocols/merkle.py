@@ -151,12 +151,58 @@ def root(leaf_hashes):
     return level[0]
 
 
+def levels(leaf_hashes):
+    """Return every level of the tree of ``leaf_hashes``: the leaves first, then each level
+    hashed from the one below as ``root`` hashes it (pairs become nodes, an odd last node is
+    carried up), and last ``[root]``. An empty list gives ``[]``.
+
+    The gateway keeps these levels with each batch, so an audit path is read from them
+    (``path_from_levels``) instead of hashed again. n - 1 hashes in all.
+
+    Raises MerkleError for the conditions ``root`` raises on.
+    """
+    _check_leaves(leaf_hashes)
+    if not leaf_hashes:
+        return []
+    out = [list(leaf_hashes)]
+    while len(out[-1]) > 1:
+        out.append(_next_level(out[-1]))
+    return out
+
+
+def path_from_levels(tree_levels, index):
+    """Return PATH(index, D[n]) of RFC 9162 §2.1.3.1 read from a tree's levels, no hashing.
+
+    ``tree_levels`` is what ``levels`` returns, or any sequence of levels (each a sequence
+    of hashes, with ``len``) laid out the same way, such as a view over a stored tree. At
+    each level below the root the path takes the sibling of the node above the leaf, when
+    that node has one (a carried-up last node has none).
+
+    Raises MerkleError if ``index`` is not a leaf of the tree.
+    """
+    n = len(tree_levels[0]) if len(tree_levels) else 0
+    if not 0 <= index < n:
+        raise MerkleError(
+            "leaf index %d out of range for a tree of %d leaves" % (index, n)
+        )
+    path = []
+    m = index
+    for k in range(len(tree_levels) - 1):
+        level = tree_levels[k]
+        sibling = m ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        m >>= 1
+    return path
+
+
 def inclusion_proof(leaf_hashes, index):
     """Return the audit path PATH(index, D[n]) of RFC 9162 §2.1.3.1.
 
     The path lists sibling hashes from the leaf's level up to just below the
     root (the order RFC 9162 defines and ``verify_inclusion`` consumes). A
-    tree of one leaf has the empty path. O(n) hashing.
+    tree of one leaf has the empty path. O(n) hashing: ``levels`` then
+    ``path_from_levels``, the code the gateway proves its batches with.
 
     Raises MerkleError if ``index`` is not in 0..n-1, or for the conditions
     ``root`` raises on.
@@ -167,18 +213,7 @@ def inclusion_proof(leaf_hashes, index):
         raise MerkleError(
             "leaf index %d out of range for a tree of %d leaves" % (index, n)
         )
-    path = []
-    level = leaf_hashes
-    m = index
-    while len(level) > 1:
-        sibling = m ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        # else: m is the odd last node of this level, carried up with no
-        # sibling (the right subtree of RFC 9162's split is smaller here).
-        level = _next_level(level)
-        m >>= 1
-    return path
+    return path_from_levels(levels(leaf_hashes), index)
 
 
 def all_inclusion_proofs(leaf_hashes):

@@ -1,6 +1,6 @@
 """Compile the anchor contract with solcjs and write its committed artifact.
 
-    .venv/bin/python tools/compile_contract.py            # write gateway/contracts/EdgeLedgerAnchor.json
+    .venv/bin/python tools/compile_contract.py            # write gateway/anchor/contracts/EdgeLedgerAnchor.json
     .venv/bin/python tools/compile_contract.py --check    # exit 1 if the artifact is stale
 
 solcjs comes from npm (`npm ci` at the repository root installs the version pinned in
@@ -21,10 +21,12 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT_NAME = "EdgeLedgerAnchor"
-# The source unit name is part of the metadata hash: always the repo-relative path.
+# The source unit name is part of the metadata hash, so it stays the path the contract was first
+# compiled at (gateway/contracts/) wherever the file lives: the bytecode, and with it every
+# deployment's code hash, does not change when the repository is reorganised.
 SOURCE_UNIT = "gateway/contracts/EdgeLedgerAnchor.sol"
-SOURCE_PATH = os.path.join(ROOT, SOURCE_UNIT)
-ARTIFACT_PATH = os.path.join(ROOT, "gateway", "contracts", CONTRACT_NAME + ".json")
+SOURCE_PATH = os.path.join(ROOT, "gateway", "anchor", "contracts", CONTRACT_NAME + ".sol")
+ARTIFACT_PATH = os.path.join(ROOT, "gateway", "anchor", "contracts", CONTRACT_NAME + ".json")
 SOLCJS = os.path.join(ROOT, "node_modules", ".bin", "solcjs")
 # The oldest target chains (Besu/FISCO BCOS/Energy Web deployments) lack PUSH0 (Shanghai)
 # and the Cancun opcodes; london bytecode runs on all of them.

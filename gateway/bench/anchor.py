@@ -68,7 +68,7 @@ def _gas_of(store, ledger, number):
 
 def gas_for_size(node, root, size):
     """(gas of one steady-state batch of ``size`` readings, seconds to build its tree)."""
-    from edgeledger.gateway.batcher import Batcher
+    from edgeledger.gateway.anchor.batcher import Batcher
 
     ledger = node.ledger()
     st = _store(root, "size-%d" % size)
@@ -87,7 +87,7 @@ def gas_for_size(node, root, size):
 
 def baseline_gas(node, root, n=4):
     """Gas per reading when each reading is anchored by its own transaction (steady state)."""
-    from edgeledger.gateway.batcher import Batcher
+    from edgeledger.gateway.anchor.batcher import Batcher
 
     ledger = node.ledger()
     st = _store(root, "baseline")
@@ -101,7 +101,7 @@ def baseline_gas(node, root, n=4):
 
 
 def anchors_per_minute(node, root, batches=THROUGHPUT_BATCHES):
-    from edgeledger.gateway.batcher import Batcher
+    from edgeledger.gateway.anchor.batcher import Batcher
 
     ledger = node.ledger()
     st = _store(root, "throughput")
@@ -117,9 +117,10 @@ def anchors_per_minute(node, root, batches=THROUGHPUT_BATCHES):
 
 def latency(node, root, batch_age, seconds, log=None):
     """Percentiles of reading creation -> anchored with CONFIRMATIONS, through the Pipeline."""
-    from edgeledger.gateway import anchoring
+    from edgeledger.gateway.anchor import thread as anchoring
+    from edgeledger.gateway.config import BatchConfig
     from edgeledger.gateway.bench import loadgen
-    from edgeledger.gateway.pipeline import Pipeline
+    from edgeledger.gateway.ingest.pipeline import Pipeline
     from edgeledger.gateway.registry import Registry
     from edgeledger.protocols.cose import EDDSA
 
@@ -130,7 +131,7 @@ def latency(node, root, batch_age, seconds, log=None):
     for d in devices:
         reg.register(d.name, loadgen.SITE, EDDSA, bytes(d.sk.verify_key), d.kid)
     pipe = Pipeline(st, reg)
-    bt = anchoring.BatcherThread(st.path, ledger, {"max_size": 100000, "max_age_s": batch_age}, CONFIRMATIONS)
+    bt = anchoring.BatcherThread(st.path, ledger, BatchConfig(max_size=100000, max_age_s=batch_age), CONFIRMATIONS)
     bt.start()
     try:
         interval = len(devices) / LATENCY_RATE

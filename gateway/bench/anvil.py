@@ -163,7 +163,7 @@ class Anvil(object):
     def ledger(self, sites=("bench",)):
         """A JsonRpcLedger with a fresh funded key, the contract deployed, itself the gateway of
         ``sites``."""
-        from edgeledger.gateway.ledger import JsonRpcLedger
+        from edgeledger.gateway.anchor.ledger import JsonRpcLedger
 
         key = self.new_funded_key()
         ledger = JsonRpcLedger(self.url, key=key)

@@ -117,7 +117,7 @@ def _percentile(values: list, p: float) -> float | None:
 def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool, log) -> dict:
     """One measured phase; returns its figures."""
     from edgeledger.gateway.bench.ingest import _write_site
-    from edgeledger.gateway.runner import total_counters
+    from edgeledger.gateway.ingest.runner import total_counters
     from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-flood-")

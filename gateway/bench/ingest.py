@@ -85,7 +85,7 @@ def verify_rates(seconds=1.0):
     from nacl.signing import SigningKey
 
     from edgeledger.agent import signer
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
     from edgeledger.protocols.cose import EDDSA, ES256, SM2
 
     msg = os.urandom(120)
@@ -274,7 +274,7 @@ def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, 
 
 def gateway_phase(devices, seconds, records, workers, log, per_device, durability=DURABLE, count_fsyncs=False):
     """One gateway run over ``seconds``; ``per_device`` presigned messages per device."""
-    from edgeledger.gateway.runner import total_counters
+    from edgeledger.gateway.ingest.runner import total_counters
     from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-gw-")

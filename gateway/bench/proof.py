@@ -1,7 +1,8 @@
 """``edgeledger bench proof``: proof bundle size, offline verify time, on-chain verify gas.
 
 * For each ``--sizes`` (1k, 100k, 1M leaves): a tree built with the batcher's own code
-  (gateway/batcher.py ``tree_levels``, ``path_from_blob``) over one real signed reading
+  (protocols/merkle.py ``levels``, read back with ``path_from_levels`` from the stored form,
+  gateway/store ``PackedTree``) over one real signed reading
   and synthetic leaves; the reading's bundle (protocols/bundle.py) is encoded and
   ``bundle_bytes`` reported; ``verify_ms`` is ``edgeledger verify``'s offline check
   (gateway/verifier.py ``verify_bundle``: decode, key binding, Ed25519 signature, audit
@@ -30,17 +31,17 @@ BUNDLE_TARGET_BYTES = 1200
 
 
 def _bundle(size, message, index):
-    from edgeledger.gateway.batcher import path_from_blob, pack_levels, tree_levels
+    from edgeledger.gateway.store import PackedTree
     from edgeledger.protocols import merkle
     from edgeledger.protocols.batch import BatchHeader
 
     leaves = [merkle.leaf_hash(b"synthetic %d" % i) for i in range(size)]
     leaves[index] = merkle.leaf_hash(message)
     t0 = time.perf_counter()
-    levels = tree_levels(leaves)
+    levels = merkle.levels(leaves)
     build_s = time.perf_counter() - t0
-    blob = pack_levels(levels)
-    path = path_from_blob(blob, size, index)
+    blob = PackedTree.pack(levels)
+    path = merkle.path_from_levels(PackedTree(blob, size), index)
     root = levels[-1][0]
     now = int(time.time())  # the message was signed a moment ago: inside the header's time range
     header = BatchHeader(os.urandom(20), 7, os.urandom(32), root, size, now - 60, now + 60)
@@ -48,7 +49,7 @@ def _bundle(size, message, index):
 
 
 def bundle_figures(sizes, repeat, log):
-    from edgeledger.gateway import verifier
+    from edgeledger.gateway.proofs import verifier
     from edgeledger.gateway.bench import loadgen
     from edgeledger.protocols.bundle import Bundle
     from edgeledger.protocols.cose import EDDSA
@@ -111,11 +112,13 @@ def chain_figures(node, repeat, log=print):
     ``repeat`` runs against this anvil."""
     import tempfile
 
-    from edgeledger.gateway import proofs, provision, verifier
-    from edgeledger.gateway.batcher import Batcher
+    from edgeledger.gateway import proofs
+    from edgeledger.gateway.proofs import verifier
+    from edgeledger.gateway.anchor import keysync
+    from edgeledger.gateway.anchor.batcher import Batcher
     from edgeledger.gateway.bench import loadgen
-    from edgeledger.gateway.ledger import JsonRpcLedger
-    from edgeledger.gateway.pipeline import Pipeline
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+    from edgeledger.gateway.ingest.pipeline import Pipeline
     from edgeledger.gateway.registry import Registry
     from edgeledger.gateway.store import Store
     from edgeledger.protocols.cose import EDDSA
@@ -139,7 +142,7 @@ def chain_figures(node, repeat, log=print):
         (name, seed), = loadgen.device_specs(1, "lc")
         dev = loadgen.DeviceChain(name, seed)
         reg.register(name, loadgen.SITE, EDDSA, loadgen.public_key(seed), dev.kid)
-        provision.sync_chain(reg, ledger)
+        keysync.sync_chain(reg, ledger)
         pipe = Pipeline(st, reg)
         for _ in range(8):
             pipe.process(dev.topic, dev.next())

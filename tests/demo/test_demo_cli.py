@@ -4,7 +4,7 @@ import json
 import os
 
 from edgeledger.gateway import cli, demo, proofs, registry
-from edgeledger.gateway.demo_fleet import device_names
+from edgeledger.gateway.demo.fleet import device_names
 from edgeledger.gateway.registry import Registry
 from tests.demo.conftest import demo_json, run_cli
 

@@ -1,12 +1,12 @@
 """The demo's amqtt broker: QoS 1, persistent sessions, manual PUBACK, and the workarounds
-for amqtt 0.12 documented in gateway/demo_broker.py (notes 1 and 4)."""
+for amqtt 0.12 documented in gateway/demo/broker.py (notes 1 and 4)."""
 import threading
 import time
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgeledger.gateway.demo_broker import EmbeddedBroker
+from edgeledger.gateway.demo.broker import EmbeddedBroker
 
 WAIT_S = 10.0
 

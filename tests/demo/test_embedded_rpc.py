@@ -7,9 +7,10 @@ import rlp
 from eth_utils import keccak, to_canonical_address
 from trie import HexaryTrie
 
-from edgeledger.gateway import lightclient
-from edgeledger.gateway.embedded_rpc import EmbeddedRpc, EmbeddedRpcError
-from edgeledger.gateway.ledger import EmbeddedLedger, header_hash
+from edgeledger.gateway.anchor.embedded_rpc import EmbeddedRpc, EmbeddedRpcError
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.proofs import lightclient
+from edgeledger.protocols.batch import BatchHeader
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def anchored():
     root = os.urandom(32)
     receipt = ledger.wait_for_receipt(ledger.anchor(1, bytes(32), root, 5, 100, 200))
     ledger.mine(2)
-    hh = header_hash(ledger.account, 1, bytes(32), root, 5, 100, 200)
+    hh = BatchHeader(bytes.fromhex(ledger.account[2:]), 1, bytes(32), root, 5, 100, 200).hash()
     return ledger, EmbeddedRpc(ledger), receipt, root, hh
 
 

@@ -22,8 +22,9 @@ import time
 import pytest
 
 from edgeledger.agent.registermaps import MAPS
-from edgeledger.gateway import proofs, verifier
-from edgeledger.gateway.ledger import JsonRpcLedger
+from edgeledger.gateway import proofs
+from edgeledger.gateway.proofs import verifier
+from edgeledger.gateway.anchor.ledger import JsonRpcLedger
 from edgeledger.protocols import cose
 from edgeledger.protocols.bundle import Bundle
 from edgeledger.protocols.reading import decode_payload, resolve

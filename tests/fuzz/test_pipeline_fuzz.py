@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeledger.gateway import errors
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, chain, cose, reading_encode

@@ -10,16 +10,15 @@ throws arbitrary bytes and hostile PUBLISH packets at it.
 """
 import struct
 
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import paho.mqtt.client as mqtt
-
 from edgeledger.gateway.bench import rawmqtt
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.service import IngestService, _BufferedSocket
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService, _BufferedSocket
 from edgeledger.gateway.store import Store
 from tests.fuzz.profiles import fuzz
 
@@ -169,14 +168,14 @@ def test_receive_path_never_raises(service, parts, cuts):
         pos += n
     chunks.append(data[pos:])
     delivered, rc = run(service, chunks, max_calls=10000)
-    for topic, payload, mid, qos in delivered:
+    for topic, payload, mid, _qos in delivered:
         assert isinstance(topic, str) and isinstance(payload, bytes) and 0 <= mid <= 65535
 
 
 def test_a_flood_past_its_rate_is_shed_on_the_receive_thread_with_one_ack_write(tmp_path):
     """Past its device's rate a message is counted and acknowledged on the receive thread,
     never queued; the PUBACKs of a whole read go out as one write (MQTT 3.1.1 §3.4)."""
-    from edgeledger.gateway import ratelimit
+    from edgeledger.gateway.ingest import ratelimit
 
     store = Store(str(tmp_path / "gw.db"))
     svc = IngestService(Pipeline(store, Registry(store), rate_limiter=ratelimit.RateLimiter(rate=0.001, burst=2)),

@@ -8,10 +8,12 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, proofs, provision, verifier
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.ledger import EmbeddedLedger
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway import errors, proofs
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import chain, cose, reading
@@ -94,7 +96,7 @@ def anchored(tmp_path_factory):
     reg = Registry(st)
     pipe = Pipeline(st, reg, clock_skew_s=10 ** 9)
     dev.register(reg)
-    provision.sync_chain(reg, led)  # registered on chain; the registry keeps the chain's time
+    keysync.sync_chain(reg, led)  # registered on chain; the registry keeps the chain's time
     t0 = reg.key(dev.signer.kid).chain_time
     for t in (t0 + 10, t0 + 200):  # seq 1 before, seq 2 after the key's end (t0 + 100)
         pack = with_base_fields(series("m3", t))

@@ -5,10 +5,12 @@ import sys
 
 import pytest
 
-from edgeledger.gateway import cli, proofs, provision, verifier
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.ledger import JsonRpcLedger
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway import cli, proofs
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import bundle as bundle_mod
@@ -37,7 +39,7 @@ def anchored(tmp_path_factory):
         devices = [FakeDevice("a"), FakeDevice("b", alg="ES256")]
         for d in devices:
             d.register(reg)
-        provision.sync_chain(reg, owner)  # registers both keys on chain; the chain's time opens them
+        keysync.sync_chain(reg, owner)  # registers both keys on chain; the chain's time opens them
         reading_time = max(reg.key(d.signer.kid).valid_from for d in devices) + 10
         for i in range(37):
             d = devices[i % 2]

@@ -5,12 +5,16 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, gaps, proofs, provision, status, verifier
-from edgeledger.gateway.batcher import Batcher
+from edgeledger.gateway import errors, proofs
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.cli import status
+from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import RegistryError
-from edgeledger.gateway.ledger import EmbeddedLedger
-from edgeledger.gateway.pipeline import Pipeline
-from edgeledger.gateway.registry import Registry
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.proofs import verifier
+from edgeledger.gateway.registry import Registry, gaps
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import chain, cose, reading
 from edgeledger.protocols.bundle import Bundle
@@ -59,7 +63,7 @@ def test_g1_a_declared_restart_is_stored_recorded_and_acknowledged(st):
     assert "outbox head segment unreadable" in g.reason
     assert st.seqs("d1") == [1, 2, 3, 4, 5, 40, 41]
     assert pipe.counters["chain_restarts"] == 1
-    text = "\n".join(status.report({"synchronous": "FULL"}, st))
+    text = "\n".join(status.report(GatewayConfig(), st))
     assert "d1: seqs 6..39 not in the chain, chain goes on at seq 40 (restart" in text
 
 
@@ -72,7 +76,7 @@ def test_g3_a_restart_waits_for_an_operator_when_restarts_are_not_accepted(st):
     pipe.process(dev.topic, restart_message(dev, 10))
     pipe.process(dev.topic, dev.next())
     assert pipe.commit() == {"d2": 3}  # the mark stops before the restart
-    assert "WAITING for an operator" in "\n".join(status.report({}, st))
+    assert "WAITING for an operator" in "\n".join(status.report(GatewayConfig(), st))
     g = gaps.accept_gap(st, "d2", "flash replaced on site visit")
     assert g.resume_seq == 10
     assert pipe.reload_gaps() == ["d2"]
@@ -97,7 +101,7 @@ def test_g2_operator_accepts_the_seqs_a_revoked_key_signed_and_the_chain_goes_on
     for _ in range(3):
         assert send(pipe, dev, dev.next()) == "stored"  # 7..9, ahead of the hole
     assert pipe.commit() == {"d3": 3}
-    waiting = "\n".join(status.report({}, st, "gw.toml"))
+    waiting = "\n".join(status.report(GatewayConfig(), st, "gw.toml"))
     assert "d3: contiguous up to seq 3, next stored seq 7 (3 missing; quarantined among them: revoked_device 3)" \
         in waiting and "accept-gap --config gw.toml --device d3" in waiting
     g = gaps.accept_gap(st, "d3", "key revoked after a leak", by="operator test")
@@ -130,7 +134,7 @@ def test_bundles_after_a_gap_carry_it_and_verify_says_so(st):
     dev = FakeDevice("d5")
     led.authorize_gateway(dev.site, led.account)
     dev.register(pipe.registry)
-    provision.sync_chain(pipe.registry, led)  # the key on chain, with the registry's window
+    keysync.sync_chain(pipe.registry, led)  # the key on chain, with the registry's window
     for _ in range(2):
         pipe.process(dev.topic, dev.next())
     pipe.process(dev.topic, restart_message(dev, 9, why="head lost"))
@@ -191,7 +195,8 @@ def test_a_declared_loss_is_a_recorded_gap_and_the_acks_move_past_it(st):
     assert send(pipe, dev, lost_message(dev, 11, dev.prev, [(3, 3, "damaged"), (6, 9, "head")])) == "stored"
     assert pipe.commit() == {"d9": 11}
     assert len(st.chain_gaps("d9")) == 2 and pipe.counters["declared_losses"] == 2
-    assert "d9: seqs 6..9 not in the chain, chain goes on at seq 10 (lost" in "\n".join(status.report({}, st))
+    text = "\n".join(status.report(GatewayConfig(), st))
+    assert "d9: seqs 6..9 not in the chain, chain goes on at seq 10 (lost" in text
 
 
 def test_a_lost_head_with_nothing_kept_is_one_gap_not_two(st):

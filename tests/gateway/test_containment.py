@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from edgeledger.gateway import errors, signatures
-from edgeledger.gateway import pipeline as pipeline_module
+from edgeledger.gateway import errors
 from edgeledger.gateway.errors import RegistryError
-from edgeledger.gateway.pipeline import Pipeline
-from edgeledger.gateway.registry import Registry
+from edgeledger.gateway.ingest import pipeline as pipeline_module
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.registry import Registry, signatures
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, chain, cose, reading_encode
 from tests.support.devices import FakeDevice

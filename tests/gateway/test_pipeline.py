@@ -6,7 +6,7 @@ import time
 import pytest
 
 from edgeledger.gateway import errors
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, cose, topics
@@ -185,7 +185,7 @@ def test_a_bignum_value_is_refused_like_the_verifier_refuses_it(gw):
     pure codec (devices, edgeledger verify) has no bignums and never calls it a number. The
     gateway keeps every tag as a tag, as the pure codec does, so it refuses the message with
     the verifier's words (it could otherwise store a reading no bundle can prove)."""
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
     from edgeledger.protocols import chain
     from edgeledger.protocols.bundle import Bundle, TamperedMessage, check_offline
 

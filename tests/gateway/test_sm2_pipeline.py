@@ -8,7 +8,7 @@ from edgeledger.agent.signer import KeySigner, generate
 from edgeledger.firmware import sm2 as pure
 from edgeledger.firmware import sm3
 from edgeledger.gateway import errors
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor_encode, cose
@@ -132,10 +132,10 @@ def test_an_sm2_bundle_passes_the_offline_checks_and_no_altered_byte_does():
     """A proof bundle of an SM2 reading (vector 6 of docs/wire-format.md, beside an Ed25519
     one in a 2-leaf batch) passes check_offline with the gateway's verifier; the same bundle
     with any one byte of the message altered does not."""
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
     from edgeledger.protocols import chain, merkle
     from edgeledger.protocols.batch import BatchHeader
-    from edgeledger.protocols.bundle import BundleError, Bundle, check_offline
+    from edgeledger.protocols.bundle import Bundle, BundleError, check_offline
     from tests.protocols import wire_vectors
 
     v = wire_vectors.load()

@@ -6,12 +6,14 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgeledger.gateway import anchoring, service as service_mod
-from edgeledger.gateway.anchoring import BatcherThread
-from edgeledger.gateway.ledger import EmbeddedLedger
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.anchor import thread as anchoring
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.anchor.thread import BatcherThread
+from edgeledger.gateway.config import BatchConfig
+from edgeledger.gateway.ingest import service as service_mod
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.service import IngestService
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService
 from edgeledger.gateway.store import Store
 from tests.support.devices import FakeDevice
 from tests.support.net import wait_until
@@ -79,7 +81,7 @@ def test_a_dead_batcher_is_restarted_counted_and_anchors_everything(tmp_path, mo
     led.authorize_gateway(dev.site, led.account)
     st.set_ledger_meta({"chain_id": led.chain_id, "contract": led.address, "gateway": led.account})
     led.sign_anchor = once_raising(led.sign_anchor, 2)
-    bt = BatcherThread(path, led, {"max_size": 10, "max_age_s": 0}, 1)
+    bt = BatcherThread(path, led, BatchConfig(max_size=10, max_age_s=0), 1)
     bt.start()
     try:
         wait_until(lambda: bt.batcher.anchored_messages() == 30, 60, what="every batch anchored after a death")

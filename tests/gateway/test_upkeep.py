@@ -2,9 +2,10 @@
 and the retained sweep run against a real broker in tests/security/test_attacks.py."""
 import pytest
 
+from edgeledger.gateway import config
+from edgeledger.gateway.ingest.upkeep import BrokerUpkeep
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.gateway.upkeep import BrokerUpkeep
 from tests.support.devices import FakeDevice
 
 pytestmark = pytest.mark.security
@@ -22,8 +23,8 @@ def upkeep(tmp_path):
     reg.revoke("recent", at=T - 10)      # ten seconds before
     reg.revoke("noisy", at=T - 3600)
     reg.revoke("later", at=T + 100)      # takes effect in the future
-    cfg = {"broker": "mqtts://localhost:1", "client_id": "el-gw-t", "store": str(tmp_path / "gw.db"),
-           "upkeep": {"cut_every_s": 2.0, "cut_window_s": 600.0}}
+    cfg = config.resolve({"broker": "mqtts://localhost:1", "client_id": "el-gw-t", "store": "gw.db",
+                          "upkeep": {"cut_every_s": 2.0, "cut_window_s": 600.0}}, str(tmp_path))
     u = BrokerUpkeep(cfg, store=st)
     cuts = []
     u.cut = cuts.append

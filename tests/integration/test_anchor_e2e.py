@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from edgeledger.gateway import proofs, verifier
-from edgeledger.gateway.ledger import JsonRpcLedger
+from edgeledger.gateway import proofs
+from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+from edgeledger.gateway.proofs import verifier
 from tests.support.anvil import running_anvil
 from tests.support.net import wait_until
 from tests.support.site import count_exactly_once

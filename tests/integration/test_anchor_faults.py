@@ -25,7 +25,8 @@ def anchored_events(owner, gateway, numbers):
 
 def check_chain_matches_store(owner, st):
     gateway = st.ledger_meta()["gateway"]
-    rows = st.db.execute("SELECT number, tree_size, state, tx_hash, block_number FROM batches ORDER BY number").fetchall()
+    rows = st.db.execute("SELECT number, tree_size, state, tx_hash, block_number FROM batches "
+                         "ORDER BY number").fetchall()
     numbers = [r[0] for r in rows]
     assert numbers == list(range(1, len(rows) + 1)), "batch numbers have a gap"
     assert {r[2] for r in rows} == {"anchored"}

@@ -9,7 +9,7 @@ import pytest
 from edgeledger.agent import linux, signer
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.outbox import HEADER_LEN, MAX_RECORD_BYTES, Outbox, check_sizes
-from edgeledger.gateway import provision
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.registry import Registry
 from tests.support.net import wait_until
 from tests.support.site import count_exactly_once

@@ -98,7 +98,7 @@ def test_agent_sigkilled_resumes_from_outbox_without_gap(site):
     site.start_agent("dev-steady", last)
     st = site.store()
     for round_ in range(3):
-        wait_until(lambda: len(st.seqs("dev-k")) > 300 * (round_ + 1), 60, what="dev-k progress")
+        wait_until(lambda: len(st.seqs("dev-k")) > 300 * (round_ + 1), 60, what="dev-k progress")  # noqa: B023
         site.kill_agent("dev-k")
         time.sleep(0.5)
         site.start_agent("dev-k", last)

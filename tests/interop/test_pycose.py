@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from edgeledger.agent.signer import generate
-from edgeledger.gateway import signatures
+from edgeledger.gateway.registry import signatures
 from edgeledger.protocols import chain, cose, reading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

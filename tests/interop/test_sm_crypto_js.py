@@ -13,7 +13,7 @@ import pytest
 from edgeledger.agent.signer import generate
 from edgeledger.firmware import crypto
 from edgeledger.firmware import sm2 as pure
-from edgeledger.gateway import signatures
+from edgeledger.gateway.registry import signatures
 from edgeledger.protocols import chain, cose, reading
 from tests.crypto import vectors
 

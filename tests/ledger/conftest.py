@@ -2,7 +2,7 @@
 EVM version the contract is compiled for). The ledger's own account is the gateway of SITE."""
 import pytest
 
-from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger, JsonRpcLedger
 from tests.support.anvil import running_anvil
 
 SITE = "plant-a"

@@ -3,7 +3,8 @@ import hashlib
 
 import pytest
 
-from edgeledger.gateway.ledger import JsonRpcLedger, LedgerUnavailable, header_hash
+from edgeledger.gateway.anchor.ledger import JsonRpcLedger, LedgerUnavailable
+from edgeledger.protocols.batch import BatchHeader
 from tests.support.anvil import Anvil
 
 pytestmark = pytest.mark.ledger
@@ -19,7 +20,7 @@ def test_chain_state_survives_restart_and_outage_is_typed():
         led.authorize_gateway("plant-a", led.account)
         root = hashlib.sha256(b"r1").digest()
         led.wait_for_receipt(led.anchor(1, ZERO, root, 1, 1, 2))
-        hh = header_hash(led.account, 1, ZERO, root, 1, 1, 2)
+        hh = BatchHeader(bytes.fromhex(led.account[2:]), 1, ZERO, root, 1, 1, 2).hash()
         height = node.block_number()
         node.stop()
         with pytest.raises(LedgerUnavailable):

@@ -3,13 +3,14 @@ import importlib.util
 import json
 import os
 
-from edgeledger.gateway import ledger
+from edgeledger.gateway.anchor import ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _compile_tool():
-    spec = importlib.util.spec_from_file_location("compile_contract", os.path.join(ROOT, "tools", "compile_contract.py"))
+    tool = os.path.join(ROOT, "tools", "compile_contract.py")
+    spec = importlib.util.spec_from_file_location("compile_contract", tool)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

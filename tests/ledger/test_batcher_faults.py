@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from edgeledger.gateway import batcher as batcher_mod
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.ledger import JsonRpcLedger
+from edgeledger.gateway.anchor import batcher as batcher_mod
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import JsonRpcLedger
 from edgeledger.gateway.store import Store
 from tests.support.anvil import deploy, running_anvil
 from tests.support.net import wait_until

@@ -6,11 +6,16 @@ import os
 import pytest
 from eth_account import Account
 
-from edgeledger.gateway.errors import GatewayError, LedgerError
-from edgeledger.gateway.ledger import (
-    CONTRACT_VERSION, HEADER_LEN, OPEN_SEQ, AnchorRejected, ContractReverted, KeyRejected, PreparedTx, header_bytes,
-    header_hash,
+from edgeledger.gateway.anchor.ledger import (
+    CONTRACT_VERSION,
+    OPEN_SEQ,
+    AnchorRejected,
+    ContractReverted,
+    KeyRejected,
+    PreparedTx,
 )
+from edgeledger.gateway.errors import GatewayError, LedgerError
+from edgeledger.protocols.batch import LAYOUT_LEN, BatchHeader
 from edgeledger.protocols.keywindow import key_commitment
 from tests.ledger.conftest import SITE
 
@@ -32,15 +37,16 @@ def _anchor_chain(led, count, start=1, prev=ZERO, wait=True):
     for n in range(start, start + count):
         root = hashlib.sha256(b"root-%d" % n).digest()
         h = led.anchor(n, prev, root, 10 * n, 1_700_000_000 + n, 1_700_000_060 + n, wait=wait)
-        prev = header_hash(led.account, n, prev, root, 10 * n, 1_700_000_000 + n, 1_700_000_060 + n)
+        prev = BatchHeader(bytes.fromhex(led.account[2:]), n, prev, root, 10 * n, 1_700_000_000 + n,
+                           1_700_000_060 + n).hash()
         out.append((n, root, prev, h))
     return out
 
 
 def test_header_layout_is_118_bytes_in_field_order():
     gw = "0x" + "ab" * 20
-    hb = header_bytes(gw, 7, b"\x11" * 32, b"\x22" * 32, 5, 100, 200)
-    assert len(hb) == HEADER_LEN == 1 + 1 + 20 + 8 + 32 + 32 + 8 + 8 + 8
+    hb = BatchHeader(bytes.fromhex(gw[2:]), 7, b"\x11" * 32, b"\x22" * 32, 5, 100, 200).layout()
+    assert len(hb) == LAYOUT_LEN == 1 + 1 + 20 + 8 + 32 + 32 + 8 + 8 + 8
     assert hb[0] == 2 and hb[1] == 1  # version 2, tree-hash algorithm SHA-256
     assert hb[2:22] == b"\xab" * 20
     assert hb[22:30] == (7).to_bytes(8, "big")
@@ -197,7 +203,7 @@ def test_fifty_quick_anchors_without_waiting_then_polled(ledger):
     for n in range(1, 51):
         root = hashlib.sha256(b"q%d" % n).digest()
         sent.append(ledger.anchor(n, prev, root, n, n, n, preflight=False))
-        prev = header_hash(gw, n, prev, root, n, n, n)
+        prev = BatchHeader(bytes.fromhex(gw[2:]), n, prev, root, n, n, n).hash()
     receipts = [ledger.wait_for_receipt(h, timeout=60) for h in sent]
     assert all(r["status"] == 1 for r in receipts)
     assert ledger.last_batch(gw) == (50, prev)
@@ -231,7 +237,7 @@ def test_resend_of_identical_signed_tx_is_not_a_second_anchor(ledger):
 
 def test_nonce_resync_after_external_use_of_the_key(ledger):
     """Another process spending our nonce: NonceConflict, then the next anchor works."""
-    from edgeledger.gateway.ledger import NonceConflict
+    from edgeledger.gateway.anchor.ledger import NonceConflict
 
     gw = ledger.account
     prepared = ledger.prepare_anchor(1, ZERO, b"\x44" * 32, 1, 1, 1)

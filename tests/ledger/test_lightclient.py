@@ -3,11 +3,18 @@ import hashlib
 
 import pytest
 
-from edgeledger.gateway.ledger import header_hash
-from edgeledger.gateway.lightclient import (
-    NotAnchored, ProofMismatch, TooFewConfirmations, anchor_slot, block_hash_of, fields, prove_slots, slot_plus,
+from edgeledger.gateway.proofs.lightclient import (
+    NotAnchored,
+    ProofMismatch,
+    TooFewConfirmations,
+    anchor_slot,
+    block_hash_of,
+    fields,
+    prove_slots,
+    slot_plus,
     verify_anchor_storage,
 )
+from edgeledger.protocols.batch import BatchHeader
 from tests.support.anvil import rpc
 
 pytestmark = pytest.mark.ledger
@@ -19,7 +26,7 @@ def anchored(anvil_ledger, anvil_node):
     led = anvil_ledger
     root = hashlib.sha256(b"batch-1").digest()
     r = led.wait_for_receipt(led.anchor(1, ZERO, root, 42, 100, 160))
-    hh = header_hash(led.account, 1, ZERO, root, 42, 100, 160)
+    hh = BatchHeader(bytes.fromhex(led.account[2:]), 1, ZERO, root, 42, 100, 160).hash()
     anvil_node.mine(2)
     return led, r, root, hh
 

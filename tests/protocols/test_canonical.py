@@ -11,7 +11,8 @@ import pytest
 from edgeledger.agent.signer import KeySigner, generate
 from edgeledger.firmware import crypto
 from edgeledger.firmware import ed25519_verify
-from edgeledger.gateway import pipeline, signatures
+from edgeledger.gateway.ingest import pipeline
+from edgeledger.gateway.registry import signatures
 from edgeledger.protocols import cbor, chain, cose, reading
 from edgeledger.protocols.bundle import Bundle, NonCanonical, check_offline
 from edgeledger.protocols.errors import CoseError, DecodeError, NonCanonicalMessage

@@ -8,7 +8,7 @@ PACK = [{0: "m/p", 1: "W", 2: 5, 6: 1764093000}]
 
 
 def test_sign_parse_verify_both_algorithms():
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
 
     for alg in ("EdDSA", "ES256"):
         s = generate(alg, "d1")

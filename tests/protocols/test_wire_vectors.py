@@ -67,7 +67,7 @@ def test_both_forms_of_vector_6_are_the_same_readings():
 def test_vectors_decode_and_verify_with_cbor2():
     import cbor2
 
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
 
     for name, seq in (("message-1", 1), ("message-2", 2)):
         msg = cose.parse_sign1(V[name], cbor2.loads)
@@ -113,7 +113,7 @@ print("vectors ok")
 
 
 def test_batch_header_key_commitment_and_bundle_vectors():
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
     from edgeledger.protocols import keywindow, merkle
     from edgeledger.protocols.batch import LAYOUT_LEN, BatchHeader
     from edgeledger.protocols.bundle import Bundle, check_offline
@@ -152,7 +152,7 @@ def test_sm2_vectors_byte_for_byte():
     """Vector 6: a board's SM2 reading (deterministic k) is these bytes; the gateway verifies
     it, and a Linux device's (random k) differs only in the signature."""
     from edgeledger.firmware import sm2, sm3
-    from edgeledger.gateway import signatures
+    from edgeledger.gateway.registry import signatures
 
     s = KeySigner("SM2", SM2_D, "meter-01")
     assert s.public_key == V["sm2-public-key"] and s.kid == V["sm2-kid"]

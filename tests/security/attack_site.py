@@ -12,8 +12,8 @@ import threading
 import time
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import provision
 from edgeledger.gateway.bench import rawmqtt
+from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import session, topics
@@ -125,9 +125,10 @@ class AttackSite:
             payload = session.encode_birth("probe", d.fake.signer.kid, d.fake.seq, time.monotonic_ns(), {})
 
             def heard():
-                d.conn.publish(topics.birth(SITE, d.name), payload)  # again until it is heard
+                d.conn.publish(topics.birth(SITE, d.name), payload)  # noqa: B023 (again until it is heard; called in this loop)
                 return wait_until_or_none(lambda: self.store.db.execute(
-                    "SELECT last_birth FROM devices WHERE device=?", (d.name,)).fetchone()[0] == payload, 2.0)
+                    "SELECT last_birth FROM devices WHERE device=?",
+                    (d.name,)).fetchone()[0] == payload, 2.0)  # noqa: B023
 
             wait_until(heard, WAIT_S, interval=0, what="the gateway hears %s" % d.name)
 
@@ -166,7 +167,7 @@ class AttackSite:
         return sum(q.values()) if reason is None else q.get(reason, 0)
 
     def counters(self):
-        from edgeledger.gateway.runner import total_counters
+        from edgeledger.gateway.ingest.runner import total_counters
 
         return total_counters(self.store.load_counters())
 

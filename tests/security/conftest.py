@@ -16,20 +16,16 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edgeledger.gateway import cli
-from edgeledger.gateway.broker_config import BrokerSite
+from edgeledger.gateway.enrol.broker_config import BrokerSite
 from tests.support.broker import Mosquitto
 from tests.support.net import free_port, wait_port
 
 SITE = "plant-a"
-SECURITY_MODULE = "edgeledger.gateway.cmd_security"
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``edgeledger ARGS`` in-process; returns (exit code, stdout, stderr). The security
-    commands are added to the parser if the CLI does not list their module yet."""
-    if SECURITY_MODULE not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", tuple(cli.COMMAND_MODULES) + (SECURITY_MODULE,))
+def run_cli(capsys):
+    """Run ``edgeledger ARGS`` in-process; returns (exit code, stdout, stderr)."""
 
     def run(*argv):
         capsys.readouterr()

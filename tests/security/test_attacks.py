@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from edgeledger.gateway import provision
 from edgeledger.gateway.bench import rawmqtt
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway.enrol import provision
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.runner import owner
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.runner import owner
 from edgeledger.protocols import cbor, chain, cose, reading_encode, topics
 from tests.security.attack_site import CLI, GATEWAY_CLIENT_ID, WAIT_S, AttackSite, RawPublisher
 from tests.security.conftest import SITE, after_reload, gateway_client

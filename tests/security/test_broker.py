@@ -67,7 +67,7 @@ def test_client_without_certificate_is_refused(secure_broker, clients):
     anon = clients(b, "anon")  # TLS, verifies the server, presents no certificate
     assert not anon.wait()
     # a certificate from another CA is refused too
-    from edgeledger.gateway.pki import SitePKI
+    from edgeledger.gateway.enrol.pki import SitePKI
 
     other = SitePKI(b.site.dir + "-other").init(SITE)
     stranger = clients(b, "stranger", *other.issue_client("dev-a"))
@@ -122,7 +122,7 @@ def test_revoked_certificate_is_refusedafter_reload(secure_broker, clients):
 
 
 def test_password_mode_refuses_anonymous_and_wrong_passwords(secure_broker, clients):
-    from edgeledger.gateway.broker_config import new_password
+    from edgeledger.gateway.enrol.broker_config import new_password
 
     b = secure_broker("password")
     assert gateway_client(clients, b).wait(), b.log()

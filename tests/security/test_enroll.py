@@ -10,8 +10,8 @@ import time
 import pytest
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import enroll
-from edgeledger.gateway.ledger import EmbeddedLedger
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.enrol import enroll
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from tests.support.mpy import micropython_binary

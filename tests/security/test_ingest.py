@@ -10,12 +10,14 @@ import time
 import pytest
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import proofs, provision, verifier
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.ledger import EmbeddedLedger
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway import proofs
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.enrol import provision
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.ingest.service import IngestService
+from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
-from edgeledger.gateway.service import IngestService
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import session, topics
 from edgeledger.protocols.bundle import Bundle, NonCanonical
@@ -171,7 +173,8 @@ def test_reencoded_copies_published_first_do_not_fork_the_devices(secure_broker,
     for name, alg in (("dev-a", "EdDSA"), ("dev-e", "ES256")):
         pb = provision.provision(gw.operator_registry(), name, SITE, tmp_path / name, alg=alg, broker=b.site,
                                  ledger=led)
-        wait_until(lambda: gw.registry.key(pb.kid) is not None, 60, what="the gateway sees %s's key" % name)
+        wait_until(lambda: gw.registry.key(pb.kid) is not None, 60,  # noqa: B023 (called in this loop)
+                   what="the gateway sees %s's key" % name)
         devices[name] = (FakeDevice(name, SITE, signer=load_key_file(pb.files["key"])),
                          _bundle_client(clients, b, pb, name))
     attacker = _bundle_client(clients, b, _provision(gw, b, "dev-m", tmp_path / "m"), "m")
@@ -195,7 +198,8 @@ def test_reencoded_copies_published_first_do_not_fork_the_devices(secure_broker,
         for m in sent[name]:
             conn.publish(d.topic, m)
     for name in devices:
-        wait_until(lambda: len(stored_readings(gw.store, name)) == 4, 60, what="%s's 4 readings stored" % name)
+        wait_until(lambda: len(stored_readings(gw.store, name)) == 4, 60,  # noqa: B023 (called in this loop)
+                   what="%s's 4 readings stored" % name)
         assert stored_readings(gw.store, name) == dict(enumerate(sent[name], 1))
     wait_until(lambda: any(session.decode_ack(p) == 4 for _, p in conn_a.received), 60, what="dev-a acked to 4")
     attacker.publish(dev_a.topic, CASES["array_head_98_04"][2](sent["dev-a"][2], dev_a.signer))  # after: same

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from edgeledger.gateway import keystore
+from edgeledger.gateway.anchor import keystore
+from edgeledger.gateway.config import LedgerConfig
 
 pytestmark = pytest.mark.security
 
@@ -55,7 +56,7 @@ def test_exposed_keystore_or_passphrase_file_is_refused(tmp_path, mode):
     path = str(tmp_path / "gw.json")
     keystore.generate(path, "pw", secret=SECRET, scrypt_n=FAST_N)
     pw = _private(tmp_path / "pass", "pw\n")
-    cfg = {"keystore_file": path, "passphrase_file": pw}
+    cfg = LedgerConfig(keystore_file=path, passphrase_file=pw)
     assert keystore.account_key(cfg) == SECRET
     os.chmod(path, mode)
     with pytest.raises(keystore.InsecureFileError, match="%04o" % mode):
@@ -69,7 +70,7 @@ def test_exposed_keystore_or_passphrase_file_is_refused(tmp_path, mode):
 def test_passphrase_from_environment_not_arguments(tmp_path):
     path = str(tmp_path / "gw.json")
     keystore.generate(path, "from-env", secret=SECRET, scrypt_n=FAST_N)
-    cfg = {"keystore_file": path, "passphrase_env": "EL_TEST_PASSPHRASE"}
+    cfg = LedgerConfig(keystore_file=path, passphrase_env="EL_TEST_PASSPHRASE")
     assert keystore.account_key(cfg, environ={"EL_TEST_PASSPHRASE": "from-env"}) == SECRET
     with pytest.raises(keystore.KeystoreError, match="EL_TEST_PASSPHRASE is not set"):
         keystore.account_key(cfg, environ={})

@@ -1,11 +1,10 @@
 """A MicroPython device on the secured broker: TLS with its device certificate, the
 bundle's config.json, the firmware's MQTT client; a reading it signs is stored."""
 import json
-import os
 
 import pytest
 
-from edgeledger.gateway import provision
+from edgeledger.gateway.enrol import provision
 from tests.security.conftest import SITE
 from tests.security.test_ingest import Gateway
 from tests.support.mpy import run_micropython

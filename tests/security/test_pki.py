@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edgeledger.gateway import broker_config
-from edgeledger.gateway.pki import SitePKI
+from edgeledger.gateway.enrol import broker_config
+from edgeledger.gateway.enrol.pki import SitePKI
 
 pytestmark = pytest.mark.security
 

@@ -1,13 +1,20 @@
 """A flooding device: token buckets per device, and a quarantine that stops growing."""
 import pytest
 
-from edgeledger.gateway import errors, ratelimit
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway import config, errors
+from edgeledger.gateway.config import schema
+from edgeledger.gateway.ingest import quarantine, ratelimit
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from tests.support.devices import FakeDevice
 
 pytestmark = pytest.mark.security
+
+
+def _toml(parsed):
+    """A gateway.toml's settings as the gateway reads them."""
+    return config.resolve(parsed, "/")
 
 
 def test_token_bucket_allows_burst_then_rate():
@@ -63,7 +70,7 @@ def test_flooding_device_is_rate_limited_quarantined_and_counted(pipe_parts):
 
 def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_parts):
     st, reg, dev = pipe_parts
-    pipe = Pipeline(st, reg, quarantine=ratelimit.QuarantineBound(max_rows=3, max_bytes=10**6))
+    pipe = Pipeline(st, reg, quarantine=quarantine.QuarantineBound(max_rows=3, max_bytes=10**6))
     for i in range(10):
         with pytest.raises(errors.MalformedCbor):
             pipe.process(dev.topic, b"\xff\xff garbage %d" % i)
@@ -72,10 +79,10 @@ def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_p
     assert pipe.counters["quarantine_dropped"] == 7
     assert st.quarantine_reasons() == {"malformed_cbor": 3}
     # the byte bound, and the bound survives a restart (primed from the store)
-    bound = ratelimit.quarantine_bound(st, {"quarantine": {"max_rows": 100, "max_bytes": 60}})
+    bound = quarantine.quarantine_bound(st, _toml({"quarantine": {"max_rows": 100, "max_bytes": 60}}).quarantine)
     assert bound.rows == 3 and bound.nbytes == sum(len(b"\xff\xff garbage %d" % i) for i in range(3))
     pipe2 = Pipeline(st, reg, quarantine=bound)
-    for i in range(5):
+    for _ in range(5):
         with pytest.raises(errors.RejectedMessage):
             pipe2.process(dev.topic, b"\xff" * 10)
     pipe2.commit()
@@ -87,10 +94,10 @@ def test_quarantine_stops_storing_bytes_past_its_bound_but_keeps_counting(pipe_p
 
 
 def test_rate_limit_is_on_by_default_and_comes_from_gateway_toml(tmp_path):
-    rl = ratelimit.from_config({})
-    assert (rl.rate, rl.burst) == (ratelimit.DEFAULT_RATE, ratelimit.DEFAULT_BURST) == (1000.0, 5000)
-    assert ratelimit.from_config({"ratelimit": {"rate": 0}}) is None  # explicitly off
-    rl = ratelimit.from_config({"ratelimit": {"rate": 50, "burst": 500}})
+    rl = ratelimit.from_config(_toml({}).ratelimit)
+    assert (rl.rate, rl.burst) == (schema.DEFAULT_RATE, schema.DEFAULT_BURST) == (1000.0, 5000)
+    assert ratelimit.from_config(_toml({"ratelimit": {"rate": 0}}).ratelimit) is None  # explicitly off
+    rl = ratelimit.from_config(_toml({"ratelimit": {"rate": 50, "burst": 500}}).ratelimit)
     assert (rl.rate, rl.burst) == (50.0, 500.0)
 
 
@@ -98,7 +105,7 @@ def test_one_device_fills_only_its_share_of_the_quarantine(pipe_parts):
     st, reg, dev = pipe_parts
     other = FakeDevice("dev-o")
     other.register(reg)
-    bound = ratelimit.QuarantineBound(max_rows=100, max_bytes=10 ** 6, device_rows=5, device_bytes=10 ** 6)
+    bound = quarantine.QuarantineBound(max_rows=100, max_bytes=10 ** 6, device_rows=5, device_bytes=10 ** 6)
     pipe = Pipeline(st, reg, quarantine=bound)
     for i in range(50):  # the noisy device: 50 rejects, 5 rows
         with pytest.raises(errors.MalformedCbor):
@@ -114,21 +121,21 @@ def test_one_device_fills_only_its_share_of_the_quarantine(pipe_parts):
     assert (tallies["dev-f"].rejected, tallies["dev-f"].quarantined, tallies["dev-f"].dropped) == (50, 5, 45)
     assert (tallies["dev-o"].rejected, tallies["dev-o"].quarantined, tallies["dev-o"].dropped) == (1, 1, 0)
     # the shares survive a restart: primed from the store by topic
-    again = ratelimit.quarantine_bound(st, {"quarantine": {"device_rows": 5}})
+    again = quarantine.quarantine_bound(st, _toml({"quarantine": {"device_rows": 5}}).quarantine)
     assert again.used["dev-f"][0] == 5 and not again.admit(1, "dev-f") and again.admit(1, "dev-o")
 
 
 def test_a_byte_share_per_device_too(pipe_parts):
     st, reg, dev = pipe_parts
-    bound = ratelimit.QuarantineBound(device_rows=1000, device_bytes=100)
+    bound = quarantine.QuarantineBound(device_rows=1000, device_bytes=100)
     assert [bound.admit(40, "a") for _ in range(3)] == [True, True, False]
     assert bound.admit(40, "b") and bound.admit(40, None)  # another device, and the unattributed account
 
 
 def test_invented_device_ids_share_one_account(pipe_parts):
-    bound = ratelimit.QuarantineBound(device_rows=2, max_devices=3)
+    bound = quarantine.QuarantineBound(device_rows=2, max_devices=3)
     assert all(bound.admit(1, "d%d" % i) for i in range(3))
-    assert bound.key("d9") == ratelimit.OTHERS
+    assert bound.key("d9") == quarantine.OTHERS
     assert [bound.admit(1, "d%d" % i) for i in range(10, 14)] == [True, True, False, False]
 
 
@@ -158,7 +165,7 @@ def test_an_outbox_catching_up_stays_under_the_default_limit(send_rate, limited)
 
     kw = {} if send_rate is None else {"send_rate": send_rate}
     core = AgentCore("dev", None, _Outbox(20000), [], None, **kw)
-    rl = ratelimit.from_config({})
+    rl = ratelimit.from_config(_toml({}).ratelimit)
     now, refused, inflight = 1000.0, 0, []
     core.on_connect(now)
     while core.outbox.acked < 20000 and now < 1000.0 + 3600 and not refused:

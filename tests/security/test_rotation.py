@@ -8,9 +8,11 @@ import time
 import pytest
 
 from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway import errors, provision
-from edgeledger.gateway.ledger import EmbeddedLedger
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway import errors
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger
+from edgeledger.gateway.enrol import provision
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import keywindow
@@ -100,7 +102,7 @@ def test_rotated_out_key_cannot_sign_after_the_device_switched(rotated):
     assert s.send(new, until + 3600) == "stored"
     s.pipe.commit()
     assert rotated["store"].seqs("dev-r") == [1, 2, 3, 4]
-    assert provision.push_key_ends(rotated["registry"], led, {}) == 1
+    assert keysync.push_key_ends(rotated["registry"], led, {}) == 1
     assert led.key_entry(SITE, old.kid)["last_seq"] == 2
     # the chain judges every one of those readings the same way
     for kid, seq, t, rule in ((old.kid, 1, t0 - 10, None), (old.kid, 2, t0 + 30, None), (old.kid, 4, t0 + 32, "W5"),
@@ -126,6 +128,6 @@ def test_rotated_key_of_a_device_that_never_switched_is_sealed_when_the_overlap_
 
 def test_sync_chain_repairs_a_chain_that_missed_the_rotation(rotated):
     fresh = _ledger()  # e.g. the embedded chain after a gateway restart
-    assert provision.sync_chain(rotated["registry"], fresh) == {"registered": 2, "ended": 1}
+    assert keysync.sync_chain(rotated["registry"], fresh) == {"registered": 2, "ended": 1}
     assert fresh.key_entry(SITE, rotated["old"].kid)["end_time"] == rotated["until"]
-    assert provision.sync_chain(rotated["registry"], fresh) == {"registered": 0, "ended": 0}
+    assert keysync.sync_chain(rotated["registry"], fresh) == {"registered": 0, "ended": 0}

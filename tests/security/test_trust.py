@@ -16,10 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from edgeledger.agent.signer import generate, load_key_file
-from edgeledger.gateway import cli, deployment, errors, proofs, provision, verifier
-from edgeledger.gateway.batcher import Batcher
-from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
-from edgeledger.gateway.pipeline import Pipeline
+from edgeledger.gateway import cli, errors, proofs
+from edgeledger.gateway.anchor import keysync
+from edgeledger.gateway.anchor.batcher import Batcher
+from edgeledger.gateway.anchor.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable
+from edgeledger.gateway.config import BatchConfig
+from edgeledger.gateway.enrol import provision
+from edgeledger.gateway.ingest.pipeline import Pipeline
+from edgeledger.gateway.proofs import deployment, verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, cose, reading, reading_encode
@@ -118,7 +122,7 @@ class GatewaySite:
         """A device in this registry, its key registered on chain by this gateway."""
         d = FakeDevice(name, site, signer=signer)
         d.register(self.registry)
-        provision.sync_chain(self.registry, self.gw)
+        keysync.sync_chain(self.registry, self.gw)
         return d
 
     def accept(self, d, msg):
@@ -223,7 +227,7 @@ def test_second_key_with_backdated_readings_is_refused(world, site_of):
     assert site.accept(d, d.next()) == "stored"
     second = generate("EdDSA", "meter-01")
     site.registry.register("meter-01", SITE_A, second.alg, second.public_key, second.kid, first_seq=1)
-    provision.sync_chain(site.registry, world.gw_a)  # the chain records its own time for it
+    keysync.sync_chain(site.registry, world.gw_a)  # the chain records its own time for it
     t_reg = world.gw_a.registration(SITE_A, second.kid)["timestamp"]
     assert site.registry.key(second.kid).valid_from == t_reg
     d.signer = second
@@ -249,7 +253,7 @@ def test_rotated_out_key_signing_older_claimed_readings_is_refused(world, site_o
     d.signer = load_key_file(str(tmp_path / "meter-01.key"))
     assert d.signer.kid == new_kid and site.registry.key(new_kid).first_seq == 3
     assert site.accept(d, d.next()) == "stored"  # seq 3 under the new key: the device switched
-    assert provision.push_key_ends(site.registry, world.gw_a, {}) == 1
+    assert keysync.push_key_ends(site.registry, world.gw_a, {}) == 1
     assert world.gw_a.key_entry(SITE_A, old.kid)["last_seq"] == 2
     d.signer = old
     thief = d.make(d.seq + 1, d.prev, t=time.time() - 60)  # inside the old window, a new seq
@@ -298,7 +302,7 @@ def test_kid_squatting_neither_blocks_nor_hijacks_a_sites_key(world, site_of):
     world.gw_b.revoke_key(SITE_B, d.signer.kid, 1, 0)
     site = site_of(world, world.gw_a)
     d.register(site.registry)
-    provision.sync_chain(site.registry, world.gw_a)  # not blocked: KeyExists is per site
+    keysync.sync_chain(site.registry, world.gw_a)  # not blocked: KeyExists is per site
     assert world.gw_a.key_entry(SITE_A, d.signer.kid)["end_time"] is None  # nor revoked by B's entry
     assert world.gw_b.key_entry(SITE_B, d.signer.kid)["revoked"] is True
     assert site.accept(d, d.next()) == "stored"
@@ -573,7 +577,7 @@ def test_gateway_on_its_own_chain_authorizes_itself_and_registers_keys_as_they_a
     """The embedded chain is new at every start: the batcher thread authorizes the gateway for
     the sites of its devices and registers their keys as they appear, so anchoring works and a
     bundle verifies against it."""
-    from edgeledger.gateway.anchoring import BatcherThread
+    from edgeledger.gateway.anchor.thread import BatcherThread
 
     path = str(tmp_path / "gw.db")
     st = Store(path)
@@ -582,7 +586,7 @@ def test_gateway_on_its_own_chain_authorizes_itself_and_registers_keys_as_they_a
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
     st.set_ledger_meta({"chain_id": ledger.chain_id, "contract": ledger.address, "gateway": ledger.account})
-    bt = BatcherThread(path, ledger, {"max_size": 100, "max_age_s": 0.1}, 1, own_sites=["+"])
+    bt = BatcherThread(path, ledger, BatchConfig(max_size=100, max_age_s=0.1), 1, own_sites=["+"])
     bt.start()
     try:
         d = FakeDevice("meter-01", SITE_A)
@@ -608,7 +612,7 @@ def test_embedded_chain_clock_is_kept_near_the_wall_clock(tmp_path, monkeypatch)
     embedded chain's clock ahead by seconds every second, until a key registered on it opened
     its window in the future and refused current readings (W3). The batcher stops mining for
     confirmations while the chain is more than EMBEDDED_CLOCK_LEAD_S ahead."""
-    from edgeledger.gateway import anchoring
+    from edgeledger.gateway.anchor import thread as anchoring
 
     monkeypatch.setattr(anchoring, "EMBEDDED_CLOCK_LEAD_S", 2.0)
     path = str(tmp_path / "gw.db")
@@ -616,7 +620,7 @@ def test_embedded_chain_clock_is_kept_near_the_wall_clock(tmp_path, monkeypatch)
     st.insert_messages([("d", 1, bytes(32), bytes(32), 1, bytes(16), 1.0, 1.0, 1.0, b"m")])
     ledger = EmbeddedLedger()
     ledger.deploy(owner_key=ledger.key)
-    bt = anchoring.BatcherThread(path, ledger, {"max_size": 100, "max_age_s": 0}, 10 ** 6)
+    bt = anchoring.BatcherThread(path, ledger, BatchConfig(max_size=100, max_age_s=0), 10 ** 6)
     bt.batcher.close_due()
     assert bt.batcher.backlog() == 1  # a batch that waits for confirmations forever
     mined = sum(bt._mine_for_confirmations() for _ in range(30))

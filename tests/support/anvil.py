@@ -5,7 +5,7 @@ from edgeledger.gateway.bench.anvil import Anvil, AnvilMissing, anvil_binary, rp
 def deploy(node, site="plant-a"):
     """A fresh EdgeLedgerAnchor on ``node``: (owner JsonRpcLedger, key of a funded gateway
     account the owner authorized for ``site``)."""
-    from edgeledger.gateway.ledger import JsonRpcLedger
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
 
     owner = JsonRpcLedger(node.url, key=node.new_funded_key())
     owner.deploy(owner_key=owner.key)

@@ -53,18 +53,18 @@ class Site:
     def register_on_chain(self, ledger, name):
         """Register ``name``'s key on chain (``ledger`` signs: the owner or a gateway of the site)
         and note the chain's registration in the gateway registry, as provisioning does."""
-        from edgeledger.gateway import provision
+        from edgeledger.gateway.anchor import keysync
 
         assert name in self.devices
         st = self.store()
         try:
-            provision.sync_chain(Registry(st), ledger)
+            keysync.sync_chain(Registry(st), ledger)
         finally:
             st.close()
 
     def trust(self, ledger):
         """The verifier's trust root for this site's chain: its chain id and contract."""
-        from edgeledger.gateway.verifier import TrustRoot
+        from edgeledger.gateway.proofs.verifier import TrustRoot
 
         return TrustRoot(ledger.chain_id, ledger.address)
 

@@ -1,0 +1,68 @@
+"""``edgeledger``: the one console script.
+
+This package only builds the parser and dispatches: each command group lives in a
+module of its own (device.py, gateway.py, broker.py, proof.py for proof and verify,
+deployment.py, agent.py, demo.py, status.py for the status report), which imports what its
+commands need when they run, so ``edgeledger --help`` stays fast. Exit codes: 0 success,
+1 a check failed (verification, lost data), 2 usage or configuration error; ``verify``
+also 3 when the chain cannot be reached.
+"""
+import argparse
+import importlib
+import logging
+import sys
+from typing import Callable, Sequence
+
+from edgeledger.gateway.cli import agent, broker, demo, deployment, device, gateway, proof
+
+# Modules outside this package that add their own commands, each with ``add_commands(groups)``
+# where ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets: the
+# bench suites and the firmware image builder (both owned by the board/bench side).
+COMMAND_MODULES = (
+    "edgeledger.gateway.bench.cmd",
+    "edgeledger.firmware.cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``edgeledger`` parser; each command's ``func`` is in its defaults."""
+    p = argparse.ArgumentParser(prog="edgeledger", description=(
+        "Tamper-evident sensor and meter readings: agents sign, gateways store and anchor, "
+        "anyone verifies."))
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    groups = {"top": sub, "device": device.add_commands(sub), "agent": agent.add_commands(sub),
+              "gateway": gateway.add_commands(sub)}
+    broker.add_commands(sub)
+    proof.add_commands(sub)
+    deployment.add_commands(sub)
+    demo.add_commands(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(groups)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: sys.argv) and run the command. Errors of our packages and OS
+    errors become one line on stderr and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    from edgeledger.agent.errors import AgentError
+    from edgeledger.gateway.errors import GatewayError
+    from edgeledger.protocols.errors import ProtocolError
+
+    try:
+        return func(args)
+    except (AgentError, GatewayError, ProtocolError, OSError) as e:
+        print("edgeledger: %s" % e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""``edgeledger deployment ...``: the deployment file verifiers pin as their trust root, and the
+contract owner's authorizations of gateways for sites."""
+import argparse
+import sys
+
+
+def _deployment_export(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from edgeledger.gateway.proofs import deployment
+
+    d = deployment.export(args.rpc, args.contract, block="latest" if args.block is None else args.block)
+    data = deployment.dumps(d)
+    with open(args.out, "wb") as f:
+        f.write(data)
+    print("wrote %s: chain %d, contract %s (v%d), %d site(s), as of block %d" % (
+        args.out, d["chain_id"], d["contract"], d["contract_version"], len(d["sites"]), d["as_of_block"]))
+    print("sha256 %s" % hashlib.sha256(data).hexdigest())
+    return 0
+
+
+def _deployment_authorize(args: argparse.Namespace) -> int:
+    from edgeledger.gateway.anchor import keystore
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+    from edgeledger.gateway.config import LedgerConfig
+
+    key = keystore.account_key(LedgerConfig(keystore_file=args.keystore, passphrase_file=args.passphrase_file,
+                                            passphrase_env=args.passphrase_env, key_file=args.key_file))
+    if key is None:
+        print("edgeledger: the contract owner's key is needed: --keystore FILE (with --passphrase-file or "
+              "--passphrase-env) or --key-file FILE", file=sys.stderr)
+        return 2
+    owner = JsonRpcLedger(args.rpc, key=key)
+    owner.attach(args.contract)
+    if args.deployment_command == "authorize":
+        owner.authorize_gateway(args.site, args.gateway, key=key)
+    else:
+        owner.deauthorize_gateway(args.site, args.gateway, key=key)
+    start, end = owner.authorization(args.site, args.gateway)
+    print("gateway %s for site %s: authorized from block %d%s" % (
+        args.gateway, args.site, start, ", until block %d" % end if end else ""))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add the ``deployment`` group."""
+    dp = sub.add_parser("deployment", help="the deployment file verifiers pin as their trust root")
+    dpsub = dp.add_subparsers(dest="deployment_command", metavar="ACTION")
+    de = dpsub.add_parser("export", help="write the deployment file from the chain (by proof) and print its SHA-256")
+    de.add_argument("--rpc", required=True, help="Ethereum JSON-RPC URL")
+    de.add_argument("--contract", required=True, help="the EdgeLedgerAnchor address (0x...)")
+    de.add_argument("--block", type=int,
+                    help="as of this block (default: the latest); the same block gives the same file")
+    de.add_argument("-o", "--out", required=True)
+    de.set_defaults(func=_deployment_export)
+    for action, text in (("authorize", "the contract owner lets a gateway anchor and manage keys for a site"),
+                         ("deauthorize", "the contract owner ends a gateway's authorization for a site")):
+        da = dpsub.add_parser(action, help=text)
+        da.add_argument("--rpc", required=True)
+        da.add_argument("--contract", required=True)
+        da.add_argument("--site", required=True)
+        da.add_argument("--gateway", required=True, help="the gateway's account address (0x...)")
+        da.add_argument("--keystore", help="the owner's encrypted key (edgeledger gateway keygen)")
+        da.add_argument("--passphrase-file")
+        da.add_argument("--passphrase-env")
+        da.add_argument("--key-file", help="the owner's key as plain hex, mode 0600 (test chains)")
+        da.set_defaults(func=_deployment_authorize)
