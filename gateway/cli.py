@@ -112,7 +112,7 @@ COMMAND_MODULES = (
     "edgeledger.gateway.cmd_security",
     "edgeledger.gateway.bench.cmd",
     "edgeledger.gateway.demo",
-    "edgeledger.firmware.cmd",
+    "edgeledger.gateway.boards.cmd",
 )
 
 

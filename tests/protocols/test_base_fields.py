@@ -75,7 +75,7 @@ def test_every_pack_resolves_to_the_records_it_was_made_from(pack):
 
 
 def test_a_signed_pack_of_10_is_at_most_half_the_same_as_json():
-    from edgeledger.firmware import bench
+    from edgeledger.gateway.bench import device as bench
 
     for alg in ("EdDSA", "ES256"):
         w = bench.wire_sizes(alg)["pack10"]

@@ -13,7 +13,7 @@ and ``vfs.VfsFat`` (FatFs), each over a RAM block device written in Python that 
 Each run drives the agent core for ``seconds`` of device time (one loop turn per second)
 with a workload (``WORKLOADS``: the records one poll of a documented configuration yields,
 decoded by the real register map for the SDM630, by the real DSMR and IEC 62056-21 parsers
-for the telegram and readout ``bench32`` feeds its meters), makes records durable as the
+for the telegram and readout ``device32`` feeds its meters), makes records durable as the
 outbox's ``flush_interval_s`` says, and acks each durable record at once (a gateway acks
 within milliseconds), so segments are deleted as on a device that keeps up. Packs of several
 records are signed with base fields, as a board signs them. Signatures are 64 bytes of hash
@@ -22,7 +22,7 @@ with 64 bytes (r ‖ s), so the flash cost depends only on the sizes, which are 
 signed message of that signer.
 
 ``configuration_wear`` gives ``bench device`` the figures of each 32-bit configuration
-(``bench32.CONFIGS``) and signer: that configuration's own workload on littlefs with the
+(``device32.CONFIGS``) and signer: that configuration's own workload on littlefs with the
 board's outbox settings, run for at least ``MIN_POLLS`` polls.
 
 Projected life (an estimate from the measured erase rate, not a measurement): blocks x
@@ -36,6 +36,9 @@ import shutil
 import subprocess
 import tempfile
 
+from edgeledger.gateway.boards import image
+from edgeledger.gateway.boards.unix_port import micropython_binary, stage_tree
+
 # NOR flash endurance assumed for the projection: 100,000 program/erase cycles per block
 # (Winbond W25Q / GigaDevice GD25Q datasheets, the flash on ESP32 and RP2040 modules).
 ENDURANCE = 100000
@@ -47,11 +50,11 @@ SECONDS_PER_YEAR = 365.25 * 86400
 #   sdm630   the documented Modbus example (docs/field-buses.md): an Eastron SDM630, its 18
 #            values every 10 s, as one pack per poll
 #   sdm630x18  the same with pack_size 1: one message per value (18 messages per poll)
-# The 32-bit configurations of ``bench device`` (bench32.CONFIGS), at the intervals of the
+# The 32-bit configurations of ``bench device`` (device32.CONFIGS), at the intervals of the
 # documented examples (docs/field-buses.md) and the board's pack_size (64: one pack per poll):
 #   sim3      the simulated meter's three channels, every second (the source's default)
-#   dsmr5     bench32's DSMR 5 telegram, every 10 s
-#   iec62056  bench32's IEC 62056-21 mode C readout, every 15 minutes
+#   dsmr5     device32's DSMR 5 telegram, every 10 s
+#   iec62056  device32's IEC 62056-21 mode C readout, every 15 minutes
 WORKLOADS = {"sim1": (1.0, 1), "sdm630": (10.0, 18), "sdm630x18": (10.0, 1),
              "sim3": (1.0, 64), "dsmr5": (10.0, 64), "iec62056": (900.0, 64)}
 # Each 32-bit configuration of ``bench device`` and the workload it puts into the outbox.
@@ -101,18 +104,18 @@ def workload_records(name):
 
 def _meter_records(name):
     """The records the real parser makes of the telegram (DSMR 5) or readout (IEC 62056-21)
-    ``bench32`` feeds its meters, with the prefixes it configures; times as offsets from
+    ``device32`` feeds its meters, with the prefixes it configures; times as offsets from
     the telegram's own time (DSMR: a gas reading keeps its earlier capture time)."""
     from edgeledger.agent.sources.iec62056 import data_sets_to_records
-    from edgeledger.firmware import bench32
+    from edgeledger.gateway.bench import device32
     from edgeledger.protocols import dsmr, iec62056
 
     if name == "dsmr5":
-        tg = dsmr.parse_telegram(bench32.dsmr5_telegram(), "5")
+        tg = dsmr.parse_telegram(device32.dsmr5_telegram(), "5")
         records = dsmr.to_records(tg, "home/", 0)
         t0 = tg.timestamp or 0
     else:
-        records = data_sets_to_records(iec62056.parse_data_sets(bench32.IEC_DATA), "sub7/", 0)
+        records = data_sets_to_records(iec62056.parse_data_sets(device32.IEC_DATA), "sub7/", 0)
         t0 = 0
     for r in records:
         r[6] = r[6] - t0
@@ -230,27 +233,9 @@ for fs, flush_s, w, seconds in P["configs"]:
 """
 
 
-def _micropython():
-    from edgeledger.firmware.bench import micropython_binary
-
-    return micropython_binary()
-
-
-def _stage(dest):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    pkg = os.path.join(dest, "edgeledger")
-    os.makedirs(pkg)
-    open(os.path.join(pkg, "__init__.py"), "w").close()
-    for name in ("protocols", "agent", "firmware"):
-        os.symlink(os.path.join(root, name), os.path.join(pkg, name))
-
-
 def board_outbox(board="esp32"):
     """The outbox settings of a board profile (max_bytes, segment_bytes, flush_interval_s)."""
-    from edgeledger.firmware import build
-
-    with open(os.path.join(build.BOARDS_DIR, board + ".json")) as f:
-        return json.load(f)["outbox"]
+    return image.load_profile(board)["outbox"]
 
 
 def measure(seconds=2000, warmup=200, board="esp32", configs=CONFIGS, timeout=900, alg="EdDSA",
@@ -271,12 +256,12 @@ def measure(seconds=2000, warmup=200, board="esp32", configs=CONFIGS, timeout=90
                           for _, fs, s, w in configs]}
     work = tempfile.mkdtemp(prefix="el-flash-")
     try:
-        _stage(work)
+        stage_tree(work)
         script = os.path.join(work, "flash.py")
         with open(script, "w") as f:
             f.write(SCRIPT % {"params": json.dumps(params)})
         # the RAM flash (2 MB) and its copy live on the interpreter's heap
-        proc = subprocess.run([_micropython(), "-X", "heapsize=24M", script], cwd=work,
+        proc = subprocess.run([micropython_binary(), "-X", "heapsize=24M", script], cwd=work,
                               capture_output=True, text=True, timeout=timeout,
                               env=dict(os.environ, MICROPYPATH=work))
         if proc.returncode != 0:
@@ -329,7 +314,8 @@ def report(rows, say=print):
                 r["programmed_per_reading"], r["life_years"], r["life_years"] * 365.25))
 
 
-def main_cli(args):
+def main(args):
+    """``edgeledger bench flash [--json]``."""
     rows = measure(seconds=args.seconds, board=args.board)
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))

@@ -1,6 +1,6 @@
 // Runs Python code under the MicroPython WebAssembly port (wasm32: 4-byte pointers,
 // 31-bit small ints), the 32-bit interpreter the device figures are measured on.
-// Driven by firmware/mpy32.py:  node mpy32_run.mjs SPEC.json
+// Driven by gateway/boards/micropython32.py:  node micropython32_run.mjs SPEC.json
 //
 // SPEC: {"package": dir of @micropython/micropython-webassembly-pyscript,
 //        "heapsize": initial GC heap bytes, "files": {wasm path: host path},

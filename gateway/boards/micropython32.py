@@ -11,7 +11,7 @@ in-memory filesystem) and ``select``, but no sockets, no ``ssl`` and no ``crypto
 Its heap grows on demand and it collects garbage only between calls from JavaScript
 (inside a call ``gc.collect()`` just schedules one), so live heap is read between
 calls: code that wants measuring defines ``step()`` and returns a label from each call
-(``"done"`` to stop); ``mpy32_run.mjs`` collects after every call and keeps, per label,
+(``"done"`` to stop); ``micropython32_run.mjs`` collects after every call and keeps, per label,
 the largest live heap and the largest allocation of one call (garbage included, the
 most that call can add before a collection).
 
@@ -26,9 +26,13 @@ import subprocess
 import tempfile
 from typing import NamedTuple
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from edgeledger.gateway.boards.image import PACKAGES, package_dir
+
+# The source checkout (this file is ROOT/gateway/boards/micropython32.py): ``make setup``
+# installs the npm packages into ROOT/node_modules; EDGELEDGER_NODE_MODULES names another.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
-RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpy32_run.mjs")
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "micropython32_run.mjs")
 # The GC heap the port starts with; it grows on demand, so this only sets the first area.
 DEFAULT_HEAP = 64 * 1024
 RESULT_PREFIX = "MPY32-RESULT "
@@ -59,13 +63,15 @@ def package_dir() -> str:
 
 def device_files(dest: str = "/lib/edgeledger") -> dict:
     """{wasm path: host path} of the device packages' sources (protocols, agent, firmware)."""
-    out = {dest + "/__init__.py": os.path.join(ROOT, "firmware", "__init__.py")}
-    for pkg in ("protocols", "agent", "firmware"):
-        for base, _dirs, names in os.walk(os.path.join(ROOT, pkg)):
+    out = {dest + "/__init__.py": os.path.join(package_dir("firmware"), "__init__.py")}
+    for pkg in PACKAGES:
+        top = package_dir(pkg)
+        for base, _dirs, names in os.walk(top):
             for name in names:
                 if name.endswith(".py"):
                     host = os.path.join(base, name)
-                    out[dest + "/" + os.path.relpath(host, ROOT).replace(os.sep, "/")] = host
+                    rel = os.path.relpath(host, top).replace(os.sep, "/")
+                    out["%s/%s/%s" % (dest, pkg, rel)] = host
     return out
 
 
