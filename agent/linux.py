@@ -49,11 +49,11 @@ import tomllib
 
 from edgeledger.agent import port, sources
 from edgeledger.agent.core import DEFAULT_SEND_RATE, AgentCore
+from edgeledger.agent.crypto import sha256
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.mqtt_paho import PahoLink
 from edgeledger.agent.outbox import Outbox, check_sizes, next_epoch
-from edgeledger.agent.signer import load_key_file
-from edgeledger.firmware import crypto
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.protocols import session
 from edgeledger.protocols.errors import ProtocolError
 
@@ -163,10 +163,10 @@ def build(cfg, until_seq=None):
     segment_bytes = int(ob.get("segment_bytes", DEFAULT_OUTBOX_SEGMENT_BYTES))
     check_sizes(max_bytes, segment_bytes)
     outbox = Outbox(os.path.join(cfg["state_dir"], "outbox"), max_bytes=max_bytes, segment_bytes=segment_bytes,
-                    policy=ob.get("policy", "drop_new"), hash_fn=crypto.sha256)
+                    policy=ob.get("policy", "drop_new"), hash_fn=sha256)
     epoch = next_epoch(cfg["state_dir"])
     srcs = [sources.from_config(s) for s in cfg["sources"]]
-    core = AgentCore(cfg["device"], signer, outbox, srcs, crypto.sha256, epoch=epoch,
+    core = AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=epoch,
                      pack_size=int(cfg.get("pack_size", 1000)),
                      pack_age_s=float(cfg.get("pack_age_s", 0.0)),
                      window=int(cfg.get("window", 256)),

@@ -112,7 +112,7 @@ def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox, check_sizes
-    from edgeledger.firmware.crypto import sha256
+    from edgeledger.agent.crypto import sha256
 
     if signer is None:
         signer = load_signer(cfg)

@@ -16,10 +16,10 @@ if TYPE_CHECKING:  # imported where used: `edgeledger --help` stays fast
 
 
 def _device_keygen(args):
-    from edgeledger.agent import signer
+    from edgeledger.agent import key_file, signer
 
     s = signer.generate(args.alg, args.device)
-    text = signer.key_file_content(args.device, args.alg, s.private_bytes())
+    text = key_file.key_file_content(args.device, args.alg, s.private_bytes())
     fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -35,11 +35,11 @@ def _open_gateway_store(args):
 
 
 def _device_register(args):
-    from edgeledger.agent import signer
+    from edgeledger.agent import key_file, signer
     from edgeledger.gateway.registry import Registry
 
     if args.key_file:
-        s = signer.load_key_file(args.key_file)
+        s = key_file.load_key_file(args.key_file)
         alg, public = s.alg, s.public_key
     else:
         alg = signer.algorithm(args.alg).cose_id

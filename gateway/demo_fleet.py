@@ -17,10 +17,10 @@ import time
 
 from edgeledger.agent import signer as signers
 from edgeledger.agent.core import AgentCore
+from edgeledger.agent.crypto import sha256
 from edgeledger.agent.mqtt_paho import PahoLink
 from edgeledger.agent.outbox import Outbox
 from edgeledger.agent.simulated import SimulatedSource
-from edgeledger.firmware import crypto
 from edgeledger.protocols import session
 
 VERSION = "edgeledger-agent/0.1 (demo)"
@@ -60,9 +60,9 @@ class Device:
         self.alg = self.signer.alg_name
         os.makedirs(state_dir, exist_ok=True)
         self.outbox = Outbox(os.path.join(state_dir, "outbox"), max_bytes=OUTBOX_MAX_BYTES,
-                             segment_bytes=OUTBOX_SEGMENT_BYTES, policy="drop_new", hash_fn=crypto.sha256)
+                             segment_bytes=OUTBOX_SEGMENT_BYTES, policy="drop_new", hash_fn=sha256)
         self.source = SimulatedSource(name=name, kind=kind, interval_s=interval_s)
-        self.core = AgentCore(name, self.signer, self.outbox, [self.source], crypto.sha256, epoch=epoch,
+        self.core = AgentCore(name, self.signer, self.outbox, [self.source], sha256, epoch=epoch,
                               pack_size=PACK_SIZE, pack_age_s=0.0, window=WINDOW,
                               resend_after_s=RESEND_AFTER_S, max_seq=readings)
         self.link = PahoLink(broker_url, site, name, epoch, self._birth)

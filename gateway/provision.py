@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 from edgeledger.agent import signer as signers
+from edgeledger.agent.key_file import key_file_content
 from edgeledger.gateway import broker_config, signatures
 from edgeledger.gateway.errors import GatewayError, RegistryError
 from edgeledger.gateway.ledger import OPEN_SEQ
@@ -251,7 +252,7 @@ def provision(registry, device, site, out_dir, alg="EdDSA", public_key=None, bro
     kid = _enroll(registry, ledger, device, site, row.cose_id, public, now)
 
     if private is not None:
-        write_private(files["key"], signers.key_file_content(device, row.name, private).encode())
+        write_private(files["key"], key_file_content(device, row.name, private).encode())
     else:
         del files["key"]
     tls, board_tls = {}, {}
@@ -355,7 +356,7 @@ def rotate(registry, device, overlap_s, out_dir=None, alg=None, public_key=None,
             _chain_end(ledger, site, registry.key(k.kid))
     if out_dir is not None and private is not None:
         write_private(os.path.join(out_dir, device + ".key"),
-                      signers.key_file_content(device, row.name, private).encode())
+                      key_file_content(device, row.name, private).encode())
         cfg_path = os.path.join(out_dir, "config.json")
         if os.path.exists(cfg_path):
             with open(cfg_path) as f:

@@ -109,11 +109,11 @@ def wire_sizes(alg: str) -> dict:
     """Bytes of one signed single-value reading and of one signed pack of 10, COSE vs JSON,
     bare and in a PUBLISH: {"single": {...}, "pack10": {...}}."""
     from edgeledger.agent import signer
-    from edgeledger.firmware import crypto
+    from edgeledger.agent.crypto import sha256
     from edgeledger.protocols import topics
 
     s = signer.KeySigner(alg, bytes(range(1, 33)), "meter-01")
-    prev = crypto.sha256(b"previous message")
+    prev = sha256(b"previous message")
     topic = topics.readings("plant-a", "meter-01").encode()
     single = [{0: "meter-01/energy_import", 1: "kWh", 2: 1234.567, 6: 1767225600.25}]
     return {"single": _sizes(s, single, prev, topic), "pack10": _sizes(s, pack10(), prev, topic)}
@@ -128,13 +128,13 @@ from edgeledger.agent.core import AgentCore
 from edgeledger.agent.outbox import Outbox
 from edgeledger.agent.simulated import SimulatedSource
 from edgeledger.agent.signer import KeySigner
-from edgeledger.firmware import crypto
+from edgeledger.agent.crypto import sha256
 N = %(n)d
 for alg in %(algs)r:
     s = KeySigner(alg, bytes(range(1, 33)), "meter-01")
-    box = Outbox("state-" + alg, max_bytes=1 << 20, segment_bytes=1 << 16, hash_fn=crypto.sha256)
+    box = Outbox("state-" + alg, max_bytes=1 << 20, segment_bytes=1 << 16, hash_fn=sha256)
     src = SimulatedSource("meter-01", "meter", interval_s=0.001, channels=1)
-    core = AgentCore("meter-01", s, box, [src], crypto.sha256, pack_size=1)
+    core = AgentCore("meter-01", s, box, [src], sha256, pack_size=1)
     core.tick(0.0, time.time())  # warm up: lazy imports of the signer's modules
     t0 = time.ticks_us()
     for i in range(N):
@@ -245,13 +245,14 @@ class _Site:
 
 def _device_dir(image_dir: str, work: str, alg: str, site: _Site, readings: int) -> str:
     from edgeledger.agent import signer
+    from edgeledger.agent.key_file import key_file_content
 
     d = os.path.join(work, "dev-" + alg)
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(image_dir, d)
     s = signer.generate(alg, "bench-" + alg)
     with open(os.path.join(d, "dev.key"), "w") as f:
-        f.write(signer.key_file_content("bench-" + alg, alg, s.private_bytes()))
+        f.write(key_file_content("bench-" + alg, alg, s.private_bytes()))
     cfg = {"device": "bench-" + alg, "site": "bench", "key_file": "dev.key",
            "broker": "mqtt://127.0.0.1:%d" % site.port, "until_seq": readings,
            "drain_timeout_s": 20, "sources": [{"type": "simulated", "name": "bench",
@@ -316,7 +317,7 @@ def heap_floor(image_dir: str, readings: int, log=None, tls: bool = False) -> di
 
 # The loop's long-lived modules (simulated source, EdDSA) and what imports them pulls in.
 LOOP_MODULES = ("edgeledger.firmware.main", "edgeledger.agent.core", "edgeledger.agent.outbox",
-                "edgeledger.firmware.mqtt", "edgeledger.agent.signer", "edgeledger.firmware.ed25519",
+                "edgeledger.firmware.mqtt", "edgeledger.agent.signer", "edgeledger.agent.crypto.pure.ed25519.sign",
                 "edgeledger.protocols.session", "edgeledger.agent.simulated")
 
 IMPORT_PROBE = """

@@ -157,12 +157,13 @@ class Board:
         return True
 
 def load():
-    global port, AgentCore, Outbox, KeySigner, main, startup, mqtt, crypto, topics, simulated, sources
+    global port, AgentCore, Outbox, KeySigner, main, startup, mqtt, sha256, topics, simulated, sources
     from edgeledger.agent import port
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox
     from edgeledger.agent.signer import KeySigner
-    from edgeledger.firmware import main, startup, mqtt, crypto
+    from edgeledger.agent.crypto import sha256
+    from edgeledger.firmware import main, startup, mqtt
     from edgeledger.protocols import topics
     if CONFIG == "simulated":
         from edgeledger.agent import simulated
@@ -189,8 +190,8 @@ def make_source():
 def setup():
     global box, turns
     signer = KeySigner(ALG, bytes(range(1, 33)), "meter-01")
-    box = Outbox("state/outbox", max_bytes=1 << 20, segment_bytes=1 << 14, hash_fn=crypto.sha256)
-    core = AgentCore("meter-01", signer, box, [make_source()], crypto.sha256, epoch=1,
+    box = Outbox("state/outbox", max_bytes=1 << 20, segment_bytes=1 << 14, hash_fn=sha256)
+    core = AgentCore("meter-01", signer, box, [make_source()], sha256, epoch=1,
                      pack_size=startup.DEFAULT_PACK_SIZE, window=startup.DEFAULT_WINDOW,
                      max_seq=READINGS)
     readings, ack = topics.readings("plant-a", "meter-01"), topics.ack("plant-a", "meter-01")

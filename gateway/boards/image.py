@@ -18,8 +18,9 @@ partition, ``unix_port.py`` plays the partition.
 
 Which modules go in: everything ``edgeledger.firmware.main`` imports, followed
 transitively through ``import``/``from`` statements (lazy ones inside functions
-included) and through module-name strings (the source type table), minus the
-board profile's ``exclude`` prefixes. CPython-only modules are never reached.
+included) and through module-name strings (the source type table), minus
+``NOT_ON_BOARDS`` (CPython-only modules, signature verification) and the board profile's
+``exclude`` prefixes.
 
 Precompiled ``.mpy`` files skip the compiler on the device: importing them
 needs a fraction of the heap that compiling the source would.
@@ -46,8 +47,13 @@ BOARDS_DIR = os.path.join(package_dir("firmware"), "boards")
 ENTRY = "edgeledger.firmware.main"
 # Run over the REPL, not by the loop: `device enroll` makes the key on the board with it.
 REPL_ENTRIES = ("edgeledger.firmware.enroll",)
-# Never shipped: they run on CPython only (a "*_cpython" module is a CPython backend).
-CPYTHON_ONLY = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho")
+# Never shipped, though board code names them: the modules that run on CPython only, and
+# signature verification, which a board reaches only through a function it never calls
+# (``signer.verify``: a board signs, the gateway verifies). Leaving verification out keeps
+# its pure code (ed25519, p256, sm2 and ecc verify.py) out of the board's flash.
+NOT_ON_BOARDS = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho",
+                 "edgeledger.agent.crypto.cpython", "edgeledger.agent.crypto.tongsuo",
+                 "edgeledger.agent.crypto.verify")
 
 MAIN_PY = """# main.py: start the edgeledger agent (edgeledger.firmware.main).
 import sys
@@ -127,11 +133,10 @@ def _references(src):
 
 def closure(roots, exclude=()):
     """Module names reachable from ``roots``, with their parent packages, sorted."""
-    exclude = tuple(exclude) + CPYTHON_ONLY
+    exclude = tuple(exclude) + NOT_ON_BOARDS
 
     def excluded(name):
-        return name.endswith("_cpython") or any(
-            name == p or name.startswith(p + ".") for p in exclude)
+        return any(name == p or name.startswith(p + ".") for p in exclude)
 
     seen = set()
     todo = list(roots)

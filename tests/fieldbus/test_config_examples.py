@@ -68,11 +68,12 @@ def board_config():
 
 
 def test_documented_board_config_fills_its_bus_from_the_board_profile():
-    from edgeledger.firmware import board as boards, build, startup
+    from edgeledger.firmware import board as boards, startup
+    from edgeledger.gateway.boards import image
 
     cfg = board_config()
     assert startup.parse_broker_url(cfg["broker"]) == (True, "192.168.10.2", 8883)
-    profile = build.load_profile("esp32")
+    profile = image.load_profile("esp32")
     src = startup.source_config(boards.Board(profile), profile, cfg["sources"][0])
     assert (src["port"], src["de_pin"], src["baud"]) == (1, 21, 9600)  # the profile's rs485 bus
     assert sources.from_config(src, port=FakePort()).interval_s == 10

@@ -5,8 +5,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from edgeledger.agent.signer import KeySigner, generate
-from edgeledger.firmware import sm2 as pure
-from edgeledger.firmware import sm3
+from edgeledger.agent.crypto.pure.sm2 import sign as pure
+from edgeledger.agent.crypto.pure import sm3
 from edgeledger.gateway import errors
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
@@ -16,7 +16,7 @@ from tests.support.devices import FakeDevice
 
 
 class BoardSigner:
-    """The signer a MicroPython board runs (firmware/sm2.py, RFC 6979 k), on this host;
+    """The signer a MicroPython board runs (agent/crypto/pure/sm2, RFC 6979 k), on this host;
     ``digest`` makes e from the Sig_structure, so tests can sign it the wrong way."""
 
     def __init__(self, private, device, digest=None):
@@ -108,14 +108,14 @@ def test_an_sm2_key_does_not_verify_an_es256_claim(gw):
 def test_cli_makes_and_registers_an_sm2_device_key(tmp_path, capsys):
     """`edgeledger device keygen --alg SM2` writes a key file the agent loads, and
     `device register --key-file` puts its public key in the gateway's registry as SM2."""
-    from edgeledger.agent import signer
+    from edgeledger.agent import key_file
     from edgeledger.gateway import cli
 
     (tmp_path / "gateway.toml").write_text(
         'gateway_id = "gw-t"\nstore = "gw.db"\nbroker = "mqtt://127.0.0.1:1"\nsites = ["plant-a"]\n')
     key = tmp_path / "m7.key"
     assert cli.main(["device", "keygen", "--device", "m7", "--alg", "SM2", "--out", str(key)]) == 0
-    s = signer.load_key_file(str(key))
+    s = key_file.load_key_file(str(key))
     assert (s.alg, s.alg_name, len(s.public_key)) == (-65537, "SM2", 65)
     assert cli.main(["device", "register", "--config", str(tmp_path / "gateway.toml"),
                      "--device", "m7", "--site", "plant-a", "--key-file", str(key)]) == 0

@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from edgeledger.agent.signer import generate
-from edgeledger.firmware import crypto
-from edgeledger.firmware import sm2 as pure
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.cipher import sm4_ecb_encrypt_block
+from edgeledger.agent.crypto.pure.sm2 import sign as pure, verify as pure_verify
 from edgeledger.gateway import signatures
 from edgeledger.protocols import chain, cose, reading
 from tests.crypto import vectors
@@ -48,7 +49,7 @@ def test_sm3_and_sm4_agree():
                             "sm4": [{"key": k.hex(), "block": b.hex()} for k, b in blocks]})
     assert result["sm3"] == [crypto.sm3(m).hex() for m in msgs]
     assert result["sm3"][1] == vectors.SM3[0][1]
-    assert result["sm4"] == [crypto.sm4_ecb_encrypt_block(k, b).hex() for k, b in blocks]
+    assert result["sm4"] == [sm4_ecb_encrypt_block(k, b).hex() for k, b in blocks]
     assert result["sm4"][0] == vectors.SM4[1]
 
 
@@ -78,5 +79,5 @@ def test_sm_crypto_verifies_our_sm2_readings_and_the_gateway_verifies_its_signat
         assert len(theirs) == 64
         assert signatures.verify(cose.SM2, s.public_key, tbs, theirs) is True
         assert signatures.verify(cose.SM2, s.public_key, tbs + b"x", theirs) is False
-        assert pure.verify_message(s.public_key, tbs, theirs)
+        assert pure_verify.verify_message(s.public_key, tbs, theirs)
     assert result["signed"][0] != result["signed"][1]  # random k on their side

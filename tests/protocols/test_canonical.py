@@ -9,8 +9,8 @@ import cbor2
 import pytest
 
 from edgeledger.agent.signer import KeySigner, generate
-from edgeledger.firmware import crypto
-from edgeledger.firmware import ed25519_verify
+from edgeledger.agent.crypto.verify import ed25519_verify, es256_verify
+from edgeledger.agent.crypto.pure.ed25519 import verify as pure_ed25519
 from edgeledger.gateway import pipeline, signatures
 from edgeledger.protocols import cbor, chain, cose, reading
 from edgeledger.protocols.bundle import Bundle, NonCanonical, check_offline
@@ -120,8 +120,8 @@ def test_ed25519_s_plus_l_is_refused_by_every_verifier_and_by_the_rule():
     other = cose.parse_sign1(twin)
     assert other.signature != genuine.signature and other.signature[:32] == genuine.signature[:32]
     tbs = genuine.to_be_signed()
-    for verify in (lambda p, m, s: signatures.verify(cose.EDDSA, p, m, s), crypto.ed25519_verify,
-                   ed25519_verify.verify):
+    for verify in (lambda p, m, s: signatures.verify(cose.EDDSA, p, m, s), ed25519_verify,
+                   pure_ed25519.verify):
         assert verify(ED.public_key, tbs, genuine.signature) is True
         assert verify(ED.public_key, tbs, other.signature) is False
     with pytest.raises(NonCanonicalMessage) as e:
@@ -134,7 +134,7 @@ def test_es256_high_s_twin_verifies_but_is_refused():
     twin = cose.parse_sign1(V["refused-high_s_es256"])
     for sig in (genuine.signature, twin.signature):  # ECDSA itself accepts both
         assert signatures.verify(cose.ES256, ES.public_key, genuine.to_be_signed(), sig) is True
-        assert crypto.es256_verify(ES.public_key, genuine.to_be_signed(), sig) is True
+        assert es256_verify(ES.public_key, genuine.to_be_signed(), sig) is True
     assert int.from_bytes(twin.signature[32:], "big") > cose.P256_N // 2
 
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import provision
 from edgeledger.gateway.bench import rawmqtt
 from edgeledger.gateway.registry import Registry

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.ledger import EmbeddedLedger

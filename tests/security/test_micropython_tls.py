@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.security, pytest.mark.micropython]
 DEVICE_SCRIPT = """
 import json, time
 from edgeledger.firmware import mqtt, startup
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.protocols import chain, cose, reading, topics
 
 cfg = json.load(open("config.json"))

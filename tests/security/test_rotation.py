@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import errors, provision
 from edgeledger.gateway.ledger import EmbeddedLedger
 from edgeledger.gateway.pipeline import Pipeline

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from edgeledger.agent.signer import generate, load_key_file
+from edgeledger.agent.signer import generate
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import cli, deployment, errors, proofs, provision, verifier
 from edgeledger.gateway.batcher import Batcher
 from edgeledger.gateway.ledger import EmbeddedLedger, JsonRpcLedger, KeyRejected, LedgerUnavailable

@@ -1,13 +1,13 @@
-"""AES-CCM (RFC 3610) over any AES block-encrypt function.
+"""CCM (RFC 3610) over any 128-bit block cipher's encrypt function (AES, SM4).
 
 Counter with CBC-MAC needs only the forward block cipher, so this module takes
 ``encrypt_block(block16) -> block16`` and works the same over MicroPython's
-``cryptolib.aes(key, 1)`` (ECB), the pure ``aes`` module or ``cryptography``.
+``cryptolib.aes(key, 1)`` (ECB), the pure ``aes``/``sm4`` modules or ``cryptography``.
 
 COSE algorithm 10, AES-CCM-16-64-128 (RFC 9053 §4.2), is L=2 (13-byte nonce),
 M=8 (8-byte tag), 128-bit key: the defaults here.
 """
-from edgeledger.firmware.crypto_errors import CcmAuthError  # noqa: F401  (raised here)
+from edgeledger.agent.crypto.errors import CcmAuthError
 
 BLOCK = 16
 # RFC 3610 §2: the nonce is 15-L bytes with 2 <= L <= 8, so 7..13 bytes.

@@ -1,7 +1,7 @@
 """Pure-Python SM2 signatures (GB/T 32918.2-2016, GM/T 0003.2-2012) with SM3, for MicroPython.
 
 Curve sm2p256v1 (GB/T 32918.5-2017, GM/T 0003.5-2012), a = p − 3: the Jacobian arithmetic
-of ``ecc.py`` (shared with P-256), a comb of 3 teeth over 7 precomputed points for [k]G.
+of ``ecc/curve.py`` (shared with P-256), a comb of 3 teeth over 7 precomputed points for [k]G.
 
 Signing (GB/T 32918.2 §6.1), for private key d in [1, n−2] and public key P = [d]G:
 
@@ -19,15 +19,14 @@ deterministic k needs no RNG on the board (no nonce reuse from a weak one) and g
 the same bytes on every runtime. ``sign_with_nonce`` takes k from the caller: the
 standards' worked examples fix it.
 
-``verify`` and ``decode_point`` (§7.1) are reached as ``sm2.verify`` and
-``sm2.decode_point`` but live in ``sm2_verify.py``, imported on first access: a board
-signs, it never verifies.
+Verification and point decoding (§7.1) are ``verify.py``, on top of this module's curve:
+a board signs, it never verifies, and its image leaves that module out.
 
-Scalars come in already checked by the shim (``crypto.sm2_sign``): ``d`` an int in
-[1, n−2]. Not constant-time (see ed25519.py).
+Scalars come in already checked by ``crypto/sign.py`` (``sm2_sign``): ``d`` an int in
+[1, n−2]. Not constant-time (see ed25519/sign.py).
 """
-from edgeledger.firmware import ecc
-from edgeledger.firmware.sm3 import hmac_sm3, sm3
+from edgeledger.agent.crypto.pure.ecc import curve as ecc
+from edgeledger.agent.crypto.pure.sm3 import hmac_sm3, sm3
 
 try:
     from micropython import const
@@ -44,7 +43,7 @@ _AB = (
     b"\x28\xe9\xfa\x9e\x9d\x9f\x5e\x34\x4d\x5a\x9e\x4b\xcf\x65\x09\xa7\xf3\x97\x89\xf5\x15\xab\x8f\x92\xdd\xbc\xbd\x41\x4d\x94\x0e\x93"
 )
 
-# The comb for [k]G (ecc.py): entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j,
+# The comb for [k]G (ecc/curve.py): entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j,
 # affine (x, y): two 32-byte big-endian numbers, one a line; entry 1 is G.
 # tests/crypto/test_sm2.py rebuilds it from G.
 _COMB = (
@@ -64,7 +63,7 @@ _COMB = (
     b"\x4b\x80\x57\x7f\xba\x0b\x8b\xd9\x23\xe2\xd1\x1a\xce\xc5\xc4\xff\xc0\x59\xf4\x4c\x71\x17\x7b\x9f\x4e\x4c\xfd\xe1\x97\xc4\x63\x86"
 )
 
-_double, _madd, _affine, _base_mul = ecc.curve(_P, _COMB)
+double, madd, affine, base_mul = ecc.curve(_P, _COMB)
 
 DEFAULT_UID = b"1234567812345678"  # GB/T 35276-2017 §10: ID_A when none is agreed
 # ENTL_A is two bytes of bit length (§5.5): an id of at most 8191 bytes.
@@ -77,7 +76,7 @@ _last = None
 
 def public_key(d):
     """SEC 1 uncompressed [d]G (65 bytes) for the scalar ``d`` (int, 1 <= d <= n-2)."""
-    x, y = _affine(_base_mul(d))
+    x, y = affine(base_mul(d))
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
@@ -98,7 +97,7 @@ def sign_with_nonce(d, digest, k):
     """r ‖ s for the 32-byte ``digest`` e with nonce ``k`` (1 <= k < n), or None if this k
     is one GB/T 32918.2 §6.1 steps A5/A6 reject (r = 0, r + k = n, s = 0)."""
     e = int.from_bytes(digest, "big")
-    r = (e + _affine(_base_mul(k))[0]) % N
+    r = (e + affine(base_mul(k))[0]) % N
     if r == 0 or r + k == N:
         return None
     s = ecc.inv(1 + d, N) * (k - r * d) % N
@@ -123,10 +122,3 @@ def sign_message(d, msg):
         _last = (d, z_a(public_key(d)))
     return sign(d, sm3(_last[1] + msg))
 
-
-def __getattr__(name):
-    if name in ("verify", "verify_message", "decode_point"):
-        from edgeledger.firmware import sm2_verify
-
-        return getattr(sm2_verify, name)
-    raise AttributeError(name)

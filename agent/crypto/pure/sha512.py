@@ -1,8 +1,7 @@
 """Pure-Python SHA-512 (FIPS 180-4 §6.4) for MicroPython, which has no sha512.
 
-One-shot ``sha512(data)``. The incremental ``Sha512`` (update/digest; HMAC-SHA-512
-uses it) is reached as ``sha512.Sha512`` too, but lives in ``crypto_more.py``,
-imported on first access: the signing board only ever hashes whole messages.
+One-shot ``sha512(data)``: what a device hashes (an Ed25519 seed, a message to sign) is
+whole and short, so there is no incremental form.
 
 Heap (64-bit MicroPython): the constants are bytes literals, not tuples of long
 ints (~64 B each) or hex strings (a module's string constants stay alive as long
@@ -132,7 +131,7 @@ def _compress(h, block, off):
 def _final(h, tail, n):
     """The digest: state ``h`` (list of 16 32-bit halves) run over ``tail``, the last
     bytes of an ``n``-byte message, padded per FIPS 180-4 §5.1.2 (0x80, zeros to 112
-    mod 128, then the 128-bit bit length). ``Sha512.digest`` ends here too.
+    mod 128, then the 128-bit bit length).
 
     Whole blocks are hashed in place; only the rest is copied, into the padded block(s).
     """
@@ -153,10 +152,3 @@ def sha512(data):
     """SHA-512 of ``data`` (64 bytes)."""
     return _final(list(struct.unpack(">16I", _H0)), data, len(data))
 
-
-def __getattr__(name):
-    if name == "Sha512":
-        from edgeledger.firmware.crypto_more import Sha512
-
-        return Sha512
-    raise AttributeError(name)

@@ -1,10 +1,10 @@
-"""CPython backend of the crypto shim: ``hashlib``, ``hmac`` and ``cryptography``.
+"""CPython backend of the crypto package: ``hashlib``, ``hmac`` and ``cryptography``.
 
-SM3 and SM4 come from ``cryptography`` too (it has no SM2: that is crypto_sm2_cpython.py).
+SM3 and SM4 come from ``cryptography`` too (it has no SM2: that is ``tongsuo.py``).
 
-Imported only by ``edgeledger.firmware.crypto`` after it has found
-``cryptography``; the functions have the shim's signatures and contracts (see
-crypto.py). Errors from ``cryptography`` are translated here.
+Imported only by the package's probe (``__init__.py``) once it has found ``cryptography``;
+the functions have the signatures and contracts of ``__init__.py``, ``verify.py``,
+``mac.py`` and ``cipher.py``. Errors from ``cryptography`` are translated here.
 """
 import hashlib
 import hmac
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from edgeledger.firmware.crypto_errors import CcmAuthError
+from edgeledger.agent.crypto.errors import CcmAuthError
 
 # RFC 6979 deterministic k on CPython too, so both runtimes give the same bytes.
 _ES256_SIGN = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)

@@ -1,8 +1,8 @@
-"""The verifying half of ``ecc.py``: [u1]G + [u2]Q and its x coordinate mod n, shared by
-P-256 ECDSA (``p256_verify.py``) and SM2 (``sm2_verify.py``).
+"""Verifying on the curves of ``curve.py``: point decoding, the signature's scalars, and
+[u1]G + [u2]Q with its x coordinate mod n, shared by P-256 ECDSA (``p256/verify.py``) and SM2
+(``sm2/verify.py``).
 
-Imported on first verification only: a board signs and never verifies, so its heap does
-not hold this code.
+A board signs and never verifies, so its image leaves this module out.
 """
 
 PUB_LEN = 65  # SEC 1 §2.3.3 uncompressed: 0x04 ‖ X ‖ Y
@@ -60,7 +60,7 @@ def affine_many(points, p):
 def x_matches(ops, p, n, q, u1, u2, v):
     """True if R = [u1]G + [u2]Q is not ∞ and x(R) ≡ v (mod n), for 0 <= v < n.
 
-    ``ops`` is ``ecc.curve(p, comb)``; ``q`` the affine point Q (of prime order n > 15);
+    ``ops`` is ``curve.curve(p, comb)``; ``q`` the affine point Q (of prime order n > 15);
     0 <= u1, u2 < 2**256. Both ECDSA (SEC 1 §4.1.4: v = r) and SM2 (GB/T 32918.2 §7.1:
     v = r − e mod n) end in this test.
     """

@@ -1,18 +1,17 @@
-"""P-256 ECDSA verification (SEC 1 §4.1.4) and point decoding (§2.3.4), reached
-as ``p256.verify`` and ``p256.decode_point``.
+"""Pure-Python P-256 ECDSA verification (SEC 1 §4.1.4) and point decoding (§2.3.4).
 
-Imported on first access: a board signs and never verifies, so its heap does
-not hold this code. Arithmetic as in p256.py (whose signing functions this
-module reuses); [u1]G + [u2]Q and the x test are ``ecc_verify.x_matches``, shared with SM2.
+A board signs and never verifies, so its image leaves this module out. Arithmetic as in
+``sign.py`` (whose curve functions this module reuses); [u1]G + [u2]Q and the x test are
+``ecc/verify.py``'s ``x_matches``, shared with SM2.
 """
-from edgeledger.firmware import ecc_verify
-from edgeledger.firmware.p256 import N, _affine, _base_mul, _double, _madd
+from edgeledger.agent.crypto.pure.ecc import verify as ecc_verify
+from edgeledger.agent.crypto.pure.p256.sign import N, affine, base_mul, double, madd
 
 # P-256 (SEC 2 §2.4.2): field prime p, curve coefficient b (a = -3).
 P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 PUB_LEN = ecc_verify.PUB_LEN
-_OPS = (_double, _madd, _affine, _base_mul)
+_OPS = (double, madd, affine, base_mul)
 
 
 def decode_point(pub):

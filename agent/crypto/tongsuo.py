@@ -1,4 +1,4 @@
-"""CPython backend of the crypto shim for SM2: ``tongsuopy``.
+"""CPython backend of the crypto package for SM2: ``tongsuopy``.
 
 ``cryptography`` has SM3 and SM4 but no SM2 signatures; tongsuopy (the Tongsuo project's
 Python binding of its OpenSSL fork, which implements GB/T 32918.2) was chosen among the
@@ -6,9 +6,9 @@ PyPI candidates by verify rate and correctness (docs/national-crypto.md). Tongsu
 SM2 key with ``ECDSA(SM3)`` as GB/T 32918.2 says: e = SM3(Z_A ‖ M), Z_A over the default
 user id 1234567812345678, and a random k.
 
-Imported only by ``edgeledger.firmware.crypto`` (``_sm2_backend``), which falls back to the
-pure sm2.py where this import fails (tongsuopy ships x86-64 Linux, macOS and Windows wheels
-only). Functions have the shim's contracts; scalars come in checked (1 <= d <= n-2), keys
+Imported only by ``sm2_backend`` (``__init__.py``), which falls back to the pure ``pure/sm2`` where
+this import fails (tongsuopy ships x86-64 Linux, macOS and Windows wheels
+only). Functions have the contracts of the package's sm2_* functions; scalars come in checked (1 <= d <= n-2), keys
 length- and prefix-checked. Errors from tongsuopy are translated here.
 """
 from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
@@ -37,7 +37,7 @@ def public_key(d):
 
 
 def sign_message(d, msg):
-    """``d`` the checked scalar (int) -> r ‖ s (64 bytes) over ``msg`` (the pure sm2.py's
+    """``d`` the checked scalar (int) -> r ‖ s (64 bytes) over ``msg`` (the pure sm2/sign.py's
     name and contract)."""
     r, s = decode_dss_signature(_private(d).sign(bytes(msg), _SM2_SM3))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")

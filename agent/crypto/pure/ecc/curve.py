@@ -1,5 +1,5 @@
 """Prime-field curves y² = x³ − 3x + b in Jacobian coordinates: the arithmetic that P-256
-(``p256.py``) and SM2's sm2p256v1 (``sm2.py``) share, both having a = −3.
+(``p256/sign.py``) and SM2's sm2p256v1 (``sm2/sign.py``) share, both having a = −3.
 
 ``curve(p, comb)`` returns ``(double, madd, affine, base_mul)`` bound to the field prime
 ``p`` and to the curve's comb table for [k]G:
@@ -18,7 +18,7 @@ test rebuilds its table from G).
 
 ``rfc6979_nonces`` is RFC 6979 §3.2 over any HMAC, for qlen = hlen = 256.
 
-Not constant-time (see ed25519.py).
+Not constant-time (see ed25519/sign.py).
 """
 try:
     from micropython import const

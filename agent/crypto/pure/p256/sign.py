@@ -1,27 +1,27 @@
 """Pure-Python ECDSA signing over P-256 (FIPS 186-4 §6, SEC 1 §4.1) for MicroPython.
 
-Used by the crypto shim for COSE ES256 (RFC 9053 §2.1) on boards without a
+Used by the crypto package (``sign.py``) for COSE ES256 (RFC 9053 §2.1) on boards without a
 native ECDSA. The nonce k is deterministic (RFC 6979 §3.2, HMAC-DRBG over
 SHA-256), so no RNG is needed to sign and both runtimes give the same bytes.
 
 Points are Jacobian (X:Y:Z), x = X/Z², y = Y/Z³, with a = -3 doubling
 (dbl-2001-b) and mixed addition against affine table points (madd-2007-bl).
 [k]G uses a comb with 3 teeth over a precomputed table of 7 affine points.
-That arithmetic is shared with SM2 (whose curve also has a = -3) in ``ecc.py``.
+That arithmetic is shared with SM2 (whose curve also has a = -3) in ``ecc/curve.py``.
 
-``verify`` and ``decode_point`` (SEC 1 §4.1.4, §2.3.4) are reached as
-``p256.verify`` and ``p256.decode_point`` but live in ``p256_verify.py``,
-imported on first access: a board signs, it never verifies.
+Verification and point decoding (SEC 1 §4.1.4, §2.3.4) are ``verify.py``, on top of this
+module's curve (``N``, ``double``, ``madd``, ``affine``, ``base_mul``): a board signs, it
+never verifies, and its image leaves that module out.
 
 Heap (64-bit MicroPython, where a 256-bit int is a ~64 B heap object): private
 constants are ``const`` (inlined, no global or name) and the comb table is one
 bytes literal, not 14 ints in 7 tuples.
 
-Scalars and digests come in already checked by the shim: ``d`` an int in
-[1, n-1], ``digest`` 32 bytes of SHA-256. Not constant-time (see ed25519.py).
+Scalars and digests come in already checked by ``crypto/sign.py``: ``d`` an int in
+[1, n-1], ``digest`` 32 bytes of SHA-256. Not constant-time (see ed25519/sign.py).
 """
 
-from edgeledger.firmware import ecc
+from edgeledger.agent.crypto.pure.ecc import curve as ecc
 
 try:
     from micropython import const
@@ -32,7 +32,7 @@ except ImportError:  # CPython
 _P = const(0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF)
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # order of G
 
-# The comb for [k]G (ecc.py): entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j,
+# The comb for [k]G (ecc/curve.py): entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j,
 # affine (x, y): two 32-byte big-endian numbers, one a line. tests/crypto/test_p256.py
 # rebuilds it from G.
 _COMB = (
@@ -52,18 +52,18 @@ _COMB = (
     b"\x7c\x4b\x12\x7d\x66\x21\xec\x11\x1a\x3c\x56\x52\x43\x78\x50\xd6\xf4\xe6\x1f\x40\x74\x79\x5c\x6d\xfa\xa5\x6f\xef\xbb\x31\x4c\x65"
 )
 
-_double, _madd, _affine, _base_mul = ecc.curve(_P, _COMB)
+double, madd, affine, base_mul = ecc.curve(_P, _COMB)
 
 
 def public_key(d):
     """SEC 1 uncompressed [d]G (65 bytes) for the scalar ``d`` (int, 1 <= d < n)."""
-    x, y = _affine(_base_mul(d))
+    x, y = affine(base_mul(d))
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def rfc6979_nonces(d, digest):
     """RFC 6979 §3.2 candidate k values for qlen = hlen = 256, HMAC-SHA-256."""
-    from edgeledger.firmware.hmac import hmac_sha256  # loaded by the first sign
+    from edgeledger.agent.crypto.pure.hmac import hmac_sha256  # loaded by the first sign
 
     h1 = (int.from_bytes(digest, "big") % N).to_bytes(32, "big")  # bits2octets(H(m))
     return ecc.rfc6979_nonces(d, h1, N, hmac_sha256)
@@ -73,7 +73,7 @@ def sign(d, digest):
     """ECDSA signature r ‖ s (64 bytes) of a 32-byte ``digest`` with scalar ``d``."""
     e = int.from_bytes(digest, "big")  # qlen = 256 bits: the whole digest (SEC 1 §4.1.3 step 5)
     for k in rfc6979_nonces(d, digest):
-        r = _affine(_base_mul(k))[0] % N
+        r = affine(base_mul(k))[0] % N
         if r == 0:
             continue
         s = ecc.inv(k, N) * (e + r * d) % N
@@ -81,10 +81,3 @@ def sign(d, digest):
             continue
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
-
-def __getattr__(name):
-    if name in ("verify", "decode_point"):
-        from edgeledger.firmware import p256_verify
-
-        return getattr(p256_verify, name)
-    raise AttributeError(name)

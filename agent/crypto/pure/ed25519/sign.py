@@ -4,9 +4,9 @@ Points are kept in extended twisted-Edwards coordinates (X:Y:Z:T), x=X/Z,
 y=Y/Z, xy=T/Z (Hisil-Wong-Carter-Dawson 2008). Fixed-base multiplication
 ([s]B) uses a comb of 3 teeth over a precomputed table of 7 points.
 
-``verify`` (RFC 8032 §5.1.7: point decoding, variable-base [k]A) is reached as
-``ed25519.verify`` but lives in ``ed25519_verify.py``, imported on first access:
-a board signs, it never verifies.
+Verification (RFC 8032 §5.1.7: point decoding, variable-base [k]A) is ``verify.py``, on
+top of this module's curve arithmetic (``double``, ``base_mul``, ``encode``): a board signs,
+it never verifies, and its image leaves that module out.
 
 Heap (64-bit MicroPython, where a 256-bit int is a ~64 B heap object): curve
 constants are private ``const`` (inlined, no global or name) and the comb table
@@ -16,7 +16,7 @@ This is not constant-time: it is for boards that have no native Ed25519, where
 the alternative is no signature at all. Use a secure element where side
 channels matter.
 """
-from edgeledger.firmware.sha512 import sha512
+from edgeledger.agent.crypto.pure.sha512 import sha512
 
 try:
     from micropython import const
@@ -59,7 +59,7 @@ _COMB = (
 )
 
 
-def _double(p):
+def double(p):
     """2p: dbl-2008-hwcd (a = -1)."""
     X1, Y1, Z1, _ = p
     a = X1 * X1 % _P
@@ -73,12 +73,12 @@ def _double(p):
     return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
 
 
-def _base_mul(s):
+def base_mul(s):
     """[s]B for 0 <= s < 2**256 by the comb (Lim-Lee with one table)."""
     sb = s.to_bytes(33, "little")  # bits 256, 257: zero
     X1, Y1, Z1, T1 = (0, 1, 1, 0)
     for i in range(_SPACING - 1, -1, -1):
-        X1, Y1, Z1, T1 = _double((X1, Y1, Z1, T1))
+        X1, Y1, Z1, T1 = double((X1, Y1, Z1, T1))
         j = 0
         for t in range(3):
             bit = i + t * _SPACING
@@ -99,7 +99,7 @@ def _base_mul(s):
     return (X1, Y1, Z1, T1)
 
 
-def _encode(p):
+def encode(p):
     """RFC 8032 §5.1.2: y little-endian, top bit = x mod 2."""
     X, Y, Z, _ = p
     # 1/Z by the extended Euclidean algorithm: ~7x faster than pow(Z, p-2, p) on
@@ -128,7 +128,7 @@ def _expand(seed):
         a[31] &= 127
         a[31] |= 64
         s = int.from_bytes(bytes(a), "little")
-        _last = (seed, s, h[32:], _encode(_base_mul(s)))
+        _last = (seed, s, h[32:], encode(base_mul(s)))
     return _last
 
 
@@ -142,14 +142,7 @@ def sign(seed, msg):
     _, s, prefix, pub = _expand(seed)
     msg = bytes(msg)
     r = int.from_bytes(sha512(prefix + msg), "little") % L
-    R = _encode(_base_mul(r))
+    R = encode(base_mul(r))
     k = int.from_bytes(sha512(R + pub + msg), "little") % L
     return R + ((r + k * s) % L).to_bytes(32, "little")
 
-
-def __getattr__(name):
-    if name == "verify":
-        from edgeledger.firmware.ed25519_verify import verify
-
-        return verify
-    raise AttributeError(name)

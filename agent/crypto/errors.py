@@ -1,5 +1,5 @@
-"""Errors raised by the crypto shim and its pure fallbacks (kept apart so that
-raising one never loads the code that can raise it)."""
+"""Errors of the crypto package beyond ValueError (kept apart so that raising one never
+loads the code that can raise it)."""
 from edgeledger.protocols.errors import SignatureError
 
 

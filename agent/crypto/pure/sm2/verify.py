@@ -1,18 +1,17 @@
-"""SM2 signature verification (GB/T 32918.2-2016 §7.1) and public-key decoding, reached as
-``sm2.verify``, ``sm2.verify_message`` and ``sm2.decode_point``.
+"""Pure-Python SM2 signature verification (GB/T 32918.2-2016 §7.1) and public-key decoding.
 
-Imported on first access: a board signs and never verifies, so its heap does not hold
-this code. Arithmetic as in sm2.py; [s]G + [t]P and the x test are
-``ecc_verify.x_matches``, shared with P-256.
+A board signs and never verifies, so its image leaves this module out. Arithmetic as in
+``sign.py``; [s]G + [t]P and the x test are ``ecc/verify.py``'s ``x_matches``, shared with
+P-256.
 """
-from edgeledger.firmware import ecc_verify
-from edgeledger.firmware.sm2 import DEFAULT_UID, N, _affine, _base_mul, _double, _madd, z_a
-from edgeledger.firmware.sm3 import sm3
+from edgeledger.agent.crypto.pure.ecc import verify as ecc_verify
+from edgeledger.agent.crypto.pure.sm2.sign import DEFAULT_UID, N, affine, base_mul, double, madd, z_a
+from edgeledger.agent.crypto.pure.sm3 import sm3
 
 # GB/T 32918.5 §3: field prime p, curve coefficient b (a = p − 3).
 P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
 B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
-_OPS = (_double, _madd, _affine, _base_mul)
+_OPS = (double, madd, affine, base_mul)
 
 
 def decode_point(pub):

@@ -1,11 +1,11 @@
-"""Ed25519 verification (RFC 8032 §5.1.7), reached as ``ed25519.verify``.
+"""Pure-Python Ed25519 verification (RFC 8032 §5.1.7), for MicroPython.
 
-Imported on first access: a board signs and never verifies, so its heap does
-not hold this code. Arithmetic as in ed25519.py (whose signing functions this
-module reuses); variable-base [k]A is a 4-bit fixed window. Not constant-time.
+A board signs and never verifies, so its image leaves this module out. Arithmetic as in
+``sign.py`` (whose curve functions this module reuses); variable-base [k]A is a 4-bit
+fixed window. Not constant-time.
 """
-from edgeledger.firmware.ed25519 import L, _base_mul, _double, _encode
-from edgeledger.firmware.sha512 import sha512
+from edgeledger.agent.crypto.pure.ed25519.sign import L, base_mul, double, encode
+from edgeledger.agent.crypto.pure.sha512 import sha512
 
 # edwards25519: field prime p, curve constant d, sqrt(-1) mod p.
 P = 2 ** 255 - 19
@@ -85,10 +85,10 @@ def verify(pub, msg, sig):
     kb = k.to_bytes(32, "little")
     acc = (0, 1, 1, 0)
     for i in range(63, -1, -1):
-        acc = _double(_double(_double(_double(acc))))
+        acc = double(double(double(double(acc))))
         nib = (kb[i >> 1] >> (4 * (i & 1))) & 15
         if nib:
             acc = _add(acc, table[nib])
-    return _encode(_add(_base_mul(S), _cached(acc))) == R
+    return encode(_add(base_mul(S), _cached(acc))) == R
 
 

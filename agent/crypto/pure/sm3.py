@@ -1,7 +1,7 @@
 """Pure-Python SM3 hash (GB/T 32905-2016, GM/T 0004-2012) for MicroPython, which has none.
 
 ``sm3(data)`` is the (one-shot) hash and ``hmac_sm3`` HMAC-SM3 (RFC 2104 over SM3,
-64-byte block): SM2 signing derives its nonces with it (``sm2.py``). What a device hashes
+64-byte block): SM2 signing derives its nonces with it (``sm2/sign.py``). What a device hashes
 is short (a signed reading, Z_A ‖ M), so there is no incremental form.
 
 SM3 is a Merkle-Damgård hash of 64-byte blocks, with SHA-256's padding (§5.2: a 1 bit,
@@ -148,6 +148,6 @@ def sm3(data):
 
 def hmac_sm3(key, data):
     """HMAC-SM3 (RFC 2104 with H = SM3, B = 64): 32 bytes."""
-    from edgeledger.firmware.hmac import hmac_oneshot
+    from edgeledger.agent.crypto.pure.hmac import hmac_oneshot
 
     return hmac_oneshot(sm3, BLOCK, key, data)
