@@ -75,9 +75,3 @@ def parse(name):
         raise errors.TopicError("unknown topic kind %r in %r" % (parts[4], name))
     return check_id(parts[2], "site"), check_id(parts[3], "device id"), parts[4]
 
-
-def __getattr__(name):
-    # ``topics.TopicError`` is ``errors.TopicError``, built on first use (see errors.py)
-    if name == "TopicError":
-        return errors.TopicError
-    raise AttributeError("module edgeledger.protocols.topics has no attribute %r" % (name,))

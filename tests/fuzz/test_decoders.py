@@ -153,7 +153,7 @@ def bundle_maps(draw):
     m = cbor.decode(GOOD_BUNDLE)
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.integers(1, 13))
-        if key == 5 and draw(st.booleans()):
+        if key == 5 and isinstance(m[5], dict) and draw(st.booleans()):  # (not if replaced already)
             hm = dict(m[5])
             hm[draw(st.integers(1, 9))] = draw(field_values)
             m[5] = hm

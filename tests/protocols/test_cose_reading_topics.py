@@ -2,6 +2,7 @@ import pytest
 
 from edgeledger.agent.signer import generate
 from edgeledger.protocols import cbor, chain, cose, reading, topics
+from edgeledger.protocols import errors
 from edgeledger.protocols.errors import CoseError, PayloadError, ProtocolError, SignatureError
 
 PACK = [{0: "m/p", 1: "W", 2: 5, 6: 1764093000}]
@@ -69,7 +70,7 @@ def test_topics_round_trip_and_reject_wildcards():
     assert topics.parse(t) == ("plant-a", "meter-01", "r")
     assert topics.subscription("r") == "el/v1/+/+/r"
     for bad in ("a/b", "a+", "#", "", "x" * 65):
-        with pytest.raises(topics.TopicError):
+        with pytest.raises(errors.TopicError):
             topics.readings("plant-a", bad)
-    with pytest.raises(topics.TopicError, match="expected el/v1"):
+    with pytest.raises(errors.TopicError, match="expected el/v1"):
         topics.parse("other/v1/a/b/r")
