@@ -18,7 +18,7 @@ retries) never delays another source. A source with only ``poll(wall)`` (simulat
 polled when due.
 
 Packs of several records are signed with SenML base fields
-(``reading_encode.with_base_fields``). With ``epoch_dir`` the core commits the next boot
+(``reading.with_base_fields``). With ``epoch_dir`` the core commits the next boot
 counter there (``outbox.next_epoch``) just before it signs its first pack, so a boot
 that never signs (one that fails at start, again and again) writes nothing.
 
@@ -43,8 +43,8 @@ records are sent. ``tick`` lets it flush when due (``outbox.flush(now)``), and f
 everything once sealing is done.
 """
 from edgeledger.agent import errors
-from edgeledger.protocols.cose_sign import sign1
-from edgeledger.protocols.reading_encode import encode_payload, with_base_fields
+from edgeledger.protocols.cose import sign1
+from edgeledger.protocols.reading import encode_payload, with_base_fields
 
 # In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
 # so 256 keeps a fast link busy while bounding what one rewind sends again.

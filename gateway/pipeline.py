@@ -15,7 +15,7 @@ stages the result in memory:
   5. COSE_Sign1 shape  -> NotCoseSign1
   6. payload fields    -> BadPayload; numbers out of bounds -> OutOfRange
   6b. canonical form   -> NonCanonical: any other encoding than the one the device
-                          signed (cose.check_canonical), before anything compares digests
+                          signed (cose_verify.check_canonical), before anything compares digests
   7. payload device    -> TopicMismatch unless it is the topic's device: a device
                           touches no other device's chain state, not even with a
                           copy of that device's stored message
@@ -63,9 +63,11 @@ import time
 import cbor2
 
 from edgeledger.gateway import errors, ratelimit, signatures
-from edgeledger.protocols import cbor as pcbor
+from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.gateway.store import ChainGap
-from edgeledger.protocols import chain, cose, reading, topics
+from edgeledger.protocols import chain, reading, topics
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
 
 log = logging.getLogger("edgeledger.gateway")
@@ -118,11 +120,11 @@ def decode_strict(data: bytes) -> object:
         item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=True,
                                  allow_duplicate_keys=False, semantic_decoders=_AS_TAGS).decode()
     except cbor2.CBORDecodeEOF as e:
-        raise pcbor.TruncatedError("CBOR ends early: %s" % e)
+        raise cbor_decoder.TruncatedError("CBOR ends early: %s" % e)
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as e:
-        raise pcbor.MalformedError("not well-formed CBOR: %s" % e)
+        raise cbor_decoder.MalformedError("not well-formed CBOR: %s" % e)
     if fp.tell() != len(data):
-        raise pcbor.MalformedError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
+        raise cbor_decoder.MalformedError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
     return item
 
 
@@ -335,20 +337,20 @@ class Pipeline:
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
         try:
             item = _decode(data)
-        except pcbor.TruncatedError as e:
+        except cbor_decoder.TruncatedError as e:
             raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device)
         except CborDecodeError as e:
             raise errors.MalformedCbor(str(e), t_device)
         try:
-            msg = cose.sign1_from_item(item, _decode)
+            msg = cose_verify.sign1_from_item(item, _decode)
         except CoseError as e:
             raise errors.NotCoseSign1(str(e), t_device)
         except CborDecodeError as e:
             raise errors.NotCoseSign1("protected header: %s" % e, t_device)
         try:
-            body = reading.decode_payload(msg.payload, _decode)
+            body = reading_validate.decode_payload(msg.payload, _decode)
             if body.pack is not None:
-                t_first, t_last = reading.time_range(body.pack)
+                t_first, t_last = reading_validate.time_range(body.pack)
             else:
                 t_first = t_last = received_at
         except PayloadRangeError as e:
@@ -357,7 +359,7 @@ class Pipeline:
             raise errors.BadPayload(str(e), t_device)
         device, seq = body.device, body.seq
         try:
-            cose.check_canonical(data, msg, _decode)
+            cose_verify.check_canonical(data, msg, _decode)
         except NonCanonicalMessage as e:
             raise errors.NonCanonical(str(e), device, seq)
         if device != t_device:
@@ -396,7 +398,7 @@ class Pipeline:
             raise errors.RevokedDevice(str(refusal), device, seq)
         if not self.verify(msg.alg, key.public_key, msg.to_be_signed(), msg.signature):
             raise errors.BadSignature("%s signature does not verify with key %s%s"
-                                      % (cose.ALGORITHMS[msg.alg]["name"], msg.kid.hex(),
+                                      % (cose_verify.ALGORITHMS[msg.alg]["name"], msg.kid.hex(),
                                          _key_note(msg.alg, key.public_key)), device, seq)
         if t_last > received_at + self.future_skew_s or t_first < received_at - self.clock_skew_s:
             raise errors.ClockSkew("records timed %.0f..%.0f, gateway clock %.0f" % (t_first, t_last, received_at),
@@ -460,7 +462,7 @@ class Pipeline:
         by = "gateway (accept_restarts)" if accepted is not None else None
         known = set(g.resume_seq for g in self.gaps.get(device, ()))
         out, restart_reason = [], "declared by the device (encrypted pack: no reason readable)"
-        records = reading.resolve(body.pack) if body.pack is not None else ()
+        records = reading_validate.resolve(body.pack) if body.pack is not None else ()
         if body.pack is not None:
             restart_reason = "declared by the device, no reason given"
         for rec in records:

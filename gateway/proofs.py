@@ -3,7 +3,7 @@ from eth_utils import to_checksum_address
 
 from edgeledger.gateway.batcher import path_from_blob
 from edgeledger.gateway.errors import GatewayError
-from edgeledger.protocols import cose
+from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.batch import BatchHeader
 from edgeledger.protocols.bundle import Bundle
 
@@ -27,7 +27,7 @@ def bundle_for(store, device, seq, chain_id, contract, storage_proof=None):
     number, first_id, size, root, prev, t0, t1, tree, state, tx_hash, block_number, block_hash = b
     if state != "anchored":
         raise NotYetProvable("%s seq %d is in batch %d, which is %s, not anchored yet" % (device, seq, number, state))
-    kid = cose.parse_sign1(message).kid
+    kid = cose_verify.parse_sign1(message).kid
     key = store.db.execute(
         "SELECT k.alg, k.public_key, d.site, k.chain_block, k.chain_time, k.first_seq FROM device_keys k"
         " JOIN devices d ON d.device = k.device WHERE k.kid=?", (kid,)).fetchone()

@@ -17,7 +17,7 @@ import time
 from edgeledger.gateway import signatures
 from edgeledger.gateway.errors import RegistryError
 from edgeledger.protocols import keywindow, topics
-from edgeledger.protocols.cose import ALGORITHMS
+from edgeledger.protocols.cose.verify import ALGORITHMS
 
 
 class Key:

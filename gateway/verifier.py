@@ -41,7 +41,8 @@ from eth_utils import keccak, to_checksum_address
 from edgeledger.gateway import lightclient, signatures
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.ledger import load_artifact
-from edgeledger.protocols import chain, keywindow, reading
+from edgeledger.protocols import chain, keywindow
+from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError
 
@@ -87,7 +88,7 @@ KeyRevoked = KeyOutsideWindow  # the name earlier releases used
 def _restart_reason(body):
     """What the device signed about its chain restart (its ``agent/chain_restart`` record)."""
     if body.pack is not None:
-        for rec in reading.resolve(body.pack):
+        for rec in reading_validate.resolve(body.pack):
             if rec.get("n") == chain.RESTART_RECORD:
                 return str(rec.get("vs", rec.get("v")))
     return "no reason given"
@@ -142,12 +143,12 @@ def known_code_hashes() -> dict[bytes, int]:
     return _KNOWN_CODE
 
 
-def _values(body: reading.Payload) -> list[dict] | None:
+def _values(body: reading_validate.Payload) -> list[dict] | None:
     """The reading's records for a report: name, unit, value and time (SenML resolved)."""
     if body.pack is None:
         return None
     out = []
-    for r in reading.resolve(body.pack):
+    for r in reading_validate.resolve(body.pack):
         item = {"n": r["n"], "t": r["t"]}
         if "u" in r:
             item["u"] = r["u"]
@@ -158,14 +159,14 @@ def _values(body: reading.Payload) -> list[dict] | None:
     return out
 
 
-def check_reading_times(b: Bundle, body: reading.Payload) -> tuple[Any, Any]:
+def check_reading_times(b: Bundle, body: reading_validate.Payload) -> tuple[Any, Any]:
     """(t_first, t_last) of the reading, None for an encrypted one. Raises BadReadingTime if a
     time is not finite or lies outside the batch header's range (the gateway sets that range
     from the readings it batched)."""
     if body.pack is None:
         return None, None
     try:
-        t_first, t_last = reading.time_range(body.pack)
+        t_first, t_last = reading_validate.time_range(body.pack)
     except PayloadError as e:
         raise BadReadingTime("bad reading time: %s" % e)
     if math.floor(t_first) < b.header.first_time or math.ceil(t_last) > b.header.last_time:
@@ -228,7 +229,7 @@ def _check_trust(b: Bundle, trust: TrustRoot) -> tuple[str, str]:
     return contract, gateway
 
 
-def prove_on_chain(b: Bundle, body: reading.Payload, times: tuple[Any, Any], rpc: Any, trust: TrustRoot,
+def prove_on_chain(b: Bundle, body: reading_validate.Payload, times: tuple[Any, Any], rpc: Any, trust: TrustRoot,
                    block: int | str = "latest", min_confirmations: int = DEFAULT_CONFIRMATIONS) -> dict:
     """The on-chain half of ``verify_bundle`` (see the module docstring); returns the report's
     chain fields."""

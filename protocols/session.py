@@ -11,11 +11,11 @@ All are deterministic CBOR maps with integer keys.
 
 A board imports this module with the encoder only: its one decode, the ack,
 reads the ack's single deterministic encoding byte by byte (``decode_ack``);
-the full decoder (``cbor.py``) is imported on first use by ``decode_birth``
+the full decoder (``cbor/decoder.py``) is imported on first use by ``decode_birth``
 or when a caller passes ``decode``.
 """
 from edgeledger.protocols import errors
-from edgeledger.protocols.cbor_encode import encode
+from edgeledger.protocols.cbor import encode
 
 
 def encode_ack(seq):
@@ -66,7 +66,7 @@ def encode_birth(version, kid, last_seq, epoch, counters):
 def decode_birth(data, decode=None):
     """Fields of a birth message as a dict. Raises CborDecodeError, SessionMessageError."""
     if decode is None:
-        from edgeledger.protocols.cbor import decode
+        from edgeledger.protocols.cbor.decoder import decode
     body = decode(data)
     if not isinstance(body, dict) or not isinstance(body.get(3), int):
         raise errors.SessionMessageError("birth must be a map with 3: last seq, found %r" % (body,))

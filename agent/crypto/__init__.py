@@ -205,7 +205,7 @@ def es256_sign(d, msg):
 
 def es256_low_s(sig):
     """ES256 r ‖ s with s > n/2 replaced by n - s: the same signature to any verifier,
-    and the only one of the two a gateway accepts (protocols/cose.py, canonical form).
+    and the only one of the two a gateway accepts (protocols/cose/verify.py, canonical form).
     A signer whose ECDSA comes from elsewhere (a secure element) passes its output here."""
     s = int.from_bytes(sig[32:], "big")
     if s > _P256_N >> 1:

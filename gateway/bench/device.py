@@ -40,7 +40,6 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 
 from edgeledger.gateway.bench import device32
@@ -83,8 +82,8 @@ def pack10(device: str = "meter-01", t: float = 1767225600.25) -> list:
 def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
     """COSE (as the device signs it: base fields for a multi-record pack) vs JSON bytes."""
     from edgeledger.protocols import cose
-    from edgeledger.protocols.reading import encode_payload, resolve
-    from edgeledger.protocols.reading_encode import with_base_fields
+    from edgeledger.protocols.reading.validate import encode_payload, resolve
+    from edgeledger.protocols.reading import with_base_fields
     from edgeledger.firmware import mqtt
 
     msg = cose.sign1(encode_payload("meter-01", 4711, prev, 3, with_base_fields(pack)), s)
@@ -222,11 +221,13 @@ class _Site:
         self.port = self.broker.port
         import paho.mqtt.client as paho
 
-        from edgeledger.protocols import cose, reading, session, topics
+        from edgeledger.protocols import session, topics
+        from edgeledger.protocols.cose import verify as cose_verify
+        from edgeledger.protocols.reading import validate as reading_validate
 
         def on_message(client, userdata, msg):
             site, device, _kind = topics.parse(msg.topic)
-            seq = reading.decode_payload(cose.parse_sign1(msg.payload).payload).seq
+            seq = reading_validate.decode_payload(cose_verify.parse_sign1(msg.payload).payload).seq
             client.publish(topics.ack(site, device), session.encode_ack(seq), qos=1, retain=True)
 
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="el-bench-acker")

@@ -30,6 +30,7 @@ from nacl.signing import SigningKey
 
 from edgeledger.gateway.bench import rawmqtt
 from edgeledger.protocols import chain, cose, reading, topics
+from edgeledger.protocols.reading import validate as reading_validate
 
 SITE = "bench"
 # Messages written per sendall; keeps the socket busy without starving ack reading.
@@ -91,7 +92,7 @@ class DeviceChain:
         msg = self.msg_head + pl + b"\x58\x40" + sig
         if seq == 1:
             # The fast path must produce the project's own deterministic CBOR (DESIGN §3).
-            assert payload == reading.encode_payload(name, seq, prev, 1, pack), "cbor2 canonical differs"
+            assert payload == reading_validate.encode_payload(name, seq, prev, 1, pack), "cbor2 canonical differs"
             assert msg == _canonical(cbor2.CBORTag(18, [self.protected, {}, payload, sig])), "COSE layout differs"
         self.seq, self.prev = seq, hashlib.sha256(msg).digest()
         return msg

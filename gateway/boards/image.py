@@ -174,7 +174,7 @@ def compile_module(name, out_dir, march, emit=None):
     """
     src = module_path(name)
     package = name.split(".")[1]
-    rel = os.path.join(package, os.path.relpath(src, package_dir(package)))  # protocols/cbor.py
+    rel = os.path.join(package, os.path.relpath(src, package_dir(package)))  # protocols/cbor/decoder.py
     dest = os.path.join(out_dir, "edgeledger", rel[:-3] + ".mpy")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     cmd = [mpy_cross_command(), "-o", dest, "-s", name]

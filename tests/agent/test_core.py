@@ -7,7 +7,9 @@ from edgeledger.agent.core import AgentCore
 from edgeledger.agent.outbox import Outbox
 from edgeledger.agent.signer import generate
 from edgeledger.agent.simulated import SimulatedSource
-from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols import chain
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 
 
 def sha(b):
@@ -33,7 +35,7 @@ def make(tmp_path, sources=None, **kw):
 def payloads(core, upto=100):
     out = []
     for seq, data in core.outbox.read(1, upto):
-        out.append((seq, data, reading.decode_payload(cose.parse_sign1(data).payload)))
+        out.append((seq, data, reading_validate.decode_payload(cose_verify.parse_sign1(data).payload)))
     return out
 
 
@@ -114,7 +116,7 @@ def test_full_outbox_refuses_before_seq_and_reports_the_count(tmp_path):
     core.on_ack(head, float(t))  # the gateway caught up: room again
     core.tick(float(t), 1764093000.0 + t)
     (_, _, body), = payloads(core)[-1:]
-    refused = [r for r in reading.resolve(body.pack) if r["n"] == "agent/outbox_refused"]
+    refused = [r for r in reading_validate.resolve(body.pack) if r["n"] == "agent/outbox_refused"]
     assert refused == [{"n": "agent/outbox_refused", "v": 3, "t": 1764093000.0 + t}]
 
 

@@ -89,7 +89,8 @@ def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path,
     from edgeledger.agent.outbox import Outbox
     from edgeledger.agent.signer import generate
     from edgeledger.firmware import startup
-    from edgeledger.protocols import cose, reading
+    from edgeledger.protocols.cose import verify as cose_verify
+    from edgeledger.protocols.reading import validate as reading_validate
     from tests.fieldbus.test_modbus_e2e import SDM_BEFORE, XY_BEFORE, server_devices
 
     path, _relay, _server = modbus_bus(server_devices(SDM_BEFORE, XY_BEFORE))
@@ -109,7 +110,7 @@ def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path,
         src.close()
     assert box.head_seq == 1  # the whole poll in one signed message
     (seq, msg), = box.read(1, 10)
-    pack = reading.decode_payload(cose.parse_sign1(msg).payload).pack
-    names = [r["n"] for r in reading.resolve(pack)]
+    pack = reading_validate.decode_payload(cose_verify.parse_sign1(msg).payload).pack
+    names = [r["n"] for r in reading_validate.resolve(pack)]
     assert len(names) == 20 and names[0] == "hall-a/mains/voltage_l1" and names[-1] == "hall-a/climate/humidity"
     assert pack[0][-2] == "hall-a/" and -3 in pack[0]  # signed with base name and base time

@@ -24,9 +24,9 @@ import pytest
 from edgeledger.agent.registermaps import MAPS
 from edgeledger.gateway import proofs, verifier
 from edgeledger.gateway.ledger import JsonRpcLedger
-from edgeledger.protocols import cose
+from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.bundle import Bundle
-from edgeledger.protocols.reading import decode_payload, resolve
+from edgeledger.protocols.reading.validate import decode_payload, resolve
 from tests.fieldbus.conftest import ModbusServerThread, Relay
 from tests.support.anvil import running_anvil
 from tests.support.site import count_exactly_once
@@ -149,7 +149,7 @@ def chain():
 
 def signed_records(message):
     """(seq, resolved SenML records) from COSE_Sign1 bytes, exactly as signed."""
-    body = decode_payload(cose.parse_sign1(message).payload)
+    body = decode_payload(cose_verify.parse_sign1(message).payload)
     assert body.device == DEVICE and body.pack is not None
     return body.seq, resolve(body.pack)
 

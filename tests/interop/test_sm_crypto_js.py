@@ -15,7 +15,9 @@ from edgeledger.agent import crypto
 from edgeledger.agent.crypto.cipher import sm4_ecb_encrypt_block
 from edgeledger.agent.crypto.pure.sm2 import sign as pure, verify as pure_verify
 from edgeledger.gateway import signatures
-from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols import chain, cose
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.crypto import vectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,7 +38,7 @@ def run_sm_crypto(job):
 
 
 def _reading(signer, seq=1):
-    payload = reading.encode_payload(signer.device, seq, chain.GENESIS, 2,
+    payload = reading_validate.encode_payload(signer.device, seq, chain.GENESIS, 2,
                                      [{0: "dev/energy", 1: "kWh", 2: 1234.5, 6: 1764093000}])
     return payload, cose.sign1(payload, signer)
 
@@ -58,12 +60,12 @@ def test_sm_crypto_verifies_our_sm2_readings_and_the_gateway_verifies_its_signat
     Theirs: sm-crypto signs the same Sig_structure; the gateway's verifier decides."""
     s = generate("SM2", "meter-sm2")
     payload, msg = _reading(s)
-    tbs = cose.parse_sign1(msg).to_be_signed()
+    tbs = cose_verify.parse_sign1(msg).to_be_signed()
     board_sig = pure.sign_message(int.from_bytes(s.private_bytes(), "big"), tbs)
     bad = bytearray(board_sig)
     bad[3] ^= 1
     gmt = vectors.SM2_GMT
-    cases = [(s.public_key, tbs, cose.parse_sign1(msg).signature, True),
+    cases = [(s.public_key, tbs, cose_verify.parse_sign1(msg).signature, True),
              (s.public_key, tbs, board_sig, True),
              (s.public_key, tbs + b"x", board_sig, False),
              (s.public_key, tbs, bytes(bad), False),

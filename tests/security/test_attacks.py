@@ -14,7 +14,8 @@ from edgeledger.gateway.bench import rawmqtt
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.runner import owner
-from edgeledger.protocols import cbor, chain, cose, reading_encode, topics
+from edgeledger.protocols import cbor, chain, cose, reading, topics
+from edgeledger.protocols.cbor import decoder as cbor_decoder
 from tests.security.attack_site import CLI, GATEWAY_CLIENT_ID, WAIT_S, AttackSite, RawPublisher
 from tests.security.conftest import SITE, gateway_client
 from tests.support.net import wait_until
@@ -37,8 +38,8 @@ def attack_site(tmp_path, secure_broker):
 
 
 def _unsigned(device, pack, kid=b"\x42" * 16):
-    payload = reading_encode.encode_payload(device, 1, chain.GENESIS, 0, pack)
-    return cbor.encode(cbor.Tag(18, [cbor.encode({1: -8, 4: kid}), {}, payload, b"\x00" * 64]))
+    payload = reading.encode_payload(device, 1, chain.GENESIS, 0, pack)
+    return cbor.encode(cbor_decoder.Tag(18, [cbor.encode({1: -8, 4: kid}), {}, payload, b"\x00" * 64]))
 
 
 def _rss_kb(pid):
@@ -66,13 +67,13 @@ def test_hostile_messages_cost_one_quarantine_row_each_and_ingest_goes_on(attack
     site.probe(good)
     good.publish(3)
     site.wait_stored(good, 3)
-    huge = cbor.Tag(2, b"\x01" + b"\x00" * 200)
-    nan_signed = cose.sign1(reading_encode.encode_payload("hostile-1", 1, chain.GENESIS, 0,
+    huge = cbor_decoder.Tag(2, b"\x01" + b"\x00" * 200)
+    nan_signed = cose.sign1(reading.encode_payload("hostile-1", 1, chain.GENESIS, 0,
                                                           [{0: "x", 2: 1.0, 6: float("nan")}]), bad.fake.signer)
     attacks = [
         (bad, _unsigned("hostile-1", [{-3: huge, 6: 0.5, 2: 1}])),
         (bad, nan_signed),
-        (bad, cbor.encode(cbor.Tag(18, [cbor.encode({1: [1], 4: b"k" * 16}), {}, b"", b"\x00" * 64]))),
+        (bad, cbor.encode(cbor_decoder.Tag(18, [cbor.encode({1: [1], 4: b"k" * 16}), {}, b"", b"\x00" * 64]))),
         (victim, victim.fake.next()),
     ]
     assert len(attacks[0][1]) < 400

@@ -1,20 +1,58 @@
-"""Deterministic CBOR encoder (RFC 8949 §4.2.1), the part of the codec a device needs.
+"""Deterministic CBOR (RFC 8949 §4.2), pure Python for MicroPython and CPython: this
+module encodes (what a device needs); ``decoder.py`` decodes, strictly (what a gateway
+and a verifier need; a device decodes nothing but the 3-byte end-to-end ack, read byte by
+byte in ``session.decode_ack``).
 
-``protocols/cbor.py`` re-exports ``encode``, ``Tag`` and ``MAX_DEPTH`` from here
-and adds the strict decoder; a board image imports only this module (a device
-decodes nothing but the 3-byte end-to-end ack, see ``session.decode_ack``).
-The rules are listed in ``cbor.py``: shortest heads, definite lengths, map
-keys in bytewise order of their encodings (duplicates refused), shortest
-exact float (NaN as f97e00), no bignums, tags 2/3 only in preferred form.
+This is the codec the device uses (MicroPython has no cbor2). On CPython the
+gateway uses cbor2; tests hold the two to the same bytes and to the same
+verdict on malformed input.
 
-Kept small on purpose (it is loaded into a board's heap): one recursive
-function with an isinstance chain instead of dispatch tables.
+Encoding rules (RFC 8949 §4.2.1 "core deterministic encoding requirements"
+and §4.2.2 / §3.4.3 preferred serialization):
+
+* every head (integer value, string length, item count, tag number) uses the
+  shortest argument form: 0..23 inline, then 1, 2, 4 or 8 bytes;
+* definite lengths only: indefinite-length strings, arrays and maps are never
+  produced and never accepted (not even with ``canonical=False``);
+* map entries are ordered by the bytewise lexicographic order of their
+  *encoded keys*; two keys that encode to the same bytes are an error;
+* a float is written in the shortest of binary16/32/64 that keeps its value
+  exactly; every NaN is written as ``f97e00``, infinities as ``f97c00`` and
+  ``f9fc00`` (§4.2.2); -0.0 stays ``f98000``; floats are never turned into
+  integers (no "numeric reduction");
+* bignums (tags 2 and 3) must hold a value outside -2**64..2**64-1 and have
+  no leading zero byte (§3.4.3): integers in range use major types 0/1.
+
+Difference from cbor2 6.x ``dumps(canonical=True)``: cbor2 orders map keys
+length-first (the RFC 7049 §3.9 "canonical" order, RFC 8949 §4.2.3), we
+order them bytewise as RFC 8949 §4.2.1 requires. The two orders agree when
+the keys of a map all have the same major type (all unsigned integers, all
+text strings, ...) or all encode in one byte (-24..23), which covers COSE
+headers and SenML labels; they differ for e.g. ``{24: .., -1: ..}``.
+
+Decoding is strict by default (``canonical=True``): besides well-formedness
+(RFC 8949 §3, Appendix F) the decoder checks the deterministic rules above,
+so one value has exactly one accepted encoding. Signed device messages must
+be deterministic; the gateway stores and hashes the bytes as received, and a
+second spelling of the same reading would let a replay or a fork pass the
+"same seq, same bytes" check. ``canonical=False`` accepts non-shortest heads,
+unsorted keys and non-preferred floats (for foreign CBOR, e.g. test vectors),
+but still rejects indefinite lengths, duplicate keys, bad UTF-8 and trailing
+bytes.
+
+Data model: int (-2**64..2**64-1), bool, None, bytes (bytearray and
+memoryview are encoded as byte strings), str, list (tuple encodes as an
+array, decodes as a list), dict, float and ``Tag``. Simple values other than
+false/true/null (e.g. ``undefined``) are not supported.
+
+The encoder is kept small on purpose (it lives in a board's heap): one recursive function
+with an isinstance chain instead of dispatch tables.
 """
 import struct
 
 from edgeledger.protocols import errors
 
-#: Nested containers (arrays, maps, tags) in one item; see ``cbor.py``.
+#: Nested containers (arrays, maps, tags) in one item (the decoder's bound too).
 MAX_DEPTH = 16
 
 _NAN = b"\xf9\x7e\x00"

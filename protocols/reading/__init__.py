@@ -1,14 +1,30 @@
-"""Encoding the signed reading payload (format version 1), as a device does it.
+"""The signed reading payload, format version 1.
 
-The format is described in ``reading.py``, which re-exports the key constants
-and bounds from here and adds decoding and the full validation the gateway
-applies (SenML labels and value types of every record). A board image imports
-only this module: the device builds its packs itself, so its encoder checks
-the envelope fields (the cheap checks that keep the wire format right) and
-leaves the per-record rules to ``reading.check_pack``.
+The COSE_Sign1 payload is a deterministic CBOR map with small integer keys::
+
+    {
+      1: 1,              ; format version
+      2: "dev-01",       ; device id (same as in the topic)
+      3: 42,             ; seq: per-device counter, never reused, persisted before use
+      4: h'..32 bytes..',; prev: SHA-256 of this device's previous message (zeros for seq 1)
+      5: 7,              ; epoch: boot counter of the device
+      6: [ {...}, ... ]  ; SenML pack (RFC 8428 CBOR labels), one or many records
+    }
+
+Instead of key 6 a device may send key 7, a byte string holding the pack
+encrypted for the data owner (COSE_Encrypt0); the gateway then verifies,
+chains and anchors the message without seeing the values.
+
+SenML CBOR labels (RFC 8428 §6, Table 6) used here:
+bn -2, bt -3, bu -4, n 0, u 1, v 2, vs 3, vb 4, s 5, t 6.
+
+This module encodes, as a device does it: the device builds its packs itself, so its
+encoder checks the envelope fields (the cheap checks that keep the wire format right).
+``validate.py`` adds what the gateway and a verifier apply: decoding, and the per-record
+rules of every SenML record (labels, value types, number ranges).
 """
-from edgeledger.protocols.cbor_encode import encode
 from edgeledger.protocols import errors
+from edgeledger.protocols.cbor import encode
 
 VERSION = 1
 K_VERSION, K_DEVICE, K_SEQ, K_PREV, K_EPOCH, K_PACK, K_ENC = 1, 2, 3, 4, 5, 6, 7
@@ -51,7 +67,7 @@ def check_pack_shape(pack):
 
 def with_base_fields(pack):
     """The records of ``pack`` with SenML base fields (RFC 8428 §4.1, §4.6), for a smaller
-    message that resolves (``reading.resolve``) to the same names, units, values and times.
+    message that resolves (``validate.resolve``) to the same names, units, values and times.
 
     The first record gets ``bn`` (the longest common name prefix, cut after a "/" unless
     every name is the same), ``bt`` (the first record's time) when every record has a time

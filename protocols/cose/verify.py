@@ -1,20 +1,8 @@
-"""COSE_Sign1 (RFC 9052 §4.2), sans-IO.
-
-::
-
-    COSE_Sign1 = #6.18([ protected : bstr .cbor {1: alg, 4: kid},
-                         unprotected : {},
-                         payload : bstr,
-                         signature : bstr ])
-    Sig_structure = ["Signature1", protected, external_aad = h'', payload]   (RFC 9052 §4.4)
-
-Creating a message (``sign1``, ``protected_header``, ``sig_structure``) lives
-in ``cose_sign.py``, which a board imports alone; this module re-exports it
-and adds parsing and verification. The algorithm table is data. Signing and
-verifying are done by objects passed in (a signer with ``alg``, ``kid`` and
-``sign(bytes)``; a ``verify(alg, key, to_be_signed, signature) -> bool``
-function), so this module needs no crypto library and runs on MicroPython as
-well as CPython.
+"""COSE_Sign1 parsing, canonical form and verification (RFC 9052 §4.2, §4.4): the
+gateway's and the verifier's side of ``edgeledger.protocols.cose`` (the layout is in its
+docstring). The algorithm table is data. Verifying is done by a function passed in
+(``verify(alg, key, to_be_signed, signature) -> bool``), so this module needs no crypto
+library and runs on MicroPython as well as CPython.
 
 ``parse_sign1`` takes the decoder to use: the pure codec by default, cbor2 on
 the gateway (its ``CBORTag`` has the same ``.tag``/``.value`` shape as ours).
@@ -24,20 +12,19 @@ One reading has exactly one accepted encoding: ``check_canonical`` (and
 message with a ``NonCanonicalMessage`` whose ``deviation`` names the rule of
 ``CANONICAL_RULES`` it breaks; docs/wire-format.md ("Canonical form") lists them.
 """
-from edgeledger.protocols import cbor
-from edgeledger.protocols.cbor_encode import encode
-from edgeledger.protocols.cose_sign import (  # noqa: F401  (re-exported)
+from edgeledger.protocols.cbor import encode
+from edgeledger.protocols.cbor import decoder
+from edgeledger.protocols.cbor.decoder import decode as cbor_decode
+from edgeledger.protocols.cose import (
     EDDSA,
     ES256,
     HDR_ALG,
-    SM2,
     HDR_KID,
-    SIG_CONTEXT,
     SIGN_ALGS,
+    SM2,
     TAG_SIGN1,
     protected_header,
     sig_structure,
-    sign1,
     sign1_bytes,
 )
 from edgeledger.protocols.errors import CoseError, EncodeError, NonCanonicalMessage, SignatureError
@@ -84,7 +71,7 @@ class Sign1:
         return sig_structure(self.protected, self.payload)
 
 
-def parse_sign1(data, decode=cbor.decode):
+def parse_sign1(data, decode=cbor_decode):
     """Decode COSE_Sign1 bytes into a ``Sign1``.
 
     Raises ``CborDecodeError`` (from ``decode``) for bytes that are not CBOR and
@@ -96,7 +83,7 @@ def parse_sign1(data, decode=cbor.decode):
     return sign1_from_item(item, decode)
 
 
-def sign1_from_item(item, decode=cbor.decode):
+def sign1_from_item(item, decode=cbor_decode):
     """The ``Sign1`` of a decoded COSE_Sign1; raises CoseError (and what ``decode``
     raises for the protected header).
 
@@ -158,7 +145,7 @@ CANONICAL_RULES = {
 HDR_CRIT = 2  # RFC 9052 §3.1
 
 
-def parse_canonical(data, decode=cbor.decode):
+def parse_canonical(data, decode=cbor_decode):
     """Parse COSE_Sign1 bytes that must be the one canonical encoding of their content.
 
     Returns the ``Sign1``. Raises NonCanonicalMessage (``deviation`` names the rule),
@@ -168,17 +155,17 @@ def parse_canonical(data, decode=cbor.decode):
     """
     try:
         item = decode(data)
-    except cbor.NonCanonicalError as e:  # the strict pure decoder names it itself
+    except decoder.NonCanonicalError as e:  # the strict pure decoder names it itself
         raise _deviation("envelope_encoding", "found %s" % e)
     try:
         msg = sign1_from_item(item, decode)
-    except cbor.NonCanonicalError as e:  # its only decode is the protected header's
+    except decoder.NonCanonicalError as e:  # its only decode is the protected header's
         raise _deviation("protected_encoding", "found %s" % e)
     check_canonical(data, msg, decode)
     return msg
 
 
-def check_canonical(data, msg, decode=cbor.decode):
+def check_canonical(data, msg, decode=cbor_decode):
     """Raise NonCanonicalMessage unless ``data`` is the one canonical encoding of ``msg``
     (the ``Sign1`` parsed from ``data``).
 
@@ -201,7 +188,7 @@ def check_canonical(data, msg, decode=cbor.decode):
             info["name"], _hex(msg.signature[32:]), info["s_bound"]))
     try:
         value = decode(msg.payload)
-    except cbor.NonCanonicalError as e:
+    except decoder.NonCanonicalError as e:
         raise _deviation("payload_encoding", "found %s" % e)
     try:
         again = encode(value)
@@ -223,7 +210,7 @@ def _envelope_deviation(data, expected):
     if len(data) > len(expected) and data[:len(expected)] == expected:
         return _deviation("trailing_bytes", "found %d bytes after it" % (len(data) - len(expected)))
     try:
-        item = cbor.decode(data, canonical=False)
+        item = cbor_decode(data, canonical=False)
     except ValueError as e:  # indefinite lengths, or bytes after the item
         return _deviation("envelope_encoding", "found %s" % e)
     if getattr(item, "tag", None) != TAG_SIGN1:
@@ -236,7 +223,7 @@ def _envelope_deviation(data, expected):
 
 def _protected_deviation(protected, expected):
     try:
-        header = cbor.decode(protected, canonical=False)
+        header = cbor_decode(protected, canonical=False)
     except ValueError as e:  # indefinite lengths, or what only a lenient decoder takes
         return _deviation("protected_encoding", "found %s" % e)
     if HDR_CRIT in header:
@@ -250,7 +237,7 @@ def _protected_deviation(protected, expected):
 def _difference(found, canonical):
     """Where ``found`` departs from its canonical encoding, as the strict decoder says it."""
     try:
-        cbor.decode(found)
+        cbor_decode(found)
     except ValueError as e:
         return "found %s" % e
     n = min(len(found), len(canonical))

@@ -1,11 +1,21 @@
-"""COSE_Sign1 creation (RFC 9052 §4.2, §4.4): what a device needs to sign a message.
+"""COSE_Sign1 (RFC 9052 §4.2), sans-IO: this module creates a message (what a device
+needs); ``verify.py`` parses one, checks that it is in its one canonical encoding and
+verifies its signature (what a gateway and a verifier need).
 
-``protocols/cose.py`` re-exports everything here and adds parsing and
-verification (the gateway's side); a board image imports only this module.
-The message layout is described in ``cose.py``.
+::
+
+    COSE_Sign1 = #6.18([ protected : bstr .cbor {1: alg, 4: kid},
+                         unprotected : {},
+                         payload : bstr,
+                         signature : bstr ])
+    Sig_structure = ["Signature1", protected, external_aad = h'', payload]   (RFC 9052 §4.4)
+
+Signing is done by an object passed in (a signer with ``alg``, ``kid`` and
+``sign(bytes)``), so this package needs no crypto library and runs on MicroPython as
+well as CPython.
 """
-from edgeledger.protocols.cbor_encode import _head, encode
 from edgeledger.protocols import errors
+from edgeledger.protocols.cbor import _head, encode
 
 TAG_SIGN1 = 18
 HDR_ALG = 1  # RFC 9052 §3.1
@@ -18,7 +28,7 @@ ES256 = -7  # RFC 9053 §2.1
 # SM2 algorithm, so this is a private-use id (the IANA COSE Algorithms registry, RFC 9053: values < -65536),
 # meaningful only between an edgeledger device and its verifiers (docs/wire-format.md).
 SM2 = -65537
-#: The algorithms this project signs with (``cose.ALGORITHMS`` describes each).
+#: The algorithms this project signs with (``verify.ALGORITHMS`` describes each).
 SIGN_ALGS = (EDDSA, ES256, SM2)
 
 
@@ -47,7 +57,7 @@ def sign1(payload, signer):
 def sign1_bytes(protected, payload, signature):
     """``#6.18([protected, {}, payload, signature])`` in deterministic CBOR: tag 18 (d2),
     array of 4 (84), the empty unprotected map (a0), byte-string heads in their shortest
-    form. The one envelope a gateway accepts (``cose.check_canonical``)."""
+    form. The one envelope a gateway accepts (``verify.check_canonical``)."""
     out = bytearray(b"\xd2\x84")
     _head(out, 0x40, len(protected))  # major type 2, byte string
     out.extend(protected)

@@ -1,25 +1,6 @@
-"""The signed reading payload, format version 1.
-
-The COSE_Sign1 payload is a deterministic CBOR map with small integer keys::
-
-    {
-      1: 1,              ; format version
-      2: "dev-01",       ; device id (same as in the topic)
-      3: 42,             ; seq: per-device counter, never reused, persisted before use
-      4: h'..32 bytes..',; prev: SHA-256 of this device's previous message (zeros for seq 1)
-      5: 7,              ; epoch: boot counter of the device
-      6: [ {...}, ... ]  ; SenML pack (RFC 8428 CBOR labels), one or many records
-    }
-
-Encoding lives in ``reading_encode.py`` (a board imports only that module);
-this module re-exports its constants and adds decoding and full validation.
-
-Instead of key 6 a device may send key 7, a byte string holding the pack
-encrypted for the data owner (COSE_Encrypt0); the gateway then verifies,
-chains and anchors the message without seeing the values.
-
-SenML CBOR labels (RFC 8428 §6, Table 6) used here:
-bn -2, bt -3, bu -4, n 0, u 1, v 2, vs 3, vb 4, s 5, t 6.
+"""Decoding and checking a reading payload (format in ``edgeledger.protocols.reading``):
+the gateway's and the verifier's side, and ``encode_payload`` for whoever builds a payload
+that must pass these checks (tests, tools).
 
 Numbers are range-checked here, where they are decoded, so that nothing downstream
 (time arithmetic, the SQLite store, batch headers) can overflow or store a NaN:
@@ -32,12 +13,11 @@ Numbers are range-checked here, where they are decoded, so that nothing downstre
 
 A number outside these bounds raises ``PayloadRangeError`` (a PayloadError).
 """
-from edgeledger.protocols import cbor
-from edgeledger.protocols import reading_encode
+from edgeledger.protocols import reading
+from edgeledger.protocols.cbor.decoder import decode as cbor_decode
 from edgeledger.protocols.errors import PayloadError, PayloadRangeError
 from edgeledger.protocols.keywindow import is_finite
-from edgeledger.protocols.reading_encode import (  # noqa: F401  (re-exported)
-    HASH_LEN,
+from edgeledger.protocols.reading import (
     K_DEVICE,
     K_ENC,
     K_EPOCH,
@@ -45,8 +25,6 @@ from edgeledger.protocols.reading_encode import (  # noqa: F401  (re-exported)
     K_PREV,
     K_SEQ,
     K_VERSION,
-    MAX_RECORDS,
-    MAX_SEQ,
     VERSION,
 )
 
@@ -88,15 +66,15 @@ def encode_payload(device, seq, prev, epoch, pack=None, enc=None):
     """Deterministic CBOR bytes of a version 1 payload (pack or enc, not both).
 
     Raises PayloadError for any field that ``decode_payload`` would refuse,
-    SenML records included (a board uses ``reading_encode.encode_payload``,
-    which checks the envelope only).
+    SenML records included (a board uses ``reading.encode_payload``, which checks the
+    envelope only).
     """
     if pack is not None:
         check_pack(pack)
-    return reading_encode.encode_payload(device, seq, prev, epoch, pack, enc)
+    return reading.encode_payload(device, seq, prev, epoch, pack, enc)
 
 
-def decode_payload(data, decode=cbor.decode):
+def decode_payload(data, decode=cbor_decode):
     """Decode and check payload bytes.
 
     Raises CborDecodeError (or what ``decode`` raises for bytes that are not CBOR),
@@ -117,7 +95,7 @@ def check_payload_map(body):
         raise PayloadError("payload version must be %d, found %r" % (VERSION, body.get(K_VERSION)))
     device, seq, prev, epoch = body.get(K_DEVICE), body.get(K_SEQ), body.get(K_PREV), body.get(K_EPOCH)
     pack, enc = body.get(K_PACK), body.get(K_ENC)
-    reading_encode.check_envelope(device, seq, prev, epoch, pack, enc)
+    reading.check_envelope(device, seq, prev, epoch, pack, enc)
     if pack is not None:
         check_pack(pack)
     return Payload(device, seq, prev, epoch, pack, enc)
@@ -127,7 +105,7 @@ def check_pack(pack):
     """Raise PayloadError unless ``pack`` is 1..MAX_RECORDS SenML records with known
     labels and values of the right types, PayloadRangeError unless every number is
     within its bounds (module docstring); returns ``pack``."""
-    reading_encode.check_pack_shape(pack)
+    reading.check_pack_shape(pack)
     bt = 0
     for i, rec in enumerate(pack):
         if not isinstance(rec, dict):

@@ -1,71 +1,27 @@
-"""Deterministic CBOR (RFC 8949 §4.2), pure Python for MicroPython and CPython.
+"""The strict CBOR decoder (RFC 8949 §3 well-formedness and the §4.2.1 deterministic rules
+of the package docstring), and ``Tag`` with comparison and hashing.
 
-This is the codec the device uses (MicroPython has no cbor2). On CPython the
-gateway uses cbor2; tests hold the two to the same bytes and to the same
-verdict on malformed input.
-
-Encoding rules (RFC 8949 §4.2.1 "core deterministic encoding requirements"
-and §4.2.2 / §3.4.3 preferred serialization):
-
-* every head (integer value, string length, item count, tag number) uses the
-  shortest argument form: 0..23 inline, then 1, 2, 4 or 8 bytes;
-* definite lengths only: indefinite-length strings, arrays and maps are never
-  produced and never accepted (not even with ``canonical=False``);
-* map entries are ordered by the bytewise lexicographic order of their
-  *encoded keys*; two keys that encode to the same bytes are an error;
-* a float is written in the shortest of binary16/32/64 that keeps its value
-  exactly; every NaN is written as ``f97e00``, infinities as ``f97c00`` and
-  ``f9fc00`` (§4.2.2); -0.0 stays ``f98000``; floats are never turned into
-  integers (no "numeric reduction");
-* bignums (tags 2 and 3) must hold a value outside -2**64..2**64-1 and have
-  no leading zero byte (§3.4.3): integers in range use major types 0/1.
-
-Difference from cbor2 6.x ``dumps(canonical=True)``: cbor2 orders map keys
-length-first (the RFC 7049 §3.9 "canonical" order, RFC 8949 §4.2.3), we
-order them bytewise as RFC 8949 §4.2.1 requires. The two orders agree when
-the keys of a map all have the same major type (all unsigned integers, all
-text strings, ...) or all encode in one byte (-24..23), which covers COSE
-headers and SenML labels; they differ for e.g. ``{24: .., -1: ..}``.
-
-Decoding is strict by default (``canonical=True``): besides well-formedness
-(RFC 8949 §3, Appendix F) the decoder checks the deterministic rules above,
-so one value has exactly one accepted encoding. Signed device messages must
-be deterministic; the gateway stores and hashes the bytes as received, and a
-second spelling of the same reading would let a replay or a fork pass the
-"same seq, same bytes" check. ``canonical=False`` accepts non-shortest heads,
-unsorted keys and non-preferred floats (for foreign CBOR, e.g. test vectors),
-but still rejects indefinite lengths, duplicate keys, bad UTF-8 and trailing
-bytes.
-
-Data model: int (-2**64..2**64-1), bool, None, bytes (bytearray and
-memoryview are encoded as byte strings), str, list (tuple encodes as an
-array, decodes as a list), dict, float and ``Tag``. Simple values other than
-false/true/null (e.g. ``undefined``) are not supported.
+``decode`` refuses everything but the one deterministic encoding of a value by default
+(``canonical=True``); see ``edgeledger.protocols.cbor`` for the rules and the data model.
+Every error is a ``CborDecodeError`` (a ValueError) whose subclass says what was wrong.
 """
 import math
 import struct
 
-from edgeledger.protocols import cbor_encode
-from edgeledger.protocols.cbor_encode import (  # noqa: F401  (re-exported)
-    _NAN,
-    MAX_DEPTH,
-    _bignum_ok,
-    _float_head,
-    _hex,
-    encode,
-)
-from edgeledger.protocols.errors import CborDecodeError, EncodeError  # noqa: F401
+from edgeledger.protocols import cbor as encoder
+from edgeledger.protocols.cbor import _NAN, MAX_DEPTH, _bignum_ok, _float_head, _hex
+from edgeledger.protocols.errors import CborDecodeError
 
 
-class Tag(cbor_encode.Tag):
+class Tag(encoder.Tag):
     """A tagged data item (RFC 8949 §3.4): ``Tag(18, [...])`` is COSE_Sign1.
 
     Compares and hashes by (tag, value); the encoder takes it and its minimal base
-    class ``cbor_encode.Tag`` alike.
+    class ``cbor.Tag`` alike.
     """
 
     def __eq__(self, other):  # != is its negation on both runtimes
-        return isinstance(other, cbor_encode.Tag) and self.tag == other.tag and self.value == other.value
+        return isinstance(other, encoder.Tag) and self.tag == other.tag and self.value == other.value
 
     def __hash__(self):
         # Raises TypeError when the content is unhashable, like a tuple would.
@@ -83,7 +39,7 @@ class Tag(cbor_encode.Tag):
 # ---------------------------------------------------------------------------
 
 #: Nested containers (arrays, maps, tags) allowed in one item (``MAX_DEPTH``,
-#: defined with the encoder in cbor_encode.py). The deepest real structure is
+#: defined with the encoder in __init__.py). The deepest real structure is
 #: a proof bundle: map > storage proof map > proof list > node list > bytes,
 #: depth 4-5; SenML: map > pack array > record map, depth 3. 16 leaves 3x
 #: headroom and keeps the recursive codec far from MicroPython's C-stack limit.
@@ -154,7 +110,7 @@ class UnsupportedError(CborDecodeError):
 
 
 # ---------------------------------------------------------------------------
-# Floats: the encoder's _float_head (cbor_encode.py) names the preferred form
+# Floats: the encoder's _float_head (__init__.py) names the preferred form
 # (RFC 8949 §4.2.2) the decoder checks against; binary16 is widened here.
 # ---------------------------------------------------------------------------
 
