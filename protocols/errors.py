@@ -73,3 +73,8 @@ class FrameError(DecodeError):
 
 class DnsError(DecodeError):
     """A DNS answer is malformed, not ours, an error, or has no IPv4 address (dns.py)."""
+
+
+class MqttPacketError(DecodeError):
+    """Bytes that are not an MQTT 3.1.1 packet as protocols/mqtt.py speaks it (a length over
+    four bytes or over the bound, a topic that overruns its packet or is not UTF-8)."""

@@ -84,7 +84,7 @@ def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
     from edgeledger.protocols import cose
     from edgeledger.protocols.reading.validate import encode_payload, resolve
     from edgeledger.protocols.reading import with_base_fields
-    from edgeledger.firmware import mqtt
+    from edgeledger.protocols import mqtt
 
     msg = cose.sign1(encode_payload("meter-01", 4711, prev, 3, with_base_fields(pack)), s)
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
@@ -96,9 +96,8 @@ def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
     as_json = json.dumps({"alg": s.alg_name, "kid": b64(s.kid), "payload": body, "sig": b64(sig)},
                          separators=(",", ":"), sort_keys=True).encode()
 
-    def publish_len(n):  # fixed header + topic + packet id + payload (QoS 1)
-        rem = 2 + len(topic) + 2 + n
-        return 1 + len(mqtt.encode_length(rem)) + rem
+    def publish_len(n):  # a QoS 1 PUBLISH of an n-byte message
+        return len(mqtt.publish_header(topic, n, 1, qos=1)) + n
 
     return {"cose": len(msg), "json_base64": len(as_json), "cose_publish": publish_len(len(msg)),
             "json_publish": publish_len(len(as_json)), "ratio": round(len(msg) / len(as_json), 2)}

@@ -10,11 +10,10 @@ import time
 import pytest
 
 from edgeledger.gateway import provision
-from edgeledger.gateway.bench import rawmqtt
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.runner import owner
-from edgeledger.protocols import cbor, chain, cose, reading, topics
+from edgeledger.protocols import cbor, chain, cose, mqtt, reading, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from tests.security.attack_site import CLI, GATEWAY_CLIENT_ID, WAIT_S, AttackSite, RawPublisher
 from tests.security.conftest import SITE, gateway_client
@@ -164,7 +163,7 @@ def test_oversized_and_retained_publishes_do_not_reach_or_grow_anything(attack_s
     site.probe(good)
     site.stop_gateway()
     rss_before = _rss_kb(site.broker.mosquitto.proc.pid)
-    big = rawmqtt.publish_packet(bad.topic, b"A" * (20 * 1024 * 1024), 1, retain=True)
+    big = mqtt.publish(bad.topic, b"A" * (20 * 1024 * 1024), 1, qos=1, retain=True)
     disconnected = 0
     for _ in range(10):
         raw = RawPublisher(site.broker, bad)
@@ -261,7 +260,7 @@ def test_one_noisy_device_takes_only_its_share_of_the_quarantine(attack_site):
         d.connect()
     site.probe(good, other)
     raw = RawPublisher(site.broker, noisy)
-    raw.send([rawmqtt.publish_packet(noisy.topic, b"\xff garbage %d" % i, 1 + i) for i in range(300)])
+    raw.send([mqtt.publish(noisy.topic, b"\xff garbage %d" % i, 1 + i, qos=1) for i in range(300)])
     wait_until(lambda: site.store.device_rejects(1) and site.store.device_rejects(1)[0].rejected >= 300, WAIT_S,
                what="the 300 rejects counted")
     forged = bytearray(other.fake.next())
@@ -292,7 +291,7 @@ def test_a_flood_from_one_device_does_not_stop_the_others(attack_site):
         d.connect()
     site.probe(*goods)
     n = 30000
-    packets = [rawmqtt.publish_packet(flooder.topic, b"\xa0junk %d" % i, 1 + i % 65535) for i in range(n)]
+    packets = [mqtt.publish(flooder.topic, b"\xa0junk %d" % i, 1 + i % 65535, qos=1) for i in range(n)]
     raw = RawPublisher(site.broker, flooder)
     sent_at = {}
     for round_ in range(10):  # the flood in ten slices, good readings published between them

@@ -41,3 +41,25 @@ def run_micropython(source, heapsize="256K", timeout=120, cwd=None, env=None):
             % (proc.returncode, proc.stdout, proc.stderr)
         )
     return proc
+
+
+def case_tests(cases, done_marker):
+    """The two tests of a cases module (``case_*`` functions, and ``run_all()`` printing
+    ``done_marker`` and the count): each case under CPython, and the module's own source
+    under MicroPython. Assign them to ``test_*`` names in the test module."""
+    import pytest
+
+    names = sorted(n for n in dir(cases) if n.startswith("case_"))
+
+    @pytest.mark.parametrize("name", names)
+    def test_cpython(name):
+        getattr(cases, name)()
+
+    @pytest.mark.micropython
+    def test_micropython_runs_every_case():
+        with open(cases.__file__) as f:
+            source = f.read()
+        proc = run_micropython(source + "\nrun_all()\n", heapsize="256K")
+        assert "%s %d" % (done_marker, len(names)) in proc.stdout, proc.stdout
+
+    return test_cpython, test_micropython_runs_every_case
