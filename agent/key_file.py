@@ -2,8 +2,8 @@
 
 The format is ``protocols/key_file.py``; this module adds the signer: it derives the
 public key and kid from the private key and checks the file's copies. Setting the file
-mode is the CLI's job, not this module's. Errors: ``KeyFileError`` and
-``UnknownAlgorithmError`` (protocols/errors.py).
+mode is the CLI's job, not this module's. Errors: ``KeyFileError`` (protocols/key_file.py)
+and ``UnknownAlgorithmError`` (protocols/errors.py).
 """
 from edgeledger.agent.signer import KeySigner
 from edgeledger.protocols import errors
@@ -29,12 +29,12 @@ def parse_key_file(text):
     except errors.UnknownAlgorithmError as e:
         raise e
     except ValueError as e:
-        raise errors.KeyFileError("key file field 'private': %s" % e)
+        raise fmt.KeyFileError("key file field 'private': %s" % e)
     if public is not None and public != signer.public_key:
-        raise errors.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
+        raise fmt.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
                                   "found another key" % signer.public_key.hex())
     if kid is not None and kid != signer.kid:
-        raise errors.KeyFileError("key file field 'kid': expected %s, found %s" % (signer.kid.hex(), kid.hex()))
+        raise fmt.KeyFileError("key file field 'kid': expected %s, found %s" % (signer.kid.hex(), kid.hex()))
     return signer
 
 

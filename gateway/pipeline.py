@@ -68,7 +68,10 @@ from edgeledger.gateway.store import ChainGap
 from edgeledger.protocols import chain, reading, topics
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
+from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.reading.validate import PayloadRangeError
 
 log = logging.getLogger("edgeledger.gateway")
 

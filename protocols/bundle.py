@@ -52,7 +52,9 @@ from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.batch import BatchHeader, HeaderError
-from edgeledger.protocols.errors import DecodeError, NonCanonicalMessage, PayloadRangeError, ProtocolError
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
+from edgeledger.protocols.errors import DecodeError, ProtocolError
+from edgeledger.protocols.reading.validate import PayloadRangeError
 
 VERSION = 2
 KID_LEN = 16

@@ -9,7 +9,12 @@ the file mode is the caller's job.
 """
 import json
 
-from edgeledger.protocols.errors import KeyFileError
+from edgeledger.protocols.errors import DecodeError
+
+
+class KeyFileError(DecodeError):
+    """A device key file is malformed or its fields disagree (agent/key_file.py)."""
+
 
 # A key file is five short fields; anything much larger is not a key file.
 KEY_FILE_MAX = 4096

@@ -30,7 +30,13 @@ boundary is unknowable, and §4.8 has the receiver close the connection. The fra
 failed (every later call raises the same error) until the caller makes a new one for the
 next connection.
 """
-from edgeledger.protocols.errors import MqttPacketError
+from edgeledger.protocols.errors import DecodeError
+
+
+class MqttPacketError(DecodeError):
+    """Bytes that are not an MQTT 3.1.1 packet as protocols/mqtt.py speaks it (a length over
+    four bytes or over the bound, a topic that overruns its packet or is not UTF-8)."""
+
 
 # Control packet types (§2.2.1 Table 2.1).
 CONNECT = 1

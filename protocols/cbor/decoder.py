@@ -10,7 +10,11 @@ import struct
 
 from edgeledger.protocols import cbor as encoder
 from edgeledger.protocols.cbor import _NAN, MAX_DEPTH, _bignum_ok, _float_head, _hex
-from edgeledger.protocols.errors import CborDecodeError
+from edgeledger.protocols.errors import DecodeError
+
+
+class CborDecodeError(DecodeError):
+    """Malformed, truncated, non-deterministic, over-deep or over-long CBOR."""
 
 
 class Tag(encoder.Tag):
@@ -29,6 +33,7 @@ class Tag(encoder.Tag):
 
     def __repr__(self):
         return "Tag(%d, %r)" % (self.tag, self.value)
+
 
 # ---------------------------------------------------------------------------
 # Bounds. The largest thing this codec reads or writes is a signed pack from a

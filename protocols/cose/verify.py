@@ -27,7 +27,13 @@ from edgeledger.protocols.cose import (
     sig_structure,
     sign1_bytes,
 )
-from edgeledger.protocols.errors import CoseError, EncodeError, NonCanonicalMessage, SignatureError
+from edgeledger.protocols.errors import CoseError, EncodeError, SignatureError
+
+
+class NonCanonicalMessage(CoseError):
+    """A COSE_Sign1 that is not in the one accepted encoding of its content (cose.py,
+    "canonical form" in docs/wire-format.md); its ``deviation`` names the rule it breaks."""
+
 
 # Orders of the signature groups: P-256's n (SEC 2 §2.4.2), Ed25519's L (RFC 8032 §5.1) and
 # sm2p256v1's n (GB/T 32918.5).

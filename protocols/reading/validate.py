@@ -15,7 +15,7 @@ A number outside these bounds raises ``PayloadRangeError`` (a PayloadError).
 """
 from edgeledger.protocols import reading
 from edgeledger.protocols.cbor.decoder import decode as cbor_decode
-from edgeledger.protocols.errors import PayloadError, PayloadRangeError
+from edgeledger.protocols.errors import PayloadError
 from edgeledger.protocols.keywindow import is_finite
 from edgeledger.protocols.reading import (
     K_DEVICE,
@@ -27,6 +27,11 @@ from edgeledger.protocols.reading import (
     K_VERSION,
     VERSION,
 )
+
+
+class PayloadRangeError(PayloadError):
+    """A number in a reading payload is not finite or outside its named bounds (reading.py)."""
+
 
 KNOWN_KEYS = (K_VERSION, K_DEVICE, K_SEQ, K_PREV, K_EPOCH, K_PACK, K_ENC)
 

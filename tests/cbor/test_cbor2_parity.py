@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import Tag
-from edgeledger.protocols.errors import CborDecodeError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 from tests.cbor.helpers import from_cbor2, key_orders_agree, same, to_cbor2
 from tests.cbor.strategies import floats, small_keys, values
 

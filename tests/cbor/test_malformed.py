@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
-from edgeledger.protocols.errors import CborDecodeError, DecodeError, EncodeError, ProtocolError
+from edgeledger.protocols.errors import DecodeError, EncodeError, ProtocolError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 from tests.cbor import vectors
 from tests.cbor.helpers import cbor2_strict_loads
 from tests.cbor.strategies import values

@@ -98,7 +98,7 @@ print("DONE", len(CASES), bad)
 def test_random_and_corrupted_bytes_raise_only_cbor_decode_error_under_micropython():
     source = PRELUDE + '''
 import random
-from edgeledger.protocols.errors import CborDecodeError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 random.seed(7049)
 seeds = [cbor.encode(v) for v in (
     [1, 2.5, "x\\u00fc", b"\\x00", {1: [None, True]}, Tag(18, [b"", {}])],

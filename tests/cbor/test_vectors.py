@@ -111,7 +111,7 @@ import binascii
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import Tag
-from edgeledger.protocols.errors import CborDecodeError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 
 ok = 0
 bad = []

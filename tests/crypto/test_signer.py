@@ -6,7 +6,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgeledger.agent import key_file, signer
 from edgeledger.agent import crypto
-from edgeledger.protocols.errors import CoseError, DecodeError, KeyFileError, UnknownAlgorithmError
+from edgeledger.protocols.errors import CoseError, DecodeError, UnknownAlgorithmError
+from edgeledger.protocols.key_file import KeyFileError
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 
@@ -118,7 +119,7 @@ def test_signer_and_key_file_under_micropython(tmp_path):
     sm2_text = key_file.key_file_content("dev-3", "SM2", SM2_D)
     out = run_lines("""
 from edgeledger.agent import key_file, signer
-from edgeledger.protocols.errors import KeyFileError
+from edgeledger.protocols.key_file import KeyFileError
 for name, text in (("ed", ED_TEXT), ("p256", P256_TEXT), ("sm2", SM2_TEXT)):
     with open(name + ".json", "w") as f:
         f.write(text)

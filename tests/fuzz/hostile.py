@@ -11,8 +11,10 @@ from edgeledger.protocols import batch, cbor, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols.errors import (CborDecodeError, CoseError, PayloadError, PayloadRangeError,
-                                         TopicError)
+from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.reading.validate import PayloadRangeError
+from edgeledger.protocols.topics import TopicError
 
 NAN = float("nan")
 INF = float("inf")

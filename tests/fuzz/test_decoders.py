@@ -20,8 +20,10 @@ from edgeledger.protocols import batch, bundle, cbor, chain, dsmr, iec62056, mod
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols.errors import (CborDecodeError, CoseError, PayloadError, SessionMessageError,
-                                         TopicError)
+from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.session import SessionMessageError
+from edgeledger.protocols.topics import TopicError
 from tests.cbor.strategies import values
 from tests.fieldbus import vectors
 from tests.fuzz import hostile

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeledger.protocols import mqtt
-from edgeledger.protocols.errors import MqttPacketError
+from edgeledger.protocols.mqtt import MqttPacketError
 from tests.fuzz.profiles import fuzz
 from tests.fuzz.test_decoders import mutated
 

@@ -7,7 +7,8 @@ the CONNECT variable header are the standard's own examples (§2.2.3 Table 2.4, 
 Figure 3.6).
 """
 from edgeledger.protocols import mqtt
-from edgeledger.protocols.errors import DecodeError, MqttPacketError
+from edgeledger.protocols.errors import DecodeError
+from edgeledger.protocols.mqtt import MqttPacketError
 
 # One frame of every kind a client or the gateway meets, with what the framer hands out.
 FRAMES = (

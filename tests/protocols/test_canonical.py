@@ -8,6 +8,7 @@ CPython and under MicroPython; genuine messages of both algorithms always pass.
 import cbor2
 import pytest
 
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 from edgeledger.agent.signer import KeySigner, generate
 from edgeledger.agent.crypto.verify import ed25519_verify, es256_verify
 from edgeledger.agent.crypto.pure.ed25519 import verify as pure_ed25519
@@ -17,7 +18,8 @@ from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.bundle import Bundle, NonCanonical, check_offline
-from edgeledger.protocols.errors import CoseError, DecodeError, NonCanonicalMessage
+from edgeledger.protocols.errors import CoseError, DecodeError
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
 from tests.crypto import vectors as crypto_vectors
 from tests.protocols import wire_vectors
 from tests.protocols.canonical_cases import CASES, MALFORMED, cases_for
@@ -158,8 +160,10 @@ def test_rules_under_micropython():
     names = sorted(REFUSED)
     script = """
 from edgeledger.agent.signer import KeySigner
-from edgeledger.protocols import cose, errors
+from edgeledger.protocols import cose
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
 V = %r
 REFUSED = %r
 for name in ("message-1", "message-2", "es256-message-1"):
@@ -171,12 +175,12 @@ for name in REFUSED:
     try:
         cose_verify.parse_canonical(V[name])
         print(name + "|accepted")
-    except errors.NonCanonicalMessage as e:
+    except NonCanonicalMessage as e:
         print(name + "|" + e.deviation)
 try:
     cose_verify.parse_canonical(V["message-1"] + b"\\x00")
     print("trailing|accepted")
-except errors.CborDecodeError:
+except CborDecodeError:
     print("trailing|CborDecodeError")
 """ % (dict((n, V[n]) for n in ["message-1", "message-2", "es256-message-1", "payload-1"] + names), names,
        bytes.fromhex(crypto_vectors.P256_PRIVATE))

@@ -1,5 +1,6 @@
 import pytest
 
+from edgeledger.protocols.topics import TopicError
 from edgeledger.agent.signer import generate
 from edgeledger.protocols import cbor, chain, cose, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
@@ -73,7 +74,7 @@ def test_topics_round_trip_and_reject_wildcards():
     assert topics.parse(t) == ("plant-a", "meter-01", "r")
     assert topics.subscription("r") == "el/v1/+/+/r"
     for bad in ("a/b", "a+", "#", "", "x" * 65):
-        with pytest.raises(errors.TopicError):
+        with pytest.raises(TopicError):
             topics.readings("plant-a", bad)
-    with pytest.raises(errors.TopicError, match="expected el/v1"):
+    with pytest.raises(TopicError, match="expected el/v1"):
         topics.parse("other/v1/a/b/r")

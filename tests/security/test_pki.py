@@ -52,7 +52,7 @@ def test_ca_server_and_client_certificates(pki):
 
 
 def test_client_names_must_be_topic_ids(pki):
-    from edgeledger.protocols.errors import TopicError
+    from edgeledger.protocols.topics import TopicError
 
     for bad in ("a/b", "+", "#", "dev a", ""):
         with pytest.raises(TopicError):
