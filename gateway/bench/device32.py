@@ -157,13 +157,13 @@ class Board:
         return True
 
 def load():
-    global port, AgentCore, Outbox, KeySigner, main, startup, mqtt, sha256, topics, simulated, sources
+    global port, AgentCore, Outbox, KeySigner, main, mqtt, sha256, topics, simulated, sources
     from edgeledger.agent import port
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox
     from edgeledger.agent.signer import KeySigner
     from edgeledger.agent.crypto import sha256
-    from edgeledger.firmware import main, startup, mqtt
+    from edgeledger.firmware import main, mqtt
     from edgeledger.protocols import topics
     if CONFIG == "simulated":
         from edgeledger.agent import simulated
@@ -189,10 +189,15 @@ def make_source():
 
 def setup():
     global box, turns
+    from edgeledger.agent import config  # the board's defaults; start-up drops it on a board
+    pack_size, window = config.AGENT_KEYS["pack_size"][2], config.AGENT_KEYS["window"][2]
+    config = None
+    sys.modules.pop("edgeledger.agent.config", None)
+    delattr(sys.modules["edgeledger.agent"], "config")
     signer = KeySigner(ALG, bytes(range(1, 33)), "meter-01")
     box = Outbox("state/outbox", max_bytes=1 << 20, segment_bytes=1 << 14, hash_fn=sha256)
     core = AgentCore("meter-01", signer, box, [make_source()], sha256, epoch=1,
-                     pack_size=startup.DEFAULT_PACK_SIZE, window=startup.DEFAULT_WINDOW,
+                     pack_size=pack_size, window=window,
                      max_seq=READINGS)
     readings, ack = topics.readings("plant-a", "meter-01"), topics.ack("plant-a", "meter-01")
     client = mqtt.MQTTClient("el-dev-meter-01", "127.0.0.1", 1883)

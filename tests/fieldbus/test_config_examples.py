@@ -68,17 +68,18 @@ def board_config():
 
 
 def test_documented_board_config_fills_its_bus_from_the_board_profile():
+    from edgeledger.agent import config
     from edgeledger.firmware import board as boards, startup
     from edgeledger.gateway.boards import image
 
     cfg = board_config()
-    assert startup.parse_broker_url(cfg["broker"]) == (True, "192.168.10.2", 8883)
+    assert config.broker(cfg["broker"]) == (True, "192.168.10.2", 8883)
     profile = image.load_profile("esp32")
     src = startup.source_config(boards.Board(profile), profile, cfg["sources"][0])
     assert (src["port"], src["de_pin"], src["baud"]) == (1, 21, 9600)  # the profile's rs485 bus
     assert sources.from_config(src, port=FakePort()).interval_s == 10
     # nothing in it is left to a default that differs from what the doc explains
-    assert cfg["pack_size"] == startup.DEFAULT_PACK_SIZE and cfg["watchdog_s"] == 8
+    assert cfg["pack_size"] == config.AGENT_KEYS["pack_size"][2] and cfg["watchdog_s"] == 8
 
 
 @pytest.mark.interop
@@ -88,15 +89,15 @@ def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path,
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox
     from edgeledger.agent.signer import generate
-    from edgeledger.firmware import startup
+    from edgeledger.agent import config
     from edgeledger.protocols.cose import verify as cose_verify
     from edgeledger.protocols.reading import validate as reading_validate
     from tests.fieldbus.test_modbus_e2e import SDM_BEFORE, XY_BEFORE, server_devices
 
     path, _relay, _server = modbus_bus(server_devices(SDM_BEFORE, XY_BEFORE))
     cfg = dict(doc_sources()[0], port=path, interval_s=3600)
-    # a board signs with the board default, the Linux agent with its own (agent/linux.py)
-    pack_size = startup.DEFAULT_PACK_SIZE if where == "board" else 1000
+    # a board signs with the board default, the Linux agent with its own (agent/config.py)
+    pack_size = config.AGENT_KEYS["pack_size"][2 if where == "board" else 1]
     src = sources.from_config(cfg)
     box = Outbox(str(tmp_path / "ob"), hash_fn=lambda b: hashlib.sha256(b).digest())
     core = AgentCore("hall-a-gw-01", generate("ES256", "hall-a-gw-01"), box, [src],

@@ -17,13 +17,14 @@ pytestmark = [pytest.mark.security, pytest.mark.micropython]
 # signed reading (QoS 1) and wait for its PUBACK. Prints CONNECTED / PUBACKED, or REFUSED.
 DEVICE_SCRIPT = """
 import json, time
+from edgeledger.agent.config import broker
 from edgeledger.firmware import mqtt, startup
 from edgeledger.agent.key_file import load_key_file
 from edgeledger.protocols import chain, cose, topics
 from edgeledger.protocols.reading import validate as reading_validate
 
 cfg = json.load(open("config.json"))
-tls, host, port = startup.parse_broker_url(cfg["broker"])
+tls, host, port = broker(cfg["broker"])
 assert tls
 tcfg = dict(cfg["tls"])
 if %(drop_cert)r:
