@@ -121,4 +121,4 @@ def broker(url):
     try:
         return broker_url.parse(url)
     except ValueError as e:
-        raise ConfigError(str(e))
+        raise ConfigError(str(e)) from None

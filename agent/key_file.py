@@ -29,7 +29,7 @@ def parse_key_file(text):
     except errors.UnknownAlgorithmError as e:
         raise e
     except ValueError as e:
-        raise fmt.KeyFileError("key file field 'private': %s" % e)
+        raise fmt.KeyFileError("key file field 'private': %s" % e) from None
     if public is not None and public != signer.public_key:
         raise fmt.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
                                   "found another key" % signer.public_key.hex())

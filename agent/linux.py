@@ -82,7 +82,7 @@ class StateLock:
             holder = self._f.read().strip() or "?"
             self._f.close()
             raise ConfigError("another agent (pid %s) runs on state directory %s: two agents on one state "
-                              "directory would sign two histories for one device" % (holder, state_dir))
+                              "directory would sign two histories for one device" % (holder, state_dir)) from None
         self._f.seek(0)
         self._f.truncate()
         self._f.write("%d\n" % os.getpid())
@@ -138,7 +138,7 @@ def load_config(path: str) -> dict:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError("cannot read agent config %s: %s" % (path, e))
+        raise ConfigError("cannot read agent config %s: %s" % (path, e)) from e
     cfg = config.agent_settings(raw, False, "agent config %s" % path)
     base = os.path.dirname(os.path.abspath(path))
     cfg["key_file"] = os.path.join(base, cfg["key_file"])

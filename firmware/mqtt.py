@@ -131,7 +131,7 @@ class MQTTClient:
             self._addr = None
             if isinstance(e, MqttError):
                 raise e
-            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e))
+            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e)) from None
         return self._connack
 
     def _open(self):
@@ -184,7 +184,7 @@ class MQTTClient:
                 except OSError as e:
                     if e.args[0] != _EAGAIN:
                         self.close()
-                        raise ConnectionLost("write: %s" % (e,))
+                        raise ConnectionLost("write: %s" % (e,)) from None
                     n = None
                 if n:
                     off += n
@@ -249,7 +249,7 @@ class MQTTClient:
                 packet = self._rx.next_packet()
             except ValueError as e:  # the codec's MqttPacketError: no resync over TCP
                 self.close()
-                raise ProtocolViolation(str(e))
+                raise ProtocolViolation(str(e)) from None
             if packet is not None:
                 self._handle(packet[0], packet[1], packet[2])
             elif not self._read():
@@ -265,7 +265,7 @@ class MQTTClient:
         except OSError as e:
             if e.args[0] != _EAGAIN:
                 self.close()
-                raise ConnectionLost("read: %s" % (e,))
+                raise ConnectionLost("read: %s" % (e,)) from None
             return False
         if n is None:  # nothing more for now
             return False
@@ -283,7 +283,7 @@ class MQTTClient:
                 topic, pid, payload = mqtt.publish_fields(flags, body)
             except ValueError as e:
                 self.close()
-                raise ProtocolViolation(str(e))
+                raise ProtocolViolation(str(e)) from None
             if pid is not None:
                 self._send(mqtt.puback(pid))  # §3.3.4
             if self.on_message is not None:

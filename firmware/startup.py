@@ -16,8 +16,7 @@ import gc
 import json
 import sys
 
-from edgeledger.agent import port
-from edgeledger.agent import errors
+from edgeledger.agent import errors, port
 
 # Modules only start-up uses: dropped from sys.modules when they are done.
 STARTUP_MODULES = ("edgeledger.firmware.startup", "edgeledger.firmware.tls",
@@ -45,7 +44,7 @@ def load_config(path, profile=None):
         with open(path) as f:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("cannot read device config %s: %s" % (path, e))
+        raise errors.ConfigError("cannot read device config %s: %s" % (path, e)) from None
     return config.agent_settings(cfg, True, "device config %s" % path,
                                  (profile or {}).get("outbox") or {})
 
@@ -74,7 +73,7 @@ def make_source(cfg, board, profile):
         from edgeledger.agent import sources
     except ImportError:
         raise errors.ConfigError("source type %r: this image (board %s) has no field-bus sources"
-                          % (cfg.get("type"), board.name))
+                          % (cfg.get("type"), board.name)) from None
     return sources.from_config(cfg)
 
 
@@ -94,8 +93,8 @@ def load_signer(cfg):
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
-    from edgeledger.agent.outbox import Outbox, check_sizes
     from edgeledger.agent.crypto import sha256
+    from edgeledger.agent.outbox import Outbox, check_sizes
 
     if signer is None:
         signer = load_signer(cfg)
@@ -137,9 +136,8 @@ def client_settings(cfg, epoch):
     MQTT module is the largest one the loop keeps, so it is not imported while
     start-up's code is still in the heap.
     """
-    from edgeledger.protocols import session, topics
-
     from edgeledger.agent.config import broker
+    from edgeledger.protocols import session, topics
 
     tls, host, port_ = broker(cfg["broker"])
     tls_cfg = cfg["tls"] or {}

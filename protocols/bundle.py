@@ -48,12 +48,12 @@ exception class with a message that says what was expected and what was found.
 import hashlib
 
 from edgeledger.protocols import cbor, merkle
+from edgeledger.protocols.batch import BatchHeader, HeaderError
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
-from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols.batch import BatchHeader, HeaderError
 from edgeledger.protocols.cose.verify import NonCanonicalMessage
 from edgeledger.protocols.errors import DecodeError, ProtocolError
+from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.reading.validate import PayloadRangeError
 
 VERSION = 2
@@ -152,7 +152,7 @@ class Bundle:
         try:
             m = decode(data)
         except ValueError as e:
-            raise MalformedBundle("bundle is not CBOR: %s" % e)
+            raise MalformedBundle("bundle is not CBOR: %s" % e) from None
         if not hasattr(m, "get") or m.get(1) != VERSION:
             raise MalformedBundle("expected a version %d bundle map, found %s" % (
                 VERSION, "version %r" % (m.get(1),) if hasattr(m, "get") else type(m).__name__))
@@ -172,7 +172,7 @@ class Bundle:
         try:
             header = BatchHeader.from_map(m.get(5))
         except HeaderError as e:
-            raise MalformedBundle(str(e))
+            raise MalformedBundle(str(e)) from None
         return cls(_bstr(m.get(2), "message"), _uint(m.get(3), "leaf index"),
                    _bstr_list(m.get(4), "audit path", 32), header, _uint(m.get(6), "chain id"),
                    _bstr(m.get(7), "contract", 20), _bstr(m.get(8), "tx_hash", 32),
@@ -249,11 +249,11 @@ def check_offline(b, verify, decode=cbor_decoder.decode):
         msg = cose_verify.parse_canonical(b.message, decode)
         body = reading_validate.decode_payload(msg.payload, decode)
     except NonCanonicalMessage as e:
-        raise NonCanonical("non-canonical message: %s" % e)
+        raise NonCanonical("non-canonical message: %s" % e) from None
     except PayloadRangeError as e:
-        raise ReadingOutOfRange("reading out of range: %s" % e)
+        raise ReadingOutOfRange("reading out of range: %s" % e) from None
     except ValueError as e:
-        raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e)
+        raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e) from None
     if hashlib.sha256(b.public_key).digest()[:KID_LEN] != msg.kid:
         raise WrongKey("wrong device key: the message names kid %s, the bundle's key has kid %s"
                        % (_hex(msg.kid), _hex(hashlib.sha256(b.public_key).digest()[:KID_LEN])))

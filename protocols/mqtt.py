@@ -181,7 +181,7 @@ def _topic(buf, start, stop):
         return bytes(buf[start:stop]).decode("utf-8")
     except UnicodeError:
         raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r"
-                              % bytes(buf[start:stop])[:40])
+                              % bytes(buf[start:stop])[:40]) from None
 
 
 def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
@@ -221,7 +221,8 @@ def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
         try:
             topic = data[j + 2:k].decode("utf-8")
         except UnicodeError:
-            raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r" % bytes(data[j + 2:k])[:40])
+            raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r"
+                                  % bytes(data[j + 2:k])[:40]) from None
         append((topic, (data[k] << 8) | data[k + 1], view[k + 2:stop]))
         i = stop
     return out, i

@@ -14,8 +14,8 @@ reads the ack's single deterministic encoding byte by byte (``decode_ack``);
 the full decoder (``cbor/decoder.py``) is imported on first use by ``decode_birth``
 or when a caller passes ``decode``.
 """
-from edgeledger.protocols.errors import DecodeError
 from edgeledger.protocols.cbor import encode
+from edgeledger.protocols.errors import DecodeError
 
 
 class SessionMessageError(DecodeError):

@@ -83,7 +83,7 @@ def p256_decode_point(pub):
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(pub))
     except ValueError:
         raise ValueError("P-256 public key: expected a point on the curve, found one that "
-                         "is not")
+                         "is not") from None
 
 
 def es256_verify(pub, msg, sig):
@@ -121,7 +121,7 @@ def aes_ccm_encrypt(key, nonce, plaintext, aad, tag_len):
         return AESCCM(bytes(key), tag_len).encrypt(bytes(nonce), bytes(plaintext),
                                                    bytes(aad) if aad else None)
     except ValueError as e:
-        raise ValueError("AES-CCM: %s" % e)
+        raise ValueError("AES-CCM: %s" % e) from e
 
 
 def aes_ccm_decrypt(key, nonce, data, aad, tag_len):
@@ -130,6 +130,6 @@ def aes_ccm_decrypt(key, nonce, data, aad, tag_len):
         return ccm.decrypt(bytes(nonce), bytes(data), bytes(aad) if aad else None)
     except InvalidTag:
         raise CcmAuthError("CCM tag mismatch: expected a tag computed over this nonce, aad "
-                           "and ciphertext, found a different %d-byte tag" % tag_len)
+                           "and ciphertext, found a different %d-byte tag" % tag_len) from None
     except ValueError as e:
-        raise ValueError("AES-CCM: %s" % e)
+        raise ValueError("AES-CCM: %s" % e) from e

@@ -11,8 +11,7 @@ this import fails (tongsuopy ships x86-64 Linux, macOS and Windows wheels
 only). Functions have the contracts of the package's sm2_* functions; scalars come in checked (1 <= d <= n-2), keys
 length- and prefix-checked. Errors from tongsuopy are translated here.
 """
-from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                             encode_dss_signature)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from tongsuopy.crypto import hashes, serialization
 from tongsuopy.crypto.asymciphers import ec
 from tongsuopy.crypto.exceptions import InvalidSignature
@@ -48,7 +47,7 @@ def public_key_object(pub):
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SM2(), bytes(pub))
     except ValueError:
-        raise ValueError("SM2 public key: expected a point on the curve, found one that is not")
+        raise ValueError("SM2 public key: expected a point on the curve, found one that is not") from None
 
 
 def verify(key, msg, r, s):

@@ -81,10 +81,9 @@ def pack10(device: str = "meter-01", t: float = 1767225600.25) -> list:
 
 def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
     """COSE (as the device signs it: base fields for a multi-record pack) vs JSON bytes."""
-    from edgeledger.protocols import cose
-    from edgeledger.protocols.reading.validate import encode_payload, resolve
+    from edgeledger.protocols import cose, mqtt
     from edgeledger.protocols.reading import with_base_fields
-    from edgeledger.protocols import mqtt
+    from edgeledger.protocols.reading.validate import encode_payload, resolve
 
     msg = cose.sign1(encode_payload("meter-01", 4711, prev, 3, with_base_fields(pack)), s)
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
@@ -357,7 +356,7 @@ def import_heap(folder: str, modules=LOOP_MODULES, rom: bool = False) -> tuple:
 def romfs_check(work: str) -> dict:
     """The ROMFS saving on the 64-bit unix port, measured and as ``device32.romfs_saving``
     counts it (32-byte blocks), for the loop's modules (bytes)."""
-    
+
     rom = os.path.join(work, "romfs-check")
     image.build_image("unix", rom, romfs=True)
     lib = os.path.join(rom, "lib")

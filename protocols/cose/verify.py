@@ -12,8 +12,7 @@ One reading has exactly one accepted encoding: ``check_canonical`` (and
 message with a ``NonCanonicalMessage`` whose ``deviation`` names the rule of
 ``CANONICAL_RULES`` it breaks; docs/wire-format.md ("Canonical form") lists them.
 """
-from edgeledger.protocols.cbor import encode
-from edgeledger.protocols.cbor import decoder
+from edgeledger.protocols.cbor import decoder, encode
 from edgeledger.protocols.cbor.decoder import decode as cbor_decode
 from edgeledger.protocols.cose import (
     EDDSA,
@@ -162,11 +161,11 @@ def parse_canonical(data, decode=cbor_decode):
     try:
         item = decode(data)
     except decoder.NonCanonicalError as e:  # the strict pure decoder names it itself
-        raise _deviation("envelope_encoding", "found %s" % e)
+        raise _deviation("envelope_encoding", "found %s" % e) from None
     try:
         msg = sign1_from_item(item, decode)
     except decoder.NonCanonicalError as e:  # its only decode is the protected header's
-        raise _deviation("protected_encoding", "found %s" % e)
+        raise _deviation("protected_encoding", "found %s" % e) from None
     check_canonical(data, msg, decode)
     return msg
 
@@ -195,11 +194,11 @@ def check_canonical(data, msg, decode=cbor_decode):
     try:
         value = decode(msg.payload)
     except decoder.NonCanonicalError as e:
-        raise _deviation("payload_encoding", "found %s" % e)
+        raise _deviation("payload_encoding", "found %s" % e) from None
     try:
         again = encode(value)
     except EncodeError as e:  # e.g. a value a lenient decoder built from a tag
-        raise _deviation("payload_encoding", "found a value deterministic CBOR does not carry (%s)" % e)
+        raise _deviation("payload_encoding", "found a value deterministic CBOR does not carry (%s)" % e) from None
     if again != msg.payload:
         raise _deviation("payload_encoding", _difference(msg.payload, again))
 

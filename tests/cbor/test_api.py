@@ -6,9 +6,8 @@ import pytest
 
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
-from edgeledger.protocols.cbor.decoder import Tag
+from edgeledger.protocols.cbor.decoder import CborDecodeError, Tag
 from edgeledger.protocols.errors import EncodeError, ProtocolError
-from edgeledger.protocols.cbor.decoder import CborDecodeError
 
 
 def test_constants_are_named_bounds():

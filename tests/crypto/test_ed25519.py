@@ -6,8 +6,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgeledger.agent import crypto
+from edgeledger.agent.crypto.pure.ed25519 import sign as pure
+from edgeledger.agent.crypto.pure.ed25519 import verify as pure_verify
 from edgeledger.agent.crypto.verify import ed25519_verify
-from edgeledger.agent.crypto.pure.ed25519 import sign as pure, verify as pure_verify
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 

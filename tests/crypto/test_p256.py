@@ -5,15 +5,15 @@ import os
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                             encode_dss_signature)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from edgeledger.agent import crypto
-from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.agent.crypto.pure.p256 import sign as pure
+from edgeledger.agent.crypto.pure.p256 import verify as pure_verify
 from edgeledger.agent.crypto.verify import es256_verify
-from edgeledger.agent.crypto.pure.p256 import sign as pure, verify as pure_verify
+from edgeledger.protocols.cose import verify as cose_verify
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 

@@ -4,8 +4,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edgeledger.agent import key_file, signer
-from edgeledger.agent import crypto
+from edgeledger.agent import crypto, key_file, signer
 from edgeledger.protocols.errors import CoseError, DecodeError, UnknownAlgorithmError
 from edgeledger.protocols.key_file import KeyFileError
 from tests.crypto import vectors

@@ -6,10 +6,11 @@ import os
 import pytest
 
 from edgeledger.agent import crypto
-from edgeledger.agent.crypto.verify import sm2_verify
-from edgeledger.agent.crypto.pure.ecc import curve as ecc
 from edgeledger.agent.crypto.pure import sm3
-from edgeledger.agent.crypto.pure.sm2 import sign as pure, verify as pure_verify
+from edgeledger.agent.crypto.pure.ecc import curve as ecc
+from edgeledger.agent.crypto.pure.sm2 import sign as pure
+from edgeledger.agent.crypto.pure.sm2 import verify as pure_verify
+from edgeledger.agent.crypto.verify import sm2_verify
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 from tests.crypto.sm2_reference import SM2P256V1, Curve
@@ -28,10 +29,9 @@ def _scalar():
 
 def _tongsuo():
     """tongsuopy as the gateway uses it (a project dependency): sign/verify/public key."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
     from tongsuopy.crypto import hashes, serialization
     from tongsuopy.crypto.asymciphers import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                                 encode_dss_signature)
     from tongsuopy.crypto.exceptions import InvalidSignature
 
     alg = ec.ECDSA(hashes.SM3())

@@ -6,9 +6,9 @@ import os
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from edgeledger.agent.crypto.pure import ccm as aesccm
-from edgeledger.agent.crypto.cipher import sm4_ccm_decrypt, sm4_ccm_encrypt, sm4_ecb_encrypt_block, Sm4Ecb
+from edgeledger.agent.crypto.cipher import Sm4Ecb, sm4_ccm_decrypt, sm4_ccm_encrypt, sm4_ecb_encrypt_block
 from edgeledger.agent.crypto.errors import CcmAuthError
+from edgeledger.agent.crypto.pure import ccm as aesccm
 from edgeledger.agent.crypto.pure import sm4 as pure
 from edgeledger.protocols.errors import SignatureError
 from tests.crypto import vectors

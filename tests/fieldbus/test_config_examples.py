@@ -69,7 +69,8 @@ def board_config():
 
 def test_documented_board_config_fills_its_bus_from_the_board_profile():
     from edgeledger.agent import config
-    from edgeledger.firmware import board as boards, startup
+    from edgeledger.firmware import board as boards
+    from edgeledger.firmware import startup
     from edgeledger.gateway.boards import image
 
     cfg = board_config()
@@ -86,10 +87,10 @@ def test_documented_board_config_fills_its_bus_from_the_board_profile():
 @pytest.mark.parametrize("where", ["board", "linux"])
 def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path, where):
     # the documented bus (an SDM630 at unit 1, an XY-MD02 at unit 7) answered by pymodbus
+    from edgeledger.agent import config
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox
     from edgeledger.agent.signer import generate
-    from edgeledger.agent import config
     from edgeledger.protocols.cose import verify as cose_verify
     from edgeledger.protocols.reading import validate as reading_validate
     from tests.fieldbus.test_modbus_e2e import SDM_BEFORE, XY_BEFORE, server_devices

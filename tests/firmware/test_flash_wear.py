@@ -34,7 +34,8 @@ def test_each_32_bit_configuration_gets_the_flash_wear_of_its_own_workload():
     for config, by_alg in wear.items():
         for f in by_alg.values():
             assert f["workload"] == bench_flash.CONFIGURATION_WORKLOADS[config]
-            assert (f["filesystem"], f["flush_interval_s"]) == ("littlefs", bench_flash.board_outbox()["flush_interval_s"])
+            assert (f["filesystem"], f["flush_interval_s"]) == (
+                "littlefs", bench_flash.board_outbox()["flush_interval_s"])
             # one pack per poll, and at least MIN_POLLS polls even of a meter read every 15 min
             interval = bench_flash.WORKLOADS[f["workload"]][0]
             assert f["messages"] == f["seconds"] / interval >= bench_flash.MIN_POLLS

@@ -12,7 +12,8 @@ import pytest
 
 from edgeledger.gateway.bench import device, device32
 from edgeledger.gateway.boards import image
-from edgeledger.gateway.boards.unix_port import MODULE as UNIX_PORT, device_command
+from edgeledger.gateway.boards.unix_port import MODULE as UNIX_PORT
+from edgeledger.gateway.boards.unix_port import device_command
 from tests.firmware.conftest import cli
 from tests.support.mpy import micropython_binary
 

@@ -18,10 +18,10 @@ from edgeledger.gateway import signatures, verifier
 from edgeledger.gateway.pipeline import decode_strict
 from edgeledger.protocols import batch, bundle, cbor, chain, dsmr, iec62056, modbus, obis, session, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
-from edgeledger.protocols.cose import verify as cose_verify
-from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols.errors import CoseError, PayloadError
 from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.session import SessionMessageError
 from edgeledger.protocols.topics import TopicError
 from tests.cbor.strategies import values
@@ -66,7 +66,8 @@ def any_of(*samples):
 # Numbers a hostile payload may carry: NaN, infinities, huge integers, bignum tags, booleans.
 hostile_numbers = st.one_of(
     st.floats(), st.integers(-(2 ** 64), 2 ** 64 - 1), st.sampled_from([2 ** 63, 2 ** 64 - 1, -(2 ** 64), 2 ** 32]),
-    st.booleans(), st.builds(cbor_decoder.Tag, st.sampled_from([2, 3]), st.binary(min_size=8, max_size=20).map(b"\x01".__add__)),
+    st.booleans(),
+    st.builds(cbor_decoder.Tag, st.sampled_from([2, 3]), st.binary(min_size=8, max_size=20).map(b"\x01".__add__)),
 )
 field_values = st.one_of(hostile_numbers, values(max_leaves=6), st.text(max_size=10))
 DEV = FakeDevice("fz-1")
@@ -187,7 +188,7 @@ def test_verify_command_prints_one_line_for_a_hostile_bundle(tmp_path, capsys):
     """`edgeledger verify` on hostile bundles: exit 1 and one FAIL line, never a traceback."""
     from edgeledger.gateway import cli
 
-    for i, (what, fn, arg, expected) in enumerate(hostile.bundle_cases()):
+    for i, (what, _fn, arg, _expected) in enumerate(hostile.bundle_cases()):
         path = tmp_path / ("b%d.cbor" % i)
         path.write_bytes(arg)
         capsys.readouterr()

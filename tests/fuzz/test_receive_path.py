@@ -10,11 +10,10 @@ throws arbitrary bytes and hostile PUBLISH packets at it.
 """
 import struct
 
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import paho.mqtt.client as mqtt
 
 from edgeledger.gateway.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
@@ -169,7 +168,7 @@ def test_receive_path_never_raises(service, parts, cuts):
         pos += n
     chunks.append(data[pos:])
     delivered, rc = run(service, chunks, max_calls=10000)
-    for topic, payload, mid, qos in delivered:
+    for topic, payload, mid, _qos in delivered:
         assert isinstance(topic, str) and isinstance(payload, bytes) and 0 <= mid <= 65535
 
 

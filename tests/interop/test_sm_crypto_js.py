@@ -10,10 +10,11 @@ import subprocess
 
 import pytest
 
-from edgeledger.agent.signer import generate
 from edgeledger.agent import crypto
 from edgeledger.agent.crypto.cipher import sm4_ecb_encrypt_block
-from edgeledger.agent.crypto.pure.sm2 import sign as pure, verify as pure_verify
+from edgeledger.agent.crypto.pure.sm2 import sign as pure
+from edgeledger.agent.crypto.pure.sm2 import verify as pure_verify
+from edgeledger.agent.signer import generate
 from edgeledger.gateway import signatures
 from edgeledger.protocols import chain, cose
 from edgeledger.protocols.cose import verify as cose_verify

@@ -8,18 +8,17 @@ CPython and under MicroPython; genuine messages of both algorithms always pass.
 import cbor2
 import pytest
 
-from edgeledger.protocols.cbor.decoder import CborDecodeError
-from edgeledger.agent.signer import KeySigner, generate
-from edgeledger.agent.crypto.verify import ed25519_verify, es256_verify
 from edgeledger.agent.crypto.pure.ed25519 import verify as pure_ed25519
+from edgeledger.agent.crypto.verify import ed25519_verify, es256_verify
+from edgeledger.agent.signer import KeySigner, generate
 from edgeledger.gateway import pipeline, signatures
 from edgeledger.protocols import chain, cose
+from edgeledger.protocols.bundle import Bundle, NonCanonical, check_offline
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
-from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols.bundle import Bundle, NonCanonical, check_offline
-from edgeledger.protocols.errors import CoseError, DecodeError
 from edgeledger.protocols.cose.verify import NonCanonicalMessage
+from edgeledger.protocols.errors import CoseError, DecodeError
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.crypto import vectors as crypto_vectors
 from tests.protocols import wire_vectors
 from tests.protocols.canonical_cases import CASES, MALFORMED, cases_for

@@ -1,13 +1,12 @@
 import pytest
 
-from edgeledger.protocols.topics import TopicError
 from edgeledger.agent.signer import generate
 from edgeledger.protocols import cbor, chain, cose, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
-from edgeledger.protocols.reading import validate as reading_validate
-from edgeledger.protocols import errors
 from edgeledger.protocols.errors import CoseError, PayloadError, ProtocolError, SignatureError
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.topics import TopicError
 
 PACK = [{0: "m/p", 1: "W", 2: 5, 6: 1764093000}]
 

@@ -155,8 +155,8 @@ SM2_D = bytes.fromhex("3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4
 def test_sm2_vectors_byte_for_byte():
     """Vector 6: a board's SM2 reading (deterministic k) is these bytes; the gateway verifies
     it, and a Linux device's (random k) differs only in the signature."""
-    from edgeledger.agent.crypto.pure.sm2 import sign as sm2
     from edgeledger.agent.crypto.pure import sm3
+    from edgeledger.agent.crypto.pure.sm2 import sign as sm2
     from edgeledger.gateway import signatures
 
     s = KeySigner("SM2", SM2_D, "meter-01")

@@ -29,29 +29,29 @@ _IV = (0x7380, 0x166F, 0x4914, 0xB2B9, 0x1724, 0x42D7, 0xDA8A, 0x0600,
        0xA96F, 0x30BC, 0x1631, 0x38AA, 0xE38D, 0xEE4D, 0xB0FB, 0x0E4E)
 
 
-def _rh(h, l, n):
+def _rh(h, lo, n):
     """The high half of the 32-bit word h:l rotated left by n, 0 <= n < 32."""
     if n >= 16:
-        h, l = l, h
+        h, lo = lo, h
         n -= 16
-    return ((h & (_M16 >> n)) << n) | (l >> (16 - n))  # masked first: never above 2**16
+    return ((h & (_M16 >> n)) << n) | (lo >> (16 - n))  # masked first: never above 2**16
 
 
-def _rl(h, l, n):
+def _rl(h, lo, n):
     """The low half of h:l <<< n."""
     if n >= 16:
-        h, l = l, h
+        h, lo = lo, h
         n -= 16
-    return ((l & (_M16 >> n)) << n) | (h >> (16 - n))
+    return ((lo & (_M16 >> n)) << n) | (h >> (16 - n))
 
 
 def _t_table():
     """§4.2 T_j <<< (j mod 32), j = 0..63, as halves: the round constants the rounds add."""
     t = array("H", bytes(256))
     for j in range(64):
-        h, l = (0x79CC, 0x4519) if j < 16 else (0x7A87, 0x9D8A)
-        t[2 * j] = _rh(h, l, j & 31)
-        t[2 * j + 1] = _rl(h, l, j & 31)
+        h, lo = (0x79CC, 0x4519) if j < 16 else (0x7A87, 0x9D8A)
+        t[2 * j] = _rh(h, lo, j & 31)
+        t[2 * j + 1] = _rl(h, lo, j & 31)
     return t
 
 
@@ -74,13 +74,13 @@ def _compress(v, wh, wl, block, off):
         wh[i] = (block[o] << 8) | block[o + 1]
         wl[i] = (block[o + 2] << 8) | block[o + 3]
     for j in range(16, 68):
-        h, l = wh[j - 3], wl[j - 3]
-        xh = wh[j - 16] ^ wh[j - 9] ^ _rh(h, l, 15)
-        xl = wl[j - 16] ^ wl[j - 9] ^ _rl(h, l, 15)
-        h, l = wh[j - 13], wl[j - 13]
+        h, lo = wh[j - 3], wl[j - 3]
+        xh = wh[j - 16] ^ wh[j - 9] ^ _rh(h, lo, 15)
+        xl = wl[j - 16] ^ wl[j - 9] ^ _rl(h, lo, 15)
+        h, lo = wh[j - 13], wl[j - 13]
         # P1(x) = x ^ (x <<< 15) ^ (x <<< 23)
-        wh[j] = xh ^ _rh(xh, xl, 15) ^ _rh(xh, xl, 23) ^ _rh(h, l, 7) ^ wh[j - 6]
-        wl[j] = xl ^ _rl(xh, xl, 15) ^ _rl(xh, xl, 23) ^ _rl(h, l, 7) ^ wl[j - 6]
+        wh[j] = xh ^ _rh(xh, xl, 15) ^ _rh(xh, xl, 23) ^ _rh(h, lo, 7) ^ wh[j - 6]
+        wl[j] = xl ^ _rl(xh, xl, 15) ^ _rl(xh, xl, 23) ^ _rl(h, lo, 7) ^ wl[j - 6]
     ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl = v
     t = _T
     for j in range(64):
