@@ -1,13 +1,17 @@
 """The agent core: sample, pack, sign, persist, and decide what to send.
 
 Runs unchanged on MicroPython boards and on Linux. It does no network I/O: the
-caller owns the MQTT link and the clocks, and calls
+caller owns the MQTT link and the clocks. ``step(now, wall, link)`` is one turn of the
+agent loop, the same for the board (``firmware/main.py``), the Linux agent
+(``agent/linux.py``) and the demo's devices (``gateway/demo_fleet.py``); it calls
 
 * ``tick(now, wall)``        sample the sources that are due and seal full packs,
+* ``on_ack(seq)``            for every end-to-end ack the link received,
+* ``on_connect(now)``        after every (re)connect: resend from the last ack,
 * ``to_send(now, limit)``    records to publish next (from the outbox),
-* ``sent(seq)``              after handing a record to the link,
-* ``on_ack(seq)``            when the gateway's end-to-end ack arrives,
-* ``on_connect(now)``        after every (re)connect: resend from the last ack.
+* ``sent(seq)``              after handing a record to the link.
+
+``birth(version)`` is the birth message a link publishes (retained) on every connect.
 
 Sampling never waits for a meter. A source with ``begin(now, wall)`` / ``step(now)`` /
 ``wake_at()`` (the field-bus sources) is a state machine: ``tick`` starts its reading
@@ -18,7 +22,7 @@ retries) never delays another source. A source with only ``poll(wall)`` (simulat
 polled when due.
 
 Packs of several records are signed with SenML base fields
-(``reading_encode.with_base_fields``). With ``epoch_dir`` the core commits the next boot
+(``reading.with_base_fields``). With ``epoch_dir`` the core commits the next boot
 counter there (``outbox.next_epoch``) just before it signs its first pack, so a boot
 that never signs (one that fails at start, again and again) writes nothing.
 
@@ -43,8 +47,9 @@ records are sent. ``tick`` lets it flush when due (``outbox.flush(now)``), and f
 everything once sealing is done.
 """
 from edgeledger.agent import errors
-from edgeledger.protocols.cose_sign import sign1
-from edgeledger.protocols.reading_encode import encode_payload, with_base_fields
+from edgeledger.protocols import session
+from edgeledger.protocols.cose import sign1
+from edgeledger.protocols.reading import encode_payload, with_base_fields
 
 # In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
 # so 256 keeps a fast link busy while bounding what one rewind sends again.
@@ -87,6 +92,50 @@ class AgentCore:
         self._tokens_at = None
         self.counters = {"sealed": 0, "records": 0, "source_errors": 0, "outbox_refused": 0,
                          "resends": 0, "published": 0}
+        self._link_connects = 0  # the link's connect count when step last saw it
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def step(self, now, wall, link, sample=True):
+        """One turn of the agent loop: sample and seal (``tick``; not while ``sample`` is
+        false, e.g. before a board's clock is set), let the link do this turn's I/O, apply
+        the end-to-end acks it received, send again from the last ack after it
+        (re)connected, and hand it the records that are due, as many as it has room for.
+        Returns (packs sealed, records handed over).
+
+        ``link`` has ``service(now, sealed)`` (its own I/O for the turn: a board's client
+        connects or reads here, paho's thread needs nothing), ``connected`` (truthy while
+        connected), ``connects`` (how often it has connected), ``take_acks()`` (the seqs
+        acked since the last call), ``room()`` and ``publish(data) -> bool`` (False: it takes
+        no more now). Raises what ``tick`` and the link raise.
+        """
+        sealed = self.tick(now, wall) if sample else 0
+        link.service(now, sealed)
+        for seq in link.take_acks():
+            self.on_ack(seq, now)
+        handed = 0
+        if link.connected:
+            if link.connects != self._link_connects:
+                self._link_connects = link.connects
+                self.on_connect(now)
+            room = link.room()
+            if room > 0:
+                for seq, data in self.to_send(now, room):
+                    if not link.publish(data):
+                        break
+                    self.sent(seq)
+                    handed += 1
+        return sealed, handed
+
+    def birth(self, version, counters=None):
+        """The birth message (``protocols/session.py``) of this agent: its version, key id,
+        last seq and epoch, and the counters of the core, the outbox and ``counters`` (the
+        link's own, on a board)."""
+        out = dict(self.counters)
+        out.update(self.outbox.counters)
+        if counters:
+            out.update(counters)
+        return session.encode_birth(version, self.signer.kid, self.outbox.head_seq, self.epoch, out)
 
     # -- sampling and sealing -------------------------------------------------------------
 

@@ -1,29 +1,24 @@
-"""The exception root of ``edgeledger.agent``.
-
-Listed as a table (name: base) and built on first use under MicroPython, for
-the reason given in ``protocols/errors.py``: the agent's happy path raises none
-of them, and each class would cost a board ~250 B of heap. ``errors.OutboxFull``
-and ``from edgeledger.agent.errors import OutboxFull`` both work; CPython builds
-them all at import.
-"""
-from edgeledger.protocols.errors import build_all, class_from_table
-
-CLASSES = {
-    # Root of every error raised in edgeledger.agent.
-    "AgentError": Exception,
-    # A field-bus or simulated source could not produce a reading.
-    "SourceError": "AgentError",
-    # The outbox cannot store or read a record.
-    "OutboxError": "AgentError",
-    # The outbox is at its bound and the policy refuses the new record.
-    "OutboxFull": "OutboxError",
-    # The agent configuration is missing something or has a wrong value.
-    "ConfigError": "AgentError",
-}
+"""The exception root of ``edgeledger.agent``: ``AgentError`` (errors of the device itself:
+its configuration, its sources, its outbox). What the protocol codecs raise stays a
+``protocols.errors.ProtocolError``; the crypto package raises ValueError for bad lengths
+and ``crypto.errors.CcmAuthError`` (a SignatureError)."""
 
 
-def __getattr__(name):
-    return class_from_table(CLASSES, globals(), name, __name__)
+class AgentError(Exception):
+    """Root of every error raised in edgeledger.agent."""
 
 
-build_all(CLASSES, globals(), __name__)
+class SourceError(AgentError):
+    """A field-bus or simulated source could not produce a reading."""
+
+
+class OutboxError(AgentError):
+    """The outbox cannot store or read a record."""
+
+
+class OutboxFull(OutboxError):
+    """The outbox is at its bound and the policy refuses the new record."""
+
+
+class ConfigError(AgentError):
+    """The agent configuration is missing something or has a wrong value."""

@@ -1,13 +1,14 @@
 """Device key files: the JSON a board reads its signing key from.
 
 The format is ``protocols/key_file.py``; this module adds the signer: it derives the
-public key and kid from the private key and checks the file's copies. Setting the file mode is the CLI's job, not this module's. Everything here is
-also reachable as ``signer.<name>``.
+public key and kid from the private key and checks the file's copies. Setting the file
+mode is the CLI's job, not this module's. Errors: ``KeyFileError`` (protocols/key_file.py)
+and ``UnknownAlgorithmError`` (protocols/errors.py).
 """
 from edgeledger.agent.signer import KeySigner
 from edgeledger.protocols import errors
 from edgeledger.protocols import key_file as fmt
-from edgeledger.protocols.key_file import KEY_FILE_MAX  # noqa: F401  (re-exported)
+from edgeledger.protocols.key_file import KEY_FILE_MAX
 
 
 def key_file_content(device_id, alg, private):
@@ -28,12 +29,12 @@ def parse_key_file(text):
     except errors.UnknownAlgorithmError as e:
         raise e
     except ValueError as e:
-        raise errors.KeyFileError("key file field 'private': %s" % e)
+        raise fmt.KeyFileError("key file field 'private': %s" % e) from None
     if public is not None and public != signer.public_key:
-        raise errors.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
+        raise fmt.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
                                   "found another key" % signer.public_key.hex())
     if kid is not None and kid != signer.kid:
-        raise errors.KeyFileError("key file field 'kid': expected %s, found %s" % (signer.kid.hex(), kid.hex()))
+        raise fmt.KeyFileError("key file field 'kid': expected %s, found %s" % (signer.kid.hex(), kid.hex()))
     return signer
 
 
@@ -43,9 +44,3 @@ def load_key_file(path):
         text = f.read(KEY_FILE_MAX + 1)
     return parse_key_file(text)
 
-
-def __getattr__(name):
-    # ``KeyFileError`` is ``protocols.errors.KeyFileError``, built on first use (errors.py)
-    if name == "KeyFileError":
-        return errors.KeyFileError
-    raise AttributeError("module edgeledger.agent.key_file has no attribute %r" % (name,))

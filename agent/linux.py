@@ -18,7 +18,8 @@ and acknowledged.
   at the next check; the old key stays in use meanwhile.
 * The ``[outbox]`` sizes are checked against each other (``outbox.check_sizes``).
 
-Config (every key but ``device``, ``site``, ``key_file`` and ``sources`` has a default)::
+Config (every key but ``device``, ``site``, ``key_file`` and ``sources`` has a default; the
+keys, their types and defaults are the table of ``agent/config.py``, shared with the board)::
 
     device = "meter-01"
     site = "plant-a"
@@ -46,15 +47,16 @@ import os
 import signal
 import time
 import tomllib
+from typing import Callable
 
-from edgeledger.agent import port, sources
-from edgeledger.agent.core import DEFAULT_SEND_RATE, AgentCore
+from edgeledger.agent import config, port, sources
+from edgeledger.agent.core import AgentCore
+from edgeledger.agent.crypto import sha256
 from edgeledger.agent.errors import ConfigError
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.agent.mqtt_paho import PahoLink
 from edgeledger.agent.outbox import Outbox, check_sizes, next_epoch
-from edgeledger.agent.signer import load_key_file
-from edgeledger.firmware import crypto
-from edgeledger.protocols import session
+from edgeledger.agent.signer import KeySigner
 from edgeledger.protocols.errors import ProtocolError
 
 VERSION = "edgeledger-agent/0.1 (linux)"
@@ -63,15 +65,13 @@ IDLE_SLEEP_S = 0.005  # loop sleep when nothing is due: bounds ack latency, cost
 # minutes to days, so a second is plenty.
 KEY_CHECK_S = 1.0
 LOCK_FILE = "agent.lock"
-DEFAULT_OUTBOX_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_OUTBOX_SEGMENT_BYTES = 256 * 1024
 
 
 class StateLock:
     """An exclusive ``flock`` on ``state_dir/agent.lock``, held until ``release``.
     Raises ConfigError if another process holds it."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: str) -> None:
         port.makedirs(state_dir)
         self.path = os.path.join(state_dir, LOCK_FILE)
         self._f = open(self.path, "a+")
@@ -82,13 +82,13 @@ class StateLock:
             holder = self._f.read().strip() or "?"
             self._f.close()
             raise ConfigError("another agent (pid %s) runs on state directory %s: two agents on one state "
-                              "directory would sign two histories for one device" % (holder, state_dir))
+                              "directory would sign two histories for one device" % (holder, state_dir)) from None
         self._f.seek(0)
         self._f.truncate()
         self._f.write("%d\n" % os.getpid())
         self._f.flush()
 
-    def release(self):
+    def release(self) -> None:
         if self._f is not None:
             self._f.close()  # closing the descriptor releases the flock
             self._f = None
@@ -97,20 +97,20 @@ class StateLock:
 class KeyWatch:
     """Notices a replaced key file (rotation) and loads the new key."""
 
-    def __init__(self, path, device, now):
+    def __init__(self, path: str, device: str, now: float) -> None:
         self.path, self.device = path, device
         self._seen = self._stat()
         self._next = now + KEY_CHECK_S
-        self.failed = None  # the last load error, said once
+        self.failed: Exception | None = None  # the last load error, said once
 
-    def _stat(self):
+    def _stat(self) -> tuple | None:
         try:
             st = os.stat(self.path)
         except OSError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def check(self, now, force=False):
+    def check(self, now: float, force: bool = False) -> KeySigner | None:
         """A new signer if the key file changed and holds a valid key of this device, else None."""
         if not force and now < self._next:
             return None
@@ -130,56 +130,54 @@ class KeyWatch:
         return signer
 
 
-def load_config(path):
+def load_config(path: str) -> dict:
+    """The agent's settings from the TOML file ``path``: every key of ``agent/config.py``
+    present (defaults filled in, types checked), file names made absolute against the
+    config's folder. Raises ConfigError."""
     try:
         with open(path, "rb") as f:
-            cfg = tomllib.load(f)
+            raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError("cannot read agent config %s: %s" % (path, e))
-    for key in ("device", "site", "key_file", "sources"):
-        if key not in cfg:
-            raise ConfigError("agent config %s: missing %r" % (path, key))
+        raise ConfigError("cannot read agent config %s: %s" % (path, e)) from e
+    cfg = config.agent_settings(raw, False, "agent config %s" % path)
     base = os.path.dirname(os.path.abspath(path))
     cfg["key_file"] = os.path.join(base, cfg["key_file"])
-    cfg["state_dir"] = os.path.join(base, cfg.get("state_dir", "var/" + cfg["device"]))
+    cfg["state_dir"] = os.path.join(base, cfg["state_dir"] or "var/" + cfg["device"])
     # credentials sit next to the config in a provisioned bundle (gateway/provision.py)
-    if cfg.get("password_file"):
+    if cfg["password_file"]:
         cfg["password_file"] = os.path.join(base, cfg["password_file"])
-    tls = cfg.get("tls") or {}
+    tls = cfg["tls"] = dict(cfg["tls"] or {})
     for k in ("ca_file", "cert_file", "key_file"):
         if tls.get(k):
             tls[k] = os.path.join(base, tls[k])
     return cfg
 
 
-def build(cfg, until_seq=None):
+def build(cfg: dict, until_seq: int | None = None) -> AgentCore:
+    """The agent core of ``cfg`` (``load_config``'s settings). Raises ConfigError,
+    OSError, KeyFileError."""
     signer = load_key_file(cfg["key_file"])
     if signer.device not in (None, cfg["device"]):
         raise ConfigError("key file %s belongs to %r, config says device %r"
                           % (cfg["key_file"], signer.device, cfg["device"]))
     port.makedirs(cfg["state_dir"])
-    ob = cfg.get("outbox", {})
-    max_bytes = int(ob.get("max_bytes", DEFAULT_OUTBOX_MAX_BYTES))
-    segment_bytes = int(ob.get("segment_bytes", DEFAULT_OUTBOX_SEGMENT_BYTES))
-    check_sizes(max_bytes, segment_bytes)
-    outbox = Outbox(os.path.join(cfg["state_dir"], "outbox"), max_bytes=max_bytes, segment_bytes=segment_bytes,
-                    policy=ob.get("policy", "drop_new"), hash_fn=crypto.sha256)
-    epoch = next_epoch(cfg["state_dir"])
+    ob = cfg["outbox"]
+    check_sizes(ob["max_bytes"], ob["segment_bytes"])
+    outbox = Outbox(os.path.join(cfg["state_dir"], "outbox"), max_bytes=ob["max_bytes"],
+                    segment_bytes=ob["segment_bytes"], policy=ob["policy"], hash_fn=sha256,
+                    flush_interval_s=ob["flush_interval_s"])
     srcs = [sources.from_config(s) for s in cfg["sources"]]
-    core = AgentCore(cfg["device"], signer, outbox, srcs, crypto.sha256, epoch=epoch,
-                     pack_size=int(cfg.get("pack_size", 1000)),
-                     pack_age_s=float(cfg.get("pack_age_s", 0.0)),
-                     window=int(cfg.get("window", 256)),
-                     resend_after_s=float(cfg.get("resend_after_s", 5.0)), max_seq=until_seq,
-                     send_rate=float(cfg.get("send_rate", DEFAULT_SEND_RATE)))
-    return core
+    return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=next_epoch(cfg["state_dir"]),
+                     pack_size=cfg["pack_size"], pack_age_s=cfg["pack_age_s"], window=cfg["window"],
+                     resend_after_s=cfg["resend_after_s"], max_seq=until_seq, send_rate=cfg["send_rate"])
 
 
-def _say(text):
+def _say(text: str) -> None:
     print(text, flush=True)  # a line at once, also when stdout is a file
 
 
-def run(cfg, until_seq=None, drain_timeout_s=120.0, log=_say):
+def run(cfg: dict, until_seq: int | None = None, drain_timeout_s: float = 120.0,
+        log: Callable[[str], None] = _say) -> int:
     """Run until signalled, or until ``until_seq`` is sealed and acked. Returns an exit code.
     Raises ConfigError (another agent holds the state directory, a bad config)."""
     lock = StateLock(cfg["state_dir"])
@@ -189,71 +187,84 @@ def run(cfg, until_seq=None, drain_timeout_s=120.0, log=_say):
         lock.release()
 
 
-def _run(cfg, until_seq, drain_timeout_s, log):
-    core = build(cfg, until_seq)
-    outbox = core.outbox
-
-    def birth():
-        return session.encode_birth(VERSION, core.signer.kid, outbox.head_seq, core.epoch,
-                                    dict(core.counters, **outbox.counters))
-
-    tls = cfg.get("tls", {})
+def _link(cfg: dict, core: AgentCore) -> PahoLink:
     password = None
-    if cfg.get("password_file"):
+    if cfg["password_file"]:
         with open(cfg["password_file"]) as f:
             password = f.read().strip()
-    link = PahoLink(cfg.get("broker", "mqtt://127.0.0.1:1883"), cfg["site"], cfg["device"],
-                    core.epoch, birth, username=cfg.get("username"), password=password,
-                    ca_file=tls.get("ca_file"), cert_file=tls.get("cert_file"),
-                    key_file=tls.get("key_file"))
-    stop = []
-    reload_now = []
-    signal.signal(signal.SIGTERM, lambda *a: stop.append("TERM"))
-    signal.signal(signal.SIGINT, lambda *a: stop.append("INT"))
-    signal.signal(signal.SIGHUP, lambda *a: reload_now.append("HUP"))
+    tls = cfg["tls"]
+    return PahoLink(cfg["broker"], cfg["site"], cfg["device"], core.epoch, lambda: core.birth(VERSION),
+                    username=cfg["username"], password=password, ca_file=tls.get("ca_file"),
+                    cert_file=tls.get("cert_file"), key_file=tls.get("key_file"), keepalive=cfg["keepalive"],
+                    max_backoff_s=cfg["max_backoff_s"])
+
+
+class _Signals:
+    """SIGTERM/SIGINT ask the loop to stop, SIGHUP to look at the key file now."""
+
+    def __init__(self) -> None:
+        self.stop: list[str] = []
+        self.reload: list[str] = []
+        signal.signal(signal.SIGTERM, lambda *a: self.stop.append("TERM"))
+        signal.signal(signal.SIGINT, lambda *a: self.stop.append("INT"))
+        signal.signal(signal.SIGHUP, lambda *a: self.reload.append("HUP"))
+
+
+def _rotate_key(cfg: dict, core: AgentCore, link: PahoLink, keys: KeyWatch, force: bool, now: float,
+                log: Callable[[str], None]) -> None:
+    """Sign with a replaced key file's key from the next pack on (module docstring)."""
+    fresh = keys.check(now, force=force)
+    if force and keys.failed is not None:
+        log("agent %s: key file %s not loaded, keeping key %s: %s"
+            % (cfg["device"], cfg["key_file"], core.signer.kid.hex(), keys.failed))
+    if fresh is not None and fresh.kid != core.signer.kid:
+        log("agent %s: key file changed: signing with key %s from seq %d on (was %s)"
+            % (cfg["device"], fresh.kid.hex(), core.outbox.head_seq + 1, core.signer.kid.hex()))
+        core.signer = fresh
+        core.counters["key_reloads"] += 1
+        if link.connected:
+            link.publish_birth()
+
+
+def _drained(cfg: dict, core: AgentCore, now: float, deadline: list, drain_timeout_s: float,
+             log: Callable[[str], None]) -> int | None:
+    """The exit code once a bounded run is done: 0 when every sealed record is acked, 3 when
+    some are not after ``drain_timeout_s``; None while it goes on. ``deadline`` is a
+    one-item list holding the drain deadline, None until sealing ends."""
+    if not core.done_sealing():
+        return None
+    if core.drained():
+        log("agent %s: sealed and acked up to seq %d" % (cfg["device"], core.outbox.head_seq))
+        return 0
+    if deadline[0] is None:
+        deadline[0] = now + drain_timeout_s
+    elif now > deadline[0]:
+        log("agent %s: %d records still unacked after %.0f s"
+            % (cfg["device"], core.outbox.pending_count(), drain_timeout_s))
+        return 3
+    return None
+
+
+def _run(cfg: dict, until_seq: int | None, drain_timeout_s: float, log: Callable[[str], None]) -> int:
+    core = build(cfg, until_seq)
+    outbox = core.outbox
+    link = _link(cfg, core)
+    signals = _Signals()
     keys = KeyWatch(cfg["key_file"], cfg["device"], port.monotonic())
     core.counters["key_reloads"] = 0
     link.start()
     log("agent %s: epoch %d, outbox head %d, acked %d" % (cfg["device"], core.epoch,
                                                           outbox.head_seq, outbox.acked))
-    seen_connects = 0
-    drain_deadline = None
+    deadline: list = [None]
     try:
-        while not stop:
+        while not signals.stop:
             now = port.monotonic()
-            fresh = keys.check(now, force=bool(reload_now))
-            if reload_now and keys.failed is not None:
-                log("agent %s: key file %s not loaded, keeping key %s: %s"
-                    % (cfg["device"], cfg["key_file"], core.signer.kid.hex(), keys.failed))
-            del reload_now[:]
-            if fresh is not None and fresh.kid != core.signer.kid:
-                log("agent %s: key file changed: signing with key %s from seq %d on (was %s)"
-                    % (cfg["device"], fresh.kid.hex(), outbox.head_seq + 1, core.signer.kid.hex()))
-                core.signer = fresh
-                core.counters["key_reloads"] += 1
-                if link.connected:
-                    link.publish_birth()
-            core.tick(now, time.time())
-            while link.acks:
-                core.on_ack(link.acks.popleft(), now)
-            if link.connected:
-                if link.connects != seen_connects:
-                    seen_connects = link.connects
-                    core.on_connect(now)
-                for seq, data in core.to_send(now, limit=256):
-                    if not link.publish(data):
-                        break
-                    core.sent(seq)
-            if core.done_sealing():
-                if core.drained():
-                    log("agent %s: sealed and acked up to seq %d" % (cfg["device"], outbox.head_seq))
-                    return 0
-                if drain_deadline is None:
-                    drain_deadline = now + drain_timeout_s
-                elif now > drain_deadline:
-                    log("agent %s: %d records still unacked after %.0f s"
-                        % (cfg["device"], outbox.pending_count(), drain_timeout_s))
-                    return 3
+            _rotate_key(cfg, core, link, keys, bool(signals.reload), now, log)
+            del signals.reload[:]
+            core.step(now, time.time(), link)
+            code = _drained(cfg, core, now, deadline, drain_timeout_s, log)
+            if code is not None:
+                return code
             due = core.next_due()
             time.sleep(max(0.0, min(IDLE_SLEEP_S, (due - now) if due is not None else IDLE_SLEEP_S)))
         return 0

@@ -12,28 +12,23 @@ import ssl
 
 import paho.mqtt.client as mqtt
 
-from edgeledger.agent.errors import ConfigError
-from edgeledger.protocols import broker_url, session, topics
+from edgeledger.agent.config import broker
+from edgeledger.protocols import session, topics
 
 # Acks waiting for the loop; the gateway sends at most one per commit per device.
 MAX_QUEUED_ACKS = 10000
 # paho's own in-flight QoS 1 window towards the broker.
 MAX_INFLIGHT = 1000
-
-
-def parse_broker_url(url):
-    """(tls, host, port) of the agent's broker URL (protocols/broker_url.py). Raises ConfigError."""
-    try:
-        return broker_url.parse(url)
-    except ValueError as e:
-        raise ConfigError(str(e))
+# Readings handed to paho per agent loop turn: its in-flight window and the core's bound what
+# is outstanding; this bounds one turn's work.
+PUBLISH_BATCH = 256
 
 
 class PahoLink:
     def __init__(self, url, site, device, epoch, birth, username=None, password=None,
                  ca_file=None, cert_file=None, key_file=None, keepalive=30,
                  min_backoff_s=0.2, max_backoff_s=10.0):
-        tls, self.host, self.port = parse_broker_url(url)
+        tls, self.host, self.port = broker(url)
         self.site, self.device = site, device
         self.topic = topics.readings(site, device)
         self.birth = birth  # callable -> bytes, evaluated on every connect
@@ -83,6 +78,19 @@ class PahoLink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected = False
+
+    def service(self, now, sealed):
+        """Nothing to do in the agent's turn: paho's network thread runs the connection."""
+
+    def room(self):
+        """Readings to hand over this turn (AgentCore.step)."""
+        return PUBLISH_BATCH
+
+    def take_acks(self):
+        """The end-to-end acks received since the last call (AgentCore.step's link)."""
+        acks = self.acks
+        while acks:
+            yield acks.popleft()
 
     def _on_message(self, client, userdata, msg):
         try:

@@ -58,8 +58,7 @@ Rules:
 import os
 import struct
 
-from edgeledger.agent import port
-from edgeledger.agent import errors
+from edgeledger.agent import errors, port
 
 HEADER = "<IQII"
 HEADER_LEN = 20

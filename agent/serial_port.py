@@ -55,7 +55,7 @@ class PySerialPort:
                 exclusive=options.get("exclusive", None),
             )
         except (OSError, ValueError, _pyserial.SerialException) as e:
-            raise SourceError("cannot open serial port %s: %s" % (port, e))
+            raise SourceError("cannot open serial port %s: %s" % (port, e)) from None
         self.port = port
         self.baud = baud
 
@@ -64,7 +64,7 @@ class PySerialPort:
             self._s.write(data)
             self._s.flush()
         except (OSError, _pyserial.SerialException) as e:
-            raise SourceError("serial write on %s failed: %s" % (self.port, e))
+            raise SourceError("serial write on %s failed: %s" % (self.port, e)) from None
 
     def read(self, n, timeout):
         # Wait with select() instead of changing the port's timeout: every
@@ -77,7 +77,7 @@ class PySerialPort:
                 return b""
             return self._s.read(min(max(self._s.in_waiting, 1), n))
         except (OSError, _pyserial.SerialException) as e:
-            raise SourceError("serial read on %s failed: %s" % (self.port, e))
+            raise SourceError("serial read on %s failed: %s" % (self.port, e)) from None
 
     def set_baud(self, baud):
         if baud == self.baud:
@@ -85,7 +85,7 @@ class PySerialPort:
         try:
             self._s.baudrate = baud
         except Exception as e:  # OSError, ValueError, SerialException, termios.error
-            raise SourceError("cannot set %s to %d baud: %s" % (self.port, baud, e))
+            raise SourceError("cannot set %s to %d baud: %s" % (self.port, baud, e)) from None
         self.baud = baud
 
     def reset_input(self):

@@ -13,17 +13,13 @@ A signer is any object with
 same four members. An ES256 ``sign`` returns the low-S form
 (``crypto.es256_low_s``): the gateway accepts no other.
 
-``UnknownAlgorithmError`` (a ``CoseError``) is defined in protocols/errors.py,
-which builds it on first use; it is reachable here too.
-
-Key files (``key_file_content``, ``parse_key_file``, ``load_key_file``,
-``KeyFileError``) are handled in ``key_file.py``; they are reachable here too
-(``signer.load_key_file``), imported on first access, so that a board, which
-reads its key file once at start, does not keep that code in its heap.
+``algorithm`` raises ``UnknownAlgorithmError`` (a ``CoseError``, protocols/errors.py).
+Key files are ``key_file.py``: a board reads its key file once at start, and then drops
+that module.
 """
 from collections import namedtuple
 
-from edgeledger.firmware import crypto
+from edgeledger.agent import crypto
 from edgeledger.protocols import errors
 
 KID_LEN = 16  # bytes of SHA-256(public key) that name the key
@@ -33,8 +29,8 @@ KID_LEN = 16  # bytes of SHA-256(public key) that name the key
 # __init__ (on a board, rows without instance dicts and no class: ~160 B less heap).
 #   public_key   private bytes -> public bytes
 #   sign         (private, msg) -> signature
-#   verify_name  the crypto function (public, msg, signature) -> bool, looked up by
-#                name when first called: the verify code is not kept on a board.
+#   verify_name  the function of ``crypto/verify.py`` (public, msg, signature) -> bool,
+#                looked up by name when first called: a board never imports that module.
 Algorithm = namedtuple("Algorithm",
                        "name cose_id private_len public_len sig_len public_key sign verify_name")
 
@@ -66,7 +62,9 @@ def key_id(public_key):
 
 def verify(alg, public_key, to_be_signed, signature):
     """True if ``signature`` verifies. Raises UnknownAlgorithmError, ValueError (bad key)."""
-    return getattr(crypto, algorithm(alg).verify_name)(public_key, to_be_signed, signature)
+    from edgeledger.agent.crypto import verify as verifiers
+
+    return getattr(verifiers, algorithm(alg).verify_name)(public_key, to_be_signed, signature)
 
 
 class KeySigner:
@@ -109,11 +107,3 @@ def generate(alg, device=None):
             # is redrawn (FIPS 186-4 B.4.2; GB/T 32918.1 §6.1).
             continue
 
-
-def __getattr__(name):
-    if name == "UnknownAlgorithmError":
-        return errors.UnknownAlgorithmError
-    # key_file_content, parse_key_file, load_key_file, KeyFileError, KEY_FILE_MAX
-    from edgeledger.agent import key_file
-
-    return getattr(key_file, name)

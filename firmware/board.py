@@ -135,7 +135,7 @@ def read_profile(path="board.json"):
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("cannot read board profile %s: %s" % (path, e))
+        raise errors.ConfigError("cannot read board profile %s: %s" % (path, e)) from None
 
 
 def load(path="board.json"):

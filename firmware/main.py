@@ -43,8 +43,7 @@ config.json::
 import gc
 import sys
 
-from edgeledger.agent import port
-from edgeledger.agent import errors
+from edgeledger.agent import errors, port
 from edgeledger.firmware import board as boards
 
 VERSION = "edgeledger-agent/0.1 (micropython)"
@@ -62,13 +61,170 @@ GC_LOW_WATER = 8192
 MAX_MEMORY_ERRORS = 8
 
 
+class Link:
+    """The board's MQTT client as ``AgentCore.step`` sees a link. ``service`` is the turn's
+    I/O: after a tick that signed, a collection; then a connect when one is due (network up,
+    for TLS a valid clock, the backoff over), else reading what arrived. Acks arrive through
+    ``on_message`` (the highest is kept). (Its names reuse ones the board already holds:
+    every new name is a permanent qstr, see agent/config.py.) A read or publish that fails closes the client and
+    is counted; ``counters`` (connects, connect_failures, link_drops, memory_errors) ride in
+    the birth message; ``retry_at``/``backoff_s`` pace reconnects."""
+
+    def __init__(self, client, names, core, board, tls, max_backoff_s, log):
+        self.client = client
+        self.topics = names  # readings, ack, birth
+        self.core, self.board, self.tls, self.log = core, board, tls, log
+        self.max_backoff_s = max_backoff_s
+        self.ack = None  # highest end-to-end ack received and not yet applied
+        self.connects = 0
+        self.error = None
+        self.counters = {"connects": 0, "connect_failures": 0, "link_drops": 0, "memory_errors": 0}
+        self.retry_at = 0.0
+        self.backoff_s = MIN_BACKOFF_S
+        client.on_message = self.on_message
+
+    @property
+    def connected(self):
+        return self.client.sock is not None
+
+    def on_message(self, topic, payload, retained):
+        if topic == self.topics[1]:
+            from edgeledger.protocols import session
+
+            try:
+                seq = session.decode_ack(payload)
+            except ValueError:
+                return  # not our gateway's format; its next ack will do
+            if self.ack is None or seq > self.ack:
+                self.ack = seq
+
+    def take_acks(self):
+        seq, self.ack = self.ack, None
+        return () if seq is None else (seq,)
+
+    def room(self):
+        """Readings to hand the client this turn: its free QoS 1 window, SEND_BATCH at most."""
+        if self.client.sock is None:
+            return 0
+        return min(self.client.max_inflight - self.client.inflight(), SEND_BATCH)
+
+    def publish(self, data):
+        from edgeledger.firmware.mqtt import MqttError
+
+        try:
+            self.client.publish(self.topics[0], data, qos=1)
+        except (MqttError, OSError) as e:
+            self.error = e
+            self.client.close()
+            return False
+        return True
+
+    def connect(self):
+        """Connect, subscribe to the acks and publish the birth (retained). Raises MqttError,
+        OSError."""
+        gc.collect()  # a connect needs room for the socket, TLS and its packets
+        client = self.client
+        client.connect()
+        client.subscribe(self.topics[1], 1)
+        client.publish(self.topics[2], self.core.birth(VERSION, self.counters), retain=True, qos=1)
+        self.counters["connects"] += 1
+        self.connects += 1
+        self.backoff_s = MIN_BACKOFF_S
+        self.log("link: connected to %s:%d" % (client.server, client.port))
+
+    def service(self, now, sealed):
+        """The turn's I/O (class docstring). A failure is counted and retried after the backoff."""
+        from edgeledger.firmware.mqtt import MqttError
+
+        if sealed:
+            gc.collect()  # signing left big-integer garbage: clear it before the link
+        if self.client.sock is not None:
+            try:
+                self.client.poll()
+            except (MqttError, OSError) as e:
+                self.error = e
+            self.check(now)
+        elif now >= self.retry_at and self.board.network_ready() and (not self.tls or self.board.clock_valid(now)):
+            try:
+                self.connect()
+            except (MqttError, OSError) as e:
+                c = self.counters
+                n = c["connect_failures"] = c["connect_failures"] + 1
+                if n & (n - 1) == 0:  # logs 1, 2, 4, 8, ... failures
+                    self.log("link: connect failed %d times (%s)" % (n, e))
+                self.lost(now)
+
+    def check(self, now):
+        """After a read or a publish failed: count the drop, say so, back off."""
+        if self.error is not None:
+            self.counters["link_drops"] += 1
+            self.log("link: lost (%s)" % (self.error,))
+            self.error = None
+            self.lost(now)
+
+    def lost(self, now):
+        """Close the link and retry after the backoff, which doubles up to max_backoff_s."""
+        self.client.close()
+        self.retry_at = now + self.backoff_s
+        self.backoff_s = min(self.backoff_s * 2, self.max_backoff_s)
+
+
+def _sleep(core, link, idle_max_s, poller):
+    """Sleep until a source, a step, a reconnect, the keepalive or a resend is due, or the
+    broker sends something (select.poll on the socket), at most ``idle_max_s``. Returns the
+    poller, kept for the socket it watches."""
+    client = link.client
+    wait = idle_max_s
+    due = core.next_due()
+    now = port.monotonic()
+    if due is not None:
+        wait = min(wait, due - now)
+    sock = client.sock
+    if sock is None:
+        wait = min(wait, link.retry_at - now)
+    else:
+        wait = min(wait, core.resend_after_s, client.keepalive / 2 if client.keepalive else wait)
+    if wait > 0 and sock is None:
+        port.sleep(wait + 0.001)  # whole milliseconds: never wake just before the time
+    elif wait > 0:  # wake early when the broker sends (an ack)
+        if poller is None or poller[0] is not sock:
+            import select
+
+            poller = (sock, select.poll())
+            poller[1].register(sock, select.POLLIN)
+        poller[1].poll(int(wait * 1000) + 1)
+    return poller
+
+
+def _finished(core, link, now, drain, log):
+    """The exit code of a bounded run (until_seq) once it is over, else None: 0 when every
+    sealed record is acked, 3 when some are not by the drain deadline. ``drain`` is
+    [deadline or None, drain_timeout_s]."""
+    if not core.done_sealing():
+        return None
+    outbox = core.outbox
+    if core.drained():
+        log("agent %s: sealed and acked up to seq %d (connects %d)"
+            % (core.device_id, outbox.head_seq, link.counters["connects"]))
+        link.client.disconnect()
+        outbox.close()
+        return 0
+    if drain[0] is None:
+        drain[0] = now + drain[1]
+    elif now > drain[0]:
+        log("agent %s: %d records still unacked after %d s" % (core.device_id, outbox.pending_count(), drain[1]))
+        outbox.close()
+        return 3
+    return None
+
+
 def loop(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print,
          tls=False, feed=None, idle_max_s=None):
-    """The loop as a generator: every ``next()`` runs one turn; it returns (StopIteration)
-    the exit code of a bounded run (until_seq). ``names`` are the readings, ack and birth
-    topics; ``tls`` says the link needs a valid clock (certificate validity) before it
-    connects; ``feed`` (the watchdog's) is called every turn. With ``idle_max_s`` it sleeps after a turn until
-    something is due (a source, a step, a reconnect, the keepalive, a resend) or the
+    """The loop as a generator: every ``next()`` runs one turn and yields the link's
+    counters; it returns (StopIteration) the exit code of a bounded run (until_seq).
+    ``names`` are the readings, ack and birth topics; ``tls`` says the link needs a valid
+    clock (certificate validity) before it connects; ``feed`` (the watchdog's) is called
+    every turn. With ``idle_max_s`` it sleeps after a turn until something is due or the
     broker sends something, at most ``idle_max_s``; without it, never (a test or the
     32-bit bench drives it turn by turn).
 
@@ -76,136 +232,42 @@ def loop(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, 
     MAX_MEMORY_ERRORS turns in a row ran out of memory. (A generator, not a class: its
     state lives in one frame, which costs a board less heap than an object's attributes.)
     """
-    # imported here, not at the top: start-up runs before these are needed (see startup.py)
-    from edgeledger.firmware.mqtt import MqttError
-    from edgeledger.protocols import session
-
-    readings, ack_topic, birth_topic = names
-    outbox = core.outbox
-    counters = {"connects": 0, "connect_failures": 0, "link_drops": 0, "memory_errors": 0}
-    ack = [None]  # highest end-to-end ack received and not yet applied
-
-    def on_message(topic, payload, retained):
-        if topic == ack_topic:
-            try:
-                seq = session.decode_ack(payload)
-            except ValueError:
-                return  # not our gateway's format; its next ack will do
-            if ack[0] is None or seq > ack[0]:
-                ack[0] = seq
-
-    client.on_message = on_message
-    backoff_s = MIN_BACKOFF_S
-    retry_at = 0.0
-    drain_deadline = None
+    link = Link(client, names, core, board, tls, max_backoff_s, log)
+    drain = [None, drain_timeout_s]
     oom = 0
     poller = None
     log("agent %s on %s: epoch %d, outbox head %d, acked %d"
-        % (core.device_id, board.name, core.epoch, outbox.head_seq, outbox.acked))
+        % (core.device_id, board.name, core.epoch, core.outbox.head_seq, core.outbox.acked))
     while True:
         now = port.monotonic()
         if feed is not None:
             feed()
         busy = False
         try:
-            if board.clock_valid(now) and core.tick(now, board.wall_time()):
-                gc.collect()  # signing left big-integer garbage: clear it before the link
-            lost = None
-            if client.sock is None:
-                # TLS checks certificate validity: connect only once the clock is right
-                if now >= retry_at and board.network_ready() and (not tls or board.clock_valid(now)):
-                    gc.collect()  # a connect needs room for the socket, TLS and its packets
-                    try:
-                        client.connect()
-                        client.subscribe(ack_topic, 1)
-                        birth = dict(core.counters)
-                        birth.update(outbox.counters)
-                        birth.update(counters)
-                        client.publish(birth_topic, session.encode_birth(
-                            VERSION, core.signer.kid, outbox.head_seq, core.epoch, birth),
-                            retain=True, qos=1)
-                        birth = None
-                        counters["connects"] += 1
-                        backoff_s = MIN_BACKOFF_S
-                        core.on_connect(now)
-                        log("link: connected to %s:%d" % (client.server, client.port))
-                    except (MqttError, OSError) as e:
-                        n = counters["connect_failures"] + 1
-                        counters["connect_failures"] = n
-                        lost = e
-                        if n & (n - 1) == 0:  # logs 1, 2, 4, 8, ... failures
-                            log("link: connect failed %d times (%s)" % (n, e))
-            else:
-                try:
-                    client.poll()
-                    if ack[0] is not None:
-                        core.on_ack(ack[0], now)
-                        ack[0] = None
-                    room = client.max_inflight - client.inflight()
-                    if room > 0:
-                        for seq, data in core.to_send(now, min(room, SEND_BATCH)):
-                            client.publish(readings, data, qos=1)
-                            core.sent(seq)
-                            busy = True
-                except (MqttError, OSError) as e:
-                    counters["link_drops"] += 1
-                    lost = e
-                    log("link: lost (%s)" % (e,))
-            if lost is not None:
-                client.close()
-                retry_at = now + backoff_s
-                backoff_s = min(backoff_s * 2, max_backoff_s)
-                lost = None
+            # one turn: sample and sign, the link's I/O (connect, or read acks), publish
+            busy = core.step(now, board.wall_time(), link, board.clock_valid(now))[1] > 0
+            link.check(now)
             oom = 0
         except MemoryError as e:
             # Nothing accepted is lost: a pack that could not be signed stays pending, a
             # record is freed only after the gateway's ack. Drop the link's buffers, collect,
             # go on; only a lasting shortage reaches start(), which resets the board.
             oom += 1
-            counters["memory_errors"] += 1
-            client.close()
-            retry_at = now + backoff_s
+            link.counters["memory_errors"] += 1
+            link.client.close()
+            link.retry_at = now + link.backoff_s
             gc.collect()
             if oom > MAX_MEMORY_ERRORS:
                 raise e
             log("agent: out of memory (%d in a row)" % oom)
-        if core.done_sealing():
-            if core.drained():
-                log("agent %s: sealed and acked up to seq %d (connects %d)"
-                    % (core.device_id, outbox.head_seq, counters["connects"]))
-                client.disconnect()
-                outbox.close()
-                return 0
-            if drain_deadline is None:
-                drain_deadline = now + drain_timeout_s
-            elif now > drain_deadline:
-                log("agent %s: %d records still unacked after %d s"
-                    % (core.device_id, outbox.pending_count(), drain_timeout_s))
-                outbox.close()
-                return 3
+        code = _finished(core, link, now, drain, log)
+        if code is not None:
+            return code
         if gc.mem_free() < GC_LOW_WATER:
             gc.collect()
         if idle_max_s and not busy:
-            wait = idle_max_s
-            due = core.next_due()
-            now = port.monotonic()
-            if due is not None:
-                wait = min(wait, due - now)
-            sock = client.sock
-            if sock is None:
-                wait = min(wait, retry_at - now)
-            else:
-                wait = min(wait, core.resend_after_s, client.keepalive / 2 if client.keepalive else wait)
-            if wait > 0 and sock is None:
-                port.sleep(wait + 0.001)  # whole milliseconds: never wake just before the time
-            elif wait > 0:  # wake early when the broker sends (an ack)
-                if poller is None or poller[0] is not sock:
-                    import select
-
-                    poller = (sock, select.poll())
-                    poller[1].register(sock, select.POLLIN)
-                poller[1].poll(int(wait * 1000) + 1)
-        yield counters
+            poller = _sleep(core, link, idle_max_s, poller)
+        yield link.counters
 
 
 def run(board, core, client, names, max_backoff_s=10.0, drain_timeout_s=120.0, log=print,

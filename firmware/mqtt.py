@@ -5,6 +5,8 @@ optional username/password, TLS (server CA, optional client certificate),
 QoS 0/1 PUBLISH out with packet ids and PUBACK tracking, SUBSCRIBE, QoS 0/1
 PUBLISH in (answered with PUBACK), PINGREQ, DISCONNECT. No QoS 2, no session
 resumption (clean session: the agent core resends from its last end-to-end ack).
+Packets are built and framed by the sans-IO codec ``protocols/mqtt.py``; this module
+owns the socket, the timeouts and the session state.
 
 Blocking is bounded. ``connect`` waits at most ``timeout_s`` for each of name
 lookup (the ``resolve`` it is given; the address is kept until a connect fails), TCP
@@ -13,43 +15,25 @@ connect, TLS handshake and CONNACK; then and afterwards the socket is non-blocki
 ``timeout_s`` drops the connection (``ConnectionLost``). A caller that keeps
 ``timeout_s`` below its sampling bound never misses a sample.
 
-Incoming bytes go into one fixed buffer and are framed there (fixed header and
-remaining length, MQTT 3.1.1 §2.2), so a packet split across reads is fine::
-
-    byte 1      packet type (bits 7-4) | flags (bits 3-0)
-    byte 2..5   remaining length, 7 bits per byte, bit 7 = more (§2.2.3)
-    ...         variable header and payload
+Incoming bytes go into the framer's one fixed buffer (``RX_MAX``), read into it without
+a copy, so a packet split across reads is fine.
 
 Errors: MqttError is the root; ConnectionLost (reconnect), ProtocolViolation (the
-broker sent bytes this client does not speak), Refused (CONNACK or SUBACK refusal,
-``code`` says why).
-
-The module lives in a board's heap for as long as the agent runs, and there every
-function, class, string or bytes constant and instance attribute costs heap (the
-machine code does not). So: private numbers are ``const``; packet types are
-literals named in comments; packets are built by ``_send`` from a type byte, not
-from bytes constants; the error subclasses are made with ``type()`` (a class
-statement also keeps its body's code object); messages are short; ``poll`` frames
-and handles packets in one method.
+broker sent bytes this client does not speak; the codec's MqttPacketError is translated
+into it), Refused (CONNACK or SUBACK refusal, ``code`` says why).
 """
-import struct
-
 from edgeledger.agent import port as platform
+from edgeledger.protocols import mqtt
 
 try:
     from micropython import const
 except ImportError:  # CPython
     const = int
 
-# Control packet types (MQTT 3.1.1 §2.2.1) used below as literals:
-# CONNECT 0x10, CONNACK 0x20, PUBLISH 0x30, PUBACK 0x40, SUBSCRIBE 0x82 (§3.8.1: flags
-# 0010), SUBACK 0x90, PINGREQ 0xC0, PINGRESP 0xD0, DISCONNECT 0xE0.
-
-_MAX_REMAINING = const(268435455)  # §2.2.3: four length bytes at most
 # Largest packet accepted from the broker. An end-to-end ack is its topic (~40 bytes)
 # plus a 2..10-byte CBOR map; 512 leaves room for a command message and bounds what a
 # misbehaving broker can make the device buffer.
-_RX_MAX = const(512)
+RX_MAX = const(512)
 # QoS 1 publishes awaiting their PUBACK. The broker acknowledges within one round trip;
 # the agent core bounds end-to-end in-flight records separately (its ``window``).
 _MAX_INFLIGHT = const(16)
@@ -57,36 +41,25 @@ _TIMEOUT_S = const(2)
 _EAGAIN = const(11)  # MicroPython raises OSError(11) when a socket timeout expires
 
 
-# The client's errors, made with type(): a class statement would also keep the code
-# object of its body. MqttError is the root.
-MqttError = type("MqttError", (Exception,), {})
-# The connection is gone (closed, reset, timed out); reconnect.
-ConnectionLost = type("ConnectionLost", (MqttError,), {})
-# The broker sent bytes that are not MQTT 3.1.1 as this client speaks it.
-ProtocolViolation = type("ProtocolViolation", (MqttError,), {})
-# The broker refused the connection or a subscription; ``code`` is the CONNACK return
-# code (§3.2.2.3) or 0x80 (SUBACK failure, §3.9.3).
-Refused = type("Refused", (MqttError,), {})
+class MqttError(Exception):
+    """Root of the client's errors."""
 
 
-def encode_length(n):
-    """Remaining-length bytes of ``n`` (§2.2.3). Raises ValueError above 268435455."""
-    if not 0 <= n <= _MAX_REMAINING:
-        raise ValueError("length %d: expected 0..%d" % (n, _MAX_REMAINING))
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(out)
+class ConnectionLost(MqttError):
+    """The connection is gone (closed, reset, timed out); reconnect."""
 
 
-def _utf8(s):
-    """A length-prefixed string (§1.5.3)."""
-    if isinstance(s, str):
-        s = s.encode()
-    return struct.pack("!H", len(s)) + s
+class ProtocolViolation(MqttError):
+    """The broker sent bytes that are not MQTT 3.1.1 as this client speaks it."""
+
+
+class Refused(MqttError):
+    """The broker refused the connection or a subscription; ``code`` is the CONNACK
+    return code (§3.2.2.3) or 0x80 (SUBACK failure, §3.9.3)."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
 
 
 class MQTTClient:
@@ -118,8 +91,7 @@ class MQTTClient:
         self._addr = None
         self._pid = 0
         self._inflight = set()
-        self._rx = bytearray(_RX_MAX)
-        self._rx_len = 0
+        self._rx = None  # the framer of the current connection
         self._last_tx = 0
         self._ping_at = None
         self._connack = None  # session-present flag once CONNACK arrived
@@ -139,41 +111,15 @@ class MQTTClient:
         """
         self.close()
         try:
-            if sock is None:
-                import socket
-
-                if self._addr is None:  # kept until a connect fails
-                    self._addr = (self.resolve(self.server, self.port, self.timeout_s)
-                                  if self.resolve else
-                                  socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0][-1])
-                sock = socket.socket()
-                self.sock = sock
-                sock.settimeout(self.timeout_s)
-                sock.connect(self._addr)
-                if self.ssl_context is not None:
-                    sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
-            self.sock = sock
-            self._rx_len = 0
+            self.sock = sock or self._open()
+            self._rx = mqtt.Framer(RX_MAX)
             self._inflight = set()
             self._ping_at = None
             self._connack = None
             # Non-blocking from here on: a blocking readinto() would wait for a full buffer.
-            sock.setblocking(False)
-            # §3.1: variable header (protocol name, level 4, flags, keepalive), then payload
-            flags = 0x02 if clean_session else 0  # §3.1.2.3 connect flags
-            payload = _utf8(self.client_id)
-            if self._will:
-                topic, msg, retain, qos = self._will
-                flags |= 0x04 | qos << 3 | (0x20 if retain else 0)
-                payload += _utf8(topic) + _utf8(msg)
-            if self.user is not None:
-                flags |= 0x80
-                payload += _utf8(self.user)
-                if self.password is not None:
-                    flags |= 0x40
-                    payload += _utf8(self.password)
-            self._send(0x10, _utf8("MQTT") + struct.pack("!BBH", 4, flags, self.keepalive)
-                       + payload)
+            self.sock.setblocking(False)
+            self._send(mqtt.connect(self.client_id, self.keepalive, clean_session, self._will,
+                                    self.user, self.password))
             deadline = self.clock() + self.timeout_s
             while self._connack is None:  # poll() raises Refused for a refusing CONNACK
                 if self.clock() > deadline:
@@ -185,14 +131,30 @@ class MQTTClient:
             self._addr = None
             if isinstance(e, MqttError):
                 raise e
-            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e))
+            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e)) from None
         return self._connack
+
+    def _open(self):
+        """A connected socket (TLS-wrapped with an ``ssl_context``), blocking at most
+        ``timeout_s`` per step. Raises OSError, ValueError (a bad DNS answer)."""
+        import socket
+
+        if self._addr is None:  # kept until a connect fails
+            self._addr = (self.resolve(self.server, self.port, self.timeout_s) if self.resolve else
+                          socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0][-1])
+        sock = socket.socket()
+        self.sock = sock  # closed by close() if what follows fails
+        sock.settimeout(self.timeout_s)
+        sock.connect(self._addr)
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+        return sock
 
     def disconnect(self):
         """Send DISCONNECT (the broker then discards the will, §3.14.4) and close."""
         if self.sock is not None:
             try:
-                self._send(0xE0)
+                self._send(mqtt.DISCONNECT_PACKET)
             except MqttError:
                 pass
         self.close()
@@ -207,16 +169,13 @@ class MQTTClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _send(self, first, body=b"", tail=b""):
-        """Write one packet: byte ``first``, the remaining length, ``body``, ``tail``.
-
-        ``tail`` (a PUBLISH message) is written from where it is, not copied. Raises
-        ConnectionLost, also when the socket takes nothing for ``timeout_s``.
-        """
+    def _send(self, packet, tail=b""):
+        """Write ``packet``, then ``tail`` (a PUBLISH payload, written from where it is, not
+        copied). Raises ConnectionLost, also when the socket takes nothing for ``timeout_s``."""
         if self.sock is None:
             raise ConnectionLost("not connected")
         deadline = None
-        for data in (bytes([first]) + encode_length(len(body) + len(tail)) + body, tail):
+        for data in (packet, tail):
             mv = memoryview(data)
             off = 0
             while off < len(data):
@@ -225,23 +184,31 @@ class MQTTClient:
                 except OSError as e:
                     if e.args[0] != _EAGAIN:
                         self.close()
-                        raise ConnectionLost("write: %s" % (e,))
+                        raise ConnectionLost("write: %s" % (e,)) from None
                     n = None
-                if not n:  # would block
-                    now = self.clock()
-                    if deadline is None:
-                        deadline = now + self.timeout_s
-                    elif now > deadline:
-                        self.close()
-                        raise ConnectionLost("no %s in %.1f s" % ("write", self.timeout_s))
-                    platform.sleep(0.001)
+                if n:
+                    off += n
                     continue
-                off += n
+                now = self.clock()  # would block: wait, within the bound
+                if deadline is None:
+                    deadline = now + self.timeout_s
+                elif now > deadline:
+                    self.close()
+                    raise ConnectionLost("no %s in %.1f s" % ("write", self.timeout_s))
+                platform.sleep(0.001)
         self._last_tx = self.clock()
 
     def inflight(self):
         """QoS 1 publishes awaiting their PUBACK (at most ``max_inflight``)."""
         return len(self._inflight)
+
+    def _next_pid(self):
+        """§2.3.1: a non-zero 16-bit packet id not in use."""
+        pid = self._pid % 65535 + 1
+        while pid in self._inflight:
+            pid = pid % 65535 + 1
+        self._pid = pid
+        return pid
 
     def publish(self, topic, msg, retain=False, qos=0):
         """Send a PUBLISH (§3.3); returns the packet id (0 for QoS 0).
@@ -250,29 +217,20 @@ class MQTTClient:
         and MqttError when ``max_inflight`` QoS 1 messages are already
         unacknowledged (compare ``inflight()`` first).
         """
-        topic = _utf8(topic)
         pid = 0
         if qos:
             if len(self._inflight) >= self.max_inflight:
                 raise MqttError("%d QoS 1 messages await PUBACK" % len(self._inflight))
-            pid = self._pid % 65535 + 1  # §2.3.1: non-zero, 16 bits, not in use
-            while pid in self._inflight:
-                pid = pid % 65535 + 1
-            self._pid = pid
-            topic += struct.pack("!H", pid)
-        # fixed header, topic (and packet id) first; the message is written from where it is
-        self._send(0x30 | qos << 1 | (1 if retain else 0), topic, msg)
+            pid = self._next_pid()
+        self._send(mqtt.publish_header(topic, len(msg), pid, qos, retain), msg)
         if qos:
             self._inflight.add(pid)
         return pid
 
     def subscribe(self, topic, qos=1):
         """Send a SUBSCRIBE (§3.8) for one filter; a refusing SUBACK raises in ``poll``."""
-        pid = self._pid % 65535 + 1  # as in publish (one method less in the heap)
-        while pid in self._inflight:
-            pid = pid % 65535 + 1
-        self._pid = pid
-        self._send(0x82, struct.pack("!H", pid) + _utf8(topic) + bytes([qos]))
+        pid = self._next_pid()
+        self._send(mqtt.subscribe(pid, ((topic, qos),)))
         return pid
 
     # -- receiving --------------------------------------------------------------------------
@@ -286,80 +244,72 @@ class MQTTClient:
         """
         if self.sock is None:
             raise ConnectionLost("not connected")
-        buf = self._rx
         while True:
-            have = self._rx_len
-            end = 0  # length of the first packet once its remaining length is complete
-            rem = 0
-            i = 1
-            while i < have and not end:  # remaining length (§2.2.3)
-                b = buf[i]
-                rem |= (b & 0x7F) << (7 * i - 7)
-                i += 1
-                if not b & 0x80:
-                    end = i + rem
-                elif i > 4:
-                    self.close()
-                    raise ProtocolViolation("remaining length over 4 bytes")
-            if end > _RX_MAX:
+            try:
+                packet = self._rx.next_packet()
+            except ValueError as e:  # the codec's MqttPacketError: no resync over TCP
                 self.close()
-                raise ProtocolViolation("packet of %d bytes > RX_MAX %d" % (end, _RX_MAX))
-            if not end or have < end:
-                # No complete packet, so the buffer is not full (a header is 5 bytes at
-                # most and a longer packet raised above): read what has arrived.
-                try:
-                    n = self.sock.readinto(memoryview(buf)[have:])
-                except OSError as e:
-                    if e.args[0] != _EAGAIN:
-                        self.close()
-                        raise ConnectionLost("read: %s" % (e,))
-                    n = None
-                if n is None:  # nothing more for now
-                    break
-                if n == 0:
-                    self.close()
-                    raise ConnectionLost("closed by broker")
-                self._rx_len = have + n
-                continue
-            first = buf[0]
-            body = bytes(buf[i:end])
-            buf[0:have - end] = buf[end:have]
-            self._rx_len = have - end
-            kind = first & 0xF0
-            code = 0
-            if kind == 0x30 and first & 6 < 4:  # PUBLISH QoS 0 or 1 (§3.3); QoS 2 falls below
-                i = 2 + struct.unpack_from("!H", body)[0]
-                topic = body[2:i].decode()
-                if first & 2:
-                    self._send(0x40, body[i:i + 2])  # PUBACK with its packet id (§3.3.4)
-                    i += 2
-                if self.on_message is not None:
-                    self.on_message(topic, body[i:], bool(first & 1))
-            elif kind == 0x40 and len(body) == 2:  # PUBACK
-                self._inflight.discard(struct.unpack_from("!H", body)[0])
-            elif kind == 0xD0:  # PINGRESP
-                self._ping_at = None
-            elif kind == 0x90 and len(body) == 3:  # SUBACK: return code 0x80 = failure (§3.9.3)
-                code = body[2] & 0x80
-            elif kind == 0x20 and len(body) == 2:  # CONNACK: return code (§3.2.2.3)
-                code = body[1]
-                self._connack = bool(body[0] & 1)
-            else:
-                raise ProtocolViolation("unexpected packet 0x%02x" % first)
-            if code:
-                # CONNACK codes 1..5 (§3.2.2.3 Table 3.1), one string: a tuple of five costs more
-                e = Refused("broker refused %s: %s (code %d)" % (
-                    "SUBSCRIBE" if kind == 0x90 else "CONNECT",
-                    "unacceptable protocol version|identifier rejected|server unavailable|"
-                    "bad user name or password|not authorized".split("|")[code - 1]
-                    if code <= 5 else "failure", code))
-                e.code = code
-                raise e
+                raise ProtocolViolation(str(e)) from None
+            if packet is not None:
+                self._handle(packet[0], packet[1], packet[2])
+            elif not self._read():
+                break
         if self.keepalive:
-            now = self.clock()
-            if self._ping_at is not None and now - self._ping_at > self.keepalive:
+            self._keep_alive(self.clock())
+
+    def _read(self):
+        """Read what has arrived into the framer; False when nothing more has.
+        (The framer has room: it handed out every whole packet before.)"""
+        try:
+            n = self.sock.readinto(self._rx.space())
+        except OSError as e:
+            if e.args[0] != _EAGAIN:
                 self.close()
-                raise ConnectionLost("no %s in %.1f s" % ("PINGRESP", self.keepalive))
-            if self._ping_at is None and now - self._last_tx >= self.keepalive / 2:
-                self._send(0xC0)  # PINGREQ
-                self._ping_at = now
+                raise ConnectionLost("read: %s" % (e,)) from None
+            return False
+        if n is None:  # nothing more for now
+            return False
+        if n == 0:
+            self.close()
+            raise ConnectionLost("closed by broker")
+        self._rx.received(n)
+        return True
+
+    def _handle(self, kind, flags, body):
+        """One packet from the broker. Raises ProtocolViolation, Refused, ConnectionLost."""
+        code = 0
+        if kind == mqtt.PUBLISH and flags & 6 < 4:  # QoS 0 or 1 (§3.3); QoS 2 falls below
+            try:
+                topic, pid, payload = mqtt.publish_fields(flags, body)
+            except ValueError as e:
+                self.close()
+                raise ProtocolViolation(str(e)) from None
+            if pid is not None:
+                self._send(mqtt.puback(pid))  # §3.3.4
+            if self.on_message is not None:
+                self.on_message(topic, payload, bool(flags & 1))
+        elif kind == mqtt.PUBACK and len(body) == 2:
+            self._inflight.discard((body[0] << 8) | body[1])
+        elif kind == mqtt.PINGRESP:
+            self._ping_at = None
+        elif kind == mqtt.SUBACK and len(body) == 3:
+            code = body[2] & mqtt.SUBACK_FAILURE
+        elif kind == mqtt.CONNACK and len(body) == 2:
+            code = body[1]
+            self._connack = bool(body[0] & 1)
+        else:
+            raise ProtocolViolation("unexpected packet 0x%02x" % (kind << 4 | flags))
+        if code:
+            raise Refused("broker refused %s: %s (code %d)" % (
+                "SUBSCRIBE" if kind == mqtt.SUBACK else "CONNECT",
+                mqtt.CONNACK_REFUSALS[code - 1] if code <= 5 else "failure", code), code)
+
+    def _keep_alive(self, now):
+        """PINGREQ after half a keepalive of silence; ConnectionLost when its PINGRESP is a
+        keepalive late (§3.1.2.10)."""
+        if self._ping_at is not None and now - self._ping_at > self.keepalive:
+            self.close()
+            raise ConnectionLost("no %s in %.1f s" % ("PINGRESP", self.keepalive))
+        if self._ping_at is None and now - self._last_tx >= self.keepalive / 2:
+            self._send(mqtt.PINGREQ_PACKET)
+            self._ping_at = now

@@ -4,7 +4,8 @@
 the modules only it uses: topics, the key-file parser) from ``sys.modules``
 before the loop runs, so that its bytecode does not sit in the heap for the
 life of the device. Nothing that outlives ``prepare`` may be an instance of a
-class defined here. The config keys are listed in ``main.py``.
+class defined here. The config keys, their types and defaults are the table of
+``agent/config.py``, shared with the Linux agent; ``main.py`` shows a config.json.
 
 Order matters for the heap's high-water mark: the key is loaded first (an
 Ed25519 or P-256 key derives its public key, which needs a few KB of scratch
@@ -15,22 +16,13 @@ import gc
 import json
 import sys
 
-from edgeledger.agent import port
-from edgeledger.agent import errors
+from edgeledger.agent import errors, port
 
-# The longest the network may hold the loop (connect, TLS handshake, a stalled write):
-# half a second keeps a 1 Hz meter on time. Configurable as max_block_ms.
-DEFAULT_MAX_BLOCK_MS = 500
-DEFAULT_MAX_BACKOFF_S = 10.0
-# In-flight end-to-end window on a board: 64 record seqs, no record bytes held.
-DEFAULT_WINDOW = 64
-# Records per signed message at most. One pack per poll: a poll's records (18 for an
-# SDM630, ~30 for a DSMR 5 telegram) are signed together, while the pack being built
-# stays small in RAM (64 records of ~30 B encoded).
-DEFAULT_PACK_SIZE = 64
 # Modules only start-up uses: dropped from sys.modules when they are done.
 STARTUP_MODULES = ("edgeledger.firmware.startup", "edgeledger.firmware.tls",
-                   "edgeledger.firmware.network_up", "edgeledger.agent.recovery")
+                   "edgeledger.firmware.network_up", "edgeledger.agent.recovery",
+                   "edgeledger.agent.config", "edgeledger.protocols.broker_url",
+                   "edgeledger.protocols.key_file")
 
 
 def forget(*names):
@@ -43,28 +35,18 @@ def forget(*names):
             delattr(parent, attr)
 
 
-def parse_broker_url(url):
-    """(tls, host, port) of ``mqtt://host[:port]`` / ``mqtts://...`` (protocols/broker_url.py).
-    Raises ConfigError."""
-    from edgeledger.protocols import broker_url
+def load_config(path, profile=None):
+    """The settings of config.json: every key of ``agent/config.py`` present (the board's
+    defaults, the outbox's over the board profile's), types checked. Raises ConfigError."""
+    from edgeledger.agent import config
 
-    try:
-        return broker_url.parse(url)
-    except ValueError as e:
-        raise errors.ConfigError(str(e))
-
-
-def load_config(path):
-    """The config.json dict. Raises ConfigError."""
     try:
         with open(path) as f:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("cannot read device config %s: %s" % (path, e))
-    for key in ("device", "site", "key_file", "sources"):
-        if key not in cfg:
-            raise errors.ConfigError("device config %s: missing %r" % (path, key))
-    return cfg
+        raise errors.ConfigError("cannot read device config %s: %s" % (path, e)) from None
+    return config.agent_settings(cfg, True, "device config %s" % path,
+                                 (profile or {}).get("outbox") or {})
 
 
 def source_config(board, profile, cfg):
@@ -91,7 +73,7 @@ def make_source(cfg, board, profile):
         from edgeledger.agent import sources
     except ImportError:
         raise errors.ConfigError("source type %r: this image (board %s) has no field-bus sources"
-                          % (cfg.get("type"), board.name))
+                          % (cfg.get("type"), board.name)) from None
     return sources.from_config(cfg)
 
 
@@ -111,30 +93,24 @@ def load_signer(cfg):
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
     from edgeledger.agent.core import AgentCore
+    from edgeledger.agent.crypto import sha256
     from edgeledger.agent.outbox import Outbox, check_sizes
-    from edgeledger.firmware.crypto import sha256
 
     if signer is None:
         signer = load_signer(cfg)
-    state = cfg.get("state_dir", "state")
+    state = cfg["state_dir"]
     port.makedirs(state)
-    ob = dict(profile.get("outbox") or {})
-    ob.update(cfg.get("outbox") or {})
-    max_bytes, segment_bytes = int(ob.get("max_bytes", 262144)), int(ob.get("segment_bytes", 16384))
-    check_sizes(max_bytes, segment_bytes)  # a bound that would stall the board for good: refused
-    outbox = Outbox(state + "/outbox", max_bytes=max_bytes, segment_bytes=segment_bytes,
-                    policy=ob.get("policy", "drop_new"), hash_fn=sha256,
-                    flush_interval_s=float(ob.get("flush_interval_s", 0)))
+    ob = cfg["outbox"]
+    check_sizes(ob["max_bytes"], ob["segment_bytes"])  # a bound that would stall the board for good: refused
+    outbox = Outbox(state + "/outbox", max_bytes=ob["max_bytes"], segment_bytes=ob["segment_bytes"],
+                    policy=ob["policy"], hash_fn=sha256, flush_interval_s=ob["flush_interval_s"])
     srcs = [make_source(s, board, profile) for s in cfg["sources"]]
     # The boot counter this boot will use; written to flash only before the first seal
     # (a boot that fails at start does not rewrite it: no flash wear in a boot loop).
     return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=read_epoch(state) + 1,
-                     epoch_dir=state,
-                     pack_size=int(cfg.get("pack_size", DEFAULT_PACK_SIZE)),
-                     pack_age_s=float(cfg.get("pack_age_s", 0.0)),
-                     window=int(cfg.get("window", DEFAULT_WINDOW)),
-                     resend_after_s=float(cfg.get("resend_after_s", 5.0)),
-                     max_seq=cfg.get("until_seq"))
+                     epoch_dir=state, pack_size=cfg["pack_size"], pack_age_s=cfg["pack_age_s"],
+                     window=cfg["window"], resend_after_s=cfg["resend_after_s"], max_seq=cfg["until_seq"],
+                     send_rate=cfg["send_rate"])
 
 
 def read_epoch(state_dir):
@@ -160,15 +136,15 @@ def client_settings(cfg, epoch):
     MQTT module is the largest one the loop keeps, so it is not imported while
     start-up's code is still in the heap.
     """
+    from edgeledger.agent.config import broker
     from edgeledger.protocols import session, topics
 
-    tls, host, port_ = parse_broker_url(cfg.get("broker", "mqtt://127.0.0.1:1883"))
-    tls_cfg = cfg.get("tls") or {}
+    tls, host, port_ = broker(cfg["broker"])
+    tls_cfg = cfg["tls"] or {}
     ctx = ssl_context(tls_cfg) if tls or tls_cfg else None  # a TLS context costs heap
     device, site = cfg["device"], cfg["site"]
-    args = ("el-dev-" + device, host, port_, cfg.get("username"), cfg.get("password"),
-            int(cfg.get("keepalive", 30)), ctx, tls_cfg.get("server_hostname"),
-            int(cfg.get("max_block_ms", DEFAULT_MAX_BLOCK_MS)) / 1000.0)
+    args = ("el-dev-" + device, host, port_, cfg["username"], cfg["password"], cfg["keepalive"], ctx,
+            tls_cfg.get("server_hostname"), cfg["max_block_ms"] / 1000.0)
     will = (topics.death(site, device), session.encode_death(epoch), True, 1)
     names = (topics.readings(site, device), topics.ack(site, device), topics.birth(site, device))
     topics = None
@@ -188,7 +164,7 @@ def prepare(cfg_path="config.json", board=None, profile_path="board.json"):
     profile = boards.read_profile(profile_path)
     if board is None:
         board = boards.Board(profile)
-    cfg = load_config(cfg_path)
+    cfg = load_config(cfg_path, profile)
     signer = load_signer(cfg)
     gc.collect()
     core = build(cfg, board, profile, signer)
@@ -199,7 +175,7 @@ def prepare(cfg_path="config.json", board=None, profile_path="board.json"):
         network_up.network_start(board, cfg)
     forget(*STARTUP_MODULES)
     return core, args, will, names, {
-        "max_backoff_s": float(cfg.get("max_backoff_s", DEFAULT_MAX_BACKOFF_S)),
-        "drain_timeout_s": float(cfg.get("drain_timeout_s", 120)),
+        "max_backoff_s": cfg["max_backoff_s"],
+        "drain_timeout_s": cfg["drain_timeout_s"],
         "tls": args[6] is not None,
-        "watchdog_s": float(cfg.get("watchdog_s", board.watchdog_s))}
+        "watchdog_s": cfg["watchdog_s"] or board.watchdog_s}

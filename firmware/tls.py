@@ -23,5 +23,5 @@ def ssl_context(tls):
         if tls.get("cert_file"):
             ctx.load_cert_chain(tls["cert_file"], tls["key_file"])
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("TLS files: %s" % (e,))
+        raise errors.ConfigError("TLS files: %s" % (e,)) from None
     return ctx

@@ -80,7 +80,7 @@ ChainBreak = _reject("ChainBreak", "chain_break", "The prev hash does not link t
 ClockSkew = _reject("ClockSkew", "clock_skew", "Record times are too far from the gateway clock.")
 RateLimited = _reject("RateLimited", "rate_limited", "The device sends faster than its configured rate limit.")
 OutOfRange = _reject("OutOfRange", "out_of_range",
-                     "A number in the payload is not finite or outside its bounds (protocols/reading.py).")
+                     "A number in the payload is not finite or outside its bounds (protocols/reading/validate.py).")
 Internal = _reject("Internal", "internal",
                    "Checking the message raised an unexpected error: a gateway bug, logged once per kind.")
 

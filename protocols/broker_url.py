@@ -4,7 +4,12 @@ One parser for every process that connects to a broker: the Linux agent, the gat
 ingest and upkeep, the demo. Sans-IO, and MicroPython has no ``urllib``: written by hand.
 The default ports are MQTT's registered ones (1883 plain, 8883 TLS; MQTT 3.1.1 §4.2).
 """
-from edgeledger.protocols.errors import BrokerUrlError
+from edgeledger.protocols.errors import DecodeError
+
+
+class BrokerUrlError(DecodeError):
+    """A broker URL that is not mqtt://host[:port] or mqtts://host[:port] (broker_url.py)."""
+
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 # A host name is at most 253 characters (RFC 1035 §2.3.4); an IPv6 literal in brackets fits too.

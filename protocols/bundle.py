@@ -40,16 +40,21 @@ message itself is signed by the device: seq > 1 with a zero ``prev``; so is an
 ``agent/outbox_lost`` declaration.)
 
 ``check_offline`` does every check that needs no network: the message is in its
-one canonical form (as the gateway requires, protocols/cose.py), the signature with
+one canonical form (as the gateway requires, protocols/cose/verify.py), the signature with
 the key in the bundle (and that the key is the one the message's kid names),
 the Merkle path from the message to the header's root. Each failure is its own
 exception class with a message that says what was expected and what was found.
 """
 import hashlib
 
-from edgeledger.protocols import cbor, cose, merkle, reading
+from edgeledger.protocols import cbor, merkle
 from edgeledger.protocols.batch import BatchHeader, HeaderError
-from edgeledger.protocols.errors import DecodeError, NonCanonicalMessage, PayloadRangeError, ProtocolError
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
+from edgeledger.protocols.errors import DecodeError, ProtocolError
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.reading.validate import PayloadRangeError
 
 VERSION = 2
 KID_LEN = 16
@@ -81,7 +86,7 @@ class TamperedMessage(BundleError):
 
 
 class NonCanonical(BundleError):
-    """The message is not the one accepted encoding of a reading (cose.parse_canonical):
+    """The message is not the one accepted encoding of a reading (cose_verify.parse_canonical):
     a re-encoded copy or a high-S twin, which no gateway stores."""
 
 
@@ -136,7 +141,7 @@ class Bundle:
         return cbor.encode(m)
 
     @classmethod
-    def decode(cls, data, decode=cbor.decode):
+    def decode(cls, data, decode=cbor_decoder.decode):
         """Parse bundle bytes. Raises MalformedBundle (a DecodeError), nothing else: every
         field's type and size is checked before it is used (``bytes(n)`` of an integer
         field would allocate n bytes)."""
@@ -147,7 +152,7 @@ class Bundle:
         try:
             m = decode(data)
         except ValueError as e:
-            raise MalformedBundle("bundle is not CBOR: %s" % e)
+            raise MalformedBundle("bundle is not CBOR: %s" % e) from None
         if not hasattr(m, "get") or m.get(1) != VERSION:
             raise MalformedBundle("expected a version %d bundle map, found %s" % (
                 VERSION, "version %r" % (m.get(1),) if hasattr(m, "get") else type(m).__name__))
@@ -167,7 +172,7 @@ class Bundle:
         try:
             header = BatchHeader.from_map(m.get(5))
         except HeaderError as e:
-            raise MalformedBundle(str(e))
+            raise MalformedBundle(str(e)) from None
         return cls(_bstr(m.get(2), "message"), _uint(m.get(3), "leaf index"),
                    _bstr_list(m.get(4), "audit path", 32), header, _uint(m.get(6), "chain id"),
                    _bstr(m.get(7), "contract", 20), _bstr(m.get(8), "tx_hash", 32),
@@ -233,22 +238,22 @@ def _gaps_from(items):
     return out
 
 
-def check_offline(b, verify, decode=cbor.decode):
+def check_offline(b, verify, decode=cbor_decoder.decode):
     """Check signature, key binding and Merkle path of a Bundle.
 
     ``verify(alg, public_key, to_be_signed, signature) -> bool``. Returns the decoded
-    payload (``reading.Payload``). Raises NonCanonical, TamperedMessage, WrongKey,
+    payload (``reading_validate.Payload``). Raises NonCanonical, TamperedMessage, WrongKey,
     WrongIndex, WrongPath.
     """
     try:
-        msg = cose.parse_canonical(b.message, decode)
-        body = reading.decode_payload(msg.payload, decode)
+        msg = cose_verify.parse_canonical(b.message, decode)
+        body = reading_validate.decode_payload(msg.payload, decode)
     except NonCanonicalMessage as e:
-        raise NonCanonical("non-canonical message: %s" % e)
+        raise NonCanonical("non-canonical message: %s" % e) from None
     except PayloadRangeError as e:
-        raise ReadingOutOfRange("reading out of range: %s" % e)
+        raise ReadingOutOfRange("reading out of range: %s" % e) from None
     except ValueError as e:
-        raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e)
+        raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e) from None
     if hashlib.sha256(b.public_key).digest()[:KID_LEN] != msg.kid:
         raise WrongKey("wrong device key: the message names kid %s, the bundle's key has kid %s"
                        % (_hex(msg.kid), _hex(hashlib.sha256(b.public_key).digest()[:KID_LEN])))
@@ -257,7 +262,7 @@ def check_offline(b, verify, decode=cbor.decode):
                        % (msg.alg, b.alg))
     if not verify(msg.alg, b.public_key, msg.to_be_signed(), msg.signature):
         raise TamperedMessage("tampered message: the %s signature of %s seq %d does not verify"
-                              % (cose.ALGORITHMS[msg.alg]["name"], body.device, body.seq))
+                              % (cose_verify.ALGORITHMS[msg.alg]["name"], body.device, body.seq))
     check_path(b)
     return body
 

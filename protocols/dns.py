@@ -12,6 +12,12 @@ server, waits as long as it chooses, and hands the reply to ``first_address``::
 import struct
 
 from edgeledger.protocols import errors
+from edgeledger.protocols.errors import DecodeError
+
+
+class DnsError(DecodeError):
+    """A DNS answer is malformed, not ours, an error, or has no IPv4 address (dns.py)."""
+
 
 TYPE_A, CLASS_IN = 1, 1
 MAX_NAME = 253  # §2.3.4: 255 octets on the wire, dotted form 253 characters
@@ -36,7 +42,7 @@ def query(txid, name):
 def _skip_name(data, i):
     while True:
         if i >= len(data):
-            raise errors.DnsError("DNS reply: name runs past the end at byte %d" % i)
+            raise DnsError("DNS reply: name runs past the end at byte %d" % i)
         n = data[i]
         if n & 0xC0 == 0xC0:  # a pointer ends the name (§4.1.4)
             return i + 2
@@ -49,28 +55,28 @@ def first_address(txid, data):
     """The first IPv4 address ("a.b.c.d") in a reply to query ``txid``. Raises DnsError
     for a reply to another query, an error code, no A record, or malformed bytes."""
     if len(data) < 12:
-        raise errors.DnsError("DNS reply: expected a 12-byte header, found %d bytes" % len(data))
+        raise DnsError("DNS reply: expected a 12-byte header, found %d bytes" % len(data))
     rid, flags, qd, an = struct.unpack_from(">HHHH", data)
     if rid != txid & 0xFFFF or not flags & 0x8000:
-        raise errors.DnsError("DNS reply: expected a response to id %d, found id %d flags 0x%04x"
+        raise DnsError("DNS reply: expected a response to id %d, found id %d flags 0x%04x"
                               % (txid & 0xFFFF, rid, flags))
     if flags & 0x000F:
-        raise errors.DnsError("DNS reply: server answered rcode %d" % (flags & 0x000F))
+        raise DnsError("DNS reply: server answered rcode %d" % (flags & 0x000F))
     i = 12
     for _ in range(qd):
         i = _skip_name(data, i) + 4
     for _ in range(an):
         i = _skip_name(data, i)
         if i + 10 > len(data):
-            raise errors.DnsError("DNS reply: answer record cut short at byte %d" % i)
+            raise DnsError("DNS reply: answer record cut short at byte %d" % i)
         rtype, rclass, _ttl, rdlen = struct.unpack_from(">HHIH", data, i)
         i += 10
         if i + rdlen > len(data):
-            raise errors.DnsError("DNS reply: record data cut short at byte %d" % i)
+            raise DnsError("DNS reply: record data cut short at byte %d" % i)
         if rtype == TYPE_A and rclass == CLASS_IN and rdlen == 4:
             return "%d.%d.%d.%d" % tuple(data[i:i + 4])
         i += rdlen  # a CNAME or another type: the A record follows
-    raise errors.DnsError("DNS reply: expected an A record, found %d answers without one" % an)
+    raise DnsError("DNS reply: expected an A record, found %d answers without one" % an)
 
 
 def is_ipv4(host):

@@ -261,7 +261,7 @@ def parse_telegram(raw, version=None):
     try:
         text = bytes(raw).decode()
     except UnicodeError:
-        raise DsmrFrameError("telegram is not ASCII")
+        raise DsmrFrameError("telegram is not ASCII") from None
     if version is None:
         version = detect_version(text)
     if version not in OBJECTS:

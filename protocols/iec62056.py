@@ -115,7 +115,7 @@ def parse_identification(line):
         try:
             line = bytes(line).decode()
         except UnicodeError:
-            raise IecFrameError("identification must be ASCII, found %r" % (line,))
+            raise IecFrameError("identification must be ASCII, found %r" % (line,)) from None
     if line.endswith("\r\n"):
         line = line[:-2]
     if len(line) < 6 or line[0] != "/":
@@ -189,7 +189,7 @@ def parse_data_sets(block):
         try:
             block = bytes(block).decode()
         except UnicodeError:  # MicroPython has no UnicodeDecodeError
-            raise IecFrameError("data block is not text: %r" % (bytes(block[:16]),))
+            raise IecFrameError("data block is not text: %r" % (bytes(block[:16]),)) from None
     out = []
     current = None
     i = 0

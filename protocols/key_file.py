@@ -9,7 +9,12 @@ the file mode is the caller's job.
 """
 import json
 
-from edgeledger.protocols.errors import KeyFileError
+from edgeledger.protocols.errors import DecodeError
+
+
+class KeyFileError(DecodeError):
+    """A device key file is malformed or its fields disagree (agent/key_file.py)."""
+
 
 # A key file is five short fields; anything much larger is not a key file.
 KEY_FILE_MAX = 4096
@@ -28,7 +33,7 @@ def _hex_field(doc, name):
     try:
         return bytes.fromhex(v)
     except ValueError:
-        raise KeyFileError("key file field %r: expected hex digits, found %r" % (name, v[:20]))
+        raise KeyFileError("key file field %r: expected hex digits, found %r" % (name, v[:20])) from None
 
 
 def decode(text):
@@ -39,7 +44,7 @@ def decode(text):
     try:
         doc = json.loads(text)
     except ValueError:
-        raise KeyFileError("key file: expected a JSON object, found unparsable text")
+        raise KeyFileError("key file: expected a JSON object, found unparsable text") from None
     if not isinstance(doc, dict):
         raise KeyFileError("key file: expected a JSON object, found %s" % type(doc).__name__)
     device = doc.get("device")

@@ -11,11 +11,15 @@ All are deterministic CBOR maps with integer keys.
 
 A board imports this module with the encoder only: its one decode, the ack,
 reads the ack's single deterministic encoding byte by byte (``decode_ack``);
-the full decoder (``cbor.py``) is imported on first use by ``decode_birth``
+the full decoder (``cbor/decoder.py``) is imported on first use by ``decode_birth``
 or when a caller passes ``decode``.
 """
-from edgeledger.protocols import errors
-from edgeledger.protocols.cbor_encode import encode
+from edgeledger.protocols.cbor import encode
+from edgeledger.protocols.errors import DecodeError
+
+
+class SessionMessageError(DecodeError):
+    """A birth, death or ack message does not have the expected fields (session.py)."""
 
 
 def encode_ack(seq):
@@ -38,7 +42,7 @@ def _ack_seq(data):
 
 
 def decode_ack(data, decode=None):
-    """The seq of an ack message. Raises errors.SessionMessageError (a ValueError).
+    """The seq of an ack message. Raises SessionMessageError (a ValueError).
 
     Without ``decode`` the bytes must be the ack's deterministic encoding
     (``encode_ack`` output: what the gateway sends); with ``decode`` (e.g.
@@ -48,14 +52,14 @@ def decode_ack(data, decode=None):
     if decode is None:
         seq = _ack_seq(data)
         if seq < 0:
-            raise errors.SessionMessageError(
+            raise SessionMessageError(
                 "ack must be the CBOR map {1: seq >= 0}, found %d bytes %s"
                 % (len(data), bytes(data[:12]).hex()))
         return seq
     body = decode(data)
     seq = body.get(1) if isinstance(body, dict) else None
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise errors.SessionMessageError("ack must be {1: seq >= 0}, found %r" % (body,))
+        raise SessionMessageError("ack must be {1: seq >= 0}, found %r" % (body,))
     return seq
 
 
@@ -66,10 +70,10 @@ def encode_birth(version, kid, last_seq, epoch, counters):
 def decode_birth(data, decode=None):
     """Fields of a birth message as a dict. Raises CborDecodeError, SessionMessageError."""
     if decode is None:
-        from edgeledger.protocols.cbor import decode
+        from edgeledger.protocols.cbor.decoder import decode
     body = decode(data)
     if not isinstance(body, dict) or not isinstance(body.get(3), int):
-        raise errors.SessionMessageError("birth must be a map with 3: last seq, found %r" % (body,))
+        raise SessionMessageError("birth must be a map with 3: last seq, found %r" % (body,))
     return {"version": body.get(1), "kid": body.get(2), "last_seq": body.get(3),
             "epoch": body.get(4), "counters": body.get(5) or {}}
 

@@ -11,7 +11,12 @@ Every device has its own subtree so that broker ACLs can confine a device to it:
 Site and device ids are 1..64 characters of ``A-Z a-z 0-9 _ - .``; MQTT wildcards
 and the level separator can therefore never appear inside an id.
 """
-from edgeledger.protocols import errors
+from edgeledger.protocols.errors import DecodeError
+
+
+class TopicError(DecodeError):
+    """A topic or an id in it is not in the v1 namespace (topics.py)."""
+
 
 PREFIX = "el/v1"
 KINDS = ("r", "birth", "death", "ack", "cmd")
@@ -23,17 +28,17 @@ _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-."
 def check_id(value, what="id"):
     """Return ``value`` if it is a valid site/device id, else raise TopicError."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LEN:
-        raise errors.TopicError("%s must be 1..%d characters, got %r" % (what, MAX_ID_LEN, value))
+        raise TopicError("%s must be 1..%d characters, got %r" % (what, MAX_ID_LEN, value))
     for ch in value:
         if ch not in _ID_CHARS:
-            raise errors.TopicError("%s %r contains %r; allowed: letters, digits, _ - ."
+            raise TopicError("%s %r contains %r; allowed: letters, digits, _ - ."
                                     % (what, value, ch))
     return value
 
 
 def topic(site, device, kind):
     if kind not in KINDS:
-        raise errors.TopicError("topic kind must be one of %s, got %r" % (KINDS, kind))
+        raise TopicError("topic kind must be one of %s, got %r" % (KINDS, kind))
     return "%s/%s/%s/%s" % (PREFIX, check_id(site, "site"), check_id(device, "device id"), kind)
 
 
@@ -60,7 +65,7 @@ def cmd(site, device):
 def subscription(kind, site="+"):
     """Filter for one kind of topic on one site (default: every site)."""
     if kind not in KINDS:
-        raise errors.TopicError("topic kind must be one of %s, got %r" % (KINDS, kind))
+        raise TopicError("topic kind must be one of %s, got %r" % (KINDS, kind))
     if site != "+":
         check_id(site, "site")
     return "%s/%s/+/%s" % (PREFIX, site, kind)
@@ -70,14 +75,8 @@ def parse(name):
     """Split a topic into ``(site, device, kind)``; raise TopicError if it is not ours."""
     parts = name.split("/")
     if len(parts) != 5 or parts[0] + "/" + parts[1] != PREFIX:
-        raise errors.TopicError("expected %s/<site>/<device>/<kind>, got %r" % (PREFIX, name))
+        raise TopicError("expected %s/<site>/<device>/<kind>, got %r" % (PREFIX, name))
     if parts[4] not in KINDS:
-        raise errors.TopicError("unknown topic kind %r in %r" % (parts[4], name))
+        raise TopicError("unknown topic kind %r in %r" % (parts[4], name))
     return check_id(parts[2], "site"), check_id(parts[3], "device id"), parts[4]
 
-
-def __getattr__(name):
-    # ``topics.TopicError`` is ``errors.TopicError``, built on first use (see errors.py)
-    if name == "TopicError":
-        return errors.TopicError
-    raise AttributeError("module edgeledger.protocols.topics has no attribute %r" % (name,))

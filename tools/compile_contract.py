@@ -136,7 +136,8 @@ def main(argv=None):
     for w in artifact["warnings"]:
         print(w, file=sys.stderr)
     print("wrote %s (%s, %d bytes deployed)" % (
-        os.path.relpath(ARTIFACT_PATH, ROOT), artifact["compiler"]["version"], len(artifact["deployedBytecode"]) // 2 - 1))
+        os.path.relpath(ARTIFACT_PATH, ROOT), artifact["compiler"]["version"],
+        len(artifact["deployedBytecode"]) // 2 - 1))
     return 0
 
 

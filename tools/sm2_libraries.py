@@ -12,7 +12,7 @@ Per candidate, in one run (the machine is shared: compare the rows, not runs):
 
 * ``gmt``: verifies the GM/T 0003.5-2012 annex signature example ("message digest",
   default id 1234567812345678, sm2p256v1);
-* ``ours->lib``: verifies signatures made by edgeledger's pure SM2 (``firmware/sm2.py``)
+* ``ours->lib``: verifies signatures made by edgeledger's pure SM2 (``agent/crypto/pure/sm2``)
   on random keys and messages; ``lib->ours``: its signatures verify with ours;
 * ``refuses``: a flipped bit in the message and in the signature, and an all-zero
   signature, are refused;
@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UID = b"1234567812345678"
@@ -172,16 +173,19 @@ def adapter(name):
 
 
 def _ours():
-    """edgeledger's pure SM2, staged as ``edgeledger.firmware`` from this checkout."""
+    """edgeledger's pure SM2 (``agent/crypto/pure/sm2``), staged from this checkout (the
+    candidates' venv does not have edgeledger installed): N, public_key, sign_message and
+    verify_message."""
     stage = tempfile.mkdtemp(prefix="el-sm2-")
     os.makedirs(os.path.join(stage, "edgeledger"))
     open(os.path.join(stage, "edgeledger", "__init__.py"), "w").close()
-    for pkg in ("firmware", "protocols", "agent"):
+    for pkg in ("protocols", "agent"):
         os.symlink(os.path.join(ROOT, pkg), os.path.join(stage, "edgeledger", pkg))
     sys.path.insert(0, stage)
-    from edgeledger.firmware import sm2
+    from edgeledger.agent.crypto.pure.sm2 import sign, verify
 
-    return sm2
+    return types.SimpleNamespace(N=sign.N, public_key=sign.public_key,
+                                 sign_message=sign.sign_message, verify_message=verify.verify_message)
 
 
 def check(name, seconds):
@@ -279,7 +283,7 @@ def ours_row(seconds):
     while time.perf_counter() - t0 < seconds:
         ours.verify_message(pub, msg, sig)
         n += 1
-    return {"library": "edgeledger firmware/sm2.py (ours)", "built_on": "pure Python",
+    return {"library": "edgeledger agent/crypto/pure/sm2 (ours)", "built_on": "pure Python",
             "version": "-", "gmt": gmt, "verify_per_s": round(n / (time.perf_counter() - t0), 1)}
 
 

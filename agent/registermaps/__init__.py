@@ -15,9 +15,8 @@ record-name prefix.
 Maps are looked up by name in MAPS; a configuration may also pass a map dict
 directly.
 """
-from edgeledger.protocols.modbus import TYPE_WORDS, decode_value
-
 from edgeledger.agent.registermaps import sdm630, xy_md02
+from edgeledger.protocols.modbus import TYPE_WORDS, decode_value
 
 MAPS = {
     "sdm630": sdm630.MAP,

@@ -15,8 +15,8 @@ the others; its failure is counted (``counters``) and listed in
 """
 from edgeledger.agent import port as platform
 from edgeledger.agent.errors import ConfigError, SourceError
-from edgeledger.agent.sources import BUSY_POLL_S, run_cycle
 from edgeledger.agent.registermaps import decode_block, get_map, plan_blocks
+from edgeledger.agent.sources import BUSY_POLL_S, run_cycle
 from edgeledger.protocols import modbus
 
 # Bytes asked of the transport per read: one whole ADU.
@@ -145,9 +145,9 @@ def from_config(cfg, port=None, clock=None, sleep=None):
                 raise ConfigError("modbus unit must be 1..247, found %r" % (d["unit"],))
             get_map(d["map"])
     except KeyError as e:
-        raise ConfigError("modbus source config: missing or unknown %s" % (e,))
+        raise ConfigError("modbus source config: missing or unknown %s" % (e,)) from None
     except ValueError as e:
-        raise ConfigError("modbus source config: %s" % (e,))
+        raise ConfigError("modbus source config: %s" % (e,)) from None
     if port is None:
         from edgeledger.agent.serial_port import open_port
 

@@ -202,7 +202,8 @@ def print_table(r, out=print):
     rows = [("anchor gas, one reading per transaction", r["baseline_gas_per_reading"], "baseline")]
     for size in r["sizes"]:
         s = r["by_size"][str(size)]
-        rows.append(("batch of %d: gas per batch" % size, s["gas_per_batch"], "tree built in %.2f s" % s["tree_build_s"]))
+        rows.append(("batch of %d: gas per batch" % size, s["gas_per_batch"],
+                     "tree built in %.2f s" % s["tree_build_s"]))
         rows.append(("batch of %d: gas per reading" % size, s["gas_per_reading"],
                      "%.2g x baseline" % (s["gas_per_reading"] / r["baseline_gas_per_reading"])))
     rows += [("anchoring transactions per minute", r["anchors_per_min"], "one gateway account"),

@@ -112,7 +112,7 @@ class Anvil(object):
                 if time.monotonic() > deadline:
                     self.kill()
                     raise RuntimeError("anvil did not answer on %s within %.0f s; log:\n%s" % (
-                        self.url, timeout, self.log_tail()))
+                        self.url, timeout, self.log_tail())) from None
                 time.sleep(0.05)
 
     def stop(self, timeout=STOP_TIMEOUT_S):

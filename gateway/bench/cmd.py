@@ -1,24 +1,32 @@
-"""CLI registration of the bench suites: ``edgeledger bench ingest|anchor|proof|flood [--json]``.
+"""CLI registration of the bench suites:
+``edgeledger bench ingest|anchor|proof|flood|device|flash [--json]``.
 
-Listed in gateway/cli.py COMMAND_MODULES. The ``bench`` group is shared with
-``bench device``: ``firmware.cmd.bench_suites`` creates it for whichever module comes first. A
+Listed in gateway/cli.py COMMAND_MODULES; the one place the ``bench`` group is made. A
 suite's module is imported only when it runs, so ``edgeledger --help`` stays fast.
 """
+import argparse
 import importlib
 import os
+from typing import Callable
 
-from edgeledger.firmware.cmd import bench_suites  # the one place the shared ``bench`` group is made
 
-
-def _runner(suite):
-    def run(args):
-        return importlib.import_module("edgeledger.gateway.bench." + suite).main(args)
+def _runner(suite: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        code: int = importlib.import_module("edgeledger.gateway.bench." + suite).main(args)
+        return code
     return run
 
 
-def add_commands(groups):
-    suites = bench_suites(groups["top"])
+def add_commands(groups: dict) -> None:
+    bench = groups["top"].add_parser(
+        "bench", help="measure the system (suites: ingest, anchor, proof, flood, device, flash)")
+    bench.set_defaults(func=lambda args: bench.print_help() or 2)
+    suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
+    _gateway_suites(suites)
+    _device_suites(suites)
 
+
+def _gateway_suites(suites: argparse._SubParsersAction) -> None:
     p = suites.add_parser("ingest", help="signed messages/s through Mosquitto and the gateway, vs a bare subscriber")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seconds", type=float, default=60.0, help="measured run per gateway phase (default 60)")
@@ -51,3 +59,21 @@ def add_commands(groups):
     r.add_argument("--sizes", default="1000,100000,1000000", help="leaves per tree (comma-separated)")
     r.add_argument("--repeat", type=int, default=200, help="offline verifications timed per size")
     r.set_defaults(func=_runner("proof"))
+
+
+def _device_suites(suites: argparse._SubParsersAction) -> None:
+    d = suites.add_parser(
+        "device", help="heap (64-bit floors, 32-bit per configuration), per-reading cost, flash wear, "
+                       "image size and wire bytes under MicroPython")
+    d.add_argument("--json", action="store_true", help="print the figures as JSON")
+    d.add_argument("--readings", type=int, default=20, help="readings timed per signer")
+    d.add_argument("--heap-readings", type=int, default=10,
+                   help="readings the loop must publish and get acked at each heap size")
+    d.set_defaults(func=_runner("device"))
+
+    fl = suites.add_parser(
+        "flash", help="outbox flash wear on littlefs and FAT: erases per reading, projected life")
+    fl.add_argument("--json", action="store_true", help="print the figures as JSON")
+    fl.add_argument("--seconds", type=int, default=2000, help="seconds of device time per configuration")
+    fl.add_argument("--board", default="esp32", help="board profile whose outbox settings are used")
+    fl.set_defaults(func=_runner("flash"))

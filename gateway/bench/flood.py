@@ -25,8 +25,8 @@ import sys
 import tempfile
 import time
 
-from edgeledger.gateway.bench import loadgen, mosquitto, rawmqtt, report
-from edgeledger.protocols import session, topics
+from edgeledger.gateway.bench import loadgen, mosquitto, report
+from edgeledger.protocols import mqtt, session, topics
 
 DEFAULT_SECONDS = 20.0
 DEFAULT_DEVICES = 10
@@ -39,9 +39,9 @@ FLOOD_CHUNK = 2000
 
 def _flooder(port: int, name: str, stop, sent) -> None:
     """Publish garbage as fast as the socket takes it; drop the PUBACKs."""
-    sock, _parser = rawmqtt.open_session("127.0.0.1", port, "el-bench-flood")
+    sock, _framer = loadgen.open_session("127.0.0.1", port, "el-bench-flood")
     topic = topics.readings(loadgen.SITE, name)
-    packets = [rawmqtt.publish_packet(topic, b"\xa0flood %d" % i, 1 + i) for i in range(FLOOD_CHUNK)]
+    packets = [mqtt.publish(topic, b"\xa0flood %d" % i, 1 + i, qos=1) for i in range(FLOOD_CHUNK)]
     blob = b"".join(packets)
     sock.setblocking(False)
     while not stop.is_set():
@@ -65,9 +65,9 @@ class _Good:
     def __init__(self, port: int, specs: list, per_device: int) -> None:
         self.devices = []
         for name, seed in specs:
-            sock, parser = rawmqtt.open_session("127.0.0.1", port, "el-bench-good-%s-%d" % (name, os.getpid()))
-            sock.sendall(rawmqtt.subscribe_packet(1, [(topics.ack(loadgen.SITE, name), 0)]))
-            self.devices.append({"name": name, "sock": sock, "parser": parser, "stock": loadgen.presign(
+            sock, framer = loadgen.open_session("127.0.0.1", port, "el-bench-good-%s-%d" % (name, os.getpid()))
+            sock.sendall(mqtt.subscribe(1, [(topics.ack(loadgen.SITE, name), 0)]))
+            self.devices.append({"name": name, "sock": sock, "framer": framer, "stock": loadgen.presign(
                 name, seed, per_device), "next": 0, "sent_at": {}, "latency": {}, "acked": 0})
         self.by_sock = dict((d["sock"], d) for d in self.devices)
 
@@ -85,13 +85,15 @@ class _Good:
         now = time.monotonic()
         for sock in r:
             d = self.by_sock[sock]
-            data = sock.recv(1 << 16)
-            if not data:
-                raise RuntimeError("the broker closed %s's connection" % d["name"])
-            for ptype, flags, body in d["parser"].feed(data):
-                if ptype != rawmqtt.PUBLISH:
+            framer = d["framer"]
+            n = sock.recv_into(framer.space())
+            if not n:
+                raise loadgen.SessionError("the broker closed %s's connection" % d["name"])
+            framer.received(n)
+            for ptype, flags, body in iter(framer.next_packet, None):
+                if ptype != mqtt.PUBLISH:
                     continue
-                _topic, _pid, payload = rawmqtt.publish_fields(flags, body)
+                _topic, _pid, payload = mqtt.publish_fields(flags, body)
                 if payload:
                     acked = session.decode_ack(payload)
                     for seq in range(d["acked"] + 1, acked + 1):

@@ -36,7 +36,8 @@ do not verify). The gateway needs every message new, so phases 4 and 5 presign a
 sized from a bound measured in the same run: the gateway verifies one signature per
 message in each ingest process, so it cannot take more than ``min(cores, workers) x
 ed25519_verify_per_s`` messages per second; the stock covers the generators' backlog plus
-that bound, times ``STOCK_MARGIN``, for the warm-up and the window. Should a phase still run out (a verify rate measured low on a busy machine), it
+that bound, times ``STOCK_MARGIN``, for the warm-up and the window. Should a phase still run
+out (a verify rate measured low on a busy machine), it
 is run again with twice the stock, so no figure ever comes from a truncated window;
 ``stock_exhausted`` reports the phase that counted and ``stock_attempts`` how many runs
 it took.

@@ -87,7 +87,7 @@ class Mosquitto:
             wait_port(self.port)
         except RuntimeError:
             self.stop()
-            raise RuntimeError("mosquitto did not start: %s" % self.log())
+            raise RuntimeError("mosquitto did not start: %s" % self.log()) from None
         return self
 
     def stop(self):

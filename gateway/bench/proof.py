@@ -71,7 +71,8 @@ def bundle_figures(sizes, repeat, log):
             t0 = time.perf_counter()
             verifier.verify_bundle(data)
             times.append(time.perf_counter() - t0)
-        out[str(size)] = {"bundle_bytes": len(data), "path_length": len(path), "verify_ms": statistics.median(times) * 1e3,
+        out[str(size)] = {"bundle_bytes": len(data), "path_length": len(path),
+                          "verify_ms": statistics.median(times) * 1e3,
                           "verify_p99_ms": sorted(times)[int(0.99 * (len(times) - 1))] * 1e3, "tree_build_s": build_s}
     return out, len(message)
 
@@ -196,7 +197,8 @@ def print_table(r, out=print):
         s = r["by_size"][str(size)]
         rows.append(("%d leaves: bundle bytes" % size, s["bundle_bytes"], "path of %d hashes" % s["path_length"]))
         rows.append(("%d leaves: offline verify (ms)" % size, s["verify_ms"],
-                     "%.1fx one Ed25519 verify; p99 %.2f ms" % (s["verify_ms"] / r["ed25519_verify_ms"], s["verify_p99_ms"])))
+                     "%.1fx one Ed25519 verify; p99 %.2f ms"
+                     % (s["verify_ms"] / r["ed25519_verify_ms"], s["verify_p99_ms"])))
     for d, gas in sorted(r["verify_gas_by_depth"].items(), key=lambda kv: int(kv[0])):
         rows.append(("on-chain verify, depth %s (execution gas)" % d, gas, ""))
     rows.append(("light-client verify of one bundle (ms)", r["light_client_verify_ms"],

@@ -20,7 +20,7 @@ from edgeledger.gateway.cli import agent, broker, demo, deployment, device, gate
 # bench suites and the firmware image builder (both owned by the board/bench side).
 COMMAND_MODULES = (
     "edgeledger.gateway.bench.cmd",
-    "edgeledger.firmware.cmd",
+    "edgeledger.gateway.boards.cmd",
 )
 
 

@@ -2,9 +2,10 @@
 
 Each device is the real Linux agent minus its process: a fresh key (EdDSA or ES256), a
 durable outbox in its own folder, a simulated source (``meter`` or ``sensor``), the agent
-core and a paho link of its own. One thread runs every core's loop body exactly as
-``agent/linux.py`` does (tick, apply acks, publish within the window), so the demo costs
-one thread plus paho's network thread per device instead of one process per device.
+core and a paho link of its own. One thread runs every core's loop step, the one the Linux
+agent and the board run (``AgentCore.step``: tick, apply acks, publish within the window),
+so the demo costs one thread plus paho's network thread per device instead of one process
+per device.
 
 A device signs one message per poll of its source (``pack_size`` far above the three
 records a poll yields, ``pack_age_s = 0``: the pack is sealed at the end of the tick) and
@@ -17,11 +18,10 @@ import time
 
 from edgeledger.agent import signer as signers
 from edgeledger.agent.core import AgentCore
+from edgeledger.agent.crypto import sha256
 from edgeledger.agent.mqtt_paho import PahoLink
 from edgeledger.agent.outbox import Outbox
 from edgeledger.agent.simulated import SimulatedSource
-from edgeledger.firmware import crypto
-from edgeledger.protocols import session
 
 VERSION = "edgeledger-agent/0.1 (demo)"
 # The device mix, cycled: every combination of profile and algorithm within four devices
@@ -40,8 +40,6 @@ OUTBOX_MAX_BYTES = 8 * 1024 * 1024
 OUTBOX_SEGMENT_BYTES = 256 * 1024
 # Loop sleep when nothing is due (agent/linux.py's IDLE_SLEEP_S).
 IDLE_SLEEP_S = 0.005
-# Messages handed to paho per device per loop round.
-PUBLISH_LIMIT = 256
 
 
 def device_names(n):
@@ -60,33 +58,16 @@ class Device:
         self.alg = self.signer.alg_name
         os.makedirs(state_dir, exist_ok=True)
         self.outbox = Outbox(os.path.join(state_dir, "outbox"), max_bytes=OUTBOX_MAX_BYTES,
-                             segment_bytes=OUTBOX_SEGMENT_BYTES, policy="drop_new", hash_fn=crypto.sha256)
+                             segment_bytes=OUTBOX_SEGMENT_BYTES, policy="drop_new", hash_fn=sha256)
         self.source = SimulatedSource(name=name, kind=kind, interval_s=interval_s)
-        self.core = AgentCore(name, self.signer, self.outbox, [self.source], crypto.sha256, epoch=epoch,
+        self.core = AgentCore(name, self.signer, self.outbox, [self.source], sha256, epoch=epoch,
                               pack_size=PACK_SIZE, pack_age_s=0.0, window=WINDOW,
                               resend_after_s=RESEND_AFTER_S, max_seq=readings)
-        self.link = PahoLink(broker_url, site, name, epoch, self._birth)
-        self.seen_connects = 0
-
-    def _birth(self):
-        c = self.core
-        return session.encode_birth(VERSION, self.signer.kid, self.outbox.head_seq, c.epoch,
-                                    dict(c.counters, **self.outbox.counters))
+        self.link = PahoLink(broker_url, site, name, epoch, lambda: self.core.birth(VERSION))
 
     def step(self, now, wall):
-        """One round of the agent loop (agent/linux.py ``run``)."""
-        core, link = self.core, self.link
-        core.tick(now, wall)
-        while link.acks:
-            core.on_ack(link.acks.popleft(), now)
-        if link.connected:
-            if link.connects != self.seen_connects:
-                self.seen_connects = link.connects
-                core.on_connect(now)
-            for seq, data in core.to_send(now, limit=PUBLISH_LIMIT):
-                if not link.publish(data):
-                    break
-                core.sent(seq)
+        """One round of the agent loop (``AgentCore.step``)."""
+        self.core.step(now, wall, self.link)
 
     def done(self):
         return self.core.done_sealing() and self.core.drained()

@@ -21,8 +21,9 @@ from nacl.signing import SigningKey
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.registry.signatures import key_id
 from edgeledger.protocols import key_file
-from edgeledger.protocols.cose import ALGORITHMS, EDDSA, ES256, SM2
-from edgeledger.protocols.errors import KeyFileError
+from edgeledger.protocols.cose import EDDSA, ES256, SM2
+from edgeledger.protocols.cose.verify import ALGORITHMS
+from edgeledger.protocols.key_file import KeyFileError
 
 PRIVATE_LEN = 32  # bytes of every private key here: an Ed25519 seed, a P-256 or SM2 scalar
 # The algorithms ``device keygen --alg`` offers, cheapest on a 32-bit board first (bench device).

@@ -15,7 +15,7 @@ stages the result in memory:
   5. COSE_Sign1 shape  -> NotCoseSign1
   6. payload fields    -> BadPayload; numbers out of bounds -> OutOfRange
   6b. canonical form   -> NonCanonical: any other encoding than the one the device
-                          signed (cose.check_canonical), before anything compares digests
+                          signed (cose_verify.check_canonical), before anything compares digests
   7. payload device    -> TopicMismatch unless it is the topic's device: a device
                           touches no other device's chain state, not even with a
                           copy of that device's stored message
@@ -69,9 +69,14 @@ from edgeledger.gateway.ingest import ratelimit
 from edgeledger.gateway.ingest.quarantine import quarantine_bound
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
-from edgeledger.protocols import cbor as pcbor
-from edgeledger.protocols import chain, cose, reading, topics
-from edgeledger.protocols.errors import CborDecodeError, CoseError, NonCanonicalMessage, PayloadError, PayloadRangeError
+from edgeledger.protocols import chain, reading, topics
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
+from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.reading.validate import PayloadRangeError
 
 log = logging.getLogger("edgeledger.gateway")
 
@@ -121,11 +126,11 @@ def decode_strict(data: bytes) -> object:
         item = cbor2.CBORDecoder(fp, max_depth=MAX_CBOR_DEPTH, allow_indefinite=True,
                                  allow_duplicate_keys=False, semantic_decoders=_AS_TAGS).decode()
     except cbor2.CBORDecodeEOF as e:
-        raise pcbor.TruncatedError("CBOR ends early: %s" % e) from e
+        raise cbor_decoder.TruncatedError("CBOR ends early: %s" % e) from e
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as e:
-        raise pcbor.MalformedError("not well-formed CBOR: %s" % e) from e
+        raise cbor_decoder.MalformedError("not well-formed CBOR: %s" % e) from e
     if fp.tell() != len(data):
-        raise pcbor.MalformedError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
+        raise cbor_decoder.MalformedError("%d bytes after the CBOR item" % (len(data) - fp.tell()))
     return item
 
 
@@ -338,20 +343,20 @@ class Pipeline:
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
         try:
             item = _decode(data)
-        except pcbor.TruncatedError as e:
+        except cbor_decoder.TruncatedError as e:
             raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
         except CborDecodeError as e:
             raise errors.MalformedCbor(str(e), t_device) from e
         try:
-            msg = cose.sign1_from_item(item, _decode)
+            msg = cose_verify.sign1_from_item(item, _decode)
         except CoseError as e:
             raise errors.NotCoseSign1(str(e), t_device) from e
         except CborDecodeError as e:
             raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
         try:
-            body = reading.decode_payload(msg.payload, _decode)
+            body = reading_validate.decode_payload(msg.payload, _decode)
             if body.pack is not None:
-                t_first, t_last = reading.time_range(body.pack)
+                t_first, t_last = reading_validate.time_range(body.pack)
             else:
                 t_first = t_last = received_at
         except PayloadRangeError as e:
@@ -360,7 +365,7 @@ class Pipeline:
             raise errors.BadPayload(str(e), t_device) from e
         device, seq = body.device, body.seq
         try:
-            cose.check_canonical(data, msg, _decode)
+            cose_verify.check_canonical(data, msg, _decode)
         except NonCanonicalMessage as e:
             raise errors.NonCanonical(str(e), device, seq) from e
         if device != t_device:
@@ -399,7 +404,7 @@ class Pipeline:
             raise errors.RevokedDevice(str(refusal), device, seq)
         if not self.verify(msg.alg, key.public_key, msg.to_be_signed(), msg.signature):
             raise errors.BadSignature("%s signature does not verify with key %s%s"
-                                      % (cose.ALGORITHMS[msg.alg]["name"], msg.kid.hex(),
+                                      % (cose_verify.ALGORITHMS[msg.alg]["name"], msg.kid.hex(),
                                          _key_note(msg.alg, key.public_key)), device, seq)
         if t_last > received_at + self.future_skew_s or t_first < received_at - self.clock_skew_s:
             raise errors.ClockSkew("records timed %.0f..%.0f, gateway clock %.0f" % (t_first, t_last, received_at),
@@ -463,7 +468,7 @@ class Pipeline:
         by = "gateway (accept_restarts)" if accepted is not None else None
         known = set(g.resume_seq for g in self.gaps.get(device, ()))
         out, restart_reason = [], "declared by the device (encrypted pack: no reason readable)"
-        records = reading.resolve(body.pack) if body.pack is not None else ()
+        records = reading_validate.resolve(body.pack) if body.pack is not None else ()
         if body.pack is not None:
             restart_reason = "declared by the device, no reason given"
         for rec in records:

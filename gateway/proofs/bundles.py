@@ -4,9 +4,10 @@ from eth_utils import to_checksum_address
 from edgeledger.gateway.anchor.lifecycle import ANCHORED
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import cose, merkle
+from edgeledger.protocols import merkle
 from edgeledger.protocols.batch import BatchHeader
 from edgeledger.protocols.bundle import Bundle
+from edgeledger.protocols.cose import verify as cose_verify
 
 
 class NotYetProvable(GatewayError):
@@ -25,7 +26,7 @@ def bundle_for(store: Store, device: str, seq: int, chain_id: int, contract: str
     if b.state != ANCHORED:
         raise NotYetProvable("%s seq %d is in batch %d, which is %s, not anchored yet" % (device, seq, b.number,
                                                                                            b.state))
-    kid = cose.parse_sign1(stored.bytes).kid
+    kid = cose_verify.parse_sign1(stored.bytes).kid
     key = store.key_binding(kid)
     if key is None:
         raise NotYetProvable("the key %s of %s seq %d is not in the registry" % (kid.hex(), device, seq))

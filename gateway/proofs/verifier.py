@@ -44,9 +44,10 @@ from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.proofs import deployment as deployment_file
 from edgeledger.gateway.proofs import lightclient
 from edgeledger.gateway.registry import signatures
-from edgeledger.protocols import chain, keywindow, reading
+from edgeledger.protocols import chain, keywindow
 from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError
+from edgeledger.protocols.reading import validate as reading_validate
 
 # Confirmations a verifier asks for unless told otherwise (the anchoring block counts 1): the
 # gateway's own default before it serves a proof.
@@ -93,7 +94,7 @@ KeyRevoked = KeyOutsideWindow  # the name earlier releases used
 def _restart_reason(body: Any) -> Any:
     """What the device signed about its chain restart (its ``agent/chain_restart`` record)."""
     if body.pack is not None:
-        for rec in reading.resolve(body.pack):
+        for rec in reading_validate.resolve(body.pack):
             if rec.get("n") == chain.RESTART_RECORD:
                 return str(rec.get("vs", rec.get("v")))
     return "no reason given"
@@ -133,12 +134,12 @@ class TrustRoot:
         return out
 
 
-def _values(body: reading.Payload) -> list[dict] | None:
+def _values(body: reading_validate.Payload) -> list[dict] | None:
     """The reading's records for a report: name, unit, value and time (SenML resolved)."""
     if body.pack is None:
         return None
     out = []
-    for r in reading.resolve(body.pack):
+    for r in reading_validate.resolve(body.pack):
         item = {"n": r["n"], "t": r["t"]}
         if "u" in r:
             item["u"] = r["u"]
@@ -149,14 +150,14 @@ def _values(body: reading.Payload) -> list[dict] | None:
     return out
 
 
-def check_reading_times(b: Bundle, body: reading.Payload) -> tuple[Any, Any]:
+def check_reading_times(b: Bundle, body: reading_validate.Payload) -> tuple[Any, Any]:
     """(t_first, t_last) of the reading, None for an encrypted one. Raises BadReadingTime if a
     time is not finite or lies outside the batch header's range (the gateway sets that range
     from the readings it batched)."""
     if body.pack is None:
         return None, None
     try:
-        t_first, t_last = reading.time_range(body.pack)
+        t_first, t_last = reading_validate.time_range(body.pack)
     except PayloadError as e:
         raise BadReadingTime("bad reading time: %s" % e) from e
     if math.floor(t_first) < b.header.first_time or math.ceil(t_last) > b.header.last_time:
@@ -221,7 +222,7 @@ def _check_trust(b: Bundle, trust: TrustRoot) -> tuple[str, str]:
     return contract, gateway
 
 
-def prove_on_chain(b: Bundle, body: reading.Payload, times: tuple[Any, Any], rpc: Any, trust: TrustRoot,
+def prove_on_chain(b: Bundle, body: reading_validate.Payload, times: tuple[Any, Any], rpc: Any, trust: TrustRoot,
                    block: int | str = "latest", min_confirmations: int = DEFAULT_CONFIRMATIONS) -> dict:
     """The on-chain half of ``verify_bundle`` (see the module docstring); returns the report's
     chain fields."""

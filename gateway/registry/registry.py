@@ -19,7 +19,7 @@ from edgeledger.gateway.errors import RegistryError
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.store import KeyRow, Store
 from edgeledger.protocols import keywindow, topics
-from edgeledger.protocols.cose import ALGORITHMS
+from edgeledger.protocols.cose.verify import ALGORITHMS
 
 # protocols/cose.py's table with the value types it holds (that module is untyped: it also runs on boards).
 _ALGORITHMS = cast(dict[int, dict[str, Any]], ALGORITHMS)

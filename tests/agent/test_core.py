@@ -7,7 +7,9 @@ from edgeledger.agent.core import AgentCore
 from edgeledger.agent.outbox import Outbox
 from edgeledger.agent.signer import generate
 from edgeledger.agent.simulated import SimulatedSource
-from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols import chain
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 
 
 def sha(b):
@@ -33,7 +35,7 @@ def make(tmp_path, sources=None, **kw):
 def payloads(core, upto=100):
     out = []
     for seq, data in core.outbox.read(1, upto):
-        out.append((seq, data, reading.decode_payload(cose.parse_sign1(data).payload)))
+        out.append((seq, data, reading_validate.decode_payload(cose_verify.parse_sign1(data).payload)))
     return out
 
 
@@ -114,7 +116,7 @@ def test_full_outbox_refuses_before_seq_and_reports_the_count(tmp_path):
     core.on_ack(head, float(t))  # the gateway caught up: room again
     core.tick(float(t), 1764093000.0 + t)
     (_, _, body), = payloads(core)[-1:]
-    refused = [r for r in reading.resolve(body.pack) if r["n"] == "agent/outbox_refused"]
+    refused = [r for r in reading_validate.resolve(body.pack) if r["n"] == "agent/outbox_refused"]
     assert refused == [{"n": "agent/outbox_refused", "v": 3, "t": 1764093000.0 + t}]
 
 
@@ -191,3 +193,82 @@ def test_lost_records_are_declared_again_after_a_restart_before_sending(tmp_path
         box = Outbox(str(d), hash_fn=sha, segment_bytes=4096)
         assert box.lost == {0: chain.LOST_RECORD, 3: "1-1:damaged"} and box.head_seq == 5
         box.close()
+
+
+class FakeLink:
+    """The link as AgentCore.step sees it (a unit-test stand-in for PahoLink / the board's Link)."""
+
+    def __init__(self, room=10, refuse_after=None):
+        self.connected, self.connects = False, 0
+        self.acks, self.published, self.serviced = [], [], []
+        self._room, self.refuse_after = room, refuse_after
+
+    def service(self, now, sealed):
+        self.serviced.append((now, sealed))
+
+    def take_acks(self):
+        acks, self.acks = self.acks, []
+        return acks
+
+    def room(self):
+        return self._room
+
+    def publish(self, data):
+        if self.refuse_after is not None and len(self.published) >= self.refuse_after:
+            return False
+        self.published.append(data)
+        return True
+
+
+def test_step_publishes_nothing_while_the_link_is_down(tmp_path):
+    core, _ = make(tmp_path)
+    link = FakeLink()
+    assert core.step(0.0, 1764093000.0, link) == (1, 0)
+    assert link.serviced == [(0.0, 1)] and link.published == []
+
+
+def test_step_sends_from_the_last_ack_after_every_connect(tmp_path):
+    core, _ = make(tmp_path)
+    link = FakeLink()
+    core.step(0.0, 1764093000.0, link)
+    core.step(1.0, 1764093001.0, link)
+    link.connected, link.connects = True, 1
+    assert core.step(1.5, 1764093001.5, link) == (0, 2)
+    assert [cose_verify.parse_sign1(d).payload for d in link.published] == [
+        cose_verify.parse_sign1(d).payload for _, d in core.outbox.read(1, 2)]
+    link.acks = [1]
+    core.step(1.6, 1764093001.6, link)
+    assert core.outbox.acked == 1
+    link.connects = 2  # reconnected: seq 2 went out before, unacked: it goes again
+    link.published = []
+    assert core.step(1.7, 1764093001.7, link) == (0, 1)
+    assert link.published == [d for _, d in core.outbox.read(2, 2)]
+
+
+def test_step_stops_when_the_link_takes_no_more_and_resumes_there(tmp_path):
+    core, _ = make(tmp_path)
+    for t in range(3):
+        core.tick(float(t), 1764093000.0 + t)
+    link = FakeLink(refuse_after=1)
+    link.connected, link.connects = True, 1
+    assert core.step(2.5, 1764093002.5, link) == (0, 1)
+    link.refuse_after = None
+    assert core.step(2.6, 1764093002.6, link) == (0, 2)
+    assert link.published == [d for _, d in core.outbox.read(1, 3)]
+
+
+def test_step_without_sampling_seals_nothing(tmp_path):
+    core, _ = make(tmp_path)
+    assert core.step(0.0, 0.0, FakeLink(), False) == (0, 0)  # a board before its clock is set
+    assert core.outbox.head_seq == 0
+
+
+def test_birth_carries_key_head_epoch_and_every_counter(tmp_path):
+    from edgeledger.protocols import session
+
+    core, signer = make(tmp_path)
+    core.tick(0.0, 1764093000.0)
+    birth = session.decode_birth(core.birth("v-test", {"connects": 4}))
+    assert (birth["version"], birth["kid"], birth["last_seq"], birth["epoch"]) == ("v-test", signer.kid, 1, 3)
+    assert birth["counters"]["sealed"] == 1 and birth["counters"]["connects"] == 4
+    assert set(core.outbox.counters) <= set(birth["counters"])

@@ -4,7 +4,7 @@ signature, see ``bench device``); the key file is private to its owner."""
 import os
 import stat
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import cli
 
 

@@ -26,16 +26,18 @@ def _run_json(module, argv, capsys):
     return code, json.loads(out[0])
 
 
-def test_bench_group_is_shared_with_bench_device_in_either_order():
-    from edgeledger.firmware import cmd as fwcmd
+def test_one_bench_group_holds_every_suite_device_and_flash_included():
+    from edgeledger.gateway.boards import cmd as boards_cmd
 
-    for order in ((cmd, fwcmd), (fwcmd, cmd)):
-        p = argparse.ArgumentParser()
-        top = p.add_subparsers(dest="command")
-        for module in order:
-            module.add_commands({"top": top})
-        suites = top.choices["bench"].suites.choices
-        assert {"device", "ingest", "anchor", "proof", "flood"} <= set(suites)
+    p = argparse.ArgumentParser()
+    top = p.add_subparsers(dest="command")
+    for module in (boards_cmd, cmd):
+        module.add_commands({"top": top})
+    assert "firmware" in top.choices
+    args = p.parse_args(["bench", "device", "--json"])
+    assert args.bench_suite == "device" and args.json
+    for suite in ("device", "flash", "ingest", "anchor", "proof", "flood"):
+        assert p.parse_args(["bench", suite]).bench_suite == suite
 
 
 def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, capsys):

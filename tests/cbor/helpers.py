@@ -6,7 +6,7 @@ import struct
 import cbor2
 
 from edgeledger.protocols import cbor
-from edgeledger.protocols.cbor import Tag
+from edgeledger.protocols.cbor.decoder import Tag
 
 # Compare decoded values strictly: bool is not int, 1.0 is not 1, -0.0 is not
 # 0.0 and NaN equals NaN. Kept as source so MicroPython scripts use the same

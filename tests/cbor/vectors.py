@@ -15,7 +15,7 @@ NAN = float("nan")
 
 
 def tag(n, v):
-    from edgeledger.protocols.cbor import Tag
+    from edgeledger.protocols.cbor.decoder import Tag
 
     return Tag(n, v)
 

@@ -10,7 +10,7 @@ from tests.support.mpy import run_micropython
 
 SCRIPT = """
 import time
-from edgeledger.firmware import crypto
+from edgeledger.agent import crypto
 from edgeledger.agent import signer
 
 def median(xs):
@@ -18,7 +18,7 @@ def median(xs):
     return xs[len(xs) // 2]
 
 msg = b"\\xa5" * 200
-print("backends:", crypto.IMPLEMENTATION)
+print("backends:", crypto.implementation())
 for alg in ("EdDSA", "ES256", "SM2"):
     t0 = time.ticks_us()
     s = signer.KeySigner(alg, bytes(range(1, 33)))

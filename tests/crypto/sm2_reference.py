@@ -2,9 +2,9 @@
 
 Affine coordinates, double-and-add, Fermat inverses: as plain as the standard's text, so
 that it can be checked against the GB/T 32918.2 annex A example (a curve the optimised
-firmware/sm2.py does not support) and then used as a second opinion on sm2p256v1.
+agent/crypto/pure/sm2 does not support) and then used as a second opinion on sm2p256v1.
 """
-from edgeledger.firmware.sm3 import sm3
+from edgeledger.agent.crypto.pure.sm3 import sm3
 
 
 class Curve:

@@ -5,8 +5,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from edgeledger.firmware import aes as pure_aes
-from edgeledger.firmware import aesccm, crypto
+from edgeledger.agent.crypto.cipher import AesEcb, aes_ccm_decrypt, aes_ccm_encrypt, aes_ecb_encrypt_block
+from edgeledger.agent.crypto.errors import CcmAuthError
+from edgeledger.agent.crypto.pure import aes as pure_aes
+from edgeledger.agent.crypto.pure import ccm as aesccm
 from edgeledger.protocols.errors import SignatureError
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
@@ -22,15 +24,15 @@ def _cryptography_ecb(key):
 BLOCK_FUNCS = {
     "cryptography-ecb": _cryptography_ecb,
     "pure-aes": lambda key: pure_aes.Aes(key).encrypt_block,
-    "shim-AesEcb": lambda key: crypto.AesEcb(key).encrypt_block,
+    "shim-AesEcb": lambda key: AesEcb(key).encrypt_block,
 }
 
 
 def test_fips197_c1():
     key, pt, ct = (bytes.fromhex(x) for x in vectors.AES128)
     assert pure_aes.Aes(key).encrypt_block(pt).hex() == vectors.AES128[2]
-    assert crypto.aes_ecb_encrypt_block(key, pt) == ct
-    assert crypto.AesEcb(key).encrypt_block(pt) == ct
+    assert aes_ecb_encrypt_block(key, pt) == ct
+    assert AesEcb(key).encrypt_block(pt) == ct
 
 
 def test_pure_aes_matches_cryptography_on_random_blocks():
@@ -51,8 +53,8 @@ def test_rfc3610_packet_vectors_pure_ccm(block_func, name, m, nonce, aad, pt, ou
 @pytest.mark.parametrize("name,m,nonce,aad,pt,out", vectors.CCM, ids=[v[0] for v in vectors.CCM])
 def test_rfc3610_packet_vectors_shim(name, m, nonce, aad, pt, out):
     nonce, aad, pt, out = (bytes.fromhex(x) for x in (nonce, aad, pt, out))
-    assert crypto.aes_ccm_encrypt(KEY, nonce, pt, aad, m) == out
-    assert crypto.aes_ccm_decrypt(KEY, nonce, out, aad, m) == pt
+    assert aes_ccm_encrypt(KEY, nonce, pt, aad, m) == out
+    assert aes_ccm_decrypt(KEY, nonce, out, aad, m) == pt
 
 
 def test_pure_ccm_matches_cryptography_aesccm_on_random_inputs():
@@ -76,7 +78,7 @@ def test_pure_ccm_matches_cryptography_aesccm_on_random_inputs():
 
 @pytest.mark.parametrize("decrypt", [
     lambda key, n, d, a: aesccm.ccm_decrypt(_cryptography_ecb(key), n, d, a),
-    crypto.aes_ccm_decrypt], ids=["pure", "shim"])
+    aes_ccm_decrypt], ids=["pure", "shim"])
 def test_bad_tag_raises_typed_error(decrypt):
     _, m, nonce, aad, pt, out = vectors.CCM[0]
     nonce, aad, out = (bytes.fromhex(x) for x in (nonce, aad, out))
@@ -86,7 +88,7 @@ def test_bad_tag_raises_typed_error(decrypt):
         with pytest.raises(aesccm.CcmAuthError, match="tag mismatch") as info:
             decrypt(KEY, nonce, bad_out, bad_aad)
         assert isinstance(info.value, SignatureError)
-    assert crypto.CcmAuthError is aesccm.CcmAuthError
+    assert CcmAuthError is aesccm.CcmAuthError
 
 
 def test_bad_parameters_raise_value_error():
@@ -98,30 +100,34 @@ def test_bad_parameters_raise_value_error():
     with pytest.raises(ValueError, match="at least the 8-byte tag"):
         aesccm.ccm_decrypt(enc, bytes(13), b"1234567", b"")
     with pytest.raises(ValueError, match="AES key: expected 16 bytes"):
-        crypto.aes_ccm_encrypt(bytes(15), bytes(13), b"", b"")
+        aes_ccm_encrypt(bytes(15), bytes(13), b"", b"")
     with pytest.raises(ValueError, match="AES block"):
-        crypto.AesEcb(KEY).encrypt_block(bytes(15))
+        AesEcb(KEY).encrypt_block(bytes(15))
 
 
 @pytest.mark.micropython
 def test_aes_and_ccm_under_micropython():
     out = run_lines("""
-from edgeledger.firmware import crypto, aes, aesccm
-print("impl|%s,%s" % (crypto.IMPLEMENTATION["aes"], crypto.IMPLEMENTATION["ccm"]))
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.cipher import aes_ccm_decrypt, aes_ccm_encrypt, aes_ecb_encrypt_block
+from edgeledger.agent.crypto.errors import CcmAuthError
+from edgeledger.agent.crypto.pure import aes
+from edgeledger.agent.crypto.pure import ccm as aesccm
+print("impl|%s,%s" % (crypto.implementation()["aes"], crypto.implementation()["ccm"]))
 k, p, c = [bytes.fromhex(x) for x in AES128]
-print("aes.shim|" + crypto.aes_ecb_encrypt_block(k, p).hex())
+print("aes.shim|" + aes_ecb_encrypt_block(k, p).hex())
 print("aes.pure|" + aes.Aes(k).encrypt_block(p).hex())
 key = bytes.fromhex(CCM_KEY)
 for name, m, nonce, aad, pt, o in CCM:
     nonce = bytes.fromhex(nonce); aad = bytes.fromhex(aad); pt = bytes.fromhex(pt)
     o = bytes.fromhex(o)
-    print(name + ".shim|" + crypto.aes_ccm_encrypt(key, nonce, pt, aad, m).hex())
+    print(name + ".shim|" + aes_ccm_encrypt(key, nonce, pt, aad, m).hex())
     print(name + ".pure|" + aesccm.ccm_encrypt(aes.Aes(key).encrypt_block, nonce, pt, aad, m).hex())
-    print(name + ".open|%r" % (crypto.aes_ccm_decrypt(key, nonce, o, aad, m) == pt))
+    print(name + ".open|%r" % (aes_ccm_decrypt(key, nonce, o, aad, m) == pt))
     try:
-        crypto.aes_ccm_decrypt(key, nonce, o[:-1] + bytes([o[-1] ^ 1]), aad, m)
+        aes_ccm_decrypt(key, nonce, o[:-1] + bytes([o[-1] ^ 1]), aad, m)
         print(name + ".badtag|accepted")
-    except crypto.CcmAuthError:
+    except CcmAuthError:
         print(name + ".badtag|CcmAuthError")
 """)
     assert out["impl"] == "cryptolib,pure"

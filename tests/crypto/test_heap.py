@@ -12,10 +12,10 @@ from tests.support.mpy import run_micropython
 HEAP_BOARD = "64K"  # the smallest GC heap we promise to sign and verify in
 
 SCRIPT = """
-from edgeledger.firmware import crypto
+from edgeledger.agent import crypto
 from edgeledger.agent import signer
-print("impl|%s,%s,%s" % (crypto.IMPLEMENTATION["ed25519"], crypto.IMPLEMENTATION["p256"],
-                         crypto.IMPLEMENTATION["sha512"]))
+print("impl|%s,%s,%s" % (crypto.implementation()["ed25519"], crypto.implementation()["p256"],
+                         crypto.implementation()["sha512"]))
 msg = b"\\xa5" * 200  # about one COSE Sig_structure for a small SenML pack
 s = signer.KeySigner(ALG, bytes(range(1, 33)))
 sig = s.sign(msg)

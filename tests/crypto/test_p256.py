@@ -5,13 +5,15 @@ import os
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                             encode_dss_signature)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from edgeledger.firmware import crypto
-from edgeledger.firmware import p256 as pure
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.pure.p256 import sign as pure
+from edgeledger.agent.crypto.pure.p256 import verify as pure_verify
+from edgeledger.agent.crypto.verify import es256_verify
+from edgeledger.protocols.cose import verify as cose_verify
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 
@@ -27,7 +29,7 @@ def _raw(der):
 def _low_s(s_hex):
     """The s an ES256 signer returns: s, or n - s when s > n/2 (the canonical form)."""
     s = int(s_hex, 16)
-    return "%064x" % (crypto.P256_N - s if s > crypto.P256_N // 2 else s)
+    return "%064x" % (cose_verify.P256_N - s if s > cose_verify.P256_N // 2 else s)
 
 
 def _verify_with_cryptography(pub, msg, sig):
@@ -49,18 +51,18 @@ def test_rfc6979_deterministic_signatures(msg, k, r, s):
     # the signer (cryptography with deterministic_signing) returns its low-S twin
     assert crypto.es256_sign(D, msg).hex() == r + _low_s(s)
     for sig in (bytes.fromhex(r + s), bytes.fromhex(r + _low_s(s))):  # both verify
-        assert pure.verify(PUB, digest, sig) is True
-        assert crypto.es256_verify(PUB, msg, sig) is True
+        assert pure_verify.verify(PUB, digest, sig) is True
+        assert es256_verify(PUB, msg, sig) is True
 
 
 def test_rfc6979_sample_is_high_s_and_the_signer_flips_it():
     # guards the test above: one vector must exercise the n - s branch
-    assert [int(s, 16) > crypto.P256_N // 2 for _, _, _, s in vectors.P256_SHA256] == [True, False]
+    assert [int(s, 16) > cose_verify.P256_N // 2 for _, _, _, s in vectors.P256_SHA256] == [True, False]
 
 
 def test_es256_signatures_are_low_s_on_both_backends():
     """Every ES256 signature a signer makes has s <= n/2, whichever backend made it."""
-    half = crypto.P256_N // 2
+    half = cose_verify.P256_N // 2
     flipped = 0
     for i in range(64):
         d = hashlib.sha256(b"key %d" % i).digest()
@@ -75,8 +77,8 @@ def test_es256_signatures_are_low_s_on_both_backends():
 
 
 @pytest.mark.parametrize("verify", [
-    lambda pub, m, s: pure.verify(pub, hashlib.sha256(m).digest(), s),
-    crypto.es256_verify], ids=["pure", "shim"])
+    lambda pub, m, s: pure_verify.verify(pub, hashlib.sha256(m).digest(), s),
+    es256_verify], ids=["pure", "shim"])
 def test_tampering_is_refused(verify):
     msg, _, r, s = vectors.P256_SHA256[0]
     sig = bytes.fromhex(r + s)
@@ -90,7 +92,7 @@ def test_tampering_is_refused(verify):
     assert verify(other, msg, sig) is False
 
 
-@pytest.mark.parametrize("verify", [pure.verify, crypto.es256_verify], ids=["pure", "shim"])
+@pytest.mark.parametrize("verify", [pure_verify.verify, es256_verify], ids=["pure", "shim"])
 def test_malformed_public_key_raises(verify):
     sig = bytes(64)
     with pytest.raises(ValueError, match="expected 65 bytes"):
@@ -119,7 +121,7 @@ def test_pure_agrees_with_cryptography_on_random_keys():
         assert pure.public_key(d) == pub
         digest = hashlib.sha256(msg).digest()
         _verify_with_cryptography(pub, msg, pure.sign(d, digest))
-        assert pure.verify(pub, digest, _raw(key.sign(msg, ec.ECDSA(hashes.SHA256()))))
+        assert pure_verify.verify(pub, digest, _raw(key.sign(msg, ec.ECDSA(hashes.SHA256()))))
 
 
 def test_comb_table_is_sums_of_powers_of_g():
@@ -136,8 +138,10 @@ def test_comb_table_is_sums_of_powers_of_g():
 def test_rfc6979_vectors_under_micropython():
     out = run_lines("""
 import hashlib
-from edgeledger.firmware import crypto, p256
-print("impl|" + crypto.IMPLEMENTATION["p256"])
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.verify import es256_verify
+from edgeledger.agent.crypto.pure.p256 import sign as p256
+print("impl|" + crypto.implementation()["p256"])
 d = bytes.fromhex(P256_PRIVATE); pub = bytes.fromhex(P256_PUBLIC)
 print("pub|" + crypto.p256_public_key(d).hex())
 for msg, k, r, s in P256_SHA256:
@@ -146,12 +150,12 @@ for msg, k, r, s in P256_SHA256:
     print(name + ".k|%x" % next(p256.rfc6979_nonces(int.from_bytes(d, "big"), digest)))
     print(name + ".sig|" + crypto.es256_sign(d, msg).hex())
     sig = bytes.fromhex(r + s)
-    print(name + ".verify|%r" % crypto.es256_verify(pub, msg, sig))
+    print(name + ".verify|%r" % es256_verify(pub, msg, sig))
     bad = bytearray(sig); bad[40] ^= 1
-    print(name + ".tampered_sig|%r" % crypto.es256_verify(pub, msg, bytes(bad)))
-    print(name + ".tampered_msg|%r" % crypto.es256_verify(pub, msg + b"!", sig))
+    print(name + ".tampered_sig|%r" % es256_verify(pub, msg, bytes(bad)))
+    print(name + ".tampered_msg|%r" % es256_verify(pub, msg + b"!", sig))
 try:
-    crypto.es256_verify(pub[:-1] + bytes([pub[-1] ^ 1]), b"m", bytes(64))
+    es256_verify(pub[:-1] + bytes([pub[-1] ^ 1]), b"m", bytes(64))
     print("offcurve|accepted")
 except ValueError:
     print("offcurve|ValueError")
@@ -177,15 +181,16 @@ def test_cross_runtime_signatures():
     msgs = [os.urandom(n) for n in (0, 33, 150, 700)]
     cpy_sigs = [_raw(key.sign(m, ec.ECDSA(hashes.SHA256()))) for m in msgs]
     out = run_lines("""
-from edgeledger.firmware import crypto
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.verify import es256_verify
 print("pub|" + crypto.p256_public_key(D).hex())
 for i in range(len(MSGS)):
     m = bytes.fromhex(MSGS[i]); s = bytes.fromhex(SIGS[i])
     print("mpy_sig.%d|%s" % (i, crypto.es256_sign(D, m).hex()))
-    print("verify.%d|%r" % (i, crypto.es256_verify(PUB, m, s)))
+    print("verify.%d|%r" % (i, es256_verify(PUB, m, s)))
     bad = bytearray(s); bad[10] ^= 0x80
-    print("tampered.%d|%r" % (i, crypto.es256_verify(PUB, m, bytes(bad))))
-    print("othermsg.%d|%r" % (i, crypto.es256_verify(PUB, m + b"x", s)))
+    print("tampered.%d|%r" % (i, es256_verify(PUB, m, bytes(bad))))
+    print("othermsg.%d|%r" % (i, es256_verify(PUB, m + b"x", s)))
 """, extra="D = %r\nPUB = %r\nMSGS = %r\nSIGS = %r\n" % (
         d, pub, [m.hex() for m in msgs], [s.hex() for s in cpy_sigs]))
     assert out["pub"] == pub.hex()

@@ -4,9 +4,9 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edgeledger.agent import signer
-from edgeledger.firmware import crypto
-from edgeledger.protocols.errors import CoseError, DecodeError
+from edgeledger.agent import crypto, key_file, signer
+from edgeledger.protocols.errors import CoseError, DecodeError, UnknownAlgorithmError
+from edgeledger.protocols.key_file import KeyFileError
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 
@@ -23,7 +23,7 @@ def test_algorithm_table():
     assert signer.algorithm(-7).name == "ES256"
     assert signer.algorithm(-8) is signer.algorithm("EdDSA")
     assert signer.algorithm("SM2").cose_id == -65537 == signer.algorithm(-65537).cose_id
-    with pytest.raises(signer.UnknownAlgorithmError, match="found -35") as info:
+    with pytest.raises(UnknownAlgorithmError, match="found -35") as info:
         signer.algorithm(-35)
     assert isinstance(info.value, CoseError)
 
@@ -58,14 +58,14 @@ def test_key_signer_rejects_bad_keys():
 @pytest.mark.parametrize("alg", ["EdDSA", "ES256", "SM2"])
 def test_generate_and_key_file_round_trip(tmp_path, alg):
     s = signer.generate(alg, "meter-7")
-    text = signer.key_file_content("meter-7", alg, s.private_bytes())
+    text = key_file.key_file_content("meter-7", alg, s.private_bytes())
     doc = json.loads(text)
     assert list(doc) == ["device", "alg", "private", "public", "kid"]
     assert doc == {"device": "meter-7", "alg": alg, "private": s.private_bytes().hex(),
                    "public": s.public_key.hex(), "kid": s.kid.hex()}
     path = tmp_path / "key.json"
     path.write_text(text)
-    loaded = signer.load_key_file(str(path))
+    loaded = key_file.load_key_file(str(path))
     assert (loaded.alg, loaded.kid, loaded.public_key, loaded.device) == (
         s.alg, s.kid, s.public_key, "meter-7")
     assert signer.verify(alg, s.public_key, b"x", loaded.sign(b"x"))
@@ -84,24 +84,24 @@ def test_generated_keys_differ():
     (lambda d: d.update(alg=-8), "field 'alg'"),
 ])
 def test_bad_key_files_raise_key_file_error(mutate, match):
-    doc = json.loads(signer.key_file_content("d", "EdDSA", ED_SEED))
+    doc = json.loads(key_file.key_file_content("d", "EdDSA", ED_SEED))
     mutate(doc)
-    with pytest.raises(signer.KeyFileError, match=match) as info:
-        signer.parse_key_file(json.dumps(doc))
+    with pytest.raises(KeyFileError, match=match) as info:
+        key_file.parse_key_file(json.dumps(doc))
     assert isinstance(info.value, DecodeError)
 
 
 def test_key_file_edge_cases():
-    with pytest.raises(signer.KeyFileError, match="JSON object"):
-        signer.parse_key_file("not json")
-    with pytest.raises(signer.KeyFileError, match="JSON object, found list"):
-        signer.parse_key_file("[]")
-    with pytest.raises(signer.KeyFileError, match="at most 4096"):
-        signer.parse_key_file(" " * 5000)
-    doc = json.loads(signer.key_file_content("d", "EdDSA", ED_SEED))
+    with pytest.raises(KeyFileError, match="JSON object"):
+        key_file.parse_key_file("not json")
+    with pytest.raises(KeyFileError, match="JSON object, found list"):
+        key_file.parse_key_file("[]")
+    with pytest.raises(KeyFileError, match="at most 4096"):
+        key_file.parse_key_file(" " * 5000)
+    doc = json.loads(key_file.key_file_content("d", "EdDSA", ED_SEED))
     doc["alg"] = "RS256"
-    with pytest.raises(signer.UnknownAlgorithmError):
-        signer.parse_key_file(json.dumps(doc))
+    with pytest.raises(UnknownAlgorithmError):
+        key_file.parse_key_file(json.dumps(doc))
 
 
 def test_agent_signer_module_is_micropython_clean():
@@ -113,26 +113,27 @@ def test_agent_signer_module_is_micropython_clean():
 
 @pytest.mark.micropython
 def test_signer_and_key_file_under_micropython(tmp_path):
-    key_text = signer.key_file_content("dev-1", "EdDSA", ED_SEED)
-    p256_text = signer.key_file_content("dev-2", "ES256", P256_D)
-    sm2_text = signer.key_file_content("dev-3", "SM2", SM2_D)
+    key_text = key_file.key_file_content("dev-1", "EdDSA", ED_SEED)
+    p256_text = key_file.key_file_content("dev-2", "ES256", P256_D)
+    sm2_text = key_file.key_file_content("dev-3", "SM2", SM2_D)
     out = run_lines("""
-from edgeledger.agent import signer
+from edgeledger.agent import key_file, signer
+from edgeledger.protocols.key_file import KeyFileError
 for name, text in (("ed", ED_TEXT), ("p256", P256_TEXT), ("sm2", SM2_TEXT)):
     with open(name + ".json", "w") as f:
         f.write(text)
-    s = signer.load_key_file(name + ".json")
+    s = key_file.load_key_file(name + ".json")
     print(name + ".alg|%d" % s.alg)
     print(name + ".kid|" + s.kid.hex())
     print(name + ".device|" + s.device)
     print(name + ".sig|" + s.sign(b"tbs").hex())
-    print(name + ".content|" + signer.key_file_content(s.device, s.alg, s.private_bytes()).strip())
+    print(name + ".content|" + key_file.key_file_content(s.device, s.alg, s.private_bytes()).strip())
 g = signer.generate("EdDSA", "x")
 print("gen.verify|%r" % signer.verify(g.alg, g.public_key, b"m", g.sign(b"m")))
 try:
-    signer.parse_key_file(ED_TEXT.replace('"kid": "', '"kid": "00'))
+    key_file.parse_key_file(ED_TEXT.replace('"kid": "', '"kid": "00'))
     print("badkid|accepted")
-except signer.KeyFileError:
+except KeyFileError:
     print("badkid|KeyFileError")
 """, extra="ED_TEXT = %r\nP256_TEXT = %r\nSM2_TEXT = %r\n" % (key_text, p256_text, sm2_text))
     ed = signer.KeySigner("EdDSA", ED_SEED)

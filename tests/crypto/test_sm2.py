@@ -1,12 +1,16 @@
 """SM2 signatures with SM3 and Z_A (GB/T 32918.2-2016): the standards' worked examples, the
-pure module (firmware/sm2.py) and the shim (tongsuopy on CPython), the canonical form, and
+pure module (agent/crypto/pure/sm2) and the shim (tongsuopy on CPython), the canonical form, and
 both runtimes against each other."""
 import os
 
 import pytest
 
-from edgeledger.firmware import crypto, ecc, sm3
-from edgeledger.firmware import sm2 as pure
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.pure import sm3
+from edgeledger.agent.crypto.pure.ecc import curve as ecc
+from edgeledger.agent.crypto.pure.sm2 import sign as pure
+from edgeledger.agent.crypto.pure.sm2 import verify as pure_verify
+from edgeledger.agent.crypto.verify import sm2_verify
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 from tests.crypto.sm2_reference import SM2P256V1, Curve
@@ -25,10 +29,9 @@ def _scalar():
 
 def _tongsuo():
     """tongsuopy as the gateway uses it (a project dependency): sign/verify/public key."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
     from tongsuopy.crypto import hashes, serialization
     from tongsuopy.crypto.asymciphers import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                                 encode_dss_signature)
     from tongsuopy.crypto.exceptions import InvalidSignature
 
     alg = ec.ECDSA(hashes.SM3())
@@ -63,15 +66,15 @@ def test_gmt0003_5_annex_example_pure():
     e = sm3.sm3(bytes.fromhex(G["za"]) + G["msg"])
     assert e.hex() == G["e"]
     assert pure.sign_with_nonce(d, e, int(G["k"], 16)) == SIG
-    assert pure.verify(PUB, e, SIG) is True
-    assert pure.verify_message(PUB, G["msg"], SIG) is True
+    assert pure_verify.verify(PUB, e, SIG) is True
+    assert pure_verify.verify_message(PUB, G["msg"], SIG) is True
 
 
 def test_gmt0003_5_annex_example_shim():
-    assert crypto.IMPLEMENTATION["sm2"] == "tongsuopy"
+    assert crypto.implementation()["sm2"] == "tongsuopy"
     assert crypto.sm2_public_key(D) == PUB
-    assert crypto.sm2_verify(PUB, G["msg"], SIG) is True
-    assert crypto.sm2_verify(PUB, G["msg"] + b"!", SIG) is False
+    assert sm2_verify(PUB, G["msg"], SIG) is True
+    assert sm2_verify(PUB, G["msg"] + b"!", SIG) is False
 
 
 def test_gbt32918_2_annex_a_example_on_its_own_curve():
@@ -103,7 +106,7 @@ def test_pure_agrees_with_the_textbook_reference_on_random_keys_and_nonces():
         want = SM2P256V1.sign(d, int.from_bytes(e, "big"), k)
         got = pure.sign_with_nonce(d, e, k)
         assert got == (want[0].to_bytes(32, "big") + want[1].to_bytes(32, "big"))
-        assert pure.verify(pub, e, got)
+        assert pure_verify.verify(pub, e, got)
 
 
 def test_comb_table_is_sums_of_powers_of_g():
@@ -130,7 +133,7 @@ def test_pure_signatures_are_deterministic_rfc6979_with_hmac_sm3():
 
 
 @pytest.mark.parametrize("verify", [
-    lambda pub, m, s: pure.verify_message(pub, m, s), crypto.sm2_verify], ids=["pure", "shim"])
+    lambda pub, m, s: pure_verify.verify_message(pub, m, s), sm2_verify], ids=["pure", "shim"])
 def test_tampering_is_refused(verify):
     msg = G["msg"]
     bad = bytearray(SIG)
@@ -145,7 +148,7 @@ def test_tampering_is_refused(verify):
 
 
 @pytest.mark.parametrize("verify", [
-    lambda pub, m, s: pure.verify_message(pub, m, s), crypto.sm2_verify], ids=["pure", "shim"])
+    lambda pub, m, s: pure_verify.verify_message(pub, m, s), sm2_verify], ids=["pure", "shim"])
 def test_out_of_range_scalars_are_refused(verify):
     """r, s must lie in [1, n-1], and t = r + s must not be 0 mod n (§7.1 B1, B2, B5)."""
     r, s = SIG[:32], SIG[32:]
@@ -164,18 +167,18 @@ def test_unreduced_scalars_are_refused_where_they_would_otherwise_verify():
     pub = pure.public_key(d)
     small = 12345  # a target r < 2**256 - n
     k = _scalar()
-    x1 = pure._affine(pure._base_mul(k))[0]
+    x1 = pure.affine(pure.base_mul(k))[0]
     e = ((small - x1) % N).to_bytes(32, "big")  # so that r = (e + x1) mod n = small
     sig = pure.sign_with_nonce(d, e, k)
-    assert int.from_bytes(sig[:32], "big") == small and pure.verify(pub, e, sig)
+    assert int.from_bytes(sig[:32], "big") == small and pure_verify.verify(pub, e, sig)
     assert small + N < 2 ** 256
-    assert pure.verify(pub, e, (small + N).to_bytes(32, "big") + sig[32:]) is False
+    assert pure_verify.verify(pub, e, (small + N).to_bytes(32, "big") + sig[32:]) is False
     s = int.from_bytes(sig[32:], "big")
     if s + N < 2 ** 256:  # s is not under our control; r + n covers the rule when s is large
-        assert pure.verify(pub, e, sig[:32] + (s + N).to_bytes(32, "big")) is False
+        assert pure_verify.verify(pub, e, sig[:32] + (s + N).to_bytes(32, "big")) is False
 
 
-@pytest.mark.parametrize("verify", [pure.verify_message, crypto.sm2_verify], ids=["pure", "shim"])
+@pytest.mark.parametrize("verify", [pure_verify.verify_message, sm2_verify], ids=["pure", "shim"])
 def test_malformed_public_key_raises(verify):
     with pytest.raises(ValueError, match="expected 65 bytes"):
         verify(PUB[:64], b"m", SIG)
@@ -195,7 +198,7 @@ def test_private_key_range_is_checked():
     with pytest.raises(ValueError, match="expected 32 bytes, found 31"):
         crypto.sm2_sign(bytes(31), b"m")
     top = (N - 2).to_bytes(32, "big")
-    assert crypto.sm2_verify(crypto.sm2_public_key(top), b"m", crypto.sm2_sign(top, b"m"))
+    assert sm2_verify(crypto.sm2_public_key(top), b"m", crypto.sm2_sign(top, b"m"))
 
 
 def test_user_id_is_part_of_the_signature():
@@ -205,9 +208,9 @@ def test_user_id_is_part_of_the_signature():
     pub = pure.public_key(d)
     e_other = sm3.sm3(pure.z_a(pub, b"ALICE123@YAHOO.COM") + b"m")
     sig = pure.sign(d, e_other)
-    assert pure.verify_message(pub, b"m", sig, b"ALICE123@YAHOO.COM") is True
-    assert pure.verify_message(pub, b"m", sig) is False
-    assert crypto.sm2_verify(pub, b"m", sig) is False
+    assert pure_verify.verify_message(pub, b"m", sig, b"ALICE123@YAHOO.COM") is True
+    assert pure_verify.verify_message(pub, b"m", sig) is False
+    assert sm2_verify(pub, b"m", sig) is False
     with pytest.raises(ValueError, match="at most 8191 bytes"):
         pure.z_a(pub, bytes(8192))
 
@@ -225,27 +228,30 @@ def test_pure_and_tongsuopy_verify_each_other():
         ours = pure.sign_message(d, msg)
         assert verify(pub, msg, ours) and not verify(pub, msg + b"x", ours)
         theirs = sign(d, msg)
-        assert pure.verify_message(pub, msg, theirs)
-        assert not pure.verify_message(pub, msg + b"x", theirs)
+        assert pure_verify.verify_message(pub, msg, theirs)
+        assert not pure_verify.verify_message(pub, msg + b"x", theirs)
 
 
 @pytest.mark.micropython
 def test_gmt_example_under_micropython():
     out = run_lines("""
-from edgeledger.firmware import crypto, sm2, sm3
-print("impl|" + crypto.IMPLEMENTATION["sm2"])
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.verify import sm2_verify
+from edgeledger.agent.crypto.pure.sm2 import sign as sm2
+from edgeledger.agent.crypto.pure import sm3
+print("impl|" + crypto.implementation()["sm2"])
 d = bytes.fromhex(SM2_GMT["d"]); pub = bytes.fromhex(SM2_GMT["pub"])
 print("pub|" + crypto.sm2_public_key(d).hex())
 print("za|" + sm2.z_a(pub).hex())
 e = sm3.sm3(sm2.z_a(pub) + SM2_GMT["msg"])
 print("sig|" + sm2.sign_with_nonce(int.from_bytes(d, "big"), e, int(SM2_GMT["k"], 16)).hex())
 sig = bytes.fromhex(SM2_GMT["sig"])
-print("verify|%r" % crypto.sm2_verify(pub, SM2_GMT["msg"], sig))
+print("verify|%r" % sm2_verify(pub, SM2_GMT["msg"], sig))
 bad = bytearray(sig); bad[40] ^= 1
-print("tampered_sig|%r" % crypto.sm2_verify(pub, SM2_GMT["msg"], bytes(bad)))
-print("tampered_msg|%r" % crypto.sm2_verify(pub, SM2_GMT["msg"] + b"!", sig))
+print("tampered_sig|%r" % sm2_verify(pub, SM2_GMT["msg"], bytes(bad)))
+print("tampered_msg|%r" % sm2_verify(pub, SM2_GMT["msg"] + b"!", sig))
 try:
-    crypto.sm2_verify(pub[:-1] + bytes([pub[-1] ^ 1]), b"m", sig)
+    sm2_verify(pub[:-1] + bytes([pub[-1] ^ 1]), b"m", sig)
     print("offcurve|accepted")
 except ValueError:
     print("offcurve|ValueError")
@@ -269,14 +275,15 @@ def test_cross_runtime_signatures():
     msgs = [os.urandom(n) for n in (0, 33, 150, 700)]
     theirs = [sign(d, m) for m in msgs]
     out = run_lines("""
-from edgeledger.firmware import crypto
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.verify import sm2_verify
 print("pub|" + crypto.sm2_public_key(D).hex())
 for i in range(len(MSGS)):
     m = bytes.fromhex(MSGS[i]); s = bytes.fromhex(SIGS[i])
     print("mpy_sig.%d|%s" % (i, crypto.sm2_sign(D, m).hex()))
-    print("verify.%d|%r" % (i, crypto.sm2_verify(PUB, m, s)))
+    print("verify.%d|%r" % (i, sm2_verify(PUB, m, s)))
     bad = bytearray(s); bad[10] ^= 0x80
-    print("tampered.%d|%r" % (i, crypto.sm2_verify(PUB, m, bytes(bad))))
+    print("tampered.%d|%r" % (i, sm2_verify(PUB, m, bytes(bad))))
 """, extra="D = %r\nPUB = %r\nMSGS = %r\nSIGS = %r\n" % (
         db, pub, [m.hex() for m in msgs], [s.hex() for s in theirs]))
     assert out["pub"] == pub.hex()

@@ -5,8 +5,9 @@ import os
 import pytest
 from cryptography.hazmat.primitives import hashes, hmac
 
-from edgeledger.firmware import crypto
-from edgeledger.firmware import sm3 as pure
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.mac import hmac_sm3
+from edgeledger.agent.crypto.pure import sm3 as pure
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
 
@@ -42,12 +43,12 @@ def test_hmac_sm3_matches_openssl(klen):
     """Keys shorter than, equal to and longer than the 64-byte block (RFC 2104 §2)."""
     key, data = os.urandom(klen), os.urandom(77)
     assert pure.hmac_sm3(key, data) == _openssl_hmac_sm3(key, data)
-    assert crypto.hmac_sm3(key, data) == _openssl_hmac_sm3(key, data)
+    assert hmac_sm3(key, data) == _openssl_hmac_sm3(key, data)
 
 
 def test_sm3_serves_as_a_merkle_hash():
     """Same shape as the SHA-256 the Merkle and chain code use: bytes in, 32 bytes out."""
-    assert len(crypto.sm3(b"\x00" + b"leaf")) == crypto.SM3_LEN == 32
+    assert len(crypto.sm3(b"\x00" + b"leaf")) == 32
     assert crypto.sm3(b"a") != crypto.sm3(b"b")
 
 
@@ -55,13 +56,15 @@ def test_sm3_serves_as_a_merkle_hash():
 def test_sm3_under_micropython():
     key, data = os.urandom(70), os.urandom(150)
     out = run_lines("""
-from edgeledger.firmware import crypto, sm3
-print("impl|" + crypto.IMPLEMENTATION["sm3"])
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.mac import hmac_sm3
+from edgeledger.agent.crypto.pure import sm3
+print("impl|" + crypto.implementation()["sm3"])
 for i, (msg, digest) in enumerate(SM3):
     print("sm3.%d|%s" % (i, crypto.sm3(msg).hex()))
     print("pure.%d|%s" % (i, sm3.sm3(msg).hex()))
 print("long|" + crypto.sm3(DATA).hex())
-print("hmac|" + crypto.hmac_sm3(KEY, DATA).hex())
+print("hmac|" + hmac_sm3(KEY, DATA).hex())
 """, extra="KEY = %r\nDATA = %r\n" % (key, data))
     assert out["impl"] == "pure"
     for i, (_, digest) in enumerate(vectors.SM3):

@@ -6,8 +6,10 @@ import os
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from edgeledger.firmware import aesccm, crypto
-from edgeledger.firmware import sm4 as pure
+from edgeledger.agent.crypto.cipher import Sm4Ecb, sm4_ccm_decrypt, sm4_ccm_encrypt, sm4_ecb_encrypt_block
+from edgeledger.agent.crypto.errors import CcmAuthError
+from edgeledger.agent.crypto.pure import ccm as aesccm
+from edgeledger.agent.crypto.pure import sm4 as pure
 from edgeledger.protocols.errors import SignatureError
 from tests.crypto import vectors
 from tests.crypto.helpers import run_lines
@@ -25,15 +27,15 @@ def test_gbt32907_example_one_block():
     c = pure.Sm4(KEY)
     assert c.encrypt_block(KEY) == CT1
     assert c.decrypt_block(CT1) == KEY
-    assert crypto.sm4_ecb_encrypt_block(KEY, KEY) == CT1
-    assert crypto.Sm4Ecb(KEY).encrypt_block(KEY) == CT1
+    assert sm4_ecb_encrypt_block(KEY, KEY) == CT1
+    assert Sm4Ecb(KEY).encrypt_block(KEY) == CT1
 
 
 def test_gbt32907_example_a_million_encryptions_through_the_shim():
     """Annex A example 2: the same block encrypted 1,000,000 times. Through the shim's
     CPython backend (OpenSSL's SM4, ~1 s); the pure module would take minutes, so it meets
     example 1 and random blocks against OpenSSL instead."""
-    enc = crypto.Sm4Ecb(KEY).encrypt_block
+    enc = Sm4Ecb(KEY).encrypt_block
     x = KEY
     for _ in range(1000000):
         x = enc(x)
@@ -57,8 +59,8 @@ def test_rfc8998_sm4_ccm_vector(encrypt_block):
 
 
 def test_rfc8998_sm4_ccm_vector_shim():
-    assert crypto.sm4_ccm_encrypt(C_KEY, C_NONCE, C_PT, C_AAD) == C_CT + C_TAG  # 16-byte tag default
-    assert crypto.sm4_ccm_decrypt(C_KEY, C_NONCE, C_CT + C_TAG, C_AAD) == C_PT
+    assert sm4_ccm_encrypt(C_KEY, C_NONCE, C_PT, C_AAD) == C_CT + C_TAG  # 16-byte tag default
+    assert sm4_ccm_decrypt(C_KEY, C_NONCE, C_CT + C_TAG, C_AAD) == C_PT
 
 
 @pytest.mark.interop
@@ -74,58 +76,61 @@ def test_sm4_ccm_matches_tongsuo_on_random_inputs():
         pt = os.urandom(i * 3)
         aad = os.urandom(i % 23) if i % 4 else b""
         theirs = SM4CCM(key, tag).encrypt(nonce, pt, aad or None)
-        assert crypto.sm4_ccm_encrypt(key, nonce, pt, aad, tag) == theirs, i
+        assert sm4_ccm_encrypt(key, nonce, pt, aad, tag) == theirs, i
         assert SM4CCM(key, tag).decrypt(nonce, theirs, aad or None) == pt
     big_aad = os.urandom(0xFF00 + 1)  # the 0xFFFE ‖ 4-byte length form
     key, nonce = os.urandom(16), os.urandom(12)
-    assert (crypto.sm4_ccm_encrypt(key, nonce, b"pt", big_aad)
+    assert (sm4_ccm_encrypt(key, nonce, b"pt", big_aad)
             == SM4CCM(key, 16).encrypt(nonce, b"pt", big_aad))
 
 
 @pytest.mark.parametrize("decrypt", [
     lambda k, n, d, a: aesccm.ccm_decrypt(pure.Sm4(k).encrypt_block, n, d, a, 16),
-    crypto.sm4_ccm_decrypt], ids=["pure", "shim"])
+    sm4_ccm_decrypt], ids=["pure", "shim"])
 def test_bad_tag_raises_typed_error(decrypt):
     data = C_CT + C_TAG
     for bad_data, bad_aad, bad_nonce in ((data[:-1] + bytes([data[-1] ^ 1]), C_AAD, C_NONCE),
                                          (bytes([data[0] ^ 1]) + data[1:], C_AAD, C_NONCE),
                                          (data, C_AAD + b"\x00", C_NONCE),
                                          (data, C_AAD, bytes(12))):
-        with pytest.raises(crypto.CcmAuthError, match="tag mismatch") as info:
+        with pytest.raises(CcmAuthError, match="tag mismatch") as info:
             decrypt(C_KEY, bad_nonce, bad_data, bad_aad)
         assert isinstance(info.value, SignatureError)
 
 
 def test_bad_parameters_raise_value_error():
     with pytest.raises(ValueError, match="SM4 key: expected 16 bytes, found 15"):
-        crypto.sm4_ccm_encrypt(bytes(15), C_NONCE, b"")
+        sm4_ccm_encrypt(bytes(15), C_NONCE, b"")
     with pytest.raises(ValueError, match="SM4 key: expected 16 bytes, found 17"):
         pure.Sm4(bytes(17))
     with pytest.raises(ValueError, match="SM4 block"):
-        crypto.Sm4Ecb(KEY).encrypt_block(bytes(15))
+        Sm4Ecb(KEY).encrypt_block(bytes(15))
     with pytest.raises(ValueError, match="SM4 block"):
         pure.Sm4(KEY).encrypt_block(bytes(17))
     with pytest.raises(ValueError, match="nonce: expected 7..13 bytes, found 14"):
-        crypto.sm4_ccm_encrypt(KEY, bytes(14), b"")
+        sm4_ccm_encrypt(KEY, bytes(14), b"")
     with pytest.raises(ValueError, match="at least the 16-byte tag"):
-        crypto.sm4_ccm_decrypt(KEY, C_NONCE, bytes(15))
+        sm4_ccm_decrypt(KEY, C_NONCE, bytes(15))
 
 
 @pytest.mark.micropython
 def test_sm4_and_ccm_under_micropython():
     out = run_lines("""
-from edgeledger.firmware import crypto, sm4
-print("impl|" + crypto.IMPLEMENTATION["sm4"])
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.cipher import sm4_ccm_decrypt, sm4_ccm_encrypt, sm4_ecb_encrypt_block
+from edgeledger.agent.crypto.errors import CcmAuthError
+from edgeledger.agent.crypto.pure import sm4
+print("impl|" + crypto.implementation()["sm4"])
 k, ct1 = bytes.fromhex(SM4[0]), bytes.fromhex(SM4[1])
-print("block|" + crypto.sm4_ecb_encrypt_block(k, k).hex())
+print("block|" + sm4_ecb_encrypt_block(k, k).hex())
 print("dec|" + sm4.Sm4(k).decrypt_block(ct1).hex())
 key, nonce, aad, pt, ct, tag = [bytes.fromhex(x) for x in SM4_CCM]
-print("ccm|" + crypto.sm4_ccm_encrypt(key, nonce, pt, aad).hex())
-print("open|%r" % (crypto.sm4_ccm_decrypt(key, nonce, ct + tag, aad) == pt))
+print("ccm|" + sm4_ccm_encrypt(key, nonce, pt, aad).hex())
+print("open|%r" % (sm4_ccm_decrypt(key, nonce, ct + tag, aad) == pt))
 try:
-    crypto.sm4_ccm_decrypt(key, nonce, ct + tag[:-1] + bytes([tag[-1] ^ 1]), aad)
+    sm4_ccm_decrypt(key, nonce, ct + tag[:-1] + bytes([tag[-1] ^ 1]), aad)
     print("badtag|accepted")
-except crypto.CcmAuthError:
+except CcmAuthError:
     print("badtag|CcmAuthError")
 """)
     assert out["impl"] == "pure"

@@ -5,7 +5,17 @@ every frame is fed whole, split in two at every point, one byte at a time,
 after junk, and with a broken CRC/BCC.
 """
 try:
-    from tests.fieldbus.vectors import *  # noqa: F401,F403  (CPython)
+    from tests.fieldbus.vectors import (  # CPython
+        CRC16_ARC_CHECK,
+        CRC16_MODBUS_CHECK,
+        CRC_CHECK_INPUT,
+        IEC_BLOCK,
+        IEC_IDENT,
+        TELEGRAM_FLUVIUS,
+        TELEGRAM_V4_2,
+        TELEGRAMS,
+        XY_MD02_READ_TEMP,
+    )
 except ImportError:  # MicroPython: vectors.py is prepended to this source
     pass
 
@@ -411,12 +421,12 @@ def _expect_only(exc, fn, *args):
     except exc:
         return
     except Exception as e:
-        raise AssertionError("expected %s, got %s: %s" % (exc.__name__, type(e).__name__, e))
+        raise AssertionError("expected %s, got %s: %s" % (exc.__name__, type(e).__name__, e)) from None
     raise AssertionError("expected %s, nothing raised" % exc.__name__)
 
 
 def _telegram(*lines):
-    return ("/XMX5LGBBFFB231215493\r\n\r\n1-3:0.2.8(50)\r\n" + "".join(l + "\r\n" for l in lines)
+    return ("/XMX5LGBBFFB231215493\r\n\r\n1-3:0.2.8(50)\r\n" + "".join(line + "\r\n" for line in lines)
             + "!\r\n").encode()
 
 

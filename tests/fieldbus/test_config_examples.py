@@ -68,33 +68,37 @@ def board_config():
 
 
 def test_documented_board_config_fills_its_bus_from_the_board_profile():
-    from edgeledger.firmware import board as boards, build, startup
+    from edgeledger.agent import config
+    from edgeledger.firmware import board as boards
+    from edgeledger.firmware import startup
+    from edgeledger.gateway.boards import image
 
     cfg = board_config()
-    assert startup.parse_broker_url(cfg["broker"]) == (True, "192.168.10.2", 8883)
-    profile = build.load_profile("esp32")
+    assert config.broker(cfg["broker"]) == (True, "192.168.10.2", 8883)
+    profile = image.load_profile("esp32")
     src = startup.source_config(boards.Board(profile), profile, cfg["sources"][0])
     assert (src["port"], src["de_pin"], src["baud"]) == (1, 21, 9600)  # the profile's rs485 bus
     assert sources.from_config(src, port=FakePort()).interval_s == 10
     # nothing in it is left to a default that differs from what the doc explains
-    assert cfg["pack_size"] == startup.DEFAULT_PACK_SIZE and cfg["watchdog_s"] == 8
+    assert cfg["pack_size"] == config.AGENT_KEYS["pack_size"][2] and cfg["watchdog_s"] == 8
 
 
 @pytest.mark.interop
 @pytest.mark.parametrize("where", ["board", "linux"])
 def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path, where):
     # the documented bus (an SDM630 at unit 1, an XY-MD02 at unit 7) answered by pymodbus
+    from edgeledger.agent import config
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox
     from edgeledger.agent.signer import generate
-    from edgeledger.firmware import startup
-    from edgeledger.protocols import cose, reading
+    from edgeledger.protocols.cose import verify as cose_verify
+    from edgeledger.protocols.reading import validate as reading_validate
     from tests.fieldbus.test_modbus_e2e import SDM_BEFORE, XY_BEFORE, server_devices
 
     path, _relay, _server = modbus_bus(server_devices(SDM_BEFORE, XY_BEFORE))
     cfg = dict(doc_sources()[0], port=path, interval_s=3600)
-    # a board signs with the board default, the Linux agent with its own (agent/linux.py)
-    pack_size = startup.DEFAULT_PACK_SIZE if where == "board" else 1000
+    # a board signs with the board default, the Linux agent with its own (agent/config.py)
+    pack_size = config.AGENT_KEYS["pack_size"][2 if where == "board" else 1]
     src = sources.from_config(cfg)
     box = Outbox(str(tmp_path / "ob"), hash_fn=lambda b: hashlib.sha256(b).digest())
     core = AgentCore("hall-a-gw-01", generate("ES256", "hall-a-gw-01"), box, [src],
@@ -108,7 +112,7 @@ def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path,
         src.close()
     assert box.head_seq == 1  # the whole poll in one signed message
     (seq, msg), = box.read(1, 10)
-    pack = reading.decode_payload(cose.parse_sign1(msg).payload).pack
-    names = [r["n"] for r in reading.resolve(pack)]
+    pack = reading_validate.decode_payload(cose_verify.parse_sign1(msg).payload).pack
+    names = [r["n"] for r in reading_validate.resolve(pack)]
     assert len(names) == 20 and names[0] == "hall-a/mains/voltage_l1" and names[-1] == "hall-a/climate/humidity"
     assert pack[0][-2] == "hall-a/" and -3 in pack[0]  # signed with base name and base time

@@ -8,8 +8,6 @@ import os
 import select
 import threading
 
-import pytest
-
 from edgeledger.agent import sources
 from edgeledger.protocols import iec62056
 from tests.fieldbus.conftest import open_raw

@@ -25,9 +25,9 @@ from edgeledger.agent.registermaps import MAPS
 from edgeledger.gateway import proofs
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.anchor.ledger import JsonRpcLedger
-from edgeledger.protocols import cose
 from edgeledger.protocols.bundle import Bundle
-from edgeledger.protocols.reading import decode_payload, resolve
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading.validate import decode_payload, resolve
 from tests.fieldbus.conftest import ModbusServerThread, Relay
 from tests.support.anvil import running_anvil
 from tests.support.site import count_exactly_once
@@ -94,9 +94,9 @@ def server_devices(sdm, xy):
 def expected_records(sdm, xy):
     """{record name: (value, unit)} as the agent must sign them: the map's scale and unit."""
     out = {}
-    for addr, kind, order, scale, unit, name in MAPS["sdm630"]["entries"]:
+    for addr, _kind, _order, scale, unit, name in MAPS["sdm630"]["entries"]:
         out[SDM_PREFIX + name] = (sdm[addr] * scale, unit)  # kWh x 3 600 000 = J: exact for these values
-    for addr, kind, order, scale, unit, name in MAPS["xy_md02"]["entries"]:
+    for _addr, kind, _order, scale, unit, name in MAPS["xy_md02"]["entries"]:
         raw, value = xy[name]
         raw = raw - 0x10000 if kind == "i16" and raw >= 0x8000 else raw
         assert abs(raw * scale - value) < 1e-9, "test table disagrees with the map's scale"
@@ -150,7 +150,7 @@ def chain():
 
 def signed_records(message):
     """(seq, resolved SenML records) from COSE_Sign1 bytes, exactly as signed."""
-    body = decode_payload(cose.parse_sign1(message).payload)
+    body = decode_payload(cose_verify.parse_sign1(message).payload)
     assert body.device == DEVICE and body.pack is not None
     return body.seq, resolve(body.pack)
 

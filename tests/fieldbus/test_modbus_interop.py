@@ -40,7 +40,7 @@ CFG = {"type": "modbus", "name": "bus1", "baud": 9600, "parity": "N", "interval_
 
 def expected_records(t):
     out = {}
-    for addr, kind, order, scale, unit, name in MAPS["sdm630"]["entries"]:
+    for addr, _kind, _order, scale, unit, name in MAPS["sdm630"]["entries"]:
         out["m1/" + name] = (SDM_VALUES[addr] * scale, unit)
     out["hall/temperature"] = (-20.5, "Cel")
     out["hall/humidity"] = (54.6, "%RH")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from edgeledger.firmware import bench
+from edgeledger.gateway.boards.unix_port import device_command
 
 # The GC heap the device loop gets in the end-to-end tests: the issue's literal 64 KB on this
 # 64-bit unix port (objects and pointers twice a 32-bit board's size). The image is the ROMFS
@@ -19,11 +19,9 @@ DEVICE_HEAP = os.environ.get("EDGELEDGER_DEVICE_HEAP", "64K")
 
 
 def cli(argv):
-    """Run ``edgeledger`` in-process with the firmware commands registered."""
+    """Run ``edgeledger`` in-process."""
     from edgeledger.gateway import cli as gateway_cli
 
-    if "edgeledger.firmware.cmd" not in gateway_cli.COMMAND_MODULES:
-        gateway_cli.COMMAND_MODULES = tuple(gateway_cli.COMMAND_MODULES) + ("edgeledger.firmware.cmd",)
     return gateway_cli.main(argv)
 
 
@@ -57,7 +55,7 @@ class Device:
     def start(self, heapsize=DEVICE_HEAP):
         env = dict(os.environ, MICROPYPATH=".frozen")
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(bench.device_command(self.dir, heapsize), cwd=self.dir, stdout=log,
+        self.proc = subprocess.Popen(device_command(self.dir, heapsize), cwd=self.dir, stdout=log,
                                      stderr=subprocess.STDOUT, env=env)
         log.close()
         return self

@@ -3,8 +3,8 @@
 CPython imports this module (``test_mqtt.py`` runs each ``case_*``); MicroPython
 runs its source followed by ``run_all()``. Only what both runtimes have is used.
 Expected bytes are written out from MQTT 3.1.1 (OASIS, 2014) packet layouts; the
-remaining-length table and the CONNECT variable header are the standard's own
-examples (§2.2.3 Table 2.4, §3.1.2.10 Figure 3.6).
+CONNECT variable header is the standard's own example (§3.1.2.10 Figure 3.6). The codec
+underneath (protocols/mqtt.py) has its own cases, tests/protocols/mqtt_cases.py.
 """
 from edgeledger.firmware import mqtt
 
@@ -80,16 +80,6 @@ def raises(exc, fn, *args):
     except exc as e:
         return e
     raise AssertionError("%s not raised" % exc.__name__)
-
-
-def case_remaining_length_table():
-    # §2.2.3 Table 2.4: the boundaries of one to four length bytes
-    table = ((0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16383, b"\xff\x7f"),
-             (16384, b"\x80\x80\x01"), (2097151, b"\xff\xff\x7f"), (2097152, b"\x80\x80\x80\x01"),
-             (268435455, b"\xff\xff\xff\x7f"))
-    for n, want in table:
-        assert mqtt.encode_length(n) == want, n
-    raises(ValueError, mqtt.encode_length, 268435456)
 
 
 def case_connect_minimal_and_connack():

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from edgeledger.protocols import cose, reading
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.support.net import wait_until
 from tests.support.site import count_exactly_once
 
@@ -14,8 +15,8 @@ def stored_times(store, device):
     """Record times of every stored message of ``device``, decoded from the stored bytes."""
     out = []
     for (raw,) in store.db.execute("SELECT bytes FROM messages WHERE device=? ORDER BY seq", (device,)):
-        payload = reading.decode_payload(cose.parse_sign1(bytes(raw)).payload)
-        out.extend(r["t"] for r in reading.resolve(payload.pack))
+        payload = reading_validate.decode_payload(cose_verify.parse_sign1(bytes(raw)).payload)
+        out.extend(r["t"] for r in reading_validate.resolve(payload.pack))
     return out
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edgeledger.firmware import bench_flash
+from edgeledger.gateway.bench import flash as bench_flash
 from tests.support.mpy import run_micropython
 
 pytestmark = pytest.mark.micropython
@@ -27,14 +27,15 @@ def test_board_default_outbox_wears_littlefs_under_a_tenth_of_an_erase_per_readi
 
 
 def test_each_32_bit_configuration_gets_the_flash_wear_of_its_own_workload():
-    from edgeledger.firmware import bench32
+    from edgeledger.gateway.bench import device32
 
-    wear = bench_flash.configuration_wear(bench32.CONFIGS, ("ES256", "SM2"), seconds=200)
-    assert set(wear) == set(bench32.CONFIGS)
+    wear = bench_flash.configuration_wear(device32.CONFIGS, ("ES256", "SM2"), seconds=200)
+    assert set(wear) == set(device32.CONFIGS)
     for config, by_alg in wear.items():
         for f in by_alg.values():
             assert f["workload"] == bench_flash.CONFIGURATION_WORKLOADS[config]
-            assert (f["filesystem"], f["flush_interval_s"]) == ("littlefs", bench_flash.board_outbox()["flush_interval_s"])
+            assert (f["filesystem"], f["flush_interval_s"]) == (
+                "littlefs", bench_flash.board_outbox()["flush_interval_s"])
             # one pack per poll, and at least MIN_POLLS polls even of a meter read every 15 min
             interval = bench_flash.WORKLOADS[f["workload"]][0]
             assert f["messages"] == f["seconds"] / interval >= bench_flash.MIN_POLLS

@@ -217,7 +217,8 @@ from edgeledger.firmware import startup, board as boards
 os.mkdir("st")
 with open("board.json", "w") as f:
     json.dump({"board": "unix"}, f)
-from edgeledger.agent.signer import KeySigner, key_file_content
+from edgeledger.agent.signer import KeySigner
+from edgeledger.agent.key_file import key_file_content
 with open("dev.key", "w") as f:
     f.write(key_file_content("dev", "ES256", bytes(range(1, 33))))
 with open("config.json", "w") as f:

@@ -3,13 +3,19 @@
 Runs unchanged under CPython (test_decoders.py) and under the real MicroPython interpreter
 (the same file is its script there), so the device-side decoders are held to the same
 contract on both runtimes. Proof bundles are CPython-only (``bundle.py`` builds an error
-class with two bases, which MicroPython refuses): ``bundle_cases()`` imports it lazily. Every case is a message a hostile device, broker user or bundle
+class with two bases, which MicroPython refuses): ``bundle_cases()`` imports it lazily. Every
+case is a message a hostile device, broker user or bundle
 author can send; before issue 12 each of them raised something untyped (TypeError,
 OverflowError, MemoryError, IndexError, UnicodeDecodeError, ...) or was accepted.
 """
-from edgeledger.protocols import batch, cbor, cose, reading, topics
-from edgeledger.protocols.errors import (CborDecodeError, CoseError, PayloadError, PayloadRangeError,
-                                         TopicError)
+from edgeledger.protocols import batch, cbor, topics
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.errors import CoseError, PayloadError
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.reading.validate import PayloadRangeError
+from edgeledger.protocols.topics import TopicError
 
 NAN = float("nan")
 INF = float("inf")
@@ -19,7 +25,7 @@ KID = b"k" * 16
 
 def sign1(header, payload=b"", signature=b"\x00" * 64):
     protected = header if isinstance(header, bytes) else cbor.encode(header)
-    return cbor.encode(cbor.Tag(18, [protected, {}, payload, signature]))
+    return cbor.encode(cbor_decoder.Tag(18, [protected, {}, payload, signature]))
 
 
 def payload(records, **fields):
@@ -48,28 +54,31 @@ BIG = 2 ** 62  # bytes(BIG) would try to allocate 4 EiB
 
 CASES = (
     # COSE_Sign1 headers: an alg that is not an integer was a TypeError (unhashable) or matched
-    ("alg is a list", cose.parse_sign1, sign1({1: [1], 4: KID}), CoseError),
-    ("alg is a map", cose.parse_sign1, sign1({1: {1: 2}, 4: KID}), CoseError),
-    ("alg is a float equal to EdDSA", cose.parse_sign1, sign1({1: -8.0, 4: KID}), CoseError),
-    ("alg is true", cose.parse_sign1, sign1({1: True, 4: KID}), CoseError),
-    ("protected header is not CBOR", cose.parse_sign1, sign1(b"\xff\x00"), CborDecodeError),
-    ("protected header has a tail", cose.parse_sign1, sign1(cbor.encode({1: -8, 4: KID}) + b"\x00"),
+    ("alg is a list", cose_verify.parse_sign1, sign1({1: [1], 4: KID}), CoseError),
+    ("alg is a map", cose_verify.parse_sign1, sign1({1: {1: 2}, 4: KID}), CoseError),
+    ("alg is a float equal to EdDSA", cose_verify.parse_sign1, sign1({1: -8.0, 4: KID}), CoseError),
+    ("alg is true", cose_verify.parse_sign1, sign1({1: True, 4: KID}), CoseError),
+    ("protected header is not CBOR", cose_verify.parse_sign1, sign1(b"\xff\x00"), CborDecodeError),
+    ("protected header has a tail", cose_verify.parse_sign1, sign1(cbor.encode({1: -8, 4: KID}) + b"\x00"),
      CborDecodeError),
     # reading payload numbers: NaN/inf/huge times stopped ingest (OverflowError, NOT NULL)
-    ("record time NaN", reading.decode_payload, payload([{2: 1, 6: NAN}]), PayloadRangeError),
-    ("record time +inf", reading.decode_payload, payload([{2: 1, 6: INF}]), PayloadRangeError),
-    ("record time -inf", reading.decode_payload, payload([{2: 1, 6: -INF}]), PayloadRangeError),
-    ("record time 2**40", reading.decode_payload, payload([{2: 1, 6: 2 ** 40}]), PayloadRangeError),
-    ("base time 2**64-1", reading.decode_payload, payload([{-3: 2 ** 64 - 1, 2: 1, 6: 0.5}]), PayloadRangeError),
-    ("resolved time negative", reading.decode_payload, payload([{-3: 100, 2: 1, 6: -200}]), PayloadRangeError),
-    ("base time a bignum", reading.decode_payload, payload([{-3: cbor.Tag(2, b"\x01" + b"\x00" * 200), 2: 1}]),
+    ("record time NaN", reading_validate.decode_payload, payload([{2: 1, 6: NAN}]), PayloadRangeError),
+    ("record time +inf", reading_validate.decode_payload, payload([{2: 1, 6: INF}]), PayloadRangeError),
+    ("record time -inf", reading_validate.decode_payload, payload([{2: 1, 6: -INF}]), PayloadRangeError),
+    ("record time 2**40", reading_validate.decode_payload, payload([{2: 1, 6: 2 ** 40}]), PayloadRangeError),
+    ("base time 2**64-1", reading_validate.decode_payload, payload([{-3: 2 ** 64 - 1, 2: 1, 6: 0.5}]),
+     PayloadRangeError),
+    ("resolved time negative", reading_validate.decode_payload, payload([{-3: 100, 2: 1, 6: -200}]), PayloadRangeError),
+    ("base time a bignum", reading_validate.decode_payload,
+     payload([{-3: cbor_decoder.Tag(2, b"\x01" + b"\x00" * 200), 2: 1}]),
      PayloadError),
-    ("value NaN", reading.decode_payload, payload([{2: NAN, 6: 1764093000}]), PayloadRangeError),
-    ("value -inf", reading.decode_payload, payload([{2: -INF, 6: 1764093000}]), PayloadRangeError),
-    ("sum inf", reading.decode_payload, payload([{5: INF, 6: 1764093000}]), PayloadRangeError),
-    ("value a bignum", reading.decode_payload, payload([{2: cbor.Tag(2, b"\x01" * 9), 6: 1764093000}]),
+    ("value NaN", reading_validate.decode_payload, payload([{2: NAN, 6: 1764093000}]), PayloadRangeError),
+    ("value -inf", reading_validate.decode_payload, payload([{2: -INF, 6: 1764093000}]), PayloadRangeError),
+    ("sum inf", reading_validate.decode_payload, payload([{5: INF, 6: 1764093000}]), PayloadRangeError),
+    ("value a bignum", reading_validate.decode_payload, payload([{2: cbor_decoder.Tag(2, b"\x01" * 9), 6: 1764093000}]),
      PayloadError),
-    ("seq a bignum", reading.decode_payload, payload([{2: 1, 6: 1764093000}], k3=cbor.Tag(2, b"\x01" * 9)),
+    ("seq a bignum", reading_validate.decode_payload,
+     payload([{2: 1, 6: 1764093000}], k3=cbor_decoder.Tag(2, b"\x01" * 9)),
      PayloadError),
     # batch headers on their own
     ("header root an integer", batch.BatchHeader.from_map, header_map(k5=BIG), batch.HeaderError),
@@ -114,5 +123,6 @@ def check_all(out=print, bundles=True):
             out("ok " + what)
             continue
         except Exception as e:  # anything else is the bug this module exists to catch
-            raise AssertionError("%s: expected %s, got %s: %s" % (what, expected.__name__, type(e).__name__, e))
+            raise AssertionError("%s: expected %s, got %s: %s"
+                                 % (what, expected.__name__, type(e).__name__, e)) from None
         raise AssertionError("%s: expected %s, nothing was raised" % (what, expected.__name__))

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeledger.gateway.bench import rawmqtt
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.ingest.service import IngestService, _BufferedSocket
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
+from edgeledger.protocols import mqtt as codec
 from tests.fuzz.profiles import fuzz
 
 pytestmark = pytest.mark.security
@@ -97,13 +97,13 @@ def run(svc, chunks, max_calls=100000):
 # PUBLISH (paho's path) and a PINGRESP between them.
 T1, T2 = "el/v1/plant-a/d1/r", "el/v1/plant-a/device-with-a-longer-name/r"
 FRAMES = [
-    (rawmqtt.publish_packet(T1, b"\xd2\x84abc", 1), (T1, b"\xd2\x84abc", 1, 1)),
-    (rawmqtt.publish_packet(T2, b"x" * 200, 2), (T2, b"x" * 200, 2, 1)),
+    (codec.publish(T1, b"\xd2\x84abc", 1, qos=1), (T1, b"\xd2\x84abc", 1, 1)),
+    (codec.publish(T2, b"x" * 200, 2, qos=1), (T2, b"x" * 200, 2, 1)),
     (b"\xd0\x00", None),  # PINGRESP
-    (rawmqtt.publish_packet(T1, b"", 3), (T1, b"", 3, 1)),
-    (rawmqtt.publish_packet(T1, b"q0", 0, qos=0), (T1, b"q0", 0, 0)),
-    (rawmqtt.publish_packet(T2, b"y" * 17000, 65535, retain=True), (T2, b"y" * 17000, 65535, 1)),
-    (rawmqtt.publish_packet(T1, b"last", 4), (T1, b"last", 4, 1)),
+    (codec.publish(T1, b"", 3, qos=1), (T1, b"", 3, 1)),
+    (codec.publish(T1, b"q0", 0, qos=0), (T1, b"q0", 0, 0)),
+    (codec.publish(T2, b"y" * 17000, 65535, qos=1, retain=True), (T2, b"y" * 17000, 65535, 1)),
+    (codec.publish(T1, b"last", 4, qos=1), (T1, b"last", 4, 1)),
 ]
 STREAM = b"".join(f for f, _ in FRAMES)
 EXPECTED = [e for _, e in FRAMES if e is not None]
@@ -141,7 +141,7 @@ def test_after_junk_the_connection_is_dropped_and_nothing_raises(service, junk, 
 
 
 def test_a_topic_that_is_not_utf8_is_delivered_escaped_not_raised(service):
-    bad = b"\x32" + rawmqtt._remaining_length(2 + 4 + 2 + 3) + struct.pack("!H", 4) + b"el/\xff" + b"\x00\x07" + b"abc"
+    bad = b"\x32" + codec.encode_length(2 + 4 + 2 + 3) + struct.pack("!H", 4) + b"el/\xff" + b"\x00\x07" + b"abc"
     delivered, rc = run(service, [bad + FRAMES[0][0]])
     assert delivered[0] == ("el/\\xff", b"abc", 7, 1)  # the pipeline refuses it as topic_mismatch
     assert delivered[1:] == [EXPECTED[0]] and rc == mqtt.MQTT_ERR_SUCCESS
@@ -149,7 +149,7 @@ def test_a_topic_that_is_not_utf8_is_delivered_escaped_not_raised(service):
 
 publish_parts = st.builds(
     lambda first, topic, mid, payload, extra_len: (
-        bytes([first]) + rawmqtt._remaining_length(max(0, 2 + len(topic) + 2 + len(payload) + extra_len))
+        bytes([first]) + codec.encode_length(max(0, 2 + len(topic) + 2 + len(payload) + extra_len))
         + struct.pack("!H", len(topic) & 0xFFFF) + topic + struct.pack("!H", mid) + payload),
     st.sampled_from([0x32, 0x33, 0x3A, 0x3B, 0x30, 0x34, 0x36, 0x40, 0x90, 0xD0, 0x00, 0xF0]),
     st.one_of(st.binary(max_size=20), st.just(T1.encode())),
@@ -182,7 +182,7 @@ def test_a_flood_past_its_rate_is_shed_on_the_receive_thread_with_one_ack_write(
                         "mqtt://127.0.0.1:1", "el-gw-rx")
     svc.client.on_disconnect = None
     svc.client._sockpairW = None
-    flood = b"".join(rawmqtt.publish_packet(T1, b"x%d" % i, 100 + i) for i in range(10))
+    flood = b"".join(codec.publish(T1, b"x%d" % i, 100 + i, qos=1) for i in range(10))
     delivered, rc = run(svc, [flood + FRAMES[1][0]])
     assert [d[2] for d in delivered] == [100, 101, 2]  # the burst, and another device's reading
     acks = b"".join(p["packet"] for p in svc.client._out_packet)

@@ -1,5 +1,5 @@
 """SenML base fields (RFC 8428 §4.1, §4.6; issue 16 item 3). A board signs a multi-record
-pack with ``bn``/``bt``/``bu`` (``reading_encode.with_base_fields``); a Linux agent, an
+pack with ``bn``/``bt``/``bu`` (``reading.with_base_fields``); a Linux agent, an
 older board or any other device may write the same records out in full. The gateway and
 the verifiers take both forms unchanged, store and prove the bytes as received, and
 resolve both to the same readings; every time check runs on the resolved times."""
@@ -16,8 +16,10 @@ from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import chain, cose, reading
-from edgeledger.protocols.reading_encode import with_base_fields
+from edgeledger.protocols import chain, cose
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.reading import with_base_fields
 from tests.support.devices import FakeDevice
 
 UNITS = ("V", "V", "V", "A", "A", "A", "W", "W", "W", "W")
@@ -37,7 +39,7 @@ def series(device, t):
 
 
 def signed(dev, pack):
-    msg = cose.sign1(reading.encode_payload(dev.name, dev.seq + 1, dev.prev, 1, pack), dev.signer)
+    msg = cose.sign1(reading_validate.encode_payload(dev.name, dev.seq + 1, dev.prev, 1, pack), dev.signer)
     dev.seq += 1
     dev.prev = hashlib.sha256(msg).digest()
     return msg
@@ -67,8 +69,8 @@ def test_gateway_stores_both_forms_as_received_and_they_resolve_alike(gateway):
     for seq, (msg, records) in enumerate(sent, 1):
         stored = bytes(st.message("m1", seq)[1])
         assert stored == msg  # stored exactly as received, never re-encoded
-        body = reading.decode_payload(cose.parse_sign1(stored).payload)
-        assert reading.resolve(body.pack) == reading.resolve(records)
+        body = reading_validate.decode_payload(cose_verify.parse_sign1(stored).payload)
+        assert reading_validate.resolve(body.pack) == reading_validate.resolve(records)
     # the base-field form is the smaller one of each pair
     assert len(sent[1][0]) < len(sent[0][0]) and len(sent[3][0]) < len(sent[2][0])
 
@@ -136,6 +138,6 @@ def test_both_forms_have_the_same_chain_and_message_rules():
     dev = FakeDevice("m4")
     records = poll("m4", 1767225600.5)
     for pack in (records, with_base_fields(records)):
-        body = reading.decode_payload(cose.parse_sign1(signed(dev, pack)).payload)
-        assert reading.time_range(body.pack) == (1767225600.5, 1767225600.5)
+        body = reading_validate.decode_payload(cose_verify.parse_sign1(signed(dev, pack)).payload)
+        assert reading_validate.time_range(body.pack) == (1767225600.5, 1767225600.5)
     assert dev.seq == 2 and dev.prev != chain.GENESIS

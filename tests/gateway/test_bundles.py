@@ -14,8 +14,8 @@ from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import bundle as bundle_mod
-from edgeledger.protocols import cose
 from edgeledger.protocols.bundle import Bundle
+from edgeledger.protocols.cose import verify as cose_verify
 from tests.support.anvil import running_anvil
 from tests.support.devices import FakeDevice
 from tests.support.net import free_port, wait_until
@@ -90,7 +90,7 @@ def test_es256_bundle_verifies_and_its_high_s_twin_does_not(anchored):
                                     trust=anchored["trust"])
     assert report["storage_proof"] == "ok" and report["key_status"] == "valid"
     s = int.from_bytes(b.message[-32:], "big")
-    b.message = b.message[:-32] + (cose.P256_N - s).to_bytes(32, "big")
+    b.message = b.message[:-32] + (cose_verify.P256_N - s).to_bytes(32, "big")
     fails(b.encode(), bundle_mod.NonCanonical, "non-canonical message: non-canonical COSE_Sign1 (high_s)")
 
 

@@ -16,8 +16,9 @@ from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import Registry, gaps
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols import chain, cose
 from edgeledger.protocols.bundle import Bundle
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.support.devices import FakeDevice
 
 
@@ -33,7 +34,7 @@ def restart_message(dev, seq, why="outbox head segment unreadable after a power 
     used, prev = 32 zero bytes, and (optional) a record saying why."""
     t = time.time()
     pack = [{0: chain.RESTART_RECORD, 3: why, 6: t}, {0: dev.name + "/power", 1: "W", 2: 1.0, 6: t}]
-    msg = cose.sign1(reading.encode_payload(dev.name, seq, chain.GENESIS, 7, pack), dev.signer)
+    msg = cose.sign1(reading_validate.encode_payload(dev.name, seq, chain.GENESIS, 7, pack), dev.signer)
     dev.seq, dev.prev = seq, hashlib.sha256(msg).digest()
     dev.sent[seq] = msg
     return msg
@@ -168,7 +169,7 @@ def lost_message(dev, seq, prev, ranges):
     t = time.time()
     text = " ".join("%d-%d:%s" % r for r in ranges)
     pack = [{0: chain.LOST_RECORD, 3: text, 6: t}, {0: dev.name + "/power", 1: "W", 2: 1.0, 6: t}]
-    msg = cose.sign1(reading.encode_payload(dev.name, seq, prev, 8, pack), dev.signer)
+    msg = cose.sign1(reading_validate.encode_payload(dev.name, seq, prev, 8, pack), dev.signer)
     dev.seq, dev.prev = seq, hashlib.sha256(msg).digest()
     dev.sent[seq] = msg
     return msg
@@ -220,7 +221,7 @@ def test_an_unreadable_declaration_is_counted_and_the_reading_stored(st):
     pipe.process(dev.topic, dev.next())
     t = time.time()
     pack = [{0: chain.LOST_RECORD, 3: "nonsense", 6: t}, {0: dev.name + "/power", 1: "W", 2: 1.0, 6: t}]
-    msg = cose.sign1(reading.encode_payload(dev.name, 2, dev.prev, 1, pack), dev.signer)
+    msg = cose.sign1(reading_validate.encode_payload(dev.name, 2, dev.prev, 1, pack), dev.signer)
     assert send(pipe, dev, msg) == "stored"
     assert pipe.commit() == {"d11": 2}
     assert st.chain_gaps("d11") == [] and pipe.counters["declared_losses_unreadable"] == 1

@@ -12,7 +12,8 @@ from edgeledger.gateway.ingest import pipeline as pipeline_module
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry, signatures
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import cbor, chain, cose, reading_encode
+from edgeledger.protocols import cbor, chain, cose, reading
+from edgeledger.protocols.cbor import decoder as cbor_decoder
 from tests.support.devices import FakeDevice
 
 pytestmark = pytest.mark.security
@@ -38,12 +39,12 @@ def feed(pipe, topic, data, now=NOW):
 def signed_raw(device, seq, prev, pack):
     """A message signed by ``device`` whose pack is NOT checked (the board's encoder):
     what a device with a firmware or RTC bug, or a hostile one, can sign."""
-    return cose.sign1(reading_encode.encode_payload(device.name, seq, prev, 1, pack), device.signer)
+    return cose.sign1(reading.encode_payload(device.name, seq, prev, 1, pack), device.signer)
 
 
 def unsigned(device_name, pack, kid=b"\x42" * 16):
-    payload = reading_encode.encode_payload(device_name, 1, chain.GENESIS, 0, pack)
-    return cbor.encode(cbor.Tag(18, [cbor.encode({1: -8, 4: kid}), {}, payload, b"\x00" * 64]))
+    payload = reading.encode_payload(device_name, 1, chain.GENESIS, 0, pack)
+    return cbor.encode(cbor_decoder.Tag(18, [cbor.encode({1: -8, 4: kid}), {}, payload, b"\x00" * 64]))
 
 
 def test_unsigned_message_with_a_huge_time_is_one_quarantine_row(gw):
@@ -51,7 +52,7 @@ def test_unsigned_message_with_a_huge_time_is_one_quarantine_row(gw):
     good.register(gw.registry)
     # ~300 bytes, any kid, zero signature: a base time that is a 1600-bit bignum made
     # `bt + t` raise OverflowError before any key or signature check
-    huge = cbor.Tag(2, b"\x01" + b"\x00" * 200)
+    huge = cbor_decoder.Tag(2, b"\x01" + b"\x00" * 200)
     attacks = [unsigned("good", [{-3: huge, 6: 0.5, 2: 1}]),
                unsigned("good", [{-3: 2 ** 64 - 1, 6: 0.5, 2: 1}]),
                unsigned("good", [{6: 1e300, 2: 1}])]

@@ -10,6 +10,8 @@ from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, cose, topics
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import verify as cose_verify
 from tests.protocols import wire_vectors
 from tests.protocols.canonical_cases import MALFORMED, cases_for
 from tests.support.devices import FakeDevice
@@ -136,7 +138,7 @@ def test_state_survives_restart(gw, tmp_path):
 
 def _other_encodings():
     for alg in ("EdDSA", "ES256"):
-        for name, deviation, build in cases_for(cose.ALG_BY_NAME[alg]):
+        for name, deviation, build in cases_for(cose_verify.ALG_BY_NAME[alg]):
             yield pytest.param(alg, deviation, build, id="%s-%s" % (alg, name))
 
 
@@ -191,7 +193,7 @@ def test_a_bignum_value_is_refused_like_the_verifier_refuses_it(gw):
 
     d = FakeDevice("d1")
     d.register(gw.registry)
-    big = cbor.Tag(2, (2 ** 70).to_bytes(9, "big"))  # deterministic CBOR for 2**70
+    big = cbor_decoder.Tag(2, (2 ** 70).to_bytes(9, "big"))  # deterministic CBOR for 2**70
     body = {1: 1, 2: "d1", 3: 1, 4: chain.GENESIS, 5: 1, 6: [{0: "d1/e", 1: "Wh", 2: big, 6: time.time()}]}
     protected = cose.protected_header(d.signer.alg, d.signer.kid)
     payload = cbor.encode(body)
@@ -208,13 +210,14 @@ def test_key_window_covers_encrypted_and_non_finite_time_readings(gw):
     """protocols/keywindow.py at the gateway: an encrypted reading (no visible time) after a
     revocation is judged by its seq, a NaN or infinite record time is refused, a key does not
     speak for readings timed long before its registration."""
-    from edgeledger.protocols import cose, reading
+    from edgeledger.protocols import cose
+    from edgeledger.protocols.reading import validate as reading_validate
 
     d = FakeDevice("d1")
     d.register(gw.registry, valid_from=time.time() - 60)
 
     def enc(seq):
-        return cose.sign1(reading.encode_payload("d1", seq, d.prev, 1, enc=b"\x01" * 24), d.signer)
+        return cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=b"\x01" * 24), d.signer)
 
     for _ in range(2):
         m = enc(d.seq + 1)
@@ -224,10 +227,10 @@ def test_key_window_covers_encrypted_and_non_finite_time_readings(gw):
     gw.registry.revoke("d1", at=time.time() + 3600)  # ends in an hour; last seq: the mark, 2
     out = feed(gw, d.topic, enc(3))
     assert out.reason == "revoked_device" and "W5" in out.detail, out.detail
-    from edgeledger.protocols import reading_encode
+    from edgeledger.protocols import reading
 
     for t in (float("nan"), float("inf")):  # signed by a buggy encoder: the board's does not check
-        bad = cose.sign1(reading_encode.encode_payload("d1", 3, d.prev, 1, [{0: "d1/x", 2: 1.0, 6: t}]), d.signer)
+        bad = cose.sign1(reading.encode_payload("d1", 3, d.prev, 1, [{0: "d1/x", 2: 1.0, 6: t}]), d.signer)
         out = feed(gw, d.topic, bad)
         assert out.reason == "out_of_range" and "finite" in out.detail, out.detail
     backdated = FakeDevice("d2")

@@ -4,19 +4,20 @@ a typed reason and a quarantine row, and good traffic keeps flowing."""
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from edgeledger.agent.crypto.pure import sm3
+from edgeledger.agent.crypto.pure.sm2 import sign as pure
 from edgeledger.agent.signer import KeySigner, generate
-from edgeledger.firmware import sm2 as pure
-from edgeledger.firmware import sm3
 from edgeledger.gateway import errors
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import cbor_encode, cose
+from edgeledger.protocols import cbor, cose
+from edgeledger.protocols.cose import verify as cose_verify
 from tests.support.devices import FakeDevice
 
 
 class BoardSigner:
-    """The signer a MicroPython board runs (firmware/sm2.py, RFC 6979 k), on this host;
+    """The signer a MicroPython board runs (agent/crypto/pure/sm2, RFC 6979 k), on this host;
     ``digest`` makes e from the Sig_structure, so tests can sign it the wrong way."""
 
     def __init__(self, private, device, digest=None):
@@ -39,8 +40,8 @@ def gw(tmp_path):
 
 def _resign(msg, signature):
     """``msg`` (COSE_Sign1 bytes) with its signature field replaced."""
-    m = cose.parse_sign1(msg)
-    return cbor_encode.encode(cbor_encode.Tag(cose.TAG_SIGN1, [m.protected, {}, m.payload, signature]))
+    m = cose_verify.parse_sign1(msg)
+    return cbor.encode(cbor.Tag(cose.TAG_SIGN1, [m.protected, {}, m.payload, signature]))
 
 
 def test_sm2_readings_from_linux_and_board_signers_are_stored_and_acked(gw):
@@ -53,7 +54,7 @@ def test_sm2_readings_from_linux_and_board_signers_are_stored_and_acked(gw):
             assert gw.process(d.topic, d.next()).verdict == "next"
     assert gw.commit() == {"meter-linux": 3, "meter-board": 3}
     assert gw.store.seqs("meter-board") == [1, 2, 3]
-    assert cose.parse_sign1(linux.sent[1]).alg == cose.SM2 == -65537
+    assert cose_verify.parse_sign1(linux.sent[1]).alg == cose.SM2 == -65537
 
 
 def test_forged_and_re_encoded_sm2_signatures_are_refused(gw):
@@ -61,7 +62,7 @@ def test_forged_and_re_encoded_sm2_signatures_are_refused(gw):
     d.register(gw.registry)
     gw.process(d.topic, d.next())
     nxt = d.make(2, d.prev)
-    sig = cose.parse_sign1(nxt).signature
+    sig = cose_verify.parse_sign1(nxt).signature
     r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
     flipped = bytearray(sig)
     flipped[20] ^= 1
@@ -108,14 +109,14 @@ def test_an_sm2_key_does_not_verify_an_es256_claim(gw):
 def test_cli_makes_and_registers_an_sm2_device_key(tmp_path, capsys):
     """`edgeledger device keygen --alg SM2` writes a key file the agent loads, and
     `device register --key-file` puts its public key in the gateway's registry as SM2."""
-    from edgeledger.agent import signer
+    from edgeledger.agent import key_file
     from edgeledger.gateway import cli
 
     (tmp_path / "gateway.toml").write_text(
         'gateway_id = "gw-t"\nstore = "gw.db"\nbroker = "mqtt://127.0.0.1:1"\nsites = ["plant-a"]\n')
     key = tmp_path / "m7.key"
     assert cli.main(["device", "keygen", "--device", "m7", "--alg", "SM2", "--out", str(key)]) == 0
-    s = signer.load_key_file(str(key))
+    s = key_file.load_key_file(str(key))
     assert (s.alg, s.alg_name, len(s.public_key)) == (-65537, "SM2", 65)
     assert cli.main(["device", "register", "--config", str(tmp_path / "gateway.toml"),
                      "--device", "m7", "--site", "plant-a", "--key-file", str(key)]) == 0

@@ -70,8 +70,9 @@ def test_gateway_killed_between_submit_and_receipt(site, node):
         site.wait_gateway_ready()
         # The next kill only after the restarted gateway has settled the killed batch:
         # each kill then lands on a gateway that had recovered from the one before.
-        wait_until(lambda: st.db.execute("SELECT state FROM batches WHERE number = ?", (row[0],))
-                   .fetchone()[0] not in ("signed", "sent"), 120, what="batch %d settled after the kill" % row[0])
+        killed = row[0]
+        wait_until(lambda: st.db.execute("SELECT state FROM batches WHERE number = ?", (killed,))  # noqa: B023
+                   .fetchone()[0] not in ("signed", "sent"), 120, what="batch %d settled after the kill" % killed)
     assert kills == 5
     assert set(site.wait_agents().values()) == {0}
     total = last * len(site.devices)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edgeledger.agent import linux, signer
+from edgeledger.agent import key_file, linux, signer
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.outbox import HEADER_LEN, MAX_RECORD_BYTES, Outbox, check_sizes
 from edgeledger.gateway.enrol import provision
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.faults
 def _cfg(tmp_path, outbox):
     key = tmp_path / "d.key"
     s = signer.generate("EdDSA", "d")
-    key.write_text(signer.key_file_content("d", "EdDSA", s.private_bytes()))
+    key.write_text(key_file.key_file_content("d", "EdDSA", s.private_bytes()))
     cfg = tmp_path / "agent.toml"
     cfg.write_text('device = "d"\nsite = "s"\nkey_file = "d.key"\n[outbox]\n%s\n'
                    '[[sources]]\ntype = "simulated"\nkind = "meter"\ninterval_s = 1.0\n' % outbox)

@@ -109,7 +109,8 @@ def test_disk_full_pauses_acks_once_and_resumes_without_restart(tmp_path, broker
         wait_until(stalled, 120, interval=0.1, what="ingest to stop on the full disk")
         stalled_at = st.count_messages()
         assert site.gateway.poll() is None, "the gateway must keep running on a full disk"
-        wait_until(lambda: "is full" in site.log("gateway.log", tail=None), 60, what="the gateway saying the disk is full")
+        wait_until(lambda: "is full" in site.log("gateway.log", tail=None), 60,
+                   what="the gateway saying the disk is full")
         freed_at = time.monotonic()
         os.remove(filler)
         wait_until(lambda: st.count_messages() > stalled_at, 120, what="ingest to resume after space returned")

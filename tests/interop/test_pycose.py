@@ -11,7 +11,9 @@ import pytest
 
 from edgeledger.agent.signer import generate
 from edgeledger.gateway.registry import signatures
-from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols import chain, cose
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INTEROP_PY = os.path.join(ROOT, ".venv-interop", "bin", "python")
@@ -32,7 +34,7 @@ def test_pycose_verifies_ours_and_we_verify_pycose():
     signers = [generate(alg, "dev-%s" % alg) for alg in ("EdDSA", "ES256")]
     pack = [{0: "dev/power", 1: "W", 2: 2310.5, 6: 1764093000}]
     for s in signers:
-        payload = reading.encode_payload(s.device, 1, chain.GENESIS, 3, pack)
+        payload = reading_validate.encode_payload(s.device, 1, chain.GENESIS, 3, pack)
         good = cose.sign1(payload, s)
         bad = bytearray(good)
         bad[-5] ^= 0x40  # inside the signature
@@ -43,15 +45,15 @@ def test_pycose_verifies_ours_and_we_verify_pycose():
     result = run_pycose({"verify": cases, "sign": sign})
     assert result["verified"] == [True, False, True, False]
     for s, hex_msg in zip(signers, result["signed"]):
-        theirs = cose.parse_sign1(bytes.fromhex(hex_msg), decode=_lenient)
+        theirs = cose_verify.parse_sign1(bytes.fromhex(hex_msg), decode=_lenient)
         assert theirs.kid == s.kid and theirs.alg == s.alg
-        cose.verify_sign1(theirs, s.public_key, signatures.verify)
-        assert reading.decode_payload(theirs.payload).device == s.device
+        cose_verify.verify_sign1(theirs, s.public_key, signatures.verify)
+        assert reading_validate.decode_payload(theirs.payload).device == s.device
 
 
 def _lenient(data):
     # pycose may order or size its header maps differently from RFC 8949 §4.2.1; it is
     # not our deterministic encoder, so read its bytes without the canonical checks.
-    from edgeledger.protocols import cbor
+    from edgeledger.protocols.cbor import decoder as cbor_decoder
 
-    return cbor.decode(data, canonical=False)
+    return cbor_decoder.decode(data, canonical=False)

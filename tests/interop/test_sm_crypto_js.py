@@ -10,11 +10,15 @@ import subprocess
 
 import pytest
 
+from edgeledger.agent import crypto
+from edgeledger.agent.crypto.cipher import sm4_ecb_encrypt_block
+from edgeledger.agent.crypto.pure.sm2 import sign as pure
+from edgeledger.agent.crypto.pure.sm2 import verify as pure_verify
 from edgeledger.agent.signer import generate
-from edgeledger.firmware import crypto
-from edgeledger.firmware import sm2 as pure
 from edgeledger.gateway.registry import signatures
-from edgeledger.protocols import chain, cose, reading
+from edgeledger.protocols import chain, cose
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.crypto import vectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,7 +39,7 @@ def run_sm_crypto(job):
 
 
 def _reading(signer, seq=1):
-    payload = reading.encode_payload(signer.device, seq, chain.GENESIS, 2,
+    payload = reading_validate.encode_payload(signer.device, seq, chain.GENESIS, 2,
                                      [{0: "dev/energy", 1: "kWh", 2: 1234.5, 6: 1764093000}])
     return payload, cose.sign1(payload, signer)
 
@@ -48,7 +52,7 @@ def test_sm3_and_sm4_agree():
                             "sm4": [{"key": k.hex(), "block": b.hex()} for k, b in blocks]})
     assert result["sm3"] == [crypto.sm3(m).hex() for m in msgs]
     assert result["sm3"][1] == vectors.SM3[0][1]
-    assert result["sm4"] == [crypto.sm4_ecb_encrypt_block(k, b).hex() for k, b in blocks]
+    assert result["sm4"] == [sm4_ecb_encrypt_block(k, b).hex() for k, b in blocks]
     assert result["sm4"][0] == vectors.SM4[1]
 
 
@@ -57,12 +61,12 @@ def test_sm_crypto_verifies_our_sm2_readings_and_the_gateway_verifies_its_signat
     Theirs: sm-crypto signs the same Sig_structure; the gateway's verifier decides."""
     s = generate("SM2", "meter-sm2")
     payload, msg = _reading(s)
-    tbs = cose.parse_sign1(msg).to_be_signed()
+    tbs = cose_verify.parse_sign1(msg).to_be_signed()
     board_sig = pure.sign_message(int.from_bytes(s.private_bytes(), "big"), tbs)
     bad = bytearray(board_sig)
     bad[3] ^= 1
     gmt = vectors.SM2_GMT
-    cases = [(s.public_key, tbs, cose.parse_sign1(msg).signature, True),
+    cases = [(s.public_key, tbs, cose_verify.parse_sign1(msg).signature, True),
              (s.public_key, tbs, board_sig, True),
              (s.public_key, tbs + b"x", board_sig, False),
              (s.public_key, tbs, bytes(bad), False),
@@ -78,5 +82,5 @@ def test_sm_crypto_verifies_our_sm2_readings_and_the_gateway_verifies_its_signat
         assert len(theirs) == 64
         assert signatures.verify(cose.SM2, s.public_key, tbs, theirs) is True
         assert signatures.verify(cose.SM2, s.public_key, tbs + b"x", theirs) is False
-        assert pure.verify_message(s.public_key, tbs, theirs)
+        assert pure_verify.verify_message(s.public_key, tbs, theirs)
     assert result["signed"][0] != result["signed"][1]  # random k on their side

@@ -69,9 +69,11 @@ for leaf, size, proof in INCLUSION_PROOFS:
     for j in range(len(path)):
         bad = list(path)
         bad[j] = bytes([bad[j][0] ^ 8]) + bad[j][1:]
-        assert "root mismatch" in raises(merkle.InclusionProofError, merkle.verify_inclusion, leaves[i], i, size, bad, root)
+        assert "root mismatch" in raises(merkle.InclusionProofError, merkle.verify_inclusion,
+                                         leaves[i], i, size, bad, root)
     if path:
-        assert "too short" in raises(merkle.InclusionProofError, merkle.verify_inclusion, leaves[i], i, size, path[:-1], root)
+        assert "too short" in raises(merkle.InclusionProofError, merkle.verify_inclusion,
+                                     leaves[i], i, size, path[:-1], root)
     checked += 1
 
 for size1, size2, proof in CONSISTENCY_PROOFS:
@@ -135,7 +137,8 @@ for _ in range(32):
     path.append(node)
     node = merkle.node_hash(node, node)
 merkle.verify_inclusion(leaf, merkle.MAX_TREE_SIZE - 1, merkle.MAX_TREE_SIZE, path, node)
-assert "MAX_TREE_SIZE" in raises(merkle.InclusionProofError, merkle.verify_inclusion, leaf, 0, merkle.MAX_TREE_SIZE + 1, path, node)
+assert "MAX_TREE_SIZE" in raises(merkle.InclusionProofError, merkle.verify_inclusion,
+                                 leaf, 0, merkle.MAX_TREE_SIZE + 1, path, node)
 assert isinstance(merkle.InclusionProofError("x"), ProtocolError)
 assert isinstance(merkle.InclusionProofError("x"), ValueError)
 print("merkle ok", checked)

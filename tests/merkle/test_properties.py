@@ -1,5 +1,6 @@
 """Hypothesis: random trees; every proof the module makes verifies, every tamper fails."""
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeledger.protocols import merkle
 from tests.merkle.rfc_reference import ref_mth, ref_path, ref_proof

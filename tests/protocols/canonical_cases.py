@@ -1,5 +1,5 @@
 """Every other encoding of one genuine signed reading, built the way an attacker or a foreign
-encoder would write it: the cases the canonical-form rules (protocols/cose.py) must refuse.
+encoder would write it: the cases the canonical-form rules (protocols/cose/verify.py) must refuse.
 
 ``CASES`` is the table: case name -> (the deviation it must be refused as, the builder).
 A builder takes the genuine message bytes and the device signer and returns the other
@@ -12,13 +12,15 @@ at all and is refused as malformed (``MALFORMED``).
 import struct
 
 from edgeledger.protocols import cbor, cose
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import verify as cose_verify
 
 MALFORMED = "malformed"  # not a deviation: refused by the decoder (malformed_cbor at the gateway)
 
 
 def parts(message):
     """(protected, payload, signature) of a canonical message."""
-    m = cose.parse_canonical(message)
+    m = cose_verify.parse_canonical(message)
     return m.protected, m.payload, m.signature
 
 
@@ -50,7 +52,7 @@ def _map(entries, order=sorted, head=None, tail=b""):
 
 def _payload_variant(message, signer, **kw):
     protected, payload, _ = parts(message)
-    body = cbor.decode(payload)
+    body = cbor_decoder.decode(payload)
     override = kw.pop("override", ())
     return resign(signer, protected, _map(_entries(body, override), **kw))
 
@@ -62,7 +64,7 @@ def _protected_variant(message, signer, header, order=sorted, head=None, overrid
 
 def _header(message, **extra):
     """The protected header map of ``message``, with ``extra`` labels (``l33=...`` is 33)."""
-    m = cose.parse_canonical(message)
+    m = cose_verify.parse_canonical(message)
     header = {cose.HDR_ALG: m.alg, cose.HDR_KID: m.kid}
     for label, value in extra.items():
         header[int(label[1:])] = value
@@ -70,7 +72,7 @@ def _header(message, **extra):
 
 
 def _first_record_value_as_double(message):
-    body = cbor.decode(parts(message)[1])
+    body = cbor_decoder.decode(parts(message)[1])
     rec = body[6][0]
     rec_entries = _entries(rec, {2: b"\xfb" + struct.pack(">d", float(rec[2]))})
     return bytes([0x80 + len(body[6])]) + _map(rec_entries) + b"".join(cbor.encode(r) for r in body[6][1:])
@@ -97,8 +99,8 @@ CASES = {
         *parts(m), unprotected=cbor.encode({cose.HDR_KID: _header(m)[cose.HDR_KID]}))),
     "unprotected_unknown_label": ("unprotected_header", None, lambda m, s: envelope(
         *parts(m), unprotected=cbor.encode({99: "x"}))),
-    "high_s_es256": ("high_s", cose.ES256, lambda m, s: _flip_s(m, "big", cose.P256_N)),
-    "high_s_eddsa_s_plus_l": ("high_s", cose.EDDSA, lambda m, s: _flip_s(m, "little", cose.ED25519_L)),
+    "high_s_es256": ("high_s", cose.ES256, lambda m, s: _flip_s(m, "big", cose_verify.P256_N)),
+    "high_s_eddsa_s_plus_l": ("high_s", cose.EDDSA, lambda m, s: _flip_s(m, "little", cose_verify.ED25519_L)),
     # signed by the device key, but not deterministic CBOR / not exactly {1: alg, 4: kid}
     "crit": ("crit", None, lambda m, s: resign(s, cbor.encode(_header(m, l2=[4])), parts(m)[1])),
     "protected_label": ("protected_label", None, lambda m, s: resign(
@@ -108,7 +110,7 @@ CASES = {
     "protected_non_minimal_alg": ("protected_encoding", None, lambda m, s: _protected_variant(
         m, s, _header(m), override={cose.HDR_ALG: b"\x38" + bytes([-1 - _header(m)[cose.HDR_ALG]])})),
     "payload_non_minimal_int": ("payload_encoding", None, lambda m, s: _payload_variant(
-        m, s, override={3: b"\x1b" + struct.pack(">Q", cbor.decode(parts(m)[1])[3])})),
+        m, s, override={3: b"\x1b" + struct.pack(">Q", cbor_decoder.decode(parts(m)[1])[3])})),
     "payload_unsorted_keys": ("payload_encoding", None, lambda m, s: _payload_variant(
         m, s, order=lambda e: sorted(e, reverse=True))),
     "payload_indefinite_map": ("payload_encoding", None, lambda m, s: _payload_variant(

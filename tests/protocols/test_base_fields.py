@@ -1,4 +1,4 @@
-"""``reading_encode.with_base_fields``: the rules by which a board folds a pack's names,
+"""``reading.with_base_fields``: the rules by which a board folds a pack's names,
 times and units into SenML base fields (RFC 8428 §4.1, §4.6), and the one property that
 matters: the pack resolves to exactly the records it was made from."""
 import struct
@@ -6,13 +6,13 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeledger.protocols import reading
-from edgeledger.protocols.reading_encode import with_base_fields
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.reading import with_base_fields
 
 
 def same(pack):
     """Resolved alike, value for value and type for type."""
-    a, b = reading.resolve(pack), reading.resolve(with_base_fields(pack))
+    a, b = reading_validate.resolve(pack), reading_validate.resolve(with_base_fields(pack))
     assert a == b
     assert [[type(r[k]) for k in sorted(r)] for r in a] == [[type(r[k]) for k in sorted(r)] for r in b]
 
@@ -75,7 +75,7 @@ def test_every_pack_resolves_to_the_records_it_was_made_from(pack):
 
 
 def test_a_signed_pack_of_10_is_at_most_half_the_same_as_json():
-    from edgeledger.firmware import bench
+    from edgeledger.gateway.bench import device as bench
 
     for alg in ("EdDSA", "ES256"):
         w = bench.wire_sizes(alg)["pack10"]

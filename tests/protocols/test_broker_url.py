@@ -2,7 +2,7 @@
 import pytest
 
 from edgeledger.protocols import broker_url
-from edgeledger.protocols.errors import BrokerUrlError
+from edgeledger.protocols.broker_url import BrokerUrlError
 
 
 @pytest.mark.parametrize("url, want", [

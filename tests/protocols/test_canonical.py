@@ -8,14 +8,18 @@ CPython and under MicroPython; genuine messages of both algorithms always pass.
 import cbor2
 import pytest
 
+from edgeledger.agent.crypto.pure.ed25519 import verify as pure_ed25519
+from edgeledger.agent.crypto.verify import ed25519_verify, es256_verify
 from edgeledger.agent.signer import KeySigner, generate
-from edgeledger.firmware import crypto
-from edgeledger.firmware import ed25519_verify
 from edgeledger.gateway.ingest import pipeline
 from edgeledger.gateway.registry import signatures
-from edgeledger.protocols import cbor, chain, cose, reading
+from edgeledger.protocols import chain, cose
 from edgeledger.protocols.bundle import Bundle, NonCanonical, check_offline
-from edgeledger.protocols.errors import CoseError, DecodeError, NonCanonicalMessage
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
+from edgeledger.protocols.errors import CoseError, DecodeError
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.crypto import vectors as crypto_vectors
 from tests.protocols import wire_vectors
 from tests.protocols.canonical_cases import CASES, MALFORMED, cases_for
@@ -28,7 +32,7 @@ ES = KeySigner(-7, bytes.fromhex(crypto_vectors.P256_PRIVATE), "meter-01")
 SIGNER = {cose.EDDSA: ED, cose.ES256: ES}
 GENUINE = {cose.EDDSA: V["message-1"], cose.ES256: V["es256-message-1"]}
 # the decoders check_canonical runs with: the strict pure codec, and cbor2 as the gateway reads
-DECODERS = {"pure": cbor.decode, "cbor2": pipeline._decode}
+DECODERS = {"pure": cbor_decoder.decode, "cbor2": pipeline._decode}
 
 
 def _cases():
@@ -36,7 +40,7 @@ def _cases():
         for name, deviation, build in cases_for(alg):
             for dname in DECODERS:
                 yield pytest.param(alg, name, deviation, build, dname,
-                                   id="%s-%s-%s" % (cose.ALGORITHMS[alg]["name"], name, dname))
+                                   id="%s-%s-%s" % (cose_verify.ALGORITHMS[alg]["name"], name, dname))
 
 
 @pytest.mark.parametrize("alg, case, deviation, build, decoder", list(_cases()))
@@ -47,16 +51,16 @@ def test_each_other_encoding_is_refused_with_its_rule(alg, case, deviation, buil
     decode = DECODERS[decoder]
     if deviation == MALFORMED:
         with pytest.raises(ValueError, match="trailing|after"):  # one CBOR item, then more bytes
-            cose.parse_canonical(other, decode)
+            cose_verify.parse_canonical(other, decode)
         return
     with pytest.raises(NonCanonicalMessage) as e:
-        cose.parse_canonical(other, decode)
+        cose_verify.parse_canonical(other, decode)
     assert e.value.deviation == deviation, str(e.value)
     assert isinstance(e.value, CoseError) and isinstance(e.value, DecodeError) and isinstance(e.value, ValueError)
     assert "expected " in str(e.value) and "found " in str(e.value)
     # the same reading, with a signature by the device key: only the encoding is wrong
-    lenient = cose.parse_sign1(other, cbor2.loads)
-    assert reading.decode_payload(lenient.payload, cbor2.loads).seq == 1
+    lenient = cose_verify.parse_sign1(other, cbor2.loads)
+    assert reading_validate.decode_payload(lenient.payload, cbor2.loads).seq == 1
     verifies = signatures.verify(alg, SIGNER[alg].public_key, lenient.to_be_signed(), lenient.signature)
     assert verifies is (case != "high_s_eddsa_s_plus_l")  # libsodium refuses S >= L itself
 
@@ -64,7 +68,7 @@ def test_each_other_encoding_is_refused_with_its_rule(alg, case, deviation, buil
 def test_genuine_vectors_are_canonical_with_every_decoder():
     for name in ("message-1", "message-2", "es256-message-1"):
         for decode in DECODERS.values():
-            msg = cose.parse_canonical(V[name], decode)
+            msg = cose_verify.parse_canonical(V[name], decode)
             assert cose.sign1_bytes(msg.protected, msg.payload, msg.signature) == V[name]
 
 
@@ -78,16 +82,16 @@ def test_doc_vectors_are_the_cases_built_from_message_1():
         assert build(GENUINE[alg], SIGNER[alg]) == V[name], name
         assert case_deviation == deviation, name
         with pytest.raises(NonCanonicalMessage) as e:
-            cose.parse_canonical(V[name])
+            cose_verify.parse_canonical(V[name])
         assert e.value.deviation == deviation
     # the doc shows every rule but trailing_bytes (which the gateway's decoder refuses first)
-    assert set(REFUSED.values()) == set(cose.CANONICAL_RULES) - {"trailing_bytes"}
+    assert set(REFUSED.values()) == set(cose_verify.CANONICAL_RULES) - {"trailing_bytes"}
 
 
 def test_trailing_bytes_rule_holds_for_a_decoder_that_stops_at_the_first_item():
     # cbor2.loads reads one item and ignores the rest; check_canonical still sees the tail
     with pytest.raises(NonCanonicalMessage) as e:
-        cose.parse_canonical(V["message-1"] + b"\x00\x01", cbor2.loads)
+        cose_verify.parse_canonical(V["message-1"] + b"\x00\x01", cbor2.loads)
     assert e.value.deviation == "trailing_bytes" and "found 2 bytes after it" in str(e.value)
 
 
@@ -108,35 +112,35 @@ def test_messages_our_signers_make_are_always_canonical():
     for alg in ("EdDSA", "ES256"):
         for i in range(100 if alg == "ES256" else 30):
             s = generate(alg, "d%d" % i)
-            m = cose.sign1(reading.encode_payload(s.device, i + 1, chain.GENESIS, i, _pack(i)), s)
+            m = cose.sign1(reading_validate.encode_payload(s.device, i + 1, chain.GENESIS, i, _pack(i)), s)
             for decode in DECODERS.values():
-                cose.parse_canonical(m, decode)
+                cose_verify.parse_canonical(m, decode)
 
 
 def test_ed25519_s_plus_l_is_refused_by_every_verifier_and_by_the_rule():
     """RFC 8032 §5.1.7 strict verification already refuses S >= L: libsodium (the gateway),
     cryptography (the CPython shim) and the pure verifier (boards) agree."""
-    genuine = cose.parse_canonical(V["message-1"])
+    genuine = cose_verify.parse_canonical(V["message-1"])
     twin = CASES["high_s_eddsa_s_plus_l"][2](V["message-1"], ED)
-    other = cose.parse_sign1(twin)
+    other = cose_verify.parse_sign1(twin)
     assert other.signature != genuine.signature and other.signature[:32] == genuine.signature[:32]
     tbs = genuine.to_be_signed()
-    for verify in (lambda p, m, s: signatures.verify(cose.EDDSA, p, m, s), crypto.ed25519_verify,
-                   ed25519_verify.verify):
+    for verify in (lambda p, m, s: signatures.verify(cose.EDDSA, p, m, s), ed25519_verify,
+                   pure_ed25519.verify):
         assert verify(ED.public_key, tbs, genuine.signature) is True
         assert verify(ED.public_key, tbs, other.signature) is False
     with pytest.raises(NonCanonicalMessage) as e:
-        cose.parse_canonical(twin)
+        cose_verify.parse_canonical(twin)
     assert e.value.deviation == "high_s"
 
 
 def test_es256_high_s_twin_verifies_but_is_refused():
-    genuine = cose.parse_canonical(V["es256-message-1"])
-    twin = cose.parse_sign1(V["refused-high_s_es256"])
+    genuine = cose_verify.parse_canonical(V["es256-message-1"])
+    twin = cose_verify.parse_sign1(V["refused-high_s_es256"])
     for sig in (genuine.signature, twin.signature):  # ECDSA itself accepts both
         assert signatures.verify(cose.ES256, ES.public_key, genuine.to_be_signed(), sig) is True
-        assert crypto.es256_verify(ES.public_key, genuine.to_be_signed(), sig) is True
-    assert int.from_bytes(twin.signature[32:], "big") > cose.P256_N // 2
+        assert es256_verify(ES.public_key, genuine.to_be_signed(), sig) is True
+    assert int.from_bytes(twin.signature[32:], "big") > cose_verify.P256_N // 2
 
 
 def test_a_bundle_carrying_another_encoding_fails_as_non_canonical():
@@ -156,24 +160,27 @@ def test_rules_under_micropython():
     names = sorted(REFUSED)
     script = """
 from edgeledger.agent.signer import KeySigner
-from edgeledger.protocols import cose, errors
+from edgeledger.protocols import cose
+from edgeledger.protocols.cbor.decoder import CborDecodeError
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.cose.verify import NonCanonicalMessage
 V = %r
 REFUSED = %r
 for name in ("message-1", "message-2", "es256-message-1"):
-    cose.parse_canonical(V[name])
+    cose_verify.parse_canonical(V[name])
 print("genuine|ok")
 es = KeySigner(-7, %r, "meter-01")
 print("es256-signed|" + ("same" if cose.sign1(V["payload-1"], es) == V["es256-message-1"] else "differs"))
 for name in REFUSED:
     try:
-        cose.parse_canonical(V[name])
+        cose_verify.parse_canonical(V[name])
         print(name + "|accepted")
-    except errors.NonCanonicalMessage as e:
+    except NonCanonicalMessage as e:
         print(name + "|" + e.deviation)
 try:
-    cose.parse_canonical(V["message-1"] + b"\\x00")
+    cose_verify.parse_canonical(V["message-1"] + b"\\x00")
     print("trailing|accepted")
-except errors.CborDecodeError:
+except CborDecodeError:
     print("trailing|CborDecodeError")
 """ % (dict((n, V[n]) for n in ["message-1", "message-2", "es256-message-1", "payload-1"] + names), names,
        bytes.fromhex(crypto_vectors.P256_PRIVATE))

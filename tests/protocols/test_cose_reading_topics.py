@@ -1,8 +1,12 @@
 import pytest
 
 from edgeledger.agent.signer import generate
-from edgeledger.protocols import cbor, chain, cose, reading, topics
+from edgeledger.protocols import cbor, chain, cose, topics
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.errors import CoseError, PayloadError, ProtocolError, SignatureError
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.topics import TopicError
 
 PACK = [{0: "m/p", 1: "W", 2: 5, 6: 1764093000}]
 
@@ -12,27 +16,27 @@ def test_sign_parse_verify_both_algorithms():
 
     for alg in ("EdDSA", "ES256"):
         s = generate(alg, "d1")
-        m = cose.sign1(reading.encode_payload("d1", 1, chain.GENESIS, 0, PACK), s)
-        parsed = cose.parse_sign1(m)
+        m = cose.sign1(reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, PACK), s)
+        parsed = cose_verify.parse_sign1(m)
         assert parsed.alg == s.alg and parsed.kid == s.kid
-        cose.verify_sign1(parsed, s.public_key, signatures.verify)
-        tampered = cose.Sign1(parsed.protected, parsed.alg, parsed.kid, parsed.payload + b"x", parsed.signature)
+        cose_verify.verify_sign1(parsed, s.public_key, signatures.verify)
+        tampered = cose_verify.Sign1(parsed.protected, parsed.alg, parsed.kid, parsed.payload + b"x", parsed.signature)
         with pytest.raises(SignatureError, match="does not verify"):
-            cose.verify_sign1(tampered, s.public_key, signatures.verify)
+            cose_verify.verify_sign1(tampered, s.public_key, signatures.verify)
 
 
 @pytest.mark.parametrize("item, message", [
-    (cbor.Tag(17, []), "tag 18"),
-    (cbor.Tag(18, [b"", {}, b""]), "array of 4"),
-    (cbor.Tag(18, [b"\xa1\x01\x26", {}, b"p", b"s" * 64]), "kid must be"),
-    (cbor.Tag(18, [cbor.encode({1: -8}), {}, b"p", b"s" * 64]), "kid must be"),
-    (cbor.Tag(18, [cbor.encode({1: -8, 4: b"k"}), {}, b"p", b"s" * 63]), "must be 64 bytes"),
-    (cbor.Tag(18, [cbor.encode({1: -9, 4: b"k"}), {}, b"p", b"s" * 64]), "unsupported COSE alg"),
-    (cbor.Tag(18, ["x", {}, b"p", b"s"]), "byte strings"),
+    (cbor_decoder.Tag(17, []), "tag 18"),
+    (cbor_decoder.Tag(18, [b"", {}, b""]), "array of 4"),
+    (cbor_decoder.Tag(18, [b"\xa1\x01\x26", {}, b"p", b"s" * 64]), "kid must be"),
+    (cbor_decoder.Tag(18, [cbor.encode({1: -8}), {}, b"p", b"s" * 64]), "kid must be"),
+    (cbor_decoder.Tag(18, [cbor.encode({1: -8, 4: b"k"}), {}, b"p", b"s" * 63]), "must be 64 bytes"),
+    (cbor_decoder.Tag(18, [cbor.encode({1: -9, 4: b"k"}), {}, b"p", b"s" * 64]), "unsupported COSE alg"),
+    (cbor_decoder.Tag(18, ["x", {}, b"p", b"s"]), "byte strings"),
 ])
 def test_malformed_sign1_is_a_typed_error(item, message):
     with pytest.raises(CoseError) as e:
-        cose.parse_sign1(cbor.encode(item))
+        cose_verify.parse_sign1(cbor.encode(item))
     assert isinstance(e.value, ValueError) and isinstance(e.value, ProtocolError)
     assert message in str(e.value)
 
@@ -53,13 +57,13 @@ def test_payload_rules(change, message):
     body = {1: 1, 2: "d1", 3: 1, 4: chain.GENESIS, 5: 0, 6: PACK}
     body.update(change)
     with pytest.raises(PayloadError, match=message):
-        reading.decode_payload(cbor.encode(body))
+        reading_validate.decode_payload(cbor.encode(body))
 
 
 def test_payload_pack_or_enc_not_both():
     with pytest.raises(PayloadError, match="exactly one"):
-        reading.encode_payload("d1", 1, chain.GENESIS, 0, PACK, enc=b"x")
-    p = reading.decode_payload(reading.encode_payload("d1", 1, chain.GENESIS, 0, enc=b"\x01\x02"))
+        reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, PACK, enc=b"x")
+    p = reading_validate.decode_payload(reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, enc=b"\x01\x02"))
     assert p.pack is None and p.enc == b"\x01\x02"
 
 
@@ -69,7 +73,7 @@ def test_topics_round_trip_and_reject_wildcards():
     assert topics.parse(t) == ("plant-a", "meter-01", "r")
     assert topics.subscription("r") == "el/v1/+/+/r"
     for bad in ("a/b", "a+", "#", "", "x" * 65):
-        with pytest.raises(topics.TopicError):
+        with pytest.raises(TopicError):
             topics.readings("plant-a", bad)
-    with pytest.raises(topics.TopicError, match="expected el/v1"):
+    with pytest.raises(TopicError, match="expected el/v1"):
         topics.parse("other/v1/a/b/r")

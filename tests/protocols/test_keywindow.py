@@ -101,7 +101,7 @@ def test_w6_untimed_reading_after_an_unsealed_end_is_refused():
 
 
 def test_w7_inside_the_window_is_valid():
-    for window, seq, t_first, t_last, signed_before, want in _rule_cases(None):
+    for window, seq, t_first, t_last, signed_before, _want in _rule_cases(None):
         assert refusal(window, seq, t_first, t_last, signed_before) is None
 
 

@@ -4,8 +4,10 @@ import hashlib
 import pytest
 
 from edgeledger.agent.signer import KeySigner
-from edgeledger.protocols import chain, cose, reading, session
-from edgeledger.protocols.reading_encode import with_base_fields
+from edgeledger.protocols import chain, cose, session
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
+from edgeledger.protocols.reading import with_base_fields
 from tests.protocols import wire_vectors
 from tests.support.mpy import run_micropython
 
@@ -33,22 +35,22 @@ def test_vectors_byte_for_byte():
     s = KeySigner(-8, SEED, "meter-01")
     assert s.public_key == V["public-key"]
     assert s.kid == V["kid"]
-    p1 = reading.encode_payload("meter-01", 1, chain.GENESIS, 1, PACK1)
+    p1 = reading_validate.encode_payload("meter-01", 1, chain.GENESIS, 1, PACK1)
     assert p1 == V["payload-1"]
     assert cose.protected_header(cose.EDDSA, s.kid) == V["protected"]
     assert cose.sig_structure(V["protected"], p1) == V["sig-structure-1"]
     m1 = cose.sign1(p1, s)
     assert m1 == V["message-1"]
     assert hashlib.sha256(m1).digest() == V["digest-1"]
-    p2 = reading.encode_payload("meter-01", 2, V["digest-1"], 1, PACK2)
+    p2 = reading_validate.encode_payload("meter-01", 2, V["digest-1"], 1, PACK2)
     assert cose.sign1(p2, s) == V["message-2"]
     assert session.encode_ack(2) == V["ack-2"]
     assert hashlib.sha256(V["message-2"]).digest() == V["digest-2"]
-    assert reading.encode_payload("meter-01", 3, V["digest-2"], 1, POLL) == V["payload-6-plain"]
+    assert reading_validate.encode_payload("meter-01", 3, V["digest-2"], 1, POLL) == V["payload-6-plain"]
     # the board's base fields: a fixed function of the records, and the bytes it signs
     based = with_base_fields(POLL)
     assert based[0] == {-2: "meter-01/m1/", -3: 1764093120, -4: "V", 0: "voltage_l1", 2: 230.5}
-    p6 = reading.encode_payload("meter-01", 3, V["digest-2"], 1, based)
+    p6 = reading_validate.encode_payload("meter-01", 3, V["digest-2"], 1, based)
     assert p6 == V["payload-6"]
     assert cose.sign1(p6, s) == V["message-6"]
 
@@ -56,12 +58,12 @@ def test_vectors_byte_for_byte():
 def test_both_forms_of_vector_6_are_the_same_readings():
     import cbor2
 
-    plain = reading.decode_payload(V["payload-6-plain"], cbor2.loads)
-    based = reading.decode_payload(V["payload-6"], cbor2.loads)
+    plain = reading_validate.decode_payload(V["payload-6-plain"], cbor2.loads)
+    based = reading_validate.decode_payload(V["payload-6"], cbor2.loads)
     assert (plain.device, plain.seq, plain.prev) == (based.device, based.seq, based.prev)
-    assert reading.resolve(based.pack) == reading.resolve(plain.pack)
-    assert reading.resolve(plain.pack)[9] == {"n": "meter-01/m1/power", "u": "W", "v": 806.25, "t": 1764093120}
-    assert reading.time_range(based.pack) == (1764093120, 1764093120)
+    assert reading_validate.resolve(based.pack) == reading_validate.resolve(plain.pack)
+    assert reading_validate.resolve(plain.pack)[9] == {"n": "meter-01/m1/power", "u": "W", "v": 806.25, "t": 1764093120}
+    assert reading_validate.time_range(based.pack) == (1764093120, 1764093120)
 
 
 def test_vectors_decode_and_verify_with_cbor2():
@@ -70,12 +72,12 @@ def test_vectors_decode_and_verify_with_cbor2():
     from edgeledger.gateway.registry import signatures
 
     for name, seq in (("message-1", 1), ("message-2", 2)):
-        msg = cose.parse_sign1(V[name], cbor2.loads)
+        msg = cose_verify.parse_sign1(V[name], cbor2.loads)
         assert msg.kid == V["kid"] and msg.alg == cose.EDDSA
-        cose.verify_sign1(msg, V["public-key"], signatures.verify)
-        body = reading.decode_payload(msg.payload, cbor2.loads)
+        cose_verify.verify_sign1(msg, V["public-key"], signatures.verify)
+        body = reading_validate.decode_payload(msg.payload, cbor2.loads)
         assert (body.device, body.seq, body.epoch) == ("meter-01", seq, 1)
-    resolved = reading.resolve(PACK2)
+    resolved = reading_validate.resolve(PACK2)
     assert resolved[1] == {"n": "meter-01/voltage_l1", "t": 1764093060, "u": "V", "v": 230.5}
 
 
@@ -84,25 +86,27 @@ def test_vectors_under_micropython():
     script = """
 import hashlib
 from edgeledger.agent.signer import KeySigner
-from edgeledger.protocols import cose, reading, chain, session
+from edgeledger.protocols import cose, chain, session
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 V = %r
 s = KeySigner(-8, V["seed"], "meter-01")
 assert s.public_key == V["public-key"], "pub"
 assert s.kid == V["kid"], "kid"
-p1 = reading.encode_payload("meter-01", 1, chain.GENESIS, 1, %r)
+p1 = reading_validate.encode_payload("meter-01", 1, chain.GENESIS, 1, %r)
 assert p1 == V["payload-1"], "payload"
 m1 = cose.sign1(p1, s)
 assert m1 == V["message-1"], "message-1"
 assert hashlib.sha256(m1).digest() == V["digest-1"]
-m2 = cose.sign1(reading.encode_payload("meter-01", 2, V["digest-1"], 1, %r), s)
+m2 = cose.sign1(reading_validate.encode_payload("meter-01", 2, V["digest-1"], 1, %r), s)
 assert m2 == V["message-2"], "message-2"
-msg = cose.parse_sign1(V["message-2"])
-body = reading.decode_payload(msg.payload)
+msg = cose_verify.parse_sign1(V["message-2"])
+body = reading_validate.decode_payload(msg.payload)
 assert body.seq == 2 and body.prev == V["digest-1"]
 from edgeledger.agent.signer import verify
 assert verify(-8, V["public-key"], msg.to_be_signed(), msg.signature)
 assert session.decode_ack(V["ack-2"]) == 2
-from edgeledger.protocols.reading_encode import with_base_fields, encode_payload
+from edgeledger.protocols.reading import with_base_fields, encode_payload
 p6 = encode_payload("meter-01", 3, V["digest-2"], 1, with_base_fields(%r))
 assert p6 == V["payload-6"], "payload-6"
 assert cose.sign1(p6, s) == V["message-6"], "message-6"
@@ -151,8 +155,9 @@ SM2_D = bytes.fromhex("3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4
 def test_sm2_vectors_byte_for_byte():
     """Vector 6: a board's SM2 reading (deterministic k) is these bytes; the gateway verifies
     it, and a Linux device's (random k) differs only in the signature."""
-    from edgeledger.firmware import sm2, sm3
     from edgeledger.gateway.registry import signatures
+    from edgeledger.agent.crypto.pure import sm3
+    from edgeledger.agent.crypto.pure.sm2 import sign as sm2
 
     s = KeySigner("SM2", SM2_D, "meter-01")
     assert s.public_key == V["sm2-public-key"] and s.kid == V["sm2-kid"]
@@ -169,9 +174,9 @@ def test_sm2_vectors_byte_for_byte():
 
     assert cose.sign1(V["payload-1"], Board()) == V["sm2-message-1"]
     for m in (V["sm2-message-1"], cose.sign1(V["payload-1"], s)):
-        msg = cose.parse_sign1(m)
+        msg = cose_verify.parse_sign1(m)
         assert msg.alg == -65537 and msg.kid == V["sm2-kid"]
-        cose.verify_sign1(msg, V["sm2-public-key"], signatures.verify)
+        cose_verify.verify_sign1(msg, V["sm2-public-key"], signatures.verify)
     linux = cose.sign1(V["payload-1"], s)
     assert linux[:-64] == V["sm2-message-1"][:-64]
 
@@ -181,12 +186,13 @@ def test_sm2_vectors_under_micropython():
     script = """
 from edgeledger.agent.signer import KeySigner, verify
 from edgeledger.protocols import cose
+from edgeledger.protocols.cose import verify as cose_verify
 V = %r
 s = KeySigner("SM2", V["d"], "meter-01")
 assert s.public_key == V["sm2-public-key"], "pub"
 assert s.kid == V["sm2-kid"], "kid"
 assert cose.sign1(V["payload-1"], s) == V["sm2-message-1"], "message"
-msg = cose.parse_sign1(V["sm2-message-1"])
+msg = cose_verify.parse_sign1(V["sm2-message-1"])
 assert verify(-65537, V["sm2-public-key"], msg.to_be_signed(), msg.signature)
 assert not verify(-65537, V["sm2-public-key"], msg.to_be_signed() + b"x", msg.signature)
 print("sm2 vectors ok")

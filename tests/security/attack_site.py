@@ -11,12 +11,11 @@ import sys
 import threading
 import time
 
-from edgeledger.agent.signer import load_key_file
-from edgeledger.gateway.bench import rawmqtt
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import session, topics
+from edgeledger.protocols import mqtt, session, topics
 from tests.security.conftest import SITE, Client
 from tests.support.devices import FakeDevice
 from tests.support.net import wait_until
@@ -197,7 +196,7 @@ class RawPublisher:
 
         raw = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
         self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        self.sock.sendall(rawmqtt.connect_packet("flood-" + device.name))
+        self.sock.sendall(mqtt.connect("flood-" + device.name, 60))
         assert self.sock.recv(4)[:1] == b"\x20", "no CONNACK"
         self.sock.settimeout(None)
         self.closed = threading.Event()

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from edgeledger.gateway.bench import rawmqtt
 from edgeledger.gateway.enrol import provision
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.ingest.runner import owner
 from edgeledger.gateway.registry import Registry
-from edgeledger.protocols import cbor, chain, cose, reading_encode, topics
+from edgeledger.protocols import cbor, chain, cose, mqtt, reading, topics
+from edgeledger.protocols.cbor import decoder as cbor_decoder
 from tests.security.attack_site import CLI, GATEWAY_CLIENT_ID, WAIT_S, AttackSite, RawPublisher
 from tests.security.conftest import SITE, after_reload, gateway_client
 from tests.support.net import wait_until
@@ -37,8 +37,8 @@ def attack_site(tmp_path, secure_broker):
 
 
 def _unsigned(device, pack, kid=b"\x42" * 16):
-    payload = reading_encode.encode_payload(device, 1, chain.GENESIS, 0, pack)
-    return cbor.encode(cbor.Tag(18, [cbor.encode({1: -8, 4: kid}), {}, payload, b"\x00" * 64]))
+    payload = reading.encode_payload(device, 1, chain.GENESIS, 0, pack)
+    return cbor.encode(cbor_decoder.Tag(18, [cbor.encode({1: -8, 4: kid}), {}, payload, b"\x00" * 64]))
 
 
 def _rss_kb(pid):
@@ -66,13 +66,13 @@ def test_hostile_messages_cost_one_quarantine_row_each_and_ingest_goes_on(attack
     site.probe(good)
     good.publish(3)
     site.wait_stored(good, 3)
-    huge = cbor.Tag(2, b"\x01" + b"\x00" * 200)
-    nan_signed = cose.sign1(reading_encode.encode_payload("hostile-1", 1, chain.GENESIS, 0,
+    huge = cbor_decoder.Tag(2, b"\x01" + b"\x00" * 200)
+    nan_signed = cose.sign1(reading.encode_payload("hostile-1", 1, chain.GENESIS, 0,
                                                           [{0: "x", 2: 1.0, 6: float("nan")}]), bad.fake.signer)
     attacks = [
         (bad, _unsigned("hostile-1", [{-3: huge, 6: 0.5, 2: 1}])),
         (bad, nan_signed),
-        (bad, cbor.encode(cbor.Tag(18, [cbor.encode({1: [1], 4: b"k" * 16}), {}, b"", b"\x00" * 64]))),
+        (bad, cbor.encode(cbor_decoder.Tag(18, [cbor.encode({1: [1], 4: b"k" * 16}), {}, b"", b"\x00" * 64]))),
         (victim, victim.fake.next()),
     ]
     assert len(attacks[0][1]) < 400
@@ -163,7 +163,7 @@ def test_oversized_and_retained_publishes_do_not_reach_or_grow_anything(attack_s
     site.probe(good)
     site.stop_gateway()
     rss_before = _rss_kb(site.broker.mosquitto.proc.pid)
-    big = rawmqtt.publish_packet(bad.topic, b"A" * (20 * 1024 * 1024), 1, retain=True)
+    big = mqtt.publish(bad.topic, b"A" * (20 * 1024 * 1024), 1, qos=1, retain=True)
     disconnected = 0
     for _ in range(10):
         raw = RawPublisher(site.broker, bad)
@@ -260,7 +260,7 @@ def test_one_noisy_device_takes_only_its_share_of_the_quarantine(attack_site):
         d.connect()
     site.probe(good, other)
     raw = RawPublisher(site.broker, noisy)
-    raw.send([rawmqtt.publish_packet(noisy.topic, b"\xff garbage %d" % i, 1 + i) for i in range(300)])
+    raw.send([mqtt.publish(noisy.topic, b"\xff garbage %d" % i, 1 + i, qos=1) for i in range(300)])
     wait_until(lambda: site.store.device_rejects(1) and site.store.device_rejects(1)[0].rejected >= 300, WAIT_S,
                what="the 300 rejects counted")
     forged = bytearray(other.fake.next())
@@ -291,7 +291,7 @@ def test_a_flood_from_one_device_does_not_stop_the_others(attack_site):
         d.connect()
     site.probe(*goods)
     n = 30000
-    packets = [rawmqtt.publish_packet(flooder.topic, b"\xa0junk %d" % i, 1 + i % 65535) for i in range(n)]
+    packets = [mqtt.publish(flooder.topic, b"\xa0junk %d" % i, 1 + i % 65535, qos=1) for i in range(n)]
     raw = RawPublisher(site.broker, flooder)
     sent_at = {}
     for round_ in range(10):  # the flood in ten slices, good readings published between them

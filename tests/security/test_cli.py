@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway.store import Store
 from tests.support.broker import Mosquitto
 from tests.support.net import free_port

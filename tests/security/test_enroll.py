@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.enrol import enroll
 from edgeledger.gateway.registry import Registry
@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.security, pytest.mark.micropython]
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     """The unix board image (``firmware build``): enroll must be in what goes onto a board."""
-    from edgeledger.firmware import build
+    from edgeledger.gateway.boards import image
 
     out = str(tmp_path_factory.mktemp("image"))
-    build.build_image("unix", out)
+    image.build_image("unix", out)
     return out
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import proofs
 from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger

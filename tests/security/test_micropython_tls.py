@@ -16,12 +16,14 @@ pytestmark = [pytest.mark.security, pytest.mark.micropython]
 # signed reading (QoS 1) and wait for its PUBACK. Prints CONNECTED / PUBACKED, or REFUSED.
 DEVICE_SCRIPT = """
 import json, time
+from edgeledger.agent.config import broker
 from edgeledger.firmware import mqtt, startup
-from edgeledger.agent.signer import load_key_file
-from edgeledger.protocols import chain, cose, reading, topics
+from edgeledger.agent.key_file import load_key_file
+from edgeledger.protocols import chain, cose, topics
+from edgeledger.protocols.reading import validate as reading_validate
 
 cfg = json.load(open("config.json"))
-tls, host, port = startup.parse_broker_url(cfg["broker"])
+tls, host, port = broker(cfg["broker"])
 assert tls
 tcfg = dict(cfg["tls"])
 if %(drop_cert)r:
@@ -37,7 +39,7 @@ except (mqtt.MqttError, OSError) as e:
 print("CONNECTED")
 s = load_key_file(cfg["key_file"])
 pack = [{0: cfg["device"] + "/power", 1: "W", 2: 42.5, 6: time.time()}]
-msg = cose.sign1(reading.encode_payload(cfg["device"], 1, chain.GENESIS, 1, pack), s)
+msg = cose.sign1(reading_validate.encode_payload(cfg["device"], 1, chain.GENESIS, 1, pack), s)
 c.publish(topics.readings(cfg["site"], cfg["device"]), msg, qos=1)
 deadline = time.time() + 5
 while c.inflight() and time.time() < deadline:

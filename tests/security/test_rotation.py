@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edgeledger.agent.signer import load_key_file
+from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway import errors
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger

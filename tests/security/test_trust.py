@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from edgeledger.agent.signer import generate, load_key_file
+from edgeledger.agent.key_file import load_key_file
+from edgeledger.agent.signer import generate
 from edgeledger.gateway import cli, errors, proofs
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
@@ -26,8 +27,11 @@ from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import deployment, verifier
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
-from edgeledger.protocols import cbor, cose, reading, reading_encode
+from edgeledger.protocols import cose, reading
 from edgeledger.protocols.bundle import Bundle
+from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.support.anvil import rpc, running_anvil
 from tests.support.devices import FakeDevice
 from tests.support.net import wait_until
@@ -139,14 +143,14 @@ class GatewaySite:
         times in its own columns (the receive time where they are not finite: its batcher runs)."""
         rows = []
         for m in msgs:
-            msg = cose.parse_sign1(m)
+            msg = cose_verify.parse_sign1(m)
             now = time.time()
             try:
-                body = reading.decode_payload(msg.payload)
-                t0, t1 = reading.time_range(body.pack) if body.pack is not None else (now, now)
+                body = reading_validate.decode_payload(msg.payload)
+                t0, t1 = reading_validate.time_range(body.pack) if body.pack is not None else (now, now)
                 device, seq, prev, epoch = body.device, body.seq, body.prev, body.epoch
             except ValueError:  # numbers no honest gateway takes: the raw fields
-                p = cbor.decode(msg.payload)
+                p = cbor_decoder.decode(msg.payload)
                 device, seq, prev, epoch, t0, t1 = p[2], p[3], p[4], p[5], now, now
             rows.append((device, seq, prev, hashlib.sha256(m).digest(), epoch, msg.kid, t0, t1, now, m))
         with self.store.lock:
@@ -184,7 +188,7 @@ def site_of(tmp_path):
 
 def encrypted(d, seq, prev, blob=b"\x00" * 24):
     """A reading whose values are encrypted for the data owner (payload key 7): no times."""
-    return cose.sign1(reading.encode_payload(d.name, seq, prev, 1, enc=blob), d.signer)
+    return cose.sign1(reading_validate.encode_payload(d.name, seq, prev, 1, enc=blob), d.signer)
 
 
 def send_next(d, msg):
@@ -368,7 +372,7 @@ def test_non_finite_record_times_are_refused(world, site_of):
     for seq, times in enumerate(([math.nan], [math.inf], [None, math.nan], [-math.inf, None]), 1):
         pack = [{0: "meter-01/v%d" % i, 1: "W", 2: 1.0, 6: now if t is None else t} for i, t in enumerate(times)]
         # signed by a buggy encoder (the board's does not check its numbers)
-        msgs.append(cose.sign1(reading_encode.encode_payload("meter-01", seq, d.prev, 1, pack), d.signer))
+        msgs.append(cose.sign1(reading.encode_payload("meter-01", seq, d.prev, 1, pack), d.signer))
         assert site.accept(d, msgs[-1]) == "out_of_range", times
     site.inject(msgs)
     site.anchor()

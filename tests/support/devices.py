@@ -3,7 +3,8 @@ import hashlib
 import time
 
 from edgeledger.agent.signer import generate
-from edgeledger.protocols import chain, cose, reading, topics
+from edgeledger.protocols import chain, cose, topics
+from edgeledger.protocols.reading import validate as reading_validate
 
 
 class FakeDevice:
@@ -29,7 +30,7 @@ class FakeDevice:
     def make(self, seq, prev, value=1.0, t=None, device=None, records=1):
         t = time.time() if t is None else t
         pack = [{0: "%s/v%d" % (self.name, i), 1: "W", 2: value + i, 6: t} for i in range(records)]
-        payload = reading.encode_payload(device or self.name, seq, prev, 1, pack)
+        payload = reading_validate.encode_payload(device or self.name, seq, prev, 1, pack)
         return cose.sign1(payload, self.signer)
 
     def next(self, **kw):

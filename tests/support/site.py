@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from edgeledger.agent import signer
+from edgeledger.agent import key_file, signer
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 
@@ -81,7 +81,7 @@ class Site:
         s = signer.generate(alg, name)
         key_path = os.path.join(self.root, name + ".key")
         with open(key_path, "w") as f:
-            f.write(signer.key_file_content(name, alg, s.private_bytes()))
+            f.write(key_file.key_file_content(name, alg, s.private_bytes()))
         cfg_path = os.path.join(self.root, name + ".toml")
         if source_toml is None:
             source_toml = ('[[sources]]\ntype = "simulated"\nname = "%s"\nkind = "%s"\ninterval_s = %r\n'

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from edgeledger.agent import signer
+from edgeledger.agent import key_file, signer
 from edgeledger.gateway.enrol import keys
 from edgeledger.gateway.registry import signatures
 from edgeledger.protocols import cose
@@ -19,7 +19,7 @@ SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 @pytest.mark.parametrize("alg", keys.NAMES)
 def test_a_key_made_here_is_the_key_the_agent_loads(alg):
     key = keys.generate(alg, "meter-01")
-    s = signer.parse_key_file(key.key_file_text())
+    s = key_file.parse_key_file(key.key_file_text())
     assert (s.alg, s.device, s.public_key, s.kid) == (key.alg.cose_id, "meter-01", key.public_key, key.kid)
     assert signatures.key_problem(key.alg.cose_id, key.public_key) is None
     message = b"to be signed"
@@ -29,7 +29,7 @@ def test_a_key_made_here_is_the_key_the_agent_loads(alg):
 @pytest.mark.parametrize("alg", keys.NAMES)
 def test_a_key_file_the_agent_wrote_reads_back_the_same(alg):
     s = signer.generate(alg, "dev-7")
-    key = keys.parse_key_file(signer.key_file_content("dev-7", alg, s.private_bytes()))
+    key = keys.parse_key_file(key_file.key_file_content("dev-7", alg, s.private_bytes()))
     assert (key.alg.name, key.public_key, key.kid, key.private) == (alg, s.public_key, s.kid, s.private_bytes())
 
 

@@ -1,0 +1,60 @@
+"""The agent's one table of config keys (agent/config.py), shared by agent.toml and a board's config.json."""
+import pytest
+
+from edgeledger.agent import config
+from edgeledger.agent.errors import ConfigError
+
+MINIMAL = {"device": "meter-01", "site": "plant-a", "key_file": "meter-01.key",
+           "sources": [{"type": "simulated"}]}
+
+
+@pytest.mark.parametrize("board, column", [(False, 1), (True, 2)])
+def test_every_key_gets_its_runtimes_default(board, column):
+    cfg = config.agent_settings(dict(MINIMAL), board, "test")
+    for key, spec in config.AGENT_KEYS.items():
+        if len(spec) > 1 and key != "outbox":
+            assert cfg[key] == spec[column], key
+    for key, spec in config.OUTBOX_KEYS.items():
+        assert cfg["outbox"][key] == spec[column], key
+
+
+@pytest.mark.parametrize("key", ["device", "site", "key_file", "sources"])
+def test_a_required_key_missing_is_refused_by_name(key):
+    cfg = dict(MINIMAL)
+    del cfg[key]
+    with pytest.raises(ConfigError, match="missing '%s'" % key):
+        config.agent_settings(cfg, False, "agent config x.toml")
+
+
+@pytest.mark.parametrize("key, value", [("window", "many"), ("window", True), ("pack_age_s", [1]),
+                                        ("broker", 1883), ("sources", {"type": "simulated"})])
+def test_a_value_of_the_wrong_type_is_refused_saying_what_was_expected(key, value):
+    with pytest.raises(ConfigError, match="'%s' must be of type" % key):
+        config.agent_settings(dict(MINIMAL, **{key: value}), True, "device config config.json")
+
+
+def test_numbers_are_converted_to_their_type():
+    cfg = config.agent_settings(dict(MINIMAL, window="32", resend_after_s=2, outbox={"max_bytes": "65536"}),
+                                True, "test")
+    assert cfg["window"] == 32 and isinstance(cfg["resend_after_s"], float)
+    assert cfg["outbox"]["max_bytes"] == 65536
+
+
+def test_the_board_profiles_outbox_comes_between_config_and_default():
+    profile_outbox = {"max_bytes": 131072, "flush_interval_s": 30}
+    cfg = config.agent_settings(dict(MINIMAL, outbox={"max_bytes": 65536}), True, "test", profile_outbox)
+    assert cfg["outbox"]["max_bytes"] == 65536  # the config wins
+    assert cfg["outbox"]["flush_interval_s"] == 30.0  # then the profile
+    assert cfg["outbox"]["segment_bytes"] == config.OUTBOX_KEYS["segment_bytes"][2]  # then the default
+
+
+def test_keys_beyond_the_table_are_kept_and_easy_to_name():
+    cfg = config.agent_settings(dict(MINIMAL, colour="blue"), False, "test")
+    assert cfg["colour"] == "blue"
+    assert [k for k in cfg if k not in config.AGENT_KEYS] == ["colour"]
+
+
+def test_the_broker_url_errors_become_config_errors():
+    assert config.broker("mqtts://gw.local") == (True, "gw.local", 8883)
+    with pytest.raises(ConfigError, match="mqtt"):
+        config.broker("http://gw.local")
