@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """The agent's configuration: one table of keys, their types and their defaults.
 
 The Linux agent reads ``agent.toml`` (``agent/linux.py``), a board its ``config.json`` and
@@ -121,4 +122,4 @@ def broker(url):
     try:
         return broker_url.parse(url)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(str(e))

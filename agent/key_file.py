@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """Device key files: the JSON a board reads its signing key from.
 
 The format is ``protocols/key_file.py``; this module adds the signer: it derives the
@@ -29,7 +30,7 @@ def parse_key_file(text):
     except errors.UnknownAlgorithmError as e:
         raise e
     except ValueError as e:
-        raise fmt.KeyFileError("key file field 'private': %s" % e) from None
+        raise fmt.KeyFileError("key file field 'private': %s" % e)
     if public is not None and public != signer.public_key:
         raise fmt.KeyFileError("key file field 'public': expected %s (derived from 'private'), "
                                   "found another key" % signer.public_key.hex())

@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """One serial transport for the field-bus sources: pyserial on CPython,
 ``machine.UART`` on MicroPython boards. This is the only module that imports
 either.
@@ -55,7 +56,7 @@ class PySerialPort:
                 exclusive=options.get("exclusive", None),
             )
         except (OSError, ValueError, _pyserial.SerialException) as e:
-            raise SourceError("cannot open serial port %s: %s" % (port, e)) from None
+            raise SourceError("cannot open serial port %s: %s" % (port, e))
         self.port = port
         self.baud = baud
 
@@ -64,7 +65,7 @@ class PySerialPort:
             self._s.write(data)
             self._s.flush()
         except (OSError, _pyserial.SerialException) as e:
-            raise SourceError("serial write on %s failed: %s" % (self.port, e)) from None
+            raise SourceError("serial write on %s failed: %s" % (self.port, e))
 
     def read(self, n, timeout):
         # Wait with select() instead of changing the port's timeout: every
@@ -77,7 +78,7 @@ class PySerialPort:
                 return b""
             return self._s.read(min(max(self._s.in_waiting, 1), n))
         except (OSError, _pyserial.SerialException) as e:
-            raise SourceError("serial read on %s failed: %s" % (self.port, e)) from None
+            raise SourceError("serial read on %s failed: %s" % (self.port, e))
 
     def set_baud(self, baud):
         if baud == self.baud:
@@ -85,7 +86,7 @@ class PySerialPort:
         try:
             self._s.baudrate = baud
         except Exception as e:  # OSError, ValueError, SerialException, termios.error
-            raise SourceError("cannot set %s to %d baud: %s" % (self.port, baud, e)) from None
+            raise SourceError("cannot set %s to %d baud: %s" % (self.port, baud, e))
         self.baud = baud
 
     def reset_input(self):

@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """The board profile (``board.json``): buses, pins, network interface, clock.
 
 Profiles live in ``firmware/boards/<name>.json``; the image build copies one to
@@ -135,7 +136,7 @@ def read_profile(path="board.json"):
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("cannot read board profile %s: %s" % (path, e)) from None
+        raise errors.ConfigError("cannot read board profile %s: %s" % (path, e))
 
 
 def load(path="board.json"):

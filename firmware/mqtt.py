@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """A minimal MQTT 3.1.1 client for the device (model: micropython-lib umqtt.simple).
 
 What the agent needs and nothing more: CONNECT with a last will, keepalive and
@@ -131,7 +132,7 @@ class MQTTClient:
             self._addr = None
             if isinstance(e, MqttError):
                 raise e
-            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e)) from None
+            raise ConnectionLost("%s:%d: %s" % (self.server, self.port, e))
         return self._connack
 
     def _open(self):
@@ -184,7 +185,7 @@ class MQTTClient:
                 except OSError as e:
                     if e.args[0] != _EAGAIN:
                         self.close()
-                        raise ConnectionLost("write: %s" % (e,)) from None
+                        raise ConnectionLost("write: %s" % (e,))
                     n = None
                 if n:
                     off += n
@@ -249,7 +250,7 @@ class MQTTClient:
                 packet = self._rx.next_packet()
             except ValueError as e:  # the codec's MqttPacketError: no resync over TCP
                 self.close()
-                raise ProtocolViolation(str(e)) from None
+                raise ProtocolViolation(str(e))
             if packet is not None:
                 self._handle(packet[0], packet[1], packet[2])
             elif not self._read():
@@ -265,7 +266,7 @@ class MQTTClient:
         except OSError as e:
             if e.args[0] != _EAGAIN:
                 self.close()
-                raise ConnectionLost("read: %s" % (e,)) from None
+                raise ConnectionLost("read: %s" % (e,))
             return False
         if n is None:  # nothing more for now
             return False
@@ -283,7 +284,7 @@ class MQTTClient:
                 topic, pid, payload = mqtt.publish_fields(flags, body)
             except ValueError as e:
                 self.close()
-                raise ProtocolViolation(str(e)) from None
+                raise ProtocolViolation(str(e))
             if pid is not None:
                 self._send(mqtt.puback(pid))  # §3.3.4
             if self.on_message is not None:

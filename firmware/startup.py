@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """One-time start-up of the board agent: config, key, outbox, sources, MQTT client.
 
 ``main.start`` imports this module, calls ``prepare`` and then drops it (and
@@ -44,7 +45,7 @@ def load_config(path, profile=None):
         with open(path) as f:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("cannot read device config %s: %s" % (path, e)) from None
+        raise errors.ConfigError("cannot read device config %s: %s" % (path, e))
     return config.agent_settings(cfg, True, "device config %s" % path,
                                  (profile or {}).get("outbox") or {})
 
@@ -73,7 +74,7 @@ def make_source(cfg, board, profile):
         from edgeledger.agent import sources
     except ImportError:
         raise errors.ConfigError("source type %r: this image (board %s) has no field-bus sources"
-                          % (cfg.get("type"), board.name)) from None
+                          % (cfg.get("type"), board.name))
     return sources.from_config(cfg)
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """The TLS context of the device's MQTT connection (``config.json`` -> ``tls``).
 
 Imported at start only when the broker URL is ``mqtts://`` or ``tls`` is set.
@@ -23,5 +24,5 @@ def ssl_context(tls):
         if tls.get("cert_file"):
             ctx.load_cert_chain(tls["cert_file"], tls["key_file"])
     except (OSError, ValueError) as e:
-        raise errors.ConfigError("TLS files: %s" % (e,)) from None
+        raise errors.ConfigError("TLS files: %s" % (e,))
     return ctx

@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """The proof bundle: everything needed to check one reading, in one CBOR map.
 
 ::
@@ -152,7 +153,7 @@ class Bundle:
         try:
             m = decode(data)
         except ValueError as e:
-            raise MalformedBundle("bundle is not CBOR: %s" % e) from None
+            raise MalformedBundle("bundle is not CBOR: %s" % e)
         if not hasattr(m, "get") or m.get(1) != VERSION:
             raise MalformedBundle("expected a version %d bundle map, found %s" % (
                 VERSION, "version %r" % (m.get(1),) if hasattr(m, "get") else type(m).__name__))
@@ -172,7 +173,7 @@ class Bundle:
         try:
             header = BatchHeader.from_map(m.get(5))
         except HeaderError as e:
-            raise MalformedBundle(str(e)) from None
+            raise MalformedBundle(str(e))
         return cls(_bstr(m.get(2), "message"), _uint(m.get(3), "leaf index"),
                    _bstr_list(m.get(4), "audit path", 32), header, _uint(m.get(6), "chain id"),
                    _bstr(m.get(7), "contract", 20), _bstr(m.get(8), "tx_hash", 32),
@@ -249,11 +250,11 @@ def check_offline(b, verify, decode=cbor_decoder.decode):
         msg = cose_verify.parse_canonical(b.message, decode)
         body = reading_validate.decode_payload(msg.payload, decode)
     except NonCanonicalMessage as e:
-        raise NonCanonical("non-canonical message: %s" % e) from None
+        raise NonCanonical("non-canonical message: %s" % e)
     except PayloadRangeError as e:
-        raise ReadingOutOfRange("reading out of range: %s" % e) from None
+        raise ReadingOutOfRange("reading out of range: %s" % e)
     except ValueError as e:
-        raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e) from None
+        raise TamperedMessage("tampered message: it no longer decodes as a signed reading (%s)" % e)
     if hashlib.sha256(b.public_key).digest()[:KID_LEN] != msg.kid:
         raise WrongKey("wrong device key: the message names kid %s, the bundle's key has kid %s"
                        % (_hex(msg.kid), _hex(hashlib.sha256(b.public_key).digest()[:KID_LEN])))

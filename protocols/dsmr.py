@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """DSMR P1 telegrams (NL DSMR 2.2 / 3.0 / 4.x / 5.0.2, BE Fluvius e-MUCS P1).
 
 Telegram (DSMR P1 Companion Standard 5.0.2 §6.2)::
@@ -261,7 +262,7 @@ def parse_telegram(raw, version=None):
     try:
         text = bytes(raw).decode()
     except UnicodeError:
-        raise DsmrFrameError("telegram is not ASCII") from None
+        raise DsmrFrameError("telegram is not ASCII")
     if version is None:
         version = detect_version(text)
     if version not in OBJECTS:

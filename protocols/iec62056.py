@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """IEC 62056-21 (formerly IEC 61107) local meter readout, protocol mode C.
 
 Exchange (IEC 62056-21:2002 §6.3.3, figure "Protocol mode C")::
@@ -115,7 +116,7 @@ def parse_identification(line):
         try:
             line = bytes(line).decode()
         except UnicodeError:
-            raise IecFrameError("identification must be ASCII, found %r" % (line,)) from None
+            raise IecFrameError("identification must be ASCII, found %r" % (line,))
     if line.endswith("\r\n"):
         line = line[:-2]
     if len(line) < 6 or line[0] != "/":
@@ -189,7 +190,7 @@ def parse_data_sets(block):
         try:
             block = bytes(block).decode()
         except UnicodeError:  # MicroPython has no UnicodeDecodeError
-            raise IecFrameError("data block is not text: %r" % (bytes(block[:16]),)) from None
+            raise IecFrameError("data block is not text: %r" % (bytes(block[:16]),))
     out = []
     current = None
     i = 0

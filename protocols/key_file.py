@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """Device key files: the text format (JSON, so a board reads it with ``json``)::
 
   {"device": "...", "alg": "EdDSA"|"ES256"|"SM2", "private": hex, "public": hex, "kid": hex}
@@ -33,7 +34,7 @@ def _hex_field(doc, name):
     try:
         return bytes.fromhex(v)
     except ValueError:
-        raise KeyFileError("key file field %r: expected hex digits, found %r" % (name, v[:20])) from None
+        raise KeyFileError("key file field %r: expected hex digits, found %r" % (name, v[:20]))
 
 
 def decode(text):
@@ -44,7 +45,7 @@ def decode(text):
     try:
         doc = json.loads(text)
     except ValueError:
-        raise KeyFileError("key file: expected a JSON object, found unparsable text") from None
+        raise KeyFileError("key file: expected a JSON object, found unparsable text")
     if not isinstance(doc, dict):
         raise KeyFileError("key file: expected a JSON object, found %s" % type(doc).__name__)
     device = doc.get("device")

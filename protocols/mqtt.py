@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """MQTT 3.1.1 (OASIS, 2014) packets, sans-IO: encoders and a framer.
 
 Bytes in, packets out; the caller owns the socket. Used by the board's client
@@ -181,7 +182,7 @@ def _topic(buf, start, stop):
         return bytes(buf[start:stop]).decode("utf-8")
     except UnicodeError:
         raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r"
-                              % bytes(buf[start:stop])[:40]) from None
+                              % bytes(buf[start:stop])[:40])
 
 
 def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
@@ -222,7 +223,7 @@ def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
             topic = data[j + 2:k].decode("utf-8")
         except UnicodeError:
             raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r"
-                                  % bytes(data[j + 2:k])[:40]) from None
+                                  % bytes(data[j + 2:k])[:40])
         append((topic, (data[k] << 8) | data[k + 1], view[k + 2:stop]))
         i = stop
     return out, i

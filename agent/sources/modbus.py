@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """Modbus RTU source: polls register maps on one RS-485 bus (several devices).
 
 Config::
@@ -145,9 +146,9 @@ def from_config(cfg, port=None, clock=None, sleep=None):
                 raise ConfigError("modbus unit must be 1..247, found %r" % (d["unit"],))
             get_map(d["map"])
     except KeyError as e:
-        raise ConfigError("modbus source config: missing or unknown %s" % (e,)) from None
+        raise ConfigError("modbus source config: missing or unknown %s" % (e,))
     except ValueError as e:
-        raise ConfigError("modbus source config: %s" % (e,)) from None
+        raise ConfigError("modbus source config: %s" % (e,))
     if port is None:
         from edgeledger.agent.serial_port import open_port
 

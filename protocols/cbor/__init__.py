@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """Deterministic CBOR (RFC 8949 §4.2), pure Python for MicroPython and CPython: this
 module encodes (what a device needs); ``decoder.py`` decodes, strictly (what a gateway
 and a verifier need; a device decodes nothing but the 3-byte end-to-end ack, read byte by
@@ -150,7 +151,7 @@ def _enc(obj, out, depth, max_depth):
         try:
             b = obj.encode("utf-8")
         except UnicodeError:
-            raise errors.EncodeError("text string is not encodable as UTF-8 (lone surrogate?)") from None
+            raise errors.EncodeError("text string is not encodable as UTF-8 (lone surrogate?)")
         _head(out, 0x60, len(b))
         out.extend(b)
     elif isinstance(obj, (bytes, bytearray, memoryview)):

@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """The strict CBOR decoder (RFC 8949 §3 well-formedness and the §4.2.1 deterministic rules
 of the package docstring), and ``Tag`` with comparison and hashing.
 
@@ -368,7 +369,7 @@ class _Decoder:
                     "map at offset %d has a key of type %s at offset %d; this decoder "
                     "needs hashable keys (int, str, bytes, float, bool, None, Tag)"
                     % (i, type(k).__name__, k0)
-                ) from None
+                )
             if len(out) != n + 1:
                 raise InvalidError(
                     "map at offset %d repeats key %r at offset %d (RFC 8949 §5.6; "

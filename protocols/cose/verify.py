@@ -1,3 +1,4 @@
+# ruff: noqa: B904  -- no "raise ... from" here: MicroPython's native emitter cannot compile it
 """COSE_Sign1 parsing, canonical form and verification (RFC 9052 §4.2, §4.4): the
 gateway's and the verifier's side of ``edgeledger.protocols.cose`` (the layout is in its
 docstring). The algorithm table is data. Verifying is done by a function passed in
@@ -161,11 +162,11 @@ def parse_canonical(data, decode=cbor_decode):
     try:
         item = decode(data)
     except decoder.NonCanonicalError as e:  # the strict pure decoder names it itself
-        raise _deviation("envelope_encoding", "found %s" % e) from None
+        raise _deviation("envelope_encoding", "found %s" % e)
     try:
         msg = sign1_from_item(item, decode)
     except decoder.NonCanonicalError as e:  # its only decode is the protected header's
-        raise _deviation("protected_encoding", "found %s" % e) from None
+        raise _deviation("protected_encoding", "found %s" % e)
     check_canonical(data, msg, decode)
     return msg
 
@@ -194,11 +195,11 @@ def check_canonical(data, msg, decode=cbor_decode):
     try:
         value = decode(msg.payload)
     except decoder.NonCanonicalError as e:
-        raise _deviation("payload_encoding", "found %s" % e) from None
+        raise _deviation("payload_encoding", "found %s" % e)
     try:
         again = encode(value)
     except EncodeError as e:  # e.g. a value a lenient decoder built from a tag
-        raise _deviation("payload_encoding", "found a value deterministic CBOR does not carry (%s)" % e) from None
+        raise _deviation("payload_encoding", "found a value deterministic CBOR does not carry (%s)" % e)
     if again != msg.payload:
         raise _deviation("payload_encoding", _difference(msg.payload, again))
 
