@@ -23,11 +23,16 @@ result`` that:
 Calls must not overlap with transactions on the same chain (py-evm is not thread-safe): the
 demo stops its batcher before it verifies.
 """
+from typing import TYPE_CHECKING, Any
+
 import rlp
 from eth_utils import keccak, to_canonical_address
 from trie import HexaryTrie
 
 from edgeledger.gateway.errors import LedgerError
+
+if TYPE_CHECKING:
+    from edgeledger.gateway.anchor.ledger.embedded import EmbeddedLedger
 
 # JSON-RPC block field <- py-evm header attribute, and how the value is written ("data":
 # 0x-hex bytes; "qty": 0x-hex quantity; "bloom": the integer as 256 bytes). Order is the
@@ -64,17 +69,17 @@ class EmbeddedRpcError(LedgerError):
     """A request the embedded transport cannot answer (unknown method, bad parameters)."""
 
 
-def _qty(n):
+def _qty(n: int) -> str:
     return hex(int(n))
 
 
-def _data(v):
+def _data(v: str | bytes) -> str:
     if isinstance(v, (bytes, bytearray)):
         return "0x" + bytes(v).hex()
     return v if v.startswith("0x") else "0x" + v
 
 
-def _block_param(p):
+def _block_param(p: str | int) -> str | int:
     """JSON-RPC block parameter -> what eth-tester accepts (an int or a tag)."""
     if isinstance(p, int) or p in ("latest", "earliest", "pending"):
         return p
@@ -84,7 +89,7 @@ def _block_param(p):
         raise EmbeddedRpcError("expected a block number or tag, found %r" % (p,)) from None
 
 
-def _block_json(header):
+def _block_json(header: Any) -> dict[str, Any]:
     out = {}
     for rpc_name, attr, kind in BLOCK_FIELDS:
         v = getattr(header, attr, None)
@@ -106,13 +111,13 @@ class EmbeddedRpc:
     those as web3 instances and would bypass this transport.
     """
 
-    def __init__(self, ledger):
+    def __init__(self, ledger: "EmbeddedLedger") -> None:
         self.ledger = ledger
         self._provider = ledger.w3.provider
         self.chain = ledger.tester.backend.chain
         self.counters = {"requests": 0, "proofs": 0}
 
-    def __call__(self, method, params):
+    def __call__(self, method: str, params: list[Any]) -> Any:
         self.counters["requests"] += 1
         if method == "eth_getProof":
             return self.get_proof(*params)
@@ -140,7 +145,7 @@ class EmbeddedRpc:
                                    % (result["number"], result["hash"], _data(header.hash)))
         return _block_json(header)
 
-    def _header(self, block):
+    def _header(self, block: str | int) -> Any:
         block = _block_param(block)
         if block in ("latest", "pending"):
             return self.chain.get_canonical_head()
@@ -151,7 +156,7 @@ class EmbeddedRpc:
         except Exception as e:  # eth.exceptions.HeaderNotFound
             raise EmbeddedRpcError("no block %r on the embedded chain (%s)" % (block, e)) from e
 
-    def get_proof(self, address, slots, block="latest"):
+    def get_proof(self, address: str, slots: list[str], block: str | int = "latest") -> dict[str, Any]:
         """EIP-1186 answer for ``address`` and storage ``slots`` (32-byte hex) at ``block``."""
         self.counters["proofs"] += 1
         header = self._header(block)

@@ -22,6 +22,8 @@ gateway.toml::
 import json
 import os
 import stat
+from collections.abc import Mapping
+from typing import NoReturn
 
 from eth_account import Account
 
@@ -50,24 +52,24 @@ class GatewayKey:
 
     __slots__ = ("_secret", "address")
 
-    def __init__(self, secret):
+    def __init__(self, secret: bytes) -> None:
         self._secret = bytes(secret)
         self.address = Account.from_key(self._secret).address
 
-    def secret(self):
+    def secret(self) -> bytes:
         """The 32-byte private key, for the ledger backend only."""
         return self._secret
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<GatewayKey %s (secret not shown)>" % self.address
 
     __str__ = __repr__
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a GatewayKey is not serializable; use the keystore file")
 
 
-def check_private_file(path, what="secret file"):
+def check_private_file(path: str, what: str = "secret file") -> str:
     """Raise InsecureFileError if group/others have any access to ``path``, KeystoreError if
     it cannot be read."""
     try:
@@ -88,7 +90,8 @@ def check_secret_files(cfg: GatewayConfig) -> None:
         check_private_file(path, key)
 
 
-def read_passphrase(passphrase_file=None, passphrase_env=None, environ=None):
+def read_passphrase(passphrase_file: str | None = None, passphrase_env: str | None = None,
+                    environ: Mapping[str, str] | None = None) -> str:
     """The passphrase from a private file or an environment variable. Raises KeystoreError."""
     environ = os.environ if environ is None else environ
     if passphrase_file:
@@ -110,7 +113,7 @@ def read_passphrase(passphrase_file=None, passphrase_env=None, environ=None):
     return text
 
 
-def generate(out, passphrase, secret=None, scrypt_n=SCRYPT_N):
+def generate(out: str, passphrase: str, secret: bytes | None = None, scrypt_n: int = SCRYPT_N) -> GatewayKey:
     """Write a new (or the given) key encrypted to ``out`` (mode 0600, never overwrites).
     Returns the GatewayKey. Raises KeystoreError if ``out`` exists."""
     if secret is None:
@@ -127,7 +130,7 @@ def generate(out, passphrase, secret=None, scrypt_n=SCRYPT_N):
     return key
 
 
-def load(path, passphrase):
+def load(path: str, passphrase: str) -> GatewayKey:
     """Decrypt the keystore at ``path``. Raises InsecureFileError, KeystoreError."""
     check_private_file(path, "keystore")
     try:
@@ -147,7 +150,7 @@ def load(path, passphrase):
     return GatewayKey(secret)
 
 
-def account_key(ledger_cfg: LedgerConfig, environ=None):
+def account_key(ledger_cfg: LedgerConfig, environ: Mapping[str, str] | None = None) -> bytes | None:
     """The ledger signing key (32 bytes) named by a resolved ``[ledger]`` section, or None.
 
     ``keystore_file`` (encrypted, this module) is preferred; ``key_file`` (plain hex, mode
@@ -171,7 +174,7 @@ def account_key(ledger_cfg: LedgerConfig, environ=None):
     return secret
 
 
-def load_from_config(ledger_cfg: LedgerConfig, environ=None):
+def load_from_config(ledger_cfg: LedgerConfig, environ: Mapping[str, str] | None = None) -> GatewayKey | None:
     """The GatewayKey named by a resolved ``[ledger]`` section, or None if it names none."""
     path = ledger_cfg.keystore_file
     if not path:

@@ -13,7 +13,7 @@ gateway and registers the registry's keys; on every chain it carries key ends to
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from edgeledger.gateway.anchor import keysync
 from edgeledger.gateway.anchor.batcher import Batcher
@@ -54,10 +54,11 @@ EMBEDDED_CLOCK_LEAD_S = 60.0
 class _Repeats:
     """Logs an error when its text changes, and a repeat at most every ERROR_REPEAT_S."""
 
-    def __init__(self):
-        self.text, self.at, self.count = None, 0.0, 0
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.at, self.count = 0.0, 0
 
-    def log(self, text):
+    def log(self, text: str) -> None:
         now = time.monotonic()
         if text != self.text or now - self.at >= ERROR_REPEAT_S:
             log.error("batcher: %s%s", text, " (%d times since it was last logged)" % self.count
@@ -65,7 +66,7 @@ class _Repeats:
             self.text, self.at, self.count = text, now, 0
         self.count += 1
 
-    def clear(self):
+    def clear(self) -> None:
         self.text = None
 
 
@@ -81,8 +82,9 @@ class BatcherThread:
     (revocations, rotations, sealed last seqs) from the registry to the chain.
     """
 
-    def __init__(self, store_path, ledger, batch_cfg: BatchConfig, confirmations, synchronous=DEFAULT_SYNCHRONOUS,
-                 finality=None, opener=None, own_sites=None):
+    def __init__(self, store_path: str, ledger: Any, batch_cfg: BatchConfig, confirmations: int,
+                 synchronous: str = DEFAULT_SYNCHRONOUS, finality: int | None = None,
+                 opener: Callable[[Store], Any] | None = None, own_sites: list[str] | None = None) -> None:
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
         # Memories of what was sent to the chain: one entry per registry key or site at most.
@@ -107,7 +109,7 @@ class BatcherThread:
         if ledger is not None:
             self._make_batcher()
 
-    def _make_batcher(self):
+    def _make_batcher(self) -> None:
         b = Batcher(self.store, self.ledger,
                     max_size=self.batch_cfg.max_size, max_age_s=self.batch_cfg.max_age_s,
                     confirmations=self.confirmations, finality=self.finality)
@@ -123,8 +125,10 @@ class BatcherThread:
                 b.counters[name] = max(b.counters.get(name, 0), value)
         self.batcher = b
 
-    def _open(self):
+    def _open(self) -> bool:
         """Try the opener once; True when the ledger is open."""
+        if self.opener is None:
+            return False
         try:
             self.ledger = self.opener(self.store)
         except LedgerUnavailable as e:
@@ -150,13 +154,13 @@ class BatcherThread:
         self._make_batcher()
         return True
 
-    def _save_counters(self):
+    def _save_counters(self) -> None:
         if self.batcher is None:
             return
         with self.store.transaction("saving the batcher's counters"):
             self.store.save_counters(dict(self.batcher.counters, **self.counters))
 
-    def _run(self):
+    def _run(self) -> None:
         delay = RESTART_DELAY_S
         store_failed = None
         last_save = 0.0
@@ -255,10 +259,10 @@ class BatcherThread:
         if any(k.kid not in self._registered for k in self.registry.keys()):
             keysync.sync_chain(self.registry, ledger, known=self._registered)
 
-    def start(self):
+    def start(self) -> None:
         self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
         try:

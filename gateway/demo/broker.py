@@ -38,6 +38,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
+from typing import Any
 
 from amqtt.plugins.base import BaseAuthPlugin
 
@@ -63,18 +64,19 @@ class LoopbackAuth(BaseAuthPlugin):
     class Config:
         pass
 
-    async def authenticate(self, *, session):
+    async def authenticate(self, *, session: Any) -> bool:
         return True
 
 
-def _broker_class():
+def _broker_class() -> Any:
     """amqtt's Broker with note 4's fix (imported late: amqtt is only needed by the demo)."""
     from amqtt.broker import Broker
 
     class _Broker(Broker):
-        _pending_retained = set()
+        _pending_retained: set[Any] = set()
 
-        async def _publish_retained_messages_for_subscription(self, subscription, session):
+        async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                              session: Any) -> None:
             topic_filter, qos = subscription
             if not any(s is session for s, _q in self._subscriptions.get(topic_filter, ())):
                 return  # another client's filter (note 4)
@@ -98,30 +100,30 @@ class EmbeddedBroker:
     it does not; ``url`` is then ``mqtt://127.0.0.1:<port>``. ``stop()`` shuts it down.
     """
 
-    def __init__(self, host=LOOPBACK, port=0):
+    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
         self.host = host
         self.port = port
-        self._loop = None
-        self._broker = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._broker: Any = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._error = None
+        self._error: BaseException | None = None
 
     @property
-    def url(self):
+    def url(self) -> str:
         return "mqtt://%s:%d" % (self.host, self.port)
 
-    def _config(self):
+    def _config(self) -> dict[str, Any]:
         return {
             "listeners": {"default": {"type": "tcp", "bind": "%s:%d" % (self.host, self.port)}},
             "plugins": {"%s.%s" % (__name__, LoopbackAuth.__name__): {}},
         }
 
-    def _run(self):
+    def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
 
-        async def boot():
+        async def boot() -> None:
             self._broker = _broker_class()(self._config(), loop=loop)
             await self._broker.start()
             server = self._broker._servers["default"].instance
@@ -150,7 +152,7 @@ class EmbeddedBroker:
             loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
-    def start(self):
+    def start(self) -> "EmbeddedBroker":
         # amqtt logs every connect and disconnect at INFO and a warning for each missing
         # optional plugin section; the demo shows its own progress instead.
         logging.getLogger("amqtt").setLevel(logging.ERROR)
@@ -164,7 +166,7 @@ class EmbeddedBroker:
                                    % (self.host, self.port, self._error))
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         if self._loop is None or self._broker is None or self._thread is None or not self._thread.is_alive():
             return
         fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
@@ -175,8 +177,8 @@ class EmbeddedBroker:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(STOP_TIMEOUT_S)
 
-    def __enter__(self):
+    def __enter__(self) -> "EmbeddedBroker":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()

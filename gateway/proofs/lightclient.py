@@ -77,7 +77,7 @@ class NotAnchored(LightClientError):
 
 
 class TooFewConfirmations(LightClientError):
-    def __init__(self, have, need):
+    def __init__(self, have: int, need: int) -> None:
         self.have = have
         self.need = need
         LightClientError.__init__(self, "expected at least %d confirmations, found %d" % (need, have))
@@ -141,18 +141,18 @@ def fields(word: bytes | int, widths: tuple[int, ...]) -> list[int]:
 
 # --------------------------------------------------------------------------- proofs
 
-def _b(hexstr):
+def _b(hexstr: str) -> bytes:
     s = hexstr[2:] if hexstr.startswith("0x") else hexstr
     if len(s) % 2:
         s = "0" + s
     return bytes.fromhex(s)
 
 
-def _int(hexstr):
+def _int(hexstr: str) -> int:
     return int(hexstr, 16)
 
 
-def _quantity(method, value):
+def _quantity(method: str, value: Any) -> int:
     """A JSON-RPC quantity from the node, or LightClientError naming what came instead."""
     try:
         return int(value, 16)
@@ -160,9 +160,9 @@ def _quantity(method, value):
         raise LightClientError("%s: expected a hex quantity from the node, found %r (%s)" % (method, value, e)) from e
 
 
-def header_rlp_fields(block):
+def header_rlp_fields(block: dict[str, Any]) -> list[Any]:
     """The header field list whose RLP the block hash is computed over."""
-    fields_ = []
+    fields_: list[Any] = []
     for name, kind in HEADER_FIELDS:
         if name not in block:
             raise ProofMismatch("expected header field %s in the block, found none" % name)
@@ -174,14 +174,14 @@ def header_rlp_fields(block):
     return fields_
 
 
-def block_hash_of(block):
+def block_hash_of(block: dict[str, Any]) -> bytes:
     return keccak(rlp.encode(header_rlp_fields(block)))
 
 
 class _Rpc(object):
     """Raw JSON-RPC over an URL or over a web3 instance's provider (no parameter rewriting)."""
 
-    def __init__(self, target, timeout=RPC_TIMEOUT_S):
+    def __init__(self, target: Any, timeout: float = RPC_TIMEOUT_S) -> None:
         self.url = target if isinstance(target, str) else None
         self.func = target if (self.url is None and callable(target) and not hasattr(target, "provider")
                                and not hasattr(target, "w3")) else None
@@ -189,7 +189,7 @@ class _Rpc(object):
         self.provider: Any = None if (self.url or self.func) else w3.provider
         self.timeout = timeout
 
-    def __call__(self, method, params):
+    def __call__(self, method: str, params: list[Any]) -> Any:
         if self.func is not None:
             return self.func(method, params)
         try:

@@ -104,7 +104,7 @@ class Registry:
     def keys(self) -> list[Key]:
         return list(self._keys.values())
 
-    def keys_of(self, device):
+    def keys_of(self, device: str) -> list[Key]:
         return [k for k in self._keys.values() if k.device == device]
 
     def devices(self) -> list[str]:
@@ -113,8 +113,9 @@ class Registry:
     def site_of(self, device):
         return self._sites.get(device)
 
-    def register(self, device, site, alg, public_key, kid, valid_from=None, first_seq=1, chain_block=None,
-                 chain_time=None):
+    def register(self, device: str, site: str, alg: int, public_key: bytes, kid: bytes,
+                 valid_from: float | None = None, first_seq: int = 1, chain_block: int | None = None,
+                 chain_time: int | None = None) -> Key:
         """Add a device (if new) and a key. Raises RegistryError on conflicts and for a key
         that is not a valid point of its curve, or of an algorithm no installed library
         verifies (signatures.check_public_key): such a key would verify nothing, or, of
@@ -146,7 +147,7 @@ class Registry:
         self.reload()
         return self._keys[bytes(kid)]
 
-    def revoke(self, device, at=None, kid=None):
+    def revoke(self, device: str, at: float | None = None, kid: bytes | None = None) -> int:
         """Revoke a device's key(s) from time ``at`` (default now). Returns the count revoked."""
         at = time.time() if at is None else at
         marks = self.store.marks_of(device)
@@ -156,7 +157,7 @@ class Registry:
         self.reload()
         return n
 
-    def expire(self, kid, until):
+    def expire(self, kid: bytes, until: float) -> None:
         """End a key's validity at ``until`` (rotation overlap); never later than it is."""
         self.store.expire_key(kid, until)
         self.reload()
@@ -191,7 +192,7 @@ class Registry:
             self._seal_cached(old_kid, last)
         return seals
 
-    def seals_written(self, seals) -> None:
+    def seals_written(self, seals: list[tuple[bytes, int]]) -> None:
         """The commit that carried ``seals`` succeeded: the store holds them now."""
         for kid, _last in seals:
             self._pending_seals.pop(kid, None)

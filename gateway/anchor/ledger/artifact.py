@@ -21,29 +21,29 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 # -- ABI values ---------------------------------------------------------------------------
 
-def word32(v):
+def word32(v: str | bytes | bytearray) -> bytes:
     v = raw_bytes(v)
     if len(v) != 32:
         raise ValueError("expected 32 bytes, found %d" % len(v))
     return v
 
 
-def raw_bytes(v):
+def raw_bytes(v: str | bytes | bytearray) -> bytes:
     if isinstance(v, str):
         return bytes.fromhex(v[2:] if v.startswith("0x") else v)
     return bytes(v)
 
 
-def hex0x(b):
+def hex0x(b: bytes | bytearray) -> str:
     return "0x" + bytes(b).hex()
 
 
 # -- the artifact -------------------------------------------------------------------------
 
-_ARTIFACT = None
+_ARTIFACT: dict[str, Any] | None = None
 
 
-def load_artifact():
+def load_artifact() -> dict[str, Any]:
     """The committed compiler output. Raises ArtifactError if it is missing or broken."""
     global _ARTIFACT
     if _ARTIFACT is None:
@@ -57,7 +57,7 @@ def load_artifact():
     return _ARTIFACT
 
 
-def error_table(abi):
+def error_table(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[str], list[str]]]:
     """selector -> (name, [arg names], [arg types]) for every custom error in the ABI."""
     table = {}
     for item in abi:
@@ -71,7 +71,8 @@ def error_table(abi):
     return table
 
 
-def decode_revert(data, table=None):
+def decode_revert(data: bytes | None, table: dict[bytes, tuple[str, list[str], list[str]]] | None = None
+                  ) -> tuple[str, dict[str, Any]]:
     """(name, {arg: value}) for revert data; ("UnknownRevert", {"data": bytes}) if not in the ABI."""
     if table is None:
         table = error_table(load_artifact()["abi"])
@@ -88,7 +89,7 @@ def decode_revert(data, table=None):
     return name, dict(zip(names, checked))
 
 
-def revert_data(exc):
+def revert_data(exc: BaseException) -> bytes | None:
     """Revert payload carried by a web3 / eth-tester exception, or None."""
     if isinstance(exc, w3exc.ContractLogicError) and exc.data:
         d = exc.data

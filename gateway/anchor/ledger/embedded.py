@@ -22,7 +22,7 @@ class EmbeddedLedger(Ledger):
     mines_on_demand = True  # eth-tester mines only on transactions
     FUND_WEI = 10**20
 
-    def __init__(self, key=None, fees=None):
+    def __init__(self, key: str | bytes | None = None, fees: dict[str, Any] | None = None) -> None:
         from web3 import EthereumTesterProvider
 
         provider = EthereumTesterProvider()
@@ -37,10 +37,10 @@ class EmbeddedLedger(Ledger):
             self.fund(Account.from_key(key).address)
         self._account = Account.from_key(key)
         self.key = key
-        self._proof_rpc = None
+        self._proof_rpc: Any = None
 
     @property
-    def proof_rpc(self):
+    def proof_rpc(self) -> Any:
         """The light client's transport for this chain. eth-tester has no ``eth_getProof``;
         gateway/embedded_rpc.py answers it from py-evm's state and storage tries."""
         if self._proof_rpc is None:
@@ -49,21 +49,21 @@ class EmbeddedLedger(Ledger):
             self._proof_rpc = EmbeddedRpc(self)
         return self._proof_rpc
 
-    def fund(self, address, wei=FUND_WEI):
+    def fund(self, address: str, wei: int = FUND_WEI) -> None:
         prepared = self._sign("fund", [address], self._bank, to_checksum_address(address), b"", TRANSFER_GAS,
                               value=wei)
         self.wait_for_receipt(self.send(prepared))
 
-    def new_funded_key(self, wei=FUND_WEI):
+    def new_funded_key(self, wei: int = FUND_WEI) -> str:
         key = "0x" + os.urandom(32).hex()
         self.fund(Account.from_key(key).address, wei)
         return key
 
-    def mine(self, blocks=1):
+    def mine(self, blocks: int = 1) -> None:
         """Add empty blocks (to build up confirmations)."""
         self.tester.mine_blocks(blocks)
 
     def head_time(self) -> int:
         """The latest block's timestamp: py-evm stamps max(parent + 1, now), so a chain that
         makes blocks faster than one a second runs ahead of the wall clock."""
-        return self.tester.get_block_by_number("latest")["timestamp"]
+        return int(self.tester.get_block_by_number("latest")["timestamp"])
