@@ -24,12 +24,23 @@ COMMAND_MODULES = (
 )
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" from a bare tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgeledger")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``edgeledger`` parser; each command's ``func`` is in its defaults."""
     p = argparse.ArgumentParser(prog="edgeledger", description=(
         "Tamper-evident sensor and meter readings: agents sign, gateways store and anchor, "
         "anyone verifies."))
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("--version", action="version", version="edgeledger %s" % _version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     groups = {"top": sub, "device": device.add_commands(sub), "agent": agent.add_commands(sub),
               "gateway": gateway.add_commands(sub)}

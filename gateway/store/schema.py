@@ -159,6 +159,7 @@ def connect(path: str, synchronous: str = DEFAULT_SYNCHRONOUS) -> sqlite3.Connec
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
+        _create_private(path)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=%s" % synchronous)
@@ -168,6 +169,19 @@ def connect(path: str, synchronous: str = DEFAULT_SYNCHRONOUS) -> sqlite3.Connec
     except (sqlite3.Error, OSError) as e:
         raise StoreError("cannot open gateway store %s: %s" % (path, e)) from e
     return db
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600) if it does not exist yet:
+    it holds every reading of the site. SQLite gives its -wal and -shm files the mode of the
+    database file, so they are private too. An existing file keeps the mode it has."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _add_columns(db: sqlite3.Connection) -> None:
