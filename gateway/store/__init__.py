@@ -59,6 +59,7 @@ from edgeledger.gateway.store.rows import (
     QuarantineRow,
     QuarantineUsage,
     StoredMessage,
+    StoredReading,
 )
 from edgeledger.gateway.store.schema import (
     ADDED_COLUMNS,
@@ -80,5 +81,6 @@ __all__ = [
     "ADDED_COLUMNS", "BUSY_TIMEOUT_S", "DEFAULT_SYNCHRONOUS", "MAX_EVENTS", "SYNCHRONOUS_MODES", "Batch",
     "BatchMessage", "BatchStateError", "BatchSummary", "ChainGap", "DeviceListing", "DeviceMarks",
     "DeviceRejects", "Event", "KeyBinding", "KeyRow", "LastBatch", "Link", "Marks", "MessageRow",
-    "PackedTree", "QuarantineRow", "QuarantineUsage", "Store", "StoredMessage", "connect", "store_error",
+    "PackedTree", "QuarantineRow", "QuarantineUsage", "Store", "StoredMessage", "StoredReading", "connect",
+    "store_error",
 ]

@@ -2,7 +2,7 @@
 from collections.abc import Iterable
 
 from edgeledger.gateway.store.base import StoreBase
-from edgeledger.gateway.store.rows import BatchMessage, Link, MessageRow, StoredMessage
+from edgeledger.gateway.store.rows import BatchMessage, Link, MessageRow, StoredMessage, StoredReading
 
 
 class Messages(StoreBase):
@@ -63,3 +63,16 @@ class Messages(StoreBase):
         """The first ``limit`` messages after id ``after_id``, in id order."""
         return [BatchMessage(r[0], bytes(r[1]), r[2], r[3]) for r in self.db.execute(
             "SELECT id, bytes, t_first, t_last FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
+
+    def readings_between(self, t_from: float, t_to: float, device: str | None = None,
+                         limit: int = 10000) -> list[StoredReading]:
+        """Stored messages with a record time in [t_from, t_to] (of ``device``, or of every
+        device), by first record time, at most ``limit``; each with its batch, if any."""
+        where = "m.t_last >= ? AND m.t_first <= ?" + (" AND m.device = ?" if device is not None else "")
+        params: tuple = (t_from, t_to) + ((device,) if device is not None else ()) + (limit,)
+        rows = self.db.execute(
+            "SELECT m.device, m.seq, m.t_first, m.t_last, m.bytes, b.number, b.state, b.block_number,"
+            " b.final_at IS NOT NULL FROM messages m"
+            " LEFT JOIN batches b ON m.id BETWEEN b.first_id AND b.last_id"
+            " WHERE " + where + " ORDER BY m.t_first, m.device, m.seq LIMIT ?", params).fetchall()
+        return [StoredReading(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7], bool(r[8])) for r in rows]

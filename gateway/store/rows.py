@@ -46,6 +46,21 @@ class BatchMessage(NamedTuple):
     t_last: float
 
 
+class StoredReading(NamedTuple):
+    """A stored message with where it stands: the batch that holds it (None: not batched yet),
+    that batch's lifecycle state, block and whether it is final."""
+
+    device: str
+    seq: int
+    t_first: float
+    t_last: float
+    bytes: bytes
+    batch: Optional[int]
+    state: Optional[str]
+    block_number: Optional[int]
+    final: bool
+
+
 class QuarantineRow(NamedTuple):
     """One rejected message (``quarantine``): the raw bytes and the typed reason."""
 

@@ -10,7 +10,6 @@ import pytest
 
 from edgeledger.gateway import errors, proofs
 from edgeledger.gateway.anchor import keysync
-from edgeledger.gateway.anchor.batcher import Batcher
 from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.proofs import verifier
@@ -20,6 +19,7 @@ from edgeledger.protocols import chain, cose
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.reading import with_base_fields
+from tests.support.anchoring import anchor_stored
 from tests.support.devices import FakeDevice
 
 UNITS = ("V", "V", "V", "A", "A", "A", "W", "W", "W", "W")
@@ -105,13 +105,7 @@ def anchored(tmp_path_factory):
         assert pack[0][-3] == t and max(r.get(6, 0) for r in pack) == 9  # offsets only
         pipe.process(dev.topic, signed(dev, pack))
     pipe.commit()
-    st.set_ledger_meta({"chain_id": led.chain_id, "contract": led.address, "gateway": led.account})
-    batcher = Batcher(st, led, max_size=100, max_age_s=0, confirmations=1)
-    for _ in range(20):
-        batcher.step()
-        if batcher.anchored_messages() == 2:
-            break
-    assert batcher.anchored_messages() == 2
+    anchor_stored(st, led, 2)
     led.revoke_key(dev.site, dev.signer.kid, t0 + 100, 10 ** 6)
     meta = st.ledger_meta()
     yield {"ledger": led, "trust": verifier.TrustRoot(led.chain_id, led.address),
