@@ -1,10 +1,11 @@
 """``edgeledger gateway ...``: run the site gateway, report its state, make its ledger account key.
 
     edgeledger gateway run    --config gateway.toml [--duration S] [--workers N]
-    edgeledger gateway status --config gateway.toml
+    edgeledger gateway status --config gateway.toml [--json]
     edgeledger gateway keygen --out FILE (--passphrase-file F | --passphrase-env VAR)
 """
 import argparse
+import json
 
 from edgeledger.gateway.cli.common import open_store
 
@@ -20,12 +21,21 @@ def _status(args: argparse.Namespace) -> int:
 
     cfg, st = open_store(args.config)
     try:
+        if args.json:
+            print(json.dumps(status.snapshot(cfg, st), indent=1, default=_json_bytes))
+            return 0
         lines = status.report(cfg, st, args.config)
     finally:
         st.close()
     for line in lines:
         print(line)
     return 0
+
+
+def _json_bytes(x: object) -> str:
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x).hex()
+    raise TypeError("not JSON serialisable: %r" % (x,))
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -49,6 +59,8 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     gr.set_defaults(func=_run)
     gs = gsub.add_parser("status", help="counters, quarantine, batches, anchoring, chain gaps and recent events")
     gs.add_argument("--config", required=True)
+    gs.add_argument("--json", action="store_true",
+                    help="one JSON object: counters, quarantine, batches, backlog, devices, gaps, events, CRL")
     gs.set_defaults(func=_status)
     kg = gsub.add_parser("keygen", help="new ledger account key, encrypted (Ethereum keystore, mode 0600)")
     kg.add_argument("--out", required=True)

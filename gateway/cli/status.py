@@ -14,11 +14,18 @@ Read-only. Sections, each printed only when it has something to say:
 * recent events: store full and writable again, reorgs, nonce gaps, anchoring stopped,
   threads and workers restarted;
 * the broker's certificate revocation list: when it expires, a warning well before.
+
+``snapshot`` is the same for machines (``gateway status --json``), plus a line per device:
+its contiguous and highest stored seq, ``stuck`` when it waits at a gap (its acks cannot
+move until the missing seqs arrive or an operator accepts the gap), its session (birth /
+death) and when its newest message arrived; the anchoring backlog (batches not yet anchored,
+messages not yet in a batch) and the last anchored batch and block.
 """
 import datetime
 import time
-from typing import List
+from typing import Any, List
 
+from edgeledger.gateway.anchor.lifecycle import ANCHORED
 from edgeledger.gateway.cli.common import site_broker
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.ingest.runner import total_counters
@@ -114,6 +121,33 @@ def _gaps(st: Store, config_path: str) -> List[str]:
         lines.append("devices waiting at a gap:")
         lines += waiting
     return lines
+
+
+def snapshot(cfg: GatewayConfig, st: Store, events: int = RECENT_EVENTS) -> dict[str, Any]:
+    """What ``report`` says, as one JSON-ready dict (``gateway status --json``)."""
+    summary = st.batch_summary()
+    meta = st.ledger_meta()
+    anchored = st.newest_batch_in(ANCHORED)
+    last = st.last_batch()
+    return {
+        "messages": st.count_messages(),
+        "durability": DURABILITY_TEXT[cfg.sqlite_synchronous].split(" ")[0],
+        "counters": dict((k, v) for k, v in sorted(total_counters(st.load_counters()).items()) if v),
+        "quarantine": dict(sorted(st.quarantine_reasons().items())),
+        "batches": {"total": summary.total, "by_state": dict(sorted(summary.by_state.items())),
+                    "final": summary.final},
+        "anchoring": {"state": meta.get("anchor_state"), "note": meta.get("anchor_note"),
+                      "since": float(meta["anchor_state_at"]) if meta.get("anchor_state_at") else None},
+        "last_anchored": {"batch": anchored.number, "block": anchored.block_number} if anchored else None,
+        "backlog": {"batches_not_anchored": summary.total - summary.by_state.get(ANCHORED, 0),
+                    "messages_not_batched": st.last_message_id() - (last.last_id if last else 0)},
+        "devices": [{"device": d.device, "site": d.site, "contiguous_seq": d.contig, "max_seq": d.max_seq,
+                     "stuck": d.max_seq > d.contig, "online": d.online, "last_seen": d.last_seen}
+                    for d in st.device_states()],
+        "chain_gaps": [g._asdict() for g in st.chain_gaps()],
+        "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in st.recent_events(events)],
+        "crl": crl_status(cfg),
+    }
 
 
 def crl_status(cfg: GatewayConfig, now: datetime.datetime | None = None) -> List[str]:

@@ -49,6 +49,7 @@ from edgeledger.gateway.store.rows import (
     DeviceListing,
     DeviceMarks,
     DeviceRejects,
+    DeviceState,
     Event,
     KeyBinding,
     KeyRow,
@@ -80,7 +81,7 @@ class Store(Messages, Quarantine, Devices, Batches, Journal):
 __all__ = [
     "ADDED_COLUMNS", "BUSY_TIMEOUT_S", "DEFAULT_SYNCHRONOUS", "MAX_EVENTS", "SYNCHRONOUS_MODES", "Batch",
     "BatchMessage", "BatchStateError", "BatchSummary", "ChainGap", "DeviceListing", "DeviceMarks",
-    "DeviceRejects", "Event", "KeyBinding", "KeyRow", "LastBatch", "Link", "Marks", "MessageRow",
+    "DeviceRejects", "DeviceState", "Event", "KeyBinding", "KeyRow", "LastBatch", "Link", "Marks", "MessageRow",
     "PackedTree", "QuarantineRow", "QuarantineUsage", "Store", "StoredMessage", "StoredReading", "connect",
     "store_error",
 ]

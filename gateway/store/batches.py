@@ -111,6 +111,12 @@ class Batches(StoreBase):
             "SELECT %s FROM batches WHERE state IN (%s) ORDER BY number"
             % (_BATCH_COLUMNS, ",".join("?" * len(states))), states)]
 
+    def newest_batch_in(self, state: str) -> Batch | None:
+        """The highest-numbered batch in ``state``, or None."""
+        row = self.db.execute("SELECT %s FROM batches WHERE state=? ORDER BY number DESC LIMIT 1" % _BATCH_COLUMNS,
+                              (state,)).fetchone()
+        return _batch(row) if row else None
+
     def batches_above(self, number: int, states: Iterable[str]) -> list[Batch]:
         """The batches after ``number`` in any of ``states``, by number."""
         states = tuple(states)

@@ -2,7 +2,7 @@
 from collections.abc import Iterable
 
 from edgeledger.gateway.store.base import StoreBase
-from edgeledger.gateway.store.rows import DeviceListing, DeviceMarks, KeyBinding, KeyRow, Marks
+from edgeledger.gateway.store.rows import DeviceListing, DeviceMarks, DeviceState, KeyBinding, KeyRow, Marks
 
 _KEY_COLUMNS = ("kid, device, alg, public_key, valid_from, valid_until, revoked_at, revoked_after_seq, first_seq,"
                 " chain_block, chain_time")
@@ -53,6 +53,14 @@ class Devices(StoreBase):
         """(online, last birth payload) of ``device``, or None if it is not registered."""
         row = self.db.execute("SELECT online, last_birth FROM devices WHERE device=?", (device,)).fetchone()
         return (bool(row[0]), None if row[1] is None else bytes(row[1])) if row else None
+
+    def device_states(self) -> list[DeviceState]:
+        """Every registered device with its marks, session and newest arrival, by device (the
+        newest message is found through the (device, seq) index, not by a scan)."""
+        return [DeviceState(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in self.db.execute(
+            "SELECT d.device, d.site, d.contig, d.max_seq, d.online,"
+            " (SELECT m.received_at FROM messages m WHERE m.device = d.device ORDER BY m.seq DESC LIMIT 1)"
+            " FROM devices d ORDER BY d.device")]
 
     def device_listing(self) -> list[DeviceListing]:
         """Every device with each of its keys (a device without keys once), by device."""

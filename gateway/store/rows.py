@@ -61,6 +61,19 @@ class StoredReading(NamedTuple):
     final: bool
 
 
+class DeviceState(NamedTuple):
+    """A registered device as ``gateway status --json`` shows it: its marks (contiguous and
+    highest stored seq), whether its session is up (birth / death), and when its newest stored
+    message arrived (None: nothing stored yet)."""
+
+    device: str
+    site: str
+    contig: int
+    max_seq: int
+    online: bool
+    last_seen: Optional[float]
+
+
 class QuarantineRow(NamedTuple):
     """One rejected message (``quarantine``): the raw bytes and the typed reason."""
 

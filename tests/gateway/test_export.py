@@ -8,16 +8,12 @@ import io
 import pytest
 
 from edgeledger.gateway import export
-from edgeledger.gateway.anchor import keysync
-from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 from edgeledger.gateway.cli import main
-from edgeledger.gateway.ingest.pipeline import Pipeline
-from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cose
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.reading import with_base_fields
-from tests.support.anchoring import anchor_stored
+from tests.support.anchoring import anchor_stored, chain_site
 from tests.support.devices import FakeDevice
 
 # SenML CBOR labels (RFC 8428 §6): n 0, u 1, v 2, vs 3, vb 4, s 5, t 6
@@ -35,18 +31,9 @@ def _signed(dev, pack=None, enc=None):
 def site(tmp_path_factory):
     """Device m1: seq 1 (base fields, 3 records) anchored on the embedded chain; seq 2 (text
     and boolean values), seq 3 (encrypted) stored, not batched. Device m2: seq 1 stored."""
-    led = EmbeddedLedger()
-    led.deploy(led.new_funded_key())
     m1, m2 = FakeDevice("m1"), FakeDevice("m2", alg="ES256")
-    led.authorize_gateway(m1.site, led.account)
     path = str(tmp_path_factory.mktemp("export") / "gw.db")
-    st = Store(path)
-    reg = Registry(st)
-    pipe = Pipeline(st, reg, clock_skew_s=10 ** 9)
-    for d in (m1, m2):
-        d.register(reg)
-    keysync.sync_chain(reg, led)
-    t0 = reg.key(m1.signer.kid).chain_time + 10
+    st, _reg, pipe, led, t0 = chain_site(path, [m1, m2])
     pack = with_base_fields([{N: "m1/power", U: "W", V: 1000 + i, T: t0 + i} for i in range(3)])
     pipe.process(m1.topic, _signed(m1, pack))
     pipe.commit()
