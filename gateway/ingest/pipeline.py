@@ -32,6 +32,17 @@ stages the result in memory:
                          range an ``agent/outbox_lost`` record declares; accepted at once
                          unless ``accept_restarts`` is off
 
+Fast path (issue 17: the gateway's CPU goes to verifying). A message whose bytes are laid
+out exactly as ``sign1`` writes them (``cose_verify.split_sign1``: tag, array, shortest heads,
+empty unprotected map, nothing after) and whose protected header this pipeline has already
+checked in full for a registered key is not decoded as a whole: its parts are slices of it
+and its (alg, kid) are known, which settles steps 4 and 5 and the envelope and header half
+of 6b. Its payload is decoded once, and its deterministic encoding is checked with cbor2's C
+encoder where that provably gives RFC 8949 §4.2.1 bytes (``_check_payload_encoding``), else
+with the pure encoder. Every other message, a device's first included, takes the full parse,
+so each refusal keeps its reason and its words (tests/gateway/test_pipeline.py).
+``edgeledger bench pipeline`` measures the CPU per message (docs/benchmarks.md).
+
 Containment (issue 12): whatever exception checking one message raises ends as a
 typed reject. The expected ones map to the reasons above; anything else becomes
 ``internal`` (logged once per kind, with its traceback) and ingest goes on. Nothing
@@ -464,7 +475,9 @@ class Pipeline:
         new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
         seals = self.registry.seals_due(msg.kid, seq)  # a rotated-out key's last seq, sealed at commit
         contig = mark[0]
-        if seq == contig + 1 or new_gaps or device in self.gaps:
+        if seq == contig + 1 and seq > mark[1] and not new_gaps and device not in self.gaps:
+            contig = seq  # the common case, what _advance finds: no gap, nothing stored past seq
+        elif seq == contig + 1 or new_gaps or device in self.gaps:
             contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
         row = MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
         self._rows.append(row)
@@ -505,13 +518,15 @@ class Pipeline:
         (unless a declared range already ends there). Accepted at once if the gateway
         accepts restarts. Never raises: a declaration that does not parse is counted and
         logged, the reading itself is stored (refusing it would wedge the device)."""
+        declares = body.pack is not None and _DECLARATIONS.intersection(reading_validate.names(body.pack))
+        if not declares and verdict != chain.RESTART:
+            return []  # the common case: nothing declared, no restart
         accepted = received_at if self.accept_restarts else None
         by = "gateway (accept_restarts)" if accepted is not None else None
         known = set(g.resume_seq for g in self.gaps.get(device, ()))
         out, restart_reason = [], "declared by the device (encrypted pack: no reason readable)"
-        records: Any = ()
-        if body.pack is not None and _DECLARATIONS.intersection(reading_validate.names(body.pack)):
-            records = reading_validate.resolve(body.pack)  # only a pack that declares something
+        # the resolved records only of a pack that declares something
+        records: Any = reading_validate.resolve(body.pack) if declares else ()
         if body.pack is not None:
             restart_reason = "declared by the device, no reason given"
         for rec in records:

@@ -194,7 +194,8 @@ def time_range(pack):
     for rec in pack:  # the times ``resolve`` gives, without building its records
         bt = rec.get(BT, bt)
         t = bt + rec.get(T, 0)
-        if not is_finite(t):
+        kind = type(t)
+        if not ((kind is float or kind is int) and t - t == 0) and not is_finite(t):  # inline: the common case
             raise PayloadError("SenML record time must be a finite number, found %r" % (t,))
         if first is None:
             first = last = t
