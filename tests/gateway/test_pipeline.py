@@ -173,6 +173,28 @@ def test_other_encoding_first_is_refused_and_the_device_chain_stays_whole(gw, al
     assert [bytes(r[0]) for r in rows] == [other, other]  # the evidence, as received
 
 
+def test_known_headers_are_bounded_and_only_of_registered_keys(gw, monkeypatch):
+    """The protected headers the pipeline has checked (its fast path) are kept only for
+    registered keys, so a flood of well-formed messages under made-up kids cannot fill the
+    table, and never more than MAX_KNOWN_HEADERS; past the bound, messages are still judged
+    in full and stored."""
+    from edgeledger.gateway.ingest import pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "MAX_KNOWN_HEADERS", 2)
+    ghosts = [FakeDevice("ghost%d" % i) for i in range(5)]  # never registered
+    for g in ghosts:
+        assert feed(gw, g.topic, g.next()).reason == "unknown_device"
+    assert gw._headers == {}
+    devices = [FakeDevice("d%d" % i) for i in range(3)]
+    for d in devices:
+        d.register(gw.registry)
+    for _ in range(3):
+        for d in devices:
+            assert gw.process(d.topic, d.next()).verdict == "next"
+            assert len(gw._headers) <= 2
+    assert gw.commit() == dict((d.name, 3) for d in devices)
+
+
 def test_payload_check_falls_back_to_the_exact_encoder_where_cbor2_orders_keys_otherwise():
     """cbor2's canonical mode orders map keys length-first (RFC 7049), RFC 8949 §4.2.1
     bytewise: for {24: .., -1: ..} cbor2 writes -1 first, the deterministic encoding 24 first.
