@@ -1,5 +1,5 @@
 """CLI registration of the bench suites:
-``edgeledger bench ingest|anchor|proof|flood|device|flash [--json]``.
+``edgeledger bench ingest|pipeline|anchor|proof|flood|device|flash [--json]``.
 
 Listed in gateway/cli.py COMMAND_MODULES; the one place the ``bench`` group is made. A
 suite's module is imported only when it runs, so ``edgeledger --help`` stays fast.
@@ -19,7 +19,7 @@ def _runner(suite: str) -> Callable[[argparse.Namespace], int]:
 
 def add_commands(groups: dict) -> None:
     bench = groups["top"].add_parser(
-        "bench", help="measure the system (suites: ingest, anchor, proof, flood, device, flash)")
+        "bench", help="measure the system (suites: ingest, pipeline, anchor, proof, flood, device, flash)")
     bench.set_defaults(func=lambda args: bench.print_help() or 2)
     suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
     _gateway_suites(suites)
@@ -38,6 +38,14 @@ def _gateway_suites(suites: argparse._SubParsersAction) -> None:
                    help="skip the phase with durability = process_crash_only (not durable)")
     p.add_argument("--count-fsyncs", action="store_true", help="run the gateway under strace counting fsync calls")
     p.set_defaults(func=_runner("ingest"))
+
+    pl = suites.add_parser("pipeline", help="gateway CPU per message in process (no MQTT), vs one Ed25519 verify")
+    pl.add_argument("--json", action="store_true", help="print one JSON object")
+    pl.add_argument("--messages", type=int, default=3000, help="messages per run (default 3000)")
+    pl.add_argument("--repeats", type=int, default=3, help="runs per phase, the median is reported (default 3)")
+    pl.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also print the top N functions of a cProfile run of each phase")
+    pl.set_defaults(func=_runner("pipeline"))
 
     a = suites.add_parser("anchor", help="gas per batch and per reading, anchors/min, reading-to-anchored latency")
     a.add_argument("--json", action="store_true", help="print one JSON object")

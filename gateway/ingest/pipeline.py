@@ -32,6 +32,17 @@ stages the result in memory:
                          range an ``agent/outbox_lost`` record declares; accepted at once
                          unless ``accept_restarts`` is off
 
+Fast path (issue 17: the gateway's CPU goes to verifying). A message whose bytes are laid
+out exactly as ``sign1`` writes them (``cose_verify.split_sign1``: tag, array, shortest heads,
+empty unprotected map, nothing after) and whose protected header this pipeline has already
+checked in full for a registered key is not decoded as a whole: its parts are slices of it
+and its (alg, kid) are known, which settles steps 4 and 5 and the envelope and header half
+of 6b. Its payload is decoded once, and its deterministic encoding is checked with cbor2's C
+encoder where that provably gives RFC 8949 §4.2.1 bytes (``_check_payload_encoding``), else
+with the pure encoder. Every other message, a device's first included, takes the full parse,
+so each refusal keeps its reason and its words (tests/gateway/test_pipeline.py).
+``edgeledger bench pipeline`` measures the CPU per message (docs/benchmarks.md).
+
 Containment (issue 12): whatever exception checking one message raises ends as a
 typed reject. The expected ones map to the reasons above; anything else becomes
 ``internal`` (logged once per kind, with its traceback) and ingest goes on. Nothing
@@ -92,6 +103,12 @@ MAX_INTERNAL_KINDS = 100
 # An unknown kid makes the pipeline look at the registry again at most this often (a
 # flood of unknown kids costs at most ten registry reads a second).
 UNKNOWN_KID_RECHECK_S = 0.1
+# Records by which a device declares a gap in its chain (protocols/chain.py G1).
+_DECLARATIONS = frozenset((chain.RESTART_RECORD, chain.LOST_RECORD))
+# Protected headers kept after a full check (one per registered key: a site has at most a
+# few thousand device keys, signatures.MAX_CACHED_KEYS allows for 100,000); forgotten all at
+# once when full, which costs one full parse per key afterwards.
+MAX_KNOWN_HEADERS = signatures.MAX_CACHED_KEYS
 
 
 # cbor2 turns some tags into Python objects (bignums into int, 28/29 into shared and even
@@ -182,6 +199,7 @@ class Pipeline:
         self._shed_lock = threading.Lock()
         self._shed = {}  # device -> messages shed since the last commit
         self._registry_checked = 0.0
+        self._headers: dict[bytes, tuple[int, bytes]] = {}  # protected header -> (alg, kid)
 
     # -- chain lookups ----------------------------------------------------------------------
 
@@ -247,6 +265,30 @@ class Pipeline:
                 floor = max(recent) - RECENT_LINKS
                 for old in [s for s in recent if s < floor]:
                     del recent[old]
+
+    # -- protected headers seen before ------------------------------------------------------
+
+    def _known_sign1(self, data: object) -> cose_verify.Sign1 | None:
+        """The Sign1 of ``data`` without decoding it, when its envelope is canonical
+        (``cose_verify.split_sign1``) and its protected header is one this pipeline has already
+        checked for a registered key; else None (the caller then parses it in full)."""
+        if type(data) is not bytes:
+            return None
+        parts = cose_verify.split_sign1(data)
+        if parts is None:
+            return None
+        protected, payload, signature = parts
+        header = self._headers.get(protected)
+        if header is None or len(signature) != cose_verify.ALGORITHMS[header[0]]["sig_len"]:
+            return None
+        return cose_verify.Sign1(protected, header[0], header[1], payload, signature)
+
+    def _remember_header(self, msg: cose_verify.Sign1) -> None:
+        """Keep the (alg, kid) of a protected header that passed the full parse and the
+        canonical check and names a registered key: the next message under it skips both."""
+        if len(self._headers) >= MAX_KNOWN_HEADERS:
+            self._headers.clear()
+        self._headers[bytes(msg.protected)] = (msg.alg, msg.kid)
 
     # -- one message ------------------------------------------------------------------------
 
@@ -341,20 +383,24 @@ class Pipeline:
         if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
             raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
+        msg = self._known_sign1(data)
+        known_header = msg is not None
+        if msg is None:  # the full parse: what is wrong with a message is named here
+            try:
+                item = _decode(data)
+            except cbor_decoder.TruncatedError as e:
+                raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
+            except CborDecodeError as e:
+                raise errors.MalformedCbor(str(e), t_device) from e
+            try:
+                msg = cose_verify.sign1_from_item(item, _decode)
+            except CoseError as e:
+                raise errors.NotCoseSign1(str(e), t_device) from e
+            except CborDecodeError as e:
+                raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
         try:
-            item = _decode(data)
-        except cbor_decoder.TruncatedError as e:
-            raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
-        except CborDecodeError as e:
-            raise errors.MalformedCbor(str(e), t_device) from e
-        try:
-            msg = cose_verify.sign1_from_item(item, _decode)
-        except CoseError as e:
-            raise errors.NotCoseSign1(str(e), t_device) from e
-        except CborDecodeError as e:
-            raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
-        try:
-            body = reading_validate.decode_payload(msg.payload, _decode)
+            value = _decode(msg.payload)
+            body = reading_validate.check_payload_map(value)
             if body.pack is not None:
                 t_first, t_last = reading_validate.time_range(body.pack)
             else:
@@ -365,7 +411,11 @@ class Pipeline:
             raise errors.BadPayload(str(e), t_device) from e
         device, seq = body.device, body.seq
         try:
-            cose_verify.check_canonical(data, msg, _decode)
+            if known_header:  # envelope and protected header already canonical
+                cose_verify.check_low_s(msg)
+                _check_payload_encoding(msg.payload, value)
+            else:
+                cose_verify.check_canonical(data, msg, _decode)
         except NonCanonicalMessage as e:
             raise errors.NonCanonical(str(e), device, seq) from e
         if device != t_device:
@@ -389,6 +439,8 @@ class Pipeline:
         if not (key.device == device == t_device):
             raise errors.TopicMismatch("topic names %r, payload %r, key %s belongs to %r"
                                        % (t_device, device, msg.kid.hex(), key.device), device, seq)
+        if not known_header:
+            self._remember_header(msg)
         site = self.registry.site_of(device)
         if site != t_site:
             raise errors.TopicMismatch("device %r is registered on site %r, topic says %r"
@@ -423,7 +475,9 @@ class Pipeline:
         new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
         seals = self.registry.seals_due(msg.kid, seq)  # a rotated-out key's last seq, sealed at commit
         contig = mark[0]
-        if seq == contig + 1 or new_gaps or device in self.gaps:
+        if seq == contig + 1 and seq > mark[1] and not new_gaps and device not in self.gaps:
+            contig = seq  # the common case, what _advance finds: no gap, nothing stored past seq
+        elif seq == contig + 1 or new_gaps or device in self.gaps:
             contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
         row = MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
         self._rows.append(row)
@@ -464,11 +518,15 @@ class Pipeline:
         (unless a declared range already ends there). Accepted at once if the gateway
         accepts restarts. Never raises: a declaration that does not parse is counted and
         logged, the reading itself is stored (refusing it would wedge the device)."""
+        declares = body.pack is not None and _DECLARATIONS.intersection(reading_validate.names(body.pack))
+        if not declares and verdict != chain.RESTART:
+            return []  # the common case: nothing declared, no restart
         accepted = received_at if self.accept_restarts else None
         by = "gateway (accept_restarts)" if accepted is not None else None
         known = set(g.resume_seq for g in self.gaps.get(device, ()))
         out, restart_reason = [], "declared by the device (encrypted pack: no reason readable)"
-        records = reading_validate.resolve(body.pack) if body.pack is not None else ()
+        # the resolved records only of a pack that declares something
+        records: Any = reading_validate.resolve(body.pack) if declares else ()
         if body.pack is not None:
             restart_reason = "declared by the device, no reason given"
         for rec in records:
@@ -547,6 +605,41 @@ class Pipeline:
         self._device_rejects = {}
         self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)
+
+
+def _check_payload_encoding(payload: bytes, value: object) -> None:
+    """Raise NonCanonicalMessage unless ``payload`` is the deterministic encoding of ``value``
+    (decoded from it by cbor2), as ``cose_verify.check_payload_encoding`` decides it.
+
+    First with cbor2's C encoder, where its ``canonical=True`` output is provably the same as
+    RFC 8949 §4.2.1 deterministic CBOR: ``check_payload_map`` has passed, so the values are
+    text, bytes, integers in -2**64..2**64-1, finite floats and booleans (shortest forms in
+    both encoders, tests/cbor/test_cbor2_parity.py), and when every map key is an int in
+    -24..23 every key encodes in one byte, so cbor2's length-first key order is the bytewise
+    order. Equal bytes accept; anything else goes to the exact check, whose verdict stands.
+    """
+    if _one_byte_keys(value) and cbor2.dumps(value, canonical=True) == payload:
+        return
+    cose_verify.check_payload_encoding(payload, value)
+
+
+def _one_byte_keys(value: object) -> bool:
+    """True for a payload map whose keys, and the keys of every SenML record in its pack,
+    are ints in -24..23 (one-byte CBOR heads)."""
+    if type(value) is not dict:
+        return False
+    for k in value:
+        if type(k) is not int or not -24 <= k <= 23:
+            return False
+    pack = value.get(reading.K_PACK)
+    if pack is not None:
+        for rec in pack:
+            if type(rec) is not dict:
+                return False
+            for k in rec:
+                if type(k) is not int or not -24 <= k <= 23:
+                    return False
+    return True
 
 
 def _sha256(data):

@@ -32,9 +32,20 @@ SM2 = -65537
 SIGN_ALGS = (EDDSA, ES256, SM2)
 
 
+# Array of 4 (84) and the text string "Signature1" (6a + 10 bytes): the fixed start of
+# every Sig_structure of a COSE_Sign1.
+_SIG1_HEAD = b"\x84\x6aSignature1"
+
+
 def sig_structure(protected, payload, external_aad=b""):
-    """The bytes that are signed: ``["Signature1", protected, external_aad, payload]``."""
-    return encode([SIG_CONTEXT, protected, external_aad, payload])
+    """The bytes that are signed: ``["Signature1", protected, external_aad, payload]``,
+    written from a fixed head and three byte strings (what ``encode`` makes of that list,
+    without walking it: a gateway builds one per message it verifies)."""
+    out = bytearray(_SIG1_HEAD)
+    for part in (protected, external_aad, payload):
+        _head(out, 0x40, len(part))  # major type 2, byte string, shortest head
+        out.extend(part)
+    return bytes(out)
 
 
 def protected_header(alg, kid):

@@ -187,21 +187,84 @@ def check_canonical(data, msg, decode=cbor_decode):
     expected = protected_header(msg.alg, msg.kid)
     if msg.protected != expected:
         raise _protected_deviation(msg.protected, expected)
+    check_low_s(msg)
+    try:
+        value = decode(msg.payload)
+    except decoder.NonCanonicalError as e:
+        raise _deviation("payload_encoding", "found %s" % e)
+    check_payload_encoding(msg.payload, value)
+
+
+def split_sign1(data):
+    """``(protected, payload, signature)`` when ``data`` (bytes) is laid out exactly as
+    ``sign1_bytes`` writes a COSE_Sign1: tag 18 (d2), array of 4 (84), the protected byte
+    string, the empty unprotected map (a0), the payload and signature byte strings, every
+    head in its shortest form, nothing after. Otherwise None, which says nothing more: only
+    ``parse_canonical`` (or ``sign1_from_item`` and ``check_canonical``) names what is wrong.
+
+    A message that splits has the canonical envelope (rules untagged, envelope_encoding,
+    unprotected_header, trailing_bytes); its protected header and payload are still unchecked.
+    This reads the bytes once and decodes nothing (the gateway's fast path).
+    """
+    n = len(data)
+    if n < 2 or data[0] != 0xD2 or data[1] != 0x84:
+        return None
+    protected = _bstr_at(data, 2, n)
+    if protected is None or protected[1] >= n or data[protected[1]] != 0xA0:
+        return None
+    payload = _bstr_at(data, protected[1] + 1, n)
+    if payload is None:
+        return None
+    signature = _bstr_at(data, payload[1], n)
+    if signature is None or signature[1] != n:
+        return None
+    return (data[protected[0]:protected[1]], data[payload[0]:payload[1]], data[signature[0]:signature[1]])
+
+
+# Shortest-form byte string heads (RFC 8949 §4.2.1): additional information -> (argument
+# bytes, smallest length that needs them). Lengths of 2**32 and more (ai 27) never fit a message.
+_BSTR_ARG = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000)}
+
+
+def _bstr_at(data, i, n):
+    """(start, end) of the content of the byte string whose head, in its shortest form, is at
+    ``i`` and whose content ends by ``n``; else None."""
+    if i >= n or data[i] >> 5 != 2:
+        return None
+    ai = data[i] & 0x1F
+    if ai < 24:
+        start = i + 1
+        return (start, start + ai) if start + ai <= n else None
+    arg = _BSTR_ARG.get(ai)
+    if arg is None or i + 1 + arg[0] > n:
+        return None
+    length = int.from_bytes(data[i + 1:i + 1 + arg[0]], "big")
+    start = i + 1 + arg[0]
+    if length < arg[1] or start + length > n:
+        return None
+    return start, start + length
+
+
+def check_low_s(msg):
+    """Raise NonCanonicalMessage (rule high_s) unless the signature's s of ``msg`` is in its
+    canonical range (``ALGORITHMS``)."""
     info = ALGORITHMS[msg.alg]
     s = int.from_bytes(msg.signature[32:], info["s_order"])
     if s > info["s_max"]:
         raise _deviation("high_s", "found %s s = %s, above %s" % (
             info["name"], _hex(msg.signature[32:]), info["s_bound"]))
-    try:
-        value = decode(msg.payload)
-    except decoder.NonCanonicalError as e:
-        raise _deviation("payload_encoding", "found %s" % e)
+
+
+def check_payload_encoding(payload, value):
+    """Raise NonCanonicalMessage (rule payload_encoding) unless ``payload`` is exactly the
+    deterministic encoding (RFC 8949 §4.2.1, the pure encoder) of ``value``, the value any
+    decoder read from it."""
     try:
         again = encode(value)
     except EncodeError as e:  # e.g. a value a lenient decoder built from a tag
         raise _deviation("payload_encoding", "found a value deterministic CBOR does not carry (%s)" % e)
-    if again != msg.payload:
-        raise _deviation("payload_encoding", _difference(msg.payload, again))
+    if again != payload:
+        raise _deviation("payload_encoding", _difference(payload, again))
 
 
 def _deviation(rule, found):

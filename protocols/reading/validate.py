@@ -40,6 +40,13 @@ SENML_LABELS = {BN: "bn", BT: "bt", BU: "bu", N: "n", U: "u", V: "v", VS: "vs", 
 
 MAX_NAME_LEN = 128
 
+# What each SenML label holds: text, a number, or a boolean (vb). Labels are looked up, so 1,
+# 1.0 and True are the same label, as in the map itself.
+_TEXT, _NUMBER, _BOOL = "text", "number", "bool"
+_LABEL_KINDS = {BN: _TEXT, N: _TEXT, BU: _TEXT, U: _TEXT, VS: _TEXT, BT: _NUMBER, T: _NUMBER, V: _NUMBER,
+                S: _NUMBER, VB: _BOOL}
+_VALUES = (V, S)  # numbers with CBOR's integer range; the others (bt, t) are times
+
 # Record times are Unix seconds. MAX_TIME = 2**32 is 2106-02-07, the end of unsigned
 # 32-bit Unix time: far beyond the life of any device in the field, and small enough
 # that every time up to it is exact to below a microsecond in a binary64 float (the
@@ -116,13 +123,21 @@ def check_pack(pack):
         if not isinstance(rec, dict):
             raise PayloadError("SenML record must be a map, found %s" % type(rec).__name__)
         for label, value in rec.items():
-            if label not in SENML_LABELS:
+            kind = _LABEL_KINDS.get(label)
+            if kind is None:
                 raise PayloadError("unknown SenML label %r" % (label,))
-            if label in (BN, N, BU, U, VS) and not isinstance(value, str):
-                raise PayloadError("SenML %s must be text" % SENML_LABELS[label])
-            if label in (BT, T, V, S):
-                _check_number(value, label, i)
-            if label == VB and not isinstance(value, bool):
+            if kind is _TEXT:
+                if not isinstance(value, str):
+                    raise PayloadError("SenML %s must be text" % SENML_LABELS[label])
+            elif kind is _NUMBER:
+                # the common case inline: a finite float, or an int, within the label's range
+                t = type(value)
+                if t is float and value - value == 0.0 and (label in _VALUES or -MAX_TIME <= value <= MAX_TIME):
+                    continue
+                if t is int and (MIN_INT <= value <= MAX_INT if label in _VALUES else -MAX_TIME <= value <= MAX_TIME):
+                    continue
+                _check_number(value, label, i)  # says what is wrong (or passes a subclass of int/float)
+            elif not isinstance(value, bool):
                 raise PayloadError("SenML vb must be a boolean")
         if len(rec.get(N, "")) + len(rec.get(BN, "")) > MAX_NAME_LEN:
             raise PayloadError("SenML name longer than %d characters" % MAX_NAME_LEN)
@@ -174,8 +189,30 @@ def time_range(pack):
     Raises PayloadError for a time that is not a finite number: NaN compares false with
     everything, so one NaN among the times would slip past every window and skew check.
     """
-    times = [r["t"] for r in resolve(pack)]
-    for t in times:
-        if not is_finite(t):
+    bt = 0
+    first = last = None
+    for rec in pack:  # the times ``resolve`` gives, without building its records
+        bt = rec.get(BT, bt)
+        t = bt + rec.get(T, 0)
+        kind = type(t)
+        if not ((kind is float or kind is int) and t - t == 0) and not is_finite(t):  # inline: the common case
             raise PayloadError("SenML record time must be a finite number, found %r" % (t,))
-    return min(times), max(times)
+        if first is None:
+            first = last = t
+        elif t < first:
+            first = t
+        elif t > last:
+            last = t
+    if first is None:
+        raise ValueError("time_range of an empty pack")  # as min() of no times; check_pack refuses it
+    return first, last
+
+
+def names(pack):
+    """The resolved name (``bn`` + ``n``, RFC 8428 §4.6) of each record of ``pack``, in order."""
+    out = []
+    bn = ""
+    for rec in pack:
+        bn = rec.get(BN, bn)
+        out.append(bn + rec.get(N, ""))
+    return out

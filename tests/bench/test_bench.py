@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from edgeledger.gateway.bench import anchor, cmd, flood, ingest, proof
+from edgeledger.gateway.bench import anchor, cmd, flood, ingest, pipeline, proof
 
 
 def _args(argv):
@@ -36,7 +36,7 @@ def test_one_bench_group_holds_every_suite_device_and_flash_included():
     assert "firmware" in top.choices
     args = p.parse_args(["bench", "device", "--json"])
     assert args.bench_suite == "device" and args.json
-    for suite in ("device", "flash", "ingest", "anchor", "proof", "flood"):
+    for suite in ("device", "flash", "ingest", "pipeline", "anchor", "proof", "flood"):
         assert p.parse_args(["bench", suite]).bench_suite == suite
 
 
@@ -64,6 +64,25 @@ def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, cap
     assert "crash_only_msgs_per_s" in r and "durable_vs_crash_only" in r  # rates of a 1 s window: any value
     assert (r["crash_only_lost"], r["crash_only_duplicated"], r["crash_only_acks_missing"]) == (0, 0, 0)
     assert code == 0
+
+
+def test_pipeline_tiny_run_prints_the_json_keys(capsys):
+    code, r = _run_json(pipeline, ["bench", "pipeline", "--json", "--messages", "30", "--repeats", "1"], capsys)
+    for key in ("single_us_per_msg", "pack10_us_per_msg", "ed25519_verify_us", "ed25519_verify_per_s",
+                "single_ratio", "pack10_ratio", "single_msgs_per_s", "pack10_readings_per_s", "commit_group",
+                "single_commit_us_per_msg", "pack10_commit_us_per_msg",
+                "machine"):
+        assert key in r, key
+    assert r["single_ratio"] == pytest.approx(r["single_us_per_msg"] / r["single_ed25519_verify_us"])
+    assert r["pack10_readings_per_s"] == pytest.approx(10 * r["pack10_msgs_per_s"])
+    assert code == 0
+
+
+def test_pipeline_profile_prints_one_profile_per_phase(capsys):
+    r = pipeline.run(messages=20, repeats=1, profile=5)
+    out = capsys.readouterr().out
+    assert out.count("cProfile, ") == 2 and "function calls" in out
+    assert r["single_us_per_msg"] > 0
 
 
 def test_anchor_tiny_run_prints_the_json_keys(monkeypatch, capsys):

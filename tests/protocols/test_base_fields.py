@@ -80,3 +80,18 @@ def test_a_signed_pack_of_10_is_at_most_half_the_same_as_json():
     for alg in ("EdDSA", "ES256"):
         w = bench.wire_sizes(alg)["pack10"]
         assert w["cose"] <= 0.5 * w["json_base64"], w
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(records, min_size=1, max_size=12))
+def test_time_range_and_names_are_those_of_the_resolved_records(pack):
+    """The gateway takes a pack's time range and names without building the resolved records
+    (``time_range``, ``names``): the same values, of the same types, as ``resolve`` gives,
+    with base fields or without."""
+    for form in (pack, with_base_fields(pack)):
+        resolved = reading_validate.resolve(form)
+        times = [r["t"] for r in resolved]
+        first, last = reading_validate.time_range(form)
+        assert (first, last) == (min(times), max(times))
+        assert (type(first), type(last)) == (type(min(times)), type(max(times)))
+        assert reading_validate.names(form) == [r["n"] for r in resolved]

@@ -155,6 +155,32 @@ def test_a_bundle_carrying_another_encoding_fails_as_non_canonical():
         assert str(e.value).startswith("non-canonical message: ") and "(%s)" % deviation in str(e.value)
 
 
+ENVELOPE_RULES = ("untagged", "envelope_encoding", "unprotected_header", "trailing_bytes")
+
+
+@pytest.mark.parametrize("alg", [cose.EDDSA, cose.ES256])
+def test_split_sign1_takes_the_canonical_envelope_only(alg):
+    """The gateway's fast path splits a message without decoding it (split_sign1): it must
+    give the parts of every genuine message, and nothing for any other envelope, a prefix
+    or a longer message, so that no envelope deviation skips the full check."""
+    genuine = GENUINE[alg]
+    msg = cose_verify.parse_canonical(genuine)
+    assert cose_verify.split_sign1(genuine) == (msg.protected, msg.payload, msg.signature)
+    for name, deviation, build in cases_for(alg):
+        other = build(genuine, SIGNER[alg])
+        parts = cose_verify.split_sign1(other)
+        if deviation in ENVELOPE_RULES or deviation == MALFORMED:
+            assert parts is None, name
+        else:  # a deviation inside the protected header, the payload or the signature
+            assert parts is not None and cose.sign1_bytes(*parts) == other, name
+    for n in range(len(genuine)):
+        assert cose_verify.split_sign1(genuine[:n]) is None, n
+    for tail in (b"\x00", b"\xa0", genuine):
+        assert cose_verify.split_sign1(genuine + tail) is None
+    big = cose.sign1(b"\xa0" * 70000, ED)  # a 4-byte payload head (ai 26)
+    assert cose_verify.split_sign1(big)[1] == b"\xa0" * 70000
+
+
 @pytest.mark.micropython
 def test_rules_under_micropython():
     names = sorted(REFUSED)
@@ -182,6 +208,7 @@ try:
     print("trailing|accepted")
 except CborDecodeError:
     print("trailing|CborDecodeError")
+print("split|" + ",".join(n for n in sorted(V) if cose_verify.split_sign1(V[n]) is not None))
 """ % (dict((n, V[n]) for n in ["message-1", "message-2", "es256-message-1", "payload-1"] + names), names,
        bytes.fromhex(crypto_vectors.P256_PRIVATE))
     out = dict(line.split("|", 1) for line in run_micropython(script, heapsize="256K", timeout=300).stdout.splitlines()
@@ -189,4 +216,7 @@ except CborDecodeError:
     assert out.pop("genuine") == "ok"
     assert out.pop("es256-signed") == "same"  # pure P-256, RFC 6979, low-S: the CPython bytes
     assert out.pop("trailing") == "CborDecodeError"
+    split = sorted(n for n in V if n in ("message-1", "message-2", "es256-message-1", "payload-1") + tuple(names)
+                   and cose_verify.split_sign1(V[n]) is not None)
+    assert out.pop("split") == ",".join(split) and "message-1" in split  # what CPython splits, on a board
     assert out == REFUSED

@@ -162,12 +162,53 @@ def test_other_encoding_first_is_refused_and_the_device_chain_stays_whole(gw, al
     assert gw.process(d.topic, m2).verdict == "next"
     late = feed(gw, d.topic, other)  # after the original: still not a fork, nor a duplicate
     assert isinstance(late, errors.RejectedMessage) and late.reason == reason
+    # the device's protected header is known by now (the pipeline skips re-checking it), and
+    # the copy is still refused with the same rule and the same words
+    assert late.detail == first.detail
     assert gw.commit() == {"d1": 2}
     assert [bytes(gw.store.message("d1", s)[1]) for s in (1, 2)] == [m1, m2]
     assert gw.store.quarantine_reasons() == {reason: 2}
     assert gw.counters["rejected_" + reason] == 2 and gw.counters["stored"] == 2
     rows = gw.store.db.execute("SELECT bytes FROM quarantine").fetchall()
     assert [bytes(r[0]) for r in rows] == [other, other]  # the evidence, as received
+
+
+def test_known_headers_are_bounded_and_only_of_registered_keys(gw, monkeypatch):
+    """The protected headers the pipeline has checked (its fast path) are kept only for
+    registered keys, so a flood of well-formed messages under made-up kids cannot fill the
+    table, and never more than MAX_KNOWN_HEADERS; past the bound, messages are still judged
+    in full and stored."""
+    from edgeledger.gateway.ingest import pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "MAX_KNOWN_HEADERS", 2)
+    ghosts = [FakeDevice("ghost%d" % i) for i in range(5)]  # never registered
+    for g in ghosts:
+        assert feed(gw, g.topic, g.next()).reason == "unknown_device"
+    assert gw._headers == {}
+    devices = [FakeDevice("d%d" % i) for i in range(3)]
+    for d in devices:
+        d.register(gw.registry)
+    for _ in range(3):
+        for d in devices:
+            assert gw.process(d.topic, d.next()).verdict == "next"
+            assert len(gw._headers) <= 2
+    assert gw.commit() == dict((d.name, 3) for d in devices)
+
+
+def test_payload_check_falls_back_to_the_exact_encoder_where_cbor2_orders_keys_otherwise():
+    """cbor2's canonical mode orders map keys length-first (RFC 7049), RFC 8949 §4.2.1
+    bytewise: for {24: .., -1: ..} cbor2 writes -1 first, the deterministic encoding 24 first.
+    The gateway's fast payload check must not take cbor2's word for such a map: the cbor2
+    order is refused, the deterministic one accepted."""
+    from edgeledger.gateway.ingest import pipeline as pipeline_mod
+
+    value = {24: 1, -1: 2}
+    cbor2_order = bytes.fromhex("a2" + "2002" + "181801")
+    assert cbor2_order == __import__("cbor2").dumps(value, canonical=True)
+    with pytest.raises(cose_verify.NonCanonicalMessage) as e:
+        pipeline_mod._check_payload_encoding(cbor2_order, value)
+    assert e.value.deviation == "payload_encoding"
+    pipeline_mod._check_payload_encoding(cbor.encode(value), value)  # the bytewise order passes
 
 
 def test_doc_vectors_are_refused_before_any_key_or_chain_check(gw):
