@@ -292,7 +292,7 @@ class Demo:
             root = self._root(parts)
             broker_url = self._start_broker(parts)
             ledger, owner, gw_key = self._open_ledger(ledger_key)
-            parts.store, registry, devices = self._set_up_gateway(root, broker_url, ledger, owner, gw_key)
+            registry, devices = self._set_up_gateway(parts, root, broker_url, ledger, owner, gw_key)
             pipeline, client_id = self._start_gateway(parts, root, broker_url, registry, ledger)
             parts.fleet = Fleet(devices)
             parts.fleet.start()
@@ -369,16 +369,17 @@ class Demo:
             if ledger.mines_on_demand else ""))
         return ledger, owner, gw_key
 
-    def _set_up_gateway(self, root: str, broker_url: str, ledger: Any, owner: Any,
-                        gw_key: str | None) -> tuple[Store, Registry, list[Device]]:
-        """The gateway's store and registry, the devices with their keys registered in both
-        the registry and the contract, and the gateway.toml describing the run."""
+    def _set_up_gateway(self, parts: _Parts, root: str, broker_url: str, ledger: Any, owner: Any,
+                        gw_key: str | None) -> tuple[Registry, list[Device]]:
+        """The gateway's store (into ``parts`` at once, so a failed step closes it) and
+        registry, the devices with their keys registered in both the registry and the
+        contract, and the gateway.toml describing the run."""
         from edgeledger.gateway.demo.fleet import Device, device_names
         from edgeledger.gateway.registry import Registry
         from edgeledger.gateway.store import Store
 
         opts = self.opts
-        store = Store(os.path.join(root, "gateway.db"))
+        store = parts.store = Store(os.path.join(root, "gateway.db"))
         store.set_ledger_meta({"backend": ledger.name, "chain_id": ledger.chain_id,
                                "contract": ledger.address, "gateway": ledger.account})
         registry = Registry(store)
@@ -391,7 +392,7 @@ class Demo:
         self.say("devices  %d on site %s (%s), keys registered in the gateway and on chain" % (
             len(devices), self.site, ", ".join(sorted(set("%s %s" % (d.kind, d.alg) for d in devices)))))
         _write_gateway_toml(os.path.join(root, "gateway.toml"), broker_url, self.site, opts, ledger, gw_key)
-        return store, registry, devices
+        return registry, devices
 
     def _start_gateway(self, parts: _Parts, root: str, broker_url: str, registry: Registry,
                        ledger: Any) -> tuple[Pipeline, str]:
