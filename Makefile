@@ -47,15 +47,20 @@ setup: system-deps $(STAMP) $(INTEROP)/.installed $(NPM_STAMP)
 demo: setup
 	$(VENV)/bin/edgeledger demo
 
-# ruff over the whole repository, mypy over the gateway (settings in pyproject.toml). mypy sees
-# the packages under their installed names through build/typecheck/edgeledger, a tree of links.
+# ruff over the whole repository; mypy over the CPython-only code: the gateway, the agent's
+# CPython modules (paho, pyserial, cryptography, tongsuopy, the Linux entry point) and tools/
+# (settings in pyproject.toml). mypy sees the packages under their installed names through
+# build/typecheck/edgeledger, a tree of links.
 TYPECHECK := build/typecheck/edgeledger
+AGENT_CPYTHON := edgeledger.agent.linux edgeledger.agent.mqtt_paho edgeledger.agent.serial_port \
+	edgeledger.agent.crypto.cpython edgeledger.agent.crypto.tongsuo
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	@mkdir -p $(TYPECHECK)
 	@for d in protocols agent firmware gateway; do ln -sfn ../../../$$d $(TYPECHECK)/$$d; done
-	$(VENV)/bin/mypy -p edgeledger.gateway
+	$(VENV)/bin/mypy -p edgeledger.gateway $(addprefix -m ,$(AGENT_CPYTHON))
+	$(VENV)/bin/mypy tools
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -47,7 +47,7 @@ import os
 import signal
 import time
 import tomllib
-from typing import Callable
+from typing import Callable, TextIO
 
 from edgeledger.agent import config, port, sources
 from edgeledger.agent.core import AgentCore
@@ -74,7 +74,7 @@ class StateLock:
     def __init__(self, state_dir: str) -> None:
         port.makedirs(state_dir)
         self.path = os.path.join(state_dir, LOCK_FILE)
-        self._f = open(self.path, "a+")
+        self._f: TextIO | None = open(self.path, "a+")
         try:
             fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -9,6 +9,7 @@
 """
 import collections
 import ssl
+from typing import Any, Callable, Iterator
 
 import paho.mqtt.client as mqtt
 
@@ -25,21 +26,23 @@ PUBLISH_BATCH = 256
 
 
 class PahoLink:
-    def __init__(self, url, site, device, epoch, birth, username=None, password=None,
-                 ca_file=None, cert_file=None, key_file=None, keepalive=30,
-                 min_backoff_s=0.2, max_backoff_s=10.0):
+    def __init__(self, url: str, site: str, device: str, epoch: int, birth: Callable[[], bytes],
+                 username: str | None = None, password: str | None = None, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None, keepalive: int = 30,
+                 min_backoff_s: float = 0.2, max_backoff_s: float = 10.0) -> None:
         tls, self.host, self.port = broker(url)
         self.site, self.device = site, device
         self.topic = topics.readings(site, device)
         self.birth = birth  # callable -> bytes, evaluated on every connect
-        self.acks = collections.deque(maxlen=MAX_QUEUED_ACKS)
+        self.acks: collections.deque[int] = collections.deque(maxlen=MAX_QUEUED_ACKS)
         self.connects = 0
         self.connected = False
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="el-dev-" + device,
                         clean_session=True, protocol=mqtt.MQTTv311)
         c.max_inflight_messages_set(MAX_INFLIGHT)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(min_delay=min_backoff_s, max_delay=max_backoff_s)
+        # paho annotates the delays as int, but its backoff sleeps take float seconds
+        c.reconnect_delay_set(min_delay=min_backoff_s, max_delay=max_backoff_s)  # type: ignore[arg-type]
         self.death = session.encode_death(epoch)
         c.will_set(topics.death(site, device), self.death, qos=1, retain=True)
         if username:
@@ -53,22 +56,22 @@ class PahoLink:
         self.keepalive = keepalive
         self.client = c
 
-    def start(self):
+    def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
 
-    def stop(self):
+    def stop(self) -> None:
         if self.connected:
             # a clean disconnect does not fire the last will: say goodbye ourselves
             self.client.publish(topics.death(self.site, self.device), self.death, qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish_birth(self):
+    def publish_birth(self) -> None:
         """Publish a fresh birth (retained): after a key change, say the new kid."""
         self.client.publish(topics.birth(self.site, self.device), self.birth(), qos=1, retain=True)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             return
         client.subscribe(topics.ack(self.site, self.device), qos=1)
@@ -76,28 +79,29 @@ class PahoLink:
         self.connects += 1
         self.connected = True
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
         self.connected = False
 
-    def service(self, now, sealed):
+    def service(self, now: float, sealed: int) -> None:
         """Nothing to do in the agent's turn: paho's network thread runs the connection."""
 
-    def room(self):
+    def room(self) -> int:
         """Readings to hand over this turn (AgentCore.step)."""
         return PUBLISH_BATCH
 
-    def take_acks(self):
+    def take_acks(self) -> Iterator[int]:
         """The end-to-end acks received since the last call (AgentCore.step's link)."""
         acks = self.acks
         while acks:
             yield acks.popleft()
 
-    def _on_message(self, client, userdata, msg):
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:
         try:
             self.acks.append(session.decode_ack(msg.payload))
         except ValueError:
             pass  # not from our gateway's format; the gateway's retained ack will follow
 
-    def publish(self, payload):
+    def publish(self, payload: bytes) -> bool:
         info = self.client.publish(self.topic, payload, qos=1)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        return bool(info.rc == mqtt.MQTT_ERR_SUCCESS)

@@ -44,7 +44,8 @@ MAX_READ = 512
 class PySerialPort:
     """pyserial-backed port (Linux, industrial PCs, Raspberry Pi)."""
 
-    def __init__(self, port, baud, bytesize=8, parity="N", stopbits=1, **options):
+    def __init__(self, port: str, baud: int, bytesize: int = 8, parity: str = "N", stopbits: int = 1,
+                 **options: object) -> None:
         try:
             self._s = _pyserial.serial_for_url(
                 port,
@@ -60,14 +61,14 @@ class PySerialPort:
         self.port = port
         self.baud = baud
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         try:
             self._s.write(data)
             self._s.flush()
         except (OSError, _pyserial.SerialException) as e:
             raise SourceError("serial write on %s failed: %s" % (self.port, e))
 
-    def read(self, n, timeout):
+    def read(self, n: int, timeout: float) -> bytes:
         # Wait with select() instead of changing the port's timeout: every
         # timeout change is a tcsetattr(), which some USB adapters and ptys
         # refuse intermittently.
@@ -80,7 +81,7 @@ class PySerialPort:
         except (OSError, _pyserial.SerialException) as e:
             raise SourceError("serial read on %s failed: %s" % (self.port, e))
 
-    def set_baud(self, baud):
+    def set_baud(self, baud: int) -> None:
         if baud == self.baud:
             return  # re-applying the same termios settings fails on some ptys
         try:
@@ -89,10 +90,10 @@ class PySerialPort:
             raise SourceError("cannot set %s to %d baud: %s" % (self.port, baud, e))
         self.baud = baud
 
-    def reset_input(self):
+    def reset_input(self) -> None:
         self._s.reset_input_buffer()
 
-    def close(self):
+    def close(self) -> None:
         self._s.close()
 
 

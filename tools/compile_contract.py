@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT_NAME = "EdgeLedgerAnchor"
@@ -49,26 +50,27 @@ class CompileError(RuntimeError):
     """solcjs is missing, failed, or reported an error for the contract."""
 
 
-def standard_json_input(source_text):
+def standard_json_input(source_text: str) -> dict[str, Any]:
     return {"language": "Solidity", "sources": {SOURCE_UNIT: {"content": source_text}}, "settings": SETTINGS}
 
 
-def _parse_stdout(out):
+def _parse_stdout(out: str) -> dict[str, Any]:
     """solcjs may print a non-JSON line (e.g. a warning) before the JSON document."""
     for i, line in enumerate(out.splitlines()):
         if line.lstrip().startswith("{"):
-            return json.loads("\n".join(out.splitlines()[i:]))
+            doc: dict[str, Any] = json.loads("\n".join(out.splitlines()[i:]))
+            return doc
     raise CompileError("expected a JSON document on solcjs stdout, found: %r" % out[:500])
 
 
-def solc_version():
+def solc_version() -> str:
     if not os.path.exists(SOLCJS):
         raise CompileError("expected solcjs at %s; run `npm ci` in %s (make test does)" % (SOLCJS, ROOT))
     res = subprocess.run([SOLCJS, "--version"], capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
     return res.stdout.strip().splitlines()[-1]
 
 
-def compile_source(source_text=None):
+def compile_source(source_text: str | None = None) -> dict[str, Any]:
     """Compile the contract; return the artifact dict (abi, bytecode, deployedBytecode, ...)."""
     if source_text is None:
         with open(SOURCE_PATH, "rb") as f:
@@ -111,16 +113,17 @@ def compile_source(source_text=None):
     }
 
 
-def dump_artifact(artifact):
+def dump_artifact(artifact: dict[str, Any]) -> str:
     return json.dumps(artifact, indent=2, sort_keys=True) + "\n"
 
 
-def load_artifact():
+def load_artifact() -> dict[str, Any]:
     with open(ARTIFACT_PATH, "r", encoding="utf-8") as f:
-        return json.load(f)
+        artifact: dict[str, Any] = json.load(f)
+    return artifact
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     artifact = compile_source()
     text = dump_artifact(artifact)

@@ -8,6 +8,7 @@ the functions have the signatures and contracts of ``__init__.py``, ``verify.py`
 """
 import hashlib
 import hmac
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,40 +24,40 @@ _ES256_SIGN = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 _ES256_VERIFY = ec.ECDSA(hashes.SHA256())
 
 
-def sha512(data):
+def sha512(data: bytes) -> bytes:
     return hashlib.sha512(data).digest()
 
 
-def sm3(data):
+def sm3(data: bytes) -> bytes:
     h = hashes.Hash(hashes.SM3())
     h.update(bytes(data))
     return h.finalize()
 
 
-def hmac_sm3(key, data):
+def hmac_sm3(key: bytes, data: bytes) -> bytes:
     m = _hmac.HMAC(bytes(key), hashes.SM3())
     m.update(bytes(data))
     return m.finalize()
 
 
-def hmac_sha256(key, data):
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "sha256")
 
 
-def hmac_sha512(key, data):
+def hmac_sha512(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "sha512")
 
 
-def ed25519_public_key(seed):
+def ed25519_public_key(seed: bytes) -> bytes:
     return ed25519.Ed25519PrivateKey.from_private_bytes(bytes(seed)).public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def ed25519_sign(seed, msg):
+def ed25519_sign(seed: bytes, msg: bytes) -> bytes:
     return ed25519.Ed25519PrivateKey.from_private_bytes(bytes(seed)).sign(bytes(msg))
 
 
-def ed25519_verify(pub, msg, sig):
+def ed25519_verify(pub: bytes, msg: bytes, sig: bytes) -> bool:
     try:
         ed25519.Ed25519PublicKey.from_public_bytes(bytes(pub)).verify(bytes(sig), bytes(msg))
     except InvalidSignature:
@@ -64,20 +65,20 @@ def ed25519_verify(pub, msg, sig):
     return True
 
 
-def p256_public_key(d):
+def p256_public_key(d: int) -> bytes:
     """``d`` is the checked scalar (int)."""
     return ec.derive_private_key(d, ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 
 
-def es256_sign(d, msg):
+def es256_sign(d: int, msg: bytes) -> bytes:
     """``d`` is the checked scalar (int); returns r ‖ s."""
     der = ec.derive_private_key(d, ec.SECP256R1()).sign(bytes(msg), _ES256_SIGN)
     r, s = utils.decode_dss_signature(der)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
-def p256_decode_point(pub):
+def p256_decode_point(pub: bytes) -> ec.EllipticCurvePublicKey:
     """The public key object; ValueError if ``pub`` (65 bytes, 0x04) is not on the curve."""
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(pub))
@@ -86,7 +87,7 @@ def p256_decode_point(pub):
                          "is not") from None
 
 
-def es256_verify(pub, msg, sig):
+def es256_verify(pub: bytes, msg: bytes, sig: bytes) -> bool:
     """``pub`` already length/prefix checked, ``sig`` 64 bytes."""
     key = p256_decode_point(pub)
     r = int.from_bytes(bytes(sig[:32]), "big")
@@ -104,19 +105,19 @@ class Aes:
     """AES-128 forward block cipher with the key schedule kept (FIPS 197); ``Aes(key,
     algorithms.SM4)`` is SM4 (GB/T 32907), the other 128-bit block cipher CCM runs over."""
 
-    def __init__(self, key, algorithm=algorithms.AES):
+    def __init__(self, key: bytes, algorithm: Any = algorithms.AES) -> None:
         self._enc = Cipher(algorithm(bytes(key)), modes.ECB()).encryptor()
 
-    def encrypt_block(self, block):
+    def encrypt_block(self, block: bytes) -> bytes:
         return self._enc.update(bytes(block))
 
 
-def sm4(key):
+def sm4(key: bytes) -> Aes:
     """SM4 block encryption (the forward cipher CCM needs) with the key schedule kept."""
     return Aes(key, algorithms.SM4)
 
 
-def aes_ccm_encrypt(key, nonce, plaintext, aad, tag_len):
+def aes_ccm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes | None, tag_len: int) -> bytes:
     try:
         return AESCCM(bytes(key), tag_len).encrypt(bytes(nonce), bytes(plaintext),
                                                    bytes(aad) if aad else None)
@@ -124,7 +125,7 @@ def aes_ccm_encrypt(key, nonce, plaintext, aad, tag_len):
         raise ValueError("AES-CCM: %s" % e) from e
 
 
-def aes_ccm_decrypt(key, nonce, data, aad, tag_len):
+def aes_ccm_decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes | None, tag_len: int) -> bytes:
     try:
         ccm = AESCCM(bytes(key), tag_len)
         return ccm.decrypt(bytes(nonce), bytes(data), bytes(aad) if aad else None)

@@ -83,12 +83,12 @@ def sync_chain(registry: Registry, ledger: Ledger, now: float | None = None,
     registered = ended = 0
     keys = [k for k in registry.keys() if known is None or k.kid not in known]
     for k in keys:
-        reg, sent = register_on_chain(ledger, registry.site_of(k.device), k.device, k.alg, k.public_key, k.kid,
-                                    k.first_seq)
+        reg, sent = register_on_chain(ledger, registry.require_site(k.device), k.device, k.alg, k.public_key,
+                                      k.kid, k.first_seq)
         registry.record_chain_registration(k.kid, reg["block_number"], reg["timestamp"], reg["first_seq"])
         registered += sent
     for k in keys:  # re-read: the registration moved the window's start
-        ended += end_on_chain(ledger, registry.site_of(k.device), registry.key(k.kid))
+        ended += end_on_chain(ledger, registry.require_site(k.device), registry.require_key(k.kid))
         if known is not None:
             known.add(k.kid)
     return {"registered": registered, "ended": ended}
@@ -105,6 +105,6 @@ def push_key_ends(registry: Registry, ledger: Ledger, pushed: dict[bytes, tuple[
         state = (k.end_at, k.revoked_after_seq)
         if state == (None, None) or pushed.get(k.kid) == state or k.chain_block is None:
             continue  # nothing to end, already sent, or not on this chain (``sync_chain`` first)
-        sent += end_on_chain(ledger, registry.site_of(k.device), k)
+        sent += end_on_chain(ledger, registry.require_site(k.device), k)
         pushed[k.kid] = state
     return sent

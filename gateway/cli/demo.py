@@ -4,7 +4,7 @@ import argparse
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.demo.site import (
     CONFIRMATIONS,
@@ -17,13 +17,14 @@ from edgeledger.gateway.demo.site import (
     LEDGER_KEY_ENV,
     Demo,
     DemoOptions,
+    ProgressFn,
 )
 
 if TYPE_CHECKING:  # rich is imported when the demo runs: `edgeledger --help` stays fast
     from rich.console import Console
     from rich.progress import Progress
 
-ProgressFn = Callable[[int, int, int, int, Any], None]
+
 
 
 def _progress_display(console: "Console") -> tuple["Progress", ProgressFn]:

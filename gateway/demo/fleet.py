@@ -42,7 +42,7 @@ OUTBOX_SEGMENT_BYTES = 256 * 1024
 IDLE_SLEEP_S = 0.005
 
 
-def device_names(n):
+def device_names(n: int) -> list[tuple[str, str, str]]:
     """[(name, kind, alg)] for ``n`` devices, e.g. meter-01 (EdDSA), sensor-02 (ES256), ..."""
     out = []
     for i in range(n):
@@ -52,7 +52,8 @@ def device_names(n):
 
 
 class Device:
-    def __init__(self, name, kind, alg, site, broker_url, state_dir, readings, interval_s, epoch=1):
+    def __init__(self, name: str, kind: str, alg: str, site: str, broker_url: str, state_dir: str, readings: int,
+                 interval_s: float, epoch: int = 1) -> None:
         self.name, self.kind, self.site = name, kind, site
         self.signer = signers.generate(alg, name)
         self.alg = self.signer.alg_name
@@ -65,38 +66,38 @@ class Device:
                               resend_after_s=RESEND_AFTER_S, max_seq=readings)
         self.link = PahoLink(broker_url, site, name, epoch, lambda: self.core.birth(VERSION))
 
-    def step(self, now, wall):
+    def step(self, now: float, wall: float) -> None:
         """One round of the agent loop (``AgentCore.step``)."""
         self.core.step(now, wall, self.link)
 
-    def done(self):
-        return self.core.done_sealing() and self.core.drained()
+    def done(self) -> bool:
+        return bool(self.core.done_sealing() and self.core.drained())
 
     @property
-    def sent(self):
+    def sent(self) -> int:
         """Distinct messages signed and handed to the link (resends not counted)."""
-        return self.core.counters["sealed"]
+        return int(self.core.counters["sealed"])
 
     @property
-    def acked(self):
-        return self.outbox.acked
+    def acked(self) -> int:
+        return int(self.outbox.acked)
 
 
 class Fleet:
     """Every device and the thread that drives them. ``start``/``stop``; ``done()``."""
 
-    def __init__(self, devices):
+    def __init__(self, devices: list[Device]) -> None:
         self.devices = list(devices)
         self._stop = threading.Event()
-        self.error = None
+        self.error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="demo-devices", daemon=True)
 
-    def start(self):
+    def start(self) -> None:
         for d in self.devices:
             d.link.start()
         self._thread.start()
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             while not self._stop.is_set():
                 now, wall = time.monotonic(), time.time()
@@ -108,16 +109,16 @@ class Fleet:
         except Exception as e:  # reported by the demo, which then fails instead of hanging
             self.error = e
 
-    def done(self):
+    def done(self) -> bool:
         return all(d.done() for d in self.devices)
 
-    def sent(self):
+    def sent(self) -> int:
         return sum(d.sent for d in self.devices)
 
-    def resends(self):
-        return sum(d.core.counters["resends"] for d in self.devices)
+    def resends(self) -> int:
+        return sum(int(d.core.counters["resends"]) for d in self.devices)
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)

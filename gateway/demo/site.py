@@ -35,12 +35,15 @@ expected − distinct stored; ``duplicated`` = stored rows − distinct (device,
 passed. Exit 0 when nothing is lost or duplicated, everything stored is anchored and every
 bundle verifies; 1 otherwise (also on timeout); 2 for configuration errors.
 """
+from __future__ import annotations
+
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 # Only light imports here: `edgeledger --help` imports this module to list the command.
 # web3, py-evm, paho and amqtt are imported when the demo runs.
@@ -49,7 +52,16 @@ from edgeledger.gateway.config.schema import MAX_BATCH_SIZE
 from edgeledger.gateway.errors import ConfigError, GatewayError
 from edgeledger.protocols.errors import ProtocolError
 
+if TYPE_CHECKING:
+    from edgeledger.gateway.demo.fleet import Device
+    from edgeledger.gateway.ingest.pipeline import Pipeline
+    from edgeledger.gateway.registry import Registry
+    from edgeledger.gateway.store import Store
+
 log = logging.getLogger("edgeledger.demo")
+
+# Demo.run's progress callback: (sent, stored, anchored, expected, rates (a _Rates)).
+ProgressFn = Callable[[int, int, int, int, Any], None]
 
 DEFAULT_DEVICES = 10
 DEFAULT_READINGS = 50
@@ -81,9 +93,11 @@ TAMPER_OFFSET = 40
 
 
 class DemoOptions:
-    def __init__(self, devices=DEFAULT_DEVICES, readings=DEFAULT_READINGS, out=None, broker=None, ledger=None,
-                 ledger_key=None, interval_s=DEFAULT_INTERVAL_S, samples=DEFAULT_SAMPLES,
-                 batch_size=DEFAULT_BATCH_SIZE, batch_age_s=DEFAULT_BATCH_AGE_S, timeout_s=DEFAULT_TIMEOUT_S):
+    def __init__(self, devices: int = DEFAULT_DEVICES, readings: int = DEFAULT_READINGS, out: str | None = None,
+                 broker: str | None = None, ledger: str | None = None, ledger_key: str | None = None,
+                 interval_s: float = DEFAULT_INTERVAL_S, samples: int = DEFAULT_SAMPLES,
+                 batch_size: int = DEFAULT_BATCH_SIZE, batch_age_s: float = DEFAULT_BATCH_AGE_S,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         if not 1 <= devices <= MAX_DEVICES:
             raise ConfigError("--devices must be 1..%d, got %d" % (MAX_DEVICES, devices))
         if not 1 <= readings <= MAX_READINGS:
@@ -104,7 +118,7 @@ class DemoOptions:
 
 # ---------------------------------------------------------------------------------- ledger
 
-def _open_embedded_ledger(site):
+def _open_embedded_ledger(site: str) -> tuple[Any, Any, None]:
     from edgeledger.gateway.anchor.ledger import EmbeddedLedger
 
     ledger = EmbeddedLedger()
@@ -113,7 +127,7 @@ def _open_embedded_ledger(site):
     return ledger, ledger, None
 
 
-def _open_jsonrpc_ledger(url, funded_key, site):
+def _open_jsonrpc_ledger(url: str, funded_key: str, site: str) -> tuple[Any, Any, str]:
     """(gateway ledger, owner ledger, gateway key): the funded key deploys and owns the
     contract and funds a fresh gateway account, which it then authorizes for ``site``."""
     from eth_account import Account
@@ -136,7 +150,7 @@ def _open_jsonrpc_ledger(url, funded_key, site):
     return gateway, owner, gw_key
 
 
-def _register_on_chain(owner, registry, site, devices):
+def _register_on_chain(owner: Any, registry: Registry, site: str, devices: list[Device]) -> None:
     """Register every device key in the contract: all sent first, then all awaited (one
     block for the lot on a chain with a block time); the chain's registration block and time
     go into the gateway registry (they open each key's window)."""
@@ -150,7 +164,8 @@ def _register_on_chain(owner, registry, site, devices):
 
 # ---------------------------------------------------------------------------------- files
 
-def _write_gateway_toml(path, broker_url, site, opts, ledger, gw_key):
+def _write_gateway_toml(path: str, broker_url: str, site: str, opts: DemoOptions, ledger: Any,
+                        gw_key: str | None) -> None:
     lines = [
         "# Written by `edgeledger demo`. `edgeledger proof DEVICE SEQ -o b.cbor --config %s`" % os.path.basename(path),
         "# writes the bundle of any stored reading; `edgeledger verify b.cbor` checks it.",
@@ -188,7 +203,7 @@ def _write_gateway_toml(path, broker_url, site, opts, ledger, gw_key):
         f.write("\n".join(lines) + "\n")
 
 
-def _sample_seqs(readings, k):
+def _sample_seqs(readings: int, k: int) -> list[int]:
     """Up to ``k`` seqs in 1..readings: first, last and evenly spaced between."""
     if k == 1 or readings == 1:
         return [readings]
@@ -197,7 +212,7 @@ def _sample_seqs(readings, k):
 
 # ---------------------------------------------------------------------------------- counts
 
-def _per_device(store, name, readings):
+def _per_device(store: Store, name: str, readings: int) -> tuple[int, int, int]:
     rows, distinct = store.seq_counts(name, readings)
     return rows, distinct, store.device_messages_in_batches(name, ANCHORED)
 
@@ -205,15 +220,15 @@ def _per_device(store, name, readings):
 class _Rates:
     """Counts per second over the last RATE_WINDOW_S."""
 
-    def __init__(self):
-        self.samples = []
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, tuple[int, ...]]] = []
 
-    def add(self, now, values):
+    def add(self, now: float, values: tuple[int, ...]) -> None:
         self.samples.append((now, values))
         while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S:
             self.samples.pop(0)
 
-    def rate(self, i):
+    def rate(self, i: int) -> float:
         if len(self.samples) < 2:
             return 0.0
         (t0, v0), (t1, v1) = self.samples[0], self.samples[-1]
@@ -222,172 +237,242 @@ class _Rates:
 
 # ---------------------------------------------------------------------------------- the run
 
+class _Parts:
+    """What a demo run has started, so that ``close`` stops exactly that, in order, whatever
+    step failed."""
+
+    def __init__(self) -> None:
+        self.tmp: str | None = None
+        self.broker: Any = None
+        self.fleet: Any = None
+        self.service: Any = None
+        self.batcher: Any = None
+        self.store: Any = None
+        self.monitor: Any = None
+
+    def close(self) -> None:
+        for thing in (self.fleet, self.service, self.batcher):
+            if thing is not None:
+                try:
+                    thing.stop()
+                except Exception as e:  # already stopped, or stopping after a failure
+                    log.debug("stopping %s: %s", thing, e)
+        for st in (self.monitor, self.store):
+            if st is not None:
+                st.close()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 class Demo:
     """One demo run; ``run(progress)`` returns the result dict (see ``edgeledger demo --json``)."""
 
-    def __init__(self, opts, say=None):
+    def __init__(self, opts: DemoOptions, say: Callable[[str], None] | None = None) -> None:
         self.opts = opts
-        self.say = say or (lambda text: None)
+        self.say: Callable[[str], None] = say or (lambda text: None)
         self.site = "demo-" + os.urandom(3).hex()
-        self.result = None
+        self.result: dict[str, Any] | None = None
 
-    def run(self, progress=None):
-        from edgeledger.gateway.anchor.thread import BatcherThread
-        from edgeledger.gateway.config import BatchConfig
-        from edgeledger.gateway.demo.fleet import Device, Fleet, device_names
-        from edgeledger.gateway.ingest.pipeline import Pipeline
-        from edgeledger.gateway.ingest.service import IngestService
-        from edgeledger.gateway.registry import Registry
+    def run(self, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Run the whole site, check sampled bundles and return the result dict.
+
+        Raises ConfigError (no ledger key, a used ``--out``, the broker does not grant the
+        gateway's subscriptions in time), LedgerError (the ledger cannot be set up) and what a
+        device thread raised."""
+        from edgeledger.gateway.demo.fleet import Fleet
         from edgeledger.gateway.store import Store
 
         opts = self.opts
         t_start = time.monotonic()
-        ledger_key = None
-        if opts.ledger is not None:
-            ledger_key = opts.ledger_key or os.environ.get(LEDGER_KEY_ENV)
-            if not ledger_key:
-                raise ConfigError("--ledger %s needs a funded account key: --ledger-key or %s"
-                                  % (opts.ledger, LEDGER_KEY_ENV))
-        tmp = None
-        if opts.out:
-            root = os.path.abspath(opts.out)
-            os.makedirs(root, exist_ok=True)
-            if os.path.exists(os.path.join(root, "gateway.db")):
-                raise ConfigError("--out %s already holds a gateway store: choose a new or empty folder" % root)
-        else:
-            root = tmp = tempfile.mkdtemp(prefix="edgeledger-demo-")
-        broker = fleet = service = batcher = store = monitor = None
+        ledger_key = self._ledger_key()
+        parts = _Parts()
         try:
-            broker_url = opts.broker
-            if broker_url is None:
-                from edgeledger.gateway.demo.broker import EmbeddedBroker
-
-                broker = EmbeddedBroker().start()
-                broker_url = broker.url
-                self.say("broker   embedded amqtt on %s" % broker_url)
-            else:
-                self.say("broker   %s" % broker_url)
-
-            if opts.ledger is None:
-                ledger, owner, gw_key = _open_embedded_ledger(self.site)
-                self.say("ledger   embedded py-evm, chain id %d, contract %s" % (ledger.chain_id, ledger.address))
-            else:
-                ledger, owner, gw_key = _open_jsonrpc_ledger(opts.ledger, ledger_key, self.site)
-                self.say("ledger   %s, chain id %d, contract %s%s" % (
-                    opts.ledger, ledger.chain_id, ledger.address,
-                    " (mines only on transactions: the gateway mines a block while a batch waits for confirmations)"
-                    if ledger.mines_on_demand else ""))
-
-            store_path = os.path.join(root, "gateway.db")
-            store = Store(store_path)
-            store.set_ledger_meta({"backend": ledger.name, "chain_id": ledger.chain_id,
-                                   "contract": ledger.address, "gateway": ledger.account})
-            registry = Registry(store)
-            devices = [Device(name, kind, alg, self.site, broker_url, os.path.join(root, "devices", name),
-                              opts.readings, opts.interval_s)
-                       for name, kind, alg in device_names(opts.devices)]
-            for d in devices:
-                registry.register(d.name, self.site, d.signer.alg, d.signer.public_key, d.signer.kid)
-            _register_on_chain(owner, registry, self.site, devices)
-            self.say("devices  %d on site %s (%s), keys registered in the gateway and on chain" % (
-                len(devices), self.site, ", ".join(sorted(set("%s %s" % (d.kind, d.alg) for d in devices)))))
-            _write_gateway_toml(os.path.join(root, "gateway.toml"), broker_url, self.site, opts, ledger, gw_key)
-
-            pipeline = Pipeline(store, registry)
-            client_id = "el-gw-" + self.site
-            service = IngestService(pipeline, broker_url, client_id, sites=[self.site])
-            # Devices start once the broker has granted the gateway's subscriptions (SUBACK):
-            # on a broker without the gateway's session yet, earlier readings would have no
-            # subscriber (they would come again after resend_after_s, but a demo should not wait).
-            subscribed = threading.Event()
-            service.client.on_subscribe = lambda *a: subscribed.set()
-            service.start()
-            if not subscribed.wait(CONNECT_TIMEOUT_S):
-                raise ConfigError("the gateway could not subscribe at the broker %s within %.0f s"
-                                  % (broker_url, CONNECT_TIMEOUT_S))
-            batcher = BatcherThread(store_path, ledger, BatchConfig(opts.batch_size, opts.batch_age_s), CONFIRMATIONS)
-            batcher.start()
-            fleet = Fleet(devices)
-            fleet.start()
+            root = self._root(parts)
+            broker_url = self._start_broker(parts)
+            ledger, owner, gw_key = self._open_ledger(ledger_key)
+            registry, devices = self._set_up_gateway(parts, root, broker_url, ledger, owner, gw_key)
+            pipeline, client_id = self._start_gateway(parts, root, broker_url, registry, ledger)
+            parts.fleet = Fleet(devices)
+            parts.fleet.start()
             t_run = time.monotonic()
-
-            monitor = Store(store_path)
-            expected = opts.devices * opts.readings
-            rates = _Rates()
-            timed_out = False
-            while True:
-                stored = monitor.count_messages()
-                anchored = monitor.messages_in_batches(ANCHORED)
-                sent = fleet.sent()
-                now = time.monotonic()
-                rates.add(now, (sent, stored, anchored))
-                if progress is not None:
-                    progress(sent, stored, anchored, expected, rates)
-                if fleet.done() and stored >= expected and anchored >= stored:
-                    break
-                if fleet.error is not None:
-                    raise fleet.error
-                if now - t_run > opts.timeout_s:
-                    timed_out = True
-                    break
-                time.sleep(REFRESH_S)
-            run_s = time.monotonic() - t_run
-            fleet_sent, resends = fleet.sent(), fleet.resends()
-            ledger_error = batcher.error
-            fleet.stop()
-            service.stop()
-            batcher.stop()  # the embedded chain is not thread-safe: no anchoring while verifying
-            fleet = service = batcher = None
-            with store.lock:  # the service saves counters at most once a second: save the last ones
-                store.save_counters(pipeline.counters)
+            parts.monitor = Store(os.path.join(root, "gateway.db"))
+            timed_out = self._watch(parts, progress, t_run)
+            run = {"t_start": t_start, "run_s": round(time.monotonic() - t_run, 3), "sent": parts.fleet.sent(),
+                   "resends": parts.fleet.resends(), "timed_out": timed_out}
+            ledger_error = parts.batcher.error
+            parts.fleet.stop()
+            parts.service.stop()
+            parts.batcher.stop()  # the embedded chain is not thread-safe: no anchoring while verifying
+            parts.fleet = parts.service = parts.batcher = None
+            with parts.store.lock:  # the service saves counters at most once a second: save the last ones
+                parts.store.save_counters(pipeline.counters)
             counters = dict(pipeline.counters)
-            if broker is None:
+            if parts.broker is None:
                 _tidy_broker(broker_url, client_id, self.site, devices)
 
-            result = self._check(monitor, ledger, devices, root if opts.out else None)
+            result = self._check(parts.monitor, ledger, devices, root if opts.out else None)
             if timed_out and ledger_error is not None:
                 result["failures"].append("ledger: %s" % ledger_error)
-            per_device = result.pop("per_device")
-            rows = distinct = anchored = 0
-            for d in devices:
-                r, n, a = _per_device(monitor, d.name, opts.readings)
-                rows, distinct, anchored = rows + r, distinct + n, anchored + a
-                per_device[d.name].update({"kind": d.kind, "alg": d.alg, "sent": d.sent, "stored": n, "anchored": a})
-            batches = monitor.batch_summary().by_state.get(ANCHORED, 0)
-            result.update({
-                "sent": fleet_sent, "stored": distinct, "anchored": anchored,
-                "lost": expected - distinct, "duplicated": rows - distinct,
-                "rejected": counters.get("rejected", 0), "redelivered": counters.get("duplicates", 0),
-                "resends": resends, "devices": opts.devices, "readings": opts.readings, "expected": expected,
-                "batches": batches, "timed_out": timed_out, "run_s": round(run_s, 3),
-                "elapsed_s": round(time.monotonic() - t_start, 3),
-                "broker": "embedded" if broker is not None else broker_url,
-                "ledger": "embedded" if opts.ledger is None else opts.ledger,
-                "chain_id": ledger.chain_id, "contract": ledger.address, "site": self.site,
-                "out": root if opts.out else None,
-            })
-            result["ok"] = (not timed_out and result["lost"] == 0 and result["duplicated"] == 0
-                            and anchored == distinct and result["verified"] == result["checked"]
-                            and result["checked"] > 0 and result["tamper_rejected"])
-            result["per_device"] = per_device
+            self._summarise(result, parts, devices, counters, run, ledger, broker_url, root)
             self.result = result
             return result
         finally:
-            for thing in (fleet, service, batcher):
-                if thing is not None:
-                    try:
-                        thing.stop()
-                    except Exception as e:  # already stopped, or stopping after a failure
-                        log.debug("stopping %s: %s", thing, e)
-            for st in (monitor, store):
-                if st is not None:
-                    st.close()
-            if broker is not None:
-                broker.stop()
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+            parts.close()
 
-    def _check(self, store, ledger, devices, out_root):
+    def _ledger_key(self) -> str | None:
+        """The funded key a ``--ledger`` run needs (option or environment); None for the
+        embedded ledger."""
+        if self.opts.ledger is None:
+            return None
+        ledger_key = self.opts.ledger_key or os.environ.get(LEDGER_KEY_ENV)
+        if not ledger_key:
+            raise ConfigError("--ledger %s needs a funded account key: --ledger-key or %s"
+                              % (self.opts.ledger, LEDGER_KEY_ENV))
+        return ledger_key
+
+    def _root(self, parts: _Parts) -> str:
+        """The run's folder: ``--out`` (which must not hold a store yet) or a temporary one."""
+        if self.opts.out:
+            root = os.path.abspath(self.opts.out)
+            os.makedirs(root, exist_ok=True)
+            if os.path.exists(os.path.join(root, "gateway.db")):
+                raise ConfigError("--out %s already holds a gateway store: choose a new or empty folder" % root)
+            return root
+        parts.tmp = tempfile.mkdtemp(prefix="edgeledger-demo-")
+        return parts.tmp
+
+    def _start_broker(self, parts: _Parts) -> str:
+        """The broker's URL: ``--broker``, or an embedded amqtt started here."""
+        if self.opts.broker is not None:
+            self.say("broker   %s" % self.opts.broker)
+            return self.opts.broker
+        from edgeledger.gateway.demo.broker import EmbeddedBroker
+
+        parts.broker = EmbeddedBroker().start()
+        self.say("broker   embedded amqtt on %s" % parts.broker.url)
+        return str(parts.broker.url)
+
+    def _open_ledger(self, ledger_key: str | None) -> tuple[Any, Any, str | None]:
+        """(gateway ledger, owner ledger, gateway key) with the contract deployed and the
+        gateway authorized for this site."""
+        if self.opts.ledger is None:
+            ledger, owner, gw_key = _open_embedded_ledger(self.site)
+            self.say("ledger   embedded py-evm, chain id %d, contract %s" % (ledger.chain_id, ledger.address))
+            return ledger, owner, gw_key
+        assert ledger_key is not None  # _ledger_key refused a --ledger without one
+        ledger, owner, gw_key = _open_jsonrpc_ledger(self.opts.ledger, ledger_key, self.site)
+        self.say("ledger   %s, chain id %d, contract %s%s" % (
+            self.opts.ledger, ledger.chain_id, ledger.address,
+            " (mines only on transactions: the gateway mines a block while a batch waits for confirmations)"
+            if ledger.mines_on_demand else ""))
+        return ledger, owner, gw_key
+
+    def _set_up_gateway(self, parts: _Parts, root: str, broker_url: str, ledger: Any, owner: Any,
+                        gw_key: str | None) -> tuple[Registry, list[Device]]:
+        """The gateway's store (into ``parts`` at once, so a failed step closes it) and
+        registry, the devices with their keys registered in both the registry and the
+        contract, and the gateway.toml describing the run."""
+        from edgeledger.gateway.demo.fleet import Device, device_names
+        from edgeledger.gateway.registry import Registry
+        from edgeledger.gateway.store import Store
+
+        opts = self.opts
+        store = parts.store = Store(os.path.join(root, "gateway.db"))
+        store.set_ledger_meta({"backend": ledger.name, "chain_id": ledger.chain_id,
+                               "contract": ledger.address, "gateway": ledger.account})
+        registry = Registry(store)
+        devices = [Device(name, kind, alg, self.site, broker_url, os.path.join(root, "devices", name),
+                          opts.readings, opts.interval_s)
+                   for name, kind, alg in device_names(opts.devices)]
+        for d in devices:
+            registry.register(d.name, self.site, d.signer.alg, d.signer.public_key, d.signer.kid)
+        _register_on_chain(owner, registry, self.site, devices)
+        self.say("devices  %d on site %s (%s), keys registered in the gateway and on chain" % (
+            len(devices), self.site, ", ".join(sorted(set("%s %s" % (d.kind, d.alg) for d in devices)))))
+        _write_gateway_toml(os.path.join(root, "gateway.toml"), broker_url, self.site, opts, ledger, gw_key)
+        return registry, devices
+
+    def _start_gateway(self, parts: _Parts, root: str, broker_url: str, registry: Registry,
+                       ledger: Any) -> tuple[Pipeline, str]:
+        """Start the ingest service (and wait for its SUBACK) and the batcher thread. Returns
+        the pipeline (its counters) and the gateway's MQTT client id."""
+        from edgeledger.gateway.anchor.thread import BatcherThread
+        from edgeledger.gateway.config import BatchConfig
+        from edgeledger.gateway.ingest.pipeline import Pipeline
+        from edgeledger.gateway.ingest.service import IngestService
+
+        pipeline = Pipeline(parts.store, registry)
+        client_id = "el-gw-" + self.site
+        parts.service = IngestService(pipeline, broker_url, client_id, sites=[self.site])
+        # Devices start once the broker has granted the gateway's subscriptions (SUBACK):
+        # on a broker without the gateway's session yet, earlier readings would have no
+        # subscriber (they would come again after resend_after_s, but a demo should not wait).
+        subscribed = threading.Event()
+        parts.service.client.on_subscribe = lambda *a: subscribed.set()
+        parts.service.start()
+        if not subscribed.wait(CONNECT_TIMEOUT_S):
+            raise ConfigError("the gateway could not subscribe at the broker %s within %.0f s"
+                              % (broker_url, CONNECT_TIMEOUT_S))
+        parts.batcher = BatcherThread(os.path.join(root, "gateway.db"), ledger,
+                                      BatchConfig(self.opts.batch_size, self.opts.batch_age_s), CONFIRMATIONS)
+        parts.batcher.start()
+        return pipeline, client_id
+
+    def _watch(self, parts: _Parts, progress: ProgressFn | None, t_run: float) -> bool:
+        """Report progress until every device is done and everything stored is anchored;
+        True if the run timed out first. Raises what the device thread raised."""
+        expected = self.opts.devices * self.opts.readings
+        rates = _Rates()
+        while True:
+            stored = parts.monitor.count_messages()
+            anchored = parts.monitor.messages_in_batches(ANCHORED)
+            sent = parts.fleet.sent()
+            now = time.monotonic()
+            rates.add(now, (sent, stored, anchored))
+            if progress is not None:
+                progress(sent, stored, anchored, expected, rates)
+            if parts.fleet.done() and stored >= expected and anchored >= stored:
+                return False
+            if parts.fleet.error is not None:
+                raise parts.fleet.error
+            if now - t_run > self.opts.timeout_s:
+                return True
+            time.sleep(REFRESH_S)
+
+    def _summarise(self, result: dict[str, Any], parts: _Parts, devices: list[Device], counters: dict[str, int],
+                   run: dict[str, Any], ledger: Any, broker_url: str, root: str) -> None:
+        """Add the counts (per device and in total) and the verdict to ``result``."""
+        opts = self.opts
+        monitor = parts.monitor
+        expected = opts.devices * opts.readings
+        per_device = result.pop("per_device")
+        rows = distinct = anchored = 0
+        for d in devices:
+            r, n, a = _per_device(monitor, d.name, opts.readings)
+            rows, distinct, anchored = rows + r, distinct + n, anchored + a
+            per_device[d.name].update({"kind": d.kind, "alg": d.alg, "sent": d.sent, "stored": n, "anchored": a})
+        batches = monitor.batch_summary().by_state.get(ANCHORED, 0)
+        timed_out = run["timed_out"]
+        result.update({
+            "sent": run["sent"], "stored": distinct, "anchored": anchored,
+            "lost": expected - distinct, "duplicated": rows - distinct,
+            "rejected": counters.get("rejected", 0), "redelivered": counters.get("duplicates", 0),
+            "resends": run["resends"], "devices": opts.devices, "readings": opts.readings, "expected": expected,
+            "batches": batches, "timed_out": timed_out, "run_s": run["run_s"],
+            "elapsed_s": round(time.monotonic() - run["t_start"], 3),
+            "broker": "embedded" if parts.broker is not None else broker_url,
+            "ledger": "embedded" if opts.ledger is None else opts.ledger,
+            "chain_id": ledger.chain_id, "contract": ledger.address, "site": self.site,
+            "out": root if opts.out else None,
+        })
+        result["ok"] = (not timed_out and result["lost"] == 0 and result["duplicated"] == 0
+                        and anchored == distinct and result["verified"] == result["checked"]
+                        and result["checked"] > 0 and result["tamper_rejected"])
+        result["per_device"] = per_device
+
+    def _check(self, store: Store, ledger: Any, devices: list[Device], out_root: str | None) -> dict[str, Any]:
         """Write and verify the bundles of sampled readings; try one tampered copy."""
         from edgeledger.gateway import proofs
         from edgeledger.gateway.proofs import verifier
@@ -434,7 +519,7 @@ class Demo:
                 "tamper_rejected": tamper_rejected, "per_device": per_device}
 
 
-def _tidy_broker(url, client_id, site, devices):
+def _tidy_broker(url: str, client_id: str, site: str, devices: list[Device]) -> None:
     """On a real broker, leave nothing behind: clear the retained birth/ack/death topics of
     the demo's devices and end the gateway's persistent session (a clean-session connect
     with its client id discards it, MQTT-3.1.2-6)."""

@@ -65,6 +65,7 @@ import os
 import pwd
 import secrets
 import stat
+from typing import Any, Sequence
 
 from edgeledger.gateway.config.schema import DEFAULT_MAX_MESSAGE_BYTES
 from edgeledger.gateway.enrol.pki import SitePKI, write_private, write_public
@@ -117,7 +118,7 @@ class BrokerConfigError(ConfigError):
 
 # --------------------------------------------------------------------------- password file
 
-def hash_password(password, salt=None, iterations=PBKDF2_ITERATIONS):
+def hash_password(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
     """The ``$7$`` hash of ``password`` as mosquitto_passwd writes it."""
     if salt is None:
         salt = os.urandom(PBKDF2_SALT_LEN)
@@ -125,7 +126,7 @@ def hash_password(password, salt=None, iterations=PBKDF2_ITERATIONS):
     return "$7$%d$%s$%s" % (iterations, base64.b64encode(salt).decode(), base64.b64encode(dk).decode())
 
 
-def check_password(hashed, password):
+def check_password(hashed: str, password: str) -> bool:
     """True if ``password`` matches a ``$7$`` hash. Raises BrokerConfigError for another format."""
     parts = hashed.split("$")
     if len(parts) != 5 or parts[1] != "7":
@@ -135,7 +136,7 @@ def check_password(hashed, password):
     return secrets.compare_digest(dk, expect)
 
 
-def read_passwd(path):
+def read_passwd(path: str) -> dict[str, str]:
     """{user: hash} from a password file ({} if it does not exist)."""
     try:
         if os.path.getsize(path) > MAX_PASSWD_BYTES:
@@ -144,7 +145,7 @@ def read_passwd(path):
             lines = f.read().splitlines()
     except FileNotFoundError:
         return {}
-    out = {}
+    out: dict[str, str] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -155,17 +156,17 @@ def read_passwd(path):
     return out
 
 
-def write_passwd(path, entries):
+def write_passwd(path: str, entries: dict[str, str]) -> None:
     write_private(path, "".join("%s:%s\n" % (u, h) for u, h in sorted(entries.items())).encode())
 
 
-def new_password():
+def new_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
 
 # --------------------------------------------------------------------------- rendering
 
-def render_acl(site, gateway_user):
+def render_acl(site: str, gateway_user: str) -> str:
     """The devices' listener ACL text. ``pattern`` rules apply to every client with ``%u`` = its
     user name (Mosquitto refuses the substitution for names containing ``+``, ``#`` or ``/``).
     Nothing else is granted there: the gateway's rules live in ``render_gateway_acl``, on the
@@ -195,7 +196,7 @@ def render_gateway_acl(site: str, gateway_user: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_config(meta, paths):
+def render_config(meta: dict[str, Any], paths: dict[str, str]) -> str:
     """The mosquitto.conf text for ``meta`` (see ``BrokerSite``)."""
     max_bytes = int(meta.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
     lines = [
@@ -247,7 +248,7 @@ def render_config(meta, paths):
     return "\n".join(lines) + "\n"
 
 
-def _tls_lines(paths: dict) -> list[str]:
+def _tls_lines(paths: dict[str, str]) -> list[str]:
     return [
         "cafile %s" % paths["ca"],
         "certfile %s" % paths["server_cert"],
@@ -262,9 +263,9 @@ def _tls_lines(paths: dict) -> list[str]:
 class BrokerSite:
     """A generated broker directory. ``generate()`` creates it; ``load()`` reads it back."""
 
-    def __init__(self, directory, meta=None):
+    def __init__(self, directory: str, meta: dict[str, Any] | None = None) -> None:
         self.dir = os.path.abspath(directory)
-        self.meta = meta
+        self.meta: dict[str, Any] = meta if meta is not None else {}  # filled by generate()
         self.pki = SitePKI(os.path.join(self.dir, "pki"))
         self.paths = {
             "meta": os.path.join(self.dir, META_FILE),
@@ -283,7 +284,7 @@ class BrokerSite:
         }
 
     @classmethod
-    def load(cls, directory):
+    def load(cls, directory: str) -> "BrokerSite":
         """Read ``broker.json``. Raises BrokerConfigError if the directory was not generated."""
         path = os.path.join(os.path.abspath(directory), META_FILE)
         try:
@@ -295,18 +296,18 @@ class BrokerSite:
         return cls(directory, meta)
 
     @property
-    def site(self):
-        return self.meta["site"]
+    def site(self) -> str:
+        return str(self.meta["site"])
 
     @property
-    def auth(self):
-        return self.meta["auth"]
+    def auth(self) -> str:
+        return str(self.meta["auth"])
 
     @property
-    def gateway_user(self):
-        return self.meta["gateway_user"]
+    def gateway_user(self) -> str:
+        return str(self.meta["gateway_user"])
 
-    def url(self, host=None):
+    def url(self, host: str | None = None) -> str:
         """The devices' listener."""
         return "mqtts://%s:%d" % (host or self.meta["hosts"][0], self.meta["port"])
 
@@ -320,9 +321,9 @@ class BrokerSite:
 
     # -- generation --------------------------------------------------------------------------
 
-    def generate(self, site, port=DEFAULT_PORT, auth="mtls", bind=DEFAULT_BIND, names=(),
-                 gateway_user=DEFAULT_GATEWAY_USER, run_as="mosquitto", gateway_port=None,
-                 max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    def generate(self, site: str, port: int = DEFAULT_PORT, auth: str = "mtls", bind: str = DEFAULT_BIND,
+                 names: Sequence[str] = (), gateway_user: str = DEFAULT_GATEWAY_USER, run_as: str = "mosquitto",
+                 gateway_port: int | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> "BrokerSite":
         """Write (or rewrite) the whole directory; an existing CA and passwd are kept.
         ``gateway_port`` defaults to ``port + 1``; ``max_message_bytes`` must be the gateway's.
 
@@ -377,7 +378,7 @@ class BrokerSite:
 
     # -- credentials -------------------------------------------------------------------------
 
-    def set_password(self, user, password):
+    def set_password(self, user: str, password: str) -> None:
         """Add or replace ``user`` in the password file (the broker reloads it on SIGHUP)."""
         topics.check_id(user, "MQTT user")
         entries = read_passwd(self.paths["passwd"])
@@ -385,7 +386,7 @@ class BrokerSite:
         write_passwd(self.paths["passwd"], entries)
         self.hand_over()
 
-    def remove_user(self, user):
+    def remove_user(self, user: str) -> bool:
         """Delete ``user`` from the password file. Returns True if it was there."""
         entries = read_passwd(self.paths["passwd"])
         if entries.pop(user, None) is None:
@@ -396,14 +397,14 @@ class BrokerSite:
 
     # -- file ownership for the broker user --------------------------------------------------
 
-    def broker_files(self):
+    def broker_files(self) -> list[str]:
         files = [self.paths[k] for k in ("acl", "gateway_acl", "gateway_passwd", "ca", "server_cert", "server_key",
                                          "crl")]
         if self.meta["auth"] == "password":
             files.append(self.paths["passwd"])
         return files
 
-    def hand_over(self):
+    def hand_over(self) -> None:
         """Make the files the broker opens readable by the user it runs as (see module doc)."""
         run_as = self.meta.get("run_as")
         if os.geteuid() != 0 or not run_as or run_as == "root":
@@ -419,7 +420,7 @@ class BrokerSite:
         _check_traversable(self.dir, pw)
 
 
-def _check_traversable(directory, pw):
+def _check_traversable(directory: str, pw: pwd.struct_passwd) -> None:
     """Raise BrokerConfigError if user ``pw`` cannot reach ``directory``."""
     path = os.path.abspath(directory)
     while True:

@@ -18,6 +18,7 @@ Raises ``PkiError`` for anything that cannot be issued or read.
 import datetime
 import ipaddress
 import os
+from typing import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -52,15 +53,15 @@ class PkiError(GatewayError):
     """A certificate or key cannot be created, issued or read."""
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def new_key():
+def new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def write_private(path, data):
+def write_private(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` created with mode 0600 (replacing an existing file)."""
     tmp = path + ".new"
     if os.path.exists(tmp):
@@ -73,7 +74,7 @@ def write_private(path, data):
     os.replace(tmp, path)
 
 
-def write_public(path, data):
+def write_public(path: str, data: bytes) -> None:
     tmp = path + ".new"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -81,17 +82,17 @@ def write_public(path, data):
     os.replace(tmp, path)
 
 
-def key_pem(key):
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     # PKCS#8 (RFC 5208): read by OpenSSL, paho/ssl and mbedTLS alike.
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
-def cert_pem(cert):
+def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def pem_to_der(path, private=False):
+def pem_to_der(path: str, private: bool = False) -> bytes:
     """DER bytes of a PEM certificate (or PKCS#8 private key with ``private``)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -105,9 +106,9 @@ def pem_to_der(path, private=False):
         raise PkiError("cannot convert %s to DER: %s" % (path, e)) from e
 
 
-def _san(names):
+def _san(names: Iterable[str]) -> list[x509.GeneralName]:
     out: list[x509.GeneralName] = []
-    seen = set()
+    seen: set[str] = set()
     for name in names:
         if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LEN:
             raise PkiError("certificate name: expected 1..%d characters, found %r" % (MAX_NAME_LEN, name))
@@ -121,7 +122,8 @@ def _san(names):
     return out
 
 
-def _builder(subject_cn, issuer_name, public_key, days):
+def _builder(subject_cn: str, issuer_name: x509.Name, public_key: ec.EllipticCurvePublicKey,
+             days: int) -> x509.CertificateBuilder:
     now = _now()
     return (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
@@ -133,7 +135,7 @@ def _builder(subject_cn, issuer_name, public_key, days):
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
 
 
-def _load_cert(path):
+def _load_cert(path: str) -> x509.Certificate:
     try:
         with open(path, "rb") as f:
             return x509.load_pem_x509_certificate(f.read())
@@ -141,18 +143,21 @@ def _load_cert(path):
         raise PkiError("cannot read certificate %s: %s" % (path, e)) from e
 
 
-def _load_key(path):
+def _load_key(path: str) -> ec.EllipticCurvePrivateKey:
     try:
         with open(path, "rb") as f:
-            return serialization.load_pem_private_key(f.read(), password=None)
+            key = serialization.load_pem_private_key(f.read(), password=None)
     except (OSError, ValueError, TypeError) as e:
         raise PkiError("cannot read private key %s: %s" % (path, e)) from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError("private key %s: expected an EC key, found %s" % (path, type(key).__name__))
+    return key
 
 
 class SitePKI:
     """A site CA in a directory; ``init()`` creates it, the issue methods use it."""
 
-    def __init__(self, directory):
+    def __init__(self, directory: str) -> None:
         self.dir = os.path.abspath(directory)
         self.ca_path = os.path.join(self.dir, "ca.pem")
         self.ca_key_path = os.path.join(self.dir, "ca.key")
@@ -164,18 +169,18 @@ class SitePKI:
 
     # -- CA ----------------------------------------------------------------------------------
 
-    def exists(self):
+    def exists(self) -> bool:
         return os.path.exists(self.ca_path) and os.path.exists(self.ca_key_path)
 
-    def init(self, site):
+    def init(self, site: str) -> "SitePKI":
         """Create the CA (if missing) and an empty CRL. Returns self."""
         topics.check_id(site, "site")
         os.makedirs(self.clients_dir, exist_ok=True)
         if not self.exists():
             key = new_key()
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgeledger site CA %s" % site)])
-            cert = (_builder(name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, name,
-                             key.public_key(), CA_DAYS)
+            cn = "edgeledger site CA %s" % site
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+            cert = (_builder(cn, name, key.public_key(), CA_DAYS)
                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
                     .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
                                                  key_encipherment=False, data_encipherment=False,
@@ -188,7 +193,7 @@ class SitePKI:
             self._write_crl(())
         return self
 
-    def ca(self):
+    def ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """(certificate, private key) of the site CA. Raises PkiError if absent."""
         if not self.exists():
             raise PkiError("no site CA in %s: run `edgeledger broker config --site %s` first"
@@ -197,7 +202,8 @@ class SitePKI:
 
     # -- leaf certificates ------------------------------------------------------------------
 
-    def _issue(self, cn, public_key, days, eku, san):
+    def _issue(self, cn: str, public_key: ec.EllipticCurvePublicKey, days: int, eku: x509.ObjectIdentifier,
+               san: list[x509.GeneralName] | None) -> x509.Certificate:
         ca_cert, ca_key = self.ca()
         b = (_builder(cn, ca_cert.subject, public_key, days)
              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -212,7 +218,7 @@ class SitePKI:
             b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
         return b.sign(ca_key, hashes.SHA256())
 
-    def issue_server(self, names=()):
+    def issue_server(self, names: Sequence[str] = ()) -> tuple[str, str]:
         """Broker certificate with SAN = LOCAL_NAMES + ``names``. Returns (cert path, key path)."""
         key = new_key()
         all_names = list(LOCAL_NAMES) + list(names)
@@ -222,12 +228,12 @@ class SitePKI:
         write_public(self.server_path, cert_pem(cert))
         return self.server_path, self.server_key_path
 
-    def client_paths(self, name):
+    def client_paths(self, name: str) -> tuple[str, str]:
         topics.check_id(name, "client name")
         return (os.path.join(self.clients_dir, name + ".pem"),
                 os.path.join(self.clients_dir, name + ".key"))
 
-    def issue_client(self, name, key_path=None, days=CLIENT_DAYS):
+    def issue_client(self, name: str, key_path: str | None = None, days: int = CLIENT_DAYS) -> tuple[str, str]:
         """Client certificate with CN = ``name`` (a device id or the gateway user).
 
         The certificate stays in ``clients/`` (revocation needs its serial). The private key
@@ -248,14 +254,14 @@ class SitePKI:
 
     # -- revocation -------------------------------------------------------------------------
 
-    def revoked_serials(self):
+    def revoked_serials(self) -> list[int]:
         try:
             with open(self.revoked_path) as f:
                 return [int(line.strip(), 16) for line in f if line.strip()]
         except OSError:
             return []
 
-    def revoke_client(self, name):
+    def revoke_client(self, name: str) -> int | None:
         """Put the client's current certificate on the CRL. Returns its serial, or None if
         ``name`` has no certificate."""
         cert_path, _key_path = self.client_paths(name)
@@ -270,11 +276,11 @@ class SitePKI:
         self._write_crl(serials)
         return serial
 
-    def _write_crl(self, serials, now=None):
+    def _write_crl(self, serials: Iterable[int], now: datetime.datetime | None = None) -> None:
         ca_cert, ca_key = self.ca()
         now = _now() if now is None else now
         # a renewal keeps each certificate's revocation date (RFC 5280 §5.1.2.6)
-        dates = {}
+        dates: dict[int, datetime.datetime] = {}
         if os.path.exists(self.crl_path):
             for entry in self.crl():
                 dates[entry.serial_number] = entry.revocation_date_utc
@@ -297,10 +303,13 @@ class SitePKI:
     def crl_next_update(self) -> datetime.datetime:
         """When the CRL expires (aware UTC datetime). Raises PkiError if there is none."""
         try:
-            return self.crl().next_update_utc
+            next_update = self.crl().next_update_utc
         except (OSError, ValueError) as e:
             raise PkiError("cannot read the CRL %s: %s" % (self.crl_path, e)) from e
+        if next_update is None:
+            raise PkiError("the CRL %s: expected a nextUpdate, found none" % self.crl_path)
+        return next_update
 
-    def crl(self):
+    def crl(self) -> x509.CertificateRevocationList:
         with open(self.crl_path, "rb") as f:
             return x509.load_pem_x509_crl(f.read())

@@ -285,7 +285,7 @@ def revoke(registry: Registry, device: str, at: float | None = None, kid: bytes 
     chain = 0
     if ledger is not None:
         for k in keys:
-            chain += keysync.end_on_chain(ledger, registry.site_of(device), k)
+            chain += keysync.end_on_chain(ledger, registry.require_site(device), k)
     cut = False
     if broker is not None and kid is None:
         if broker.auth == "mtls":
@@ -322,7 +322,7 @@ def rotate(registry: Registry, device: str, overlap_s: float, out_dir: str | Non
     for k in current:
         registry.expire(k.kid, until)
         if ledger is not None:
-            keysync.end_on_chain(ledger, site, registry.key(k.kid))
+            keysync.end_on_chain(ledger, site, registry.require_key(k.kid))
     if out_dir is not None and key.private is not None:
         _replace_bundle_key(out_dir, key)
     return kid, until

@@ -29,11 +29,12 @@ import sys
 import threading
 import time
 import zlib
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from edgeledger.gateway import config
 from edgeledger.gateway.anchor import BatcherThread, keystore, open_ledger
-from edgeledger.gateway.anchor.ledger import LedgerUnavailable
+from edgeledger.gateway.anchor.ledger import Ledger, LedgerUnavailable
 from edgeledger.gateway.config import GatewayConfig
 from edgeledger.gateway.errors import StoreError
 from edgeledger.gateway.ingest import quarantine, ratelimit
@@ -57,27 +58,27 @@ PR_SET_PDEATHSIG = 1
 class _WorkerCounters:
     """The store as one worker sees it: its counters live under ``<name>@w<k>``."""
 
-    def __init__(self, store, index):
+    def __init__(self, store: Store, index: int) -> None:
         self._store = store
         self._suffix = "@w%d" % index
 
-    def load_counters(self):
+    def load_counters(self) -> dict[str, int]:
         n = len(self._suffix)
         return dict((k[:-n], v) for k, v in self._store.load_counters().items() if k.endswith(self._suffix))
 
-    def save_counters(self, counters):
+    def save_counters(self, counters: dict[str, int]) -> None:
         self._store.save_counters(dict((k + self._suffix, v) for k, v in counters.items()))
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
 
-def owner(device, workers):
+def owner(device: str, workers: int) -> int:
     """The worker index that owns ``device`` among ``workers``."""
     return zlib.crc32(device.encode()) % workers
 
 
-def build(cfg, worker=None):
+def build(cfg: GatewayConfig, worker: tuple[int, int] | None = None) -> tuple[Store, IngestService]:
     """Store and IngestService; ``worker=(k, n)`` builds worker k of n."""
     # Refuse to start with a secret (TLS key, MQTT password, ledger keystore) others can read.
     keystore.check_secret_files(cfg)
@@ -100,7 +101,7 @@ def build(cfg, worker=None):
     return store, service
 
 
-def die_with_parent(parent_pid):
+def die_with_parent(parent_pid: int) -> None:
     """Make this process end when ``parent_pid`` does: PR_SET_PDEATHSIG (Linux), and a
     watcher thread for other systems and for a parent that died before the prctl."""
     if sys.platform.startswith("linux"):
@@ -111,7 +112,7 @@ def die_with_parent(parent_pid):
         except OSError as e:
             log.warning("prctl(PR_SET_PDEATHSIG) unavailable: %s", e)
 
-    def watch():
+    def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_CHECK_S)
         os.kill(os.getpid(), signal.SIGKILL)  # the parent is gone: nothing here is acknowledged unstored
@@ -119,7 +120,7 @@ def die_with_parent(parent_pid):
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_main(config_path, k, n, parent_pid=None):
+def _worker_main(config_path: str, k: int, n: int, parent_pid: int | None = None) -> None:
     """One ingest worker process (k of n): runs until SIGTERM or its parent's death."""
     if parent_pid is not None:
         die_with_parent(parent_pid)
@@ -140,24 +141,24 @@ def _worker_main(config_path, k, n, parent_pid=None):
 class _Workers:
     """N worker processes, restarted if one dies (counted in the store)."""
 
-    def __init__(self, config_path, n, store=None):
+    def __init__(self, config_path: str, n: int, store: Store | None = None) -> None:
         self.config_path, self.n = config_path, n
         self.store = store
         self.ctx = multiprocessing.get_context("spawn")
-        self.procs: list[Any] = [None] * n
+        self.procs: list[BaseProcess | None] = [None] * n
         self.restarts = 0
 
-    def _start(self, k):
+    def _start(self, k: int) -> None:
         p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n, os.getpid()),
                              name="ingest-w%d" % k)
         p.start()
         self.procs[k] = p
 
-    def start(self):
+    def start(self) -> None:
         for k in range(self.n):
             self._start(k)
 
-    def check(self):
+    def check(self) -> None:
         for k, p in enumerate(self.procs):
             if p is not None and not p.is_alive():
                 self.restarts += 1
@@ -165,7 +166,7 @@ class _Workers:
                 self._start(k)
                 self._count(k, p.exitcode)
 
-    def _count(self, k, exitcode):
+    def _count(self, k: int, exitcode: int | None) -> None:
         if self.store is None:
             return
         try:
@@ -177,7 +178,7 @@ class _Workers:
         except StoreError as e:
             log.warning("worker restart not recorded: %s", e)
 
-    def stop(self):
+    def stop(self) -> None:
         for p in self.procs:
             if p is not None and p.is_alive():
                 p.terminate()  # SIGTERM: the worker commits, PUBACKs and disconnects
@@ -189,14 +190,14 @@ class _Workers:
                     p.join()
 
 
-def _stop_on_signals():
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     return stop
 
 
-def _start_anchoring(cfg, store):
+def _start_anchoring(cfg: GatewayConfig, store: Store) -> tuple[Ledger | None, BatcherThread | None]:
     """The configured ledger (None while its node is unreachable) and a running batcher
     thread, or (None, None) without a ledger. Raises ConfigError (and LedgerError other
     than an unreachable node) at once."""
@@ -224,7 +225,7 @@ def _start_upkeep(cfg: GatewayConfig) -> Any:
     return BrokerUpkeep(cfg).start()
 
 
-def _ledger_text(cfg, ledger):
+def _ledger_text(cfg: GatewayConfig, ledger: Ledger | None) -> str:
     if ledger is not None:
         return "%s contract %s" % (ledger.name, ledger.address)
     if cfg.ledger.backend == "none":
@@ -232,7 +233,7 @@ def _ledger_text(cfg, ledger):
     return "unreachable (anchoring starts when it answers)"
 
 
-def total_counters(counters):
+def total_counters(counters: dict[str, int]) -> dict[str, int]:
     """Sum per-worker counters (``name@wK``) into plain names."""
     out: dict[str, int] = {}
     for name, value in counters.items():
@@ -241,7 +242,7 @@ def total_counters(counters):
     return out
 
 
-def main(config_path, duration_s=None, workers=None):
+def main(config_path: str, duration_s: float | None = None, workers: int | None = None) -> int:
     if workers is not None and workers > 1:
         return _main_workers(config_path, duration_s, workers)
     cfg = config.load(config_path)
@@ -271,7 +272,7 @@ def main(config_path, duration_s=None, workers=None):
     return 0
 
 
-def _main_workers(config_path, duration_s, n):
+def _main_workers(config_path: str, duration_s: float | None, n: int) -> int:
     cfg = config.load(config_path)
     keystore.check_secret_files(cfg)
     store = Store(cfg.store, cfg.sqlite_synchronous)

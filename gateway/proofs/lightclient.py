@@ -257,6 +257,25 @@ def prove_slots(rpc: Any, contract: str, slots: list[bytes], block: int | str = 
     header = call("eth_getBlockByNumber", [hex(n), False])
     if not isinstance(header, dict):
         raise LightClientError("expected block %d from the node, found none (tip %d)" % (n, top))
+    named, state_root, timestamp = _check_header(header, n, block_hash, check_block_hash)
+    proof = call("eth_getProof", [contract, ["0x" + s.hex() for s in slots], hex(n)])
+    try:
+        account, values = _prove_account(proof, state_root, contract, slots, n)
+    except (BadTrieProof, rlp.exceptions.DecodingError, rlp.exceptions.DeserializationError) as e:
+        raise ProofMismatch("block %d: a proof of %s does not lead to stateRoot %s: %s" % (
+            n, contract, header["stateRoot"], e)) from e
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ProofMismatch("block %d: malformed eth_getProof answer (%s: %s)" % (n, type(e).__name__, e)) from e
+    nonce, balance, storage_root, code_hash = account
+    return {"block_number": n, "block_hash": named, "timestamp": timestamp, "tip": top, "state_root": state_root,
+            "storage_root": storage_root, "code_hash": code_hash, "nonce": int.from_bytes(nonce, "big"),
+            "balance": int.from_bytes(balance, "big"), "values": values}
+
+
+def _check_header(header: dict, n: int, block_hash: bytes | None, check_block_hash: bool) -> tuple[bytes, bytes, int]:
+    """(block hash, stateRoot, timestamp) of the node's header for block ``n``, checked against
+    the pinned ``block_hash`` and (``check_block_hash``) against keccak256(RLP(header)).
+    Raises ProofMismatch."""
     try:
         named = _b(header["hash"])
         if block_hash is not None and named != bytes(block_hash):
@@ -269,36 +288,33 @@ def prove_slots(rpc: Any, contract: str, slots: list[bytes], block: int | str = 
                     header["hash"], computed.hex()))
         if _int(header["number"]) != n:
             raise ProofMismatch("expected block %d, the node sent block %s" % (n, header["number"]))
-        state_root, timestamp = _b(header["stateRoot"]), _int(header["timestamp"])
+        return named, _b(header["stateRoot"]), _int(header["timestamp"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ProofMismatch("block %d: malformed header from the node (%s: %s)" % (n, type(e).__name__, e)) from e
 
-    proof = call("eth_getProof", [contract, ["0x" + s.hex() for s in slots], hex(n)])
-    try:
-        account_rlp = HexaryTrie.get_from_proof(
-            state_root, keccak(_b(contract)), [rlp.decode(_b(x)) for x in proof["accountProof"]])
-        if not account_rlp:
-            raise ProofMismatch("expected an account at %s in block %d, the proof shows none" % (contract, n))
-        nonce, balance, storage_root, code_hash = rlp.decode(account_rlp)
-        entries = proof.get("storageProof") or []
-        if len(entries) != len(slots):
-            raise ProofMismatch("expected %d storage proofs, the node sent %d" % (len(slots), len(entries)))
-        values = {}
-        for slot, entry in zip(slots, entries):
-            if _b(entry["key"]).rjust(32, b"\0") != slot:
-                raise ProofMismatch("expected the storage proof of slot 0x%s, the node sent one for %s"
-                                    % (slot.hex(), entry["key"]))
-            nodes = [rlp.decode(_b(x)) for x in entry["proof"]]
-            value_rlp = HexaryTrie.get_from_proof(storage_root, keccak(slot), nodes)
-            values[slot] = rlp.decode(value_rlp).rjust(32, b"\0") if value_rlp else bytes(32)
-    except (BadTrieProof, rlp.exceptions.DecodingError, rlp.exceptions.DeserializationError) as e:
-        raise ProofMismatch("block %d: a proof of %s does not lead to stateRoot %s: %s" % (
-            n, contract, header["stateRoot"], e)) from e
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ProofMismatch("block %d: malformed eth_getProof answer (%s: %s)" % (n, type(e).__name__, e)) from e
-    return {"block_number": n, "block_hash": named, "timestamp": timestamp, "tip": top, "state_root": state_root,
-            "storage_root": storage_root, "code_hash": code_hash, "nonce": int.from_bytes(nonce, "big"),
-            "balance": int.from_bytes(balance, "big"), "values": values}
+
+def _prove_account(proof: Any, state_root: bytes, contract: str, slots: list[bytes],
+                   n: int) -> tuple[tuple[bytes, bytes, bytes, bytes], dict[bytes, bytes]]:
+    """([nonce, balance, storageRoot, codeHash] of ``contract``, {slot: value}) read out of the
+    eth_getProof answer's trie nodes from ``state_root``. Raises ProofMismatch, and lets the
+    trie, RLP and shape errors of a malformed answer through to ``prove_slots``."""
+    account_rlp = HexaryTrie.get_from_proof(
+        state_root, keccak(_b(contract)), [rlp.decode(_b(x)) for x in proof["accountProof"]])
+    if not account_rlp:
+        raise ProofMismatch("expected an account at %s in block %d, the proof shows none" % (contract, n))
+    nonce, balance, storage_root, code_hash = rlp.decode(account_rlp)
+    entries = proof.get("storageProof") or []
+    if len(entries) != len(slots):
+        raise ProofMismatch("expected %d storage proofs, the node sent %d" % (len(slots), len(entries)))
+    values = {}
+    for slot, entry in zip(slots, entries):
+        if _b(entry["key"]).rjust(32, b"\0") != slot:
+            raise ProofMismatch("expected the storage proof of slot 0x%s, the node sent one for %s"
+                                % (slot.hex(), entry["key"]))
+        nodes = [rlp.decode(_b(x)) for x in entry["proof"]]
+        value_rlp = HexaryTrie.get_from_proof(storage_root, keccak(slot), nodes)
+        values[slot] = rlp.decode(value_rlp).rjust(32, b"\0") if value_rlp else bytes(32)
+    return (nonce, balance, storage_root, code_hash), values
 
 
 def verify_anchor_storage(rpc: Any, contract: str, gateway: str, number: int, expected_header_hash: bytes,

@@ -34,7 +34,7 @@ field 13: the gateway's statement, not proven by the bundle).
 """
 import hashlib
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import to_checksum_address
 
@@ -222,6 +222,16 @@ def _check_trust(b: Bundle, trust: TrustRoot) -> tuple[str, str]:
     return contract, gateway
 
 
+class _Slots(NamedTuple):
+    """The anchor-contract storage words one bundle's on-chain check reads."""
+
+    anchor: bytes  # the batch's header hash
+    anchor_meta: bytes  # the anchoring block and time
+    auth: bytes  # the gateway's authorization for the site
+    key: bytes  # the key's registration commitment
+    key_end: bytes  # the key's end time, last seq, end block and flags
+
+
 def prove_on_chain(b: Bundle, body: reading_validate.Payload, times: tuple[Any, Any], rpc: Any, trust: TrustRoot,
                    block: int | str = "latest", min_confirmations: int = DEFAULT_CONFIRMATIONS) -> dict:
     """The on-chain half of ``verify_bundle`` (see the module docstring); returns the report's
@@ -235,61 +245,19 @@ def prove_on_chain(b: Bundle, body: reading_validate.Payload, times: tuple[Any, 
     kid = hashlib.sha256(b.public_key).digest()[:16]
     anchor = lightclient.anchor_slot(gateway, b.header.number)
     key = lightclient.key_slot(b.site, kid)
-    auth = lightclient.authorization_slot(b.site, gateway)
-    slots = [anchor, lightclient.slot_plus(anchor, 1), auth, key, lightclient.slot_plus(key, 1)]
+    slots = _Slots(anchor, lightclient.slot_plus(anchor, 1), lightclient.authorization_slot(b.site, gateway), key,
+                   lightclient.slot_plus(key, 1))
     try:
-        proof = lightclient.prove_slots(transport, contract, slots, block=block)
+        proof = lightclient.prove_slots(transport, contract, list(slots), block=block)
     except lightclient.ProofMismatch as e:
         raise ProofFailed("proof mismatch: the node's answer does not check out against its state root (%s)" % e) from e
     values = proof["values"]
-
-    version = known_code_hashes().get(proof["code_hash"])
-    if version is None:
-        raise UnknownContract("unknown contract: %s holds code with hash 0x%s, not a known EdgeLedgerAnchor build"
-                              % (contract, proof["code_hash"].hex()))
-    code_hash = "0x" + proof["code_hash"].hex()
-    if trust.deployment is not None and trust.deployment.get("code_hash") not in (None, code_hash):
-        raise UnknownContract("unknown contract: the deployment file names code hash %s, %s holds 0x%s"
-                              % (trust.deployment["code_hash"], contract, proof["code_hash"].hex()))
-
-    header_hash = b.header.hash()
-    if values[anchor] == bytes(32):
-        raise RootNotOnChain("root not on chain: batch %d of gateway %s is not anchored in %s at block %d"
-                             % (b.header.number, gateway, contract, proof["block_number"]))
-    if values[anchor] != header_hash:
-        raise RootNotOnChain("root not on chain: batch %d of gateway %s is anchored with header hash 0x%s, the "
-                             "bundle's header hashes to 0x%s" % (b.header.number, gateway, values[anchor].hex(),
-                                                                 header_hash.hex()))
-    anchor_block, anchor_time = lightclient.fields(values[slots[1]], (64, 64))
-    confirmations = proof["tip"] - anchor_block + 1
-    if confirmations < min_confirmations:
-        raise NotEnoughConfirmations("too few confirmations: the anchor in block %d has %d, %d required"
-                                     % (anchor_block, confirmations, min_confirmations))
-
-    from_block, until_block = lightclient.fields(values[auth], (64, 64))
-    if from_block == 0 or anchor_block < from_block or (until_block and anchor_block >= until_block):
-        raise WrongGateway("wrong gateway: %s anchored batch %d in block %d, but its authorization for site %r is %s"
-                           % (gateway, b.header.number, anchor_block, b.site,
-                              "blocks %d..%s" % (from_block, until_block - 1 if until_block else "now")
-                              if from_block else "none"))
-
-    if values[key] == bytes(32):
-        raise KeyNotRegistered("key not registered: %s has no key %s for site %r"
-                               % (contract, kid.hex(), b.site))
-    try:
-        claimed = keywindow.key_commitment(b.site, body.device, b.alg, b.public_key, b.key_block, b.key_time,
-                                           b.first_seq)
-    except ValueError as e:
-        raise KeyNotRegistered("key not registered: the bundle's registration claims are malformed (%s)" % e) from e
-    if claimed != values[key]:
-        raise KeyNotRegistered("key not registered: the chain's entry for key %s of site %r does not commit to "
-                               "device %r with this key, registered in block %d at %d from seq %d"
-                               % (kid.hex(), b.site, body.device, b.key_block, b.key_time, b.first_seq))
-    if b.key_block > anchor_block:
-        raise KeyNotRegistered("key not registered: key %s was registered in block %d, after the batch was "
-                               "anchored in block %d" % (kid.hex(), b.key_block, anchor_block))
-
-    end_time, last_seq, end_block, flags = lightclient.fields(values[slots[4]], (64, 64, 64, 8))
+    version = _contract_version(proof, contract, trust)
+    anchor_block, anchor_time, confirmations = _check_anchor(b, values, slots, proof, gateway, contract,
+                                                             min_confirmations)
+    from_block, until_block = _check_authorization(b, values[slots.auth], gateway, anchor_block)
+    _check_key_registration(b, body, values[slots.key], kid, contract, anchor_block)
+    end_time, last_seq, end_block, flags = lightclient.fields(values[slots.key_end], (64, 64, 64, 8))
     window = keywindow.KeyWindow(b.key_time, b.first_seq, end_time or None, last_seq if flags & 1 else None)
     t_first, t_last = times
     refusal = keywindow.refusal(window, body.seq, t_first, t_last,
@@ -306,4 +274,71 @@ def prove_on_chain(b: Bundle, body: reading_validate.Payload, times: tuple[Any, 
                     "first_seq": b.first_seq, "end_time": end_time or None,
                     "last_seq": last_seq if flags & 1 else None, "end_block": end_block or None, "status": status},
             "key_status": "valid", "trust": trust.describe()}
+
+
+def _contract_version(proof: dict, contract: str, trust: TrustRoot) -> int:
+    """The EdgeLedgerAnchor version whose code hash the proven account holds. Raises
+    UnknownContract for other code, or code other than the deployment file names."""
+    version = known_code_hashes().get(proof["code_hash"])
+    if version is None:
+        raise UnknownContract("unknown contract: %s holds code with hash 0x%s, not a known EdgeLedgerAnchor build"
+                              % (contract, proof["code_hash"].hex()))
+    code_hash = "0x" + proof["code_hash"].hex()
+    if trust.deployment is not None and trust.deployment.get("code_hash") not in (None, code_hash):
+        raise UnknownContract("unknown contract: the deployment file names code hash %s, %s holds 0x%s"
+                              % (trust.deployment["code_hash"], contract, proof["code_hash"].hex()))
+    return version
+
+
+def _check_anchor(b: Bundle, values: dict[bytes, bytes], slots: _Slots, proof: dict, gateway: str, contract: str,
+                  min_confirmations: int) -> tuple[int, int, int]:
+    """(anchoring block, its time, confirmations) of the bundle's batch. Raises RootNotOnChain
+    (not anchored, or anchored with another header) and NotEnoughConfirmations."""
+    header_hash = b.header.hash()
+    if values[slots.anchor] == bytes(32):
+        raise RootNotOnChain("root not on chain: batch %d of gateway %s is not anchored in %s at block %d"
+                             % (b.header.number, gateway, contract, proof["block_number"]))
+    if values[slots.anchor] != header_hash:
+        raise RootNotOnChain("root not on chain: batch %d of gateway %s is anchored with header hash 0x%s, the "
+                             "bundle's header hashes to 0x%s" % (b.header.number, gateway,
+                                                                 values[slots.anchor].hex(), header_hash.hex()))
+    anchor_block, anchor_time = lightclient.fields(values[slots.anchor_meta], (64, 64))
+    confirmations = proof["tip"] - anchor_block + 1
+    if confirmations < min_confirmations:
+        raise NotEnoughConfirmations("too few confirmations: the anchor in block %d has %d, %d required"
+                                     % (anchor_block, confirmations, min_confirmations))
+    return anchor_block, anchor_time, confirmations
+
+
+def _check_authorization(b: Bundle, auth: bytes, gateway: str, anchor_block: int) -> tuple[int, int]:
+    """(from block, until block) of the gateway's authorization for the bundle's site. Raises
+    WrongGateway if it did not cover the anchoring block."""
+    from_block, until_block = lightclient.fields(auth, (64, 64))
+    if from_block == 0 or anchor_block < from_block or (until_block and anchor_block >= until_block):
+        raise WrongGateway("wrong gateway: %s anchored batch %d in block %d, but its authorization for site %r is %s"
+                           % (gateway, b.header.number, anchor_block, b.site,
+                              "blocks %d..%s" % (from_block, until_block - 1 if until_block else "now")
+                              if from_block else "none"))
+    return from_block, until_block
+
+
+def _check_key_registration(b: Bundle, body: reading_validate.Payload, commitment: bytes, kid: bytes,
+                            contract: str, anchor_block: int) -> None:
+    """The chain's key entry commits to the bundle's registration claims, made before the
+    anchor. Raises KeyNotRegistered."""
+    if commitment == bytes(32):
+        raise KeyNotRegistered("key not registered: %s has no key %s for site %r"
+                               % (contract, kid.hex(), b.site))
+    try:
+        claimed = keywindow.key_commitment(b.site, body.device, b.alg, b.public_key, b.key_block, b.key_time,
+                                           b.first_seq)
+    except ValueError as e:
+        raise KeyNotRegistered("key not registered: the bundle's registration claims are malformed (%s)" % e) from e
+    if claimed != commitment:
+        raise KeyNotRegistered("key not registered: the chain's entry for key %s of site %r does not commit to "
+                               "device %r with this key, registered in block %d at %d from seq %d"
+                               % (kid.hex(), b.site, body.device, b.key_block, b.key_time, b.first_seq))
+    if b.key_block > anchor_block:
+        raise KeyNotRegistered("key not registered: key %s was registered in block %d, after the batch was "
+                               "anchored in block %d" % (kid.hex(), b.key_block, anchor_block))
 

@@ -98,8 +98,15 @@ class Registry:
                 if (newer.valid_from, newer.first_seq) > (k.valid_from, k.first_seq):
                     self._unsealed.setdefault(newer.kid, []).append(k)
 
-    def key(self, kid):
+    def key(self, kid: bytes) -> Key | None:
         return self._keys.get(bytes(kid))
+
+    def require_key(self, kid: bytes) -> Key:
+        """The registered key ``kid``. Raises RegistryError if there is none."""
+        key = self.key(kid)
+        if key is None:
+            raise RegistryError("expected a registered key %s, found none" % bytes(kid).hex())
+        return key
 
     def keys(self) -> list[Key]:
         return list(self._keys.values())
@@ -110,8 +117,15 @@ class Registry:
     def devices(self) -> list[str]:
         return self.store.devices()
 
-    def site_of(self, device):
+    def site_of(self, device: str) -> str | None:
         return self._sites.get(device)
+
+    def require_site(self, device: str) -> str:
+        """The site of registered ``device``. Raises RegistryError for an unknown device."""
+        site = self.site_of(device)
+        if site is None:
+            raise RegistryError("unknown device %r" % (device,))
+        return site
 
     def register(self, device: str, site: str, alg: int, public_key: bytes, kid: bytes,
                  valid_from: float | None = None, first_seq: int = 1, chain_block: int | None = None,

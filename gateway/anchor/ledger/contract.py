@@ -10,13 +10,15 @@ knows as success). On restart the gateway reads ``last_batch``: if the chain's l
 log. The contract's ordering rule (``OutOfOrder``) is the backstop: a batch can never be
 anchored twice.
 """
+from typing import Any
+
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
 from edgeledger.gateway.anchor.ledger.artifact import hex0x, raw_bytes, word32
 from edgeledger.gateway.anchor.ledger.errors import AnchorRejected, ContractReverted, KeyRejected
-from edgeledger.gateway.anchor.ledger.transport import TRANSFER_GAS, Transport
+from edgeledger.gateway.anchor.ledger.transport import TRANSFER_GAS, PreparedTx, Transport
 from edgeledger.gateway.errors import LedgerError
 from edgeledger.protocols.batch import TREE_SHA256, BatchHeader
 from edgeledger.protocols.keywindow import key_commitment, site_hash
@@ -78,8 +80,9 @@ class Ledger(Transport):
 
     # ---------------------------------------------------------------- anchors
 
-    def sign_anchor(self, number, prev_header_hash, root, tree_size, first_time, last_time,
-                    nonce=None, fees=None, key=None, tree_alg=TREE_SHA256):
+    def sign_anchor(self, number: int, prev_header_hash: bytes, root: bytes, tree_size: int, first_time: int,
+                    last_time: int, nonce: int | None = None, fees: dict[str, Any] | None = None,
+                    key: str | bytes | None = None, tree_alg: int = TREE_SHA256) -> PreparedTx:
         """Build and sign the anchor transaction. With the ``nonce`` and ``fees`` of a
         persisted PreparedTx this re-derives the identical raw transaction (RFC 6979 signing).
         Without ``nonce`` it takes the next local nonce."""
@@ -92,14 +95,15 @@ class Ledger(Transport):
 
     prepare_anchor = sign_anchor
 
-    def sign_cancel(self, nonce, fees, key=None):
+    def sign_cancel(self, nonce: int, fees: dict[str, Any] | None, key: str | bytes | None = None) -> PreparedTx:
         """A 0-value transfer to the sender itself at ``nonce``: with higher ``fees`` it
         replaces (cancels) whatever waits in the pool with that nonce."""
         acct = self._account_for(key)
         return self._sign("cancel", [nonce], acct, acct.address, b"", TRANSFER_GAS, nonce=nonce, fees=fees)
 
-    def anchor(self, number, prev_header_hash, root, tree_size, first_time, last_time, key=None,
-               preflight=True, wait=False, tree_alg=TREE_SHA256):
+    def anchor(self, number: int, prev_header_hash: bytes, root: bytes, tree_size: int, first_time: int,
+               last_time: int, key: str | bytes | None = None, preflight: bool = True, wait: bool = False,
+               tree_alg: int = TREE_SHA256) -> bytes:
         """Anchor a batch header; return the transaction hash (not waiting for it by default).
 
         ``preflight`` first simulates the call against the pending state, so an OutOfOrder or
@@ -121,7 +125,7 @@ class Ledger(Transport):
             self.wait_for_receipt(h, error_cls=AnchorRejected)
         return h
 
-    def last_batch(self, gateway, block="latest"):
+    def last_batch(self, gateway: str, block: int | str = "latest") -> tuple[int, bytes]:
         """(last anchored batch number, its header hash) of ``gateway``; (0, zero hash) if none."""
         number, head = self._view("head", to_checksum_address(gateway), block=block)
         return number, bytes(head)
@@ -133,11 +137,12 @@ class Ledger(Transport):
             return None
         return {"header_hash": bytes(hh), "block_number": bn, "timestamp": ts}
 
-    def header_of(self, gateway, number, block="latest"):
+    def header_of(self, gateway: str, number: int, block: int | str = "latest") -> bytes | None:
         a = self.anchor_of(gateway, number, block=block)
         return None if a is None else a["header_hash"]
 
-    def find_anchor(self, gateway, number, from_block=0, to_block="latest"):
+    def find_anchor(self, gateway: str, number: int, from_block: int | str = 0,
+                    to_block: int | str = "latest") -> dict[str, Any] | None:
         """The Anchored event of (gateway, number) as a dict, or None. Both are indexed topics."""
         c = self._require_contract()
         topic0 = keccak(text="Anchored(address,uint64,bytes32,bytes32,uint64)")
@@ -221,7 +226,7 @@ class Ledger(Transport):
 
     # ---------------------------------------------------------------- inclusion proofs
 
-    def verify(self, leaf_hash, index, tree_size, path, root):
+    def verify(self, leaf_hash: bytes, index: int, tree_size: int, path: list[bytes], root: bytes) -> bool:
         """The contract's RFC 9162 inclusion check over a leaf hash (a view call)."""
         return self._view("verify", word32(leaf_hash), int(index), int(tree_size), [word32(p) for p in path],
                           word32(root))
@@ -236,28 +241,28 @@ class Ledger(Transport):
 
     # ---------------------------------------------------------------- gas helpers
 
-    def calldata(self, fn_name, *args):
+    def calldata(self, fn_name: str, *args: Any) -> bytes:
         return raw_bytes(getattr(self._require_contract().functions, fn_name)(*args)._encode_transaction_data())
 
-    def estimate_gas(self, fn_name, *args, **kwargs):
+    def estimate_gas(self, fn_name: str, *args: Any, **kwargs: Any) -> int:
         """eth_estimateGas of calling ``fn_name`` from ``key``'s account (default ledger key)."""
         acct = self._account_for(kwargs.get("key"))
         data = self.calldata(fn_name, *args)
         return self._rpc(self.w3.eth.estimate_gas, {"from": acct.address, "to": self.address, "data": data})
 
-    def execution_gas(self, fn_name, *args, **kwargs):
+    def execution_gas(self, fn_name: str, *args: Any, **kwargs: Any) -> int:
         """estimate_gas minus the intrinsic cost (21000 + calldata, EIP-2028). Exact on chains
         before Prague; under EIP-7623 the calldata floor can dominate small executions."""
         return self.estimate_gas(fn_name, *args, **kwargs) - intrinsic_gas(self.calldata(fn_name, *args))
 
 
-def intrinsic_gas(data):
+def intrinsic_gas(data: bytes) -> int:
     """21000 + 4 per zero byte + 16 per non-zero byte of calldata (EIP-2028)."""
     zeros = sum(1 for b in data if b == 0)
     return 21000 + 4 * zeros + 16 * (len(data) - zeros)
 
 
-def _kid(kid):
+def _kid(kid: str | bytes) -> bytes:
     kid = raw_bytes(kid)
     if len(kid) != 16:
         raise ValueError("expected a 16-byte kid, found %d bytes" % len(kid))

@@ -14,7 +14,7 @@ subclasses (errors.py); reverts carry the decoded custom error (name and values)
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import requests
 from eth_account import Account
@@ -65,18 +65,18 @@ class PreparedTx:
     tx_hash: bytes
 
     @property
-    def nonce(self):
+    def nonce(self) -> int:
         return self.tx["nonce"]
 
-    def fees(self):
+    def fees(self) -> dict[str, Any]:
         return {k: self.tx[k] for k in ("type", "maxFeePerGas", "maxPriorityFeePerGas", "gasPrice") if k in self.tx}
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         args = [hex0x(a) if isinstance(a, (bytes, bytearray)) else a for a in self.args]
         return {"action": self.action, "args": args, "sender": self.sender, "nonce": self.nonce,
                 "fees": self.fees(), "gas": self.tx["gas"], "tx_hash": hex0x(self.tx_hash), "raw": hex0x(self.raw)}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "PreparedTx(%s%r nonce=%d hash=%s)" % (self.action, tuple(self.args), self.nonce, hex0x(self.tx_hash))
 
 
@@ -95,26 +95,26 @@ class Transport:
     # then mines empty blocks while a batch waits for confirmations (``mine``).
     mines_on_demand = False
 
-    def __init__(self, w3, key=None, fees=None):
+    def __init__(self, w3: Any, key: str | bytes | None = None, fees: dict[str, Any] | None = None) -> None:
         self.w3 = w3
         art = load_artifact()
         self.abi = art["abi"]
         self.bytecode = art["bytecode"]
         self._errors = error_table(self.abi)
         self._factory = w3.eth.contract(abi=self.abi)
-        self.contract = None
-        self.address = None
-        self.owner_key = None
-        self._account = Account.from_key(key) if key is not None else None
-        self._accounts = {}
-        self._nonces = {}
+        self.contract: Any = None
+        self.address: Any = None  # the contract's checksum address once deployed or attached
+        self.owner_key: str | bytes | None = None
+        self._account: Any = Account.from_key(key) if key is not None else None
+        self._accounts: dict[str | bytes, Any] = {}
+        self._nonces: dict[str, int] = {}
         self._fixed_fees = fees
         self._fee_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
-        self._chain_id = None
+        self._chain_id: int | None = None
 
     # ---------------------------------------------------------------- plumbing
 
-    def _rpc(self, fn, *args, **kwargs):
+    def _rpc(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a web3 call; translate transport errors into LedgerUnavailable."""
         try:
             return fn(*args, **kwargs)
@@ -127,7 +127,7 @@ class Transport:
                 raise
             raise LedgerError("%s: node error: %s: %s" % (self.name, type(e).__name__, e)) from e
 
-    def _account_for(self, key):
+    def _account_for(self, key: str | bytes | None) -> Any:
         if key is None:
             if self._account is None:
                 raise LedgerError("expected a signing key for this ledger, found none")
@@ -146,28 +146,28 @@ class Transport:
         return other
 
     @property
-    def account(self):
+    def account(self) -> Any:
         """Address of the default signing key (the gateway address), or None."""
         return self._account.address if self._account is not None else None
 
     @property
-    def chain_id(self):
+    def chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
+            self._chain_id = int(self._rpc(lambda: self.w3.eth.chain_id))
         return self._chain_id
 
-    def block_number(self):
-        return self._rpc(lambda: self.w3.eth.block_number)
+    def block_number(self) -> int:
+        return int(self._rpc(lambda: self.w3.eth.block_number))
 
-    def balance(self, address):
-        return self._rpc(self.w3.eth.get_balance, to_checksum_address(address))
+    def balance(self, address: str) -> int:
+        return int(self._rpc(self.w3.eth.get_balance, to_checksum_address(address)))
 
-    def _require_contract(self):
+    def _require_contract(self) -> Any:
         if self.contract is None:
             raise LedgerError("expected an attached contract: call deploy() or attach(address) first")
         return self.contract
 
-    def _fees(self):
+    def _fees(self) -> dict[str, Any]:
         """EIP-1559 fees if the chain has a base fee, else a legacy gas price."""
         if self._fixed_fees is not None:
             return dict(self._fixed_fees)
@@ -177,7 +177,7 @@ class Transport:
         block = self._rpc(self.w3.eth.get_block, "latest")
         base = block.get("baseFeePerGas")
         if base is None:
-            fees = {"gasPrice": self._rpc(lambda: self.w3.eth.gas_price)}
+            fees: dict[str, Any] = {"gasPrice": self._rpc(lambda: self.w3.eth.gas_price)}
         else:
             try:
                 tip = self._rpc(lambda: self.w3.eth.max_priority_fee)
@@ -189,18 +189,18 @@ class Transport:
         self._fee_cache = (time.monotonic(), fees)
         return dict(fees)
 
-    def current_fees(self):
+    def current_fees(self) -> dict[str, Any]:
         """The fee fields a new transaction gets now (EIP-1559 or legacy gas price)."""
         return self._fees()
 
-    def transaction_count(self, address, block="latest"):
+    def transaction_count(self, address: str, block: int | str = "latest") -> int:
         """eth_getTransactionCount: the next nonce of ``address`` at ``block`` ("latest" counts
         mined transactions, "pending" adds executable ones waiting in the node's pool)."""
-        return self._rpc(self.w3.eth.get_transaction_count, to_checksum_address(address), block)
+        return int(self._rpc(self.w3.eth.get_transaction_count, to_checksum_address(address), block))
 
-    def block_hash(self, number):
+    def block_hash(self, number: int) -> bytes | None:
         """Hash of the canonical block ``number``, or None if there is none (yet)."""
-        def get():
+        def get() -> Any:
             try:
                 return self.w3.eth.get_block(number)
             except w3exc.BlockNotFound:
@@ -209,28 +209,28 @@ class Transport:
         block = self._rpc(get)
         return bytes(block["hash"]) if block is not None else None
 
-    def _next_nonce(self, address):
+    def _next_nonce(self, address: str) -> int:
         n = self._nonces.get(address)
         if n is None:
-            n = self._rpc(self.w3.eth.get_transaction_count, address, "pending")
+            n = int(self._rpc(self.w3.eth.get_transaction_count, address, "pending"))
         self._nonces[address] = n + 1
         return n
 
-    def resync_nonce(self, address=None):
+    def resync_nonce(self, address: str | None = None) -> None:
         """Forget the local next-nonce; the next send reads eth_getTransactionCount(pending)."""
         if address is None:
             self._nonces.clear()
         else:
             self._nonces.pop(to_checksum_address(address), None)
 
-    def _revert_error(self, exc, action, cls):
+    def _revert_error(self, exc: BaseException, action: str, cls: type[LedgerError]) -> LedgerError | None:
         data = revert_data(exc)
         if data is None:
             return None
         name, values = decode_revert(data, self._errors)
         return cls(name, values, data, action)
 
-    def _view(self, fn_name, *args, **kwargs):
+    def _view(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a view; reverts raise ContractReverted (or ``error_cls``)."""
         block = kwargs.pop("block", "latest")
         error_cls = kwargs.pop("error_cls", ContractReverted)
@@ -243,7 +243,8 @@ class Transport:
                 raise err from e
             raise
 
-    def _preflight(self, sender, data, action, error_cls, block="pending"):
+    def _preflight(self, sender: str, data: bytes | str, action: str, error_cls: type[LedgerError],
+                   block: int | str = "pending") -> None:
         try:
             self._rpc(self.w3.eth.call, {"from": sender, "to": self.address, "data": data}, block)
         except Exception as e:
@@ -254,10 +255,11 @@ class Transport:
 
     # ---------------------------------------------------------------- signing and sending
 
-    def _sign(self, action, args, acct, to, data, gas, nonce=None, fees=None, value=0):
+    def _sign(self, action: str, args: Sequence[Any], acct: Any, to: str | None, data: bytes | str, gas: int,
+              nonce: int | None = None, fees: dict[str, Any] | None = None, value: int = 0) -> PreparedTx:
         if nonce is None:
             nonce = self._next_nonce(acct.address)
-        tx = {"nonce": nonce, "gas": gas, "value": value, "data": data, "chainId": self.chain_id}
+        tx: dict[str, Any] = {"nonce": nonce, "gas": gas, "value": value, "data": data, "chainId": self.chain_id}
         tx.update(fees if fees is not None else self._fees())
         if to is not None:
             tx["to"] = to
@@ -265,7 +267,7 @@ class Transport:
         return PreparedTx(action, list(args), acct.address, tx, bytes(signed.raw_transaction),
                           bytes(signed.hash))
 
-    def send(self, prepared):
+    def send(self, prepared: PreparedTx) -> bytes:
         """Send a prepared transaction; return its hash. Idempotent for the same PreparedTx.
 
         If the node answers with an error but knows the transaction (already in the pool or
@@ -291,7 +293,7 @@ class Transport:
             raise LedgerError("%s: node refused transaction %s: %s"
                               % (prepared.action, hex0x(prepared.tx_hash), e)) from e
 
-    def transaction_known(self, tx_hash):
+    def transaction_known(self, tx_hash: bytes) -> bool:
         """True if the node has the transaction (pending or mined)."""
         try:
             self._rpc(self.w3.eth.get_transaction, tx_hash)
@@ -303,15 +305,15 @@ class Transport:
         except LedgerError:
             return False
 
-    def receipt(self, tx_hash):
+    def receipt(self, tx_hash: bytes) -> Any:
         """The receipt if the transaction is mined, else None (one poll, no waiting)."""
         try:
             return self._rpc(self.w3.eth.get_transaction_receipt, tx_hash)
         except w3exc.TransactionNotFound:
             return None
 
-    def wait_for_receipt(self, tx_hash, timeout=RECEIPT_TIMEOUT_S, poll=RECEIPT_POLL_S, check=True,
-                         error_cls=ContractReverted):
+    def wait_for_receipt(self, tx_hash: bytes, timeout: float = RECEIPT_TIMEOUT_S, poll: float = RECEIPT_POLL_S,
+                         check: bool = True, error_cls: type[LedgerError] = ContractReverted) -> Any:
         """Poll until mined. Raises ReceiptTimeout; with ``check``, a status-0 receipt raises
         ``error_cls`` with the revert replayed at the parent block (or TransactionFailed)."""
         deadline = time.monotonic() + timeout
@@ -326,7 +328,7 @@ class Transport:
             raise self._explain_failure(r, error_cls)
         return r
 
-    def _explain_failure(self, r, error_cls):
+    def _explain_failure(self, r: Any, error_cls: type[LedgerError]) -> LedgerError:
         tx = self._rpc(self.w3.eth.get_transaction, r["transactionHash"])
         call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
         action = "transaction"
@@ -339,15 +341,16 @@ class Transport:
         return TransactionFailed("%s mined in block %d with status 0 (gas used %d of %d)" % (
             hex0x(r["transactionHash"]), r["blockNumber"], r["gasUsed"], tx["gas"]))
 
-    def confirmations(self, receipt):
+    def confirmations(self, receipt: Any) -> int:
         """Blocks on top of the receipt's block, counting it (1 = just mined); 0 if the block
         is no longer canonical (reorg)."""
-        n = receipt["blockNumber"]
+        n = int(receipt["blockNumber"])
         if self.block_hash(n) != bytes(receipt["blockHash"]):
             return 0
         return self.block_number() - n + 1
 
-    def _transact(self, action, fn, gas, key, error_cls, wait, preflight=True):
+    def _transact(self, action: str, fn: Any, gas: int, key: str | bytes | None, error_cls: type[LedgerError],
+                  wait: bool, preflight: bool = True) -> bytes:
         acct = self._account_for(key)
         data = fn._encode_transaction_data()
         if preflight:
@@ -360,7 +363,7 @@ class Transport:
 
     # ---------------------------------------------------------------- deploy / attach
 
-    def deploy(self, owner_key=None, timeout=RECEIPT_TIMEOUT_S):
+    def deploy(self, owner_key: str | bytes | None = None, timeout: float = RECEIPT_TIMEOUT_S) -> str:
         """Deploy the contract with ``owner_key`` (default: the ledger key) as owner; attach
         to it and return its address. Raises LedgerError/ReceiptTimeout/TransactionFailed."""
         acct = self._account_for(owner_key)
@@ -370,7 +373,7 @@ class Transport:
         self.owner_key = owner_key
         return self.attach(r["contractAddress"])
 
-    def attach(self, address):
+    def attach(self, address: str) -> str:
         """Use the contract at ``address``. Raises LedgerError if no code is there."""
         address = to_checksum_address(address)
         code = self._rpc(self.w3.eth.get_code, address)
