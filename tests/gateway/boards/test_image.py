@@ -40,3 +40,132 @@ def test_plain_image_compiles_every_module_to_native_code(tmp_path, board):
     built = image.build_image(board, str(tmp_path / board))
     assert built["lib_bytes"] > 0 and len(built["modules"]) >= 40
     assert built["march"] is not None
+
+
+# -- board_sources: a board's copy of a module holds only what the image can reach ---------
+
+SYNTHETIC = {
+    "edgeledger.agent.a": '''"""Module a: its docstring names unused_fn, which keeps nothing."""
+from edgeledger.agent import b
+
+LIMIT = 4  # used by b
+UNUSED_CONST = 7
+TABLE = make_table()  # a call: kept, it may do something
+
+
+def used_fn(x):
+    return helper(x) + LIMIT
+
+
+def helper(x):
+    return x
+
+
+def unused_fn():
+    return unused_helper()
+
+
+def unused_helper():
+    return 1
+
+
+@decorate
+def decorated_unused():
+    return 2
+
+
+def by_name():
+    return 3
+
+
+class Used:
+    """Only m of its methods is called."""
+
+    def __init__(self):
+        self.v = 1
+
+    def m(self):
+        return self.v
+
+    def n(self):
+        return 0
+
+
+class Unused(Exception):
+    pass
+
+
+class OnlyUnusedMethods:
+    def p(self):
+        return 1
+''',
+    "edgeledger.agent.b": '''from edgeledger.agent.a import LIMIT, used_fn
+
+
+def run():
+    o = OnlyUnusedMethods_holder()
+    return used_fn(LIMIT) + Used().m() + getattr(a, "by_name")()
+''',
+}
+
+
+def _synthetic_sources(monkeypatch, tmp_path, also=()):
+    paths = {}
+    for name, src in SYNTHETIC.items():
+        p = tmp_path / (name.rsplit(".", 1)[1] + ".py")
+        p.write_text(src)
+        paths[name] = str(p)
+    monkeypatch.setattr(image, "module_path", paths.get)
+    return image.board_sources(sorted(SYNTHETIC), also)
+
+
+def _defined(src):
+    import ast
+
+    out = set()
+    for stmt in ast.parse(src).body:
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            out.add(stmt.name)
+            if isinstance(stmt, ast.ClassDef):
+                out.update(stmt.name + "." + m.name for m in stmt.body if isinstance(m, ast.FunctionDef))
+        elif isinstance(stmt, ast.Assign):
+            out.update(t.id for t in stmt.targets)
+    return out
+
+
+def test_board_copy_drops_definitions_nothing_in_the_image_names(monkeypatch, tmp_path):
+    src = _synthetic_sources(monkeypatch, tmp_path)["edgeledger.agent.a"]
+    names = _defined(src)
+    # what b uses, what that uses in turn, names reached by string (getattr), calls kept
+    assert {"LIMIT", "TABLE", "used_fn", "helper", "by_name", "Used", "Used.__init__", "Used.m"} <= names
+    # unused, and what only unused code uses; a method nobody calls; a docstring is no use
+    for gone in ("UNUSED_CONST", "unused_fn", "unused_helper", "decorated_unused", "Used.n", "Unused",
+                 "OnlyUnusedMethods"):
+        assert gone not in names, gone
+    assert "@decorate" not in src
+    # line numbers stay the repository's (tracebacks), and the copy still compiles
+    assert src.count("\n") == SYNTHETIC["edgeledger.agent.a"].count("\n")
+    assert src.splitlines()[8] == "def used_fn(x):"
+    compile(src, "a.py", "exec")
+    assert _synthetic_sources(monkeypatch, tmp_path)["edgeledger.agent.b"] == SYNTHETIC["edgeledger.agent.b"]
+
+
+def test_board_copy_keeps_what_extra_code_names_and_a_class_left_empty_compiles(monkeypatch, tmp_path):
+    src = _synthetic_sources(monkeypatch, tmp_path, also=("a.OnlyUnusedMethods()",))["edgeledger.agent.a"]
+    assert "OnlyUnusedMethods" in _defined(src) and "OnlyUnusedMethods.p" not in _defined(src)
+    compile(src, "a.py", "exec")  # its body became `pass`
+
+
+def test_board_image_leaves_out_the_gateway_side_of_shared_modules():
+    mods = image.board_modules("esp32")
+    board = image.board_sources(mods)
+    mqtt = _defined(board["edgeledger.protocols.mqtt"])
+    # the board's client frames with Framer and builds packets; the gateway's fast path is not its
+    assert {"Framer", "Framer.next_packet", "connect", "publish_header", "publish_fields"} <= mqtt
+    assert "split_publishes" not in mqtt and "Framer.take_publishes" not in mqtt
+    assert "implementation" not in _defined(board["edgeledger.agent.crypto"])
+    assert "verify" not in _defined(board["edgeledger.agent.signer"])
+    # the repository's modules stay whole for the gateway
+    from edgeledger.protocols import mqtt as full
+
+    assert hasattr(full, "split_publishes") and hasattr(full.Framer, "take_publishes")
