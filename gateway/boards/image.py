@@ -308,6 +308,65 @@ def board_sources(modules: list[str], also: tuple[str, ...] = ()) -> dict[str, s
         dropped = [d for d in defs if d.module == name and id(d) not in kept
                    and (d.parent is None or id(d.parent) in kept)]
         out[name] = _without(src, dropped) if dropped else src
+    return _merge_error_classes(out, also)
+
+
+def _plain_error_class(node: ast.stmt) -> bool:
+    """A class statement with one base, no decorator or keyword and no body beyond a
+    docstring or ``pass``: the shape of an error class."""
+    return (isinstance(node, ast.ClassDef) and len(node.bases) == 1 and not node.keywords
+            and not node.decorator_list
+            and all(isinstance(b, ast.Pass) or (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))
+                    for b in node.body))
+
+
+def _named_beyond_raising(trees: list[ast.Module]) -> set[str]:
+    """Names used other than to make an exception (``C(...)``, ``m.C(...)``) or as a base
+    class: in an ``except``, ``isinstance``, an assignment, a string (getattr by name)."""
+    out: set[str] = set()
+    for tree in trees:
+        skip = _docstrings(tree)
+        allowed = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Call):
+                allowed.add(id(n.func))
+            elif isinstance(n, ast.ClassDef):
+                allowed.update(id(b) for b in n.bases)
+        for n in ast.walk(tree):
+            if id(n) in allowed or id(n) in skip:
+                continue
+            if isinstance(n, ast.Name):
+                out.add(n.id)
+            elif isinstance(n, ast.Attribute):
+                out.add(n.attr)
+            elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+                out.update(re.findall(r"\w+", n.value))
+    return out
+
+
+def _merge_error_classes(sources: dict[str, str], also: tuple[str, ...]) -> dict[str, str]:
+    """Error classes that board code only raises (never catches by that name, tests with
+    isinstance or passes around) become, in the board's copy, another name for their base
+    class: ``class SessionMessageError(DecodeError): ...`` -> ``SessionMessageError =
+    DecodeError``. Every ``except`` in the image catches what it caught before (it names an
+    ancestor, which the base still is), the message is the same, and the board makes one
+    class object fewer (~250 B of heap on the 64-bit port, ROMFS or not); only the type
+    name a board prints changes. The repository's classes stay as they are."""
+    trees = dict((name, ast.parse(src)) for name, src in sources.items())
+    busy = _named_beyond_raising(list(trees.values()) + [ast.parse(t) for t in
+                                                         (MAIN_PY, MAIN_PY_ROMFS, HOST_CALLS) + tuple(also)])
+    out = {}
+    for name, tree in trees.items():
+        src = sources[name]
+        lines = src.split("\n")
+        for node in tree.body:
+            if _plain_error_class(node) and node.name not in busy:  # type: ignore[attr-defined]
+                assert isinstance(node, ast.ClassDef)
+                base = ast.get_source_segment(src, node.bases[0])
+                for i in range(node.lineno - 1, node.end_lineno or node.lineno):
+                    lines[i] = ""
+                lines[node.lineno - 1] = "%s = %s" % (node.name, base)
+        out[name] = "\n".join(lines)
     return out
 
 

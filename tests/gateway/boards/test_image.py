@@ -109,14 +109,19 @@ def run():
 }
 
 
-def _synthetic_sources(monkeypatch, tmp_path, also=()):
+def _board_copies(monkeypatch, tmp_path, modules, also=()):
+    """``board_sources`` over the modules {name: source} written to ``tmp_path``."""
     paths = {}
-    for name, src in SYNTHETIC.items():
+    for name, src in modules.items():
         p = tmp_path / (name.rsplit(".", 1)[1] + ".py")
         p.write_text(src)
         paths[name] = str(p)
     monkeypatch.setattr(image, "module_path", paths.get)
-    return image.board_sources(sorted(SYNTHETIC), also)
+    return image.board_sources(sorted(modules), also)
+
+
+def _synthetic_sources(monkeypatch, tmp_path, also=()):
+    return _board_copies(monkeypatch, tmp_path, SYNTHETIC, also)
 
 
 def _defined(src):
@@ -169,3 +174,71 @@ def test_board_image_leaves_out_the_gateway_side_of_shared_modules():
     from edgeledger.protocols import mqtt as full
 
     assert hasattr(full, "split_publishes") and hasattr(full.Framer, "take_publishes")
+
+
+ERRORS = {
+    "edgeledger.agent.errs": '''"""Leaf and Mid are only raised, Caught is caught, Checked tested with isinstance."""
+
+
+class Root(ValueError):
+    """The root."""
+
+
+class Mid(Root):
+    pass
+
+
+class Leaf(Mid):
+    """Raised only."""
+
+
+class Caught(Mid):
+    """Caught by name."""
+
+
+class Checked(Root):
+    """Tested with isinstance."""
+
+
+class WithBody(Root):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+''',
+    "edgeledger.agent.user": '''from edgeledger.agent import errs
+from edgeledger.agent.errs import Leaf
+
+
+def run(x):
+    try:
+        if x:
+            raise Leaf("bad %r" % x)
+        raise errs.WithBody("refused", 5)
+    except errs.Caught:
+        return 0
+    except ValueError as e:
+        return 1 if isinstance(e, errs.Checked) else 2
+''',
+}
+
+
+def test_board_copy_makes_error_classes_only_raised_another_name_for_their_base(monkeypatch, tmp_path):
+    board = _board_copies(monkeypatch, tmp_path, ERRORS)
+    src = board["edgeledger.agent.errs"]
+    assert src.count("\n") == ERRORS["edgeledger.agent.errs"].count("\n")
+    ns: dict = {}
+    exec(compile(src, "errs.py", "exec"), ns)
+    # raised only (or only a base): no class of its own on the board, the base instead
+    assert ns["Root"] is ValueError and ns["Mid"] is ValueError and ns["Leaf"] is ValueError
+    # caught by name, tested with isinstance, or with a body: still classes, still ValueErrors
+    for kept in ("Caught", "Checked", "WithBody"):
+        assert isinstance(ns[kept], type) and ns[kept] is not ValueError and issubclass(ns[kept], ValueError)
+    assert board["edgeledger.agent.user"] == ERRORS["edgeledger.agent.user"]
+
+
+def test_board_image_error_classes_the_loop_catches_stay_classes():
+    board = image.board_sources(image.board_modules("unix"))
+    assert "class ConfigError(" in board["edgeledger.agent.errors"]  # main.start catches it
+    assert "class OutboxFull(" in board["edgeledger.agent.errors"]  # the core catches it
+    assert "class MqttError(" in board["edgeledger.firmware.mqtt"]  # the loop catches it
+    assert "SessionMessageError = DecodeError" in board["edgeledger.protocols.session"]
