@@ -242,3 +242,43 @@ def test_board_image_error_classes_the_loop_catches_stay_classes():
     assert "class OutboxFull(" in board["edgeledger.agent.errors"]  # the core catches it
     assert "class MqttError(" in board["edgeledger.firmware.mqtt"]  # the loop catches it
     assert "SessionMessageError = DecodeError" in board["edgeledger.protocols.session"]
+
+
+CONSTANTS = {
+    "edgeledger.agent.c": '''"""BATCH and _MASK are read here only; SHARED is read by d; MOVED is assigned again."""
+from micropython import const
+
+BATCH = 4  # where the number comes from
+_MASK = const(0xFF)
+NEGATIVE = -8
+SHARED = 7
+MOVED = 1
+NAMED = 3
+
+
+def f(x):
+    global MOVED
+    MOVED = x
+    return min(x, BATCH) & _MASK, NEGATIVE * 2, getattr(f, "NAMED", NAMED)
+''',
+    "edgeledger.agent.d": '''from edgeledger.agent import c
+
+
+def g():
+    return c.SHARED + c.f(1)[0]
+''',
+}
+
+
+def test_board_copy_writes_constants_only_their_module_reads_into_their_uses(monkeypatch, tmp_path):
+    board = _board_copies(monkeypatch, tmp_path, CONSTANTS, also=("d.g()",))
+    src = board["edgeledger.agent.c"]
+    names = _defined(src)
+    assert not {"BATCH", "_MASK", "NEGATIVE"} & names  # no global left on the board
+    # read from another module, assigned again, named in a string: kept as globals
+    assert {"SHARED", "MOVED", "NAMED"} <= names
+    assert "return min(x, (4)) & (0xFF), (-8) * 2" in src
+    assert src.count("\n") == CONSTANTS["edgeledger.agent.c"].count("\n")
+    ns: dict = {"const": int}
+    exec(compile(src.replace("from micropython import const", ""), "c.py", "exec"), ns)
+    assert ns["f"](300) == (4, -16, 3)
