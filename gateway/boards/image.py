@@ -183,18 +183,19 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return out
 
 
-def _names_used(nodes: list[ast.AST], skip: set[int]) -> set[str]:
+def _names_used(nodes: list[ast.AST], skip: set[int], bare: bool = True) -> set[str]:
     """The names through which ``nodes``' code can reach a definition: names, attributes,
     imported names (each part of a dotted one), keywords and the words of string constants
     (getattr by name, tables of module names); ``skip`` holds node ids to pass over (the
-    docstrings, the definitions judged on their own)."""
+    docstrings, the definitions judged on their own). Without ``bare``, only the names
+    another module can reach a definition by: no plain names, no keywords."""
     out: set[str] = set()
     todo = list(nodes)
     while todo:
         n = todo.pop()
         if id(n) in skip:
             continue
-        if isinstance(n, ast.Name):
+        if isinstance(n, ast.Name) and bare:
             out.add(n.id)
         elif isinstance(n, ast.Attribute):
             out.add(n.attr)
@@ -204,7 +205,7 @@ def _names_used(nodes: list[ast.AST], skip: set[int]) -> set[str]:
                 out.add(n.asname)
         elif isinstance(n, ast.ImportFrom) and n.module:
             out.update(n.module.split("."))
-        elif isinstance(n, ast.keyword) and n.arg:
+        elif isinstance(n, ast.keyword) and n.arg and bare:
             out.add(n.arg)
         elif isinstance(n, ast.Constant) and isinstance(n.value, str):
             out.update(re.findall(r"\w+", n.value))
@@ -546,16 +547,7 @@ def _inline_constants(sources: dict[str, str], also: tuple[str, ...]) -> dict[st
     trees = dict((name, ast.parse(src)) for name, src in sources.items())
     shared: set[str] = set()  # names other modules can reach: attributes, imported names, strings
     for tree in list(trees.values()) + [ast.parse(t) for t in (MAIN_PY, MAIN_PY_ROMFS, HOST_CALLS) + tuple(also)]:
-        skip = _docstrings(tree)
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Attribute):
-                shared.add(n.attr)
-            elif isinstance(n, ast.alias):
-                shared.update(n.name.split("."))
-                if n.asname:
-                    shared.add(n.asname)
-            elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip:
-                shared.update(re.findall(r"\w+", n.value))
+        shared |= _names_used([tree], _docstrings(tree), bare=False)
     out = {}
     for name, tree in trees.items():
         src = sources[name]
