@@ -25,10 +25,13 @@ included) and through module-name strings (the source type table), minus
 What of each module goes in: only what the image's code can reach (``board_sources``).
 A top-level function, class or constant, or a method, whose name no module of the image
 uses (nor the host's entry code: ``main.py``, ``HOST_CALLS``) is left out of the board's
-copy, e.g. the MQTT codec's gateway-side framing or ``crypto.implementation``. Every
-name a board module holds costs a board heap for good (its function object, its slot in
-the module's dict, its interned name), even with the code in ROMFS. The sources in the
-repository stay whole; the gateway and the tests use them as they are.
+copy, e.g. the MQTT codec's gateway-side framing or ``crypto.implementation``; an error
+class the image only raises becomes another name for its base; a constant only its module
+reads is written into its uses; the modules of ``FLAT_ON_BOARDS`` packages become modules
+of the package's parent. Every name a board module holds costs a board heap for good (its
+function or class object, its slot in the module's dict, its interned name), even with the
+code in ROMFS. The sources in the repository stay whole; the gateway and the tests use
+them as they are.
 
 Precompiled ``.mpy`` files skip the compiler on the device: importing them
 needs a fraction of the heap that compiling the source would.
