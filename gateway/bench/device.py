@@ -341,8 +341,9 @@ def import_heap(folder: str, modules=LOOP_MODULES, rom: bool = False) -> tuple:
     """(heap bytes, modules loaded) of importing ``modules`` under the unix port, from
     ``folder``/lib (bytecode files) or, with ``rom``, from ``folder``/romfs.img mapped as
     a ROM partition. Writes ``folder``/main.py. Raises RuntimeError."""
+    modules = tuple(image.board_name(m) or m for m in modules)  # as the image names them
     with open(os.path.join(folder, "main.py"), "w") as f:
-        f.write(IMPORT_PROBE % {"rom": rom, "env": image.ROMFS_ENV, "modules": tuple(modules)})
+        f.write(IMPORT_PROBE % {"rom": rom, "env": image.ROMFS_ENV, "modules": modules})
     cmd = (device_command(folder, "256K") if rom
            else [micropython_binary(), "-X", "heapsize=256K", "main.py"])
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=120,
@@ -360,9 +361,7 @@ def romfs_check(work: str) -> dict:
     rom = os.path.join(work, "romfs-check")
     image.build_image("unix", rom, romfs=True)
     lib = os.path.join(rom, "lib")
-    image.compile_module_init(lib, None)
-    for name in image.closure([image.ENTRY], image.load_profile("unix").get("exclude", ())):
-        image.compile_module(name, lib, None)
+    image.compile_modules(image.board_modules("unix"), lib)  # what romfs.img was packed from
     in_files, loaded = import_heap(rom)
     in_rom, _ = import_heap(rom, rom=True)
     counted = device32.romfs_saving(lib, loaded, block=32)

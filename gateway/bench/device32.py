@@ -338,11 +338,9 @@ def romfs_saving(lib: str, modules, block: int = 16) -> dict:
 def bytecode_lib(out: str) -> str:
     """The ESP32 image's modules compiled to bytecode (no -march: the 32-bit port runs no
     native code) into ``out/lib``; returns that folder. Raises BuildError."""
-    profile = image.load_profile("esp32")
     lib = os.path.join(out, "lib")
-    image.compile_module_init(lib, None)
-    for name in image.closure([image.ENTRY], profile.get("exclude", ())):
-        image.compile_module(name, lib, None)
+    # the driver stands in for start-up and the hardware: what it calls stays in the modules
+    image.compile_modules(image.board_modules("esp32"), lib, also=(DRIVER,))
     return lib
 
 

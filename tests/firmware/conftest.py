@@ -12,9 +12,9 @@ from edgeledger.gateway.boards.unix_port import device_command
 # The GC heap the device loop gets in the end-to-end tests: the literal 64 KB on this
 # 64-bit unix port (objects and pointers twice a 32-bit board's size). The image is the ROMFS
 # deployment (`firmware build --romfs`, bytecode run in place from romfs.img mapped outside
-# the heap, as a board runs it from flash): its floor is 58-70 KB (EdDSA, ES256, SM2), measured
+# the heap, as a board runs it from flash): its floor is 53-58 KB (EdDSA, ES256, SM2), measured
 # by `edgeledger bench device` (docs/firmware.md, "What the heap needs"); the plain image with
-# native code in lib/ needs 77-90 KB. EDGELEDGER_DEVICE_HEAP overrides the size.
+# native code in lib/ needs 71-74 KB. EDGELEDGER_DEVICE_HEAP overrides the size.
 DEVICE_HEAP = os.environ.get("EDGELEDGER_DEVICE_HEAP", "64K")
 
 

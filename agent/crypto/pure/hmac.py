@@ -1,9 +1,10 @@
 """Pure-Python HMAC (RFC 2104) for MicroPython, which has no ``hmac`` module.
 
 HMAC(K, m) = H((K' ^ opad) ‖ H((K' ^ ipad) ‖ m)), K' = K padded (or first hashed, if
-longer than the block) to the hash's block size B (RFC 2104 §2). The hashes here are
-one-shot (``digest(bytes) -> bytes``): what a device MACs is short (RFC 6979's nonce
-derivation), so the inner input is hashed in one piece.
+longer than the block) to the hash's block size B (RFC 2104 §2). HMAC-SHA-256 feeds the
+native ``hashlib.sha256`` piece by piece (ES256 signing, RFC 6979's nonce derivation, on a
+board: no copy of the inner input); the pure hashes (SHA-512, SM3) are one-shot
+(``digest(bytes) -> bytes``), so ``hmac_oneshot`` hashes the inner input in one piece.
 """
 import hashlib
 
@@ -33,13 +34,17 @@ def hmac_oneshot(digest, block, key, data):
     return digest(ko + digest(ki + bytes(data)))
 
 
-def _sha256(data):
-    return hashlib.sha256(data).digest()
-
-
 def hmac_sha256(key, data):
-    """HMAC-SHA-256 on the native ``hashlib.sha256`` (32 bytes)."""
-    return hmac_oneshot(_sha256, SHA256_BLOCK, key, data)
+    """HMAC-SHA-256 on the native ``hashlib.sha256`` (32 bytes), fed piece by piece: no
+    copy of K' ^ ipad ‖ m is made (a board signs with little heap)."""
+    if len(key) > SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()  # RFC 2104 §2
+    ki, ko = _pads(key, SHA256_BLOCK)
+    h = hashlib.sha256(ki)
+    h.update(data)
+    o = hashlib.sha256(ko)
+    o.update(h.digest())
+    return o.digest()
 
 
 def hmac_sha512(key, data):
