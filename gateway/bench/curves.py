@@ -25,7 +25,9 @@ Curves, in this order:
    the warm-up: seconds from the generator writing it to its socket (a device publishes a
    reading as it is made) to its row being visible in the store (``stored_*``, polled
    every ingest.PROGRESS_POLL_S) and to its end-to-end ack reaching the generator
-   (``acked_*``): p50, p95, p99, max.
+   (``acked_*``): p50, p95, p99, max. ``kept_up`` = msgs_per_s / offered: well below 1
+   the gateway did not keep up with the offered load (it costs more per message when paced
+   than flat out: smaller commits, more acks), and the latency measures a growing queue.
 
 ``machine`` and ``baselines`` (report.context: the machine, its load, one core's Ed25519
 verify rate in this run) come first, so the curves of two machines compare by ratio to it.
@@ -106,7 +108,7 @@ def run(seconds: float = DEFAULT_SECONDS, device_counts: tuple = DEVICE_COUNTS, 
         offered = fraction * top["msgs_per_s"]
         p = _point(loadgen.device_specs(devices, prefix="l%02d" % int(100 * fraction)), seconds, offered,
                    top["workers"], log, backlog, rate=offered, latency=True)
-        p.update(load=fraction, offered_msgs_per_s=offered)
+        p.update(load=fraction, offered_msgs_per_s=offered, kept_up=p["msgs_per_s"] / offered)
         by_load.append(p)
     out.update(workers_curve=by_workers, devices_curve=by_devices, latency_curve=by_load)
     points = by_workers + [p for p in by_devices if p is not by_workers[0]] + by_load  # each run once
@@ -133,6 +135,10 @@ def print_table(r: dict[str, Any], out: Callable[[str], None] = print) -> None:
     rows.append(("CPU/msg at most devices / at fewest", r["cpu_growth"], "1.0 = per-device state costs nothing"))
     rows.append(("memory per extra device (KiB)", r["rss_kib_per_device"], ""))
     for p in r["latency_curve"]:
+        rows.append(("%.0f%% load: offered / stored (msgs/s)" % (100 * p["load"]),
+                     "%.0f / %.0f" % (p["offered_msgs_per_s"], p["msgs_per_s"]),
+                     "kept up %.2f, %.0f µs CPU/msg, %.2f acks/msg"
+                     % (p["kept_up"], p["gateway_cpu_us_per_msg"], p["acks_per_msg"])))
         for label in ("stored", "acked"):
             rows.append(("%.0f%% load (%.0f msgs/s): %s p50 / p95 / p99 (ms)"
                          % (100 * p["load"], p["offered_msgs_per_s"], label),

@@ -139,6 +139,7 @@ def test_curves_quick_run_prints_every_curve_and_loses_nothing(monkeypatch, caps
     assert r["stock_exhausted"] is False and (r["lost"], r["duplicated"], r["acks_missing"]) == (0, 0, 0)
     for p in r["latency_curve"]:
         assert 0 < p["load"] < 1 and p["offered_msgs_per_s"] > 0
+        assert p["kept_up"] == pytest.approx(p["msgs_per_s"] / p["offered_msgs_per_s"])
         for label in ("stored", "acked"):
             assert p[label + "_timed"] > 0, (label, p)
             assert 0 < p[label + "_p50_s"] <= p[label + "_p95_s"] <= p[label + "_p99_s"] <= p[label + "_max_s"]
