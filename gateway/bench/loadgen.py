@@ -19,9 +19,10 @@ Pacing: a generator keeps ``sum(sent) - progress <= max_backlog``, where
 ``progress`` is a shared counter of messages the receiver has *committed* (the
 gateway store's row count, or a bare subscriber's count). The broker therefore
 never holds more than ``max_backlog`` messages for the receiver, as with real
-devices whose outboxes wait for acks. ``max_backlog = None`` publishes flat out. ``rate`` (messages/s over all generators)
-offers a steady load instead: generator k sends ``rate / K`` messages/s on a schedule kept from
-its start, so a slow turn is made up by the next one (``bench curves`` measures latency so).
+devices whose outboxes wait for acks. ``max_backlog = None`` publishes flat out.
+``rate`` (messages/s over all generators) offers a steady load instead: each of the K
+generators sends ``rate / K`` messages/s on a schedule kept from its start, so a slow turn
+is made up by the next one (``bench curves`` measures latency so).
 
 Latency (``latency=True``): a generator notes the wall-clock time at which it writes each
 message to its socket and, when an end-to-end ack covering that seq arrives (an ack names the
