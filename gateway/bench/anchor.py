@@ -173,7 +173,7 @@ def _pct(values, p):
 def run(sizes=(1000, 10000, 100000), batch_age=5.0, latency_seconds=30.0, block_time=1, log=print):
     log = log or (lambda *a: None)
     root = tempfile.mkdtemp(prefix="el-bench-anchor-")
-    out = {"sizes": list(sizes), "block_time_s": block_time, "batch_age_s": batch_age, "machine": report.machine()}
+    out = {"sizes": list(sizes), "block_time_s": block_time, "batch_age_s": batch_age, **report.context()}
     try:
         with Anvil(block_time=block_time) as node:
             log("baseline: one transaction per reading...")
@@ -212,6 +212,7 @@ def print_table(r, out=print):
              ("latency p99 (s)", r["p99_latency_s"], "%d readings in %d batches" % (r["latency_readings"],
                                                                                    r["latency_batches"]))]
     report.table("anchor: anvil, %d s blocks, batch age %.1f s" % (r["block_time_s"], r["batch_age_s"]), rows, out)
+    report.print_context(r, out)
 
 
 def main(args):

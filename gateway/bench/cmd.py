@@ -1,5 +1,5 @@
 """CLI registration of the bench suites:
-``edgeledger bench ingest|pipeline|anchor|proof|flood|device|flash [--json]``.
+``edgeledger bench ingest|curves|pipeline|anchor|proof|flood|device|flash [--json]``.
 
 Listed in gateway/cli.py COMMAND_MODULES; the one place the ``bench`` group is made. A
 suite's module is imported only when it runs, so ``edgeledger --help`` stays fast.
@@ -19,7 +19,7 @@ def _runner(suite: str) -> Callable[[argparse.Namespace], int]:
 
 def add_commands(groups: dict) -> None:
     bench = groups["top"].add_parser(
-        "bench", help="measure the system (suites: ingest, pipeline, anchor, proof, flood, device, flash)")
+        "bench", help="measure the system (suites: ingest, curves, pipeline, anchor, proof, flood, device, flash)")
     bench.set_defaults(func=lambda args: bench.print_help() or 2)
     suites = bench.add_subparsers(dest="bench_suite", metavar="SUITE")
     _gateway_suites(suites)
@@ -39,6 +39,16 @@ def _gateway_suites(suites: argparse._SubParsersAction) -> None:
     p.add_argument("--count-fsyncs", action="store_true", help="run the gateway under strace counting fsync calls")
     p.set_defaults(func=_runner("ingest"))
 
+    c = suites.add_parser("curves", help="msgs/s and CPU per message against workers and devices, "
+                                         "latency percentiles at steady loads, gateway memory against devices")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--quick", action="store_true", help="every curve tiny (a smoke test: the figures mean nothing)")
+    c.add_argument("--seconds", type=float, default=None, help="measured window per point (default 8)")
+    c.add_argument("--device-counts", default=None, help="devices curve (default 10,100,1000,10000,100000)")
+    c.add_argument("--devices", type=int, default=None, help="devices of the workers and latency curves (default 100)")
+    c.add_argument("--max-workers", type=int, default=None, help="workers curve 1..N (default: nproc)")
+    c.add_argument("--loads", default=None, help="latency curve: fractions of the flat-out rate (default 0.5,0.8)")
+    c.set_defaults(func=_runner("curves"))
     pl = suites.add_parser("pipeline", help="gateway CPU per message in process (no MQTT), vs one Ed25519 verify")
     pl.add_argument("--json", action="store_true", help="print one JSON object")
     pl.add_argument("--messages", type=int, default=3000, help="messages per run (default 3000)")

@@ -42,7 +42,7 @@ import struct
 import subprocess
 import tempfile
 
-from edgeledger.gateway.bench import device32
+from edgeledger.gateway.bench import device32, report
 from edgeledger.gateway.boards import image
 from edgeledger.gateway.boards.unix_port import device_command, micropython_binary
 
@@ -402,6 +402,7 @@ def targets(per_config: dict, floors: dict, wire: dict) -> dict:
 
 def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
     say = log or (lambda *a: None)
+    context = report.context()
     work = tempfile.mkdtemp(prefix="el-bench-img-")
     try:
         sizes = {}
@@ -461,7 +462,8 @@ def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
                 name, "met" if t["met"] else "NOT met" if t["met"] is False else "not measured",
                 t.get("figure_kb", t.get("figure")), t["basis"],
                 "; for " + t["scope"] if "scope" in t else ""))
-        return {"configurations_32bit": per_config, "heap_floor_kb": floors, "romfs_check": check,
+        report.print_context(context, say)
+        return {**context, "configurations_32bit": per_config, "heap_floor_kb": floors, "romfs_check": check,
                 "per_reading": cost, "image": sizes, "wire_bytes": wire, "targets": goals, "flash": flash,
                 "runtime": "micropython unix port (64-bit); 32-bit: micropython WebAssembly port"}
     finally:

@@ -109,13 +109,6 @@ class _Good:
             d["sock"].close()
 
 
-def _percentile(values: list, p: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-
-
 def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool, log) -> dict:
     """One measured phase; returns its figures."""
     from edgeledger.gateway.bench.ingest import _write_site
@@ -173,7 +166,7 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
             gw.wait()
         shutil.rmtree(root, ignore_errors=True)
     out = {"good_sent": sum(d["next"] for d in good.devices), "good_lost": lost, "good_unacked": unacked,
-           "latency_p50_s": _percentile(lat, 50), "latency_p99_s": _percentile(lat, 99), "latency_max_s": max(lat),
+           "latency_p50_s": report.percentile(lat, 50), "latency_p99_s": report.percentile(lat, 99), "latency_max_s": max(lat),
            "flood_sent": sent.value, "flood_per_s": sent.value / window,
            "rejected": counters.get("rejected", 0), "rate_limited": counters.get("rejected_rate_limited", 0),
            "received": counters.get("received", 0)}
@@ -187,8 +180,7 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
 def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: float = DEFAULT_RATE,
         log=print) -> dict:
     specs = loadgen.device_specs(devices, prefix="good")
-    out = {"seconds": seconds, "devices": devices, "rate": rate, "machine": report.machine(),
-           "load_average_1min": os.getloadavg()[0]}
+    out = {"seconds": seconds, "devices": devices, "rate": rate, **report.context()}
     out["baseline"] = phase(specs, "flood-0000", seconds, rate, False, log)
     out["flood"] = phase(specs, "flood-0000", seconds, rate, True, log)
     return out
@@ -205,8 +197,7 @@ def print_table(r: dict, out=print) -> None:
                      ("flood offered (msgs/s)", f["flood_per_s"], "%d in all" % f["flood_sent"]),
                      ("flood rejected / of them rate_limited", f["rejected"], "%d" % f["rate_limited"]),
                  ], out)
-    out("  machine: %s, %s CPUs, load average %.1f at the start" % (r["machine"]["cpu"], r["machine"]["nproc"],
-                                                                      r["load_average_1min"]))
+    report.print_context(r, out)
 
 
 def main(args) -> int:

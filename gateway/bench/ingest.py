@@ -86,7 +86,6 @@ def verify_rates(seconds=1.0):
     from nacl.signing import SigningKey
 
     from edgeledger.agent import signer
-    from edgeledger.gateway.registry import signatures
     from edgeledger.protocols.cose import EDDSA, ES256, SM2
 
     msg = os.urandom(120)
@@ -98,16 +97,7 @@ def verify_rates(seconds=1.0):
     cases["es256_verify_per_s"] = (ES256, pub, r.to_bytes(32, "big") + s.to_bytes(32, "big"))
     sm2 = signer.generate(SM2)
     cases["sm2_verify_per_s"] = (SM2, sm2.public_key, sm2.sign(msg))
-    out = {}
-    for name, (alg, pub, sig) in cases.items():
-        assert signatures.verify(alg, pub, msg, sig)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            for _ in range(100):
-                signatures.verify(alg, pub, msg, sig)
-            n += 100
-        out[name] = n / (time.perf_counter() - t0)
-    return out
+    return dict((name, report.verify_rate(alg, pub, msg, sig, seconds)) for name, (alg, pub, sig) in cases.items())
 
 
 # -- phase 2: generator alone -----------------------------------------------------------
@@ -233,12 +223,11 @@ def _write_site(root, broker_url, devices, workers, durability=DURABLE, limits=F
                 '[ledger]\nbackend = "none"\n%s' % (broker_url, loadgen.SITE, durability,
                                                      "" if limits else "[ratelimit]\nrate = 0\n"))
     st = Store(os.path.join(root, "gateway.db"))
-    reg = Registry(st)
     import hashlib
 
-    for name, seed in devices:
-        pub = loadgen.public_key(seed)
-        reg.register(name, loadgen.SITE, EDDSA, pub, hashlib.sha256(pub).digest()[:16])
+    keys = [(name, loadgen.public_key(seed)) for name, seed in devices]
+    Registry(st).register_many(loadgen.SITE, [(name, EDDSA, pub, hashlib.sha256(pub).digest()[:16])
+                                              for name, pub in keys])
     st.close()
     return cfg
 
@@ -250,20 +239,21 @@ def rate_bound(verify_per_s, workers):
     return cores * verify_per_s
 
 
-def stock_per_device(bound, seconds, devices, scale=1):
+def stock_per_device(bound, seconds, devices, scale=1, backlog=MAX_BACKLOG):
     """Presigned messages per device: the generators' backlog (sent before the window opens)
     plus the bound's worth for the warm-up and the window."""
-    total = MAX_BACKLOG + bound * STOCK_MARGIN * scale * (seconds + WARMUP_S)
+    total = backlog + bound * STOCK_MARGIN * scale * (seconds + WARMUP_S)
     return int(total / len(devices)) + 1
 
 
 def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, log=None, durability=DURABLE,
-                              count_fsyncs=False):
+                              count_fsyncs=False, rate=None, latency=False, backlog=MAX_BACKLOG):
     """``gateway_phase`` with a stock for ``bound`` msgs/s, doubled and run again while the
     stock ran out before the window ended (at most STOCK_ATTEMPTS runs)."""
     for attempt in range(1, STOCK_ATTEMPTS + 1):
-        per_device = stock_per_device(bound, seconds, devices, 2 ** (attempt - 1))
-        out = gateway_phase(devices, seconds, records, workers, log, per_device, durability, count_fsyncs)
+        per_device = stock_per_device(bound, seconds, devices, 2 ** (attempt - 1), backlog)
+        out = gateway_phase(devices, seconds, records, workers, log, per_device, durability, count_fsyncs,
+                            rate, latency, backlog)
         out["stock_attempts"] = attempt
         if not out["stock_exhausted"]:
             break
@@ -273,8 +263,15 @@ def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, 
     return out
 
 
-def gateway_phase(devices, seconds, records, workers, log, per_device, durability=DURABLE, count_fsyncs=False):
-    """One gateway run over ``seconds``; ``per_device`` presigned messages per device."""
+def gateway_phase(devices, seconds, records, workers, log, per_device, durability=DURABLE, count_fsyncs=False,
+                  rate=None, latency=False, backlog=MAX_BACKLOG):
+    """One gateway run over ``seconds``; ``per_device`` presigned messages per device, offered
+    flat out or at ``rate`` msgs/s. ``gateway_rss_mib``: the resident memory of the gateway's
+    processes at the end of the window. ``backlog``: messages the broker may hold for the
+    gateway (loadgen's pacing). With ``latency``, ``stored_s`` and ``ack_s`` list
+    (sent at, seconds) per message: from the generator writing it to its socket to its row
+    being visible to a reader of the store (polled every PROGRESS_POLL_S), and to its
+    end-to-end ack reaching the generator."""
     from edgeledger.gateway.ingest.runner import total_counters
     from edgeledger.gateway.store import Store
 
@@ -284,7 +281,8 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
     try:
         with mosquitto.Mosquitto() as broker:
             cfg = _write_site(root, broker.url, devices, workers, durability)
-            gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=MAX_BACKLOG)
+            gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=backlog,
+                                      rate=rate, latency=latency)
             cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
             if workers:
                 cmd += ["--workers", str(workers)]
@@ -302,10 +300,13 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
                 return st.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
 
             done = threading.Event()
+            seen = []  # (highest stored id, wall time it was first seen), with ``latency``
 
             def follow():
                 while not done.is_set():
-                    gens.progress.value = stored()
+                    gens.progress.value = n = stored()
+                    if latency and (not seen or n > seen[-1][0]):
+                        seen.append((n, time.time()))
                     time.sleep(PROGRESS_POLL_S)
 
             mon = threading.Thread(target=follow, daemon=True)
@@ -314,6 +315,7 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
             if log:
                 log("  generators ready (%d messages presigned), measuring %.0f s" % (gens.stock, seconds))
             rate, exhausted, cpu = _window(stored, seconds, gens, {"gateway": gw.pid, "broker": broker.proc.pid})
+            rss = report.tree_rss_mib(gw.pid)
             if gw.poll() is not None:
                 raise RuntimeError("the gateway exited with %s:\n%s" % (gw.returncode, _tail(root)))
             t_stop = time.monotonic()
@@ -328,6 +330,10 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
                 duplicated += rows[0] - rows[1]
                 lost += last - rows[1]
             quarantined = st.db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+            timings = {}
+            if latency:
+                timings = {"stored_s": _stored_latency(st, seen, r["sent_at"]), "ack_s": r["ack_s"],
+                           "go_wall": r["go_wall"]}
             acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
             fsyncs = {}
             if count_fsyncs:
@@ -340,10 +346,27 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
         if gw is not None:
             _stop(gw, [gw.pid])
         shutil.rmtree(root, ignore_errors=True)
-    out = dict(cpu, durability=durability, **fsyncs)
+    out = dict(cpu, durability=durability, gateway_rss_mib=rss, **fsyncs, **timings)
     out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"], "lost": lost,
             "duplicated": duplicated, "quarantined": quarantined, "acks_missing": acks_missing,
+            "acks_per_msg": r["ack_msgs"] / float(max(r["sent"], 1)),
             "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
+    return out
+
+
+def _stored_latency(st, seen, sent_at):
+    """(sent at, seconds to visible in the store) of every stored message the generators timed:
+    a row is visible from the first poll whose highest id reached its id."""
+    import bisect
+
+    ids = [n for n, _ in seen]
+    out = []
+    for row_id, device, seq in st.db.execute("SELECT id, device, seq FROM messages"):
+        times = sent_at.get(device)
+        i = bisect.bisect_left(ids, row_id)
+        if times and seq <= len(times) and i < len(seen):
+            sent = times[seq - 1]
+            out.append((sent, seen[i][1] - sent))
     return out
 
 
@@ -381,6 +404,7 @@ def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=Tr
     out = {"seconds": seconds, "devices": devices, "workers": workers, "machine": report.machine()}
     log("verify-only rates (one core)...")
     out.update(verify_rates(min(1.0, max(0.5, seconds / 10))))
+    out["baselines"] = {"ed25519_verify_per_s": out["ed25519_verify_per_s"]}  # report.context's, measured above
     log("load generator alone...")
     out.update(generator_alone(specs, min(GENERATOR_ALONE_S, max(1.0, seconds / 4))))
     log("bare paho subscriber baseline...")
@@ -444,6 +468,7 @@ def print_table(r, out=print):
                          "%.1f messages per fsync" % r[prefix + "msgs_per_fsync"]))
     report.table("ingest: %d devices, %.0f s, gateway workers %s" % (r["devices"], r["seconds"], r["workers"] or 1),
                  rows, out)
+    report.print_context(r, out)
 
 
 def main(args):

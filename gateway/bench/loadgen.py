@@ -20,6 +20,14 @@ Pacing: a generator keeps ``sum(sent) - progress <= max_backlog``, where
 gateway store's row count, or a bare subscriber's count). The broker therefore
 never holds more than ``max_backlog`` messages for the receiver, as with real
 devices whose outboxes wait for acks. ``max_backlog = None`` publishes flat out.
+``rate`` (messages/s over all generators) offers a steady load instead: each of the K
+generators sends ``rate / K`` messages/s on a schedule kept from its start, so a slow turn
+is made up by the next one (``bench curves`` measures latency so).
+
+Latency (``latency=True``): a generator notes the wall-clock time at which it writes each
+message to its socket and, when an end-to-end ack covering that seq arrives (an ack names the
+device's highest contiguous stored seq), the time from one to the other. Both clocks are this
+machine's, read in one process.
 """
 import hashlib
 import multiprocessing
@@ -145,7 +153,7 @@ _PIDS = [struct.pack("!H", i) for i in range(MAX_PACKET_IDS + 1)]
 
 
 def _generator(idx, devices, per_device, records, host, port, sent, progress, max_backlog, ready, go, stop,
-               results, cycle=False):
+               results, cycle=False, rate=None, latency=False):
     """One generator process: presign, connect, wait for ``go``, publish until ``stop`` or
     out of messages (never, with ``cycle``: the stock is published round and round), then
     wait for the end-to-end acks of everything sent."""
@@ -160,19 +168,23 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
     go.wait()
     pos = dict((n, 0) for n in names)
     acked = dict((n, 0) for n in names)
+    sent_at = dict((n, []) for n in names) if latency else None  # wall time each seq was written
+    ack_s = []  # (sent at, ack latency) of each message, with ``latency``
     pubacks = 0
+    ack_msgs = 0  # end-to-end acks received (one per device per gateway commit that moved it)
     pid = 0
     my_sent = 0
     # with cycle the stock repeats: no end (the receiver must not check chains)
     total = per_device * len(names) if not cycle else float("inf")
     started = time.monotonic()
+    go_wall = time.time()
     exhausted_at = None
     rr = 0
     nd = len(names)
     pending_out = b""
 
     def read_some(timeout):
-        nonlocal pubacks
+        nonlocal pubacks, ack_msgs
         r, _, _ = select.select([sock], [], [], timeout)
         if not r:
             return
@@ -191,11 +203,17 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
             if ptype == mqtt.PUBACK:
                 pubacks += 1
             elif ptype == mqtt.PUBLISH:
+                ack_msgs += 1
                 topic, _pid, payload = mqtt.publish_fields(flags, body)
                 device = topic.split("/")[3]
                 seq = cbor2.loads(payload).get(1, 0)
-                if seq > acked.get(device, -1):
+                before = acked.get(device, -1)
+                if seq > before:
                     acked[device] = seq
+                    times = sent_at.get(device) if sent_at is not None else None
+                    if times is not None:
+                        now = time.time()
+                        ack_s.extend((t, now - t) for t in times[max(before, 0):seq])
 
     while not stop.is_set():
         if pending_out:
@@ -207,9 +225,12 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
         room = SEND_CHUNK
         if max_backlog is not None:
             room = min(room, max_backlog - (sum(sent) - progress.value))
+        if rate is not None:
+            room = min(room, int((time.monotonic() - started) * rate) - my_sent)
         if not pending_out and room > 0 and my_sent < total:
             parts = []
             k = 0
+            now = time.time()
             while k < room and my_sent < total:
                 name = names[rr % nd]
                 rr += 1
@@ -222,6 +243,8 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
                 parts.append(head)
                 parts.append(_PIDS[pid])
                 parts.append(msg)
+                if sent_at is not None:
+                    sent_at[name].append(now)
                 k += 1
                 my_sent += 1
             sent[idx] = my_sent
@@ -247,16 +270,16 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
             break
         read_some(0.05)
     sock.close()
-    results[0].put({"idx": idx, "sent": my_sent, "pubacks": pubacks, "presign_s": presign_s,
-                    "exhausted_at": exhausted_at, "stopped_at": stopped_at,
-                    "last_seq": pos, "acked": acked})
+    results[0].put({"idx": idx, "sent": my_sent, "pubacks": pubacks, "ack_msgs": ack_msgs, "presign_s": presign_s,
+                    "exhausted_at": exhausted_at, "stopped_at": stopped_at, "go_wall": go_wall,
+                    "last_seq": pos, "acked": acked, "sent_at": sent_at, "ack_s": ack_s})
 
 
 class Generators:
     """K generator processes sharing the devices; start() returns once all are presigned."""
 
     def __init__(self, broker_port, devices, per_device, records=1, processes=2, max_backlog=20000,
-                 want_acks=True, cycle=False):
+                 want_acks=True, cycle=False, rate=None, latency=False):
         ctx = multiprocessing.get_context("fork")
         self.k = max(1, min(processes, len(devices)))
         self.stock = per_device * len(devices) if not cycle else float("inf")
@@ -274,7 +297,8 @@ class Generators:
             ready = ctx.Event()
             p = ctx.Process(target=_generator, args=(
                 i, devices[i::self.k], per_device, records, "127.0.0.1", broker_port, self.sent, self.progress,
-                max_backlog, ready, self.go, self.stop_ev, (self.results, want_acks), cycle), daemon=True)
+                max_backlog, ready, self.go, self.stop_ev, (self.results, want_acks), cycle,
+                None if rate is None else rate / float(self.k), latency), daemon=True)
             self.readies.append(ready)
             self.procs.append(p)
 
@@ -301,14 +325,17 @@ class Generators:
             reports.append(self.results.get(timeout=timeout))
         for p in self.procs:
             p.join(timeout=10)
-        last, acked = {}, {}
+        last, acked, sent_at = {}, {}, {}
         for r in reports:
             last.update(r["last_seq"])
             acked.update(r["acked"])
+            sent_at.update(r["sent_at"] or {})
         ex = [r["exhausted_at"] for r in reports if r["exhausted_at"] is not None]
         return {"sent": sum(r["sent"] for r in reports), "pubacks": sum(r["pubacks"] for r in reports),
+                "ack_msgs": sum(r["ack_msgs"] for r in reports),
                 "presign_s": max(r["presign_s"] for r in reports), "exhausted_at": min(ex) if ex else None,
-                "last_seq": last, "acked": acked}
+                "last_seq": last, "acked": acked, "go_wall": min(r["go_wall"] for r in reports),
+                "sent_at": sent_at, "ack_s": [x for r in reports for x in r["ack_s"]]}
 
     def kill(self):
         for p in self.procs:

@@ -171,7 +171,7 @@ def chain_figures(node, repeat, log=print):
 
 def run(sizes=(1000, 100000, 1000000), repeat=200, log=print):
     log = log or (lambda *a: None)
-    out = {"sizes": list(sizes), "machine": report.machine()}
+    out = {"sizes": list(sizes), **report.context()}
     by, msg_len = bundle_figures(sizes, repeat, log)
     out["by_size"] = by
     out["message_bytes"] = msg_len
@@ -206,6 +206,7 @@ def print_table(r, out=print):
     for name, gas in sorted(r["key_registry_gas"].items()):
         rows.append(("%s (gas used)" % name, gas, "key registry, once per key or gateway"))
     report.table("proof: bundles and verification", rows, out)
+    report.print_context(r, out)
 
 
 def main(args):

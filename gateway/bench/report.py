@@ -1,11 +1,24 @@
-"""Shared output for the bench suites: the machine's description and a plain table."""
+"""Shared output for the bench suites: the machine's description, its same-run baselines
+and a plain table.
+
+Every suite reports ``machine`` (what the machine is and how loaded it was) and
+``baselines`` (what one core of it does in this run) in its JSON, and prints them under its
+table (``print_context``): a figure from another machine compares by its ratio to that
+machine's baseline, not by its absolute value (docs/benchmarks.md).
+"""
 import os
 import platform
 import sys
+import time
+
+# Seconds the one-core verify baseline is timed for: long enough for thousands of
+# verifications at any plausible speed (a 2019 laptop core does ~10,000/s), short enough to
+# add little to the shortest suite.
+BASELINE_S = 1.0
 
 
 def machine():
-    """nproc, CPU model, RAM and Python version of this machine."""
+    """nproc, CPU model, RAM, Python version and load averages (1, 5, 15 min) of this machine."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -25,7 +38,51 @@ def machine():
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": ram_gib,
-            "python": "%d.%d.%d" % sys.version_info[:3], "platform": platform.platform()}
+            "python": "%d.%d.%d" % sys.version_info[:3], "platform": platform.platform(),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def verify_rate(alg, public_key, msg, sig, seconds):
+    """Verifications per CPU second of one signature on one core (the gateway's own verify,
+    registry/signatures.py), timed for ``seconds`` of this process's CPU time: on a shared
+    machine other jobs stretch the wall clock, not the CPU time one verification takes, and
+    the gateway's cost per message is CPU time too. Raises AssertionError if it does not
+    verify."""
+    from edgeledger.gateway.registry import signatures
+
+    assert signatures.verify(alg, public_key, msg, sig)
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < seconds:
+        for _ in range(100):
+            signatures.verify(alg, public_key, msg, sig)
+        n += 100
+    return n / (time.process_time() - t0)
+
+
+def baselines(seconds=BASELINE_S):
+    """What one core of this machine does in this run: ``ed25519_verify_per_s`` (the gateway's
+    per-message floor, PyNaCl over a 120-byte message)."""
+    from nacl.signing import SigningKey
+
+    from edgeledger.protocols.cose import EDDSA
+
+    msg = os.urandom(120)
+    sk = SigningKey.generate()
+    return {"ed25519_verify_per_s": verify_rate(EDDSA, bytes(sk.verify_key), msg, sk.sign(msg).signature, seconds)}
+
+
+def context(seconds=BASELINE_S):
+    """{"machine": ..., "baselines": ...}: what every suite's JSON carries."""
+    return {"machine": machine(), "baselines": baselines(seconds)}
+
+
+def print_context(r, out=print):
+    """The machine and its same-run baselines under a suite's table."""
+    m, b = r["machine"], r["baselines"]
+    out("  machine: %s, %s CPUs, Python %s, load average %s at the start"
+        % (m["cpu"], m["nproc"], m["python"], " / ".join("%.1f" % x for x in m.get("load_average", ()))))
+    out("  same-run baseline: Ed25519 verify %s/s on one core (compare machines by ratio to it)"
+        % _fmt(b["ed25519_verify_per_s"]))
 
 
 def table(title, rows, out=print):
@@ -36,6 +93,14 @@ def table(title, rows, out=print):
     w1 = max(len(c[1]) for c in cells)
     for a, b, c in cells:
         out("  %-*s  %*s  %s" % (w0, a, w1, b, c))
+
+
+def percentile(values, p):
+    """The ``p``-th percentile (0..100) of ``values`` by nearest rank, None if empty."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
 def _fmt(v):
@@ -60,24 +125,45 @@ def _stat(pid):
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
-def tree_cpu_s(root_pid):
-    """CPU seconds (user + system) used so far by ``root_pid`` and its live descendants."""
-    parents, cpu = {}, {}
+def _processes():
+    """{pid: (ppid, cpu seconds)} of every live process."""
+    out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            ppid, secs = _stat(int(name))
+            out[int(name)] = _stat(int(name))
         except (OSError, ValueError, IndexError):
             continue
-        parents[int(name)] = ppid
-        cpu[int(name)] = secs
-    total, todo = 0.0, [root_pid]
+    return out
+
+
+def _tree(root_pid, procs):
+    """``root_pid`` and its live descendants in ``procs`` (from ``_processes``)."""
+    found, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(p for p, pp in parents.items() if pp == pid)
-    return total
+        found.append(pid)
+        todo.extend(p for p, (pp, _) in procs.items() if pp == pid)
+    return found
+
+
+def tree_cpu_s(root_pid):
+    """CPU seconds (user + system) used so far by ``root_pid`` and its live descendants."""
+    procs = _processes()
+    return sum(procs[pid][1] for pid in _tree(root_pid, procs) if pid in procs)
+
+
+def tree_rss_mib(root_pid):
+    """Resident memory (VmRSS, MiB) of ``root_pid`` and its live descendants now."""
+    total_kib = 0
+    for pid in _tree(root_pid, _processes()):
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                total_kib += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
+    return total_kib / 1024.0
 
 
 def child_pids(pid):

@@ -83,13 +83,14 @@ class Devices(StoreBase):
         return [KeyRow(bytes(r[0]), r[1], r[2], bytes(r[3]), *r[4:])
                 for r in self.db.execute("SELECT %s FROM device_keys" % _KEY_COLUMNS)]
 
-    def add_key(self, site: str, key: KeyRow, added_at: float) -> None:
-        """Register ``key`` (and its device on ``site`` if the device is new) in one
-        transaction. The caller checks the device's site first. Raises StoreError."""
-        with self.transaction("registering key %s of %s" % (bytes(key.kid).hex(), key.device)):
-            self.db.execute("INSERT OR IGNORE INTO devices (device, site, added_at) VALUES (?,?,?)",
-                            (key.device, site, added_at))
-            self.db.execute("INSERT INTO device_keys (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?)" % _KEY_COLUMNS, tuple(key))
+    def add_keys(self, site: str, keys: list[KeyRow], added_at: float) -> None:
+        """Register ``keys`` (and their devices on ``site`` where new) in one transaction.
+        The caller checks the devices' sites first. Raises StoreError."""
+        with self.transaction("registering %d key(s) of site %s" % (len(keys), site)):
+            self.db.executemany("INSERT OR IGNORE INTO devices (device, site, added_at) VALUES (?,?,?)",
+                                [(key.device, site, added_at) for key in keys])
+            self.db.executemany("INSERT INTO device_keys (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?)" % _KEY_COLUMNS,
+                                [tuple(key) for key in keys])
 
     def revoke_keys(self, device: str, at: float, last_seq: int, kid: bytes | None = None) -> int:
         """Revoke ``device``'s unrevoked keys (or the one ``kid``) from time ``at``, their last

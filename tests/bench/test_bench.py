@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from edgeledger.gateway.bench import anchor, cmd, flood, ingest, pipeline, proof
+from edgeledger.gateway.bench import anchor, cmd, curves, flood, ingest, pipeline, proof
 
 
 def _args(argv):
@@ -26,6 +26,12 @@ def _run_json(module, argv, capsys):
     return code, json.loads(out[0])
 
 
+def _assert_context(r):
+    """Every suite reports the machine and its same-run baseline (report.context)."""
+    assert r["machine"]["nproc"] >= 1 and r["machine"]["cpu"] and len(r["machine"]["load_average"]) == 3
+    assert r["baselines"]["ed25519_verify_per_s"] > 0
+
+
 def test_one_bench_group_holds_every_suite_device_and_flash_included():
     from edgeledger.gateway.boards import cmd as boards_cmd
 
@@ -36,7 +42,7 @@ def test_one_bench_group_holds_every_suite_device_and_flash_included():
     assert "firmware" in top.choices
     args = p.parse_args(["bench", "device", "--json"])
     assert args.bench_suite == "device" and args.json
-    for suite in ("device", "flash", "ingest", "pipeline", "anchor", "proof", "flood"):
+    for suite in ("device", "flash", "ingest", "curves", "pipeline", "anchor", "proof", "flood"):
         assert p.parse_args(["bench", suite]).bench_suite == suite
 
 
@@ -63,6 +69,7 @@ def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, cap
     assert r["durability"] == "power_loss" and r["crash_only_durability"] == "process_crash_only"
     assert "crash_only_msgs_per_s" in r and "durable_vs_crash_only" in r  # rates of a 1 s window: any value
     assert (r["crash_only_lost"], r["crash_only_duplicated"], r["crash_only_acks_missing"]) == (0, 0, 0)
+    _assert_context(r)
     assert code == 0
 
 
@@ -98,6 +105,7 @@ def test_anchor_tiny_run_prints_the_json_keys(monkeypatch, capsys):
     assert r["gas_per_batch"] == r["by_size"]["100"]["gas_per_batch"]
     assert r["gas_per_reading"] == pytest.approx(r["gas_per_batch"] / 100.0)
     assert 0 < r["p50_latency_s"] <= r["p95_latency_s"] <= r["p99_latency_s"]
+    _assert_context(r)
     assert code == 0
 
 
@@ -113,6 +121,7 @@ def test_proof_tiny_run_prints_the_json_keys(capsys):
     assert set(r["key_registry_gas"]) == {"authorize_gateway", "register_key", "rotate_key", "seal_last_seq",
                                           "revoke_key"}
     assert all(21000 < g < 200000 for g in r["key_registry_gas"].values())
+    _assert_context(r)
     assert code == 0
 
 
@@ -125,4 +134,33 @@ def test_flood_tiny_run_prints_the_json_keys_and_loses_nothing(capsys):
             assert key in r[phase], (phase, key)
         assert r[phase]["good_sent"] > 0 and r[phase]["good_lost"] == 0
     assert r["baseline"]["flood_sent"] == 0 and r["flood"]["flood_sent"] > 0
+    _assert_context(r)
     assert code == 0
+
+
+def test_curves_quick_run_prints_every_curve_and_loses_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(ingest, "WARMUP_S", 0.5)
+    code, r = _run_json(curves, ["bench", "curves", "--json", "--quick", "--max-workers", "2"], capsys)
+    for key in ("machine", "baselines", "workers_curve", "devices_curve", "latency_curve", "cpu_growth",
+                "rss_kib_per_device", "stock_exhausted"):
+        assert key in r, key
+    _assert_context(r)
+    assert [p["workers"] for p in r["workers_curve"]] == [1, 2]
+    counts = [p["devices"] for p in r["devices_curve"]]
+    assert counts == sorted(set(counts)) and len(counts) == 3, counts
+    assert all(p["workers"] == 1 for p in r["devices_curve"])
+    points = r["workers_curve"] + r["devices_curve"] + r["latency_curve"]
+    for p in points:
+        for key in ("msgs_per_s", "gateway_cpu_us_per_msg", "gateway_rss_mib", "acks_per_msg"):
+            assert p[key] > 0, (key, p)
+        assert (p["lost"], p["duplicated"], p["acks_missing"], p["quarantined"]) == (0, 0, 0, 0), p
+        assert p["stock_exhausted"] is False, p
+    assert r["stock_exhausted"] is False and (r["lost"], r["duplicated"], r["acks_missing"]) == (0, 0, 0)
+    for p in r["latency_curve"]:
+        assert 0 < p["load"] < 1 and p["offered_msgs_per_s"] > 0
+        assert p["kept_up"] == pytest.approx(p["msgs_per_s"] / p["offered_msgs_per_s"])
+        for label in ("stored", "acked"):
+            assert p[label + "_timed"] > 0, (label, p)
+            assert 0 < p[label + "_p50_s"] <= p[label + "_p95_s"] <= p[label + "_p99_s"] <= p[label + "_max_s"]
+    assert code == 0
+
