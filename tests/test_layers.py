@@ -104,3 +104,40 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path):
         "edgeledger.agent.port", "edgeledger.gateway.store", "edgeledger.firmware.mqtt",
         "edgeledger.protocols.cbor"}
     assert imports_of("edgeledger.protocols", str(pkg / "__init__.py")) == {"edgeledger.protocols.x"}
+
+
+# The store is the only owner of SQL (issue 14): no other module imports sqlite3 or calls a
+# DB-API method on anything.
+SQL_CALLS = ("execute", "executemany", "executescript")
+STORE = "edgeledger.gateway.store"
+
+
+def sql_outside_the_store(files):
+    """(module, line, what) for every sqlite3 import or execute call outside the store."""
+    found = []
+    for module, path in files:
+        if module == STORE or module.startswith(STORE + "."):
+            continue
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_CALLS:
+                found.append((module, node.lineno, node.func.attr))
+            elif isinstance(node, ast.Import) and any(a.name == "sqlite3" for a in node.names):
+                found.append((module, node.lineno, "import sqlite3"))
+            elif isinstance(node, ast.ImportFrom) and node.module == "sqlite3":
+                found.append((module, node.lineno, "from sqlite3 import"))
+    return found
+
+
+def test_only_the_store_runs_sql():
+    found = sql_outside_the_store(module_files())
+    assert not found, "SQL outside gateway/store:\n" + "\n".join("  %s:%d %s" % f for f in found)
+
+
+def test_the_sql_check_sees_calls_and_imports(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("import sqlite3\n\ndef f(st):\n    return st.db.execute('SELECT 1')\n")
+    assert sql_outside_the_store([("edgeledger.gateway.bench.m", str(path))]) == [
+        ("edgeledger.gateway.bench.m", 1, "import sqlite3"), ("edgeledger.gateway.bench.m", 4, "execute")]
+    assert sql_outside_the_store([("edgeledger.gateway.store.m", str(path))]) == []

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import time
 
+from edgeledger.gateway.anchor.lifecycle import ANCHORED
 from edgeledger.gateway.bench import report
 from edgeledger.gateway.bench.anvil import Anvil
 
@@ -62,8 +63,10 @@ def _anchor_all(batcher, timeout=ANCHOR_TIMEOUT_S):
 
 
 def _gas_of(store, ledger, number):
-    tx = store.db.execute("SELECT tx_hash FROM batches WHERE number=?", (number,)).fetchone()[0]
-    return ledger.receipt(bytes(tx))["gasUsed"]
+    batch = store.batch(number)
+    if batch is None or batch.tx_hash is None:
+        raise RuntimeError("batch %d has no anchoring transaction" % number)
+    return ledger.receipt(bytes(batch.tx_hash))["gasUsed"]
 
 
 def gas_for_size(node, root, size):
@@ -147,17 +150,16 @@ def latency(node, root, batch_age, seconds, log=None):
         fed = sum(d.seq for d in devices)
         deadline = time.monotonic() + batch_age + ANCHOR_TIMEOUT_S
         while True:
-            row = st.db.execute("SELECT COALESCE(SUM(tree_size), 0) FROM batches WHERE state='anchored'").fetchone()
-            if row[0] >= fed:
+            anchored = st.messages_in_batches(ANCHORED)
+            if anchored >= fed:
                 break
             if time.monotonic() > deadline or bt.error:
-                raise RuntimeError("only %d of %d readings anchored (%s)" % (row[0], fed, bt.error))
+                raise RuntimeError("only %d of %d readings anchored (%s)" % (anchored, fed, bt.error))
             time.sleep(0.1)
     finally:
         bt.stop()
-    lat = sorted(r[0] for r in st.db.execute(
-        "SELECT b.anchored_at - m.t_first FROM messages m JOIN batches b ON m.id BETWEEN b.first_id AND b.last_id"))
-    nb = st.db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+    lat = st.reading_latencies()
+    nb = st.count_batches()
     st.close()
     return {"p50_latency_s": _pct(lat, 50), "p95_latency_s": _pct(lat, 95), "p99_latency_s": _pct(lat, 99),
             "latency_readings": len(lat), "latency_batches": nb}

@@ -297,7 +297,7 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
             st = Store(os.path.join(root, "gateway.db"))
 
             def stored():
-                return st.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+                return st.last_message_id()
 
             done = threading.Event()
             seen = []  # (highest stored id, wall time it was first seen), with ``latency``
@@ -325,11 +325,10 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
             mon.join(1)
             lost = duplicated = 0
             for name, last in r["last_seq"].items():
-                rows = st.db.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM messages WHERE device=? AND seq<=?",
-                                     (name, last)).fetchone()
-                duplicated += rows[0] - rows[1]
-                lost += last - rows[1]
-            quarantined = st.db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+                rows, distinct = st.seq_counts(name, last)
+                duplicated += rows - distinct
+                lost += last - distinct
+            quarantined = st.count_quarantine()
             timings = {}
             if latency:
                 timings = {"stored_s": _stored_latency(st, seen, r["sent_at"]), "ack_s": r["ack_s"],
@@ -361,7 +360,7 @@ def _stored_latency(st, seen, sent_at):
 
     ids = [n for n, _ in seen]
     out = []
-    for row_id, device, seq in st.db.execute("SELECT id, device, seq FROM messages"):
+    for row_id, device, seq in st.message_places():
         times = sent_at.get(device)
         i = bisect.bisect_left(ids, row_id)
         if times and seq <= len(times) and i < len(seen):

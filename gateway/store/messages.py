@@ -33,6 +33,11 @@ class Messages(StoreBase):
             return int(self._one("SELECT COUNT(*) FROM messages"))
         return int(self._one("SELECT COUNT(*) FROM messages WHERE device=?", (device,)))
 
+    def message_places(self) -> list[tuple[int, str, int]]:
+        """(id, device, seq) of every stored message, in commit order (benchmarks match what
+        their load generators sent against it)."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT id, device, seq FROM messages ORDER BY id")]
+
     def last_message_id(self) -> int:
         """The id of the newest stored message (0 for none): how many were ever stored."""
         return int(self._one("SELECT COALESCE(MAX(id), 0) FROM messages"))

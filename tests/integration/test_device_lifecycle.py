@@ -2,6 +2,7 @@
 state directory, a broken chain an operator gets moving again, outbox sizes that cannot
 stall. Real Mosquitto, gateway and agents as processes, the operator CLI."""
 import os
+import signal
 import time
 
 import pytest
@@ -56,10 +57,17 @@ def test_the_smallest_accepted_outbox_keeps_moving(tmp_path):
 def test_second_agent_on_one_state_dir_is_refused_and_the_chain_does_not_fork(site):
     last = 600
     st = site.start_one("dev-a", last, 0.01, stored_first=50)
-    second = site._spawn(["agent", "run", "--config", os.path.join(site.root, "dev-a.toml"),
-                          "--until-seq", str(last)], "dev-a-second.log")
-    assert second.wait(timeout=60) == 2
-    assert "another agent (pid %d) runs on state directory" % site.agents["dev-a"].pid in site.log(
+    first = site.agents["dev-a"]
+    # The first agent is stopped (it keeps its lock) while the second starts: however long the
+    # second takes to start on this machine, the first cannot have finished and let go.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = site._spawn(["agent", "run", "--config", os.path.join(site.root, "dev-a.toml"),
+                              "--until-seq", str(last)], "dev-a-second.log")
+        assert second.wait(timeout=120) == 2, site.log("dev-a-second.log")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert "another agent (pid %d) runs on state directory" % first.pid in site.log(
         "dev-a-second.log")
     assert site.wait_agents() == {"dev-a": 0}, site.log("dev-a.log")
     lost, duplicated, broken = count_exactly_once(st, {"dev-a": last})
