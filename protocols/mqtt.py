@@ -191,9 +191,11 @@ def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
 
     Returns ``(packets, offset)``: packets as (topic, packet id, payload) with the payload a
     memoryview slice of ``data`` (no copy; valid while ``data`` is unchanged), and the offset
-    of the first byte not consumed: a packet of another type or QoS (for ``Framer``), or a
-    packet that is not complete yet. Raises MqttPacketError for malformed input (module
-    docstring) and for a packet over ``max_packet`` bytes.
+    of the first byte not consumed: a packet of another type or QoS (for ``Framer``), a
+    packet that is not complete yet, or a malformed packet after whole ones (they are
+    returned first, so that everything before bad bytes is delivered). Raises
+    MqttPacketError when the first packet is malformed (module docstring) or over
+    ``max_packet`` bytes.
     """
     if end is None:
         end = len(data)
@@ -207,21 +209,32 @@ def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
         rem = data[i + 1]
         j = i + 2
         if rem & 0x80:
-            rem, j = _remaining(data, i + 1, end)
+            try:
+                rem, j = _remaining(data, i + 1, end)
+            except MqttPacketError as e:
+                if out:
+                    break  # the packets before it first; the next call raises
+                raise e
             if j < 0:
                 break
         stop = j + rem
         if stop - i > max_packet:
+            if out:
+                break
             raise MqttPacketError("MQTT packet of %d bytes: expected at most %d" % (stop - i, max_packet))
         if stop > end:
             break
         k = j + 2 + ((data[j] << 8) | data[j + 1] if rem >= 2 else rem)
         if k + 2 > stop:
+            if out:
+                break
             raise MqttPacketError("PUBLISH: expected %d bytes of topic and packet id, found %d"
                                   % (k + 2 - j, rem))
         try:
             topic = data[j + 2:k].decode("utf-8")
         except UnicodeError:
+            if out:
+                break
             raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r"
                                   % bytes(data[j + 2:k])[:40])
         append((topic, (data[k] << 8) | data[k + 1], view[k + 2:stop]))

@@ -39,7 +39,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 
 # Only light imports here: `edgeledger --help` imports this module to list the command.
@@ -299,10 +298,8 @@ class Demo:
             # Devices start once the broker has granted the gateway's subscriptions (SUBACK):
             # on a broker without the gateway's session yet, earlier readings would have no
             # subscriber (they would come again after resend_after_s, but a demo should not wait).
-            subscribed = threading.Event()
-            service.client.on_subscribe = lambda *a: subscribed.set()
             service.start()
-            if not subscribed.wait(CONNECT_TIMEOUT_S):
+            if not service.subscribed.wait(CONNECT_TIMEOUT_S):
                 raise ConfigError("the gateway could not subscribe at the broker %s within %.0f s"
                                   % (broker_url, CONNECT_TIMEOUT_S))
             batcher = BatcherThread(store_path, ledger, BatchConfig(opts.batch_size, opts.batch_age_s), CONFIRMATIONS)

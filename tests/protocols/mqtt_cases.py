@@ -194,6 +194,19 @@ def case_split_publishes_refuses_malformed():
     raises(MqttPacketError, mqtt.split_publishes, b"\x32\xff\x7f", 0, None, 512)  # over the bound
 
 
+def case_split_publishes_returns_the_packets_before_a_malformed_one_first():
+    good = _publishes(2)
+    for bad in (b"\x32\x03\x00\x05a", b"\x32\x06\x00\x09abcd", b"\x32\xff\xff\xff\xff\x01",
+                b"\x32\x07\x00\x03a\xffb\x00\x01"):
+        packets, end = mqtt.split_publishes(good + bad)
+        assert [p for _, p, _ in packets] == [1, 2] and end == len(good), bad
+        raises(MqttPacketError, mqtt.split_publishes, good + bad, end)
+    f = mqtt.Framer()
+    f.receive_data(good + b"\x32\x06\x00\x09abcd")
+    assert [p for _, p, _ in f.take_publishes()] == [1, 2]
+    raises(MqttPacketError, f.take_publishes)
+
+
 def case_framer_takes_publishes_then_other_packets():
     f = mqtt.Framer()
     f.receive_data(_publishes(3) + FRAMES[0][0] + _publishes(1))
