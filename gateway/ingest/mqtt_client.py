@@ -186,15 +186,18 @@ class MqttClient:
         self._framer = mqtt.Framer(self.buffer_size)
         self._keepalive = Keepalive(keepalive, time.monotonic())
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        # made by start(), closed by stop(): a client that never runs holds no sockets
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="mqtt-network", daemon=True)
 
     # -- any thread ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the network thread: connect, and keep connected until ``stop``."""
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -204,8 +207,9 @@ class MqttClient:
         self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._wake_r.close()
-        self._wake_w.close()
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
 
     def ack(self, packet_ids: list[int]) -> None:
         """PUBACK (§3.4) each of ``packet_ids``, all in one write. Queued while disconnected:
@@ -258,14 +262,15 @@ class MqttClient:
         self._wake()
 
     def _wake(self) -> None:
-        if threading.current_thread() is self._thread:
-            return  # the network thread flushes before it selects again
+        wake_w = self._wake_w
+        if wake_w is None or threading.current_thread() is self._thread:
+            return  # not started, or the network thread itself: it flushes before it selects
         with self._lock:
             if self._woken:
                 return
             self._woken = True
         try:
-            self._wake_w.send(b"\0")
+            wake_w.send(b"\0")
         except OSError:  # full (it is already awake) or closed (stopped)
             pass
 
@@ -356,6 +361,7 @@ class MqttClient:
         sock = self._sock
         assert sock is not None
         wake = self._wake_r
+        assert wake is not None  # start() made it
         pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None
         self._dispatch()  # what came in the CONNACK's read
         self._flush()
