@@ -251,16 +251,20 @@ class Framer:
     A packet is (type, flags, body): the type and flags of the fixed header, the body
     (variable header and payload) as bytes. ``consumed`` counts the bytes of the packets
     handed out, ``buffered`` the bytes held of packets not yet complete. The buffer is
-    allocated once, ``max_packet`` bytes, and compacted only when ``space`` or
-    ``receive_data`` needs room: a packet announcing more than ``max_packet`` raises
-    MqttPacketError, and so does data that does not fit. After an error the framer stays
-    failed (module docstring: MQTT over TCP cannot resynchronise).
+    allocated once, ``buffer_size`` bytes (default ``max_packet``), and compacted only when
+    ``space`` or ``receive_data`` needs room; a packet larger than the buffer but within
+    ``max_packet`` grows it for that packet (a server takes whatever its broker delivers,
+    as a general-purpose client would, and judges the size itself). A packet announcing
+    more than ``max_packet`` raises MqttPacketError, and so does data that does not fit.
+    After an error the framer stays failed (module docstring: MQTT over TCP cannot
+    resynchronise).
     """
 
-    def __init__(self, max_packet=DEFAULT_MAX_PACKET):
+    def __init__(self, max_packet=DEFAULT_MAX_PACKET, buffer_size=0):
         self.max_packet = max_packet
         self.consumed = 0
-        self._buf = bytearray(max_packet)
+        self._size = min(buffer_size or max_packet, max_packet)
+        self._buf = bytearray(self._size)
         self._start = 0  # first byte not handed out
         self._end = 0  # one past the last byte received
         self._error = None
@@ -270,6 +274,16 @@ class Framer:
         if start:
             self._buf[0:end - start] = self._buf[start:end]
             self._start, self._end = 0, end - start
+        if end == start and len(self._buf) > self._size:
+            self._buf = bytearray(self._size)  # a large packet is gone: back to the usual size
+
+    def _fit(self, n):
+        """Room for a packet of ``n`` bytes from the buffer's start (``n`` <= max_packet)."""
+        if n > len(self._buf):  # a new buffer: payload views handed out keep the old one
+            start, end = self._start, self._end
+            buf = bytearray(n)
+            buf[0:end - start] = self._buf[start:end]
+            self._buf, self._start, self._end = buf, 0, end - start
 
     def space(self):
         """The free tail of the buffer, for ``sock.readinto``; follow with ``received``.
@@ -289,6 +303,7 @@ class Framer:
         if self._end + n > self.max_packet:
             self._fail("MQTT packet: expected at most %d bytes buffered, found %d"
                        % (self.max_packet, self._end + n))
+        self._fit(self._end + n)
         self._buf[self._end:self._end + n] = data
         self._end += n
 
@@ -315,6 +330,7 @@ class Framer:
         if end - start > self.max_packet:
             self._fail("MQTT packet of %d bytes: expected at most %d" % (end - start, self.max_packet))
         if have < end:
+            self._fit(end - start)  # a packet larger than the buffer: room for all of it
             return None
         first = buf[start]
         self._start = end

@@ -44,10 +44,15 @@ from edgeledger.protocols.mqtt import MqttPacketError
 log = logging.getLogger("edgeledger.gateway")
 
 # The framer's buffer: what one recv_into can take (a few hundred signed readings of ~250
-# bytes: one system call per burst, as the load generator's RECV_BYTES) and, because the
-# framer bounds a packet by its buffer, also the largest packet accepted. The caller's
+# bytes: one system call per burst, as the load generator's RECV_BYTES). The caller's
 # ``max_packet`` raises it when its messages may be larger.
 RECV_BUFFER = 1 << 18
+# The largest packet taken from the broker: whatever MQTT can frame (§2.2.3), as paho-mqtt
+# took it. The broker is what bounds message size (the generated configuration's
+# max_packet_size); a larger message that an unbounded broker delivers grows the buffer for
+# that one packet, reaches the pipeline whole and is quarantined there as oversized, instead
+# of breaking the connection and coming back after every reconnect.
+MAX_PACKET_TAKEN = mqtt.MAX_REMAINING + 5
 # A TCP connect, TLS handshake and CONNACK each get this long (a broker on the site LAN
 # answers in milliseconds; a loaded one in seconds).
 CONNECT_TIMEOUT_S = 10.0
@@ -183,7 +188,7 @@ class MqttClient:
         self._subs: dict[int, list[tuple[str, int]]] = {}  # SUBSCRIBE packet id -> filters
         self._next_id = 0
         self._sock: socket.socket | None = None
-        self._framer = mqtt.Framer(self.buffer_size)
+        self._framer = mqtt.Framer(MAX_PACKET_TAKEN, self.buffer_size)
         self._keepalive = Keepalive(keepalive, time.monotonic())
         self._stop = threading.Event()
         # made by start(), closed by stop(): a client that never runs holds no sockets
@@ -353,7 +358,7 @@ class MqttClient:
         """Make ``sock`` the connection: a fresh framer (a failed one stays failed) and
         keepalive clock."""
         self._sock = sock
-        self._framer = mqtt.Framer(self.buffer_size)
+        self._framer = mqtt.Framer(MAX_PACKET_TAKEN, self.buffer_size)
         self._keepalive = Keepalive(self.keepalive, time.monotonic())
 
     def _serve(self) -> None:

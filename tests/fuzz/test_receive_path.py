@@ -148,9 +148,18 @@ def test_a_topic_that_is_not_utf8_is_a_typed_error_not_a_delivery(client):
     assert isinstance(error, MqttPacketError) and "UTF-8" in str(error)
 
 
-def test_a_packet_over_the_bound_is_refused_before_it_is_buffered(client):
-    header = b"\x32" + codec.encode_length(client.buffer_size + 10)
-    delivered, error = run(client, [FRAMES[0][0] + header + b"\x00" * 100])
+def test_a_packet_larger_than_the_buffer_is_taken_whole(client):
+    # The broker bounds message size; what it delivers is taken whole (the buffer grows for
+    # it) and judged by the pipeline, not turned into a reconnect that brings it back.
+    big_payload = b"y" * (client.buffer_size + 10)
+    big = codec.publish(T1, big_payload, 9, qos=1)
+    step = 4096
+    chunks = [FRAMES[0][0]] + [big[i:i + step] for i in range(0, len(big), step)] + [FRAMES[1][0]]
+    assert run(client, chunks) == ([EXPECTED[0], (T1, big_payload, 9, 1), EXPECTED[1]], None)
+
+
+def test_a_length_mqtt_cannot_frame_is_refused(client):
+    delivered, error = run(client, [FRAMES[0][0] + b"\x32\xff\xff\xff\xff\x01" + b"\x00" * 100])
     assert delivered == [EXPECTED[0]] and isinstance(error, MqttPacketError)
 
 

@@ -300,3 +300,29 @@ def test_pubacks_go_only_after_the_commit_and_all_in_one_write(tmp_path):
         svc._worker.join(10)
         client.stop()
         store.close()
+
+
+def test_a_message_over_the_gateways_limit_is_quarantined_not_a_reconnect_loop(broker, tmp_path):
+    """The test broker has no max_packet_size (an operator's own broker may not either): a
+    publish far over max_message_bytes and over the client's usual buffer reaches the
+    pipeline whole, is quarantined as oversized and acknowledged; the connection stays and
+    the next reading is stored. (An early version dropped the connection on it and got it
+    redelivered after every reconnect.)"""
+    st = Store(str(tmp_path / "gw.db"))
+    dev = FakeDevice("d")
+    dev.register(Registry(st))
+    svc = IngestService(Pipeline(st, Registry(st)), broker.url, "el-gw-big")
+    svc.start()
+    try:
+        assert svc.subscribed.wait(30)
+        pub = publisher(broker.port)
+        publish(pub, [b"\xd2" + b"x" * (2 * 1024 * 1024)])  # 2 MiB: 8x the receive buffer
+        publish(pub, [dev.next()])
+        pub.disconnect()
+        pub.loop_stop()
+        wait_until(lambda: st.count_messages() == 1, 60, what="the next reading stored")
+        assert st.quarantine_reasons() == {"oversized": 1}
+        assert svc.client.connects == 1 and svc.client.packet_errors == 0
+    finally:
+        svc.stop()
+        st.close()
