@@ -191,9 +191,11 @@ def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
 
     Returns ``(packets, offset)``: packets as (topic, packet id, payload) with the payload a
     memoryview slice of ``data`` (no copy; valid while ``data`` is unchanged), and the offset
-    of the first byte not consumed: a packet of another type or QoS (for ``Framer``), or a
-    packet that is not complete yet. Raises MqttPacketError for malformed input (module
-    docstring) and for a packet over ``max_packet`` bytes.
+    of the first byte not consumed: a packet of another type or QoS (for ``Framer``), a
+    packet that is not complete yet, or a malformed packet after whole ones (they are
+    returned first, so that everything before bad bytes is delivered). Raises
+    MqttPacketError when the first packet is malformed (module docstring) or over
+    ``max_packet`` bytes.
     """
     if end is None:
         end = len(data)
@@ -207,21 +209,32 @@ def split_publishes(data, start=0, end=None, max_packet=DEFAULT_MAX_PACKET):
         rem = data[i + 1]
         j = i + 2
         if rem & 0x80:
-            rem, j = _remaining(data, i + 1, end)
+            try:
+                rem, j = _remaining(data, i + 1, end)
+            except MqttPacketError as e:
+                if out:
+                    break  # the packets before it first; the next call raises
+                raise e
             if j < 0:
                 break
         stop = j + rem
         if stop - i > max_packet:
+            if out:
+                break
             raise MqttPacketError("MQTT packet of %d bytes: expected at most %d" % (stop - i, max_packet))
         if stop > end:
             break
         k = j + 2 + ((data[j] << 8) | data[j + 1] if rem >= 2 else rem)
         if k + 2 > stop:
+            if out:
+                break
             raise MqttPacketError("PUBLISH: expected %d bytes of topic and packet id, found %d"
                                   % (k + 2 - j, rem))
         try:
             topic = data[j + 2:k].decode("utf-8")
         except UnicodeError:
+            if out:
+                break
             raise MqttPacketError("PUBLISH topic: expected UTF-8 (§1.5.3), found %r"
                                   % bytes(data[j + 2:k])[:40])
         append((topic, (data[k] << 8) | data[k + 1], view[k + 2:stop]))
@@ -238,16 +251,20 @@ class Framer:
     A packet is (type, flags, body): the type and flags of the fixed header, the body
     (variable header and payload) as bytes. ``consumed`` counts the bytes of the packets
     handed out, ``buffered`` the bytes held of packets not yet complete. The buffer is
-    allocated once, ``max_packet`` bytes, and compacted only when ``space`` or
-    ``receive_data`` needs room: a packet announcing more than ``max_packet`` raises
-    MqttPacketError, and so does data that does not fit. After an error the framer stays
-    failed (module docstring: MQTT over TCP cannot resynchronise).
+    allocated once, ``buffer_size`` bytes (default ``max_packet``), and compacted only when
+    ``space`` or ``receive_data`` needs room; a packet larger than the buffer but within
+    ``max_packet`` grows it for that packet (a server takes whatever its broker delivers,
+    as a general-purpose client would, and judges the size itself). A packet announcing
+    more than ``max_packet`` raises MqttPacketError, and so does data that does not fit.
+    After an error the framer stays failed (module docstring: MQTT over TCP cannot
+    resynchronise).
     """
 
-    def __init__(self, max_packet=DEFAULT_MAX_PACKET):
+    def __init__(self, max_packet=DEFAULT_MAX_PACKET, buffer_size=0):
         self.max_packet = max_packet
         self.consumed = 0
-        self._buf = bytearray(max_packet)
+        self._size = min(buffer_size or max_packet, max_packet)
+        self._buf = bytearray(self._size)
         self._start = 0  # first byte not handed out
         self._end = 0  # one past the last byte received
         self._error = None
@@ -257,6 +274,16 @@ class Framer:
         if start:
             self._buf[0:end - start] = self._buf[start:end]
             self._start, self._end = 0, end - start
+        if end == start and len(self._buf) > self._size:
+            self._buf = bytearray(self._size)  # a large packet is gone: back to the usual size
+
+    def _fit(self, n):
+        """Room for a packet of ``n`` bytes from the buffer's start (``n`` <= max_packet)."""
+        if n > len(self._buf):  # a new buffer: payload views handed out keep the old one
+            start, end = self._start, self._end
+            buf = bytearray(n)
+            buf[0:end - start] = self._buf[start:end]
+            self._buf, self._start, self._end = buf, 0, end - start
 
     def space(self):
         """The free tail of the buffer, for ``sock.readinto``; follow with ``received``.
@@ -276,6 +303,7 @@ class Framer:
         if self._end + n > self.max_packet:
             self._fail("MQTT packet: expected at most %d bytes buffered, found %d"
                        % (self.max_packet, self._end + n))
+        self._fit(self._end + n)
         self._buf[self._end:self._end + n] = data
         self._end += n
 
@@ -302,6 +330,7 @@ class Framer:
         if end - start > self.max_packet:
             self._fail("MQTT packet of %d bytes: expected at most %d" % (end - start, self.max_packet))
         if have < end:
+            self._fit(end - start)  # a packet larger than the buffer: room for all of it
             return None
         first = buf[start]
         self._start = end

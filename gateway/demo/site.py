@@ -41,7 +41,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -409,10 +408,8 @@ class Demo:
         # Devices start once the broker has granted the gateway's subscriptions (SUBACK):
         # on a broker without the gateway's session yet, earlier readings would have no
         # subscriber (they would come again after resend_after_s, but a demo should not wait).
-        subscribed = threading.Event()
-        parts.service.client.on_subscribe = lambda *a: subscribed.set()
         parts.service.start()
-        if not subscribed.wait(CONNECT_TIMEOUT_S):
+        if not parts.service.subscribed.wait(CONNECT_TIMEOUT_S):
             raise ConfigError("the gateway could not subscribe at the broker %s within %.0f s"
                               % (broker_url, CONNECT_TIMEOUT_S))
         parts.batcher = BatcherThread(os.path.join(root, "gateway.db"), ledger,

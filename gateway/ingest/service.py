@@ -1,14 +1,14 @@
-"""The gateway's MQTT ingest service: paho-mqtt 2.x with ack-after-commit.
+"""The gateway's MQTT ingest service: ack-after-commit over the project's own MQTT client.
 
 ::
 
-    paho network thread                       worker thread
-    -------------------                       -------------
-    on_message ──► inbox (bounded) ──────────► take a group (up to MAX_GROUP,
+    network thread (mqtt_client.py)           worker thread
+    --------------                            -------------
+    on_publish ──► inbox (bounded) ──────────► take a group (up to MAX_GROUP,
                    full: the network thread       or GROUP_WINDOW_S of arrivals)
                    waits, TCP pushes back on    ► pipeline.process() each
                    the broker, which queues     ► pipeline.commit()   one transaction
-                                                ► PUBACK every message of the group, in order
+                                                ► PUBACK every message of the group (one write)
                                                 ► publish end-to-end acks (retained, QoS 1)
 
 A message is acknowledged to the broker only after it is committed (stored or
@@ -35,29 +35,32 @@ registered devices it owns (a hash of the device id) instead of the site
 wildcard, so every message of a device reaches one worker, in order, and the
 chain state of a device lives in one process.
 
-Receive cost: paho reads a packet with several ``recv`` calls (1 byte of type,
-the length one byte at a time, then the body). ``_BufferedSocket`` serves them
-from one large ``recv`` instead, which removes most of paho's per-message system
-calls (profiled: ~15% of the gateway's CPU at full load), and ``_Client.loop_read``
-reads every buffered packet before paho selects again.
+The connection (``mqtt_client.MqttClient``): a plain socket, TLS for ``mqtts://``, and
+the sans-IO codec of ``protocols/mqtt.py``. One ``recv_into`` fills the framer's buffer
+with many packets, and ``Framer.take_publishes`` splits the QoS 1 PUBLISH packets in one
+pass, payloads as views of that buffer: no per-packet system calls and no per-message
+objects but the inbox tuple. A broker that closes the connection, restarts, kicks the
+gateway (another client with its client id) or sends bytes that are not MQTT
+(``MqttPacketError``, counted as ``mqtt_packet_errors``; MQTT cannot resynchronise) costs
+a reconnection, never the thread: what was not acknowledged comes again.
 """
 import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
-
-import paho.mqtt.client as mqtt
+from typing import Any
 
 from edgeledger.gateway import errors
 from edgeledger.gateway.errors import StoreError
-from edgeledger.protocols import session, topics
+from edgeledger.gateway.ingest.mqtt_client import BrokerRefused, MqttClient, tls_context
+from edgeledger.protocols import mqtt, session, topics
 from edgeledger.protocols.broker_url import parse as parse_broker_url
+from edgeledger.protocols.mqtt import MqttPacketError
 
 log = logging.getLogger("edgeledger.gateway")
 
-# Messages received but not yet committed. Bounds memory; when it is full the paho
-# thread blocks and TCP flow control holds the rest in the broker.
+# Messages received but not yet committed. Bounds memory; when it is full the network
+# thread waits and TCP flow control holds the rest in the broker.
 MAX_INBOX = 50000
 # Messages per commit: one fsync per group instead of per message (fsync ~0.2 ms).
 MAX_GROUP = 5000
@@ -66,10 +69,14 @@ GROUP_WINDOW_S = 0.005
 # How often the registry is checked for changes made by the operator CLI.
 REGISTRY_POLL_S = 0.5
 COUNTER_SAVE_S = 1.0
-# Bytes taken from the kernel per recv by _BufferedSocket (many QoS 1 PUBLISH packets).
-RECV_BUFFER = 1 << 16
-# Packets read in one go from the buffer before paho's loop runs again.
-READ_BURST = 1000
+# Keepalive of the gateway's MQTT connection (§3.1.2.10): a dead broker or line is noticed
+# within about twice this, and an idle gateway sends one PINGREQ per interval.
+KEEPALIVE_S = 30
+# A PUBLISH packet may carry the largest message the pipeline accepts plus its topic and
+# header: the generated broker config allows max_message_bytes + 1 KiB (broker_config.py).
+PACKET_HEADROOM = 1024
+# How long the network thread waits for room in a full inbox before it looks at ``stop``.
+INBOX_WAIT_S = 0.5
 # Devices per SUBSCRIBE packet when a worker subscribes device by device (3 filters each),
 # and the packet's size at most: the generated broker disconnects a client whose packet
 # passes its max_packet_size (broker_config.py: max_message_bytes + 1 KB; 64 KiB + 1 KB by
@@ -89,142 +96,14 @@ MAX_RESTART_DELAY_S = 30.0
 STABLE_RUN_S = 60.0
 
 
-class _BufferedSocket:
-    """Wraps the broker socket: paho's small ``recv(n)`` calls are served from one large
-    read; ``pending()`` tells paho's select loop that buffered bytes are waiting (the
-    same hook paho uses for TLS records, client.py ``_loop``). Everything else is the
-    wrapped socket's."""
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-
-    def recv(self, n):
-        if self._pos >= len(self._buf):
-            data = self._sock.recv(RECV_BUFFER)  # BlockingIOError / SSL errors pass to paho
-            if not data:
-                return data
-            self._buf, self._pos = data, 0
-        start = self._pos
-        self._pos = min(start + n, len(self._buf))
-        return self._buf[start:self._pos]
-
-    def buffered(self):
-        return len(self._buf) - self._pos
-
-    def pending(self):
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._buf) - self._pos + inner
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-class _Client(mqtt.Client):
-    def _create_socket(self):
-        return _BufferedSocket(mqtt.Client._create_socket(self))
-
-    # fast_publish(topic, payload, mid): set by IngestService; None = paho's own path only
-    fast_publish: Callable[[str, bytes, int], Any] | None = None
-    # PUBACKs of messages shed on this thread (IngestService: over their device's rate limit)
-    _shed_acks = None
-
-    def ack_shed(self, mid: int) -> None:
-        """Acknowledge a QoS 1 message shed on the network thread. The PUBACKs (MQTT 3.1.1
-        §3.4: 40 02 <packet id>) are collected and queued as one write when the read ends:
-        one TLS record for a whole burst instead of one per message, which is what lets
-        the receive thread keep ahead of a flood."""
-        if self._shed_acks is None:
-            self._shed_acks = bytearray()
-        self._shed_acks += b"\x40\x02" + bytes(((mid >> 8) & 0xFF, mid & 0xFF))
-
-    def _flush_shed_acks(self) -> None:
-        if self._shed_acks:
-            blob, self._shed_acks = bytes(self._shed_acks), None
-            self._packet_queue(mqtt.PUBACK, blob, 0, 0)
-
-    def loop_read(self, max_packets=1):
-        """Read every whole packet that waits in the buffer (at most READ_BURST, so keepalive
-        and writes still get their turn), instead of paho's one packet per select().
-
-        QoS 1 PUBLISH packets (MQTT 3.1.1 §3.3: fixed header 0x32/0x33/0x3A/0x3B, topic,
-        packet id, payload) go straight to ``fast_publish`` when paho is not in the middle
-        of a packet: with manual acks paho keeps no state for them and would only build an
-        MQTTMessage and call on_message. Anything else (CONNACK, SUBACK, PUBACK of our acks,
-        QoS 0/2, a packet split across reads) takes paho's path. Profiled: paho's
-        per-message work and select() were ~35% of a worker's CPU."""
-        try:
-            return self._loop_read(max_packets)
-        except Exception as e:  # a packet paho cannot decode: drop the connection, not the thread
-            # (the paho network thread would die with the exception, and ingest with it;
-            # a reconnect gets the broker to redeliver whatever was not acknowledged)
-            log.error("malformed packet from the broker (%s: %s): reconnecting", type(e).__name__, e)
-            return self._loop_rc_handle(mqtt.MQTT_ERR_PROTOCOL)
-        finally:
-            self._flush_shed_acks()
-
-    def _loop_read(self, max_packets: int) -> int:
-        sock: Any = self._sock
-        if not isinstance(sock, _BufferedSocket):
-            return mqtt.Client.loop_read(self, max_packets)
-        rc = mqtt.MQTT_ERR_SUCCESS
-        buffered = sock.buffered
-        for _ in range(READ_BURST):
-            if self.fast_publish is not None and self._in_packet["command"] == 0 and buffered():
-                if self._take_publishes(sock) and not buffered():
-                    break
-            rc = mqtt.Client.loop_read(self, 1)  # one packet; reads the kernel when the buffer is empty
-            if rc != mqtt.MQTT_ERR_SUCCESS or self._sock is not sock or not buffered():
-                break
-        return rc
-
-    def _take_publishes(self, sock):
-        """Deliver the whole QoS 1 PUBLISH packets at the front of the buffer; returns how many.
-        Stops, leaving the rest to paho, at anything else: another packet type, a length or
-        topic that is incomplete or does not add up, a topic that is not UTF-8. Never
-        raises (tests/fuzz/test_receive_path.py feeds it split, bytewise and hostile input)."""
-        buf, pos = sock._buf, sock._pos
-        n, taken, deliver = len(buf), 0, self.fast_publish
-        assert deliver is not None  # only called when fast_publish is set
-        while pos + 2 <= n:
-            first = buf[pos]
-            if first & 0xF6 != 0x32:  # PUBLISH, QoS 1 (DUP and RETAIN bits free)
-                break
-            length, mult, j = 0, 1, pos + 1
-            while j < n and mult <= 128 ** 3:
-                b = buf[j]
-                length += (b & 0x7F) * mult
-                mult *= 128
-                j += 1
-                if b < 0x80:
-                    break
-            else:
-                break  # length incomplete (or malformed: paho reports it)
-            end = j + length
-            if end > n or length < 4:
-                break
-            tlen = (buf[j] << 8) | buf[j + 1]
-            if j + 4 + tlen > end:
-                break
-            try:
-                topic = buf[j + 2:j + 2 + tlen].decode("utf-8")
-            except UnicodeDecodeError:
-                break
-            mid = (buf[j + 2 + tlen] << 8) | buf[j + 3 + tlen]
-            deliver(topic, buf[j + 4 + tlen:end], mid)
-            pos = end
-            taken += 1
-        if taken:
-            sock._pos = pos
-            with self._msgtime_mutex:
-                self._last_bytes_received = mqtt.time_func()
-        return taken
-
-
 class IngestService:
     def __init__(self, pipeline, broker_url, client_id, sites=("+",), username=None, password=None,
                  ca_file=None, cert_file=None, key_file=None, on_commit=None, owns=None):
+        """Ingest for ``pipeline`` from ``broker_url`` (``mqtt://`` or ``mqtts://host:port``) as
+        ``client_id`` (a persistent session: one id per gateway process). TLS when the URL says
+        ``mqtts`` or ``ca_file`` is given (the system's trust store otherwise), a client
+        certificate with ``cert_file``/``key_file``. Nothing connects before ``start()``.
+        Raises ConfigError for a URL that is not a broker URL or TLS files that cannot be read."""
         self.pipeline = pipeline
         # The rate limit runs on the receive thread, in front of the inbox: a device's flood
         # past its rate is counted and acknowledged there, never queued ahead of other
@@ -251,28 +130,25 @@ class IngestService:
         except ValueError as e:
             raise errors.ConfigError(str(e)) from e
         self.host, self.port = host, port
-        c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                        protocol=mqtt.MQTTv311, manual_ack=True)
-        c.max_inflight_messages_set(1000)
-        c.max_queued_messages_set(0)
-        c.reconnect_delay_set(min_delay=0.2, max_delay=5)  # type: ignore[arg-type]  # paho's hint says int; it sleeps a float
-        if username:
-            c.username_pw_set(username, password)
-        if tls or ca_file:
-            c.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+        self._unreachable_logged = False
+        self.subscribed = threading.Event()  # set at every SUBACK that grants the subscriptions
+        # a PUBLISH may be as large as the largest message the pipeline takes, plus its header
+        max_packet = max(mqtt.DEFAULT_MAX_PACKET, pipeline.max_message_bytes + PACKET_HEADROOM)
+        self.client = c = MqttClient(host, port, client_id, keepalive=KEEPALIVE_S, username=username or None,
+                                     password=password if username else None,
+                                     ssl_context=tls_context(ca_file, cert_file, key_file) if tls or ca_file else None,
+                                     max_packet=max_packet)
+        pipeline.counters.setdefault("mqtt_packet_errors", 0)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
-        c.on_message = self._on_message
-        c.fast_publish = self._on_publish
-        self.client = c
+        c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
         self._worker = threading.Thread(target=self._supervise, name="ingest-worker", daemon=True)
 
-    # -- paho thread ------------------------------------------------------------------------
+    # -- network thread ----------------------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        if reason_code.is_failure:
-            log.error("broker refused the gateway: %s", reason_code)
-            return
+    def _on_connect(self, session_present: bool) -> None:
+        self._unreachable_logged = False
         if self.owns is not None:
             # the worker thread subscribes (it owns the store connection): see _run
             self._subscribed = set()
@@ -283,9 +159,19 @@ class IngestService:
         for site in self.sites:
             for kind in ("r", "birth", "death"):
                 subs.append((topics.subscription(kind, site), 1))
-        client.subscribe(subs)
+        self.client.subscribe(subs)
         self.connected.set()
-        log.info("connected to %s:%d, subscribed to %s", self.host, self.port, [s for s, _ in subs])
+
+    def _on_subscribe(self, filters: list[tuple[str, int]], granted: bytes) -> None:
+        refused = [f for (f, _q), code in zip(filters, granted) if code == mqtt.SUBACK_FAILURE]
+        if refused:
+            log.error("the broker refused the subscription to %s (SUBACK 0x80): check the gateway's ACL", refused)
+            return
+        if self.owns is None:
+            log.info("connected to %s:%d, subscribed to %s", self.host, self.port, [f for f, _q in filters])
+        else:
+            log.info("subscribed to the topics of %d owned device(s)", len(filters) // 3)
+        self.subscribed.set()
 
     def _subscribe_owned(self):
         """Subscribe to the topics of owned registered devices not subscribed yet."""
@@ -309,35 +195,40 @@ class IngestService:
                 chunk.append(subs[i])
                 size += need
                 i += 1
-            rc, _mid = self.client.subscribe([(topics.topic(site, device, kind), 1)
-                                              for device, site in chunk for kind in ("r", "birth", "death")])
-            if rc == mqtt.MQTT_ERR_SUCCESS:  # not connected: tried again at the next poll
+            if self.client.subscribe([(topics.topic(site, device, kind), 1)
+                                      for device, site in chunk for kind in ("r", "birth", "death")]):
                 self._subscribed.update(device for device, _site in chunk)
-                log.info("subscribed to the topics of %d owned device(s)", len(chunk))
+            # else not connected: tried again at the next poll
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+    def _on_disconnect(self, reason: str, error: Exception, was_connected: bool) -> None:
         self.connected.clear()
-        if not self._stop.is_set():
-            log.warning("disconnected from broker (%s); reconnecting", reason_code)
-
-    def _on_message(self, client, userdata, msg):
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:  # brokers check topics are UTF-8; a hostile one may not
-            topic = bytes(msg._topic).decode("utf-8", "backslashreplace")  # refused as topic_mismatch
-        if self.pipeline.shed(topic):
-            if msg.qos == 1:
-                client.ack_shed(msg.mid)
-            elif msg.qos == 2:  # (the gateway subscribes at QoS 1: not from a broker)
-                client.ack(msg.mid, msg.qos)
+        if self._stop.is_set():
             return
-        self.inbox.put((topic, msg.payload, msg.mid, msg.qos))
+        if isinstance(error, MqttPacketError):
+            self.pipeline.counters["mqtt_packet_errors"] += 1
+            log.error("malformed packet from the broker (%s): reconnecting", error)
+        if was_connected:
+            self._unreachable_logged = False
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+        elif isinstance(error, BrokerRefused):
+            log.error("broker refused the gateway: %s", reason)
+        elif not self._unreachable_logged:  # once per outage, not per attempt
+            self._unreachable_logged = True
+            log.warning("%s; trying again until it answers", reason)
 
-    def _on_publish(self, topic, payload, mid):
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         if self.pipeline.shed(topic):  # over its device's rate: counted, acknowledged, not queued
-            self.client.ack_shed(mid)
+            if qos:
+                self.client.ack([mid])  # written with the rest of this read's PUBACKs
             return
-        self.inbox.put((topic, payload, mid, 1))
+        item = (topic, payload, mid, qos)
+        while True:  # full: wait (TCP pushes back on the broker), but not past stop()
+            try:
+                self.inbox.put(item, timeout=INBOX_WAIT_S)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return  # not acknowledged: the broker sends it again
 
     # -- worker -----------------------------------------------------------------------------
 
@@ -457,13 +348,12 @@ class IngestService:
                 last_counters = now
             self.commits += 1
             self._held = []
-            for _topic, _payload, mid, qos in group:
-                if qos > 0:
-                    self.client.ack(mid, qos)
+            # every PUBACK of the group in one write (the network thread sends it)
+            self.client.ack([mid for _topic, _payload, mid, qos in group if qos > 0])
             for device, contig in acks.items():
                 site = self.registry.site_of(device)
                 if site is not None:
-                    self.client.publish(topics.ack(site, device), session.encode_ack(contig), qos=1, retain=True)
+                    self.client.publish(topics.ack(site, device), session.encode_ack(contig), retain=True)
             if self.on_commit is not None:
                 self.on_commit(self.pipeline.counters["stored"] - stored_before)
         try:
@@ -474,13 +364,15 @@ class IngestService:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
+        """Start the worker and the network thread; the connection is made (and made again)
+        in the background: ``connected`` and ``subscribed`` say when it is up."""
         self._worker.start()
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+        self.client.start()
 
-    def stop(self):
+    def stop(self) -> None:
+        """Stop the worker (it commits what it holds), then write the last PUBACKs, DISCONNECT
+        and close. Waits up to 10 s for each thread; raises nothing."""
         self._stop.set()
         self._worker.join(timeout=10)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()

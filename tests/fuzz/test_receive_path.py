@@ -1,95 +1,84 @@
-"""The gateway's MQTT receive path (service.py: ``_BufferedSocket``, ``_Client.loop_read``
-and its hand-written PUBLISH parser ``_take_publishes``) fed from a fake socket.
+"""The gateway's MQTT receive path (``gateway/ingest/mqtt_client.py``: ``recv_into`` the
+framer's buffer, ``Framer.take_publishes`` for QoS 1 PUBLISH, ``next_packet`` for the rest)
+fed from a fake socket, through the same three calls the network thread makes per read
+(``_recv``, ``_dispatch``, ``_flush``).
 
 STYLE.md item 2: every stream is fed whole, split in two at every byte, one byte at a
 time, and after junk. MQTT runs over TCP, so junk cannot be skipped the way a serial
 framer resynchronises: the contract is that everything before the junk is delivered
-exactly once and in order, nothing after it is, the connection is dropped (paho's error
-code, then a reconnect and the broker's redelivery), and nothing raises. Hypothesis then
-throws arbitrary bytes and hostile PUBLISH packets at it.
+exactly once and in order, nothing after it is, and the read ends in a typed
+``MqttPacketError`` (the network thread then drops the connection and connects again:
+tests/gateway/test_mqtt_client.py). Hypothesis then throws arbitrary bytes and hostile
+PUBLISH packets at it, and holds every split of a stream to what the whole stream gives.
 """
 import struct
 
-import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgeledger.gateway.ingest.mqtt_client import MqttClient
 from edgeledger.gateway.ingest.pipeline import Pipeline
-from edgeledger.gateway.ingest.service import IngestService, _BufferedSocket
+from edgeledger.gateway.ingest.service import IngestService
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import mqtt as codec
+from edgeledger.protocols.mqtt import MqttPacketError
 from tests.fuzz.profiles import fuzz
 
 pytestmark = pytest.mark.security
 
 
 class FakeSock:
-    """Hands out one prepared chunk per recv(), then EAGAIN (BlockingIOError) like a
-    non-blocking socket with nothing to read."""
+    """Hands out one prepared chunk per recv_into() (as much as fits), then EAGAIN
+    (BlockingIOError) like a non-blocking socket with nothing to read; records writes."""
 
     def __init__(self, chunks):
         self.chunks = [bytes(c) for c in chunks if c]
-        self.closed = False
+        self.sent = []
 
-    def recv(self, n):
-        if self.closed:
-            raise OSError("closed")
+    def recv_into(self, buf):
         if not self.chunks:
             raise BlockingIOError()
         c = self.chunks.pop(0)
-        if len(c) > n:
+        n = min(len(c), len(buf))
+        buf[:n] = c[:n]
+        if n < len(c):
             self.chunks.insert(0, c[n:])
-            c = c[:n]
-        return c
+        return n
 
-    def pending(self):
-        return 0
-
-    def close(self):
-        self.closed = True
-
-    def setblocking(self, flag):
-        pass
-
-    def fileno(self):
-        return -1
+    def sendall(self, data):
+        self.sent.append(bytes(data))
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    store = Store(str(tmp_path_factory.mktemp("rx") / "gw.db"))
-    svc = IngestService(Pipeline(store, Registry(store)), "mqtt://127.0.0.1:1", "el-gw-rx")
-    svc.client.on_disconnect = None  # no reconnect logic in a unit test
-    yield svc
-    store.close()
-
-
-def run(svc, chunks, max_calls=100000):
-    """Feed ``chunks`` through loop_read; returns (delivered, last rc). Raises nothing itself:
-    an exception from the receive path fails the calling test."""
-    c = svc.client
-    while not svc.inbox.empty():
-        svc.inbox.get_nowait()
-    fake = FakeSock(chunks)
-    c._sock = _BufferedSocket(fake)
-    c._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
-                    "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
-    c._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
-    rc = mqtt.MQTT_ERR_SUCCESS
-    for _ in range(max_calls):
-        if c._sock is None or (not fake.chunks and not c._sock.buffered()):
-            break
-        rc = c.loop_read()
-        if rc != mqtt.MQTT_ERR_SUCCESS:
-            break
+def run(client, chunks):
+    """Feed ``chunks`` as the network thread reads them; returns (delivered, error): the
+    (topic, payload, packet id, qos) handed to on_publish, and the MqttPacketError that
+    ended the read (None if none did). Any other exception fails the calling test."""
     delivered = []
-    while not svc.inbox.empty():
-        topic, payload, mid, qos = svc.inbox.get_nowait()
-        delivered.append((topic, bytes(payload), mid, qos))
-    c._sock = None
-    return delivered, rc
+    if client.on_publish is None:
+        client.on_publish = lambda topic, payload, mid, qos: delivered.append((topic, payload, mid, qos))
+    fake = FakeSock(chunks)
+    client._attach(fake)
+    client.fake = fake
+    error = None
+    try:
+        while fake.chunks:
+            client._recv()
+            client._dispatch()
+            client._flush()
+    except MqttPacketError as e:
+        error = e
+    for d in delivered:
+        assert type(d[1]) is bytes  # a copy: the framer's buffer is reused by the next read
+    return delivered, error
+
+
+@pytest.fixture
+def client():
+    c = MqttClient("127.0.0.1", 1, "el-gw-rx")
+    yield c
+    c.stop()
 
 
 # A stream of what a broker sends the gateway: QoS 1 PUBLISH packets of several sizes (a
@@ -109,42 +98,69 @@ STREAM = b"".join(f for f, _ in FRAMES)
 EXPECTED = [e for _, e in FRAMES if e is not None]
 
 
-def test_whole_stream(service):
-    assert run(service, [STREAM]) == (EXPECTED, mqtt.MQTT_ERR_SUCCESS)
+
+def test_whole_stream(client):
+    assert run(client, [STREAM]) == (EXPECTED, None)
 
 
-def test_split_in_two_at_every_byte(service):
+def test_split_in_two_at_every_byte(client):
     small = b"".join(f for f, _ in FRAMES[:5])  # every split point of the first five frames
     expected = [e for _, e in FRAMES[:5] if e is not None]
     for i in range(1, len(small)):
-        assert run(service, [small[:i], small[i:]]) == (expected, mqtt.MQTT_ERR_SUCCESS), i
+        client.on_publish = None
+        assert run(client, [small[:i], small[i:]]) == (expected, None), i
     big = FRAMES[5][0]  # and of the large frame, near its header and its end
     for i in list(range(1, 40)) + list(range(len(big) - 40, len(big))):
-        assert run(service, [big[:i], big[i:]]) == ([FRAMES[5][1]], mqtt.MQTT_ERR_SUCCESS), i
+        client.on_publish = None
+        assert run(client, [big[:i], big[i:]]) == ([FRAMES[5][1]], None), i
 
 
-def test_one_byte_at_a_time(service):
-    assert run(service, [STREAM[i:i + 1] for i in range(len(STREAM))]) == (EXPECTED, mqtt.MQTT_ERR_SUCCESS)
+def test_one_byte_at_a_time(client):
+    assert run(client, [STREAM[i:i + 1] for i in range(len(STREAM))]) == (EXPECTED, None)
+
+
+def test_many_packets_per_read_and_a_packet_across_reads(client):
+    """The fast path: one recv_into of many QoS 1 PUBLISH packets, the last one cut by the
+    read; its rest arrives with the next read (after the framer compacts its buffer)."""
+    stream = b"".join(codec.publish(T1, b"m%05d" % i, i + 1, qos=1) for i in range(5000))
+    cut = len(stream) * 2 // 3 + 7
+    delivered, error = run(client, [stream[:cut], stream[cut:]])
+    assert error is None and [d[2] for d in delivered] == list(range(1, 5001))
+    assert [d[1] for d in delivered[:2]] == [b"m00000", b"m00001"] and delivered[-1][1] == b"m04999"
 
 
 @pytest.mark.parametrize("junk", [b"\x00", b"\xff\xff\xff\xff\xff", b"\x32\xff\xff\xff\xff\x7f", b"\x30\x02\x00\x10",
-                                  b"\x32\x05\x00\x09el/v1"])
+                                  b"\x32\x05\x00\x09el/v1", b"\x20\x02\x00\x00", b"\x34\x05\x00\x01t\x00\x01"])
 @pytest.mark.parametrize("split", ["whole", "bytewise"])
-def test_after_junk_the_connection_is_dropped_and_nothing_raises(service, junk, split):
+def test_after_junk_the_read_ends_typed_and_nothing_after_it_is_delivered(client, junk, split):
     head = FRAMES[0][0] + FRAMES[1][0]
     data = head + junk + STREAM
     chunks = [data] if split == "whole" else [data[i:i + 1] for i in range(len(data))]
-    delivered, rc = run(service, chunks)
-    assert delivered[:2] == EXPECTED[:2]  # what came before the junk, exactly once
-    assert rc != mqtt.MQTT_ERR_SUCCESS or len(delivered) == 2, (delivered, rc)
-    assert all(d in EXPECTED for d in delivered)
+    delivered, error = run(client, chunks)
+    assert delivered == EXPECTED[:2]  # what came before the junk, exactly once; nothing after it
+    assert isinstance(error, MqttPacketError) and isinstance(error, ValueError), error
 
 
-def test_a_topic_that_is_not_utf8_is_delivered_escaped_not_raised(service):
+def test_a_topic_that_is_not_utf8_is_a_typed_error_not_a_delivery(client):
     bad = b"\x32" + codec.encode_length(2 + 4 + 2 + 3) + struct.pack("!H", 4) + b"el/\xff" + b"\x00\x07" + b"abc"
-    delivered, rc = run(service, [bad + FRAMES[0][0]])
-    assert delivered[0] == ("el/\\xff", b"abc", 7, 1)  # the pipeline refuses it as topic_mismatch
-    assert delivered[1:] == [EXPECTED[0]] and rc == mqtt.MQTT_ERR_SUCCESS
+    delivered, error = run(client, [FRAMES[0][0] + bad + FRAMES[1][0]])
+    assert delivered == [EXPECTED[0]]
+    assert isinstance(error, MqttPacketError) and "UTF-8" in str(error)
+
+
+def test_a_packet_larger_than_the_buffer_is_taken_whole(client):
+    # The broker bounds message size; what it delivers is taken whole (the buffer grows for
+    # it) and judged by the pipeline, not turned into a reconnect that brings it back.
+    big_payload = b"y" * (client.buffer_size + 10)
+    big = codec.publish(T1, big_payload, 9, qos=1)
+    step = 4096
+    chunks = [FRAMES[0][0]] + [big[i:i + step] for i in range(0, len(big), step)] + [FRAMES[1][0]]
+    assert run(client, chunks) == ([EXPECTED[0], (T1, big_payload, 9, 1), EXPECTED[1]], None)
+
+
+def test_a_length_mqtt_cannot_frame_is_refused(client):
+    delivered, error = run(client, [FRAMES[0][0] + b"\x32\xff\xff\xff\xff\x01" + b"\x00" * 100])
+    assert delivered == [EXPECTED[0]] and isinstance(error, MqttPacketError)
 
 
 publish_parts = st.builds(
@@ -160,16 +176,18 @@ publish_parts = st.builds(
 @given(st.lists(st.one_of(publish_parts, st.binary(max_size=12), st.sampled_from([f for f, _ in FRAMES[:5]])),
                 max_size=6),
        st.lists(st.integers(1, 50), max_size=8))
-def test_receive_path_never_raises(service, parts, cuts):
+def test_receive_path_never_raises_untyped_and_any_split_gives_the_same(parts, cuts):
     data = b"".join(parts)
     chunks, pos = [], 0
     for n in cuts:
         chunks.append(data[pos:pos + n])
         pos += n
     chunks.append(data[pos:])
-    delivered, rc = run(service, chunks, max_calls=10000)
-    for topic, payload, mid, _qos in delivered:
-        assert isinstance(topic, str) and isinstance(payload, bytes) and 0 <= mid <= 65535
+    whole = run(MqttClient("127.0.0.1", 1, "el-gw-rx"), [data])
+    split = run(MqttClient("127.0.0.1", 1, "el-gw-rx"), chunks)
+    assert split[0] == whole[0] and type(split[1]) is type(whole[1])
+    for topic, payload, mid, qos in split[0]:
+        assert isinstance(topic, str) and isinstance(payload, bytes) and 0 <= mid <= 65535 and qos in (0, 1)
 
 
 def test_a_flood_past_its_rate_is_shed_on_the_receive_thread_with_one_ack_write(tmp_path):
@@ -180,14 +198,15 @@ def test_a_flood_past_its_rate_is_shed_on_the_receive_thread_with_one_ack_write(
     store = Store(str(tmp_path / "gw.db"))
     svc = IngestService(Pipeline(store, Registry(store), rate_limiter=ratelimit.RateLimiter(rate=0.001, burst=2)),
                         "mqtt://127.0.0.1:1", "el-gw-rx")
-    svc.client.on_disconnect = None
-    svc.client._sockpairW = None
     flood = b"".join(codec.publish(T1, b"x%d" % i, 100 + i, qos=1) for i in range(10))
-    delivered, rc = run(svc, [flood + FRAMES[1][0]])
-    assert [d[2] for d in delivered] == [100, 101, 2]  # the burst, and another device's reading
-    acks = b"".join(p["packet"] for p in svc.client._out_packet)
-    assert acks == b"".join(b"\x40\x02" + struct.pack("!H", 100 + i) for i in range(2, 10))
-    assert len(svc.client._out_packet) == 1
+    delivered, error = run(svc.client, [flood + FRAMES[1][0]])
+    queued = []
+    while not svc.inbox.empty():
+        queued.append(svc.inbox.get_nowait())
+    assert error is None and delivered == []
+    assert [q[2] for q in queued] == [100, 101, 2]  # the burst, and another device's reading
+    assert svc.client.fake.sent == [b"".join(b"\x40\x02" + struct.pack("!H", 100 + i) for i in range(2, 10))]
     svc.pipeline.commit()
     assert svc.pipeline.counters["rejected_rate_limited"] == 8
+    svc.client.stop()
     store.close()

@@ -158,6 +158,24 @@ def case_packet_over_the_bound():
     raises(MqttPacketError, f.receive_data, b"\x30\x07\x00\x01abcdef")  # 9 bytes: more than fits
 
 
+def case_a_packet_larger_than_the_buffer_grows_it_up_to_the_bound():
+    big = mqtt.publish("el/v1/s/d/r", b"x" * 3000, 7, qos=1)
+    f = mqtt.Framer(8192, 64)  # 64-byte buffer, packets up to 8 KiB
+    got = []
+    for i in range(0, len(big), 50):  # as a socket would hand it over
+        f.receive_data(big[i:i + 50])
+        got += [(t, p, bytes(v)) for t, p, v in f.take_publishes()]
+        assert f.next_packet() is None
+    assert got == [("el/v1/s/d/r", 7, b"x" * 3000)]
+    f.receive_data(FRAMES[2][0])  # the buffer is back to its size, and works
+    assert f.next_packet() == FRAMES[2][1]
+    f = mqtt.Framer(8192, 64)
+    space = f.space()  # read straight into the buffer: the announced size makes room
+    space[:5] = big[:5]
+    f.received(5)
+    assert f.next_packet() is None and len(f.space()) >= len(big) - 5
+
+
 # -- the fast path ----------------------------------------------------------------------------
 
 def _publishes(n, payload=b"\xd2\x84abc"):
@@ -192,6 +210,19 @@ def case_split_publishes_refuses_malformed():
     raises(MqttPacketError, mqtt.split_publishes, b"\x32\x06\x00\x09abcd")  # topic overruns
     raises(MqttPacketError, mqtt.split_publishes, b"\x32\xff\xff\xff\xff\x01")
     raises(MqttPacketError, mqtt.split_publishes, b"\x32\xff\x7f", 0, None, 512)  # over the bound
+
+
+def case_split_publishes_returns_the_packets_before_a_malformed_one_first():
+    good = _publishes(2)
+    for bad in (b"\x32\x03\x00\x05a", b"\x32\x06\x00\x09abcd", b"\x32\xff\xff\xff\xff\x01",
+                b"\x32\x07\x00\x03a\xffb\x00\x01"):
+        packets, end = mqtt.split_publishes(good + bad)
+        assert [p for _, p, _ in packets] == [1, 2] and end == len(good), bad
+        raises(MqttPacketError, mqtt.split_publishes, good + bad, end)
+    f = mqtt.Framer()
+    f.receive_data(good + b"\x32\x06\x00\x09abcd")
+    assert [p for _, p, _ in f.take_publishes()] == [1, 2]
+    raises(MqttPacketError, f.take_publishes)
 
 
 def case_framer_takes_publishes_then_other_packets():

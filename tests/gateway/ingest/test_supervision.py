@@ -1,7 +1,6 @@
 """Whatever still dies is restarted, counted and shown: the ingest thread (real Mosquitto,
 real IngestService and Pipeline, one injected exception) and the batcher thread (the
 embedded chain, one injected exception)."""
-import threading
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -42,11 +41,9 @@ def test_a_dead_ingest_thread_is_restarted_counted_and_loses_nothing(broker, tmp
     pipe = Pipeline(st, Registry(st))
     pipe.process = once_raising(pipe.process, 20)
     svc = IngestService(pipe, broker.url, "el-gw-supervised")
-    subscribed = threading.Event()
-    svc.client.on_subscribe = lambda *a: subscribed.set()
     svc.start()
     try:
-        assert subscribed.wait(30)
+        assert svc.subscribed.wait(30)
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="el-test-pub")
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()
