@@ -18,7 +18,7 @@ import pytest
 from edgeledger.gateway import cli
 from edgeledger.gateway.enrol.broker_config import BrokerSite
 from tests.support.broker import Mosquitto
-from tests.support.net import free_port, wait_port
+from tests.support.net import free_ports, wait_port
 
 SITE = "plant-a"
 
@@ -40,7 +40,7 @@ class SecureBroker:
     """The generated broker: devices' listener on ``port``, the gateway's on ``gateway_port``."""
 
     def __init__(self, root, auth, acl_text=None, **generate):
-        self.port, self.gateway_port = free_port(), free_port()
+        self.port, self.gateway_port = free_ports(2)
         self.site = BrokerSite(os.path.join(root, "broker")).generate(
             SITE, port=self.port, auth=auth, bind="127.0.0.1", run_as="root", gateway_port=self.gateway_port,
             **generate)

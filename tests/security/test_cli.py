@@ -14,7 +14,7 @@ import pytest
 from edgeledger.agent.key_file import load_key_file
 from edgeledger.gateway.store import Store
 from tests.support.broker import Mosquitto
-from tests.support.net import free_port
+from tests.support.net import free_port, free_ports
 
 pytestmark = pytest.mark.security
 
@@ -36,7 +36,7 @@ def _mode(path):
 
 @pytest.mark.parametrize("auth", ["mtls", "password"])
 def test_broker_config_provision_and_ingest_over_tls(reachable_dir, tmp_path, run_cli, auth):
-    port, gw_port = free_port(), free_port()
+    port, gw_port = free_ports(2)
     bdir = os.path.join(reachable_dir, "plant-a")
     code, out, err = run_cli("broker", "config", "--site", bdir, "--port", port, "--bind", "127.0.0.1",
                              "--auth", auth, "--gateway-port", gw_port)
