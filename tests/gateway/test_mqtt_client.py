@@ -7,6 +7,7 @@ scripted broker on a loopback socket (what Mosquitto will not do on demand): byt
 are not MQTT, a refusing CONNACK, a broker that stops answering. The keepalive rules and
 the ack-after-commit ordering as unit tests, clock and socket passed in.
 """
+import contextlib
 import socket
 import struct
 import threading
@@ -56,6 +57,33 @@ def publish(pub, payloads):
         pub.publish(TOPIC, p, qos=1).wait_for_publish(10)
 
 
+def publish_once(port, payloads, client_id="el-test-pub"):
+    """Publish ``payloads`` (QoS 1, each acknowledged by the broker) from a new client, then close it."""
+    pub = publisher(port, client_id)
+    try:
+        publish(pub, payloads)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+
+
+@contextlib.contextmanager
+def running_service(broker, tmp_path, client_id):
+    """A store with device "d" registered and an IngestService on ``broker`` that has
+    subscribed; yields (store, device, service) and stops both afterwards."""
+    st = Store(str(tmp_path / "gw.db"))
+    dev = FakeDevice("d")
+    dev.register(Registry(st))
+    svc = IngestService(Pipeline(st, Registry(st)), broker.url, client_id)
+    svc.start()
+    try:
+        assert svc.subscribed.wait(30)
+        yield st, dev, svc
+    finally:
+        svc.stop()
+        st.close()
+
+
 def test_a_message_is_sent_again_until_acked_and_never_after(broker):
     c1 = MqttClient("127.0.0.1", broker.port, "el-gw-unit")
     r1 = Recorder(c1)
@@ -100,34 +128,19 @@ def test_a_message_is_sent_again_until_acked_and_never_after(broker):
 
 
 def test_the_service_reconnects_after_a_broker_restart_and_subscribes_again(broker, tmp_path, caplog):
-    st = Store(str(tmp_path / "gw.db"))
-    dev = FakeDevice("d")
-    dev.register(Registry(st))
-    svc = IngestService(Pipeline(st, Registry(st)), broker.url, "el-gw-restart")
-    svc.start()
-    try:
-        assert svc.subscribed.wait(30)
-        pub = publisher(broker.port)
-        publish(pub, [dev.next() for _ in range(5)])
-        pub.disconnect()
-        pub.loop_stop()
+    with running_service(broker, tmp_path, "el-gw-restart") as (st, dev, svc):
+        publish_once(broker.port, [dev.next() for _ in range(5)])
         wait_until(lambda: st.count_messages() == 5, 60, what="five stored")
         svc.subscribed.clear()
         broker.stop()  # SIGKILL; the test broker keeps no sessions: the gateway must subscribe again
         wait_until(lambda: not svc.connected.is_set(), 60, what="the gateway to notice")
         broker.start()
         assert svc.subscribed.wait(60), broker.log()
-        pub = publisher(broker.port, "el-test-pub2")
-        publish(pub, [dev.next() for _ in range(5)])
-        pub.disconnect()
-        pub.loop_stop()
+        publish_once(broker.port, [dev.next() for _ in range(5)], "el-test-pub2")
         wait_until(lambda: st.count_messages() == 10, 60, what="ten stored after the restart")
         assert st.seqs("d") == list(range(1, 11))
         assert svc.client.connects == 2 and svc.client.packet_errors == 0
         assert "disconnected from broker" in caplog.text
-    finally:
-        svc.stop()
-        st.close()
 
 
 class ScriptedBroker:
@@ -308,21 +321,9 @@ def test_a_message_over_the_gateways_limit_is_quarantined_not_a_reconnect_loop(b
     pipeline whole, is quarantined as oversized and acknowledged; the connection stays and
     the next reading is stored. (An early version dropped the connection on it and got it
     redelivered after every reconnect.)"""
-    st = Store(str(tmp_path / "gw.db"))
-    dev = FakeDevice("d")
-    dev.register(Registry(st))
-    svc = IngestService(Pipeline(st, Registry(st)), broker.url, "el-gw-big")
-    svc.start()
-    try:
-        assert svc.subscribed.wait(30)
-        pub = publisher(broker.port)
-        publish(pub, [b"\xd2" + b"x" * (2 * 1024 * 1024)])  # 2 MiB: 8x the receive buffer
-        publish(pub, [dev.next()])
-        pub.disconnect()
-        pub.loop_stop()
+    with running_service(broker, tmp_path, "el-gw-big") as (st, dev, svc):
+        publish_once(broker.port, [b"\xd2" + b"x" * (2 * 1024 * 1024),  # 2 MiB: 8x the receive buffer
+                                   dev.next()])
         wait_until(lambda: st.count_messages() == 1, 60, what="the next reading stored")
         assert st.quarantine_reasons() == {"oversized": 1}
         assert svc.client.connects == 1 and svc.client.packet_errors == 0
-    finally:
-        svc.stop()
-        st.close()
