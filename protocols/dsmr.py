@@ -46,15 +46,39 @@ class DsmrCrcError(DsmrFrameError):
     """A telegram failed its CRC."""
 
 
+# Version detection, for a meter whose DSMR version is not configured. The rules, in order
+# (tests/fieldbus/test_dsmr_detect.py names each):
+#   D1 CRC_PRESENT: a telegram ending "!XXXX" CR LF is DSMR 4+; its CRC-16 must match
+#      (P1 5.0.2 §6.2), or it is rejected like any bad CRC, never re-read as 2.2.
+#   D2 LEGACY_CLEAN: a telegram ending "!" CR LF is DSMR 2.2/3.0 (P1 2.2 §5: no CRC) only if
+#      it holds none of the objects DSMR 4+ introduced (DSMR4_MARKERS); otherwise it is a
+#      DSMR 4+ telegram that lost its CRC, and rejected.
+#   D3 CRC_STICKS: once a meter has sent one telegram with a valid CRC, every later telegram
+#      must carry one (a meter does not change version while it runs).
+DETECT = None  # the ``require_crc`` value that applies D1..D3
+# Objects only DSMR 4.0 and later print: the P1 version (1-3:0.2.8), the telegram's
+# timestamp (0-0:1.0.0) and Fluvius' version (0-0:96.1.4).
+DSMR4_MARKERS = ("1-3:0.2.8(", "0-0:1.0.0(", "0-0:96.1.4(")
+
+
+def legacy_clean(telegram):
+    """True if a CRC-less ``telegram`` (bytes) holds no DSMR 4+ object (rule D2)."""
+    for m in DSMR4_MARKERS:
+        if telegram.find(m.encode()) >= 0:
+            return False
+    return True
+
+
 def decode_telegram(buf, require_crc=True):
     """Find one telegram in ``buf``.
 
     Returns ``(telegram_bytes, consumed)``: the bytes from ``/`` through the
     final CR LF, or None when more bytes are needed; ``consumed`` is how many
     bytes to drop from ``buf`` (junk before ``/``, a truncated telegram
-    followed by a new ``/``, plus the telegram). Raises DsmrCrcError (with
-    ``.consumed``) when the CRC does not match and DsmrFrameError when a CRC is
-    required but absent.
+    followed by a new ``/``, plus the telegram). ``require_crc``: True (DSMR
+    4+), False (2.2/3.0: a CRC is checked if present) or DETECT (rules D1, D2
+    above). Raises DsmrCrcError (with ``.consumed``) when the CRC does not
+    match and DsmrFrameError when a CRC is required but absent.
     """
     start = buf.find(b"/")
     if start < 0:
@@ -74,7 +98,11 @@ def decode_telegram(buf, require_crc=True):
     if tail[:2] == b"\r\n":
         if require_crc:
             raise DsmrFrameError("telegram ends '!' CR LF without the CRC that DSMR 4+ requires", bang + 3)
-        return bytes(buf[start : bang + 3]), bang + 3
+        tg = bytes(buf[start : bang + 3])
+        if require_crc is DETECT and not legacy_clean(tg):
+            raise DsmrFrameError("telegram without CRC holds DSMR 4+ objects: expected '!' and a CRC, "
+                                 "found '!' CR LF", bang + 3)
+        return tg, bang + 3
     if len(tail) < 6:
         if len(tail) >= 2 and not _is_hex(tail[: min(4, len(tail))]):
             raise DsmrFrameError("expected 4 hex CRC digits after '!', found %r" % (bytes(tail),), bang + 1)
@@ -104,7 +132,7 @@ class TelegramFramer:
     """
 
     def __init__(self, require_crc=True):
-        self.require_crc = require_crc
+        self.require_crc = require_crc  # True, False or DETECT; DETECT becomes True by rule D3
         self._buf = bytearray()
         self.bad_frames = 0
         self.discarded = 0
@@ -131,6 +159,8 @@ class TelegramFramer:
             self.discarded += consumed
         else:
             self.discarded += consumed - len(tg)
+            if self.require_crc is DETECT and not tg.endswith(b"!\r\n"):
+                self.require_crc = True  # rule D3
         return tg
 
 
@@ -243,13 +273,14 @@ def _channel_ref(ref):
 
 def detect_version(text):
     """Guess the object list from the telegram text: ``0-0:96.1.4`` ->
-    Fluvius, ``1-3:0.2.8(4x)`` -> 4, ``(5x)`` -> 5, no CRC -> 2.2."""
+    Fluvius, ``1-3:0.2.8(4x)`` -> 4, ``(5x)`` -> 5, other telegrams with a
+    CRC -> 4, without one -> 2.2 (whose object list is 3.0's)."""
     if "0-0:96.1.4(" in text:
         return "fluvius"
     k = text.find("1-3:0.2.8(")
     if k >= 0:
         return "5" if text[k + 10 : k + 11] == "5" else "4"
-    return "2.2"
+    return "2.2" if text.endswith("!\r\n") else "4"
 
 
 def parse_telegram(raw, version=None):

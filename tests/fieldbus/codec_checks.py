@@ -13,6 +13,7 @@ try:
         IEC_BLOCK,
         IEC_IDENT,
         TELEGRAM_FLUVIUS,
+        TELEGRAM_V2_2,
         TELEGRAM_V4_2,
         TELEGRAMS,
         XY_MD02_READ_TEMP,
@@ -297,6 +298,52 @@ def check_dsmr_framer():
                 assert f.next_telegram() == raw, name
 
 
+def _detect_all(chunks, framer=None):
+    """Telegrams a detecting framer takes from ``chunks``; rejected ones as the exception class."""
+    f = framer or dsmr.TelegramFramer(dsmr.DETECT)
+    got = []
+    for c in chunks:
+        f.receive_data(c)
+        while True:
+            try:
+                tg = f.next_telegram()
+            except dsmr.DsmrFrameError as e:
+                got.append(type(e))
+                continue
+            if tg is None:
+                break
+            got.append(tg)
+    return got
+
+
+def check_dsmr_detect():
+    # The rules D1-D3 of protocols/dsmr.py, on the published telegrams of every version.
+    for name in TELEGRAMS:
+        text, version, _ = TELEGRAMS[name]
+        raw = text.encode()
+        assert _detect_all([raw]) == [raw], name
+        tg = dsmr.parse_telegram(raw)
+        assert tg.version == ("2.2" if version in ("2.2", "3.0") else version), (name, tg.version)
+        if version in ("2.2", "3.0"):
+            continue
+        # D1 CRC_PRESENT: a bad CRC stays a bad CRC, whatever the version detection would say
+        body_pos = raw.index(b"1-0:1.8.1(") + 12
+        assert _detect_all([corrupt(raw, body_pos), raw]) == [dsmr.DsmrCrcError, raw], name
+        # D2 LEGACY_CLEAN: the same telegram with its CRC cut off is not a 2.2 telegram
+        stripped = raw[: raw.rindex(b"!") + 1] + b"\r\n"
+        assert _detect_all([stripped]) == [dsmr.DsmrFrameError], name
+        # ... also with the value changed: dropping the CRC never skips its check
+        assert _detect_all([corrupt(stripped, body_pos)]) == [dsmr.DsmrFrameError], name
+        # D3 CRC_STICKS: after one valid CRC, a clean 2.2-looking telegram is refused too
+        legacy = TELEGRAM_V2_2.encode()
+        f = dsmr.TelegramFramer(dsmr.DETECT)
+        assert _detect_all([raw, legacy, raw], f) == [raw, dsmr.DsmrFrameError, raw], name
+        assert f.require_crc is True and f.bad_frames == 1
+    # a 2.2 meter before any CRC: its telegrams keep passing
+    legacy = TELEGRAM_V2_2.encode()
+    assert _detect_all([legacy, legacy]) == [legacy, legacy]
+
+
 def check_dsmr_values():
     tg = dsmr.parse_telegram(TELEGRAM_V4_2.encode())
     recs = _records_by_name(dsmr.to_records(tg, "m/", now=1))
@@ -472,8 +519,8 @@ def check_hostile_frames():
 
 
 ALL = (check_crc, check_modbus_requests, check_modbus_timing, check_modbus_framer, check_modbus_master,
-       check_registermaps, check_dsmr_crc_vectors, check_dsmr_framer, check_dsmr_values, check_iec,
-       check_obis_codes, check_iec_session, check_hostile_frames)
+       check_registermaps, check_dsmr_crc_vectors, check_dsmr_framer, check_dsmr_detect, check_dsmr_values,
+       check_iec, check_obis_codes, check_iec_session, check_hostile_frames)
 
 
 def run_all():
