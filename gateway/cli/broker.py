@@ -1,6 +1,6 @@
 """``edgeledger broker ...``: a secured Mosquitto configuration for a site, and its CRL.
 
-    edgeledger broker config   --site DIR [--site-id S] [--port P] [--auth mtls|password] ...
+    edgeledger broker config   --site DIR [--site-id S] [--port P] [--auth mtls|password] [--host NAME]...
     edgeledger broker renew-crl --site DIR            (monthly, from a timer; then reload)
 
 Passwords are never taken as arguments (``ps`` shows them to every user).
@@ -25,9 +25,11 @@ def _broker_config(args: argparse.Namespace) -> int:
     os.makedirs(args.site, exist_ok=True)
     bs = BrokerSite(args.site).generate(site_id, port=args.port, auth=args.auth, bind=args.bind,
                                         names=args.name, gateway_user=args.gateway_user, run_as=args.run_as,
-                                        gateway_port=args.gateway_port, max_message_bytes=args.max_message_bytes)
+                                        gateway_port=args.gateway_port, max_message_bytes=args.max_message_bytes,
+                                        machine_names=not args.no_machine_names)
     print("wrote %s: site %s, devices (%s) on %s:%d, the gateway on port %d (TLS 1.2+), ACL %s" % (
         bs.paths["config"], site_id, args.auth, args.bind, args.port, bs.gateway_port, bs.paths["acl"]))
+    print("broker certificate names: %s" % ", ".join(bs.meta["hosts"]))
     print("gateway settings: %s" % bs.paths["gateway_snippet"])
     print("start it with: mosquitto -c %s" % bs.paths["config"])
     return 0
@@ -58,8 +60,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          % DEFAULT_MAX_MESSAGE_BYTES)
     bc.add_argument("--bind", default="0.0.0.0", help="listen address (default 0.0.0.0)")
     bc.add_argument("--auth", default="mtls", choices=["mtls", "password"])
-    bc.add_argument("--name", action="append", default=[],
-                    help="extra DNS name or IP address for the broker certificate (repeatable)")
+    bc.add_argument("--host", "--name", dest="name", action="append", default=[], metavar="NAME",
+                    help="a DNS name or IP address devices use to reach the broker, added to its "
+                         "certificate (repeatable); this machine's host name and addresses are added anyway")
+    bc.add_argument("--no-machine-names", action="store_true",
+                    help="leave this machine's host name and addresses out of the broker certificate")
     bc.add_argument("--gateway-user", default="gateway", help="the gateway's MQTT user name / certificate CN")
     bc.add_argument("--run-as", default="mosquitto",
                     help="user Mosquitto drops to when started as root (files are chowned to it); "

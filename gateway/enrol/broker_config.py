@@ -68,6 +68,7 @@ import stat
 from typing import Any, Sequence
 
 from edgeledger.gateway.config.schema import DEFAULT_MAX_MESSAGE_BYTES
+from edgeledger.gateway.enrol import hostnames
 from edgeledger.gateway.enrol.pki import SitePKI, write_private, write_public
 from edgeledger.gateway.errors import ConfigError
 from edgeledger.protocols import topics
@@ -323,9 +324,12 @@ class BrokerSite:
 
     def generate(self, site: str, port: int = DEFAULT_PORT, auth: str = "mtls", bind: str = DEFAULT_BIND,
                  names: Sequence[str] = (), gateway_user: str = DEFAULT_GATEWAY_USER, run_as: str = "mosquitto",
-                 gateway_port: int | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> "BrokerSite":
+                 gateway_port: int | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 machine_names: bool = True) -> "BrokerSite":
         """Write (or rewrite) the whole directory; an existing CA and passwd are kept.
         ``gateway_port`` defaults to ``port + 1``; ``max_message_bytes`` must be the gateway's.
+        The broker certificate names ``names``, localhost and, with ``machine_names``, this
+        machine's host name and reachable addresses (``hostnames.machine_names``).
 
         Returns self. Raises BrokerConfigError, PkiError, TopicError.
         """
@@ -342,13 +346,13 @@ class BrokerSite:
         if not 0 < int(max_message_bytes) <= MAX_PACKET_PAYLOAD:
             raise BrokerConfigError("max_message_bytes: expected 1..%d, found %r" % (MAX_PACKET_PAYLOAD,
                                                                                    max_message_bytes))
-        hosts = list(names) + ["localhost", "127.0.0.1"]
+        cert_names, hosts = _host_names(names, machine_names)
         self.meta = {"site": site, "port": int(port), "gateway_port": gateway_port, "bind": bind, "auth": auth,
                      "names": list(names), "hosts": hosts, "gateway_user": gateway_user, "run_as": run_as,
                      "max_message_bytes": int(max_message_bytes)}
         os.makedirs(self.paths["data"], exist_ok=True)
         self.pki.init(site)
-        self.pki.issue_server(names)
+        self.pki.issue_server(cert_names)
         for key, text in (("acl", render_acl(site, gateway_user)),
                           ("gateway_acl", render_gateway_acl(site, gateway_user))):
             with open(self.paths[key] + ".new", "w") as f:
@@ -418,6 +422,17 @@ class BrokerSite:
             if os.path.exists(path):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
         _check_traversable(self.dir, pw)
+
+
+def _host_names(names: Sequence[str], machine_names: bool) -> tuple[list[str], list[str]]:
+    """(names for the broker certificate beyond pki.LOCAL_NAMES, every host a device may use:
+    ``names`` first, then localhost, then this machine's names)."""
+    cert_names = list(names)
+    for name in hostnames.machine_names() if machine_names else []:
+        if name not in cert_names:
+            cert_names.append(name)
+    hosts = list(names) + ["localhost", "127.0.0.1"]
+    return cert_names, hosts + [n for n in cert_names if n not in hosts]
 
 
 def _check_traversable(directory: str, pw: pwd.struct_passwd) -> None:

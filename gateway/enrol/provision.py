@@ -174,7 +174,7 @@ def _device_broker_url(broker: BrokerSite | None, device: str, site: str, auth: 
     host = broker_host or broker.meta["hosts"][0]
     if host not in broker.meta["hosts"]:
         raise ProvisionError("broker host %r is not a name in the broker certificate %s; add it with "
-                             "`edgeledger broker config --name %s`" % (host, broker.meta["hosts"], host))
+                             "`edgeledger broker config --host %s`" % (host, broker.meta["hosts"], host))
     return broker.url(host)
 
 
