@@ -571,6 +571,10 @@ class RtuMaster:
     on the wire.
     """
 
+    # True when the link's byte stream can no longer be trusted and must be opened anew
+    # (never on a serial bus; see modbus_tcp.TcpMaster)
+    stream_lost = False
+
     def __init__(self, baud=9600, timeout_s=0.5, retries=2, inter_request_delay_s=0.0, bits_per_char=11):
         self.baud = baud
         self.bits_per_char = bits_per_char
@@ -696,6 +700,13 @@ class RtuMaster:
             # device's own delay before the retry.
             self._retry_at = now + max(self.t3_5, self._delays.get(unit, self.default_delay_s))
         else:
+            self.counters["failed"] += 1
+            self._finish(now, RequestFailed(self._request, reason, self._attempts))
+
+    def abort(self, now, reason):
+        """End the transaction in progress at once (the link itself failed, e.g. a TCP
+        connect): a RequestFailed event with ``reason``, no retry."""
+        if self._request is not None:
             self.counters["failed"] += 1
             self._finish(now, RequestFailed(self._request, reason, self._attempts))
 

@@ -32,6 +32,7 @@ from edgeledger.agent.errors import AgentError, ConfigError, SourceError  # noqa
 SOURCE_TYPES = {
     "simulated": "edgeledger.agent.simulated",
     "modbus": "edgeledger.agent.sources.modbus",
+    "modbus_tcp": "edgeledger.agent.sources.modbus_tcp",
     "iec62056": "edgeledger.agent.sources.iec62056",
     "dsmr": "edgeledger.agent.sources.dsmr",
 }

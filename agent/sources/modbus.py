@@ -26,14 +26,15 @@ READ_CHUNK = modbus.MAX_ADU
 
 class ModbusSource:
     def __init__(self, name, port, devices, baud=9600, interval_s=10.0, retries=2, timeout_s=0.5,
-                 inter_request_delay_s=0.05, clock=None, sleep=None):
+                 inter_request_delay_s=0.05, clock=None, sleep=None, master=None):
         self.name = name
         self.port = port
         self.interval_s = interval_s
         self.clock = clock or platform.monotonic
         self.sleep = sleep or platform.sleep
-        self.master = modbus.RtuMaster(baud=baud, timeout_s=timeout_s, retries=retries,
-                                       inter_request_delay_s=inter_request_delay_s)
+        # an RTU master on a serial bus; the Modbus TCP source passes its own (sources/modbus_tcp.py)
+        self.master = master or modbus.RtuMaster(baud=baud, timeout_s=timeout_s, retries=retries,
+                                                 inter_request_delay_s=inter_request_delay_s)
         self.devices = []
         for d in devices:
             unit = d["unit"]
@@ -78,8 +79,7 @@ class ModbusSource:
                 if ready is not None and ready > now:
                     self._wake = ready  # t3.5 or the device's own inter-request delay
                     return None
-                self.port.reset_input()
-                self.port.write(m.send_request(now, modbus.BUILDERS[function](unit, start, count)))
+                self._write(m.send_request(now, modbus.BUILDERS[function](unit, start, count)), now)
                 self._sent = True
             ev = m.next_event()
             if ev is None:
@@ -91,8 +91,7 @@ class ModbusSource:
                 if deadline is not None and now >= deadline:
                     out = m.handle_timer(now)  # a resend, or the final timeout event
                     if out:
-                        self.port.reset_input()
-                        self.port.write(out)
+                        self._write(out, now)
                     continue
                 self._wake = now + BUSY_POLL_S if deadline is None else min(deadline, now + BUSY_POLL_S)
                 return None
@@ -107,6 +106,19 @@ class ModbusSource:
             else:
                 self.last_errors.append("unit %d @%d: %s after %d attempts"
                                         % (unit, start, ev.reason, ev.attempts))
+
+    def _write(self, data, now):
+        """Send a request (or its resend) on a clean line: a TCP stream that went wrong is
+        opened anew first, late bytes are dropped. A link that cannot send (a TCP device
+        that refuses the connection) fails the request at once, with its reason."""
+        if self.master.stream_lost:
+            self.port.reconnect()
+            self.master.connection_reset()
+        self.port.reset_input()
+        try:
+            self.port.write(data)
+        except SourceError as e:
+            self.master.abort(now, str(e))
 
     def _finish(self):
         mc, before, records = self.master.counters, self._before, self._records
@@ -133,20 +145,30 @@ class ModbusSource:
         self.port.close()
 
 
-def from_config(cfg, port=None, clock=None, sleep=None):
-    """Build a ModbusSource. Raises ConfigError for bad values, SourceError if
-    the serial port cannot be opened."""
+def check_devices(cfg, kind="modbus"):
+    """The ``devices`` list of a Modbus source config, each unit id and register map
+    checked. Raises ConfigError."""
     try:
         devices = cfg["devices"]
-        baud = int(cfg.get("baud", 9600))
         if not devices:
-            raise ConfigError("modbus source needs at least one device")
+            raise ConfigError("%s source needs at least one device" % kind)
         for d in devices:
             if not 1 <= int(d["unit"]) <= 247:
                 raise ConfigError("modbus unit must be 1..247, found %r" % (d["unit"],))
             get_map(d["map"])
     except KeyError as e:
-        raise ConfigError("modbus source config: missing or unknown %s" % (e,))
+        raise ConfigError("%s source config: missing or unknown %s" % (kind, e))
+    except ValueError as e:
+        raise ConfigError("%s source config: %s" % (kind, e))
+    return devices
+
+
+def from_config(cfg, port=None, clock=None, sleep=None):
+    """Build a ModbusSource. Raises ConfigError for bad values, SourceError if
+    the serial port cannot be opened."""
+    devices = check_devices(cfg)
+    try:
+        baud = int(cfg.get("baud", 9600))
     except ValueError as e:
         raise ConfigError("modbus source config: %s" % (e,))
     if port is None:

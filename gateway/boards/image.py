@@ -65,7 +65,9 @@ REPL_ENTRIES = ("edgeledger.firmware.enroll",)
 # its pure code (ed25519, p256, sm2 and ecc verify.py) out of the board's flash.
 NOT_ON_BOARDS = ("edgeledger.agent.linux", "edgeledger.agent.mqtt_paho",
                  "edgeledger.agent.crypto.cpython", "edgeledger.agent.crypto.tongsuo",
-                 "edgeledger.agent.crypto.verify")
+                 "edgeledger.agent.crypto.verify",
+                 # Modbus TCP: Linux agents only so far (docs/field-buses.md)
+                 "edgeledger.agent.sources.modbus_tcp", "edgeledger.agent.tcp_port")
 
 # Packages whose modules a board gets as modules of the package's parent, named by their
 # path (edgeledger.agent.crypto.pure.p256.sign -> edgeledger.agent.crypto.pure_p256_sign).

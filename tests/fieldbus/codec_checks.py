@@ -216,6 +216,79 @@ def check_modbus_master():
     assert isinstance(m.next_event(), modbus.Response)
 
 
+def _mbap(tid, unit, pdu, proto=0, length=None):
+    n = len(pdu) + 1 if length is None else length
+    return bytes([tid >> 8, tid & 0xFF, proto >> 8, proto & 0xFF, n >> 8, n & 0xFF, unit]) + pdu
+
+
+def _tcp_event(m, now, *chunks):
+    for c in chunks:
+        m.receive_data(c, now)
+    return m.next_event()
+
+
+def check_modbus_tcp():
+    from edgeledger.protocols import modbus_tcp as tcp
+
+    # TCP guide §4.4 layout: read holding registers 0..9 of unit 1, transaction 1
+    req = modbus.read_holding_registers(1, 0, 10)
+    assert tcp.encode_request(1, req) == bytes.fromhex("00010000000601030000000A")
+    expect_raises(modbus.ModbusEncodeError, tcp.encode_request, 0x10000, req)
+    req = modbus.read_input_registers(1, 1, 2)
+    pdu = bytes.fromhex("04040131 0222".replace(" ", ""))
+    # whole, split anywhere, and one byte at a time: the same values (PDU code shared with RTU)
+    for label, chunks in feeds(_mbap(1, 1, pdu)):
+        if label.startswith("junk") or label == "after junk":
+            continue  # TCP cannot resynchronise after junk: that is a lost stream (below)
+        m = tcp.TcpMaster(timeout_s=1.0, retries=1)
+        assert m.send_request(0.0, req) == _mbap(1, 1, bytes.fromhex("040001 0002".replace(" ", "")))
+        ev = _tcp_event(m, 0.1, *chunks)
+        assert isinstance(ev, modbus.Response) and ev.values == [0x0131, 0x0222], label
+    m = tcp.TcpMaster(timeout_s=1.0, retries=1)
+    # wrong protocol id, and a length that lies (0, over 254): the stream is lost, reconnect
+    for bad in (_mbap(1, 1, pdu, proto=1), _mbap(1, 1, pdu, length=0), _mbap(1, 1, pdu, length=300)):
+        expect_raises(tcp.ModbusTcpError, tcp.decode_response, bad)
+        m.send_request(m.ready_at(1) or 0.0, req)
+        assert _tcp_event(m, 0.1, bad) is None and m.stream_lost and m.state == modbus.BACKOFF
+        m.connection_reset()
+        resend = m.handle_timer(m.timer())
+        assert resend[:2] == bytes([0, m.transaction_id]) and not m.stream_lost
+        ev = _tcp_event(m, 0.2, _mbap(m.transaction_id, 1, pdu))
+        assert isinstance(ev, modbus.Response) and ev.attempts == 2
+    assert m.counters["stream_errors"] == 3
+    # a length that claims more than the PDU the function gives: a mismatch, retried
+    m.send_request(1.0, req)
+    ev = _tcp_event(m, 1.1, _mbap(m.transaction_id, 1, pdu + b"\x00\x00"))
+    assert ev is None and m.state == modbus.BACKOFF
+    # wrong transaction id: the attempt fails; a late reply to an earlier attempt is skipped
+    m = tcp.TcpMaster(timeout_s=1.0, retries=1)
+    m.send_request(0.0, req)
+    assert _tcp_event(m, 0.1, _mbap(77, 1, pdu)) is None and m.state == modbus.BACKOFF
+    m.handle_timer(m.timer())
+    ev = _tcp_event(m, 0.2, _mbap(m.transaction_id - 1, 1, pdu), _mbap(m.transaction_id, 1, pdu))
+    assert isinstance(ev, modbus.Response) and m.counters["transaction_errors"] == 2
+    m.send_request(m.ready_at(1), req)
+    _tcp_event(m, 0.3, _mbap(500, 1, pdu))
+    m.handle_timer(m.timer())
+    ev = _tcp_event(m, 0.4, _mbap(500, 1, pdu))
+    assert isinstance(ev, modbus.RequestFailed) and ev.reason == "transaction"
+    # exception response: typed, final
+    m.send_request(m.ready_at(1), req)
+    ev = _tcp_event(m, 0.5, _mbap(m.transaction_id, 1, b"\x84\x02"))
+    assert isinstance(ev, modbus.DeviceException) and ev.error.name == "ILLEGAL DATA ADDRESS"
+    # truncated: part of a reply when the response timeout comes
+    m.send_request(m.ready_at(1), req)
+    _tcp_event(m, 0.6, _mbap(m.transaction_id, 1, pdu)[:9])
+    assert m.handle_timer(m.timer())[:2] == bytes([0, m.transaction_id])  # failed, resent at once
+    _tcp_event(m, 0.8, _mbap(m.transaction_id, 1, pdu)[:5])
+    m.handle_timer(m.timer())
+    ev = m.next_event()
+    assert isinstance(ev, modbus.RequestFailed) and ev.reason == "truncated" and m.counters["truncated"] == 2
+    # a reply from another unit id behind the same gateway is not ours
+    m.send_request(m.ready_at(1), req)
+    assert _tcp_event(m, 2.0, _mbap(m.transaction_id, 2, pdu)) is None and m.state == modbus.BACKOFF
+
+
 def check_registermaps():
     from edgeledger.agent.registermaps import MAPS, decode_block, plan_blocks
 
@@ -519,8 +592,8 @@ def check_hostile_frames():
 
 
 ALL = (check_crc, check_modbus_requests, check_modbus_timing, check_modbus_framer, check_modbus_master,
-       check_registermaps, check_dsmr_crc_vectors, check_dsmr_framer, check_dsmr_detect, check_dsmr_values,
-       check_iec, check_obis_codes, check_iec_session, check_hostile_frames)
+       check_modbus_tcp, check_registermaps, check_dsmr_crc_vectors, check_dsmr_framer, check_dsmr_detect,
+       check_dsmr_values, check_iec, check_obis_codes, check_iec_session, check_hostile_frames)
 
 
 def run_all():

@@ -1,6 +1,6 @@
 """Fixtures for the field-bus tests: socat pty pairs, a relay that drops or
-corrupts replies, and a pymodbus RTU server in a background thread."""
-import asyncio
+corrupts replies, and a pymodbus RTU server in a background thread
+(tests/support/modbus_server.py)."""
 import os
 import select
 import shutil
@@ -11,6 +11,8 @@ import time
 import tty
 
 import pytest
+
+from tests.support.modbus_server import ModbusServerThread  # noqa: F401 (re-exported)
 
 
 def _wait_for(paths, timeout=5.0):
@@ -115,66 +117,6 @@ class Relay:
         self._t.join(2)
         os.close(self.m)
         os.close(self.s)
-
-
-class ModbusServerThread:
-    """A pymodbus 3.x RTU server on ``port``, run in its own event loop.
-
-    ``devices`` maps unit id -> {"ir": [...], "hr": [...]} (wire address 0
-    first). pymodbus 3.16 answers unknown units with an exception despite
-    ignore_missing_devices, so absent devices are made by Relay.silent_units.
-    """
-
-    def __init__(self, port, devices, baud=9600):
-        from pymodbus.datastore import (
-            ModbusDeviceContext,
-            ModbusSequentialDataBlock,
-            ModbusServerContext,
-        )
-        from pymodbus.server import ModbusSerialServer
-
-        ctx = {}
-        for unit, regs in devices.items():
-            # a pymodbus data block starting at address N answers wire address N-1
-            ctx[unit] = ModbusDeviceContext(
-                ir=ModbusSequentialDataBlock(1, list(regs.get("ir", [0]))),
-                hr=ModbusSequentialDataBlock(1, list(regs.get("hr", [0]))),
-            )
-        self.loop = asyncio.new_event_loop()
-        self.server = None
-        self._ready = threading.Event()
-
-        async def main():
-            self.server = ModbusSerialServer(
-                ModbusServerContext(devices=ctx, single=False),
-                port=port,
-                baudrate=baud,
-                ignore_missing_devices=True,
-            )
-            # listening means the pty is open: only then may a master talk to it
-            await self.server.serve_forever(background=True)
-            self._ready.set()
-            await self.server.serving
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            try:
-                self.loop.run_until_complete(main())
-            except Exception:  # shutdown cancels serve_forever
-                pass
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert self._ready.wait(60), "pymodbus server did not start listening on %s within 60 s" % port
-
-    def close(self):
-        if self.server is not None:
-            fut = asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop)
-            try:
-                fut.result(5)
-            except Exception:
-                pass
-        self.thread.join(5)
 
 
 @pytest.fixture
