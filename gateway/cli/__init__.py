@@ -21,6 +21,7 @@ from edgeledger.gateway.cli import agent, broker, demo, deployment, device, gate
 COMMAND_MODULES = (
     "edgeledger.gateway.bench.cmd",
     "edgeledger.gateway.boards.cmd",
+    "edgeledger.gateway.cli.agent_test",
 )
 
 

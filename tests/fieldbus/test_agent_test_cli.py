@@ -1,0 +1,104 @@
+"""``edgeledger agent test --once``: each configured source read once over a real line (a
+pymodbus RTU server behind a pty relay, a DSMR meter on a pty), values printed with units,
+implausible values flagged, source errors one line and a non-zero exit."""
+import os
+import threading
+
+import pytest
+
+from edgeledger.gateway import cli
+from tests.fieldbus.conftest import open_raw
+from tests.fieldbus.vectors import TELEGRAMS
+
+pytestmark = pytest.mark.interop
+
+# An XY-MD02-like sensor at unit 7: register 0 holds 13107 (0x3333), register 1 the
+# temperature 25.3 degC in 0.1 degC steps, register 2 humidity 54.6 %RH.
+SENSOR = {7: {"ir": [13107, 253, 546]}}
+# The same sensor read with the data-sheet register numbers taken as wire addresses minus
+# one too many: temperature from register 0, which gives 1310.7 degC.
+WRONG_MAP = ('{ function = 4, entries = [[0, "u16", "big", 0.1, "Cel", "temperature"], '
+             '[2, "u16", "big", 0.1, "%RH", "humidity"]] }')
+
+AGENT = 'device = "meter-01"\nsite = "plant-a"\nkey_file = "meter-01.key"\n'
+
+
+def modbus_toml(port, map_text='"xy_md02"', timeout_s=0.3):
+    return AGENT + ('[[sources]]\ntype = "modbus"\nname = "hall-bus"\nport = "%s"\nretries = 1\n'
+                    'timeout_s = %s\n[[sources.devices]]\nunit = 7\nprefix = "hall/"\nmap = %s\n'
+                    % (port, timeout_s, map_text))
+
+
+def run_test(tmp_path, capsys, toml):
+    path = tmp_path / "agent.toml"
+    path.write_text(toml)
+    capsys.readouterr()
+    code = cli.main(["agent", "test", "--once", "--config", str(path)])
+    out = capsys.readouterr()
+    return code, out.out.splitlines(), out.err
+
+
+def test_correct_map_prints_values_with_units(modbus_bus, tmp_path, capsys):
+    port, _relay, _server = modbus_bus(SENSOR)
+    code, lines, err = run_test(tmp_path, capsys, modbus_toml(port))
+    assert code == 0, (lines, err)
+    assert lines[0].startswith("source hall-bus (modbus): 2 records in ")
+    assert lines[1].split() == ["hall/temperature", "25.3", "Cel"]
+    assert lines[2].split() == ["hall/humidity", "54.6", "%RH"]
+    assert not any("WARNING" in line for line in lines)
+
+
+def test_wrong_map_is_flagged_as_implausible(modbus_bus, tmp_path, capsys):
+    port, _relay, _server = modbus_bus(SENSOR)
+    code, lines, err = run_test(tmp_path, capsys, modbus_toml(port, WRONG_MAP))
+    assert code == 0, (lines, err)  # the meter answered: a warning, not an error
+    temp = [line for line in lines if "hall/temperature" in line]
+    assert len(temp) == 1 and "1310.7 Cel   WARNING temperature 1310.7 Cel is outside -60..200 Cel" in temp[0]
+    assert "check the register map" in temp[0]
+    assert not any("WARNING" in line for line in lines if "hall/humidity" in line)
+
+
+@pytest.mark.parametrize("fault, reason", [("silent", "timeout after 2 attempts"),
+                                           ("corrupt", "crc after 2 attempts")])
+def test_no_reply_or_bad_crc_is_one_error_line_and_exit_1(modbus_bus, tmp_path, capsys, fault, reason):
+    port, relay, _server = modbus_bus(SENSOR)
+    if fault == "silent":
+        relay.silent_units.add(7)
+    else:
+        relay.corrupt_replies = 1000
+    code, lines, err = run_test(tmp_path, capsys, modbus_toml(port))
+    assert code == 1
+    assert lines == ["source hall-bus (modbus): ERROR hall-bus: no device answered: unit 7 @1: %s" % reason]
+
+
+def test_missing_port_is_one_error_line_and_exit_1(tmp_path, capsys):
+    code, lines, err = run_test(tmp_path, capsys, modbus_toml(str(tmp_path / "ttyUSB9")))
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith("source hall-bus (modbus): ERROR cannot open serial port %s" % (tmp_path / "ttyUSB9"))
+
+
+def test_dsmr_meter_on_a_pty(pty_pair, tmp_path, capsys):
+    meter_end, agent_end = pty_pair("p1")
+    fd = open_raw(meter_end)
+    stop = threading.Event()
+
+    def meter():  # a DSMR 5 meter sends a telegram every second; here every 0.05 s
+        while not stop.is_set():
+            os.write(fd, TELEGRAMS["v5"][0].encode())
+            stop.wait(0.05)
+
+    t = threading.Thread(target=meter, daemon=True)
+    t.start()
+    try:
+        code, lines, err = run_test(tmp_path, capsys, AGENT + '[[sources]]\ntype = "dsmr"\nname = "p1"\n'
+                                    'port = "%s"\nprefix = "home/"\ntimeout_s = 30\n' % agent_end)
+    finally:
+        stop.set()
+        t.join(5)
+        os.close(fd)
+    assert code == 0, (lines, err)
+    assert lines[0].startswith("source p1 (dsmr): ")
+    values = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert values["home/energy_import_t1"] == [str(4426 * 3600), "J"]
+    assert values["home/voltage_l1"] == ["230", "V"]
+    assert not any("WARNING" in line for line in lines)
