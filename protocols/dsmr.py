@@ -55,9 +55,12 @@ class DsmrCrcError(DsmrFrameError):
 #      DSMR 4+ telegram that lost its CRC, and rejected.
 #   D3 CRC_STICKS: once a meter has sent one telegram with a valid CRC, every later telegram
 #      must carry one (a meter does not change version while it runs).
+# The identification line cannot tell: 2.2/3.0 and 4+ meters print the same /XXX5 form, and
+# dsmr_parser's published 3.0 and 5.0 telegrams even share "/ISk5\2MT382-1000".
 DETECT = None  # the ``require_crc`` value that applies D1..D3
 # Objects only DSMR 4.0 and later print: the P1 version (1-3:0.2.8), the telegram's
-# timestamp (0-0:1.0.0) and Fluvius' version (0-0:96.1.4).
+# timestamp (0-0:1.0.0) and Fluvius' version (0-0:96.1.4). dsmr_parser's V2_2 and V3
+# specifications have neither P1_MESSAGE_HEADER nor P1_MESSAGE_TIMESTAMP; V4 and V5 both.
 DSMR4_MARKERS = ("1-3:0.2.8(", "0-0:1.0.0(", "0-0:96.1.4(")
 
 

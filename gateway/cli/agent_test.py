@@ -28,6 +28,22 @@ def _value(record: dict[int, Any]) -> str:
     return text + (" " + unit if unit else "")
 
 
+def _poll(src: Any, now: float, label: str, say: Callable[[str], None]) -> list[dict[int, Any]]:
+    """One reading of ``src``; a source that switched its speed after an empty poll (a DSMR
+    source finding a meter's baud rate) is given the one more poll it needs."""
+    from edgeledger.agent.errors import SourceError
+
+    try:
+        result: list[dict[int, Any]] = src.poll(now)
+        return result
+    except SourceError as e:
+        if not getattr(src, "counters", {}).get("baud_switches"):
+            raise
+        say("%s: %s; trying %d baud" % (label, e, src.port.baud))
+        result = src.poll(now)
+        return result
+
+
 def test_source(cfg: dict[str, Any], now: float, say: Callable[[str], None]) -> bool:
     """Poll the source of ``cfg`` once and list its records; True if it answered in full.
     A source error (or a device of a bus that did not answer) is one ``ERROR`` line."""
@@ -43,7 +59,7 @@ def test_source(cfg: dict[str, Any], now: float, say: Callable[[str], None]) -> 
         return False
     try:
         started = time.monotonic()
-        records = src.poll(now)
+        records = _poll(src, now, label, say)
         took = time.monotonic() - started
     except (AgentError, ProtocolError) as e:
         say("%s: ERROR %s" % (label, e))

@@ -102,3 +102,38 @@ def test_dsmr_meter_on_a_pty(pty_pair, tmp_path, capsys):
     assert values["home/energy_import_t1"] == [str(4426 * 3600), "J"]
     assert values["home/voltage_l1"] == ["230", "V"]
     assert not any("WARNING" in line for line in lines)
+
+
+def test_dsmr22_meter_found_at_9600_baud_without_version_or_baud(pty_pair, tmp_path, capsys):
+    """A DSMR 2.2 meter (9600 baud 7E1, no CRC) and a config that names neither version nor
+    baud: the first reading at 115200 gets nothing, the command tries 9600 and reads it."""
+    import termios
+
+    from tests.fieldbus.test_dsmr_detect import seven_e_one
+
+    meter_end, agent_end = pty_pair("p1")
+    fd = open_raw(meter_end)
+    watch = os.open(agent_end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # sees the agent's termios
+    stop = threading.Event()
+    telegram = seven_e_one(TELEGRAMS["v2.2"][0].encode())
+
+    def meter():  # a pty carries any speed: this meter talks only once the agent listens at 9600
+        while not stop.is_set():
+            if termios.tcgetattr(watch)[5] == termios.B9600:
+                os.write(fd, telegram)
+            stop.wait(0.05)
+
+    t = threading.Thread(target=meter, daemon=True)
+    t.start()
+    try:
+        code, lines, err = run_test(tmp_path, capsys, AGENT + '[[sources]]\ntype = "dsmr"\nname = "p1"\n'
+                                    'port = "%s"\nprefix = "home/"\ntimeout_s = 5\n' % agent_end)
+    finally:
+        stop.set()
+        t.join(5)
+        os.close(fd)
+        os.close(watch)
+    assert code == 0, (lines, err)
+    assert lines[0] == "source p1 (dsmr): p1: no valid telegram within 5.0 s; trying 9600 baud"
+    values = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert values["home/energy_import_t1"] == [str(1001 * 3600), "J"] and values["home/gas_1"] == ["1.001", "m3"]
