@@ -2,12 +2,12 @@
 pymodbus RTU server behind a pty relay, a DSMR meter on a pty), values printed with units,
 implausible values flagged, source errors one line and a non-zero exit."""
 import os
-import threading
+import termios
 
 import pytest
 
 from edgeledger.gateway import cli
-from tests.fieldbus.conftest import open_raw
+from tests.fieldbus.test_dsmr_detect import Meter, seven_e_one
 from tests.fieldbus.vectors import TELEGRAMS
 
 pytestmark = pytest.mark.interop
@@ -77,25 +77,23 @@ def test_missing_port_is_one_error_line_and_exit_1(tmp_path, capsys):
     assert lines[0].startswith("source hall-bus (modbus): ERROR cannot open serial port %s" % (tmp_path / "ttyUSB9"))
 
 
-def test_dsmr_meter_on_a_pty(pty_pair, tmp_path, capsys):
+def dsmr_test(pty_pair, tmp_path, capsys, telegram, timeout_s, talks_at=None):
+    """``agent test`` on a DSMR source without version or baud, a meter on the pty sending
+    ``telegram``, at any speed or only once the agent's port is set to ``talks_at``."""
     meter_end, agent_end = pty_pair("p1")
-    fd = open_raw(meter_end)
-    stop = threading.Event()
-
-    def meter():  # a DSMR 5 meter sends a telegram every second; here every 0.05 s
-        while not stop.is_set():
-            os.write(fd, TELEGRAMS["v5"][0].encode())
-            stop.wait(0.05)
-
-    t = threading.Thread(target=meter, daemon=True)
-    t.start()
+    watch = os.open(agent_end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # sees the agent's termios
+    talks = (lambda: True) if talks_at is None else (lambda: termios.tcgetattr(watch)[5] == talks_at)
+    meter = Meter(meter_end, [telegram], talks)
     try:
-        code, lines, err = run_test(tmp_path, capsys, AGENT + '[[sources]]\ntype = "dsmr"\nname = "p1"\n'
-                                    'port = "%s"\nprefix = "home/"\ntimeout_s = 30\n' % agent_end)
+        return run_test(tmp_path, capsys, AGENT + '[[sources]]\ntype = "dsmr"\nname = "p1"\nport = "%s"\n'
+                        'prefix = "home/"\ntimeout_s = %d\n' % (agent_end, timeout_s))
     finally:
-        stop.set()
-        t.join(5)
-        os.close(fd)
+        meter.close()
+        os.close(watch)
+
+
+def test_dsmr_meter_on_a_pty(pty_pair, tmp_path, capsys):
+    code, lines, err = dsmr_test(pty_pair, tmp_path, capsys, TELEGRAMS["v5"][0].encode(), 30)
     assert code == 0, (lines, err)
     assert lines[0].startswith("source p1 (dsmr): ")
     values = {line.split()[0]: line.split()[1:] for line in lines[1:]}
@@ -106,33 +104,10 @@ def test_dsmr_meter_on_a_pty(pty_pair, tmp_path, capsys):
 
 def test_dsmr22_meter_found_at_9600_baud_without_version_or_baud(pty_pair, tmp_path, capsys):
     """A DSMR 2.2 meter (9600 baud 7E1, no CRC) and a config that names neither version nor
-    baud: the first reading at 115200 gets nothing, the command tries 9600 and reads it."""
-    import termios
-
-    from tests.fieldbus.test_dsmr_detect import seven_e_one
-
-    meter_end, agent_end = pty_pair("p1")
-    fd = open_raw(meter_end)
-    watch = os.open(agent_end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # sees the agent's termios
-    stop = threading.Event()
-    telegram = seven_e_one(TELEGRAMS["v2.2"][0].encode())
-
-    def meter():  # a pty carries any speed: this meter talks only once the agent listens at 9600
-        while not stop.is_set():
-            if termios.tcgetattr(watch)[5] == termios.B9600:
-                os.write(fd, telegram)
-            stop.wait(0.05)
-
-    t = threading.Thread(target=meter, daemon=True)
-    t.start()
-    try:
-        code, lines, err = run_test(tmp_path, capsys, AGENT + '[[sources]]\ntype = "dsmr"\nname = "p1"\n'
-                                    'port = "%s"\nprefix = "home/"\ntimeout_s = 5\n' % agent_end)
-    finally:
-        stop.set()
-        t.join(5)
-        os.close(fd)
-        os.close(watch)
+    baud: the first reading at 115200 gets nothing, the command tries 9600 and reads it.
+    A pty carries any speed: this meter talks only once the agent listens at 9600."""
+    code, lines, err = dsmr_test(pty_pair, tmp_path, capsys, seven_e_one(TELEGRAMS["v2.2"][0].encode()), 5,
+                                 talks_at=termios.B9600)
     assert code == 0, (lines, err)
     assert lines[0] == "source p1 (dsmr): p1: no valid telegram within 5.0 s; trying 9600 baud"
     values = {line.split()[0]: line.split()[1:] for line in lines[2:]}

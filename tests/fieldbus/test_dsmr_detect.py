@@ -28,11 +28,13 @@ def seven_e_one(data):
 
 class Meter:
     """Writes ``frames`` to the meter end of a pty pair, again and again, until stopped (a
-    P1 port pushes a telegram every 1 or 10 s; here as fast as the reader takes them)."""
+    P1 port pushes a telegram every 1 or 10 s; here every 0.05 s), and only while
+    ``talks()`` says so."""
 
-    def __init__(self, path, frames):
+    def __init__(self, path, frames, talks=lambda: True):
         self.fd = open_raw(path)
         self.frames = frames
+        self.talks = talks
         self.stop = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -40,7 +42,8 @@ class Meter:
     def _run(self):
         while not self.stop.is_set():
             for f in self.frames:
-                os.write(self.fd, f)
+                if self.talks():
+                    os.write(self.fd, f)
                 self.stop.wait(0.05)
 
     def close(self):
