@@ -24,6 +24,7 @@ class TcpPort:
         self.connect_timeout_s = connect_timeout_s
         self._sock = None
         self.connects = 0
+        self.connect_failures = 0
         self.closed_by_peer = 0
 
     def _where(self):
@@ -41,6 +42,7 @@ class TcpPort:
             s.settimeout(0)
         except OSError as e:
             s.close()
+            self.connect_failures += 1
             raise SourceError("cannot connect to Modbus TCP device %s: %s" % (self._where(), e))
         self._sock = s
         self.connects += 1

@@ -55,6 +55,7 @@ class ModbusSource:
         """Start reading every device's map; records will be stamped ``wall``."""
         self.counters["polls"] += 1
         self.last_errors = []
+        self._link_error = None  # why the link could not send in this cycle
         self._records = []
         self._ok = 0
         self._wall = wall
@@ -110,15 +111,20 @@ class ModbusSource:
     def _write(self, data, now):
         """Send a request (or its resend) on a clean line: a TCP stream that went wrong is
         opened anew first, late bytes are dropped. A link that cannot send (a TCP device
-        that refuses the connection) fails the request at once, with its reason."""
+        that refuses the connection) fails the request at once, with its reason, and the
+        cycle's later requests without trying again."""
         if self.master.stream_lost:
             self.port.reconnect()
             self.master.connection_reset()
-        self.port.reset_input()
-        try:
-            self.port.write(data)
-        except SourceError as e:
-            self.master.abort(now, str(e))
+        if self._link_error is None:
+            self.port.reset_input()
+            try:
+                self.port.write(data)
+                return
+            except SourceError as e:
+                # one try per cycle: an unreachable TCP device costs one connect timeout
+                self._link_error = str(e)
+        self.master.abort(now, self._link_error)
 
     def _finish(self):
         mc, before, records = self.master.counters, self._before, self._records

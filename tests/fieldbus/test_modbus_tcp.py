@@ -101,6 +101,7 @@ def test_refused_connection_is_one_clear_error_and_a_restarted_device_is_read_ag
     try:
         with pytest.raises(SourceError, match="cannot connect to Modbus TCP device 127.0.0.1:%d" % port):
             src.poll(1)
+        assert src.port.connect_failures == 1  # tried once for the poll's three requests
         server = tcp_server(port=port)
         assert by_name(src.poll(2)) == expected_records(2)
         server.close()  # the device goes away (closing our connection) and comes back
