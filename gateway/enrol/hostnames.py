@@ -64,11 +64,12 @@ def reachable(address: str) -> bool:
 
 def machine_names() -> list[str]:
     """This machine's host name, its fully qualified name when that differs and is not
-    ``localhost``, then its reachable addresses (IPv4 first); no duplicates."""
+    ``localhost``, then its reachable addresses (IPv4 first); no duplicates. A name that is
+    not ASCII is left out (add its A-label with ``--host``)."""
     host = socket.gethostname()
-    names = [host]
+    names = [host] if host.isascii() else []  # a certificate holds DNS names in ASCII (A-labels)
     fqdn = socket.getfqdn()
-    if fqdn not in (host, "localhost") and not fqdn.startswith("localhost."):
+    if fqdn.isascii() and fqdn not in (host, "localhost") and not fqdn.startswith("localhost."):
         names.append(fqdn)
     for addr in _ipv4_addresses() + _ipv6_addresses() + _resolved(host):
         if reachable(addr) and addr not in names:

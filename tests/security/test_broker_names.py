@@ -97,3 +97,14 @@ def test_no_machine_names_leaves_them_out(tmp_path, run_cli):
     assert code == 0, err
     names = cert_names(os.path.join(bdir, "pki", "server.pem"))
     assert names == {EXTRA, "localhost", "127.0.0.1", "::1"}
+
+
+def test_machine_names_skip_loopback_link_local_and_non_ascii(monkeypatch):
+    from edgeledger.gateway.enrol import hostnames
+
+    monkeypatch.setattr(hostnames.socket, "gethostname", lambda: "zähler-pc")
+    monkeypatch.setattr(hostnames.socket, "getfqdn", lambda: "localhost")
+    monkeypatch.setattr(hostnames, "_ipv4_addresses", lambda: ["127.0.0.1", "10.20.0.5"])
+    monkeypatch.setattr(hostnames, "_ipv6_addresses", lambda: ["::1", "fe80::1", "fd00::2"])
+    monkeypatch.setattr(hostnames, "_resolved", lambda host: ["10.20.0.5", "0.0.0.0"])
+    assert hostnames.machine_names() == ["10.20.0.5", "fd00::2"]
