@@ -71,6 +71,17 @@ def test_no_reply_or_bad_crc_is_one_error_line_and_exit_1(modbus_bus, tmp_path, 
     assert lines == ["source hall-bus (modbus): ERROR hall-bus: no device answered: unit 7 @1: %s" % reason]
 
 
+def test_silent_device_of_a_bus_is_named_and_the_others_listed(modbus_bus, tmp_path, capsys):
+    port, relay, _server = modbus_bus({7: SENSOR[7], 8: SENSOR[7]})
+    relay.silent_units.add(8)
+    toml = modbus_toml(port) + '[[sources.devices]]\nunit = 8\nprefix = "store/"\nmap = "xy_md02"\n'
+    code, lines, err = run_test(tmp_path, capsys, toml)
+    assert code == 1
+    assert [line.split()[:3] for line in lines[1:3]] == [["hall/temperature", "25.3", "Cel"],
+                                                          ["hall/humidity", "54.6", "%RH"]]
+    assert lines[3:] == ["source hall-bus (modbus): ERROR unit 8 @1: timeout after 2 attempts"]
+
+
 def test_missing_port_is_one_error_line_and_exit_1(tmp_path, capsys):
     code, lines, err = run_test(tmp_path, capsys, modbus_toml(str(tmp_path / "ttyUSB9")))
     assert code == 1 and len(lines) == 1
