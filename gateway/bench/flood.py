@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 from edgeledger.gateway.bench import loadgen, mosquitto, report
 from edgeledger.protocols import mqtt, session, topics
@@ -37,7 +39,7 @@ DRAIN_S = 30.0
 FLOOD_CHUNK = 2000
 
 
-def _flooder(port: int, name: str, stop, sent) -> None:
+def _flooder(port: int, name: str, stop: Any, sent: Any) -> None:
     """Publish garbage as fast as the socket takes it; drop the PUBACKs."""
     sock, _framer = loadgen.open_session("127.0.0.1", port, "el-bench-flood")
     topic = topics.readings(loadgen.SITE, name)
@@ -63,7 +65,7 @@ class _Good:
     """The good devices of one phase: one raw session each, driven from one thread."""
 
     def __init__(self, port: int, specs: list, per_device: int) -> None:
-        self.devices = []
+        self.devices: list[dict[str, Any]] = []
         for name, seed in specs:
             sock, framer = loadgen.open_session("127.0.0.1", port, "el-bench-good-%s-%d" % (name, os.getpid()))
             sock.sendall(mqtt.subscribe(1, [(topics.ack(loadgen.SITE, name), 0)]))
@@ -109,7 +111,8 @@ class _Good:
             d["sock"].close()
 
 
-def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool, log) -> dict:
+def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool,
+          log: Callable[[str], object] | None) -> dict:
     """One measured phase; returns its figures."""
     from edgeledger.gateway.bench.ingest import _write_site
     from edgeledger.gateway.ingest.runner import total_counters
@@ -178,7 +181,7 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
 
 
 def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: float = DEFAULT_RATE,
-        log=print) -> dict:
+        log: Callable[[str], object] | None = print) -> dict:
     specs = loadgen.device_specs(devices, prefix="good")
     out = {"seconds": seconds, "devices": devices, "rate": rate, **report.context()}
     out["baseline"] = phase(specs, "flood-0000", seconds, rate, False, log)
@@ -186,7 +189,7 @@ def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: 
     return out
 
 
-def print_table(r: dict, out=print) -> None:
+def print_table(r: dict, out: Callable[[str], object] = print) -> None:
     b, f = r["baseline"], r["flood"]
     report.table("flood: %d good devices at %g readings/s each, %.0f s per phase, one device flooding"
                  % (r["devices"], r["rate"], r["seconds"]), [
@@ -200,7 +203,7 @@ def print_table(r: dict, out=print) -> None:
     report.print_context(r, out)
 
 
-def main(args) -> int:
+def main(args: Any) -> int:
     import json
 
     r = run(seconds=args.seconds, devices=args.devices, rate=args.rate, log=None if args.json else print)

@@ -36,6 +36,8 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import cbor2
 from nacl.signing import SigningKey
@@ -54,20 +56,20 @@ MAX_PACKET_IDS = 65535
 DRAIN_TIMEOUT_S = 120.0
 
 
-def device_specs(n, prefix="dev"):
+def device_specs(n: int, prefix: str = "dev") -> list[tuple[str, bytes]]:
     """n devices: (name, 32-byte Ed25519 seed). The seed is random per run."""
     return [("%s-%04d" % (prefix, i), os.urandom(32)) for i in range(n)]
 
 
-def public_key(seed):
+def public_key(seed: bytes) -> bytes:
     return bytes(SigningKey(seed).verify_key)
 
 
-def _canonical(obj):
+def _canonical(obj: object) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def _bstr(b):
+def _bstr(b: bytes) -> bytes:
     """CBOR byte string head + bytes (RFC 8949 §3.1, major type 2, shortest length)."""
     n = len(b)
     if n < 24:
@@ -82,7 +84,7 @@ class DeviceChain:
     the COSE_Sign1 and Sig_structure (RFC 9052 §4.2, §4.4) assembled from parts, both held
     to the project's encoders on the first message."""
 
-    def __init__(self, name, seed, site=SITE):
+    def __init__(self, name: str, seed: bytes, site: str = SITE) -> None:
         self.name = name
         self.sk = SigningKey(seed)
         pub = bytes(self.sk.verify_key)
@@ -94,7 +96,7 @@ class DeviceChain:
         self.seq = 0
         self.prev = chain.GENESIS
 
-    def next(self, records=1, t=None):
+    def next(self, records: int = 1, t: float | None = None) -> bytes:
         """The next message's bytes; record times ``t`` (default now)."""
         t = time.time() if t is None else t
         seq, name, prev = self.seq + 1, self.name, self.prev
@@ -102,7 +104,7 @@ class DeviceChain:
         payload = _canonical({1: reading.VERSION, 2: name, 3: seq, 4: prev, 5: 1, 6: pack})
         pl = _bstr(payload)
         sig = self.sk.sign(self.sig_head + pl).signature
-        msg = self.msg_head + pl + b"\x58\x40" + sig
+        msg: bytes = self.msg_head + pl + b"\x58\x40" + sig
         if seq == 1:
             # The fast path must produce the project's own deterministic CBOR (DESIGN §3).
             assert payload == reading_validate.encode_payload(name, seq, prev, 1, pack), "cbor2 canonical differs"
@@ -111,7 +113,8 @@ class DeviceChain:
         return msg
 
 
-def presign(name, seed, count, records=1, t=None, site=SITE):
+def presign(name: str, seed: bytes, count: int, records: int = 1, t: float | None = None,
+            site: str = SITE) -> list[tuple[bytes, bytes]]:
     """``count`` chained messages of device ``name``: [(head, message)], where head is the
     PUBLISH fixed header and topic of a QoS 1 publish of that message (the packet id goes
     between them at send time)."""
@@ -130,7 +133,8 @@ class SessionError(RuntimeError):
     """The broker refused a bench session or closed it."""
 
 
-def open_session(host, port, client_id, clean_session=True, timeout=10.0):
+def open_session(host: str, port: int, client_id: str, clean_session: bool = True,
+                 timeout: float = 10.0) -> tuple[socket.socket, Any]:
     """A connected socket (CONNACK accepted) and its ``mqtt.Framer``. Raises SessionError,
     OSError."""
     s = socket.create_connection((host, port), timeout=timeout)
@@ -152,8 +156,9 @@ def open_session(host, port, client_id, clean_session=True, timeout=10.0):
 _PIDS = [struct.pack("!H", i) for i in range(MAX_PACKET_IDS + 1)]
 
 
-def _generator(idx, devices, per_device, records, host, port, sent, progress, max_backlog, ready, go, stop,
-               results, cycle=False, rate=None, latency=False):
+def _generator(idx: int, devices: Sequence[tuple[str, bytes]], per_device: int, records: int, host: str, port: int,
+               sent: Any, progress: Any, max_backlog: int | None, ready: Any, go: Any, stop: Any,
+               results: Any, cycle: bool = False, rate: float | None = None, latency: bool = False) -> None:
     """One generator process: presign, connect, wait for ``go``, publish until ``stop`` or
     out of messages (never, with ``cycle``: the stock is published round and round), then
     wait for the end-to-end acks of everything sent."""
@@ -168,8 +173,8 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
     go.wait()
     pos = dict((n, 0) for n in names)
     acked = dict((n, 0) for n in names)
-    sent_at = dict((n, []) for n in names) if latency else None  # wall time each seq was written
-    ack_s = []  # (sent at, ack latency) of each message, with ``latency``
+    sent_at: dict[str, list[float]] | None = dict((n, []) for n in names) if latency else None  # wall time each seq was written
+    ack_s: list[tuple[float, float]] = []  # (sent at, ack latency) of each message, with ``latency``
     pubacks = 0
     ack_msgs = 0  # end-to-end acks received (one per device per gateway commit that moved it)
     pid = 0
@@ -183,7 +188,7 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
     nd = len(names)
     pending_out = b""
 
-    def read_some(timeout):
+    def read_some(timeout: float) -> None:
         nonlocal pubacks, ack_msgs
         r, _, _ = select.select([sock], [], [], timeout)
         if not r:
@@ -278,11 +283,12 @@ def _generator(idx, devices, per_device, records, host, port, sent, progress, ma
 class Generators:
     """K generator processes sharing the devices; start() returns once all are presigned."""
 
-    def __init__(self, broker_port, devices, per_device, records=1, processes=2, max_backlog=20000,
-                 want_acks=True, cycle=False, rate=None, latency=False):
+    def __init__(self, broker_port: int, devices: Sequence[tuple[str, bytes]], per_device: int, records: int = 1,
+                 processes: int = 2, max_backlog: int | None = 20000, want_acks: bool = True, cycle: bool = False,
+                 rate: float | None = None, latency: bool = False) -> None:
         ctx = multiprocessing.get_context("fork")
         self.k = max(1, min(processes, len(devices)))
-        self.stock = per_device * len(devices) if not cycle else float("inf")
+        self.stock: float = per_device * len(devices) if not cycle else float("inf")
         self.sent = ctx.Array("q", self.k, lock=False)
         self.progress = ctx.Value("q", 0, lock=False)
         self.go = ctx.Event()
@@ -291,8 +297,8 @@ class Generators:
         if max_backlog is not None:
             # each generator's own window stays within its packet id space
             max_backlog = min(max_backlog, MAX_PACKET_IDS - SEND_CHUNK)
-        self.readies = []
-        self.procs = []
+        self.readies: list[Any] = []
+        self.procs: list[Any] = []
         for i in range(self.k):
             ready = ctx.Event()
             p = ctx.Process(target=_generator, args=(
@@ -302,7 +308,7 @@ class Generators:
             self.readies.append(ready)
             self.procs.append(p)
 
-    def start(self, timeout=600.0):
+    def start(self, timeout: float = 600.0) -> "Generators":
         for p in self.procs:
             p.start()
         deadline = time.monotonic() + timeout
@@ -314,10 +320,10 @@ class Generators:
         self.t0 = time.monotonic()
         return self
 
-    def total_sent(self):
+    def total_sent(self) -> int:
         return sum(self.sent)
 
-    def stop(self, timeout=DRAIN_TIMEOUT_S + 30):
+    def stop(self, timeout: float = DRAIN_TIMEOUT_S + 30) -> dict[str, Any]:
         """Stop publishing; wait for the drain; return the merged report."""
         self.stop_ev.set()
         reports = []
@@ -325,7 +331,9 @@ class Generators:
             reports.append(self.results.get(timeout=timeout))
         for p in self.procs:
             p.join(timeout=10)
-        last, acked, sent_at = {}, {}, {}
+        last: dict[str, int] = {}
+        acked: dict[str, int] = {}
+        sent_at: dict[str, list[float]] = {}
         for r in reports:
             last.update(r["last_seq"])
             acked.update(r["acked"])
@@ -337,7 +345,7 @@ class Generators:
                 "last_seq": last, "acked": acked, "go_wall": min(r["go_wall"] for r in reports),
                 "sent_at": sent_at, "ack_s": [x for r in reports for x in r["ack_s"]]}
 
-    def kill(self):
+    def kill(self) -> None:
         for p in self.procs:
             if p.is_alive():
                 p.kill()

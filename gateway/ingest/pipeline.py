@@ -70,6 +70,7 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import cbor2
@@ -77,9 +78,10 @@ import cbor2
 from edgeledger.gateway import errors
 from edgeledger.gateway.config.schema import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_MESSAGE_BYTES
 from edgeledger.gateway.ingest import ratelimit
-from edgeledger.gateway.ingest.quarantine import quarantine_bound
+from edgeledger.gateway.ingest.quarantine import QuarantineBound, quarantine_bound
 from edgeledger.gateway.registry import signatures
-from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
+from edgeledger.gateway.registry.registry import Registry
+from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow, Store
 from edgeledger.protocols import chain, reading, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import CborDecodeError
@@ -121,7 +123,7 @@ _CBOR2_SEMANTIC_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 10
                         1004, 55799)
 
 
-def _keep_tag(tag):
+def _keep_tag(tag: int) -> Callable[[object, bool], cbor2.CBORTag]:
     return lambda value, immutable: cbor2.CBORTag(tag, value)
 
 
@@ -157,14 +159,16 @@ _decode = decode_strict
 class Accepted:
     __slots__ = ("device", "seq", "verdict")
 
-    def __init__(self, device, seq, verdict):
+    def __init__(self, device: str, seq: int, verdict: str) -> None:
         self.device, self.seq, self.verdict = device, seq, verdict
 
 
 class Pipeline:
-    def __init__(self, store, registry, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
-                 clock_skew_s=DEFAULT_CLOCK_SKEW_S, future_skew_s=DEFAULT_FUTURE_SKEW_S,
-                 verify=signatures.verify, rate_limiter=None, quarantine=None, accept_restarts=True):
+    def __init__(self, store: Store, registry: Registry, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 clock_skew_s: float = DEFAULT_CLOCK_SKEW_S, future_skew_s: float = DEFAULT_FUTURE_SKEW_S,
+                 verify: Callable[[int, bytes, bytes, bytes], bool] = signatures.verify,
+                 rate_limiter: ratelimit.RateLimiter | None = None, quarantine: QuarantineBound | None = None,
+                 accept_restarts: bool = True) -> None:
         self.store = store
         self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
@@ -184,30 +188,30 @@ class Pipeline:
         self.counters.setdefault("declared_losses", 0)
         self.marks = dict((d, list(m)) for d, m in store.device_marks().items())
         self.gaps = self._load_gaps()
-        self._recent = {}
-        self._rows = []
-        self._qrows = []
-        self._gap_rows = []
-        self._seals = []  # (kid, last seq) of rotated-out keys, written with the next commit
-        self._touched = set()
-        self._internal_kinds = set()
+        self._recent: dict[str, dict[int, Any]] = {}
+        self._rows: list[MessageRow] = []
+        self._qrows: list[QuarantineRow] = []
+        self._gap_rows: list[ChainGap] = []
+        self._seals: list[tuple[bytes, int]] = []  # (kid, last seq) of rotated-out keys, written with the next commit
+        self._touched: set[str] = set()
+        self._internal_kinds: set[tuple[str, str]] = set()
         # rejects since the last commit, by quarantine account (the topic's device):
         # [rejected, quarantined, dropped, last time]
-        self._device_rejects = {}
+        self._device_rejects: dict[str, list[Any]] = {}
         # rate limit in front of the queue (limit_in_front/shed, on the receive thread)
         self._front = False
         self._shed_lock = threading.Lock()
-        self._shed = {}  # device -> messages shed since the last commit
+        self._shed: dict[str, int] = {}  # device -> messages shed since the last commit
         self._registry_checked = 0.0
         self._headers: dict[bytes, tuple[int, bytes]] = {}  # protected header -> (alg, kid)
 
     # -- chain lookups ----------------------------------------------------------------------
 
-    def _lookup_fn(self, device):
+    def _lookup_fn(self, device: str) -> Callable[[int], Any]:
         recent = self._recent.setdefault(device, {})
         mark = self.marks.get(device)
 
-        def lookup(seq):
+        def lookup(seq: int) -> Any:
             hit = recent.get(seq)
             if hit is not None:
                 return hit
@@ -217,7 +221,7 @@ class Pipeline:
 
         return lookup
 
-    def _load_gaps(self):
+    def _load_gaps(self) -> dict[str, list[Any]]:
         gaps: dict[str, list[Any]] = {}
         for g in self.store.chain_gaps():
             gaps.setdefault(g.device, []).append(g)
@@ -226,7 +230,7 @@ class Pipeline:
                 gaps.setdefault(g.device, []).append(g)
         return gaps
 
-    def _advance(self, device, contig, stored, extra=()):
+    def _advance(self, device: str, contig: int, stored: Callable[[int], bool], extra: Iterable[ChainGap] = ()) -> int:
         """The contiguous mark from ``contig`` on, over stored seqs (``stored(seq) -> bool``)
         and accepted gaps (G2), stopping before the ``resume`` of a gap that waits (G3).
         ``extra``: gaps declared by the message at hand, not staged yet."""
@@ -235,7 +239,7 @@ class Pipeline:
         accepted = [(g.after_seq, g.resume_seq) for g in gaps if g.accepted_at is not None]
         return chain.contiguous_after(contig, lambda s: s not in waiting and stored(s), accepted)
 
-    def reload_gaps(self, owns=None):
+    def reload_gaps(self, owns: Callable[[str], bool] | None = None) -> list[str]:
         """Read the recorded gaps again (an operator accepted one from another process) and
         move the contiguous marks they free; those devices are acked at the next commit.
         ``owns(device)``: only those devices (a worker's share). Returns the devices moved."""
@@ -246,17 +250,20 @@ class Pipeline:
             if mark is None or (owns is not None and not owns(device)):
                 continue
             lookup = self._lookup_fn(device)
-            contig = self._advance(device, mark[0], lambda s, lookup=lookup: lookup(s) is not None)
+            def stored(s: int, lookup: Callable[[int], Any] = lookup) -> bool:
+                return lookup(s) is not None
+
+            contig = self._advance(device, mark[0], stored)
             if contig != mark[0]:
                 mark[0] = contig
                 self._touched.add(device)
                 moved.append(device)
         return moved
 
-    def _remember(self, device, seq, digest, prev):
+    def _remember(self, device: str, seq: int, digest: bytes, prev: bytes) -> None:
         self._recent.setdefault(device, {})[seq] = (digest, prev)
 
-    def _trim_recent(self, devices) -> None:
+    def _trim_recent(self, devices: Iterable[str]) -> None:
         """Forget old links of ``devices``, only after a commit: a staged message must stay
         findable until the store has it, or its seq could be staged twice."""
         for device in devices:
@@ -292,7 +299,7 @@ class Pipeline:
 
     # -- one message ------------------------------------------------------------------------
 
-    def process(self, topic, data, received_at=None):
+    def process(self, topic: object, data: bytes, received_at: float | None = None) -> Accepted:
         """Check and stage one message. Returns Accepted or raises RejectedMessage
         (already staged for quarantine and counted), whatever the bytes: an unexpected
         error while checking becomes ``errors.Internal``."""
@@ -375,11 +382,13 @@ class Pipeline:
         log.error("unexpected %s at %s while handling a message on %s; ingest goes on (a reading is "
                   "quarantined as 'internal'; logged once per kind)", kind[0], where, _text(topic), exc_info=e)
 
-    def _process(self, topic, data, received_at, t_site, t_device, topic_problem):
+    def _process(self, topic: object, data: bytes, received_at: float, t_site: str | None, t_device: str | None,
+                 topic_problem: str | None) -> Accepted:
         if len(data) > self.max_message_bytes:
             raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes), t_device)
         if topic_problem is not None:
             raise errors.TopicMismatch(topic_problem)
+        assert t_device is not None  # _parse_topic gives a device or a problem
         if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
             raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
@@ -512,7 +521,8 @@ class Pipeline:
             if not isinstance(e, ValueError):
                 self._log_internal(topic, e)
 
-    def _declared_gaps(self, device, seq, verdict, contig, body, received_at):
+    def _declared_gaps(self, device: str, seq: int, verdict: str, contig: int, body: Any,
+                       received_at: float) -> list[ChainGap]:
         """G1: the gaps this message declares, not recorded yet: each range of an
         ``agent/outbox_lost`` record, and a RESTART's gap from the contiguous mark to ``seq``
         (unless a declared range already ends there). Accepted at once if the gateway
@@ -555,17 +565,17 @@ class Pipeline:
 
     # -- commit -----------------------------------------------------------------------------
 
-    def pending(self):
+    def pending(self) -> int:
         return (len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects)
                 + len(self._shed) + len(self._gap_rows) + len(self._seals))
 
-    def save_counters(self):
+    def save_counters(self) -> None:
         """Write the counters on their own (at shutdown, when nothing else is staged).
         Raises StoreFull/StoreBusy/StoreError."""
         with self.store.transaction("saving counters"):
             self.store.save_counters(self.counters)
 
-    def commit(self, save_counters=True):
+    def commit(self, save_counters: bool = True) -> dict[str, int]:
         """Write everything staged in one transaction. Returns {device: contig} to ack.
 
         Raises StoreFull, StoreBusy or StoreError when the transaction fails; it is rolled
@@ -642,7 +652,7 @@ def _one_byte_keys(value: object) -> bool:
     return True
 
 
-def _sha256(data):
+def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
