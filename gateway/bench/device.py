@@ -407,62 +407,86 @@ def targets(per_config: dict, floors: dict, wire: dict) -> dict:
     return out
 
 
+def _image_sizes(work: str, say: Callable[[str], object]) -> dict:
+    """Every board's image built into ``work`` (plain and ``--romfs``): its sizes."""
+    sizes = {}
+    for board in image.boards():
+        m = image.build_image(board, os.path.join(work, board))
+        r = image.build_image(board, os.path.join(work, board + "-romfs"), romfs=True)
+        sizes[board] = {"image_bytes": m["image_bytes"], "lib_bytes": m["lib_bytes"],
+                        "modules": len(m["modules"]), "romfs_bytes": r["romfs_bytes"]}
+        say("image %-7s %6d bytes (%d modules, lib %d bytes); --romfs: romfs.img %d bytes"
+            % (board, m["image_bytes"], len(m["modules"]), m["lib_bytes"], r["romfs_bytes"]))
+    return sizes
+
+
+def _wire(say: Callable[[str], object]) -> dict:
+    """``wire_sizes`` of every signer."""
+    wire = dict((alg, wire_sizes(alg)) for alg in SIGNERS)
+    for alg in SIGNERS:
+        for kind, label in (("single", "one reading"), ("pack10", "pack of 10 ")):
+            w = wire[alg][kind]
+            say("wire %-5s %s COSE %4d B (PUBLISH %4d B) vs JSON+base64 %4d B (PUBLISH %4d B): %.2fx"
+                % (alg, label, w["cose"], w["cose_publish"], w["json_base64"], w["json_publish"], w["ratio"]))
+    return wire
+
+
+def _heap_floors(work: str, heap_readings: int, say: Callable[[str], object], log: Log) -> dict:
+    """``heap_floor`` of the unix image built in ``work``: plain, ROMFS, ROMFS over TLS."""
+    floors = {}
+    for kind, folder, tls, label in (
+            ("plain", os.path.join(work, "unix"), False, "plain image (native code in lib/)"),
+            ("romfs", os.path.join(work, "unix-romfs"), False, "ROMFS image (bytecode in place)"),
+            ("romfs_tls", os.path.join(work, "unix-romfs"), True, "ROMFS image over TLS")):
+        say("heap floor, %s, %d readings end to end:" % (label, heap_readings))
+        floors[kind] = heap_floor(folder, heap_readings, say if log else None, tls=tls)
+        say("heap floor %-33s %s (64-bit unix port)"
+            % (label, ", ".join("%s %s KB" % (alg, floors[kind][alg]) for alg in SIGNERS)))
+    return floors
+
+
+def _per_configuration(readings: int, say: Callable[[str], object], log: Log) -> dict:
+    """``device32.run``, each figure with its configuration's flash wear (``flash``)."""
+    from edgeledger.gateway.bench import flash as flash_wear
+
+    say("on the 32-bit WebAssembly port, bytecode .mpy in RAM, %d messages per run:" % readings)
+    per_config = device32.run(readings, say if log else None)
+    wear = flash_wear.configuration_wear(device32.CONFIGS, SIGNERS)
+    say("flash wear per configuration (its own workload on littlefs, flush every %s s):"
+        % flash_wear.board_outbox()["flush_interval_s"])
+    for config, by_alg in per_config.items():
+        for alg, figures in by_alg.items():
+            figures["flash"] = f = wear[config][alg]
+            say("32-bit %-14s %-5s heap %5.1f KB, %6.2f ms per message, %.3f flash erases per "
+                "message (workload %s, %d messages in %d s), projected flash life %.1f years"
+                % (config, alg, figures["heap_kb"], figures["cpu_ms"],
+                   f["erases_per_reading_this_workload"], f["workload"], f["messages"],
+                   f["seconds"], f["projected_life_years_this_workload"]))
+    return per_config
+
+
 def run(readings: int = 20, heap_readings: int = 10, log: Log = print) -> dict:
     say = log or (lambda *a: None)
     context = report.context()
     work = tempfile.mkdtemp(prefix="el-bench-img-")
     try:
-        sizes = {}
-        for board in image.boards():
-            m = image.build_image(board, os.path.join(work, board))
-            r = image.build_image(board, os.path.join(work, board + "-romfs"), romfs=True)
-            sizes[board] = {"image_bytes": m["image_bytes"], "lib_bytes": m["lib_bytes"],
-                            "modules": len(m["modules"]), "romfs_bytes": r["romfs_bytes"]}
-            say("image %-7s %6d bytes (%d modules, lib %d bytes); --romfs: romfs.img %d bytes"
-                % (board, m["image_bytes"], len(m["modules"]), m["lib_bytes"], r["romfs_bytes"]))
-        image_dir = os.path.join(work, "unix")
-        wire = dict((alg, wire_sizes(alg)) for alg in SIGNERS)
-        for alg in SIGNERS:
-            for kind, label in (("single", "one reading"), ("pack10", "pack of 10 ")):
-                w = wire[alg][kind]
-                say("wire %-5s %s COSE %4d B (PUBLISH %4d B) vs JSON+base64 %4d B (PUBLISH %4d B): %.2fx"
-                    % (alg, label, w["cose"], w["cose_publish"], w["json_base64"], w["json_publish"],
-                       w["ratio"]))
+        sizes = _image_sizes(work, say)
+        wire = _wire(say)
         from edgeledger.gateway.bench import flash as flash_wear  # its own section: flash wear of the outbox
 
         flash = flash_wear.measure()
         flash_wear.report(flash, say)
-        cost = reading_cost(image_dir, readings)
+        cost = reading_cost(os.path.join(work, "unix"), readings)
         for alg in SIGNERS:
             say("per reading %-5s %.1f ms (sample+encode+sign+persist), sign alone %.1f ms (64-bit unix port)"
                 % (alg, cost[alg]["reading_ms"], cost[alg]["sign_ms"]))
-        floors = {}
-        for kind, folder, tls, label in (
-                ("plain", image_dir, False, "plain image (native code in lib/)"),
-                ("romfs", os.path.join(work, "unix-romfs"), False, "ROMFS image (bytecode in place)"),
-                ("romfs_tls", os.path.join(work, "unix-romfs"), True, "ROMFS image over TLS")):
-            say("heap floor, %s, %d readings end to end:" % (label, heap_readings))
-            floors[kind] = heap_floor(folder, heap_readings, say if log else None, tls=tls)
-            say("heap floor %-33s %s (64-bit unix port)"
-                % (label, ", ".join("%s %s KB" % (alg, floors[kind][alg]) for alg in SIGNERS)))
+        floors = _heap_floors(work, heap_readings, say, log)
         check = romfs_check(work)
         say("ROMFS saving on the 64-bit port, the loop's modules: measured %.1f KB (%.1f in files, "
             "%.1f in ROMFS), counted from the .mpy files %.1f KB"
             % (_kb(check["measured_saving"]), _kb(check["files_bytes"]), _kb(check["romfs_bytes"]),
                _kb(check["counted_saving"])))
-        say("on the 32-bit WebAssembly port, bytecode .mpy in RAM, %d messages per run:" % readings)
-        per_config = device32.run(readings, say if log else None)
-        wear = flash_wear.configuration_wear(device32.CONFIGS, SIGNERS)
-        say("flash wear per configuration (its own workload on littlefs, flush every %s s):"
-            % flash_wear.board_outbox()["flush_interval_s"])
-        for config, by_alg in per_config.items():
-            for alg, figures in by_alg.items():
-                figures["flash"] = f = wear[config][alg]
-                say("32-bit %-14s %-5s heap %5.1f KB, %6.2f ms per message, %.3f flash erases per "
-                    "message (workload %s, %d messages in %d s), projected flash life %.1f years"
-                    % (config, alg, figures["heap_kb"], figures["cpu_ms"],
-                       f["erases_per_reading_this_workload"], f["workload"], f["messages"],
-                       f["seconds"], f["projected_life_years_this_workload"]))
+        per_config = _per_configuration(readings, say, log)
         goals = targets(per_config, floors, wire)
         for name, t in goals.items():
             say("target %-36s %s: %s (%s%s)" % (

@@ -115,8 +115,6 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
           log: Callable[[str], object] | None) -> dict:
     """One measured phase; returns its figures."""
     from edgeledger.gateway.bench.ingest import _write_site
-    from edgeledger.gateway.ingest.runner import total_counters
-    from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-flood-")
     gw = None
@@ -136,29 +134,10 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
             if flood:
                 flooder = ctx.Process(target=_flooder, args=(broker.port, flood_name, stop, sent), daemon=True)
                 flooder.start()
-            t0 = time.monotonic()
-            next_at = t0
-            while time.monotonic() - t0 < seconds:
-                now = time.monotonic()
-                if now >= next_at:
-                    good.publish_next(now)
-                    next_at += 1.0 / rate
-                good.read(max(0.0, min(0.01, next_at - time.monotonic())))
-            window = time.monotonic() - t0
-            stop.set()
-            deadline = time.monotonic() + DRAIN_S
-            while not good.all_acked() and time.monotonic() < deadline:
-                good.read(0.05)
+            window = _drive(good, seconds, rate, stop)
             if flooder is not None:
                 flooder.join(10)
-            if gw.poll() is not None:
-                raise RuntimeError("the gateway exited with %s" % gw.returncode)
-            gw.send_signal(signal.SIGTERM)  # its counters are written at shutdown
-            gw.wait(60)
-            st = Store(os.path.join(root, "gateway.db"))
-            counters = total_counters(st.load_counters())
-            lost = sum(d["next"] - len(st.seqs(d["name"])) for d in good.devices)
-            st.close()
+            counters, lost = _outcome(gw, root, good)
             lat = [v for d in good.devices for v in d["latency"].values()]
             unacked = sum(d["next"] - d["acked"] for d in good.devices)
             good.close()
@@ -178,6 +157,42 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
                                                                 out["latency_p50_s"], out["latency_p99_s"],
                                                                 out["flood_sent"]))
     return out
+
+
+def _drive(good: _Good, seconds: float, rate: float, stop: Any) -> float:
+    """Publish the good devices' readings at ``rate`` for ``seconds``, then stop the flood
+    and wait up to DRAIN_S for the last acks; returns the window's length (s)."""
+    t0 = time.monotonic()
+    next_at = t0
+    while time.monotonic() - t0 < seconds:
+        now = time.monotonic()
+        if now >= next_at:
+            good.publish_next(now)
+            next_at += 1.0 / rate
+        good.read(max(0.0, min(0.01, next_at - time.monotonic())))
+    window = time.monotonic() - t0
+    stop.set()
+    deadline = time.monotonic() + DRAIN_S
+    while not good.all_acked() and time.monotonic() < deadline:
+        good.read(0.05)
+    return window
+
+
+def _outcome(gw: subprocess.Popen[bytes], root: str, good: _Good) -> tuple[dict[str, int], int]:
+    """Stop the gateway (it writes its counters at shutdown) and read its store: (counters,
+    good readings never stored). Raises RuntimeError if it had exited."""
+    from edgeledger.gateway.ingest.runner import total_counters
+    from edgeledger.gateway.store import Store
+
+    if gw.poll() is not None:
+        raise RuntimeError("the gateway exited with %s" % gw.returncode)
+    gw.send_signal(signal.SIGTERM)
+    gw.wait(60)
+    st = Store(os.path.join(root, "gateway.db"))
+    counters = total_counters(st.load_counters())
+    lost = sum(d["next"] - len(st.seqs(d["name"])) for d in good.devices)
+    st.close()
+    return counters, lost
 
 
 def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: float = DEFAULT_RATE,

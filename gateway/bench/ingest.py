@@ -286,7 +286,6 @@ def gateway_phase(devices: Specs, seconds: float, records: int, workers: int | N
     (sent at, seconds) per message: from the generator writing it to its socket to its row
     being visible to a reader of the store (polled every PROGRESS_POLL_S), and to its
     end-to-end ack reaching the generator."""
-    from edgeledger.gateway.ingest.runner import total_counters
     from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-gw-")
@@ -297,75 +296,108 @@ def gateway_phase(devices: Specs, seconds: float, records: int, workers: int | N
             cfg = _write_site(root, broker.url, devices, workers, durability)
             gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=backlog,
                                       rate=rate, latency=latency)
-            cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
-            if workers:
-                cmd += ["--workers", str(workers)]
-            if count_fsyncs:
-                cmd = report.fsync_tracer(trace) + cmd
-            gw_log = open(os.path.join(root, "gateway.log"), "ab")
-            gw = subprocess.Popen(cmd, stdout=gw_log, stderr=subprocess.STDOUT, cwd=root)
-            gw_log.close()
+            gw = _start_gateway(root, cfg, workers, trace if count_fsyncs else None)
             # the gateway subscribes to r, birth and death: per device with workers, else per site
             # (+1: the $SYS probe itself); only then may the load start, or the broker drops it
             mosquitto.wait_subscriptions(broker.port, 1 + 3 * (len(devices) if workers and workers > 1 else 1))
             st = Store(os.path.join(root, "gateway.db"))
-
-            def stored() -> int:
-                return st.last_message_id()
-
-            done = threading.Event()
-            seen: list[tuple[int, float]] = []  # (highest stored id, wall time it was first seen), with ``latency``
-
-            def follow() -> None:
-                while not done.is_set():
-                    gens.progress.value = n = stored()
-                    if latency and (not seen or n > seen[-1][0]):
-                        seen.append((n, time.time()))
-                    time.sleep(PROGRESS_POLL_S)
-
-            mon = threading.Thread(target=follow, daemon=True)
-            mon.start()
+            follower = _Follower(st, gens, latency)
             gens.start()
             if log:
                 log("  generators ready (%d messages presigned), measuring %.0f s" % (gens.stock, seconds))
             assert broker.proc is not None  # running inside the with
-            rate, exhausted, cpu = _window(stored, seconds, gens, {"gateway": gw.pid, "broker": broker.proc.pid})
+            rate, exhausted, cpu = _window(follower.stored, seconds, gens, {"gateway": gw.pid,
+                                                                           "broker": broker.proc.pid})
             rss = report.tree_rss_mib(gw.pid)
             if gw.poll() is not None:
                 raise RuntimeError("the gateway exited with %s:\n%s" % (gw.returncode, _tail(root)))
             t_stop = time.monotonic()
             r = gens.stop()
             drain_s = time.monotonic() - t_stop
-            done.set()
-            mon.join(1)
-            lost = duplicated = 0
-            for name, last in r["last_seq"].items():
-                rows, distinct = st.seq_counts(name, last)
-                duplicated += rows - distinct
-                lost += last - distinct
-            quarantined = st.count_quarantine()
-            timings: dict[str, Any] = {}
+            follower.stop()
+            outcome = _outcome(st, r)
             if latency:
-                timings = {"stored_s": _stored_latency(st, seen, r["sent_at"]), "ack_s": r["ack_s"],
-                           "go_wall": r["go_wall"]}
-            acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
-            fsyncs: dict[str, Any] = {}
+                outcome.update({"stored_s": _stored_latency(st, follower.seen, r["sent_at"]), "ack_s": r["ack_s"],
+                                "go_wall": r["go_wall"]})
             if count_fsyncs:
-                _stop(gw, report.child_pids(gw.pid))  # the gateway saves its counters, strace its summary
-                commits = total_counters(st.load_counters()).get("commits", 0)
-                n = report.fsync_count(trace)
-                fsyncs = {"fsyncs": n, "commits": commits, "msgs_per_fsync": r["sent"] / float(max(n, 1))}
+                outcome.update(_fsyncs(gw, st, trace, r["sent"]))
             st.close()
     finally:
         if gw is not None:
             _stop(gw, [gw.pid])
         shutil.rmtree(root, ignore_errors=True)
-    out = dict(cpu, durability=durability, gateway_rss_mib=rss, **fsyncs, **timings)
-    out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"], "lost": lost,
-            "duplicated": duplicated, "quarantined": quarantined, "acks_missing": acks_missing,
-            "acks_per_msg": r["ack_msgs"] / float(max(r["sent"], 1)),
-            "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
+    out = dict(cpu, durability=durability, gateway_rss_mib=rss, **outcome)
+    out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"],
+                "acks_per_msg": r["ack_msgs"] / float(max(r["sent"], 1)),
+                "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
     return out
+
+
+def _start_gateway(root: str, cfg: str, workers: int | None, trace: str | None) -> subprocess.Popen[bytes]:
+    """``edgeledger gateway run`` on ``cfg`` in ``root`` (its log there), under strace counting
+    its fsyncs into ``trace`` if one is given."""
+    cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if trace is not None:
+        cmd = report.fsync_tracer(trace) + cmd
+    gw_log = open(os.path.join(root, "gateway.log"), "ab")
+    gw = subprocess.Popen(cmd, stdout=gw_log, stderr=subprocess.STDOUT, cwd=root)
+    gw_log.close()
+    return gw
+
+
+class _Follower:
+    """A thread that copies the store's highest message id into the generators' ``progress``
+    (their pacing) every PROGRESS_POLL_S; with ``latency`` it notes in ``seen`` (highest stored
+    id, wall time it was first seen)."""
+
+    def __init__(self, st: "Store", gens: loadgen.Generators, latency: bool) -> None:
+        self.st, self.gens, self.latency = st, gens, latency
+        self.seen: list[tuple[int, float]] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.thread.start()
+
+    def stored(self) -> int:
+        return self.st.last_message_id()
+
+    def _follow(self) -> None:
+        seen = self.seen
+        while not self.done.is_set():
+            self.gens.progress.value = n = self.stored()
+            if self.latency and (not seen or n > seen[-1][0]):
+                seen.append((n, time.time()))
+            time.sleep(PROGRESS_POLL_S)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(1)
+
+
+def _outcome(st: "Store", r: dict[str, Any]) -> dict[str, Any]:
+    """What became of the messages the generators sent (report ``r``): ``lost`` (never
+    stored), ``duplicated`` (stored twice), ``quarantined``, ``acks_missing`` (devices whose
+    last end-to-end ack is below their last seq)."""
+    lost = duplicated = 0
+    for name, last in r["last_seq"].items():
+        rows, distinct = st.seq_counts(name, last)
+        duplicated += rows - distinct
+        lost += last - distinct
+    acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
+    return {"lost": lost, "duplicated": duplicated, "quarantined": st.count_quarantine(),
+            "acks_missing": acks_missing}
+
+
+def _fsyncs(gw: subprocess.Popen[bytes], st: "Store", trace: str, sent: int) -> dict[str, Any]:
+    """Stop the gateway under strace (it saves its counters, strace its summary): its fsyncs,
+    commits and messages per fsync."""
+    from edgeledger.gateway.ingest.runner import total_counters
+
+    _stop(gw, report.child_pids(gw.pid))
+    commits = total_counters(st.load_counters()).get("commits", 0)
+    n = report.fsync_count(trace)
+    return {"fsyncs": n, "commits": commits, "msgs_per_fsync": sent / float(max(n, 1))}
 
 
 def _stored_latency(st: "Store", seen: Sequence[tuple[int, float]],

@@ -164,120 +164,148 @@ def _generator(idx: int, devices: Sequence[tuple[str, bytes]], per_device: int, 
     wait for the end-to-end acks of everything sent."""
     t0 = time.time()
     stock = dict((name, presign(name, seed, per_device, records)) for name, seed in devices)
-    names = [name for name, _ in devices]
     presign_s = time.time() - t0
-    sock, framer = open_session(host, port, "el-bench-gen-%d-%d" % (os.getpid(), idx))
-    sock.sendall(mqtt.subscribe(1, [(topics.ack(SITE, n), 0) for n in names]))
-    sock.setblocking(False)
+    pub = _Publisher(idx, stock, per_device, host, port, cycle, latency)
     ready.set()
     go.wait()
-    pos = dict((n, 0) for n in names)
-    acked = dict((n, 0) for n in names)
-    sent_at: dict[str, list[float]] | None = dict((n, []) for n in names) if latency else None  # wall time each seq was written
-    ack_s: list[tuple[float, float]] = []  # (sent at, ack latency) of each message, with ``latency``
-    pubacks = 0
-    ack_msgs = 0  # end-to-end acks received (one per device per gateway commit that moved it)
-    pid = 0
-    my_sent = 0
-    # with cycle the stock repeats: no end (the receiver must not check chains)
-    total = per_device * len(names) if not cycle else float("inf")
-    started = time.monotonic()
-    go_wall = time.time()
-    exhausted_at = None
-    rr = 0
-    nd = len(names)
-    pending_out = b""
-
-    def read_some(timeout: float) -> None:
-        nonlocal pubacks, ack_msgs
-        r, _, _ = select.select([sock], [], [], timeout)
-        if not r:
-            return
-        try:
-            n = sock.recv_into(framer.space())
-        except BlockingIOError:
-            return
-        if not n:
-            raise SessionError("broker closed the generator's connection")
-        framer.received(n)
-        while True:
-            packet = framer.next_packet()
-            if packet is None:
-                break
-            ptype, flags, body = packet
-            if ptype == mqtt.PUBACK:
-                pubacks += 1
-            elif ptype == mqtt.PUBLISH:
-                ack_msgs += 1
-                topic, _pid, payload = mqtt.publish_fields(flags, body)
-                device = topic.split("/")[3]
-                seq = cbor2.loads(payload).get(1, 0)
-                before = acked.get(device, -1)
-                if seq > before:
-                    acked[device] = seq
-                    times = sent_at.get(device) if sent_at is not None else None
-                    if times is not None:
-                        now = time.time()
-                        ack_s.extend((t, now - t) for t in times[max(before, 0):seq])
-
+    pub.go_wall = time.time()
+    pub.started = time.monotonic()
     while not stop.is_set():
-        if pending_out:
-            try:
-                n = sock.send(pending_out)
-                pending_out = pending_out[n:]
-            except BlockingIOError:
-                pass
+        pub.send_pending()
         room = SEND_CHUNK
         if max_backlog is not None:
             room = min(room, max_backlog - (sum(sent) - progress.value))
         if rate is not None:
-            room = min(room, int((time.monotonic() - started) * rate) - my_sent)
-        if not pending_out and room > 0 and my_sent < total:
-            parts = []
-            k = 0
-            now = time.time()
-            while k < room and my_sent < total:
-                name = names[rr % nd]
-                rr += 1
-                i = pos[name]
-                if i >= per_device and not cycle:
-                    continue
-                pos[name] = i + 1
-                head, msg = stock[name][i % per_device]
-                pid = pid % MAX_PACKET_IDS + 1
-                parts.append(head)
-                parts.append(_PIDS[pid])
-                parts.append(msg)
-                if sent_at is not None:
-                    sent_at[name].append(now)
-                k += 1
-                my_sent += 1
-            sent[idx] = my_sent
-            pending_out = b"".join(parts)
-            if my_sent >= total and exhausted_at is None:
-                exhausted_at = time.monotonic() - started
-            read_some(0)
+            room = min(room, int((time.monotonic() - pub.started) * rate) - pub.my_sent)
+        if not pub.pending_out and room > 0 and pub.my_sent < pub.total:
+            pub.fill(room)
+            sent[idx] = pub.my_sent
+            pub.read_some(0)
         else:
-            read_some(0.001)
-    stopped_at = time.monotonic() - started
-    # Drain: the broker's PUBACKs for all we sent, and (if a gateway runs) its end-to-end acks.
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    sock.setblocking(True)
-    if pending_out:
-        sock.sendall(pending_out)
-    sock.setblocking(False)
-    want_acks = results is not None and results[1]
-    while time.monotonic() < deadline:
-        done = pubacks >= my_sent
-        if want_acks:
-            done = done and all(acked[n] >= pos[n] for n in names)
-        if done:
-            break
-        read_some(0.05)
-    sock.close()
-    results[0].put({"idx": idx, "sent": my_sent, "pubacks": pubacks, "ack_msgs": ack_msgs, "presign_s": presign_s,
-                    "exhausted_at": exhausted_at, "stopped_at": stopped_at, "go_wall": go_wall,
-                    "last_seq": pos, "acked": acked, "sent_at": sent_at, "ack_s": ack_s})
+            pub.read_some(0.001)
+    stopped_at = time.monotonic() - pub.started
+    pub.drain(results is not None and results[1])
+    results[0].put(dict(pub.report(), presign_s=presign_s, stopped_at=stopped_at))
+
+
+class _Publisher:
+    """A generator's session and its bookkeeping: which message of each device goes next,
+    what was sent, PUBACKs and end-to-end acks read, and (with ``latency``) when each seq
+    was written and how long its ack took."""
+
+    def __init__(self, idx: int, stock: dict[str, list[tuple[bytes, bytes]]], per_device: int, host: str,
+                 port: int, cycle: bool, latency: bool) -> None:
+        self.idx, self.stock, self.per_device, self.cycle = idx, stock, per_device, cycle
+        self.names = list(stock)
+        self.sock, self.framer = open_session(host, port, "el-bench-gen-%d-%d" % (os.getpid(), idx))
+        self.sock.sendall(mqtt.subscribe(1, [(topics.ack(SITE, n), 0) for n in self.names]))
+        self.sock.setblocking(False)
+        self.pos = dict((n, 0) for n in self.names)
+        self.acked = dict((n, 0) for n in self.names)
+        # wall time each seq was written, with ``latency``
+        self.sent_at: dict[str, list[float]] | None = dict((n, []) for n in self.names) if latency else None
+        self.ack_s: list[tuple[float, float]] = []  # (sent at, ack latency) of each message, with ``latency``
+        self.pubacks = 0
+        self.ack_msgs = 0  # end-to-end acks received (one per device per gateway commit that moved it)
+        self.pid = 0
+        self.my_sent = 0
+        # with cycle the stock repeats: no end (the receiver must not check chains)
+        self.total = per_device * len(self.names) if not cycle else float("inf")
+        self.started = time.monotonic()
+        self.go_wall = time.time()
+        self.exhausted_at: float | None = None
+        self.rr = 0
+        self.pending_out = b""
+
+    def send_pending(self) -> None:
+        """Write what the socket took none of last time, as much as it takes now."""
+        if self.pending_out:
+            try:
+                n = self.sock.send(self.pending_out)
+                self.pending_out = self.pending_out[n:]
+            except BlockingIOError:
+                pass
+
+    def fill(self, room: int) -> None:
+        """Up to ``room`` more messages, round robin over the devices, into ``pending_out``."""
+        names, nd, pos, stock, per_device = self.names, len(self.names), self.pos, self.stock, self.per_device
+        sent_at, cycle, total = self.sent_at, self.cycle, self.total
+        rr, pid, my_sent = self.rr, self.pid, self.my_sent
+        parts = []
+        k = 0
+        now = time.time()
+        while k < room and my_sent < total:
+            name = names[rr % nd]
+            rr += 1
+            i = pos[name]
+            if i >= per_device and not cycle:
+                continue
+            pos[name] = i + 1
+            head, msg = stock[name][i % per_device]
+            pid = pid % MAX_PACKET_IDS + 1
+            parts.append(head)
+            parts.append(_PIDS[pid])
+            parts.append(msg)
+            if sent_at is not None:
+                sent_at[name].append(now)
+            k += 1
+            my_sent += 1
+        self.rr, self.pid, self.my_sent = rr, pid, my_sent
+        self.pending_out = b"".join(parts)
+        if my_sent >= total and self.exhausted_at is None:
+            self.exhausted_at = time.monotonic() - self.started
+
+    def read_some(self, timeout: float) -> None:
+        """Read what the broker sent within ``timeout``: PUBACKs, end-to-end acks."""
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return
+        try:
+            n = self.sock.recv_into(self.framer.space())
+        except BlockingIOError:
+            return
+        if not n:
+            raise SessionError("broker closed the generator's connection")
+        self.framer.received(n)
+        for ptype, flags, body in iter(self.framer.next_packet, None):
+            if ptype == mqtt.PUBACK:
+                self.pubacks += 1
+            elif ptype == mqtt.PUBLISH:
+                self.ack_msgs += 1
+                self._ack(*mqtt.publish_fields(flags, body))
+
+    def _ack(self, topic: str, _pid: int | None, payload: bytes) -> None:
+        device = topic.split("/")[3]
+        seq = cbor2.loads(payload).get(1, 0)
+        before = self.acked.get(device, -1)
+        if seq > before:
+            self.acked[device] = seq
+            times = self.sent_at.get(device) if self.sent_at is not None else None
+            if times is not None:
+                now = time.time()
+                self.ack_s.extend((t, now - t) for t in times[max(before, 0):seq])
+
+    def drain(self, want_acks: bool) -> None:
+        """Wait (up to DRAIN_TIMEOUT_S) for the broker's PUBACKs of all sent and, with
+        ``want_acks`` (a gateway runs), its end-to-end acks; then close."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        self.sock.setblocking(True)
+        if self.pending_out:
+            self.sock.sendall(self.pending_out)
+        self.sock.setblocking(False)
+        while time.monotonic() < deadline:
+            done = self.pubacks >= self.my_sent
+            if want_acks:
+                done = done and all(self.acked[n] >= self.pos[n] for n in self.names)
+            if done:
+                break
+            self.read_some(0.05)
+        self.sock.close()
+
+    def report(self) -> dict[str, Any]:
+        return {"idx": self.idx, "sent": self.my_sent, "pubacks": self.pubacks, "ack_msgs": self.ack_msgs,
+                "exhausted_at": self.exhausted_at, "go_wall": self.go_wall, "last_seq": self.pos,
+                "acked": self.acked, "sent_at": self.sent_at, "ack_s": self.ack_s}
 
 
 class Generators:

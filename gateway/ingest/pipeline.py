@@ -80,7 +80,7 @@ from edgeledger.gateway.config.schema import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_M
 from edgeledger.gateway.ingest import ratelimit
 from edgeledger.gateway.ingest.quarantine import QuarantineBound, quarantine_bound
 from edgeledger.gateway.registry import signatures
-from edgeledger.gateway.registry.registry import Registry
+from edgeledger.gateway.registry.registry import Key, Registry
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow, Store
 from edgeledger.protocols import chain, reading, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
@@ -107,6 +107,9 @@ MAX_INTERNAL_KINDS = 100
 UNKNOWN_KID_RECHECK_S = 0.1
 # Records by which a device declares a gap in its chain (protocols/chain.py G1).
 _DECLARATIONS = frozenset((chain.RESTART_RECORD, chain.LOST_RECORD))
+# The reject of each quarantine reason of the chain rules (protocols/chain.py OUTCOMES).
+_CHAIN_REJECTS: dict[str, type[errors.RejectedMessage]] = {
+    "fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}
 # Protected headers kept after a full check (one per registered key: a site has at most a
 # few thousand device keys, signatures.MAX_CACHED_KEYS allows for 100,000); forgotten all at
 # once when full, which costs one full parse per key afterwards.
@@ -384,6 +387,36 @@ class Pipeline:
 
     def _process(self, topic: object, data: bytes, received_at: float, t_site: str | None, t_device: str | None,
                  topic_problem: str | None) -> Accepted:
+        """The checks of the module docstring, in its order, then the staging."""
+        t_device = self._screen(data, t_device, topic_problem)  # 1-3
+        msg, known_header = self._sign1(data, t_device)  # 4-5, or the fast path
+        value, body, t_first, t_last = _payload(msg, t_device, received_at)  # 6
+        device, seq = body.device, body.seq
+        _check_canonical(data, msg, value, known_header, device, seq)  # 6b
+        if device != t_device:  # 7
+            raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
+        digest = _sha256(data)
+        lookup = self._lookup_fn(device)
+        stored = lookup(seq)
+        if stored is not None and stored[0] == digest:  # 8
+            self.counters["duplicates"] += 1
+            self._touched.add(device)
+            return Accepted(device, seq, chain.DUPLICATE)
+        key = self._key(msg, device, seq, t_site, known_header)  # 9
+        self._check_signed(key, msg, body, t_first, t_last, received_at)  # 10-12
+        rule, verdict = chain.classify(seq, body.prev, digest, lookup)  # 13
+        store_it, reason = chain.OUTCOMES[verdict]
+        if reason is not None:
+            raise _CHAIN_REJECTS[reason]("rule %s: seq %d" % (rule, seq), device, seq)
+        if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
+            self.counters["duplicates"] += 1
+            return Accepted(device, seq, verdict)
+        self._stage(MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at,
+                               bytes(data)), verdict, body, lookup)
+        return Accepted(device, seq, verdict)
+
+    def _screen(self, data: bytes, t_device: str | None, topic_problem: str | None) -> str:
+        """Steps 1-3, before any decoding: size, topic, rate limit. Returns the topic's device."""
         if len(data) > self.max_message_bytes:
             raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes), t_device)
         if topic_problem is not None:
@@ -392,50 +425,31 @@ class Pipeline:
         if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
             raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
                                      % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
+        return t_device
+
+    def _sign1(self, data: bytes, t_device: str) -> tuple[cose_verify.Sign1, bool]:
+        """Steps 4-5: the COSE_Sign1 of ``data`` and whether its protected header is one
+        checked before (the fast path, ``_known_sign1``). Every other message takes the full
+        parse: what is wrong with a message is named here."""
         msg = self._known_sign1(data)
-        known_header = msg is not None
-        if msg is None:  # the full parse: what is wrong with a message is named here
-            try:
-                item = _decode(data)
-            except cbor_decoder.TruncatedError as e:
-                raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
-            except CborDecodeError as e:
-                raise errors.MalformedCbor(str(e), t_device) from e
-            try:
-                msg = cose_verify.sign1_from_item(item, _decode)
-            except CoseError as e:
-                raise errors.NotCoseSign1(str(e), t_device) from e
-            except CborDecodeError as e:
-                raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
+        if msg is not None:
+            return msg, True
         try:
-            value = _decode(msg.payload)
-            body = reading_validate.check_payload_map(value)
-            if body.pack is not None:
-                t_first, t_last = reading_validate.time_range(body.pack)
-            else:
-                t_first = t_last = received_at
-        except PayloadRangeError as e:
-            raise errors.OutOfRange(str(e), t_device) from e
-        except (PayloadError, CborDecodeError) as e:
-            raise errors.BadPayload(str(e), t_device) from e
-        device, seq = body.device, body.seq
+            item = _decode(data)
+        except cbor_decoder.TruncatedError as e:
+            raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
+        except CborDecodeError as e:
+            raise errors.MalformedCbor(str(e), t_device) from e
         try:
-            if known_header:  # envelope and protected header already canonical
-                cose_verify.check_low_s(msg)
-                _check_payload_encoding(msg.payload, value)
-            else:
-                cose_verify.check_canonical(data, msg, _decode)
-        except NonCanonicalMessage as e:
-            raise errors.NonCanonical(str(e), device, seq) from e
-        if device != t_device:
-            raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
-        digest = _sha256(data)
-        lookup = self._lookup_fn(device)
-        stored = lookup(seq)
-        if stored is not None and stored[0] == digest:
-            self.counters["duplicates"] += 1
-            self._touched.add(device)
-            return Accepted(device, seq, chain.DUPLICATE)
+            return cose_verify.sign1_from_item(item, _decode), False
+        except CoseError as e:
+            raise errors.NotCoseSign1(str(e), t_device) from e
+        except CborDecodeError as e:
+            raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
+
+    def _key(self, msg: cose_verify.Sign1, device: str, seq: int, t_site: str | None, known_header: bool) -> Key:
+        """Step 9: the registered key of ``msg.kid``, which must belong to the payload's (and
+        the topic's) device, on the topic's site, for the message's alg."""
         key = self.registry.key(msg.kid)
         if key is None and time.monotonic() - self._registry_checked >= UNKNOWN_KID_RECHECK_S:
             # a key registered a moment ago (a rotation: the device may load its new key
@@ -445,9 +459,9 @@ class Pipeline:
                 key = self.registry.key(msg.kid)
         if key is None:
             raise errors.UnknownDevice("no registered key with kid %s" % msg.kid.hex(), device, seq)
-        if not (key.device == device == t_device):
+        if key.device != device:  # the payload's device is the topic's (step 7)
             raise errors.TopicMismatch("topic names %r, payload %r, key %s belongs to %r"
-                                       % (t_device, device, msg.kid.hex(), key.device), device, seq)
+                                       % (device, device, msg.kid.hex(), key.device), device, seq)
         if not known_header:
             self._remember_header(msg)
         site = self.registry.site_of(device)
@@ -457,6 +471,12 @@ class Pipeline:
         if key.alg != msg.alg:
             raise errors.BadSignature("key %s is %d, message says alg %d" % (msg.kid.hex(), key.alg, msg.alg),
                                       device, seq)
+        return key
+
+    def _check_signed(self, key: Key, msg: cose_verify.Sign1, body: Any, t_first: float, t_last: float,
+                      received_at: float) -> None:
+        """Steps 10-12: the key window, the signature, the record times."""
+        device, seq = body.device, body.seq
         # The key window (protocols/keywindow.py): an encrypted reading shows no times, only
         # that it was signed before it arrived.
         refusal = (key.refusal(seq, t_first, t_last) if body.pack is not None
@@ -470,27 +490,21 @@ class Pipeline:
         if t_last > received_at + self.future_skew_s or t_first < received_at - self.clock_skew_s:
             raise errors.ClockSkew("records timed %.0f..%.0f, gateway clock %.0f" % (t_first, t_last, received_at),
                                    device, seq)
-        rule, verdict = chain.classify(seq, body.prev, digest, lookup)
-        store_it, reason = chain.OUTCOMES[verdict]
-        if reason is not None:
-            cls = {"fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}[reason]
-            raise cls("rule %s: seq %d" % (rule, seq), device, seq)
-        if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
-            self.counters["duplicates"] += 1
-            return Accepted(device, seq, verdict)
-        # Every check has passed: compute the new marks and gaps, then stage (nothing below
-        # raises).
+
+    def _stage(self, row: MessageRow, verdict: str, body: Any, lookup: Callable[[int], Any]) -> None:
+        """Every check has passed: compute the new marks and gaps, then stage ``row``
+        (nothing here raises)."""
+        device, seq = row.device, row.seq
         mark: list[int] = self.marks.get(device) or [0, 0]
-        new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
-        seals = self.registry.seals_due(msg.kid, seq)  # a rotated-out key's last seq, sealed at commit
+        new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, row.received_at)
+        seals = self.registry.seals_due(row.kid, seq)  # a rotated-out key's last seq, sealed at commit
         contig = mark[0]
         if seq == contig + 1 and seq > mark[1] and not new_gaps and device not in self.gaps:
             contig = seq  # the common case, what _advance finds: no gap, nothing stored past seq
         elif seq == contig + 1 or new_gaps or device in self.gaps:
             contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
-        row = MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
         self._rows.append(row)
-        self._remember(device, seq, digest, body.prev)
+        self._remember(device, seq, row.digest, row.prev)
         if new_gaps:
             self._gap_rows.extend(new_gaps)
             self.gaps.setdefault(device, []).extend(new_gaps)
@@ -499,7 +513,6 @@ class Pipeline:
         self._seals.extend(seals)
         self._touched.add(device)
         self.counters["stored"] += 1
-        return Accepted(device, seq, verdict)
 
     # -- birth and death --------------------------------------------------------------------
 
@@ -615,6 +628,37 @@ class Pipeline:
         self._device_rejects = {}
         self._trim_recent(touched)
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)
+
+
+def _payload(msg: cose_verify.Sign1, t_device: str, received_at: float) -> tuple[object, Any, float, float]:
+    """Step 6: the payload decoded and checked (its value, its fields) and the time range of
+    its records (an encrypted reading's is its receive time)."""
+    try:
+        value = _decode(msg.payload)
+        body = reading_validate.check_payload_map(value)
+        if body.pack is not None:
+            t_first, t_last = reading_validate.time_range(body.pack)
+        else:
+            t_first = t_last = received_at
+    except PayloadRangeError as e:
+        raise errors.OutOfRange(str(e), t_device) from e
+    except (PayloadError, CborDecodeError) as e:
+        raise errors.BadPayload(str(e), t_device) from e
+    return value, body, t_first, t_last
+
+
+def _check_canonical(data: bytes, msg: cose_verify.Sign1, value: object, known_header: bool, device: str,
+                     seq: int) -> None:
+    """Step 6b: ``data`` is the one encoding the device signed; on the fast path the envelope
+    and protected header are known canonical, so only the signature and payload are left."""
+    try:
+        if known_header:
+            cose_verify.check_low_s(msg)
+            _check_payload_encoding(msg.payload, value)
+        else:
+            cose_verify.check_canonical(data, msg, _decode)
+    except NonCanonicalMessage as e:
+        raise errors.NonCanonical(str(e), device, seq) from e
 
 
 def _check_payload_encoding(payload: bytes, value: object) -> None:
