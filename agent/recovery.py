@@ -106,6 +106,26 @@ def _lose(lost, first, last, reason):
 
 
 
+def _set_head(box, last, where, damaged_tail, lost):
+    """The head: seq ``last``, the hash of its record ``where`` (segment name, offset,
+    length; None: no intact record). ``damaged_tail`` bytes of damaged records after it
+    may have been sent: their seqs are skipped and added to ``lost``."""
+    if where is not None and box._hash is not None:
+        with open(box.path + "/" + where[0], "rb") as f:
+            f.seek(where[1] + HEADER_LEN)
+            box.head_hash = box._hash(f.read(where[2]))
+    box.head_seq = last
+    if damaged_tail:
+        # The newest records are damaged: they may have been sent. Use no seq they could
+        # have held again; the next message names the last intact record as prev.
+        skip = (damaged_tail + MIN_RECORD_BYTES - 1) // MIN_RECORD_BYTES
+        _lose(lost, last + 1, last + skip, "head")
+        box.head_seq = last + skip
+        box.counters["head_lost"] += 1
+        if where is None:
+            box.head_hash = ZERO_HASH
+
+
 def recover(box):
     """Scan every segment of ``box`` (a new Outbox) and set its segments, head, durable and
     acked seqs, counters and ``lost``: the status record that declares lost seqs
@@ -156,20 +176,7 @@ def recover(box):
             os.remove(full)
             continue
         box._segments.append(seg)
-    if where is not None and box._hash is not None:
-        with open(box.path + "/" + where[0], "rb") as f:
-            f.seek(where[1] + HEADER_LEN)
-            box.head_hash = box._hash(f.read(where[2]))
-    box.head_seq = last
-    if damaged_tail:
-        # The newest records are damaged: they may have been sent. Use no seq they could
-        # have held again; the next message names the last intact record as prev.
-        skip = (damaged_tail + MIN_RECORD_BYTES - 1) // MIN_RECORD_BYTES
-        _lose(lost, last + 1, last + skip, "head")
-        box.head_seq = last + skip
-        box.counters["head_lost"] += 1
-        if where is None:
-            box.head_hash = ZERO_HASH
+    _set_head(box, last, where, damaged_tail, lost)
     box.durable_seq = box.head_seq
     if lost:
         box.lost = {0: "agent/outbox_lost", 3: " ".join(["%d-%d:%s" % r for r in lost])}

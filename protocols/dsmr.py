@@ -339,24 +339,29 @@ def parse_telegram(raw, version=None):
             dev = tg.mbus.get(ch)
             if dev is None:
                 dev = tg.mbus[ch] = MBusDevice(ch)
-            if layout == MBUS_TYPE:
-                dev.device_type = obis.parse_int(groups[0])
-            elif layout == MBUS_ID:
-                dev.equipment_id = groups[0]
-            elif layout == MBUS_VALVE:
-                dev.valve = obis.parse_int(groups[0]) if groups[0] else None
-            elif layout == MBUS_READING:
-                if len(groups) < 2:
-                    raise DsmrFrameError("M-Bus reading %s needs (time)(value*unit), found %d group(s)"
-                                         % (ref, len(groups)))
-                value, _, unit = groups[1].partition("*")
-                dev.reading = obis.scaled_value(value, unit) + (obis.parse_timestamp(groups[0]),)
-            elif layout == MBUS_LEGACY:
-                # (ts)(00)(60)(1)(0-n:24.2.1)(unit)(value)
-                if len(groups) != 7:
-                    raise DsmrFrameError("legacy M-Bus object needs 7 groups, found %d" % len(groups))
-                dev.reading = obis.scaled_value(groups[6], groups[5]) + (obis.parse_timestamp(groups[0]),)
+            _mbus_object(dev, layout, ref, groups)
     return tg
+
+
+def _mbus_object(dev, layout, ref, groups):
+    """Set what an M-Bus channel's object (``layout``, its value ``groups``) says on ``dev``."""
+    if layout == MBUS_TYPE:
+        dev.device_type = obis.parse_int(groups[0])
+    elif layout == MBUS_ID:
+        dev.equipment_id = groups[0]
+    elif layout == MBUS_VALVE:
+        dev.valve = obis.parse_int(groups[0]) if groups[0] else None
+    elif layout == MBUS_READING:
+        if len(groups) < 2:
+            raise DsmrFrameError("M-Bus reading %s needs (time)(value*unit), found %d group(s)"
+                                 % (ref, len(groups)))
+        value, _, unit = groups[1].partition("*")
+        dev.reading = obis.scaled_value(value, unit) + (obis.parse_timestamp(groups[0]),)
+    elif layout == MBUS_LEGACY:
+        # (ts)(00)(60)(1)(0-n:24.2.1)(unit)(value)
+        if len(groups) != 7:
+            raise DsmrFrameError("legacy M-Bus object needs 7 groups, found %d" % len(groups))
+        dev.reading = obis.scaled_value(groups[6], groups[5]) + (obis.parse_timestamp(groups[0]),)
 
 
 def to_records(tg, prefix="", now=None):

@@ -467,20 +467,7 @@ def verify_consistency(first, second, first_hash, second_hash, path):
     MAX_TREE_SIZE, the path has the wrong length for (first, second), a hash
     is not 32 bytes, or either computed root differs from the one given.
     """
-    _check_tree_size(first, "first tree size", ConsistencyProofError)
-    _check_tree_size(second, "second tree size", ConsistencyProofError)
-    if first > second:
-        raise ConsistencyProofError(
-            "first tree size %d is larger than second tree size %d"
-            % (first, second)
-        )
-    _check_hash(first_hash, "first root", ConsistencyProofError)
-    _check_hash(second_hash, "second root", ConsistencyProofError)
-    if len(path) > MAX_PATH_LENGTH + 1:
-        raise ConsistencyProofError(
-            "path too long: %d hashes, at most %d are possible"
-            % (len(path), MAX_PATH_LENGTH + 1)
-        )
+    _check_consistency_inputs(first, second, first_hash, second_hash, path)
     context = "tree sizes %d -> %d" % (first, second)
     if first == second or first == 0:
         _check_path(path, 0, ConsistencyProofError, context)
@@ -498,8 +485,43 @@ def verify_consistency(first, second, first_hash, second_hash, path):
     _check_path(
         path, consistency_path_length(first, second), ConsistencyProofError, context
     )
-    # RFC 9162 §2.1.4.2 step 2: a first tree of exact power-of-two size is a
-    # complete subtree of the second; its root is the proof's implicit seed.
+    fr, sr = _consistency_roots(first, second, first_hash, path)
+    if fr != first_hash:
+        raise ConsistencyProofError(
+            "first root mismatch for %s: expected %s, computed %s"
+            % (context, _hex(first_hash), _hex(fr))
+        )
+    if sr != second_hash:
+        raise ConsistencyProofError(
+            "second root mismatch for %s: expected %s, computed %s"
+            % (context, _hex(second_hash), _hex(sr))
+        )
+
+
+def _check_consistency_inputs(first, second, first_hash, second_hash, path):
+    """The sizes in order and in range, the roots 32 bytes, the path not longer than any
+    tree allows; raises ConsistencyProofError."""
+    _check_tree_size(first, "first tree size", ConsistencyProofError)
+    _check_tree_size(second, "second tree size", ConsistencyProofError)
+    if first > second:
+        raise ConsistencyProofError(
+            "first tree size %d is larger than second tree size %d"
+            % (first, second)
+        )
+    _check_hash(first_hash, "first root", ConsistencyProofError)
+    _check_hash(second_hash, "second root", ConsistencyProofError)
+    if len(path) > MAX_PATH_LENGTH + 1:
+        raise ConsistencyProofError(
+            "path too long: %d hashes, at most %d are possible"
+            % (len(path), MAX_PATH_LENGTH + 1)
+        )
+
+
+def _consistency_roots(first, second, first_hash, path):
+    """RFC 9162 §2.1.4.2 steps 2-7 for 0 < first < second and a path of the right length:
+    the (first, second) roots the path computes."""
+    # Step 2: a first tree of exact power-of-two size is a complete subtree of the
+    # second; its root is the proof's implicit seed.
     if first & (first - 1) == 0:
         path = [first_hash] + list(path)
     # Steps 3-5.
@@ -513,7 +535,7 @@ def verify_consistency(first, second, first_hash, second_hash, path):
     sha = _sha256
     # Step 6.
     for c in path[1:]:
-        if sn == 0:  # step 6a; unreachable after the length check above
+        if sn == 0:  # step 6a; unreachable after the length check
             raise ConsistencyProofError("path too long: hashes left above the root")
         if fn & 1 or fn == sn:
             fr = sha(NODE_PREFIX + c + fr).digest()
@@ -527,18 +549,9 @@ def verify_consistency(first, second, first_hash, second_hash, path):
         fn >>= 1
         sn >>= 1
     # Step 7.
-    if sn != 0:  # unreachable after the length check above
+    if sn != 0:  # unreachable after the length check
         raise ConsistencyProofError("path too short: the second root was not reached")
-    if fr != first_hash:
-        raise ConsistencyProofError(
-            "first root mismatch for %s: expected %s, computed %s"
-            % (context, _hex(first_hash), _hex(fr))
-        )
-    if sr != second_hash:
-        raise ConsistencyProofError(
-            "second root mismatch for %s: expected %s, computed %s"
-            % (context, _hex(second_hash), _hex(sr))
-        )
+    return fr, sr
 
 
 def is_consistent(first, second, first_hash, second_hash, path):

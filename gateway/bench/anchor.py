@@ -19,15 +19,23 @@ product's Batcher (gateway/batcher.py) and JsonRpcLedger, never a shortcut:
 Synthetic message rows are used for the size runs (the batcher hashes whatever bytes
 are stored; signing 100k messages would only slow the bench down).
 """
+import argparse
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.anchor.lifecycle import ANCHORED
 from edgeledger.gateway.bench import report
 from edgeledger.gateway.bench.anvil import Anvil
+
+if TYPE_CHECKING:
+    from edgeledger.gateway.anchor.batcher import Batcher
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+    from edgeledger.gateway.store import Store
 
 ANCHOR_TIMEOUT_S = 120.0
 STEP_S = 0.2
@@ -37,15 +45,17 @@ LATENCY_RATE = 200.0  # readings/s fed during the latency run
 CONFIRMATIONS = 2
 
 
-def _store(root, name):
+def _store(root: str, name: str) -> "Store":
     from edgeledger.gateway.store import Store
 
     return Store(os.path.join(root, name + ".db"))
 
 
-def _insert_synthetic(store, first_seq, n, now=None):
+def _insert_synthetic(store: "Store", first_seq: int, n: int, now: float | None = None) -> None:
+    from edgeledger.gateway.store import MessageRow
+
     now = time.time() if now is None else now
-    rows = [("bench-dev", s, b"\0" * 32, b"\1" * 32, 1, b"\2" * 16, now, now, now, b"msg %012d" % s + b"." * 140)
+    rows = [MessageRow("bench-dev", s, b"\0" * 32, b"\1" * 32, 1, b"\2" * 16, now, now, now, b"msg %012d" % s + b"." * 140)
             for s in range(first_seq, first_seq + n)]
     with store.lock:
         store.begin()
@@ -53,7 +63,7 @@ def _insert_synthetic(store, first_seq, n, now=None):
         store.commit()
 
 
-def _anchor_all(batcher, timeout=ANCHOR_TIMEOUT_S):
+def _anchor_all(batcher: "Batcher", timeout: float = ANCHOR_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while batcher.backlog():
         if time.monotonic() > deadline:
@@ -62,14 +72,15 @@ def _anchor_all(batcher, timeout=ANCHOR_TIMEOUT_S):
             time.sleep(STEP_S)
 
 
-def _gas_of(store, ledger, number):
+def _gas_of(store: "Store", ledger: "JsonRpcLedger", number: int) -> int:
     batch = store.batch(number)
     if batch is None or batch.tx_hash is None:
         raise RuntimeError("batch %d has no anchoring transaction" % number)
-    return ledger.receipt(bytes(batch.tx_hash))["gasUsed"]
+    gas: int = ledger.receipt(bytes(batch.tx_hash))["gasUsed"]
+    return gas
 
 
-def gas_for_size(node, root, size):
+def gas_for_size(node: Anvil, root: str, size: int) -> tuple[int, float]:
     """(gas of one steady-state batch of ``size`` readings, seconds to build its tree)."""
     from edgeledger.gateway.anchor.batcher import Batcher
 
@@ -88,7 +99,7 @@ def gas_for_size(node, root, size):
     return gas, build_s
 
 
-def baseline_gas(node, root, n=4):
+def baseline_gas(node: Anvil, root: str, n: int = 4) -> float:
     """Gas per reading when each reading is anchored by its own transaction (steady state)."""
     from edgeledger.gateway.anchor.batcher import Batcher
 
@@ -103,7 +114,7 @@ def baseline_gas(node, root, n=4):
     return sum(gases) / float(len(gases))
 
 
-def anchors_per_minute(node, root, batches=THROUGHPUT_BATCHES):
+def anchors_per_minute(node: Anvil, root: str, batches: int = THROUGHPUT_BATCHES) -> float:
     from edgeledger.gateway.anchor.batcher import Batcher
 
     ledger = node.ledger()
@@ -118,7 +129,8 @@ def anchors_per_minute(node, root, batches=THROUGHPUT_BATCHES):
     return batches * 60.0 / elapsed
 
 
-def latency(node, root, batch_age, seconds, log=None):
+def latency(node: Anvil, root: str, batch_age: float, seconds: float,
+            log: Callable[[str], object] | None = None) -> dict[str, Any]:
     """Percentiles of reading creation -> anchored with CONFIRMATIONS, through the Pipeline."""
     from edgeledger.gateway.anchor import thread as anchoring
     from edgeledger.gateway.config import BatchConfig
@@ -165,22 +177,23 @@ def latency(node, root, batch_age, seconds, log=None):
             "latency_readings": len(lat), "latency_batches": nb}
 
 
-def _pct(values, p):
+def _pct(values: Sequence[float], p: float) -> float | None:
     if not values:
         return None
     k = min(len(values) - 1, max(0, int(round(p / 100.0 * len(values) + 0.5)) - 1))
     return values[k]
 
 
-def run(sizes=(1000, 10000, 100000), batch_age=5.0, latency_seconds=30.0, block_time=1, log=print):
+def run(sizes: Sequence[int] = (1000, 10000, 100000), batch_age: float = 5.0, latency_seconds: float = 30.0,
+        block_time: int = 1, log: Callable[[str], object] | None = print) -> dict[str, Any]:
     log = log or (lambda *a: None)
     root = tempfile.mkdtemp(prefix="el-bench-anchor-")
-    out = {"sizes": list(sizes), "block_time_s": block_time, "batch_age_s": batch_age, **report.context()}
+    out: dict[str, Any] = {"sizes": list(sizes), "block_time_s": block_time, "batch_age_s": batch_age, **report.context()}
     try:
         with Anvil(block_time=block_time) as node:
             log("baseline: one transaction per reading...")
             out["baseline_gas_per_reading"] = baseline_gas(node, root)
-            by = {}
+            by: dict[int, dict[str, float]] = {}
             for size in sizes:
                 log("one batch of %d readings..." % size)
                 gas, build_s = gas_for_size(node, root, size)
@@ -200,8 +213,9 @@ def run(sizes=(1000, 10000, 100000), batch_age=5.0, latency_seconds=30.0, block_
     return out
 
 
-def print_table(r, out=print):
-    rows = [("anchor gas, one reading per transaction", r["baseline_gas_per_reading"], "baseline")]
+def print_table(r: dict[str, Any], out: Callable[[str], object] = print) -> None:
+    rows: list[tuple[object, object, object]] = [
+        ("anchor gas, one reading per transaction", r["baseline_gas_per_reading"], "baseline")]
     for size in r["sizes"]:
         s = r["by_size"][str(size)]
         rows.append(("batch of %d: gas per batch" % size, s["gas_per_batch"],
@@ -217,7 +231,7 @@ def print_table(r, out=print):
     report.print_context(r, out)
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     r = run(sizes, args.batch_age, args.latency_seconds, args.block_time, log=None if args.json else print)
     if args.json:

@@ -22,8 +22,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.bench.mosquitto import free_port
+
+if TYPE_CHECKING:
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 _PLATFORM_PACKAGES = {
@@ -41,7 +46,7 @@ class AnvilMissing(RuntimeError):
     """The anvil binary is not installed."""
 
 
-def anvil_binary():
+def anvil_binary() -> str:
     """Path of the anvil binary installed by npm (or on PATH). Raises AnvilMissing with a hint."""
     pkg = _PLATFORM_PACKAGES.get((platform.system(), platform.machine()), "anvil-linux-amd64")
     path = os.path.join(ROOT, "node_modules", "@foundry-rs", pkg, "bin", "anvil")
@@ -55,7 +60,7 @@ def anvil_binary():
         "which installs @foundry-rs/anvil from package-lock.json)" % path)
 
 
-def rpc(url, method, params=(), timeout=5.0):
+def rpc(url: str, method: str, params: Iterable[object] = (), timeout: float = 5.0) -> Any:
     """One raw JSON-RPC request; returns ``result``; raises RuntimeError on an error object."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -69,8 +74,8 @@ def rpc(url, method, params=(), timeout=5.0):
 class Anvil(object):
     """One anvil process on a fixed loopback port; restartable with the same chain state."""
 
-    def __init__(self, port=None, block_time=None, hardfork="london", persistent=True, chain_id=None,
-                 extra_args=()):
+    def __init__(self, port: int | None = None, block_time: float | None = None, hardfork: str | None = "london",
+                 persistent: bool = True, chain_id: int | None = None, extra_args: Iterable[str] = ()) -> None:
         self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.block_time = block_time
@@ -80,9 +85,9 @@ class Anvil(object):
         self._dir = tempfile.mkdtemp(prefix="anvil-")
         self.state_path = os.path.join(self._dir, "state.json") if persistent else None
         self.log_path = os.path.join(self._dir, "anvil.log")
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def command(self):
+    def command(self) -> list[str]:
         cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
@@ -94,7 +99,7 @@ class Anvil(object):
             cmd += ["--state", self.state_path]
         return cmd + self.extra_args
 
-    def start(self, timeout=START_TIMEOUT_S):
+    def start(self, timeout: float = START_TIMEOUT_S) -> "Anvil":
         """Start (or restart) anvil and wait until it answers eth_chainId."""
         assert self.proc is None, "anvil already running"
         log = open(self.log_path, "ab")
@@ -115,7 +120,7 @@ class Anvil(object):
                         self.url, timeout, self.log_tail())) from None
                 time.sleep(0.05)
 
-    def stop(self, timeout=STOP_TIMEOUT_S):
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop anvil gracefully (SIGINT: it dumps ``--state`` on the way out)."""
         if self.proc is None:
             return
@@ -127,7 +132,7 @@ class Anvil(object):
             self.proc.wait()
         self.proc = None
 
-    def kill(self):
+    def kill(self) -> None:
         """Stop without giving anvil a chance to dump state (a crash)."""
         if self.proc is None:
             return
@@ -135,32 +140,32 @@ class Anvil(object):
         self.proc.wait()
         self.proc = None
 
-    def restart(self, down_for=0.0):
+    def restart(self, down_for: float = 0.0) -> "Anvil":
         self.stop()
         if down_for:
             time.sleep(down_for)
         return self.start()
 
-    def close(self):
+    def close(self) -> None:
         self.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def log_tail(self, n=4000):
+    def log_tail(self, n: int = 4000) -> str:
         try:
             with open(self.log_path, "rb") as f:
                 return f.read()[-n:].decode("utf-8", "replace")
         except OSError:
             return "(no log)"
 
-    def __enter__(self):
+    def __enter__(self) -> "Anvil":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---------------------------------------------------------------- dev helpers
 
-    def ledger(self, sites=("bench",)):
+    def ledger(self, sites: Iterable[str] = ("bench",)) -> "JsonRpcLedger":
         """A JsonRpcLedger with a fresh funded key, the contract deployed, itself the gateway of
         ``sites``."""
         from edgeledger.gateway.anchor.ledger import JsonRpcLedger
@@ -172,28 +177,28 @@ class Anvil(object):
             ledger.authorize_gateway(site, ledger.account)
         return ledger
 
-    def rpc(self, method, *params):
+    def rpc(self, method: str, *params: object) -> Any:
         return rpc(self.url, method, params)
 
-    def fund(self, address, wei=FUND_WEI):
+    def fund(self, address: str, wei: int = FUND_WEI) -> None:
         self.rpc("anvil_setBalance", address, hex(wei))
 
-    def new_funded_key(self, wei=FUND_WEI):
+    def new_funded_key(self, wei: int = FUND_WEI) -> str:
         from eth_account import Account
 
         key = "0x" + os.urandom(32).hex()
         self.fund(Account.from_key(key).address, wei)
         return key
 
-    def mine(self, blocks=1):
+    def mine(self, blocks: int = 1) -> None:
         self.rpc("anvil_mine", hex(blocks))
 
-    def block_number(self):
+    def block_number(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)
 
 
 @contextlib.contextmanager
-def running_anvil(**kwargs):
+def running_anvil(**kwargs: Any) -> Iterator[Anvil]:
     """Context manager: a started ``Anvil``; killed and its temp dir removed on exit."""
     node = Anvil(**kwargs)
     try:

@@ -34,6 +34,7 @@ The unix port is 64-bit: every object and pointer is twice the size it is on an 
 or RP2040; its floors are labelled as such. The 32-bit figures come from the
 WebAssembly port, never from scaling a 64-bit one.
 """
+import argparse
 import base64
 import json
 import os
@@ -41,10 +42,15 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from edgeledger.gateway.bench import device32, report
 from edgeledger.gateway.boards import image
 from edgeledger.gateway.boards.unix_port import device_command, micropython_binary
+
+# Where bench output goes: print, or None for silence.
+Log = Callable[[str], object] | None
 
 HEAP_STEPS_KB = (256, 192, 160, 128, 112, 96, 88, 80, 72, 64, 56, 48, 40, 32, 24, 16)
 SIGNERS = device32.SIGNERS  # the 64-bit and the 32-bit figures cover the same signers
@@ -59,7 +65,8 @@ PACK10_VALUES = (230.1, 229.8, 231.0, 1.23, 0.98, 1.05, 283.1, 225.2, 242.6, 750
 
 
 def _f32(x: float) -> float:
-    return struct.unpack(">f", struct.pack(">f", x))[0]
+    value: float = struct.unpack(">f", struct.pack(">f", x))[0]
+    return value
 
 
 def _json_number(x: float) -> float:
@@ -75,11 +82,11 @@ def pack10(device: str = "meter-01", t: float = 1767225600.25) -> list:
     """The 10 records of one SDM630 poll (full names, units, float32 values, one time)."""
     from edgeledger.agent.registermaps import sdm630
 
-    return [{0: "%s/m1/%s" % (device, e[5]), 1: e[4], 2: _f32(v), 6: t}
-            for e, v in zip(sdm630.MAP["entries"], PACK10_VALUES)]
+    entries: Any = sdm630.MAP["entries"]
+    return [{0: "%s/m1/%s" % (device, e[5]), 1: e[4], 2: _f32(v), 6: t} for e, v in zip(entries, PACK10_VALUES)]
 
 
-def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
+def _sizes(s: Any, pack: list, prev: bytes, topic: bytes) -> dict:
     """COSE (as the device signs it: base fields for a multi-record pack) vs JSON bytes."""
     from edgeledger.protocols import cose, mqtt
     from edgeledger.protocols.reading import with_base_fields
@@ -95,7 +102,7 @@ def _sizes(s, pack: list, prev: bytes, topic: bytes) -> dict:
     as_json = json.dumps({"alg": s.alg_name, "kid": b64(s.kid), "payload": body, "sig": b64(sig)},
                          separators=(",", ":"), sort_keys=True).encode()
 
-    def publish_len(n):  # a QoS 1 PUBLISH of an n-byte message
+    def publish_len(n: int) -> int:  # a QoS 1 PUBLISH of an n-byte message
         return len(mqtt.publish_header(topic, n, 1, qos=1)) + n
 
     return {"cose": len(msg), "json_base64": len(as_json), "cose_publish": publish_len(len(msg)),
@@ -147,7 +154,7 @@ for alg in %(algs)r:
 """
 
 
-def reading_cost(image_dir, n):
+def reading_cost(image_dir: str, n: int) -> dict[str, dict[str, float]]:
     work = tempfile.mkdtemp(prefix="el-bench-")
     try:
         shutil.copytree(os.path.join(image_dir, "lib"), os.path.join(work, "lib"))
@@ -158,7 +165,7 @@ def reading_cost(image_dir, n):
                               env=dict(os.environ, MICROPYPATH=".frozen"))
         if proc.returncode != 0:
             raise RuntimeError("timing run failed:\n" + proc.stdout + proc.stderr)
-        out = {}
+        out: dict[str, dict[str, float]] = {}
         for line in proc.stdout.split():
             alg, per, sig = line.split("|")
             out[alg] = {"reading_ms": float(per) / 1000, "sign_ms": float(sig) / 1000}
@@ -213,7 +220,7 @@ class _Site:
         from edgeledger.gateway.bench.mosquitto import Mosquitto
 
         self.tls = _tls_files(work) if tls else None
-        extra = ["certfile " + self.tls["cert"], "keyfile " + self.tls["key"]] if tls else []
+        extra = ["certfile " + self.tls["cert"], "keyfile " + self.tls["key"]] if self.tls else []
         self.broker = Mosquitto(extra=extra, workdir=os.path.join(work, "mosquitto"))
         self.broker.start()
         self.port = self.broker.port
@@ -223,13 +230,13 @@ class _Site:
         from edgeledger.protocols.cose import verify as cose_verify
         from edgeledger.protocols.reading import validate as reading_validate
 
-        def on_message(client, userdata, msg):
+        def on_message(client: Any, userdata: Any, msg: Any) -> None:
             site, device, _kind = topics.parse(msg.topic)
             seq = reading_validate.decode_payload(cose_verify.parse_sign1(msg.payload).payload).seq
             client.publish(topics.ack(site, device), session.encode_ack(seq), qos=1, retain=True)
 
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="el-bench-acker")
-        if tls:
+        if self.tls:
             c.tls_set(ca_certs=self.tls["cert"])
         c.on_message = on_message
         c.on_connect = lambda client, *a: client.subscribe(topics.subscription("r"), qos=1)
@@ -277,7 +284,7 @@ def runs_at(image_dir: str, work: str, alg: str, site: _Site, readings: int, hea
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
 
 
-def heap_floor(image_dir: str, readings: int, log=None, tls: bool = False) -> dict:
+def heap_floor(image_dir: str, readings: int, log: Log = None, tls: bool = False) -> dict:
     """Per signer, the smallest heap (1 KB resolution) at which the loop still runs: step
     down through HEAP_STEPS_KB, then bisect between the last size that ran and the first
     that failed."""
@@ -285,7 +292,7 @@ def heap_floor(image_dir: str, readings: int, log=None, tls: bool = False) -> di
     site = _Site(work, tls)
     out = {}
 
-    def runs(alg, kb):
+    def runs(alg: str, kb: int) -> bool:
         ok, detail = runs_at(image_dir, work, alg, site, readings, kb)
         if log:
             log("  %s heap %3d K: %s" % (alg, kb, "runs" if ok else "fails (%s)" % (detail,)))
@@ -337,7 +344,7 @@ print("MODULES|" + ",".join(sorted(m for m in sys.modules if m.startswith("edgel
 """
 
 
-def import_heap(folder: str, modules=LOOP_MODULES, rom: bool = False) -> tuple:
+def import_heap(folder: str, modules: Sequence[str] = LOOP_MODULES, rom: bool = False) -> tuple:
     """(heap bytes, modules loaded) of importing ``modules`` under the unix port, from
     ``folder``/lib (bytecode files) or, with ``rom``, from ``folder``/romfs.img mapped as
     a ROM partition. Writes ``folder``/main.py. Raises RuntimeError."""
@@ -400,62 +407,86 @@ def targets(per_config: dict, floors: dict, wire: dict) -> dict:
     return out
 
 
-def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
+def _image_sizes(work: str, say: Callable[[str], object]) -> dict:
+    """Every board's image built into ``work`` (plain and ``--romfs``): its sizes."""
+    sizes = {}
+    for board in image.boards():
+        m = image.build_image(board, os.path.join(work, board))
+        r = image.build_image(board, os.path.join(work, board + "-romfs"), romfs=True)
+        sizes[board] = {"image_bytes": m["image_bytes"], "lib_bytes": m["lib_bytes"],
+                        "modules": len(m["modules"]), "romfs_bytes": r["romfs_bytes"]}
+        say("image %-7s %6d bytes (%d modules, lib %d bytes); --romfs: romfs.img %d bytes"
+            % (board, m["image_bytes"], len(m["modules"]), m["lib_bytes"], r["romfs_bytes"]))
+    return sizes
+
+
+def _wire(say: Callable[[str], object]) -> dict:
+    """``wire_sizes`` of every signer."""
+    wire = dict((alg, wire_sizes(alg)) for alg in SIGNERS)
+    for alg in SIGNERS:
+        for kind, label in (("single", "one reading"), ("pack10", "pack of 10 ")):
+            w = wire[alg][kind]
+            say("wire %-5s %s COSE %4d B (PUBLISH %4d B) vs JSON+base64 %4d B (PUBLISH %4d B): %.2fx"
+                % (alg, label, w["cose"], w["cose_publish"], w["json_base64"], w["json_publish"], w["ratio"]))
+    return wire
+
+
+def _heap_floors(work: str, heap_readings: int, say: Callable[[str], object], log: Log) -> dict:
+    """``heap_floor`` of the unix image built in ``work``: plain, ROMFS, ROMFS over TLS."""
+    floors = {}
+    for kind, folder, tls, label in (
+            ("plain", os.path.join(work, "unix"), False, "plain image (native code in lib/)"),
+            ("romfs", os.path.join(work, "unix-romfs"), False, "ROMFS image (bytecode in place)"),
+            ("romfs_tls", os.path.join(work, "unix-romfs"), True, "ROMFS image over TLS")):
+        say("heap floor, %s, %d readings end to end:" % (label, heap_readings))
+        floors[kind] = heap_floor(folder, heap_readings, say if log else None, tls=tls)
+        say("heap floor %-33s %s (64-bit unix port)"
+            % (label, ", ".join("%s %s KB" % (alg, floors[kind][alg]) for alg in SIGNERS)))
+    return floors
+
+
+def _per_configuration(readings: int, say: Callable[[str], object], log: Log) -> dict:
+    """``device32.run``, each figure with its configuration's flash wear (``flash``)."""
+    from edgeledger.gateway.bench import flash as flash_wear
+
+    say("on the 32-bit WebAssembly port, bytecode .mpy in RAM, %d messages per run:" % readings)
+    per_config = device32.run(readings, say if log else None)
+    wear = flash_wear.configuration_wear(device32.CONFIGS, SIGNERS)
+    say("flash wear per configuration (its own workload on littlefs, flush every %s s):"
+        % flash_wear.board_outbox()["flush_interval_s"])
+    for config, by_alg in per_config.items():
+        for alg, figures in by_alg.items():
+            figures["flash"] = f = wear[config][alg]
+            say("32-bit %-14s %-5s heap %5.1f KB, %6.2f ms per message, %.3f flash erases per "
+                "message (workload %s, %d messages in %d s), projected flash life %.1f years"
+                % (config, alg, figures["heap_kb"], figures["cpu_ms"],
+                   f["erases_per_reading_this_workload"], f["workload"], f["messages"],
+                   f["seconds"], f["projected_life_years_this_workload"]))
+    return per_config
+
+
+def run(readings: int = 20, heap_readings: int = 10, log: Log = print) -> dict:
     say = log or (lambda *a: None)
     context = report.context()
     work = tempfile.mkdtemp(prefix="el-bench-img-")
     try:
-        sizes = {}
-        for board in image.boards():
-            m = image.build_image(board, os.path.join(work, board))
-            r = image.build_image(board, os.path.join(work, board + "-romfs"), romfs=True)
-            sizes[board] = {"image_bytes": m["image_bytes"], "lib_bytes": m["lib_bytes"],
-                            "modules": len(m["modules"]), "romfs_bytes": r["romfs_bytes"]}
-            say("image %-7s %6d bytes (%d modules, lib %d bytes); --romfs: romfs.img %d bytes"
-                % (board, m["image_bytes"], len(m["modules"]), m["lib_bytes"], r["romfs_bytes"]))
-        image_dir = os.path.join(work, "unix")
-        wire = dict((alg, wire_sizes(alg)) for alg in SIGNERS)
-        for alg in SIGNERS:
-            for kind, label in (("single", "one reading"), ("pack10", "pack of 10 ")):
-                w = wire[alg][kind]
-                say("wire %-5s %s COSE %4d B (PUBLISH %4d B) vs JSON+base64 %4d B (PUBLISH %4d B): %.2fx"
-                    % (alg, label, w["cose"], w["cose_publish"], w["json_base64"], w["json_publish"],
-                       w["ratio"]))
+        sizes = _image_sizes(work, say)
+        wire = _wire(say)
         from edgeledger.gateway.bench import flash as flash_wear  # its own section: flash wear of the outbox
 
         flash = flash_wear.measure()
         flash_wear.report(flash, say)
-        cost = reading_cost(image_dir, readings)
+        cost = reading_cost(os.path.join(work, "unix"), readings)
         for alg in SIGNERS:
             say("per reading %-5s %.1f ms (sample+encode+sign+persist), sign alone %.1f ms (64-bit unix port)"
                 % (alg, cost[alg]["reading_ms"], cost[alg]["sign_ms"]))
-        floors = {}
-        for kind, folder, tls, label in (
-                ("plain", image_dir, False, "plain image (native code in lib/)"),
-                ("romfs", os.path.join(work, "unix-romfs"), False, "ROMFS image (bytecode in place)"),
-                ("romfs_tls", os.path.join(work, "unix-romfs"), True, "ROMFS image over TLS")):
-            say("heap floor, %s, %d readings end to end:" % (label, heap_readings))
-            floors[kind] = heap_floor(folder, heap_readings, say if log else None, tls=tls)
-            say("heap floor %-33s %s (64-bit unix port)"
-                % (label, ", ".join("%s %s KB" % (alg, floors[kind][alg]) for alg in SIGNERS)))
+        floors = _heap_floors(work, heap_readings, say, log)
         check = romfs_check(work)
         say("ROMFS saving on the 64-bit port, the loop's modules: measured %.1f KB (%.1f in files, "
             "%.1f in ROMFS), counted from the .mpy files %.1f KB"
             % (_kb(check["measured_saving"]), _kb(check["files_bytes"]), _kb(check["romfs_bytes"]),
                _kb(check["counted_saving"])))
-        say("on the 32-bit WebAssembly port, bytecode .mpy in RAM, %d messages per run:" % readings)
-        per_config = device32.run(readings, say if log else None)
-        wear = flash_wear.configuration_wear(device32.CONFIGS, SIGNERS)
-        say("flash wear per configuration (its own workload on littlefs, flush every %s s):"
-            % flash_wear.board_outbox()["flush_interval_s"])
-        for config, by_alg in per_config.items():
-            for alg, figures in by_alg.items():
-                figures["flash"] = f = wear[config][alg]
-                say("32-bit %-14s %-5s heap %5.1f KB, %6.2f ms per message, %.3f flash erases per "
-                    "message (workload %s, %d messages in %d s), projected flash life %.1f years"
-                    % (config, alg, figures["heap_kb"], figures["cpu_ms"],
-                       f["erases_per_reading_this_workload"], f["workload"], f["messages"],
-                       f["seconds"], f["projected_life_years_this_workload"]))
+        per_config = _per_configuration(readings, say, log)
         goals = targets(per_config, floors, wire)
         for name, t in goals.items():
             say("target %-36s %s: %s (%s%s)" % (
@@ -470,7 +501,7 @@ def run(readings: int = 20, heap_readings: int = 10, log=print) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     """``edgeledger bench device [--json]``."""
     result = run(readings=args.readings, heap_readings=args.heap_readings, log=None if args.json else print)
     if args.json:

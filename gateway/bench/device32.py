@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 
 from edgeledger.gateway.boards import image, micropython32
 
@@ -276,7 +277,7 @@ def mpy_parts(data: bytes) -> tuple[list, list, list]:
             names.append(data[i:i + (n >> 1)])
             i += (n >> 1) + 1
 
-    def load_obj(i):
+    def load_obj(i: int) -> int:
         kind = data[i]
         i += 1
         if kind in (5, 6):  # str, bytes: data and a NUL
@@ -295,7 +296,7 @@ def mpy_parts(data: bytes) -> tuple[list, list, list]:
     for _ in range(n_obj):
         i = load_obj(i)
 
-    def load_code(i):
+    def load_code(i: int) -> int:
         kind_len, i = _mpy_uint(data, i)
         if kind_len & 3:
             raise ValueError("expected bytecode only, found native code")
@@ -312,7 +313,7 @@ def mpy_parts(data: bytes) -> tuple[list, list, list]:
     return names, constants, code
 
 
-def romfs_saving(lib: str, modules, block: int = 16) -> dict:
+def romfs_saving(lib: str, modules: Iterable[str], block: int = 16) -> dict:
     """Bytes MicroPython's loader copies into the heap for ``modules`` (``.mpy`` files
     under ``lib``) that it leaves in place when they are in ROMFS (py/persistentcode.c,
     ``mp_reader_try_read_rom``): each function's bytecode and the data of string and bytes
@@ -386,7 +387,7 @@ def measure(lib: str, config: str, alg: str, readings: int = 5) -> dict:
     return out
 
 
-def run(readings: int = 5, log=None) -> dict:
+def run(readings: int = 5, log: Callable[[str], object] | None = None) -> dict:
     """{config: {alg: figures}} for every configuration and signer. Raises Mpy32Error."""
     work = tempfile.mkdtemp(prefix="el-bench32-")
     try:

@@ -30,11 +30,14 @@ ENDURANCE / erases per second. littlefs levels wear dynamically over the whole d
 write goes to a new block, round robin), so its mean erase rate per block counts; FAT has no
 wear levelling, so its hottest block (a FAT or directory sector) counts.
 """
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from edgeledger.gateway.boards import image
 from edgeledger.gateway.boards.unix_port import micropython_binary, stage_tree
@@ -77,7 +80,7 @@ SDM630_VALUES = {"V": 231.7, "A": 12.81, "W": 2954.3, "VA": 3021.9, "var": 431.2
                  "Hz": 49.98, "J": 15234.56, "vars": 812.43}
 
 
-def workload_records(name):
+def workload_records(name: str) -> tuple[list[dict], float, int]:
     """(records of one poll, interval_s, pack_size) of a workload; record times are offsets
     from the poll's time."""
     import struct
@@ -92,7 +95,7 @@ def workload_records(name):
     if name in ("dsmr5", "iec62056"):
         return _meter_records(name), interval, pack
     m = registermaps.get_map("sdm630")
-    records = []
+    records: list[dict] = []
     for start, count, entries in registermaps.plan_blocks(m):
         regs = [0] * count
         for addr, _kind, _order, _scale, unit, _name in entries:  # f32, most significant word first
@@ -102,7 +105,7 @@ def workload_records(name):
     return records, interval, pack
 
 
-def _meter_records(name):
+def _meter_records(name: str) -> list[dict]:
     """The records the real parser makes of the telegram (DSMR 5) or readout (IEC 62056-21)
     ``device32`` feeds its meters, with the prefixes it configures; times as offsets from
     the telegram's own time (DSMR: a gas reading keeps its earlier capture time)."""
@@ -233,19 +236,21 @@ for fs, flush_s, w, seconds in P["configs"]:
 """
 
 
-def board_outbox(board="esp32"):
+def board_outbox(board: str = "esp32") -> dict[str, Any]:
     """The outbox settings of a board profile (max_bytes, segment_bytes, flush_interval_s)."""
-    return image.load_profile(board)["outbox"]
+    outbox: dict[str, Any] = image.load_profile(board)["outbox"]
+    return outbox
 
 
-def measure(seconds=2000, warmup=200, board="esp32", configs=CONFIGS, timeout=900, alg="EdDSA",
-            min_polls=0):
+def measure(seconds: float = 2000, warmup: int = 200, board: str = "esp32",
+            configs: Sequence[tuple[str, str, float | None, str]] = CONFIGS, timeout: float = 900,
+            alg: str = "EdDSA", min_polls: int = 0) -> list[dict[str, Any]]:
     """Run every config for ``seconds`` of device time (at least ``min_polls`` polls of its
     workload) under MicroPython, with messages of ``alg``'s size; returns a list of dicts
     with the raw counts and readings (signed messages), erases_per_reading,
     programmed_per_reading, erases_per_hour, life_years (projected)."""
     ob = board_outbox(board)
-    workloads = {}
+    workloads: dict[str, dict[str, Any]] = {}
     for _, _, _, w in configs:
         records, interval, pack = workload_records(w)
         workloads[w] = {"records": records, "interval_s": interval, "pack_size": pack}
@@ -283,12 +288,13 @@ def measure(seconds=2000, warmup=200, board="esp32", configs=CONFIGS, timeout=90
     return rows
 
 
-def configuration_wear(configs, algs, board="esp32", seconds=2000):
+def configuration_wear(configs: Sequence[str], algs: Iterable[str], board: str = "esp32",
+                       seconds: float = 2000) -> dict[str, dict[str, dict[str, Any]]]:
     """{config: {alg: figures}}: for each 32-bit configuration of ``bench device`` (a key of
     CONFIGURATION_WORKLOADS) and signer, its own workload on littlefs with ``board``'s outbox
     settings (the board default flush_interval_s), at least MIN_POLLS polls. The keys say
     what the figures are for: this configuration's workload, a projected (estimated) life."""
-    out = {c: {} for c in configs}
+    out: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in configs}
     for alg in algs:
         rows = measure(seconds=seconds, board=board, alg=alg, min_polls=MIN_POLLS,
                        configs=[("littlefs, " + c, "lfs", None, CONFIGURATION_WORKLOADS[c]) for c in configs])
@@ -303,7 +309,7 @@ def configuration_wear(configs, algs, board="esp32", seconds=2000):
     return out
 
 
-def report(rows, say=print):
+def report(rows: Sequence[dict[str, Any]], say: Callable[[str], object] = print) -> None:
     say("flash wear, %d MB filesystem, %d B blocks, %d s of device time each (endurance %d cycles; "
         "littlefs levels wear, FAT on raw flash does not); a reading is one signed message:"
         % (FS_BYTES // (1024 * 1024), BLOCK_SIZE, rows[0]["seconds"] if rows else 0, ENDURANCE))
@@ -314,7 +320,7 @@ def report(rows, say=print):
                 r["programmed_per_reading"], r["life_years"], r["life_years"] * 365.25))
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     """``edgeledger bench flash [--json]``."""
     rows = measure(seconds=args.seconds, board=args.board)
     if args.json:

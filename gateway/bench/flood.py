@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 from edgeledger.gateway.bench import loadgen, mosquitto, report
 from edgeledger.protocols import mqtt, session, topics
@@ -37,7 +39,7 @@ DRAIN_S = 30.0
 FLOOD_CHUNK = 2000
 
 
-def _flooder(port: int, name: str, stop, sent) -> None:
+def _flooder(port: int, name: str, stop: Any, sent: Any) -> None:
     """Publish garbage as fast as the socket takes it; drop the PUBACKs."""
     sock, _framer = loadgen.open_session("127.0.0.1", port, "el-bench-flood")
     topic = topics.readings(loadgen.SITE, name)
@@ -63,7 +65,7 @@ class _Good:
     """The good devices of one phase: one raw session each, driven from one thread."""
 
     def __init__(self, port: int, specs: list, per_device: int) -> None:
-        self.devices = []
+        self.devices: list[dict[str, Any]] = []
         for name, seed in specs:
             sock, framer = loadgen.open_session("127.0.0.1", port, "el-bench-good-%s-%d" % (name, os.getpid()))
             sock.sendall(mqtt.subscribe(1, [(topics.ack(loadgen.SITE, name), 0)]))
@@ -109,11 +111,10 @@ class _Good:
             d["sock"].close()
 
 
-def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool, log) -> dict:
+def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool,
+          log: Callable[[str], object] | None) -> dict:
     """One measured phase; returns its figures."""
     from edgeledger.gateway.bench.ingest import _write_site
-    from edgeledger.gateway.ingest.runner import total_counters
-    from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-flood-")
     gw = None
@@ -133,29 +134,10 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
             if flood:
                 flooder = ctx.Process(target=_flooder, args=(broker.port, flood_name, stop, sent), daemon=True)
                 flooder.start()
-            t0 = time.monotonic()
-            next_at = t0
-            while time.monotonic() - t0 < seconds:
-                now = time.monotonic()
-                if now >= next_at:
-                    good.publish_next(now)
-                    next_at += 1.0 / rate
-                good.read(max(0.0, min(0.01, next_at - time.monotonic())))
-            window = time.monotonic() - t0
-            stop.set()
-            deadline = time.monotonic() + DRAIN_S
-            while not good.all_acked() and time.monotonic() < deadline:
-                good.read(0.05)
+            window = _drive(good, seconds, rate, stop)
             if flooder is not None:
                 flooder.join(10)
-            if gw.poll() is not None:
-                raise RuntimeError("the gateway exited with %s" % gw.returncode)
-            gw.send_signal(signal.SIGTERM)  # its counters are written at shutdown
-            gw.wait(60)
-            st = Store(os.path.join(root, "gateway.db"))
-            counters = total_counters(st.load_counters())
-            lost = sum(d["next"] - len(st.seqs(d["name"])) for d in good.devices)
-            st.close()
+            counters, lost = _outcome(gw, root, good)
             lat = [v for d in good.devices for v in d["latency"].values()]
             unacked = sum(d["next"] - d["acked"] for d in good.devices)
             good.close()
@@ -177,8 +159,44 @@ def phase(specs: list, flood_name: str, seconds: float, rate: float, flood: bool
     return out
 
 
+def _drive(good: _Good, seconds: float, rate: float, stop: Any) -> float:
+    """Publish the good devices' readings at ``rate`` for ``seconds``, then stop the flood
+    and wait up to DRAIN_S for the last acks; returns the window's length (s)."""
+    t0 = time.monotonic()
+    next_at = t0
+    while time.monotonic() - t0 < seconds:
+        now = time.monotonic()
+        if now >= next_at:
+            good.publish_next(now)
+            next_at += 1.0 / rate
+        good.read(max(0.0, min(0.01, next_at - time.monotonic())))
+    window = time.monotonic() - t0
+    stop.set()
+    deadline = time.monotonic() + DRAIN_S
+    while not good.all_acked() and time.monotonic() < deadline:
+        good.read(0.05)
+    return window
+
+
+def _outcome(gw: subprocess.Popen[bytes], root: str, good: _Good) -> tuple[dict[str, int], int]:
+    """Stop the gateway (it writes its counters at shutdown) and read its store: (counters,
+    good readings never stored). Raises RuntimeError if it had exited."""
+    from edgeledger.gateway.ingest.runner import total_counters
+    from edgeledger.gateway.store import Store
+
+    if gw.poll() is not None:
+        raise RuntimeError("the gateway exited with %s" % gw.returncode)
+    gw.send_signal(signal.SIGTERM)
+    gw.wait(60)
+    st = Store(os.path.join(root, "gateway.db"))
+    counters = total_counters(st.load_counters())
+    lost = sum(d["next"] - len(st.seqs(d["name"])) for d in good.devices)
+    st.close()
+    return counters, lost
+
+
 def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: float = DEFAULT_RATE,
-        log=print) -> dict:
+        log: Callable[[str], object] | None = print) -> dict:
     specs = loadgen.device_specs(devices, prefix="good")
     out = {"seconds": seconds, "devices": devices, "rate": rate, **report.context()}
     out["baseline"] = phase(specs, "flood-0000", seconds, rate, False, log)
@@ -186,7 +204,7 @@ def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, rate: 
     return out
 
 
-def print_table(r: dict, out=print) -> None:
+def print_table(r: dict, out: Callable[[str], object] = print) -> None:
     b, f = r["baseline"], r["flood"]
     report.table("flood: %d good devices at %g readings/s each, %.0f s per phase, one device flooding"
                  % (r["devices"], r["rate"], r["seconds"]), [
@@ -200,7 +218,7 @@ def print_table(r: dict, out=print) -> None:
     report.print_context(r, out)
 
 
-def main(args) -> int:
+def main(args: Any) -> int:
     import json
 
     r = run(seconds=args.seconds, devices=args.devices, rate=args.rate, log=None if args.json else print)

@@ -42,6 +42,7 @@ is run again with twice the stock, so no figure ever comes from a truncated wind
 ``stock_exhausted`` reports the phase that counted and ``stock_attempts`` how many runs
 it took.
 """
+import argparse
 import json
 import multiprocessing
 import os
@@ -52,8 +53,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.bench import loadgen, mosquitto, report
+
+if TYPE_CHECKING:
+    from edgeledger.gateway.store import Store
+
+Log = Callable[[str], object] | None
+Specs = Sequence[tuple[str, bytes]]
 
 DEFAULT_SECONDS = 60.0
 DEFAULT_DEVICES = 100
@@ -77,7 +86,7 @@ DRAIN_TIMEOUT_S = 120.0
 
 # -- phase 1: verify-only ---------------------------------------------------------------
 
-def verify_rates(seconds=1.0):
+def verify_rates(seconds: float = 1.0) -> dict[str, float]:
     """Verifications per second on one core for Ed25519 (PyNaCl), ES256 (cryptography) and
     SM2 (tongsuopy; its key and signature from the SM2 device signer)."""
     from cryptography.hazmat.primitives import hashes, serialization
@@ -102,12 +111,12 @@ def verify_rates(seconds=1.0):
 
 # -- phase 2: generator alone -----------------------------------------------------------
 
-def _cycle_stock(devices):
+def _cycle_stock(devices: Specs) -> int:
     """Messages per device of a recycled stock."""
     return max(1, CYCLE_STOCK // len(devices))
 
 
-def generator_alone(devices, seconds=GENERATOR_ALONE_S):
+def generator_alone(devices: Specs, seconds: float = GENERATOR_ALONE_S) -> dict[str, Any]:
     with mosquitto.Mosquitto() as broker:
         gens = loadgen.Generators(broker.port, devices, _cycle_stock(devices), max_backlog=None, want_acks=False,
                                   cycle=True).start()
@@ -120,13 +129,13 @@ def generator_alone(devices, seconds=GENERATOR_ALONE_S):
 
 # -- phase 3: bare subscriber -----------------------------------------------------------
 
-def _bare_subscriber(port, progress, ready, stop):
+def _bare_subscriber(port: int, progress: Any, ready: Any, stop: Any) -> None:
     import paho.mqtt.client as mqtt
 
-    def on_message(client, userdata, msg):
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
         progress.value += 1
 
-    def on_connect(client, userdata, flags, rc, props):
+    def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         client.subscribe("el/v1/%s/+/r" % loadgen.SITE, qos=1)
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="el-bench-bare", protocol=mqtt.MQTTv311)
@@ -140,7 +149,7 @@ def _bare_subscriber(port, progress, ready, stop):
     c.disconnect()
 
 
-def bare_subscriber(devices, seconds):
+def bare_subscriber(devices: Specs, seconds: float) -> dict[str, float]:
     ctx = multiprocessing.get_context("fork")
     with mosquitto.Mosquitto() as broker:
         gens = loadgen.Generators(broker.port, devices, _cycle_stock(devices), max_backlog=MAX_BACKLOG,
@@ -159,7 +168,7 @@ def bare_subscriber(devices, seconds):
     return {"baseline_msgs_per_s": rate}
 
 
-def _next_step(count, than, timeout=START_TIMEOUT_S):
+def _next_step(count: Callable[[], int], than: int, timeout: float = START_TIMEOUT_S) -> tuple[int, float]:
     """Wait until ``count()`` differs from ``than``; returns (count, monotonic time).
 
     The gateway commits in groups (up to service.MAX_GROUP messages), so its stored count
@@ -175,7 +184,8 @@ def _next_step(count, than, timeout=START_TIMEOUT_S):
         time.sleep(0.002)
 
 
-def _window(count, seconds, gens, pids):
+def _window(count: Callable[[], int], seconds: float, gens: loadgen.Generators,
+            pids: dict[str, int]) -> tuple[float, bool, dict[str, float]]:
     """Rate of ``count()`` over at least ``seconds``: the window opens at the first step of
     the count after the receiver's first message and a warm-up (its start-up takes as long as
     the machine makes it, so no fixed delay can cover it) and closes at the first step after
@@ -210,7 +220,8 @@ DURABLE = "power_loss"
 NOT_DURABLE = "process_crash_only"
 
 
-def _write_site(root, broker_url, devices, workers, durability=DURABLE, limits=False):
+def _write_site(root: str, broker_url: str, devices: Specs, workers: int | None, durability: str = DURABLE,
+                limits: bool = False) -> str:
     from edgeledger.gateway.registry import Registry
     from edgeledger.gateway.store import Store
     from edgeledger.protocols.cose import EDDSA
@@ -232,22 +243,24 @@ def _write_site(root, broker_url, devices, workers, durability=DURABLE, limits=F
     return cfg
 
 
-def rate_bound(verify_per_s, workers):
+def rate_bound(verify_per_s: float, workers: int | None) -> float:
     """Messages/s the gateway cannot exceed: one verification per message on each core it
     can use (one per ingest process, no more than this process may run on)."""
     cores = min(len(os.sched_getaffinity(0)), max(1, workers or 1))
     return cores * verify_per_s
 
 
-def stock_per_device(bound, seconds, devices, scale=1, backlog=MAX_BACKLOG):
+def stock_per_device(bound: float, seconds: float, devices: Specs, scale: int = 1, backlog: int = MAX_BACKLOG) -> int:
     """Presigned messages per device: the generators' backlog (sent before the window opens)
     plus the bound's worth for the warm-up and the window."""
     total = backlog + bound * STOCK_MARGIN * scale * (seconds + WARMUP_S)
     return int(total / len(devices)) + 1
 
 
-def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, log=None, durability=DURABLE,
-                              count_fsyncs=False, rate=None, latency=False, backlog=MAX_BACKLOG):
+def gateway_phase_full_window(devices: Specs, seconds: float, bound: float, records: int = 1,
+                              workers: int | None = None, log: Log = None, durability: str = DURABLE,
+                              count_fsyncs: bool = False, rate: float | None = None, latency: bool = False,
+                              backlog: int = MAX_BACKLOG) -> dict[str, Any]:
     """``gateway_phase`` with a stock for ``bound`` msgs/s, doubled and run again while the
     stock ran out before the window ended (at most STOCK_ATTEMPTS runs)."""
     for attempt in range(1, STOCK_ATTEMPTS + 1):
@@ -263,8 +276,9 @@ def gateway_phase_full_window(devices, seconds, bound, records=1, workers=None, 
     return out
 
 
-def gateway_phase(devices, seconds, records, workers, log, per_device, durability=DURABLE, count_fsyncs=False,
-                  rate=None, latency=False, backlog=MAX_BACKLOG):
+def gateway_phase(devices: Specs, seconds: float, records: int, workers: int | None, log: Log, per_device: int,
+                  durability: str = DURABLE, count_fsyncs: bool = False, rate: float | None = None,
+                  latency: bool = False, backlog: int = MAX_BACKLOG) -> dict[str, Any]:
     """One gateway run over ``seconds``; ``per_device`` presigned messages per device, offered
     flat out or at ``rate`` msgs/s. ``gateway_rss_mib``: the resident memory of the gateway's
     processes at the end of the window. ``backlog``: messages the broker may hold for the
@@ -272,7 +286,6 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
     (sent at, seconds) per message: from the generator writing it to its socket to its row
     being visible to a reader of the store (polled every PROGRESS_POLL_S), and to its
     end-to-end ack reaching the generator."""
-    from edgeledger.gateway.ingest.runner import total_counters
     from edgeledger.gateway.store import Store
 
     root = tempfile.mkdtemp(prefix="el-bench-gw-")
@@ -283,77 +296,112 @@ def gateway_phase(devices, seconds, records, workers, log, per_device, durabilit
             cfg = _write_site(root, broker.url, devices, workers, durability)
             gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=backlog,
                                       rate=rate, latency=latency)
-            cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
-            if workers:
-                cmd += ["--workers", str(workers)]
-            if count_fsyncs:
-                cmd = report.fsync_tracer(trace) + cmd
-            gw_log = open(os.path.join(root, "gateway.log"), "ab")
-            gw = subprocess.Popen(cmd, stdout=gw_log, stderr=subprocess.STDOUT, cwd=root)
-            gw_log.close()
+            gw = _start_gateway(root, cfg, workers, trace if count_fsyncs else None)
             # the gateway subscribes to r, birth and death: per device with workers, else per site
             # (+1: the $SYS probe itself); only then may the load start, or the broker drops it
             mosquitto.wait_subscriptions(broker.port, 1 + 3 * (len(devices) if workers and workers > 1 else 1))
             st = Store(os.path.join(root, "gateway.db"))
-
-            def stored():
-                return st.last_message_id()
-
-            done = threading.Event()
-            seen = []  # (highest stored id, wall time it was first seen), with ``latency``
-
-            def follow():
-                while not done.is_set():
-                    gens.progress.value = n = stored()
-                    if latency and (not seen or n > seen[-1][0]):
-                        seen.append((n, time.time()))
-                    time.sleep(PROGRESS_POLL_S)
-
-            mon = threading.Thread(target=follow, daemon=True)
-            mon.start()
+            follower = _Follower(st, gens, latency)
             gens.start()
             if log:
                 log("  generators ready (%d messages presigned), measuring %.0f s" % (gens.stock, seconds))
-            rate, exhausted, cpu = _window(stored, seconds, gens, {"gateway": gw.pid, "broker": broker.proc.pid})
+            assert broker.proc is not None  # running inside the with
+            rate, exhausted, cpu = _window(follower.stored, seconds, gens, {"gateway": gw.pid,
+                                                                           "broker": broker.proc.pid})
             rss = report.tree_rss_mib(gw.pid)
             if gw.poll() is not None:
                 raise RuntimeError("the gateway exited with %s:\n%s" % (gw.returncode, _tail(root)))
             t_stop = time.monotonic()
             r = gens.stop()
             drain_s = time.monotonic() - t_stop
-            done.set()
-            mon.join(1)
-            lost = duplicated = 0
-            for name, last in r["last_seq"].items():
-                rows, distinct = st.seq_counts(name, last)
-                duplicated += rows - distinct
-                lost += last - distinct
-            quarantined = st.count_quarantine()
-            timings = {}
+            follower.stop()
+            outcome = _outcome(st, r)
             if latency:
-                timings = {"stored_s": _stored_latency(st, seen, r["sent_at"]), "ack_s": r["ack_s"],
-                           "go_wall": r["go_wall"]}
-            acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
-            fsyncs = {}
+                outcome.update({"stored_s": _stored_latency(st, follower.seen, r["sent_at"]), "ack_s": r["ack_s"],
+                                "go_wall": r["go_wall"]})
             if count_fsyncs:
-                _stop(gw, report.child_pids(gw.pid))  # the gateway saves its counters, strace its summary
-                commits = total_counters(st.load_counters()).get("commits", 0)
-                n = report.fsync_count(trace)
-                fsyncs = {"fsyncs": n, "commits": commits, "msgs_per_fsync": r["sent"] / float(max(n, 1))}
+                outcome.update(_fsyncs(gw, st, trace, r["sent"]))
             st.close()
     finally:
         if gw is not None:
             _stop(gw, [gw.pid])
         shutil.rmtree(root, ignore_errors=True)
-    out = dict(cpu, durability=durability, gateway_rss_mib=rss, **fsyncs, **timings)
-    out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"], "lost": lost,
-            "duplicated": duplicated, "quarantined": quarantined, "acks_missing": acks_missing,
-            "acks_per_msg": r["ack_msgs"] / float(max(r["sent"], 1)),
-            "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
+    out = dict(cpu, durability=durability, gateway_rss_mib=rss, **outcome)
+    out.update({"msgs_per_s": rate, "readings_per_s": rate * records, "sent": r["sent"],
+                "acks_per_msg": r["ack_msgs"] / float(max(r["sent"], 1)),
+                "drain_s": drain_s, "stock_exhausted": exhausted, "presign_s": r["presign_s"]})
     return out
 
 
-def _stored_latency(st, seen, sent_at):
+def _start_gateway(root: str, cfg: str, workers: int | None, trace: str | None) -> subprocess.Popen[bytes]:
+    """``edgeledger gateway run`` on ``cfg`` in ``root`` (its log there), under strace counting
+    its fsyncs into ``trace`` if one is given."""
+    cmd = [sys.executable, "-m", "edgeledger.gateway.cli", "gateway", "run", "--config", cfg]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if trace is not None:
+        cmd = report.fsync_tracer(trace) + cmd
+    gw_log = open(os.path.join(root, "gateway.log"), "ab")
+    gw = subprocess.Popen(cmd, stdout=gw_log, stderr=subprocess.STDOUT, cwd=root)
+    gw_log.close()
+    return gw
+
+
+class _Follower:
+    """A thread that copies the store's highest message id into the generators' ``progress``
+    (their pacing) every PROGRESS_POLL_S; with ``latency`` it notes in ``seen`` (highest stored
+    id, wall time it was first seen)."""
+
+    def __init__(self, st: "Store", gens: loadgen.Generators, latency: bool) -> None:
+        self.st, self.gens, self.latency = st, gens, latency
+        self.seen: list[tuple[int, float]] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.thread.start()
+
+    def stored(self) -> int:
+        return self.st.last_message_id()
+
+    def _follow(self) -> None:
+        seen = self.seen
+        while not self.done.is_set():
+            self.gens.progress.value = n = self.stored()
+            if self.latency and (not seen or n > seen[-1][0]):
+                seen.append((n, time.time()))
+            time.sleep(PROGRESS_POLL_S)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(1)
+
+
+def _outcome(st: "Store", r: dict[str, Any]) -> dict[str, Any]:
+    """What became of the messages the generators sent (report ``r``): ``lost`` (never
+    stored), ``duplicated`` (stored twice), ``quarantined``, ``acks_missing`` (devices whose
+    last end-to-end ack is below their last seq)."""
+    lost = duplicated = 0
+    for name, last in r["last_seq"].items():
+        rows, distinct = st.seq_counts(name, last)
+        duplicated += rows - distinct
+        lost += last - distinct
+    acks_missing = sum(1 for n, last in r["last_seq"].items() if r["acked"].get(n, 0) < last)
+    return {"lost": lost, "duplicated": duplicated, "quarantined": st.count_quarantine(),
+            "acks_missing": acks_missing}
+
+
+def _fsyncs(gw: subprocess.Popen[bytes], st: "Store", trace: str, sent: int) -> dict[str, Any]:
+    """Stop the gateway under strace (it saves its counters, strace its summary): its fsyncs,
+    commits and messages per fsync."""
+    from edgeledger.gateway.ingest.runner import total_counters
+
+    _stop(gw, report.child_pids(gw.pid))
+    commits = total_counters(st.load_counters()).get("commits", 0)
+    n = report.fsync_count(trace)
+    return {"fsyncs": n, "commits": commits, "msgs_per_fsync": sent / float(max(n, 1))}
+
+
+def _stored_latency(st: "Store", seen: Sequence[tuple[int, float]],
+                    sent_at: dict[str, list[float]]) -> list[tuple[float, float]]:
     """(sent at, seconds to visible in the store) of every stored message the generators timed:
     a row is visible from the first poll whose highest id reached its id."""
     import bisect
@@ -369,7 +417,7 @@ def _stored_latency(st, seen, sent_at):
     return out
 
 
-def _stop(gw, pids):
+def _stop(gw: subprocess.Popen[bytes], pids: Sequence[int]) -> None:
     """SIGTERM ``pids`` (the gateway, or the gateway under strace), wait for ``gw``."""
     if gw.poll() is not None:
         return
@@ -385,7 +433,7 @@ def _stop(gw, pids):
         gw.wait()
 
 
-def _tail(root):
+def _tail(root: str) -> str:
     try:
         with open(os.path.join(root, "gateway.log"), "rb") as f:
             return f.read()[-3000:].decode("utf-8", "replace")
@@ -395,12 +443,13 @@ def _tail(root):
 
 # -- the suite --------------------------------------------------------------------------
 
-def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=True, log=print,
-        compare_durability=True, count_fsyncs=False):
+def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, workers: int | None = None,
+        packs: bool = True, log: Log = print, compare_durability: bool = True,
+        count_fsyncs: bool = False) -> dict[str, Any]:
     """All phases; returns the flat figure dict (see the module docstring)."""
     log = log or (lambda *a: None)
     specs = loadgen.device_specs(devices)
-    out = {"seconds": seconds, "devices": devices, "workers": workers, "machine": report.machine()}
+    out: dict[str, Any] = {"seconds": seconds, "devices": devices, "workers": workers, "machine": report.machine()}
     log("verify-only rates (one core)...")
     out.update(verify_rates(min(1.0, max(0.5, seconds / 10))))
     out["baselines"] = {"ed25519_verify_per_s": out["ed25519_verify_per_s"]}  # report.context's, measured above
@@ -434,12 +483,12 @@ def run(seconds=DEFAULT_SECONDS, devices=DEFAULT_DEVICES, workers=None, packs=Tr
     return out
 
 
-def _ratio(a, b):
+def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def print_table(r, out=print):
-    rows = [
+def print_table(r: dict[str, Any], out: Callable[[str], object] = print) -> None:
+    rows: list[tuple[object, object, object]] = [
         ("Ed25519 verify only, one core (msgs/s)", r["ed25519_verify_per_s"], "floor of the per-message cost"),
         ("ES256 verify only, one core (msgs/s)", r["es256_verify_per_s"], ""),
         ("SM2 verify only, one core (msgs/s)", r["sm2_verify_per_s"], "GB/T 32918.2 with SM3, tongsuopy"),
@@ -470,7 +519,7 @@ def print_table(r, out=print):
     report.print_context(r, out)
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     r = run(seconds=args.seconds, devices=args.devices, workers=args.workers, packs=not args.no_packs,
             log=None if args.json else print, compare_durability=not args.no_durability_compare,
             count_fsyncs=args.count_fsyncs)

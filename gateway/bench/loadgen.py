@@ -36,6 +36,8 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import cbor2
 from nacl.signing import SigningKey
@@ -54,20 +56,20 @@ MAX_PACKET_IDS = 65535
 DRAIN_TIMEOUT_S = 120.0
 
 
-def device_specs(n, prefix="dev"):
+def device_specs(n: int, prefix: str = "dev") -> list[tuple[str, bytes]]:
     """n devices: (name, 32-byte Ed25519 seed). The seed is random per run."""
     return [("%s-%04d" % (prefix, i), os.urandom(32)) for i in range(n)]
 
 
-def public_key(seed):
+def public_key(seed: bytes) -> bytes:
     return bytes(SigningKey(seed).verify_key)
 
 
-def _canonical(obj):
+def _canonical(obj: object) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def _bstr(b):
+def _bstr(b: bytes) -> bytes:
     """CBOR byte string head + bytes (RFC 8949 §3.1, major type 2, shortest length)."""
     n = len(b)
     if n < 24:
@@ -82,7 +84,7 @@ class DeviceChain:
     the COSE_Sign1 and Sig_structure (RFC 9052 §4.2, §4.4) assembled from parts, both held
     to the project's encoders on the first message."""
 
-    def __init__(self, name, seed, site=SITE):
+    def __init__(self, name: str, seed: bytes, site: str = SITE) -> None:
         self.name = name
         self.sk = SigningKey(seed)
         pub = bytes(self.sk.verify_key)
@@ -94,7 +96,7 @@ class DeviceChain:
         self.seq = 0
         self.prev = chain.GENESIS
 
-    def next(self, records=1, t=None):
+    def next(self, records: int = 1, t: float | None = None) -> bytes:
         """The next message's bytes; record times ``t`` (default now)."""
         t = time.time() if t is None else t
         seq, name, prev = self.seq + 1, self.name, self.prev
@@ -102,7 +104,7 @@ class DeviceChain:
         payload = _canonical({1: reading.VERSION, 2: name, 3: seq, 4: prev, 5: 1, 6: pack})
         pl = _bstr(payload)
         sig = self.sk.sign(self.sig_head + pl).signature
-        msg = self.msg_head + pl + b"\x58\x40" + sig
+        msg: bytes = self.msg_head + pl + b"\x58\x40" + sig
         if seq == 1:
             # The fast path must produce the project's own deterministic CBOR (DESIGN §3).
             assert payload == reading_validate.encode_payload(name, seq, prev, 1, pack), "cbor2 canonical differs"
@@ -111,7 +113,8 @@ class DeviceChain:
         return msg
 
 
-def presign(name, seed, count, records=1, t=None, site=SITE):
+def presign(name: str, seed: bytes, count: int, records: int = 1, t: float | None = None,
+            site: str = SITE) -> list[tuple[bytes, bytes]]:
     """``count`` chained messages of device ``name``: [(head, message)], where head is the
     PUBLISH fixed header and topic of a QoS 1 publish of that message (the packet id goes
     between them at send time)."""
@@ -130,7 +133,8 @@ class SessionError(RuntimeError):
     """The broker refused a bench session or closed it."""
 
 
-def open_session(host, port, client_id, clean_session=True, timeout=10.0):
+def open_session(host: str, port: int, client_id: str, clean_session: bool = True,
+                 timeout: float = 10.0) -> tuple[socket.socket, Any]:
     """A connected socket (CONNACK accepted) and its ``mqtt.Framer``. Raises SessionError,
     OSError."""
     s = socket.create_connection((host, port), timeout=timeout)
@@ -152,137 +156,167 @@ def open_session(host, port, client_id, clean_session=True, timeout=10.0):
 _PIDS = [struct.pack("!H", i) for i in range(MAX_PACKET_IDS + 1)]
 
 
-def _generator(idx, devices, per_device, records, host, port, sent, progress, max_backlog, ready, go, stop,
-               results, cycle=False, rate=None, latency=False):
+def _generator(idx: int, devices: Sequence[tuple[str, bytes]], per_device: int, records: int, host: str, port: int,
+               sent: Any, progress: Any, max_backlog: int | None, ready: Any, go: Any, stop: Any,
+               results: Any, cycle: bool = False, rate: float | None = None, latency: bool = False) -> None:
     """One generator process: presign, connect, wait for ``go``, publish until ``stop`` or
     out of messages (never, with ``cycle``: the stock is published round and round), then
     wait for the end-to-end acks of everything sent."""
     t0 = time.time()
     stock = dict((name, presign(name, seed, per_device, records)) for name, seed in devices)
-    names = [name for name, _ in devices]
     presign_s = time.time() - t0
-    sock, framer = open_session(host, port, "el-bench-gen-%d-%d" % (os.getpid(), idx))
-    sock.sendall(mqtt.subscribe(1, [(topics.ack(SITE, n), 0) for n in names]))
-    sock.setblocking(False)
+    pub = _Publisher(idx, stock, per_device, host, port, cycle, latency)
     ready.set()
     go.wait()
-    pos = dict((n, 0) for n in names)
-    acked = dict((n, 0) for n in names)
-    sent_at = dict((n, []) for n in names) if latency else None  # wall time each seq was written
-    ack_s = []  # (sent at, ack latency) of each message, with ``latency``
-    pubacks = 0
-    ack_msgs = 0  # end-to-end acks received (one per device per gateway commit that moved it)
-    pid = 0
-    my_sent = 0
-    # with cycle the stock repeats: no end (the receiver must not check chains)
-    total = per_device * len(names) if not cycle else float("inf")
-    started = time.monotonic()
-    go_wall = time.time()
-    exhausted_at = None
-    rr = 0
-    nd = len(names)
-    pending_out = b""
-
-    def read_some(timeout):
-        nonlocal pubacks, ack_msgs
-        r, _, _ = select.select([sock], [], [], timeout)
-        if not r:
-            return
-        try:
-            n = sock.recv_into(framer.space())
-        except BlockingIOError:
-            return
-        if not n:
-            raise SessionError("broker closed the generator's connection")
-        framer.received(n)
-        while True:
-            packet = framer.next_packet()
-            if packet is None:
-                break
-            ptype, flags, body = packet
-            if ptype == mqtt.PUBACK:
-                pubacks += 1
-            elif ptype == mqtt.PUBLISH:
-                ack_msgs += 1
-                topic, _pid, payload = mqtt.publish_fields(flags, body)
-                device = topic.split("/")[3]
-                seq = cbor2.loads(payload).get(1, 0)
-                before = acked.get(device, -1)
-                if seq > before:
-                    acked[device] = seq
-                    times = sent_at.get(device) if sent_at is not None else None
-                    if times is not None:
-                        now = time.time()
-                        ack_s.extend((t, now - t) for t in times[max(before, 0):seq])
-
+    pub.go_wall = time.time()
+    pub.started = time.monotonic()
     while not stop.is_set():
-        if pending_out:
-            try:
-                n = sock.send(pending_out)
-                pending_out = pending_out[n:]
-            except BlockingIOError:
-                pass
+        pub.send_pending()
         room = SEND_CHUNK
         if max_backlog is not None:
             room = min(room, max_backlog - (sum(sent) - progress.value))
         if rate is not None:
-            room = min(room, int((time.monotonic() - started) * rate) - my_sent)
-        if not pending_out and room > 0 and my_sent < total:
-            parts = []
-            k = 0
-            now = time.time()
-            while k < room and my_sent < total:
-                name = names[rr % nd]
-                rr += 1
-                i = pos[name]
-                if i >= per_device and not cycle:
-                    continue
-                pos[name] = i + 1
-                head, msg = stock[name][i % per_device]
-                pid = pid % MAX_PACKET_IDS + 1
-                parts.append(head)
-                parts.append(_PIDS[pid])
-                parts.append(msg)
-                if sent_at is not None:
-                    sent_at[name].append(now)
-                k += 1
-                my_sent += 1
-            sent[idx] = my_sent
-            pending_out = b"".join(parts)
-            if my_sent >= total and exhausted_at is None:
-                exhausted_at = time.monotonic() - started
-            read_some(0)
+            room = min(room, int((time.monotonic() - pub.started) * rate) - pub.my_sent)
+        if not pub.pending_out and room > 0 and pub.my_sent < pub.total:
+            pub.fill(room)
+            sent[idx] = pub.my_sent
+            pub.read_some(0)
         else:
-            read_some(0.001)
-    stopped_at = time.monotonic() - started
-    # Drain: the broker's PUBACKs for all we sent, and (if a gateway runs) its end-to-end acks.
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    sock.setblocking(True)
-    if pending_out:
-        sock.sendall(pending_out)
-    sock.setblocking(False)
-    want_acks = results is not None and results[1]
-    while time.monotonic() < deadline:
-        done = pubacks >= my_sent
-        if want_acks:
-            done = done and all(acked[n] >= pos[n] for n in names)
-        if done:
-            break
-        read_some(0.05)
-    sock.close()
-    results[0].put({"idx": idx, "sent": my_sent, "pubacks": pubacks, "ack_msgs": ack_msgs, "presign_s": presign_s,
-                    "exhausted_at": exhausted_at, "stopped_at": stopped_at, "go_wall": go_wall,
-                    "last_seq": pos, "acked": acked, "sent_at": sent_at, "ack_s": ack_s})
+            pub.read_some(0.001)
+    stopped_at = time.monotonic() - pub.started
+    pub.drain(results is not None and results[1])
+    results[0].put(dict(pub.report(), presign_s=presign_s, stopped_at=stopped_at))
+
+
+class _Publisher:
+    """A generator's session and its bookkeeping: which message of each device goes next,
+    what was sent, PUBACKs and end-to-end acks read, and (with ``latency``) when each seq
+    was written and how long its ack took."""
+
+    def __init__(self, idx: int, stock: dict[str, list[tuple[bytes, bytes]]], per_device: int, host: str,
+                 port: int, cycle: bool, latency: bool) -> None:
+        self.idx, self.stock, self.per_device, self.cycle = idx, stock, per_device, cycle
+        self.names = list(stock)
+        self.sock, self.framer = open_session(host, port, "el-bench-gen-%d-%d" % (os.getpid(), idx))
+        self.sock.sendall(mqtt.subscribe(1, [(topics.ack(SITE, n), 0) for n in self.names]))
+        self.sock.setblocking(False)
+        self.pos = dict((n, 0) for n in self.names)
+        self.acked = dict((n, 0) for n in self.names)
+        # wall time each seq was written, with ``latency``
+        self.sent_at: dict[str, list[float]] | None = dict((n, []) for n in self.names) if latency else None
+        self.ack_s: list[tuple[float, float]] = []  # (sent at, ack latency) of each message, with ``latency``
+        self.pubacks = 0
+        self.ack_msgs = 0  # end-to-end acks received (one per device per gateway commit that moved it)
+        self.pid = 0
+        self.my_sent = 0
+        # with cycle the stock repeats: no end (the receiver must not check chains)
+        self.total = per_device * len(self.names) if not cycle else float("inf")
+        self.started = time.monotonic()
+        self.go_wall = time.time()
+        self.exhausted_at: float | None = None
+        self.rr = 0
+        self.pending_out = b""
+
+    def send_pending(self) -> None:
+        """Write what the socket took none of last time, as much as it takes now."""
+        if self.pending_out:
+            try:
+                n = self.sock.send(self.pending_out)
+                self.pending_out = self.pending_out[n:]
+            except BlockingIOError:
+                pass
+
+    def fill(self, room: int) -> None:
+        """Up to ``room`` more messages, round robin over the devices, into ``pending_out``."""
+        names, nd, pos, stock, per_device = self.names, len(self.names), self.pos, self.stock, self.per_device
+        sent_at, cycle, total = self.sent_at, self.cycle, self.total
+        rr, pid, my_sent = self.rr, self.pid, self.my_sent
+        parts = []
+        k = 0
+        now = time.time()
+        while k < room and my_sent < total:
+            name = names[rr % nd]
+            rr += 1
+            i = pos[name]
+            if i >= per_device and not cycle:
+                continue
+            pos[name] = i + 1
+            head, msg = stock[name][i % per_device]
+            pid = pid % MAX_PACKET_IDS + 1
+            parts.append(head)
+            parts.append(_PIDS[pid])
+            parts.append(msg)
+            if sent_at is not None:
+                sent_at[name].append(now)
+            k += 1
+            my_sent += 1
+        self.rr, self.pid, self.my_sent = rr, pid, my_sent
+        self.pending_out = b"".join(parts)
+        if my_sent >= total and self.exhausted_at is None:
+            self.exhausted_at = time.monotonic() - self.started
+
+    def read_some(self, timeout: float) -> None:
+        """Read what the broker sent within ``timeout``: PUBACKs, end-to-end acks."""
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return
+        try:
+            n = self.sock.recv_into(self.framer.space())
+        except BlockingIOError:
+            return
+        if not n:
+            raise SessionError("broker closed the generator's connection")
+        self.framer.received(n)
+        for ptype, flags, body in iter(self.framer.next_packet, None):
+            if ptype == mqtt.PUBACK:
+                self.pubacks += 1
+            elif ptype == mqtt.PUBLISH:
+                self.ack_msgs += 1
+                self._ack(*mqtt.publish_fields(flags, body))
+
+    def _ack(self, topic: str, _pid: int | None, payload: bytes) -> None:
+        device = topic.split("/")[3]
+        seq = cbor2.loads(payload).get(1, 0)
+        before = self.acked.get(device, -1)
+        if seq > before:
+            self.acked[device] = seq
+            times = self.sent_at.get(device) if self.sent_at is not None else None
+            if times is not None:
+                now = time.time()
+                self.ack_s.extend((t, now - t) for t in times[max(before, 0):seq])
+
+    def drain(self, want_acks: bool) -> None:
+        """Wait (up to DRAIN_TIMEOUT_S) for the broker's PUBACKs of all sent and, with
+        ``want_acks`` (a gateway runs), its end-to-end acks; then close."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        self.sock.setblocking(True)
+        if self.pending_out:
+            self.sock.sendall(self.pending_out)
+        self.sock.setblocking(False)
+        while time.monotonic() < deadline:
+            done = self.pubacks >= self.my_sent
+            if want_acks:
+                done = done and all(self.acked[n] >= self.pos[n] for n in self.names)
+            if done:
+                break
+            self.read_some(0.05)
+        self.sock.close()
+
+    def report(self) -> dict[str, Any]:
+        return {"idx": self.idx, "sent": self.my_sent, "pubacks": self.pubacks, "ack_msgs": self.ack_msgs,
+                "exhausted_at": self.exhausted_at, "go_wall": self.go_wall, "last_seq": self.pos,
+                "acked": self.acked, "sent_at": self.sent_at, "ack_s": self.ack_s}
 
 
 class Generators:
     """K generator processes sharing the devices; start() returns once all are presigned."""
 
-    def __init__(self, broker_port, devices, per_device, records=1, processes=2, max_backlog=20000,
-                 want_acks=True, cycle=False, rate=None, latency=False):
+    def __init__(self, broker_port: int, devices: Sequence[tuple[str, bytes]], per_device: int, records: int = 1,
+                 processes: int = 2, max_backlog: int | None = 20000, want_acks: bool = True, cycle: bool = False,
+                 rate: float | None = None, latency: bool = False) -> None:
         ctx = multiprocessing.get_context("fork")
         self.k = max(1, min(processes, len(devices)))
-        self.stock = per_device * len(devices) if not cycle else float("inf")
+        self.stock: float = per_device * len(devices) if not cycle else float("inf")
         self.sent = ctx.Array("q", self.k, lock=False)
         self.progress = ctx.Value("q", 0, lock=False)
         self.go = ctx.Event()
@@ -291,8 +325,8 @@ class Generators:
         if max_backlog is not None:
             # each generator's own window stays within its packet id space
             max_backlog = min(max_backlog, MAX_PACKET_IDS - SEND_CHUNK)
-        self.readies = []
-        self.procs = []
+        self.readies: list[Any] = []
+        self.procs: list[Any] = []
         for i in range(self.k):
             ready = ctx.Event()
             p = ctx.Process(target=_generator, args=(
@@ -302,7 +336,7 @@ class Generators:
             self.readies.append(ready)
             self.procs.append(p)
 
-    def start(self, timeout=600.0):
+    def start(self, timeout: float = 600.0) -> "Generators":
         for p in self.procs:
             p.start()
         deadline = time.monotonic() + timeout
@@ -314,10 +348,10 @@ class Generators:
         self.t0 = time.monotonic()
         return self
 
-    def total_sent(self):
+    def total_sent(self) -> int:
         return sum(self.sent)
 
-    def stop(self, timeout=DRAIN_TIMEOUT_S + 30):
+    def stop(self, timeout: float = DRAIN_TIMEOUT_S + 30) -> dict[str, Any]:
         """Stop publishing; wait for the drain; return the merged report."""
         self.stop_ev.set()
         reports = []
@@ -325,7 +359,9 @@ class Generators:
             reports.append(self.results.get(timeout=timeout))
         for p in self.procs:
             p.join(timeout=10)
-        last, acked, sent_at = {}, {}, {}
+        last: dict[str, int] = {}
+        acked: dict[str, int] = {}
+        sent_at: dict[str, list[float]] = {}
         for r in reports:
             last.update(r["last_seq"])
             acked.update(r["acked"])
@@ -337,7 +373,7 @@ class Generators:
                 "last_seq": last, "acked": acked, "go_wall": min(r["go_wall"] for r in reports),
                 "sent_at": sent_at, "ack_s": [x for r in reports for x in r["ack_s"]]}
 
-    def kill(self):
+    def kill(self) -> None:
         for p in self.procs:
             if p.is_alive():
                 p.kill()

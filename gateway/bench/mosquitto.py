@@ -14,6 +14,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
+from typing import Any
 
 START_TIMEOUT_S = 10.0
 
@@ -22,13 +24,14 @@ class BrokerMissing(RuntimeError):
     """The mosquitto binary is not installed."""
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def wait_port(port, timeout=START_TIMEOUT_S, host="127.0.0.1"):
+def wait_port(port: int, timeout: float = START_TIMEOUT_S, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -39,7 +42,7 @@ def wait_port(port, timeout=START_TIMEOUT_S, host="127.0.0.1"):
     raise RuntimeError("nothing listens on %s:%d after %.1f s" % (host, port, timeout))
 
 
-def mosquitto_binary():
+def mosquitto_binary() -> str:
     """Path of mosquitto. Raises BrokerMissing with the install hint."""
     for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
         if candidate and os.path.exists(candidate):
@@ -51,7 +54,8 @@ def mosquitto_binary():
 class Mosquitto:
     """One broker; use as a context manager (started on enter, killed and cleaned on exit)."""
 
-    def __init__(self, port=None, extra=(), config_text=None, workdir=None):
+    def __init__(self, port: int | None = None, extra: Iterable[str] = (), config_text: str | None = None,
+                 workdir: str | None = None) -> None:
         """``extra`` lines are appended to the default config; ``config_text`` replaces it."""
         self.port = port or free_port()
         self.workdir = workdir or tempfile.mkdtemp(prefix="el-mosq-")
@@ -72,13 +76,13 @@ class Mosquitto:
             ] + list(extra)) + "\n"
         with open(self.config_path, "w") as f:
             f.write(config_text)
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self):
+    def url(self) -> str:
         return "mqtt://127.0.0.1:%d" % self.port
 
-    def start(self):
+    def start(self) -> "Mosquitto":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", self.config_path],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -90,28 +94,28 @@ class Mosquitto:
             raise RuntimeError("mosquitto did not start: %s" % self.log()) from None
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.proc = None
 
-    def log(self):
+    def log(self) -> str:
         try:
             with open(self.log_path, "rb") as f:
                 return f.read().decode("utf-8", "replace")[-4000:]
         except OSError:
             return ""
 
-    def __enter__(self):
+    def __enter__(self) -> "Mosquitto":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def wait_subscriptions(port, at_least, timeout=60.0):
+def wait_subscriptions(port: int, at_least: int, timeout: float = 60.0) -> None:
     """Wait until the broker counts ``at_least`` subscriptions ($SYS, every second).
     Raises RuntimeError with the last count seen."""
     import threading
@@ -121,7 +125,7 @@ def wait_subscriptions(port, at_least, timeout=60.0):
     seen = {"n": -1}
     done = threading.Event()
 
-    def on_message(client, userdata, msg):
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
         try:
             seen["n"] = int(msg.payload)
         except ValueError:

@@ -18,19 +18,29 @@
 
 Targets: bundle <= 1.2 KB at 1M leaves; offline verify < 2 ms; verify < 30k gas at depth 20.
 """
+import argparse
 import hashlib
 import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.bench import report
+
+if TYPE_CHECKING:
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+    from edgeledger.gateway.bench.anvil import Anvil
+    from edgeledger.protocols.batch import BatchHeader
+
+Log = Callable[[str], object]
 
 DEPTHS = (1, 2, 4, 8, 12, 16, 20)
 BUNDLE_TARGET_BYTES = 1200
 
 
-def _bundle(size, message, index):
+def _bundle(size: int, message: bytes, index: int) -> tuple[list[bytes], "BatchHeader", float]:
     from edgeledger.gateway.store import PackedTree
     from edgeledger.protocols import merkle
     from edgeledger.protocols.batch import BatchHeader
@@ -48,7 +58,7 @@ def _bundle(size, message, index):
     return path, header, build_s
 
 
-def bundle_figures(sizes, repeat, log):
+def bundle_figures(sizes: Sequence[int], repeat: int, log: Log) -> tuple[dict[str, dict[str, Any]], int]:
     from edgeledger.gateway.proofs import verifier
     from edgeledger.gateway.bench import loadgen
     from edgeledger.protocols.bundle import Bundle
@@ -57,7 +67,7 @@ def bundle_figures(sizes, repeat, log):
     name, seed = loadgen.device_specs(1, "proof")[0]
     dev = loadgen.DeviceChain(name, seed)
     message = dev.next()
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for size in sizes:
         log("tree of %d leaves..." % size)
         index = size // 2 + 1 if size > 2 else 0
@@ -77,7 +87,7 @@ def bundle_figures(sizes, repeat, log):
     return out, len(message)
 
 
-def ed25519_verify_ms(repeat=2000):
+def ed25519_verify_ms(repeat: int = 2000) -> float:
     from nacl.signing import SigningKey
 
     sk = SigningKey.generate()
@@ -89,10 +99,10 @@ def ed25519_verify_ms(repeat=2000):
     return (time.perf_counter() - t0) / repeat * 1e3
 
 
-def verify_gas(node, depths=DEPTHS):
+def verify_gas(node: "Anvil", depths: Sequence[int] = DEPTHS) -> dict[str, int]:
     from edgeledger.protocols import merkle
 
-    out = {}
+    out: dict[str, int] = {}
     ledger = node.ledger()
     for d in depths:
         size = 1 << d
@@ -106,28 +116,24 @@ def verify_gas(node, depths=DEPTHS):
     return out
 
 
-def chain_figures(node, repeat, log=print):
+def chain_figures(node: "Anvil", repeat: int, log: Log = print) -> dict[str, Any]:
     """Gas of the key-registry calls (each sent once, gas used from its receipt) and the time
     of one light-client verification (``edgeledger verify --rpc`` on a real anchored bundle:
     one block header and one eth_getProof of five words, checked to the state root), median of
     ``repeat`` runs against this anvil."""
-    import tempfile
-
-    from edgeledger.gateway import proofs
-    from edgeledger.gateway.proofs import verifier
-    from edgeledger.gateway.anchor import keysync
-    from edgeledger.gateway.anchor.batcher import Batcher
-    from edgeledger.gateway.bench import loadgen
     from edgeledger.gateway.anchor.ledger import JsonRpcLedger
-    from edgeledger.gateway.ingest.pipeline import Pipeline
-    from edgeledger.gateway.registry import Registry
-    from edgeledger.gateway.store import Store
+    from edgeledger.gateway.bench import loadgen
+    from edgeledger.gateway.proofs import verifier
     from edgeledger.protocols.cose import EDDSA
 
     key = node.new_funded_key()
     ledger = JsonRpcLedger(node.url, key=key)
     ledger.deploy(owner_key=key)
-    gas = lambda tx: ledger.wait_for_receipt(tx)["gasUsed"]  # noqa: E731
+
+    def gas(tx: bytes) -> int:
+        used: int = ledger.wait_for_receipt(tx)["gasUsed"]
+        return used
+
     out = {"authorize_gateway": gas(ledger.authorize_gateway(loadgen.SITE, ledger.account))}
     pub = os.urandom(32)
     out["register_key"] = gas(ledger.register_key(loadgen.SITE, "bench-gas", EDDSA, pub))
@@ -137,6 +143,32 @@ def chain_figures(node, repeat, log=print):
     out["revoke_key"] = gas(ledger.revoke_key(loadgen.SITE, kid, int(time.time()), 5))
 
     log("one bundle anchored on anvil, verified as a light client...")
+    data = _anchored_bundle(node, ledger)
+    trust = verifier.TrustRoot(ledger.chain_id, ledger.address)
+    verifier.verify_bundle(data, rpc=node.url, min_confirmations=1, trust=trust)  # must pass before it is timed
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        verifier.verify_bundle(data, rpc=node.url, min_confirmations=1, trust=trust)
+        times.append(time.perf_counter() - t0)
+    return {"key_registry_gas": out, "light_client_verify_ms": statistics.median(times) * 1e3,
+            "light_client_bundle_bytes": len(data)}
+
+
+def _anchored_bundle(node: "Anvil", ledger: "JsonRpcLedger") -> bytes:
+    """The encoded bundle of one reading that the real Pipeline stored and the Batcher
+    anchored through ``ledger`` on ``node``. Raises RuntimeError if it is not anchored in 60 s."""
+    import tempfile
+
+    from edgeledger.gateway import proofs
+    from edgeledger.gateway.anchor import keysync
+    from edgeledger.gateway.anchor.batcher import Batcher
+    from edgeledger.gateway.bench import loadgen
+    from edgeledger.gateway.ingest.pipeline import Pipeline
+    from edgeledger.gateway.registry import Registry
+    from edgeledger.gateway.store import Store
+    from edgeledger.protocols.cose import EDDSA
+
     with tempfile.TemporaryDirectory(prefix="el-bench-proof-") as root:
         st = Store(os.path.join(root, "gw.db"))
         reg = Registry(st)
@@ -156,22 +188,15 @@ def chain_figures(node, repeat, log=print):
                 raise RuntimeError("the bench batch was not anchored within 60 s")
             batcher.step()
             node.mine(1)
-        data = proofs.bundle_for(st, name, 5, ledger.chain_id, ledger.address).encode()
+        data: bytes = proofs.bundle_for(st, name, 5, ledger.chain_id, ledger.address).encode()
         st.close()
-    trust = verifier.TrustRoot(ledger.chain_id, ledger.address)
-    verifier.verify_bundle(data, rpc=node.url, min_confirmations=1, trust=trust)  # must pass before it is timed
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        verifier.verify_bundle(data, rpc=node.url, min_confirmations=1, trust=trust)
-        times.append(time.perf_counter() - t0)
-    return {"key_registry_gas": out, "light_client_verify_ms": statistics.median(times) * 1e3,
-            "light_client_bundle_bytes": len(data)}
+    return data
 
 
-def run(sizes=(1000, 100000, 1000000), repeat=200, log=print):
+def run(sizes: Sequence[int] = (1000, 100000, 1000000), repeat: int = 200,
+        log: Log | None = print) -> dict[str, Any]:
     log = log or (lambda *a: None)
-    out = {"sizes": list(sizes), **report.context()}
+    out: dict[str, Any] = {"sizes": list(sizes), **report.context()}
     by, msg_len = bundle_figures(sizes, repeat, log)
     out["by_size"] = by
     out["message_bytes"] = msg_len
@@ -190,8 +215,8 @@ def run(sizes=(1000, 100000, 1000000), repeat=200, log=print):
     return out
 
 
-def print_table(r, out=print):
-    rows = [("signed message alone (bytes)", r["message_bytes"], "baseline for bundle size"),
+def print_table(r: dict[str, Any], out: Log = print) -> None:
+    rows: list[tuple[object, object, object]] = [("signed message alone (bytes)", r["message_bytes"], "baseline for bundle size"),
             ("one Ed25519 verification (ms)", r["ed25519_verify_ms"], "baseline for verify time")]
     for size in r["sizes"]:
         s = r["by_size"][str(size)]
@@ -209,7 +234,7 @@ def print_table(r, out=print):
     report.print_context(r, out)
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     r = run(sizes, args.repeat, log=None if args.json else print)
     if args.json:

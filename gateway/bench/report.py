@@ -10,6 +10,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # Seconds the one-core verify baseline is timed for: long enough for thousands of
 # verifications at any plausible speed (a 2019 laptop core does ~10,000/s), short enough to
@@ -17,7 +19,7 @@ import time
 BASELINE_S = 1.0
 
 
-def machine():
+def machine() -> dict[str, Any]:
     """nproc, CPU model, RAM, Python version and load averages (1, 5, 15 min) of this machine."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -42,7 +44,7 @@ def machine():
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def verify_rate(alg, public_key, msg, sig, seconds):
+def verify_rate(alg: int, public_key: bytes, msg: bytes, sig: bytes, seconds: float) -> float:
     """Verifications per CPU second of one signature on one core (the gateway's own verify,
     registry/signatures.py), timed for ``seconds`` of this process's CPU time: on a shared
     machine other jobs stretch the wall clock, not the CPU time one verification takes, and
@@ -59,7 +61,7 @@ def verify_rate(alg, public_key, msg, sig, seconds):
     return n / (time.process_time() - t0)
 
 
-def baselines(seconds=BASELINE_S):
+def baselines(seconds: float = BASELINE_S) -> dict[str, float]:
     """What one core of this machine does in this run: ``ed25519_verify_per_s`` (the gateway's
     per-message floor, PyNaCl over a 120-byte message)."""
     from nacl.signing import SigningKey
@@ -71,12 +73,12 @@ def baselines(seconds=BASELINE_S):
     return {"ed25519_verify_per_s": verify_rate(EDDSA, bytes(sk.verify_key), msg, sk.sign(msg).signature, seconds)}
 
 
-def context(seconds=BASELINE_S):
+def context(seconds: float = BASELINE_S) -> dict[str, Any]:
     """{"machine": ..., "baselines": ...}: what every suite's JSON carries."""
     return {"machine": machine(), "baselines": baselines(seconds)}
 
 
-def print_context(r, out=print):
+def print_context(r: dict[str, Any], out: Callable[[str], object] = print) -> None:
     """The machine and its same-run baselines under a suite's table."""
     m, b = r["machine"], r["baselines"]
     out("  machine: %s, %s CPUs, Python %s, load average %s at the start"
@@ -85,7 +87,7 @@ def print_context(r, out=print):
         % _fmt(b["ed25519_verify_per_s"]))
 
 
-def table(title, rows, out=print):
+def table(title: str, rows: Sequence[tuple[object, object, object]], out: Callable[[str], object] = print) -> None:
     """rows: (figure, value, note). Values are formatted with thousands separators."""
     out(title)
     cells = [(str(a), _fmt(b), str(c or "")) for a, b, c in rows]
@@ -95,7 +97,7 @@ def table(title, rows, out=print):
         out("  %-*s  %*s  %s" % (w0, a, w1, b, c))
 
 
-def percentile(values, p):
+def percentile(values: Sequence[float], p: float) -> float | None:
     """The ``p``-th percentile (0..100) of ``values`` by nearest rank, None if empty."""
     if not values:
         return None
@@ -103,7 +105,7 @@ def percentile(values, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def _fmt(v):
+def _fmt(v: object) -> str:
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, int):
@@ -117,7 +119,7 @@ def _fmt(v):
     return str(v)
 
 
-def _stat(pid):
+def _stat(pid: int) -> tuple[int, float]:
     """(ppid, cpu seconds) of a process from /proc/<pid>/stat (proc(5): fields 4, 14, 15)."""
     with open("/proc/%d/stat" % pid) as f:
         text = f.read()
@@ -125,9 +127,9 @@ def _stat(pid):
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
-def _processes():
+def _processes() -> dict[int, tuple[int, float]]:
     """{pid: (ppid, cpu seconds)} of every live process."""
-    out = {}
+    out: dict[int, tuple[int, float]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -138,7 +140,7 @@ def _processes():
     return out
 
 
-def _tree(root_pid, procs):
+def _tree(root_pid: int, procs: dict[int, tuple[int, float]]) -> list[int]:
     """``root_pid`` and its live descendants in ``procs`` (from ``_processes``)."""
     found, todo = [], [root_pid]
     while todo:
@@ -148,13 +150,13 @@ def _tree(root_pid, procs):
     return found
 
 
-def tree_cpu_s(root_pid):
+def tree_cpu_s(root_pid: int) -> float:
     """CPU seconds (user + system) used so far by ``root_pid`` and its live descendants."""
     procs = _processes()
     return sum(procs[pid][1] for pid in _tree(root_pid, procs) if pid in procs)
 
 
-def tree_rss_mib(root_pid):
+def tree_rss_mib(root_pid: int) -> float:
     """Resident memory (VmRSS, MiB) of ``root_pid`` and its live descendants now."""
     total_kib = 0
     for pid in _tree(root_pid, _processes()):
@@ -166,7 +168,7 @@ def tree_rss_mib(root_pid):
     return total_kib / 1024.0
 
 
-def child_pids(pid):
+def child_pids(pid: int) -> list[int]:
     """Direct children of ``pid`` (from /proc)."""
     out = []
     for name in os.listdir("/proc"):
@@ -179,7 +181,7 @@ def child_pids(pid):
     return sorted(out)
 
 
-def fsync_tracer(out_path):
+def fsync_tracer(out_path: str) -> list[str]:
     """The command prefix that runs a program under strace counting its fsync and
     fdatasync calls into ``out_path`` (seccomp-bpf: only those calls stop the program).
     Raises RuntimeError if strace is not installed."""
@@ -191,14 +193,14 @@ def fsync_tracer(out_path):
     return [path, "-f", "--seccomp-bpf", "-c", "-e", "trace=fsync,fdatasync", "-o", out_path]
 
 
-def fsync_count(out_path):
+def fsync_count(out_path: str) -> int:
     """fsync + fdatasync calls in an ``strace -c`` summary written by ``fsync_tracer``."""
     with open(out_path) as f:
         return sum(int(line.split()[3]) for line in f
                    if line.split()[-1:] in (["fsync"], ["fdatasync"]) and len(line.split()) >= 5)
 
 
-def machine_busy():
+def machine_busy() -> tuple[int, int]:
     """(busy jiffies, total jiffies) of all CPUs from /proc/stat."""
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]

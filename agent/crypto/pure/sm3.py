@@ -112,22 +112,9 @@ def _compress(v, wh, wl, block, off):
         # E = P0(TT2) = TT2 ^ (TT2 <<< 9) ^ (TT2 <<< 17)
         eh = yh ^ _rh(yh, yl, 9) ^ _rh(yh, yl, 17)
         el = yl ^ _rl(yh, yl, 9) ^ _rl(yh, yl, 17)
-    v[0] ^= ah
-    v[1] ^= al
-    v[2] ^= bh
-    v[3] ^= bl
-    v[4] ^= ch
-    v[5] ^= cl
-    v[6] ^= dh
-    v[7] ^= dl
-    v[8] ^= eh
-    v[9] ^= el
-    v[10] ^= fh
-    v[11] ^= fl
-    v[12] ^= gh
-    v[13] ^= gl
-    v[14] ^= hh
-    v[15] ^= hl
+    x = (ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl)  # once a block
+    for i in range(16):
+        v[i] ^= x[i]
 
 
 def sm3(data):

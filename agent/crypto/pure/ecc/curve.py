@@ -42,10 +42,10 @@ def inv(a, m):
 
 
 def curve(_P, comb):
-    """(double, madd, affine, base_mul) for the a = −3 curve over GF(_P) with ``comb``."""
+    """(double, madd, affine, base_mul) for the a = −3 curve over GF(_P) with ``comb``; what
+    each does and by which formulas: the module docstring."""
 
     def double(p):
-        """2p, dbl-2001-b (a = -3)."""
         X1, Y1, Z1 = p
         if Z1 == 0:
             return p
@@ -59,7 +59,6 @@ def curve(_P, comb):
         return (X3, Y3, Z3)
 
     def madd(p, q):
-        """p + q with q affine (x, y), madd-2007-bl; handles p = ∞ and p = ±q."""
         X1, Y1, Z1 = p
         x2, y2 = q
         if Z1 == 0:
@@ -69,10 +68,8 @@ def curve(_P, comb):
         s2 = y2 * Z1 % _P * z1z1 % _P
         h = (u2 - X1) % _P
         r = 2 * (s2 - Y1) % _P
-        if h == 0:
-            if r == 0:
-                return double(p)
-            return (1, 1, 0)  # ∞
+        if h == 0:  # p = q: double; p = -q: ∞
+            return double(p) if r == 0 else (1, 1, 0)
         hh = h * h % _P
         i = 4 * hh % _P
         j = h * i % _P
@@ -83,14 +80,12 @@ def curve(_P, comb):
         return (X3, Y3, Z3)
 
     def affine(p):
-        """(x, y) of a Jacobian point not at ∞."""
         X, Y, Z = p
         zi = inv(Z, _P)
         zi2 = zi * zi % _P
         return (X * zi2 % _P, Y * zi2 % _P * zi % _P)
 
     def base_mul(k):
-        """[k]G for 0 <= k < 2**256 (comb), Jacobian."""
         kb = k.to_bytes(33, "little")  # bits 256, 257: zero
         acc = (1, 1, 0)  # ∞
         for i in range(_SPACING - 1, -1, -1):
@@ -98,8 +93,7 @@ def curve(_P, comb):
             j = 0
             for t in range(3):
                 bit = i + t * _SPACING
-                if (kb[bit >> 3] >> (bit & 7)) & 1:
-                    j |= 1 << t
+                j |= ((kb[bit >> 3] >> (bit & 7)) & 1) << t
             if j:
                 o = 64 * (j - 1)
                 acc = madd(acc, (int.from_bytes(comb[o:o + 32], "big"),
