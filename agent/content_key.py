@@ -139,4 +139,7 @@ def load_content_key(path):
     """ContentKey from a content key file. Raises OSError, KeyFileError."""
     with open(path) as f:
         text = f.read(KEY_FILE_MAX + 1)
-    return parse_content_key(text)
+    try:
+        return parse_content_key(text)
+    except KeyFileError as e:
+        raise KeyFileError("%s: %s" % (path, e))
