@@ -306,22 +306,26 @@ def _reencoded_encrypt0s(enc):
 
 def test_a_reencoded_encrypt0_is_refused_as_non_canonical(gw):
     """One reading, one encoding, also inside: an enc spelled any other way than a device's
-    encoder writes it is refused (rule encrypted_encoding), never stored."""
+    encoder writes it is refused (rule encrypted_encoding), never stored: on the full check
+    (a device's first message) and on the fast path (a protected header already seen)."""
     d = FakeDevice("d1")
     d.register(gw.registry)
-    enc = encrypted_pack("d1", 1)
-    for case, other in _reencoded_encrypt0s(enc).items():
-        if case != "untagged":  # still the same COSE_Encrypt0 to a lenient reader
-            assert cose_verify.parse_encrypt0(other, lambda b: cbor_decoder.decode(b, canonical=False)).ciphertext \
-                == cose_verify.parse_encrypt0(enc).ciphertext, case
-        m = cose.sign1(reading_validate.encode_payload("d1", 1, d.prev, 1, enc=other), d.signer)
-        out = feed(gw, d.topic, m)
-        if case == "untagged":
-            assert out.reason == "bad_payload" and "tag 16" in out.detail, (case, out.detail)
-        else:
-            assert out.reason == "non_canonical" and "encrypted_encoding" in out.detail, (case, out.detail)
-    m = cose.sign1(reading_validate.encode_payload("d1", 1, d.prev, 1, enc=enc), d.signer)
-    assert gw.process(d.topic, m).verdict == "next"
+    for seq in (1, 2):
+        enc = encrypted_pack("d1", seq)
+        for case, other in _reencoded_encrypt0s(enc).items():
+            if case != "untagged":  # still the same COSE_Encrypt0 to a lenient reader
+                assert cose_verify.parse_encrypt0(other, cose_verify.lenient_decode).ciphertext \
+                    == cose_verify.parse_encrypt0(enc).ciphertext, case
+            m = cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=other), d.signer)
+            out = feed(gw, d.topic, m)
+            if case == "untagged":
+                assert out.reason == "bad_payload" and "tag 16" in out.detail, (case, out.detail)
+            else:
+                assert out.reason == "non_canonical" and "encrypted_encoding" in out.detail, (case, out.detail)
+        m = cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=enc), d.signer)
+        assert gw.process(d.topic, m).verdict == "next"
+        d.seq, d.prev = seq, hashlib.sha256(m).digest()
+        assert gw._known_sign1(m) is not None  # its header is known now: seq 2 takes the fast path
 
 
 def test_an_enc_that_is_no_encrypt0_is_a_bad_payload(gw):
