@@ -23,10 +23,11 @@ polled when due.
 
 Packs of several records are signed with SenML base fields
 (``reading.with_base_fields``). With a ``content_key`` (``agent/content_key.py``) each pack
-is encrypted for the data owner and the payload carries the COSE_Encrypt0 (``enc``)
-instead of the pack; the signature covers the ciphertext as it covers a plain pack. With ``epoch_dir`` the core commits the next boot
-counter there (``outbox.next_epoch``) just before it signs its first pack, so a boot
-that never signs (one that fails at start, again and again) writes nothing.
+is encrypted for the data owner and the payload carries its COSE_Encrypt0 (``enc``)
+instead; the signature covers the ciphertext as it covers a plain pack. With
+``epoch_dir`` the core commits the next boot counter there (``outbox.next_epoch``) just
+before it signs its first pack, so a boot that never signs (one that fails at start, again
+and again) writes nothing.
 
 Flow control is end to end: at most ``window`` records are in flight beyond the
 last ack. If the ack does not move for ``resend_after_s`` while records are in

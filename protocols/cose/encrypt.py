@@ -14,7 +14,7 @@ the way anyway: the whole COSE_Encrypt0 is inside the device's signed payload.
 
 Algorithms (``ENC_ALGORITHMS``): AES-CCM-16-64-128 (COSE 10, RFC 9053 §4.2) and SM4 under
 the same CCM parameters (16-byte key, 13-byte nonce, 8-byte tag), for which COSE registers
-no id: the private-use ``SM4_CCM`` (below -65536, docs/wire-format.md).
+no id: the private-use ``SM4_CCM_16_64_128`` (below -65536, docs/wire-format.md).
 
 This module makes a COSE_Encrypt0 (the device's side); ``verify.py`` parses one
 (``parse_encrypt0``) and holds it to its one encoding, the exact bytes ``encrypt0_bytes``
@@ -31,8 +31,7 @@ ENC_CONTEXT = "Encrypt0"
 AES_CCM_16_64_128 = 10  # RFC 9053 §4.2
 # SM4 (GB/T 32907) in CCM with AES-CCM-16-64-128's parameters: a private-use id (IANA COSE
 # Algorithms registry: values below -65536), meaningful only to edgeledger devices and
-# their data owners. -65537 is SM2 (protocols/cose); -65538 and -65539 are left for other
-# national-algorithm ids.
+# their data owners; apart from SM2's -65537 (protocols/cose).
 SM4_CCM_16_64_128 = -65540
 
 # COSE id -> name, key, nonce and tag lengths (RFC 9053 §4.2: "16" is L = 2, a 13-byte
