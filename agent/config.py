@@ -23,6 +23,9 @@ AGENT_KEYS = {
     "device": (str,),
     "site": (str,),
     "key_file": (str,),
+    # The data owner's content key file (agent/content_key.py): every pack is then sent
+    # encrypted (AES-CCM or SM4-CCM, COSE_Encrypt0). Not set: packs are sent in the clear.
+    "content_key_file": (str, None, None),
     "sources": (list,),
     "broker": (str, "mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1883"),
     # outbox and boot counter; Linux: var/<device> next to the config (linux.load_config)

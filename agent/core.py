@@ -22,9 +22,12 @@ retries) never delays another source. A source with only ``poll(wall)`` (simulat
 polled when due.
 
 Packs of several records are signed with SenML base fields
-(``reading.with_base_fields``). With ``epoch_dir`` the core commits the next boot
-counter there (``outbox.next_epoch``) just before it signs its first pack, so a boot
-that never signs (one that fails at start, again and again) writes nothing.
+(``reading.with_base_fields``). With a ``content_key`` (``agent/content_key.py``) each pack
+is encrypted for the data owner and the payload carries its COSE_Encrypt0 (``enc``)
+instead; the signature covers the ciphertext as it covers a plain pack. With
+``epoch_dir`` the core commits the next boot counter there (``outbox.next_epoch``) just
+before it signs its first pack, so a boot that never signs (one that fails at start, again
+and again) writes nothing.
 
 Flow control is end to end: at most ``window`` records are in flight beyond the
 last ack. If the ack does not move for ``resend_after_s`` while records are in
@@ -49,7 +52,8 @@ everything once sealing is done.
 from edgeledger.agent import errors
 from edgeledger.protocols import session
 from edgeledger.protocols.cose import sign1
-from edgeledger.protocols.reading import encode_payload, with_base_fields
+from edgeledger.protocols.cbor import encode
+from edgeledger.protocols.reading import check_pack_shape, encode_payload, with_base_fields
 
 # In-flight records beyond the last ack. The gateway acks every commit (tens of ms),
 # so 256 keeps a fast link busy while bounding what one rewind sends again.
@@ -67,9 +71,10 @@ MAX_PENDING_RECORDS = 4096
 class AgentCore:
     def __init__(self, device_id, signer, outbox, sources, sha256, epoch=0, pack_size=1000,
                  pack_age_s=0.0, window=DEFAULT_WINDOW, resend_after_s=DEFAULT_RESEND_AFTER_S,
-                 max_seq=None, send_rate=DEFAULT_SEND_RATE, epoch_dir=None):
+                 max_seq=None, send_rate=DEFAULT_SEND_RATE, epoch_dir=None, content_key=None):
         self.device_id = device_id
         self.signer = signer
+        self.content_key = content_key  # None: packs travel in the clear (payload key 6)
         self.outbox = outbox
         self.sources = list(sources)
         self.sha256 = sha256
@@ -229,8 +234,13 @@ class AgentCore:
 
             self.epoch = next_epoch(self.epoch_dir)
             self.epoch_dir = None
-        payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch,
-                                 with_base_fields(pack))
+        pack = with_base_fields(pack)
+        if self.content_key is None:
+            payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch, pack)
+        else:
+            check_pack_shape(pack)
+            enc = self.content_key.seal(self.device_id, seq, encode(pack))
+            payload = encode_payload(self.device_id, seq, self.outbox.head_hash, self.epoch, enc=enc)
         message = sign1(payload, self.signer)
         try:
             self.outbox.append(seq, message, self.sha256(message))

@@ -24,6 +24,7 @@ keys, their types and defaults are the table of ``agent/config.py``, shared with
     device = "meter-01"
     site = "plant-a"
     key_file = "meter-01.key"
+    content_key_file = "owner.ckey"   # optional: encrypt every pack for the data owner
     state_dir = "var/meter-01"        # outbox and epoch live here
     broker = "mqtt://127.0.0.1:1883"
     pack_size = 1000                  # records per signed message at most
@@ -50,6 +51,7 @@ import tomllib
 from typing import Callable, TextIO
 
 from edgeledger.agent import config, port, sources
+from edgeledger.agent.content_key import load_content_key
 from edgeledger.agent.core import AgentCore
 from edgeledger.agent.crypto import sha256
 from edgeledger.agent.errors import ConfigError
@@ -142,6 +144,8 @@ def load_config(path: str) -> dict:
     cfg = config.agent_settings(raw, False, "agent config %s" % path)
     base = os.path.dirname(os.path.abspath(path))
     cfg["key_file"] = os.path.join(base, cfg["key_file"])
+    if cfg["content_key_file"]:
+        cfg["content_key_file"] = os.path.join(base, cfg["content_key_file"])
     cfg["state_dir"] = os.path.join(base, cfg["state_dir"] or "var/" + cfg["device"])
     # credentials sit next to the config in a provisioned bundle (gateway/provision.py)
     if cfg["password_file"]:
@@ -155,7 +159,7 @@ def load_config(path: str) -> dict:
 
 def build(cfg: dict, until_seq: int | None = None) -> AgentCore:
     """The agent core of ``cfg`` (``load_config``'s settings). Raises ConfigError,
-    OSError, KeyFileError."""
+    OSError, KeyFileError (a device or content key file)."""
     signer = load_key_file(cfg["key_file"])
     if signer.device not in (None, cfg["device"]):
         raise ConfigError("key file %s belongs to %r, config says device %r"
@@ -167,9 +171,11 @@ def build(cfg: dict, until_seq: int | None = None) -> AgentCore:
                     segment_bytes=ob["segment_bytes"], policy=ob["policy"], hash_fn=sha256,
                     flush_interval_s=ob["flush_interval_s"])
     srcs = [sources.from_config(s) for s in cfg["sources"]]
+    content_key = load_content_key(cfg["content_key_file"]) if cfg["content_key_file"] else None
     return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=next_epoch(cfg["state_dir"]),
                      pack_size=cfg["pack_size"], pack_age_s=cfg["pack_age_s"], window=cfg["window"],
-                     resend_after_s=cfg["resend_after_s"], max_seq=until_seq, send_rate=cfg["send_rate"])
+                     resend_after_s=cfg["resend_after_s"], max_seq=until_seq, send_rate=cfg["send_rate"],
+                     content_key=content_key)
 
 
 def _say(text: str) -> None:

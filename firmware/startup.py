@@ -106,12 +106,17 @@ def build(cfg, board, profile, signer=None):
     outbox = Outbox(state + "/outbox", max_bytes=ob["max_bytes"], segment_bytes=ob["segment_bytes"],
                     policy=ob["policy"], hash_fn=sha256, flush_interval_s=ob["flush_interval_s"])
     srcs = [make_source(s, board, profile) for s in cfg["sources"]]
+    content_key = None
+    if cfg["content_key_file"]:  # every board can: AES on cryptolib or pure, SM4 pure
+        from edgeledger.agent.content_key import load_content_key
+
+        content_key = load_content_key(cfg["content_key_file"])
     # The boot counter this boot will use; written to flash only before the first seal
     # (a boot that fails at start does not rewrite it: no flash wear in a boot loop).
     return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=read_epoch(state) + 1,
                      epoch_dir=state, pack_size=cfg["pack_size"], pack_age_s=cfg["pack_age_s"],
                      window=cfg["window"], resend_after_s=cfg["resend_after_s"], max_seq=cfg["until_seq"],
-                     send_rate=cfg["send_rate"])
+                     send_rate=cfg["send_rate"], content_key=content_key)
 
 
 def read_epoch(state_dir):

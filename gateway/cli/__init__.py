@@ -2,7 +2,7 @@
 
 This package only builds the parser and dispatches: each command group lives in a
 module of its own (device.py, gateway.py, broker.py, proof.py for proof and verify,
-deployment.py, agent.py, demo.py, status.py for the status report), which imports what its
+decrypt.py, deployment.py, agent.py, demo.py, status.py for the status report), which imports what its
 commands need when they run, so ``edgeledger --help`` stays fast. Exit codes: 0 success,
 1 a check failed (verification, lost data), 2 usage or configuration error; ``verify``
 also 3 when the chain cannot be reached.
@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from edgeledger.gateway.cli import agent, broker, demo, deployment, device, gateway, proof, readings
+from edgeledger.gateway.cli import agent, broker, decrypt, demo, deployment, device, gateway, proof, readings
 
 # Modules outside this package that add their own commands, each with ``add_commands(groups)``
 # where ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets: the
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
               "gateway": gateway.add_commands(sub)}
     broker.add_commands(sub)
     proof.add_commands(sub)
+    decrypt.add_commands(sub)
     deployment.add_commands(sub)
     demo.add_commands(sub)
     readings.add_commands(sub)

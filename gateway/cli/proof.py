@@ -70,7 +70,7 @@ def _fmt_time(t: float | None) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _print_report(name: str, r: dict[str, Any]) -> None:
+def print_report(name: str, r: dict[str, Any]) -> None:
     print("OK %s: %s seq %d on site %s, %s" % (
         name, r["device"], r["seq"], r["site"],
         "verified on chain" if r["verdict"] == "verified" else "offline checks only (no --rpc: NOT proven on chain)"))
@@ -106,44 +106,72 @@ def _print_report(name: str, r: dict[str, Any]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    code, report = verified_report(args)
+    if report is None:
+        return code
+    if args.json:
+        import json
+
+        print(json.dumps(dict(report, bundle=args.bundle), sort_keys=True))
+    else:
+        print_report(args.bundle, report)
+    return VERIFY_OK
+
+
+def refuse(args: argparse.Namespace, code: int, check: str, reason: str) -> int:
+    """Print why ``args.bundle`` is refused (``check`` names the check, JSON with ``--json``);
+    returns ``code``."""
     import json
 
+    if args.json:
+        print(json.dumps({"verdict": "refused" if code == VERIFY_REFUSED else "error", "check": check,
+                          "reason": reason, "bundle": args.bundle}, sort_keys=True))
+    else:
+        print("%s %s: %s: %s" % ("FAIL" if code == VERIFY_REFUSED else "ERROR", args.bundle, check, reason))
+    return code
+
+
+def verified_report(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """(VERIFY_OK, the report) when the bundle ``args.bundle`` passes every check ``verify``'s
+    arguments ask for; else (the exit code, None) after printing the refusal (as a line, or
+    JSON with ``--json``)."""
     from edgeledger.gateway.anchor.ledger import LedgerUnavailable
     from edgeledger.gateway.errors import LedgerError
     from edgeledger.gateway.proofs import verifier
     from edgeledger.protocols.bundle import BundleError
-
-    def refuse(code: int, check: str, reason: str) -> int:
-        if args.json:
-            print(json.dumps({"verdict": "refused" if code == VERIFY_REFUSED else "error", "check": check,
-                              "reason": reason, "bundle": args.bundle}, sort_keys=True))
-        else:
-            print("%s %s: %s: %s" % ("FAIL" if code == VERIFY_REFUSED else "ERROR", args.bundle, check, reason))
-        return code
 
     try:
         trust = _trust(args)
         with open(args.bundle, "rb") as f:
             data = f.read()
     except (verifier.TrustError, OSError) as e:
-        return refuse(VERIFY_USAGE, "usage", str(e))
+        return refuse(args, VERIFY_USAGE, "usage", str(e)), None
     block = "latest" if args.block is None else args.block
     try:
         report = verifier.verify_bundle(data, rpc=args.rpc, min_confirmations=args.confirmations, trust=trust,
                                         block=block)
     except verifier.BundleCheckFailed as e:
-        return refuse(VERIFY_REFUSED, e.kind, str(e))
+        return refuse(args, VERIFY_REFUSED, e.kind, str(e)), None
     except BundleError as e:
-        return refuse(VERIFY_REFUSED, "offline", str(e))
+        return refuse(args, VERIFY_REFUSED, "offline", str(e)), None
     except LedgerUnavailable as e:
-        return refuse(VERIFY_UNREACHABLE, "chain_unreachable", str(e))
+        return refuse(args, VERIFY_UNREACHABLE, "chain_unreachable", str(e)), None
     except LedgerError as e:  # the node refused a request (no eth_getProof, no such block, ...)
-        return refuse(VERIFY_UNREACHABLE, "chain_unusable", str(e))
-    if args.json:
-        print(json.dumps(dict(report, bundle=args.bundle), sort_keys=True))
-    else:
-        _print_report(args.bundle, report)
-    return VERIFY_OK
+        return refuse(args, VERIFY_UNREACHABLE, "chain_unusable", str(e)), None
+    return VERIFY_OK, report
+
+
+def add_verify_args(ve: argparse.ArgumentParser) -> None:
+    """The bundle and trust-root arguments of ``verify`` (``decrypt`` takes the same)."""
+    ve.add_argument("bundle")
+    ve.add_argument("--rpc", help="Ethereum JSON-RPC URL: prove anchor, gateway and key from a state root")
+    ve.add_argument("--chain-id", type=int, help="trusted chain id")
+    ve.add_argument("--contract", help="trusted EdgeLedgerAnchor address (0x...)")
+    ve.add_argument("--deployment", metavar="FILE", help="trusted deployment file (`edgeledger deployment export`)")
+    ve.add_argument("--deployment-sha256", metavar="HEX", help="the deployment file's SHA-256, as published")
+    ve.add_argument("--block", type=int, help="prove at this block (default: the node's latest)")
+    ve.add_argument("--confirmations", type=int, default=2, help="required confirmations of the anchor (default 2)")
+    ve.add_argument("--json", action="store_true", help="one JSON object: the report, or the refusal")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -156,13 +184,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pr.set_defaults(func=_proof)
     ve = sub.add_parser("verify", help="check a proof bundle offline, or with --rpc as a light client",
                         epilog=VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ve.add_argument("bundle")
-    ve.add_argument("--rpc", help="Ethereum JSON-RPC URL: prove anchor, gateway and key from a state root")
-    ve.add_argument("--chain-id", type=int, help="trusted chain id")
-    ve.add_argument("--contract", help="trusted EdgeLedgerAnchor address (0x...)")
-    ve.add_argument("--deployment", metavar="FILE", help="trusted deployment file (`edgeledger deployment export`)")
-    ve.add_argument("--deployment-sha256", metavar="HEX", help="the deployment file's SHA-256, as published")
-    ve.add_argument("--block", type=int, help="prove at this block (default: the node's latest)")
-    ve.add_argument("--confirmations", type=int, default=2, help="required confirmations of the anchor (default 2)")
-    ve.add_argument("--json", action="store_true", help="one JSON object: the report, or the refusal")
+    add_verify_args(ve)
     ve.set_defaults(func=_verify)

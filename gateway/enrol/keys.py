@@ -158,7 +158,12 @@ def load_key_file(path: str) -> DeviceKey:
 def create_key_file(path: str, key: DeviceKey) -> None:
     """Write ``key``'s key file at ``path``, created with mode 0600 (only its owner may read a
     private key). Raises FileExistsError rather than replace a key, OSError, DeviceKeyError."""
-    text = key.key_file_text()
+    create_secret_file(path, key.key_file_text())
+
+
+def create_secret_file(path: str, text: str) -> None:
+    """Write ``text`` to a new file ``path`` with mode 0600 (a private or content key).
+    Raises FileExistsError rather than replace a key, OSError."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)

@@ -13,9 +13,11 @@ stages the result in memory:
                           other devices' messages
   4. CBOR              -> TruncatedCose (input ends early) / MalformedCbor
   5. COSE_Sign1 shape  -> NotCoseSign1
-  6. payload fields    -> BadPayload; numbers out of bounds -> OutOfRange
+  6. payload fields    -> BadPayload; numbers out of bounds -> OutOfRange; an encrypted
+                          pack (enc) that is no COSE_Encrypt0 -> BadPayload
   6b. canonical form   -> NonCanonical: any other encoding than the one the device
-                          signed (cose_verify.check_canonical), before anything compares digests
+                          signed (cose_verify.check_canonical; an encrypted pack's too),
+                          before anything compares digests
   7. payload device    -> TopicMismatch unless it is the topic's device: a device
                           touches no other device's chain state, not even with a
                           copy of that device's stored message
@@ -655,6 +657,7 @@ def _check_canonical(data: bytes, msg: cose_verify.Sign1, value: object, known_h
         if known_header:
             cose_verify.check_low_s(msg)
             _check_payload_encoding(msg.payload, value)
+            cose_verify.check_encrypted_encoding(value)
         else:
             cose_verify.check_canonical(data, msg, _decode)
     except NonCanonicalMessage as e:

@@ -134,7 +134,7 @@ class TrustRoot:
         return out
 
 
-def _values(body: reading_validate.Payload) -> list[dict] | None:
+def report_values(body: reading_validate.Payload) -> list[dict] | None:
     """The reading's records for a report: name, unit, value and time (SenML resolved)."""
     if body.pack is None:
         return None
@@ -182,7 +182,7 @@ def verify_bundle(data: bytes, rpc: Any = None, min_confirmations: int = DEFAULT
     t_first, t_last = check_reading_times(b, body)
     gateway = to_checksum_address("0x" + b.header.gateway.hex())
     report = {"verdict": "offline-only", "device": body.device, "site": b.site, "seq": body.seq,
-              "epoch": body.epoch, "t_first": t_first, "t_last": t_last, "values": _values(body),
+              "epoch": body.epoch, "t_first": t_first, "t_last": t_last, "values": report_values(body),
               "encrypted": body.pack is None, "gateway": gateway, "batch": b.header.number,
               "leaf_index": b.index, "tree_size": b.header.tree_size, "root": b.header.root.hex(),
               "offline": "ok"}

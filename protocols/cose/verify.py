@@ -8,6 +8,9 @@ library and runs on MicroPython as well as CPython.
 ``parse_sign1`` takes the decoder to use: the pure codec by default, cbor2 on
 the gateway (its ``CBORTag`` has the same ``.tag``/``.value`` shape as ours).
 
+It also parses the COSE_Encrypt0 of an encrypted pack (``parse_encrypt0``; ``encrypt.py``
+makes one).
+
 One reading has exactly one accepted encoding: ``check_canonical`` (and
 ``parse_canonical``, which parses and checks) refuse every other spelling of a
 message with a ``NonCanonicalMessage`` whose ``deviation`` names the rule of
@@ -27,6 +30,7 @@ from edgeledger.protocols.cose import (
     sig_structure,
     sign1_bytes,
 )
+from edgeledger.protocols.cose import encrypt as cose_encrypt
 from edgeledger.protocols.errors import CoseError, EncodeError, SignatureError
 
 
@@ -126,6 +130,70 @@ def sign1_from_item(item, decode=cbor_decode):
 
 
 # ---------------------------------------------------------------------------
+# COSE_Encrypt0 (cose/encrypt.py): an encrypted pack, the payload's key 7
+# ---------------------------------------------------------------------------
+class Encrypt0:
+    """A decoded COSE_Encrypt0: the raw pieces, as received."""
+
+    __slots__ = ("protected", "alg", "kid", "iv", "ciphertext")
+
+    def __init__(self, protected, alg, kid, iv, ciphertext):
+        self.protected = protected
+        self.alg = alg
+        self.kid = kid
+        self.iv = iv
+        self.ciphertext = ciphertext
+
+    def aad(self):
+        """The Enc_structure: the additional data CCM authenticates."""
+        return cose_encrypt.enc_structure(self.protected)
+
+
+def parse_encrypt0(data, decode=cbor_decode):
+    """The ``Encrypt0`` of COSE_Encrypt0 bytes, checked for shape: tag 16, array of 3, a
+    protected header with a known alg, a kid of 1..MAX_KID_LEN bytes, an IV of the alg's
+    nonce length, a ciphertext at least one tag long. Raises CoseError for anything else and
+    what ``decode`` raises for bytes that are not CBOR (a ValueError). Not the encoding:
+    ``check_encrypted_encoding`` checks that."""
+    item = decode(data)
+    if getattr(item, "tag", None) != cose_encrypt.TAG_ENCRYPT0:
+        raise CoseError("expected a COSE_Encrypt0 (CBOR tag 16), found %s" % _describe(item))
+    parts = item.value
+    if not isinstance(parts, (list, tuple)) or len(parts) != 3:
+        raise CoseError("COSE_Encrypt0 must be an array of 3, found %s" % _describe(parts))
+    protected, unprotected, ciphertext = parts
+    if not isinstance(protected, bytes) or not isinstance(ciphertext, bytes):
+        raise CoseError("COSE_Encrypt0 protected header and ciphertext must be byte strings")
+    header = decode(protected) if protected else {}
+    if not _is_map(header) or not _is_map(unprotected):
+        raise CoseError("COSE_Encrypt0 headers must be maps")
+    alg = header.get(HDR_ALG)
+    info = cose_encrypt.ENC_ALGORITHMS.get(alg) if type(alg) is int else None
+    if info is None:
+        raise CoseError("unsupported COSE content alg %r; supported: %s" % (alg, sorted(cose_encrypt.ENC_ALGORITHMS)))
+    kid, iv = unprotected.get(HDR_KID), unprotected.get(cose_encrypt.HDR_IV)
+    if not isinstance(kid, bytes) or not 0 < len(kid) <= cose_encrypt.MAX_KID_LEN:
+        raise CoseError("COSE_Encrypt0 kid must be 1..%d bytes, found %s" % (cose_encrypt.MAX_KID_LEN, _describe(kid)))
+    if not isinstance(iv, bytes) or len(iv) != info["nonce_len"]:
+        raise CoseError("%s IV must be %d bytes, found %s" % (info["name"], info["nonce_len"], _describe(iv)))
+    if len(ciphertext) < info["tag_len"]:
+        raise CoseError("%s ciphertext must hold at least the %d-byte tag, found %d bytes"
+                        % (info["name"], info["tag_len"], len(ciphertext)))
+    return Encrypt0(protected, alg, kid, iv, ciphertext)
+
+
+def lenient_decode(data):
+    """The pure decoder without its canonical checks: what a COSE_Encrypt0 says, however written
+    (whether it is written canonically is ``verify.check_encrypted_encoding``'s question)."""
+    return cbor_decode(data, canonical=False)
+
+
+def canonical_encrypt0(enc):
+    """The one accepted encoding of the parsed ``enc`` (an ``Encrypt0``)."""
+    return cose_encrypt.encrypt0_bytes(cose_encrypt.enc_protected(enc.alg), enc.kid, enc.iv, enc.ciphertext)
+
+
+# ---------------------------------------------------------------------------
 # The canonical form (DESIGN §5). A device signs the payload and the protected
 # header; everything else can be re-encoded by anyone on the path (a broker user:
 # the threat model does not trust the broker for integrity) without touching the
@@ -147,6 +215,8 @@ CANONICAL_RULES = {
     "payload_encoding": "a payload in deterministic CBOR (RFC 8949 §4.2.1)",
     "high_s": "the signature's s in its canonical range: ES256 s <= n/2 (low-S), "
               "EdDSA S < L (RFC 8032 §5.1.7), SM2 s < n",
+    "encrypted_encoding": "an encrypted pack (payload key 7) that is exactly the COSE_Encrypt0 "
+                          "d0 83, {1: alg}, {4: kid, 5: iv}, ciphertext in deterministic CBOR (cose/encrypt.py)",
 }
 HDR_CRIT = 2  # RFC 9052 §3.1
 
@@ -178,8 +248,9 @@ def check_canonical(data, msg, decode=cbor_decode):
     The envelope and the protected header must be byte for byte what ``sign1`` writes
     for them (``sign1_bytes``, ``protected_header``), the payload must re-encode to
     itself with the deterministic encoder (``decode`` may be any decoder: cbor2 on the
-    gateway), and the signature's s must be in its canonical range (``ALGORITHMS``). A
-    payload that does not decode raises what ``decode`` raises.
+    gateway), an encrypted pack in it must be its one encoding (``check_encrypted_encoding``),
+    and the signature's s must be in its canonical range (``ALGORITHMS``). A payload that
+    does not decode raises what ``decode`` raises.
     """
     expected = sign1_bytes(msg.protected, msg.payload, msg.signature)
     if data != expected:
@@ -193,6 +264,7 @@ def check_canonical(data, msg, decode=cbor_decode):
     except decoder.NonCanonicalError as e:
         raise _deviation("payload_encoding", "found %s" % e)
     check_payload_encoding(msg.payload, value)
+    check_encrypted_encoding(value)
 
 
 def split_sign1(data):
@@ -265,6 +337,24 @@ def check_payload_encoding(payload, value):
         raise _deviation("payload_encoding", "found a value deterministic CBOR does not carry (%s)" % e)
     if again != payload:
         raise _deviation("payload_encoding", _difference(payload, again))
+
+
+def check_encrypted_encoding(value):
+    """Raise NonCanonicalMessage (rule encrypted_encoding) unless the encrypted pack of the
+    decoded reading payload ``value`` (key 7, ``protocols/reading``), if it has one, is the
+    exact bytes ``cose/encrypt.py`` writes for its parts. An ``enc`` that is no COSE_Encrypt0
+    at all passes here: the payload check (``reading/validate.check_enc``) refuses it."""
+    from edgeledger.protocols.reading import K_ENC
+
+    enc = value.get(K_ENC) if _is_map(value) else None
+    if not isinstance(enc, bytes):
+        return
+    try:
+        expected = canonical_encrypt0(parse_encrypt0(enc, lenient_decode))
+    except (CoseError, ValueError):
+        return
+    if enc != expected:
+        raise _deviation("encrypted_encoding", _difference(enc, expected))
 
 
 def _deviation(rule, found):

@@ -12,8 +12,9 @@ The COSE_Sign1 payload is a deterministic CBOR map with small integer keys::
     }
 
 Instead of key 6 a device may send key 7, a byte string holding the pack
-encrypted for the data owner (COSE_Encrypt0); the gateway then verifies,
-chains and anchors the message without seeing the values.
+encrypted for the data owner (COSE_Encrypt0, ``protocols/cose/encrypt.py``; made by
+``agent/content_key.py``); the gateway then verifies, chains and anchors the message
+without seeing the values.
 
 SenML CBOR labels (RFC 8428 §6, Table 6) used here:
 bn -2, bt -3, bu -4, n 0, u 1, v 2, vs 3, vb 4, s 5, t 6.

@@ -15,7 +15,8 @@ A number outside these bounds raises ``PayloadRangeError`` (a PayloadError).
 """
 from edgeledger.protocols import reading
 from edgeledger.protocols.cbor.decoder import decode as cbor_decode
-from edgeledger.protocols.errors import PayloadError
+from edgeledger.protocols.cose.verify import lenient_decode, parse_encrypt0
+from edgeledger.protocols.errors import CoseError, PayloadError
 from edgeledger.protocols.keywindow import is_finite
 from edgeledger.protocols.reading import (
     K_DEVICE,
@@ -110,7 +111,19 @@ def check_payload_map(body):
     reading.check_envelope(device, seq, prev, epoch, pack, enc)
     if pack is not None:
         check_pack(pack)
+    else:
+        check_enc(enc)
     return Payload(device, seq, prev, epoch, pack, enc)
+
+
+def check_enc(enc):
+    """The ``cose.encrypt.Encrypt0`` of an encrypted pack (payload key 7). Raises PayloadError
+    unless it is a COSE_Encrypt0 of a known content alg (``cose/encrypt.py``). Its encoding is
+    ``cose_verify.check_canonical``'s to check (rule encrypted_encoding), as the payload's is."""
+    try:
+        return parse_encrypt0(enc, lenient_decode)
+    except (CoseError, ValueError) as e:
+        raise PayloadError("enc (7): %s" % e)  # noqa: B904
 
 
 def check_pack(pack):

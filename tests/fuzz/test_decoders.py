@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgeledger.agent.content_key import ContentKey
+from edgeledger.agent.crypto.errors import CcmAuthError
 from edgeledger.gateway.ingest.pipeline import decode_strict
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.registry import signatures
@@ -29,7 +31,7 @@ from tests.cbor.strategies import values
 from tests.fieldbus import vectors
 from tests.fuzz import hostile
 from tests.fuzz.profiles import fuzz
-from tests.support.devices import FakeDevice
+from tests.support.devices import OWNER_KEY, FakeDevice, encrypted_pack
 from tests.support.mpy import run_micropython
 
 pytestmark = pytest.mark.security
@@ -93,6 +95,20 @@ def payload_maps(draw):
 
 
 @st.composite
+def encrypt0_items(draw):
+    """COSE_Encrypt0-shaped values with hostile headers and parts."""
+    header = {}
+    for _ in range(draw(st.integers(0, 2))):
+        header[draw(st.sampled_from([1, 4, 5, -1]))] = draw(st.one_of(st.sampled_from([10, -65540, 11]), field_values))
+    unprotected = {}
+    for _ in range(draw(st.integers(0, 3))):
+        unprotected[draw(st.sampled_from([4, 5, 33]))] = draw(st.one_of(st.binary(max_size=20), field_values))
+    parts = [draw(st.one_of(st.just(cbor.encode(header)), st.binary(max_size=8))),
+             draw(st.one_of(st.just(unprotected), field_values)), draw(st.one_of(st.binary(max_size=40), field_values))]
+    return cbor_decoder.Tag(draw(st.sampled_from([16, 16, 18])), parts[:draw(st.integers(2, 3))])
+
+
+@st.composite
 def sign1_items(draw):
     header = {}
     for _ in range(draw(st.integers(0, 3))):
@@ -114,6 +130,8 @@ def only(expected, fn, *args):
 
 # --------------------------------------------------------------------------- CBOR and COSE
 
+GOOD_ENC = encrypted_pack("fz-1", 1)
+
 @fuzz()
 @given(any_of(GOOD, cbor.encode({1: [2.5, b"x", "y"], -3: {4: None}})))
 def test_cbor_decoders_raise_only_cbor_errors(data):
@@ -127,6 +145,21 @@ def test_cbor_decoders_raise_only_cbor_errors(data):
 def test_cose_sign1_raises_only_cbor_or_cose_errors(data):
     only((CborDecodeError, CoseError), cose_verify.parse_sign1, data)
     only((CborDecodeError, CoseError), cose_verify.parse_sign1, data, decode_strict)
+
+
+@fuzz()
+@given(st.one_of(any_of(GOOD_ENC), encrypt0_items().map(cbor.encode)))
+def test_encrypted_pack_raises_only_payload_or_non_canonical_errors(enc):
+    """An enc (payload key 7) of any bytes: the payload check raises PayloadError, the
+    canonical check NonCanonicalMessage, nothing else; what passes both opens or fails its tag."""
+    body = {1: 1, 2: "fz-1", 3: 1, 4: chain.GENESIS, 5: 0, 7: enc}
+    accepted = only(PayloadError, reading_validate.check_payload_map, body)
+    only(cose_verify.NonCanonicalMessage, cose_verify.check_encrypted_encoding, body)
+    if accepted is not None and enc:
+        parsed = cose_verify.parse_encrypt0(enc, cose_verify.lenient_decode)
+        key = ContentKey(parsed.alg, OWNER_KEY)
+        parsed.kid = key.kid
+        only(CcmAuthError, key.open, parsed)
 
 
 @fuzz()

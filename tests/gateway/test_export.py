@@ -14,7 +14,7 @@ from edgeledger.protocols import cose
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.reading import with_base_fields
 from tests.support.anchoring import anchor_stored, chain_site
-from tests.support.devices import FakeDevice
+from tests.support.devices import FakeDevice, encrypted_pack
 
 # SenML CBOR labels (RFC 8428 §6): n 0, u 1, v 2, vs 3, vb 4, s 5, t 6
 N, U, V, VS, VB, S, T = 0, 1, 2, 3, 4, 5, 6
@@ -41,7 +41,7 @@ def site(tmp_path_factory):
     pipe.process(m1.topic, _signed(m1, [{N: "m1/door", VS: 'open, "wide"', T: t0 + 100},
                                         {N: "m1/alarm", VB: True, T: t0 + 100},
                                         {N: "m1/energy", U: "J", S: 2 ** 40, T: t0 + 100}]))
-    pipe.process(m1.topic, _signed(m1, enc=b"\xd0\x83ciphertext for the data owner"))
+    pipe.process(m1.topic, _signed(m1, enc=encrypted_pack("m1", m1.seq + 1)))
     pipe.process(m2.topic, _signed(m2, [{N: "m2/temp", U: "Cel", V: -20.5, T: t0 + 50}]))
     pipe.commit()
     # the embedded chain may take the batch past its finality depth at once: then it is "final"

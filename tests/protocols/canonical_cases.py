@@ -6,7 +6,8 @@ A builder takes the genuine message bytes and the device signer and returns the 
 encoding. Envelope cases change only unsigned bytes (anyone on the path can do them);
 ``high_s_*`` flip the signature to its twin; the ``protected_*``, ``crit`` and ``payload_*``
 cases are validly signed by the device key over a non-deterministic protected header or
-payload (a foreign or buggy encoder on the device). ``trailing_bytes`` is not one CBOR item
+payload (a foreign or buggy encoder on the device), ``encrypted_*`` over a payload whose
+encrypted pack (a COSE_Encrypt0) is not in its one encoding. ``trailing_bytes`` is not one CBOR item
 at all and is refused as malformed (``MALFORMED``).
 """
 import struct
@@ -84,6 +85,19 @@ def _flip_s(message, order, group):
     return envelope(protected, payload, sig[:32] + (s + group if order == "little" else group - s).to_bytes(32, order))
 
 
+def _encrypted_variant(message, signer, tag_head=b"\xd8\x10"):
+    """``message`` with its pack encrypted for the test data owner (tests/support/devices.py),
+    the COSE_Encrypt0's tag 16 written ``tag_head``, signed by the device key."""
+    from edgeledger.agent.content_key import ContentKey
+    from tests.support.devices import OWNER_KEY
+
+    protected, payload, _ = parts(message)
+    body = cbor_decoder.decode(payload)
+    enc = ContentKey("AES-CCM-16-64-128", OWNER_KEY).seal(body[2], body[3], cbor.encode(body.pop(6)))
+    body[7] = tag_head + enc[1:]
+    return resign(signer, protected, cbor.encode(body))
+
+
 # case -> (deviation, algorithms it applies to, builder(message, signer))
 CASES = {
     # unsigned bytes: anyone who can publish on the topic can write these
@@ -117,6 +131,8 @@ CASES = {
         m, s, head=b"\xbf", tail=b"\xff")),
     "payload_float_not_shortest": ("payload_encoding", None, lambda m, s: _payload_variant(
         m, s, override={6: _first_record_value_as_double(m)})),
+    # signed by the device key, the payload deterministic, the COSE_Encrypt0 inside it not
+    "encrypted_tag_head_d8_10": ("encrypted_encoding", None, _encrypted_variant),
     # not one CBOR item: bytes after the message
     "trailing_bytes": (MALFORMED, None, lambda m, s: m + b"\x00"),
 }

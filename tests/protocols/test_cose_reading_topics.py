@@ -7,6 +7,7 @@ from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.errors import CoseError, PayloadError, ProtocolError, SignatureError
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.topics import TopicError
+from tests.support.devices import encrypted_pack
 
 PACK = [{0: "m/p", 1: "W", 2: 5, 6: 1764093000}]
 
@@ -63,8 +64,11 @@ def test_payload_rules(change, message):
 def test_payload_pack_or_enc_not_both():
     with pytest.raises(PayloadError, match="exactly one"):
         reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, PACK, enc=b"x")
-    p = reading_validate.decode_payload(reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, enc=b"\x01\x02"))
-    assert p.pack is None and p.enc == b"\x01\x02"
+    enc = encrypted_pack("d1", 1)
+    p = reading_validate.decode_payload(reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, enc=enc))
+    assert p.pack is None and p.enc == enc
+    with pytest.raises(PayloadError, match="enc \\(7\\)"):  # an enc must be a COSE_Encrypt0
+        reading_validate.decode_payload(reading_validate.encode_payload("d1", 1, chain.GENESIS, 0, enc=b"\x01\x02"))
 
 
 def test_topics_round_trip_and_reject_wildcards():

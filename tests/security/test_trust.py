@@ -33,7 +33,7 @@ from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
 from tests.support.anvil import rpc, running_anvil
-from tests.support.devices import FakeDevice
+from tests.support.devices import FakeDevice, encrypted_pack
 from tests.support.net import wait_until
 
 pytestmark = pytest.mark.security
@@ -186,9 +186,10 @@ def site_of(tmp_path):
         s.store.close()
 
 
-def encrypted(d, seq, prev, blob=b"\x00" * 24):
+def encrypted(d, seq, prev):
     """A reading whose values are encrypted for the data owner (payload key 7): no times."""
-    return cose.sign1(reading_validate.encode_payload(d.name, seq, prev, 1, enc=blob), d.signer)
+    return cose.sign1(reading_validate.encode_payload(d.name, seq, prev, 1, enc=encrypted_pack(d.name, seq)),
+                      d.signer)
 
 
 def send_next(d, msg):

@@ -6,6 +6,17 @@ from edgeledger.agent.signer import generate
 from edgeledger.protocols import chain, cose, topics
 from edgeledger.protocols.reading import validate as reading_validate
 
+# A data owner's content key for tests of encrypted readings (agent/content_key.py).
+OWNER_KEY = bytes(range(16))
+
+
+def encrypted_pack(device="d1", seq=1, t=1764093000, alg="AES-CCM-16-64-128", key=OWNER_KEY):
+    """A real COSE_Encrypt0 of a one-record pack, as a device with a content key seals it."""
+    from edgeledger.agent.content_key import ContentKey
+    from edgeledger.protocols.cbor import encode
+
+    return ContentKey(alg, key).seal(device, seq, encode([{0: device + "/x", 2: 1.0, 6: t}]))
+
 
 class FakeDevice:
     def __init__(self, name, site="plant-a", alg="EdDSA", signer=None):

@@ -11,10 +11,12 @@ from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import cbor, cose, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
+from edgeledger.protocols.cose import encrypt as cose_encrypt
 from edgeledger.protocols.cose import verify as cose_verify
+from edgeledger.protocols.reading import validate as reading_validate
 from tests.protocols import wire_vectors
 from tests.protocols.canonical_cases import MALFORMED, cases_for
-from tests.support.devices import FakeDevice
+from tests.support.devices import FakeDevice, encrypted_pack
 
 
 @pytest.fixture
@@ -258,7 +260,8 @@ def test_key_window_covers_encrypted_and_non_finite_time_readings(gw):
     d.register(gw.registry, valid_from=time.time() - 60)
 
     def enc(seq):
-        return cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=b"\x01" * 24), d.signer)
+        return cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=encrypted_pack("d1", seq)),
+                          d.signer)
 
     for _ in range(2):
         m = enc(d.seq + 1)
@@ -279,3 +282,61 @@ def test_key_window_covers_encrypted_and_non_finite_time_readings(gw):
     out = feed(gw, backdated.topic, backdated.next(t=time.time() - 3600))
     assert out.reason == "revoked_device" and "W3" in out.detail, out.detail
     assert gw.store.seqs("d1") == [1, 2]
+
+
+def _reencoded_encrypt0s(enc):
+    """Other spellings of one COSE_Encrypt0, each still a valid COSE_Encrypt0 that decrypts."""
+    parsed = cose_verify.parse_encrypt0(enc)
+    body = enc[2 + len(parsed.protected) + 1:]  # after d0 83, the protected bstr's head and bytes
+    assert enc[2] == 0x40 + len(parsed.protected)
+    unprot = cbor.encode({4: parsed.kid, 5: parsed.iv})
+    ct = enc[len(enc) - len(parsed.ciphertext) - 2:]  # 58 NN head: ciphertext is 24..255 bytes
+    assert ct[0] == 0x58 and body.startswith(unprot)
+    head = enc[:3 + len(parsed.protected)]
+    return {
+        "untagged": enc[1:],
+        "long tag head": b"\xd8\x10" + enc[1:],
+        "unprotected keys out of order": head + b"\xa2\x05\x4d" + parsed.iv + b"\x04\x50" + parsed.kid + ct,
+        "an extra unprotected label": head + b"\xa3\x04\x50" + parsed.kid + b"\x05\x4d" + parsed.iv
+                                      + b"\x18\x21\x41\x78" + ct,
+        "ciphertext head 59": head + unprot + b"\x59\x00" + ct[1:],
+        "alg in a long form": b"\xd0\x83\x44\xa1\x01\x18\x0a" + unprot + ct,
+    }
+
+
+def test_a_reencoded_encrypt0_is_refused_as_non_canonical(gw):
+    """One reading, one encoding, also inside: an enc spelled any other way than a device's
+    encoder writes it is refused (rule encrypted_encoding), never stored: on the full check
+    (a device's first message) and on the fast path (a protected header already seen)."""
+    d = FakeDevice("d1")
+    d.register(gw.registry)
+    for seq in (1, 2):
+        enc = encrypted_pack("d1", seq)
+        for case, other in _reencoded_encrypt0s(enc).items():
+            if case != "untagged":  # still the same COSE_Encrypt0 to a lenient reader
+                assert cose_verify.parse_encrypt0(other, cose_verify.lenient_decode).ciphertext \
+                    == cose_verify.parse_encrypt0(enc).ciphertext, case
+            m = cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=other), d.signer)
+            out = feed(gw, d.topic, m)
+            if case == "untagged":
+                assert out.reason == "bad_payload" and "tag 16" in out.detail, (case, out.detail)
+            else:
+                assert out.reason == "non_canonical" and "encrypted_encoding" in out.detail, (case, out.detail)
+        m = cose.sign1(reading_validate.encode_payload("d1", seq, d.prev, 1, enc=enc), d.signer)
+        assert gw.process(d.topic, m).verdict == "next"
+        d.seq, d.prev = seq, hashlib.sha256(m).digest()
+        assert gw._known_sign1(m) is not None  # its header is known now: seq 2 takes the fast path
+
+
+def test_an_enc_that_is_no_encrypt0_is_a_bad_payload(gw):
+    d = FakeDevice("d1")
+    d.register(gw.registry)
+    enc = encrypted_pack("d1", 1)
+    parsed = cose_verify.parse_encrypt0(enc)
+    short_iv = cose_encrypt.encrypt0_bytes(parsed.protected, parsed.kid, parsed.iv[:12], parsed.ciphertext)
+    for blob, words in ((b"\x01" * 24, "trailing"), (b"\xd0\x82\x40\x40", "array of 3"),
+                        (enc.replace(b"\xa1\x01\x0a", b"\xa1\x01\x0b"), "unsupported COSE content alg"),
+                        (short_iv, "IV must be 13 bytes")):
+        m = cose.sign1(reading_validate.encode_payload("d1", 1, d.prev, 1, enc=blob), d.signer)
+        out = feed(gw, d.topic, m)
+        assert out.reason == "bad_payload" and words in out.detail, (blob.hex(), out.detail)
