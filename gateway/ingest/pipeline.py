@@ -30,7 +30,10 @@ stages the result in memory:
                          (seq > 1, prev all zeros: the device lost its chain head) is
                          stored and its gap recorded (``chain_gaps``), and so is every
                          range an ``agent/outbox_lost`` record declares; accepted at once
-                         unless ``accept_restarts`` is off
+                         unless ``accept_restarts`` is off. A break whose ``prev`` links under
+                         another hash of protocols/hashes.py than the deployment's
+                         (``chain_alg``) is WrongChainHash instead: the device's
+                         ``chain_hash`` and the gateway's ``deployment_hash`` disagree
 
 Fast path (issue 17: the gateway's CPU goes to verifying). A message whose bytes are laid
 out exactly as ``sign1`` writes them (``cose_verify.split_sign1``: tag, array, shortest heads,
@@ -65,7 +68,6 @@ stops before the seq of a gap that waits for an operator. ``reload_gaps`` picks 
 gap an operator accepted from another process (``edgeledger device accept-gap``) and
 moves the marks it frees, so the next commit acknowledges them.
 """
-import hashlib
 import io
 import logging
 import threading
@@ -80,7 +82,7 @@ from edgeledger.gateway.ingest import ratelimit
 from edgeledger.gateway.ingest.quarantine import quarantine_bound
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow
-from edgeledger.protocols import chain, reading, topics
+from edgeledger.protocols import chain, hashes, reading, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import CborDecodeError
 from edgeledger.protocols.cose import verify as cose_verify
@@ -164,8 +166,12 @@ class Accepted:
 class Pipeline:
     def __init__(self, store, registry, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
                  clock_skew_s=DEFAULT_CLOCK_SKEW_S, future_skew_s=DEFAULT_FUTURE_SKEW_S,
-                 verify=signatures.verify, rate_limiter=None, quarantine=None, accept_restarts=True):
+                 verify=signatures.verify, rate_limiter=None, quarantine=None, accept_restarts=True,
+                 chain_alg=hashes.DEFAULT):
         self.store = store
+        # The deployment's chain hash: a message's digest, which the next one names as prev.
+        self.chain_alg = hashes.alg_for("chain", chain_alg)
+        self._digest = hashes.function(self.chain_alg)
         self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
         self.quarantine = quarantine if quarantine is not None else quarantine_bound(store)
@@ -252,6 +258,22 @@ class Pipeline:
                 self._touched.add(device)
                 moved.append(device)
         return moved
+
+    def _check_chain_hash(self, device, seq, prev):
+        """On a broken back link (C5): raise WrongChainHash if ``prev`` is another hash of the
+        table (protocols/hashes.py) over the stored (or staged) seq - 1: the device hashes its
+        chain with another hash than the deployment's."""
+        before = self.store.message(device, seq - 1)
+        data = before.bytes if before is not None else next(
+            (r.bytes for r in self._rows if r.device == device and r.seq == seq - 1), None)
+        if data is None:
+            return
+        for alg in hashes.NAMES:
+            if alg != self.chain_alg and hashes.available(alg) and hashes.function(alg)(data) == prev:
+                raise errors.WrongChainHash(
+                    "seq %d names as prev the %s of seq %d; this deployment hashes chains with %s (device "
+                    "config chain_hash must equal gateway deployment_hash)"
+                    % (seq, hashes.NAMES[alg], seq - 1, hashes.NAMES[self.chain_alg]), device, seq)
 
     def _remember(self, device, seq, digest, prev):
         self._recent.setdefault(device, {})[seq] = (digest, prev)
@@ -420,7 +442,7 @@ class Pipeline:
             raise errors.NonCanonical(str(e), device, seq) from e
         if device != t_device:
             raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
-        digest = _sha256(data)
+        digest = self._digest(data)
         lookup = self._lookup_fn(device)
         stored = lookup(seq)
         if stored is not None and stored[0] == digest:
@@ -464,6 +486,8 @@ class Pipeline:
         rule, verdict = chain.classify(seq, body.prev, digest, lookup)
         store_it, reason = chain.OUTCOMES[verdict]
         if reason is not None:
+            if rule == "C5":
+                self._check_chain_hash(device, seq, body.prev)
             cls = {"fork": errors.Fork, "replay": errors.Replay, "chain_break": errors.ChainBreak}[reason]
             raise cls("rule %s: seq %d" % (rule, seq), device, seq)
         if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
@@ -642,8 +666,6 @@ def _one_byte_keys(value: object) -> bool:
     return True
 
 
-def _sha256(data):
-    return hashlib.sha256(data).digest()
 
 
 def _parse_topic(topic: object) -> tuple[str | None, str | None, str | None]:
