@@ -1,5 +1,7 @@
 """docs/wire-format.md vector 9 (an SM3 deployment: SM3 chain links and Merkle tree), byte for
 byte, on CPython and under MicroPython, and the tree against independent SM3 implementations."""
+import hashlib
+
 import pytest
 
 from edgeledger.agent.crypto.pure import sm3 as pure_sm3
@@ -147,10 +149,14 @@ def test_sm3_vectors_under_micropython():
     and header with it. MicroPython's hashlib has no SM3, so protocols/hashes.py says so (a
     typed error) rather than hash with something else."""
     script = """
+import sys
+V = %r
 from edgeledger.agent import config
+assert config.chain_digest("sha256")(b"abc") == V["sha256-abc"]
+loaded = [m for m in sys.modules if "sm3" in m or m.endswith(".hashes")]
+assert not loaded, "a SHA-256 board loaded %%s" %% loaded
 from edgeledger.agent.crypto.pure import sm3
 from edgeledger.protocols import hashes, merkle
-V = %r
 assert config.chain_digest("sm3")(V["sm2-message-1"]) == V["sm3-digest-1"], "chain digest"
 assert sm3.sm3(V["sm3-message-2"]) == V["sm3-digest-2"]
 msgs = [V["sm2-message-1"], V["sm3-message-2"], V["sm3-message-3"]]
@@ -167,6 +173,6 @@ try:
 except hashes.UnknownHash as e:
     assert "SM3" in str(e), str(e)
 print("sm3 vectors ok")
-""" % (V, GATEWAY)
+""" % (dict(V, **{"sha256-abc": hashlib.sha256(b"abc").digest()}), GATEWAY)
     out = run_micropython(script, heapsize="256K", timeout=300)
     assert "sm3 vectors ok" in out.stdout
