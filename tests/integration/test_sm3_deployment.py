@@ -110,6 +110,7 @@ def chain():
     return owner, gw
 
 
+@pytest.mark.security
 def test_sm3_deployment_stores_anchors_and_verifies_and_refuses_altered_bytes(chain, tmp_path):
     owner, gw_ledger = chain
     gw = Gateway(gw_ledger, tmp_path / "sm3.db", hashes.SM3)
@@ -159,6 +160,7 @@ def test_sm3_deployment_stores_anchors_and_verifies_and_refuses_altered_bytes(ch
         verifier.verify_bundle(b.encode(), rpc=owner, min_confirmations=1, trust=trust)
 
 
+@pytest.mark.security
 def test_a_device_on_the_other_chain_hash_is_a_counted_rejection_not_a_wedge(chain, tmp_path):
     owner, gw_ledger = chain
     gw = Gateway(gw_ledger, tmp_path / "sm3.db", hashes.SM3)
@@ -184,6 +186,7 @@ def test_a_device_on_the_other_chain_hash_is_a_counted_rejection_not_a_wedge(cha
     assert gw.pipeline.marks["meter-sha"][0] == 2
 
 
+@pytest.mark.security
 def test_a_sha256_tree_is_refused_for_an_sm3_deployment_and_vice_versa(chain, tmp_path):
     """A gateway (or an operator who changed its setting) anchors the same readings in a SHA-256
     tree: a verifier of the SM3 deployment refuses it, however valid on chain, and the other way
