@@ -58,6 +58,9 @@ AGENT_KEYS = {
     "wifi": (dict, None, None),  # board with "network": wlan: ssid, password
     "ifconfig": (list, None, None),  # board: a static [ip, netmask, gateway, dns]; DHCP if unset
     "outbox": (dict, None, None),  # OUTBOX_KEYS
+    # The hash of the device's chain (each message's prev): the deployment's, as the
+    # gateway's deployment_hash says (protocols/hashes.py). "sm3" on a board loads the pure SM3.
+    "chain_hash": (str, "sha256", "sha256"),
 }
 
 OUTBOX_KEYS = {
@@ -115,6 +118,21 @@ def agent_settings(cfg, board, where, base=None):
     out = settle(cfg, AGENT_KEYS, board, where)
     out["outbox"] = settle(out["outbox"] or {}, OUTBOX_KEYS, board, where + " [outbox]", base)
     return out
+
+
+def chain_digest(name):
+    """The agent's digest function for ``chain_hash`` ``name``: ``crypto.sha256`` or
+    ``crypto.sm3`` (a board imports the pure SM3 only when it is named). Raises ConfigError."""
+    from edgeledger.agent import crypto
+
+    if name != "sha256":  # the default needs no table (nothing more on a board's heap)
+        from edgeledger.protocols import hashes
+
+        try:
+            hashes.by_name(name)
+        except ValueError as e:
+            raise ConfigError("chain_hash: %s" % e)
+    return getattr(crypto, name)
 
 
 def broker(url):

@@ -53,7 +53,6 @@ from typing import Callable, TextIO
 from edgeledger.agent import config, port, sources
 from edgeledger.agent.content_key import load_content_key
 from edgeledger.agent.core import AgentCore
-from edgeledger.agent.crypto import sha256
 from edgeledger.agent.errors import ConfigError
 from edgeledger.agent.key_file import load_key_file
 from edgeledger.agent.mqtt_paho import PahoLink
@@ -167,12 +166,13 @@ def build(cfg: dict, until_seq: int | None = None) -> AgentCore:
     port.makedirs(cfg["state_dir"])
     ob = cfg["outbox"]
     check_sizes(ob["max_bytes"], ob["segment_bytes"])
+    digest = config.chain_digest(cfg["chain_hash"])
     outbox = Outbox(os.path.join(cfg["state_dir"], "outbox"), max_bytes=ob["max_bytes"],
-                    segment_bytes=ob["segment_bytes"], policy=ob["policy"], hash_fn=sha256,
+                    segment_bytes=ob["segment_bytes"], policy=ob["policy"], hash_fn=digest,
                     flush_interval_s=ob["flush_interval_s"])
     srcs = [sources.from_config(s) for s in cfg["sources"]]
     content_key = load_content_key(cfg["content_key_file"]) if cfg["content_key_file"] else None
-    return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=next_epoch(cfg["state_dir"]),
+    return AgentCore(cfg["device"], signer, outbox, srcs, digest, epoch=next_epoch(cfg["state_dir"]),
                      pack_size=cfg["pack_size"], pack_age_s=cfg["pack_age_s"], window=cfg["window"],
                      resend_after_s=cfg["resend_after_s"], max_seq=until_seq, send_rate=cfg["send_rate"],
                      content_key=content_key)

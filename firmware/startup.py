@@ -23,7 +23,7 @@ from edgeledger.agent import errors, port
 STARTUP_MODULES = ("edgeledger.firmware.startup", "edgeledger.firmware.tls",
                    "edgeledger.firmware.network_up", "edgeledger.agent.recovery",
                    "edgeledger.agent.config", "edgeledger.protocols.broker_url",
-                   "edgeledger.protocols.key_file")
+                   "edgeledger.protocols.key_file", "edgeledger.protocols.hashes")
 
 
 def forget(*names):
@@ -93,8 +93,8 @@ def load_signer(cfg):
 
 def build(cfg, board, profile, signer=None):
     """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
+    from edgeledger.agent.config import chain_digest
     from edgeledger.agent.core import AgentCore
-    from edgeledger.agent.crypto import sha256
     from edgeledger.agent.outbox import Outbox, check_sizes
 
     if signer is None:
@@ -103,8 +103,9 @@ def build(cfg, board, profile, signer=None):
     port.makedirs(state)
     ob = cfg["outbox"]
     check_sizes(ob["max_bytes"], ob["segment_bytes"])  # a bound that would stall the board for good: refused
+    digest = chain_digest(cfg["chain_hash"])  # the deployment's chain hash: sha256 or sm3
     outbox = Outbox(state + "/outbox", max_bytes=ob["max_bytes"], segment_bytes=ob["segment_bytes"],
-                    policy=ob["policy"], hash_fn=sha256, flush_interval_s=ob["flush_interval_s"])
+                    policy=ob["policy"], hash_fn=digest, flush_interval_s=ob["flush_interval_s"])
     srcs = [make_source(s, board, profile) for s in cfg["sources"]]
     content_key = None
     if cfg["content_key_file"]:  # every board can: AES on cryptolib or pure, SM4 pure
@@ -113,7 +114,7 @@ def build(cfg, board, profile, signer=None):
         content_key = load_content_key(cfg["content_key_file"])
     # The boot counter this boot will use; written to flash only before the first seal
     # (a boot that fails at start does not rewrite it: no flash wear in a boot loop).
-    return AgentCore(cfg["device"], signer, outbox, srcs, sha256, epoch=read_epoch(state) + 1,
+    return AgentCore(cfg["device"], signer, outbox, srcs, digest, epoch=read_epoch(state) + 1,
                      epoch_dir=state, pack_size=cfg["pack_size"], pack_age_s=cfg["pack_age_s"],
                      window=cfg["window"], resend_after_s=cfg["resend_after_s"], max_seq=cfg["until_seq"],
                      send_rate=cfg["send_rate"], content_key=content_key)

@@ -77,6 +77,8 @@ TopicMismatch = _reject("TopicMismatch", "topic_mismatch", "The topic, the paylo
 Replay = _reject("Replay", "replay", "A seq that this device already used, from outside its chain.")
 Fork = _reject("Fork", "fork", "Same seq and same predecessor as a stored message, different bytes.")
 ChainBreak = _reject("ChainBreak", "chain_break", "The prev hash does not link to the stored neighbour.")
+WrongChainHash = _reject("WrongChainHash", "chain_hash",
+                         "The prev hash links to the stored neighbour only under another hash than the deployment's.")
 ClockSkew = _reject("ClockSkew", "clock_skew", "Record times are too far from the gateway clock.")
 RateLimited = _reject("RateLimited", "rate_limited", "The device sends faster than its configured rate limit.")
 OutOfRange = _reject("OutOfRange", "out_of_range",
@@ -86,7 +88,7 @@ Internal = _reject("Internal", "internal",
 
 REJECT_CLASSES = (
     Oversized, MalformedCbor, TruncatedCose, NotCoseSign1, BadPayload, NonCanonical, UnknownDevice,
-    RevokedDevice, BadSignature, TopicMismatch, Replay, Fork, ChainBreak, ClockSkew, RateLimited,
+    RevokedDevice, BadSignature, TopicMismatch, Replay, Fork, ChainBreak, WrongChainHash, ClockSkew, RateLimited,
     OutOfRange, Internal,
 )
 REASONS = tuple(cls.reason for cls in REJECT_CLASSES)

@@ -7,7 +7,7 @@ is written down in Python::
 
     offset size  field
     0      1     version (2)
-    1      1     tree-hash algorithm: 0x01 = SHA-256 RFC 9162 (TREE_ALGS)
+    1      1     tree-hash algorithm: 0x01 SHA-256, 0x02 SM3, RFC 9162 (TREE_ALGS)
     2      20    gateway address (the account that anchors)
     22     8     batch number, big-endian, 1, 2, 3, ... per gateway
     30     32    hash of the previous batch header (zeros for batch 1)
@@ -19,18 +19,24 @@ is written down in Python::
 In a proof bundle the header travels as a CBOR map: keys 1..8 are version,
 gateway, number, prev, root, tree size, first time, last time; key 9 is the
 tree-hash algorithm.
+
+The header hash itself is SHA-256 whatever the tree hash (protocols/hashes.py, part
+"header"): the contract recomputes it with its sha256 precompile.
 """
 import hashlib
 
+from edgeledger.protocols import hashes
 from edgeledger.protocols.errors import DecodeError
 
 VERSION = 2
 LAYOUT_LEN = 118
 ZERO_HASH = b"\x00" * 32
-# Tree-hash algorithms a header may name (one byte). Only 0x01 is built and checked here and
-# by the contract's verifyAnchored; another algorithm's trees are verified off chain.
-TREE_SHA256 = 1
-TREE_ALGS = {TREE_SHA256: "SHA-256 (RFC 9162)"}
+# Tree-hash algorithms a header may name (one byte): the ids of protocols/hashes.py. The
+# contract's verifyAnchored checks only 0x01 trees (it has the sha256 precompile, no SM3);
+# an SM3 tree is verified off chain, by ``edgeledger verify`` (docs/national-crypto.md).
+TREE_SHA256 = hashes.SHA256
+TREE_SM3 = hashes.SM3
+TREE_ALGS = {TREE_SHA256: "SHA-256 (RFC 9162)", TREE_SM3: "SM3 (RFC 9162 with SM3)"}
 # Field order of the CBOR map (keys 1..9); the layout puts tree_alg second.
 FIELDS = ("version", "gateway", "number", "prev", "root", "tree_size", "first_time", "last_time", "tree_alg")
 BYTE_FIELDS = ("gateway", "prev", "root")

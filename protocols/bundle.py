@@ -43,12 +43,13 @@ message itself is signed by the device: seq > 1 with a zero ``prev``; so is an
 ``check_offline`` does every check that needs no network: the message is in its
 one canonical form (as the gateway requires, protocols/cose/verify.py), the signature with
 the key in the bundle (and that the key is the one the message's kid names),
-the Merkle path from the message to the header's root. Each failure is its own
-exception class with a message that says what was expected and what was found.
+the Merkle path from the message to the header's root, hashed with the tree hash the
+header names (its byte 1 / map key 9: SHA-256 or SM3, protocols/hashes.py). Each failure
+is its own exception class with a message that says what was expected and what was found.
 """
 import hashlib
 
-from edgeledger.protocols import cbor, merkle
+from edgeledger.protocols import cbor, hashes, merkle
 from edgeledger.protocols.batch import BatchHeader, HeaderError
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cose import verify as cose_verify
@@ -101,6 +102,11 @@ class WrongIndex(BundleError):
 
 class WrongPath(BundleError):
     pass
+
+
+class TreeHashUnavailable(BundleError):
+    """The header names a tree hash this runtime cannot compute (SM3 on a Python whose
+    hashlib lacks it): the path cannot be checked here."""
 
 
 class Bundle:
@@ -269,22 +275,42 @@ def check_offline(b, verify, decode=cbor_decoder.decode):
 
 
 def check_path(b):
-    """The Merkle path leads from the message to the header's root at the bundle's index."""
+    """The Merkle path leads from the message to the header's root at the bundle's index,
+    hashed with the header's tree hash. Raises WrongIndex, WrongPath, TreeHashUnavailable."""
     size = b.header.tree_size
-    leaf = merkle.leaf_hash(b.message)
+    try:
+        digest = hashes.function(hashes.alg_for("tree", b.header.tree_alg))
+    except hashes.UnknownHash as e:
+        raise TreeHashUnavailable("cannot check the audit path: %s" % e)
+    leaf = merkle.leaf_hash(b.message, digest)
     if not 0 <= b.index < size:
         raise WrongIndex("wrong leaf index: %d is outside the batch of %d messages" % (b.index, size))
-    if merkle.is_included(leaf, b.index, size, b.path, b.header.root):
+    if merkle.is_included(leaf, b.index, size, b.path, b.header.root, digest):
         return
-    proved = _index_the_path_proves(leaf, b.index, size, b.path, b.header.root)
+    other = _other_tree_hash(b)
+    if other is not None:
+        raise WrongPath("wrong audit path: the header names tree hash %s, but the path leads to the batch root "
+                        "only when hashed with %s" % (hashes.NAMES[b.header.tree_alg], hashes.NAMES[other]))
+    proved = _index_the_path_proves(leaf, b.index, size, b.path, b.header.root, digest)
     if proved is not None:
         raise WrongIndex("wrong leaf index: the bundle says %d, the audit path proves index %d"
                          % (b.index, proved))
-    raise WrongPath("wrong audit path: from leaf %d of %d it does not lead to the batch root %s"
-                    % (b.index, size, _hex(b.header.root)))
+    raise WrongPath("wrong audit path: from leaf %d of %d it does not lead to the batch root %s (tree hash %s)"
+                    % (b.index, size, _hex(b.header.root), hashes.NAMES[b.header.tree_alg]))
 
 
-def _index_the_path_proves(leaf, index, size, path, root):
+def _other_tree_hash(b):
+    """Another tree hash of the table under which the path does verify (diagnosis only)."""
+    for alg in hashes.NAMES:
+        if alg != b.header.tree_alg and hashes.available(alg):
+            digest = hashes.function(alg)
+            if merkle.is_included(merkle.leaf_hash(b.message, digest), b.index, b.header.tree_size, b.path,
+                                  b.header.root, digest):
+                return alg
+    return None
+
+
+def _index_the_path_proves(leaf, index, size, path, root, digest=None):
     """Look for another index at which the path does verify (diagnosis only)."""
     candidates = set()
     for bit in range(64):
@@ -293,7 +319,7 @@ def _index_the_path_proves(leaf, index, size, path, root):
     for i in range(lo, min(size, index + INDEX_SEARCH + 1)):
         candidates.add(i)
     for i in sorted(candidates):
-        if i != index and 0 <= i < size and merkle.is_included(leaf, i, size, path, root):
+        if i != index and 0 <= i < size and merkle.is_included(leaf, i, size, path, root, digest):
             return i
     return None
 

@@ -1,10 +1,14 @@
 """Per-device chain rules: where does an incoming message fit?
 
 Each signed message carries ``seq`` (a per-device counter that is never reused)
-and ``prev`` (SHA-256 of the device's previous message bytes; 32 zero bytes for
-seq 1). The gateway holds, for every stored seq, the message digest and its
-prev. Given an incoming ``(seq, prev, digest)`` and a ``lookup(seq) -> (digest,
-prev) | None`` over what is stored, ``classify`` returns one verdict.
+and ``prev`` (the deployment's chain hash of the device's previous message bytes:
+SHA-256, or SM3 on an SM3 deployment, protocols/hashes.py; 32 zero bytes for seq 1).
+The gateway holds, for every stored seq, the message digest (same hash) and its
+prev. The rules below compare digests only, whatever the hash; a C5 break whose prev
+is the other hash of the stored predecessor is the gateway's to name (a device
+configured with another chain hash than the gateway, gateway/ingest/pipeline.py).
+Given an incoming ``(seq, prev, digest)`` and a ``lookup(seq) -> (digest, prev) |
+None`` over what is stored, ``classify`` returns one verdict.
 
 The rules, checked in this order (tests name them):
 

@@ -27,6 +27,12 @@ stored message bytes with ``leaf_hash`` once (the bytes are the evidence and
 are never re-encoded). All arithmetic is on Python ints, without
 ``int.bit_length``, so the module runs unchanged on MicroPython.
 
+The hash. SHA-256 is the default and its fast path. A deployment that hashes with SM3
+(protocols/hashes.py, the batch header's tree-hash byte 0x02) passes ``digest``, its
+function from bytes to 32 bytes, to every function that hashes: the same construction
+with SHA-256 swapped for it, prefixes and all. The empty tree's root is then
+``digest(b"")`` (``empty_root``).
+
 Errors: ``MerkleError`` (a ``ProtocolError``) for arguments a producer should
 never pass (index out of range, tree too large, a hash that is not 32 bytes);
 ``InclusionProofError`` and ``ConsistencyProofError`` (both ``MerkleError``)
@@ -77,18 +83,27 @@ class ConsistencyProofError(MerkleError):
 _sha256 = hashlib.sha256
 
 
+def _sha256_digest(data):
+    return _sha256(data).digest()
+
+
 def _hex(h):
     return binascii.hexlify(h).decode()
 
 
-def leaf_hash(data):
-    """Return the RFC 9162 leaf hash SHA-256(0x00 || data) of message bytes."""
-    return _sha256(LEAF_PREFIX + data).digest()
+def empty_root(digest=None):
+    """MTH({}): the hash of the empty string (``EMPTY_ROOT`` for SHA-256)."""
+    return EMPTY_ROOT if digest is None else digest(b"")
 
 
-def node_hash(left, right):
-    """Return the RFC 9162 interior node hash SHA-256(0x01 || left || right)."""
-    return _sha256(NODE_PREFIX + left + right).digest()
+def leaf_hash(data, digest=None):
+    """Return the RFC 9162 leaf hash HASH(0x00 || data) of message bytes."""
+    return (digest or _sha256_digest)(LEAF_PREFIX + data)
+
+
+def node_hash(left, right, digest=None):
+    """Return the RFC 9162 interior node hash HASH(0x01 || left || right)."""
+    return (digest or _sha256_digest)(NODE_PREFIX + left + right)
 
 
 def _split(n):
@@ -122,18 +137,21 @@ def _check_leaves(leaf_hashes):
             _check_hash(h, "leaf hash %d" % i, MerkleError)
 
 
-def _next_level(level):
+def _next_level(level, digest=None):
     """Hash one level into the next: pairs become nodes, an odd tail moves up."""
     it = iter(level)
     one = NODE_PREFIX
-    sha = _sha256
-    nxt = [sha(one + a + b).digest() for a, b in zip(it, it)]
+    if digest is None:
+        sha = _sha256
+        nxt = [sha(one + a + b).digest() for a, b in zip(it, it)]
+    else:
+        nxt = [digest(one + a + b) for a, b in zip(it, it)]
     if len(level) & 1:
         nxt.append(level[-1])
     return nxt
 
 
-def root(leaf_hashes):
+def root(leaf_hashes, digest=None):
     """Return the Merkle Tree Hash MTH (RFC 9162 §2.1.1) of a list of leaf hashes.
 
     Iterative, one SHA-256 per interior node (n - 1 in all). An empty list
@@ -144,14 +162,14 @@ def root(leaf_hashes):
     """
     _check_leaves(leaf_hashes)
     if not leaf_hashes:
-        return EMPTY_ROOT
+        return empty_root(digest)
     level = leaf_hashes
     while len(level) > 1:
-        level = _next_level(level)
+        level = _next_level(level, digest)
     return level[0]
 
 
-def levels(leaf_hashes):
+def levels(leaf_hashes, digest=None):
     """Return every level of the tree of ``leaf_hashes``: the leaves first, then each level
     hashed from the one below as ``root`` hashes it (pairs become nodes, an odd last node is
     carried up), and last ``[root]``. An empty list gives ``[]``.
@@ -166,7 +184,7 @@ def levels(leaf_hashes):
         return []
     out = [list(leaf_hashes)]
     while len(out[-1]) > 1:
-        out.append(_next_level(out[-1]))
+        out.append(_next_level(out[-1], digest))
     return out
 
 
@@ -196,7 +214,7 @@ def path_from_levels(tree_levels, index):
     return path
 
 
-def inclusion_proof(leaf_hashes, index):
+def inclusion_proof(leaf_hashes, index, digest=None):
     """Return the audit path PATH(index, D[n]) of RFC 9162 §2.1.3.1.
 
     The path lists sibling hashes from the leaf's level up to just below the
@@ -213,10 +231,10 @@ def inclusion_proof(leaf_hashes, index):
         raise MerkleError(
             "leaf index %d out of range for a tree of %d leaves" % (index, n)
         )
-    return path_from_levels(levels(leaf_hashes), index)
+    return path_from_levels(levels(leaf_hashes, digest), index)
 
 
-def all_inclusion_proofs(leaf_hashes):
+def all_inclusion_proofs(leaf_hashes, digest=None):
     """Return ``(root, paths)`` where ``paths[i] == inclusion_proof(leaf_hashes, i)``.
 
     Every level of the tree is hashed once (n - 1 hashes); then each node's
@@ -229,7 +247,7 @@ def all_inclusion_proofs(leaf_hashes):
     _check_leaves(leaf_hashes)
     n = len(leaf_hashes)
     if n == 0:
-        return EMPTY_ROOT, []
+        return empty_root(digest), []
     paths = [[] for _ in range(n)]
     level = leaf_hashes
     width = 1  # leaves under one node of the current level
@@ -243,7 +261,7 @@ def all_inclusion_proofs(leaf_hashes):
                 p.append(s)
             for p, s in zip(paths[1:pairs:2], level[0:pairs:2]):
                 p.append(s)
-            level = _next_level(level)
+            level = _next_level(level, digest)
             width = 2
             continue
         for j in range(0, count - 1, 2):
@@ -258,7 +276,7 @@ def all_inclusion_proofs(leaf_hashes):
             left = level[j]
             for p in paths[mid:end]:
                 p.append(left)
-        level = _next_level(level)
+        level = _next_level(level, digest)
         width <<= 1
     return level[0], paths
 
@@ -306,7 +324,7 @@ def _check_path(path, expected, error, context):
         _check_hash(p, "path[%d]" % i, error)
 
 
-def root_from_inclusion_proof(leaf_hash, index, tree_size, path):
+def root_from_inclusion_proof(leaf_hash, index, tree_size, path, digest=None):
     """Return the root that ``path`` leads to from ``leaf_hash`` (RFC 9162 §2.1.3.2).
 
     Checks everything but the root itself: the index is in range, the tree
@@ -337,18 +355,18 @@ def root_from_inclusion_proof(leaf_hash, index, tree_size, path):
     fn = index
     sn = tree_size - 1
     r = leaf_hash
-    sha = _sha256
+    sha = digest or _sha256_digest
     for p in path:
         if sn == 0:  # step 4a; unreachable after the length check above
             raise InclusionProofError("path too long: hashes left above the root")
         if fn & 1 or fn == sn:
-            r = sha(NODE_PREFIX + p + r).digest()
+            r = sha(NODE_PREFIX + p + r)
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = sha(NODE_PREFIX + r + p).digest()
+            r = sha(NODE_PREFIX + r + p)
         fn >>= 1
         sn >>= 1
     if sn != 0:  # step 5; unreachable after the length check above
@@ -356,7 +374,7 @@ def root_from_inclusion_proof(leaf_hash, index, tree_size, path):
     return r
 
 
-def verify_inclusion(leaf_hash, index, tree_size, path, root):
+def verify_inclusion(leaf_hash, index, tree_size, path, root, digest=None):
     """Check that ``path`` proves leaf ``index`` of a ``tree_size`` tree has ``root``.
 
     The RFC 9162 §2.1.3.2 verification algorithm. Returns None on success.
@@ -372,7 +390,7 @@ def verify_inclusion(leaf_hash, index, tree_size, path, root):
     leaf or a wrong index of the same depth).
     """
     _check_hash(root, "root", InclusionProofError)
-    computed = root_from_inclusion_proof(leaf_hash, index, tree_size, path)
+    computed = root_from_inclusion_proof(leaf_hash, index, tree_size, path, digest)
     if computed != root:
         raise InclusionProofError(
             "root mismatch for leaf index %d in a tree of %d leaves: "
@@ -381,16 +399,16 @@ def verify_inclusion(leaf_hash, index, tree_size, path, root):
         )
 
 
-def is_included(leaf_hash, index, tree_size, path, root):
+def is_included(leaf_hash, index, tree_size, path, root, digest=None):
     """Boolean form of ``verify_inclusion``: True if the proof verifies."""
     try:
-        verify_inclusion(leaf_hash, index, tree_size, path, root)
+        verify_inclusion(leaf_hash, index, tree_size, path, root, digest)
     except MerkleError:
         return False
     return True
 
 
-def consistency_proof(leaf_hashes, first):
+def consistency_proof(leaf_hashes, first, digest=None):
     """Return PROOF(first, D[n]) of RFC 9162 §2.1.4.1 for n = len(leaf_hashes).
 
     Proves that the tree of the first ``first`` leaves is a prefix of the
@@ -417,16 +435,16 @@ def consistency_proof(leaf_hashes, first):
     while m != hi - lo:
         k = _split(hi - lo)
         if m <= k:
-            proof.append(root(leaf_hashes[lo + k:hi]))
+            proof.append(root(leaf_hashes[lo + k:hi], digest))
             hi = lo + k
         else:
-            proof.append(root(leaf_hashes[lo:lo + k]))
+            proof.append(root(leaf_hashes[lo:lo + k], digest))
             lo += k
             m -= k
             complete = False
     if not complete:
         # SUBPROOF(m, D[m], false) = {MTH(D[m])}
-        proof.append(root(leaf_hashes[lo:hi]))
+        proof.append(root(leaf_hashes[lo:hi], digest))
     proof.reverse()
     return proof
 
@@ -454,7 +472,7 @@ def consistency_path_length(first, second):
     return count
 
 
-def verify_consistency(first, second, first_hash, second_hash, path):
+def verify_consistency(first, second, first_hash, second_hash, path, digest=None):
     """Check that ``path`` proves tree (first, first_hash) is a prefix of (second, second_hash).
 
     The RFC 9162 §2.1.4.2 verification algorithm, with the two cases the RFC
@@ -471,10 +489,10 @@ def verify_consistency(first, second, first_hash, second_hash, path):
     context = "tree sizes %d -> %d" % (first, second)
     if first == second or first == 0:
         _check_path(path, 0, ConsistencyProofError, context)
-        if first == 0 and first_hash != EMPTY_ROOT:
+        if first == 0 and first_hash != empty_root(digest):
             raise ConsistencyProofError(
                 "first root mismatch for %s: the empty tree's root is %s, found %s"
-                % (context, _hex(EMPTY_ROOT), _hex(first_hash))
+                % (context, _hex(empty_root(digest)), _hex(first_hash))
             )
         if first == second and first_hash != second_hash:
             raise ConsistencyProofError(
@@ -532,20 +550,20 @@ def _consistency_roots(first, second, first_hash, path):
         sn >>= 1
     fr = path[0]
     sr = path[0]
-    sha = _sha256
+    sha = digest or _sha256_digest
     # Step 6.
     for c in path[1:]:
         if sn == 0:  # step 6a; unreachable after the length check
             raise ConsistencyProofError("path too long: hashes left above the root")
         if fn & 1 or fn == sn:
-            fr = sha(NODE_PREFIX + c + fr).digest()
-            sr = sha(NODE_PREFIX + c + sr).digest()
+            fr = sha(NODE_PREFIX + c + fr)
+            sr = sha(NODE_PREFIX + c + sr)
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = sha(NODE_PREFIX + sr + c).digest()
+            sr = sha(NODE_PREFIX + sr + c)
         fn >>= 1
         sn >>= 1
     # Step 7.
@@ -554,10 +572,10 @@ def _consistency_roots(first, second, first_hash, path):
     return fr, sr
 
 
-def is_consistent(first, second, first_hash, second_hash, path):
+def is_consistent(first, second, first_hash, second_hash, path, digest=None):
     """Boolean form of ``verify_consistency``: True if the proof verifies."""
     try:
-        verify_consistency(first, second, first_hash, second_hash, path)
+        verify_consistency(first, second, first_hash, second_hash, path, digest)
     except MerkleError:
         return False
     return True

@@ -2,6 +2,10 @@
 
     .venv/bin/python tools/compile_contract.py            # write gateway/anchor/contracts/EdgeLedgerAnchor.json
     .venv/bin/python tools/compile_contract.py --check    # exit 1 if the artifact is stale
+    .venv/bin/python tools/compile_contract.py SM3Gas     # the SM3 gas-measurement contract (SM3Gas.json)
+
+The same settings serve every contract of ``CONTRACTS``: the anchor, and ``SM3Gas``, which
+``edgeledger bench proof`` runs to measure what SM3 trees would cost to verify on chain.
 
 solcjs comes from npm (`npm ci` at the repository root installs the version pinned in
 package.json into node_modules/). The build is reproducible: the standard-JSON input is
@@ -28,9 +32,17 @@ CONTRACT_NAME = "EdgeLedgerAnchor"
 SOURCE_UNIT = "gateway/contracts/EdgeLedgerAnchor.sol"
 SOURCE_PATH = os.path.join(ROOT, "gateway", "anchor", "contracts", CONTRACT_NAME + ".sol")
 ARTIFACT_PATH = os.path.join(ROOT, "gateway", "anchor", "contracts", CONTRACT_NAME + ".json")
+# contract name -> (its source unit name (see SOURCE_UNIT), settings that differ from SETTINGS);
+# each lives in gateway/anchor/contracts/. SM3Gas keeps the eight SM3 state words and the round
+# temporaries on the stack, which only the IR pipeline fits into the EVM's 16 reachable slots.
+CONTRACTS: dict[str, tuple[str, dict[str, Any]]] = {
+    CONTRACT_NAME: (SOURCE_UNIT, {}),
+    "SM3Gas": ("gateway/anchor/contracts/SM3Gas.sol", {"viaIR": True}),
+}
 SOLCJS = os.path.join(ROOT, "node_modules", ".bin", "solcjs")
 # The oldest target chains (Besu/FISCO BCOS/Energy Web deployments) lack PUSH0 (Shanghai)
 # and the Cancun opcodes; london bytecode runs on all of them.
+OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]
 SETTINGS = {
     "evmVersion": "london",
     "optimizer": {"enabled": True, "runs": 200},
@@ -38,9 +50,7 @@ SETTINGS = {
     "metadata": {"bytecodeHash": "ipfs", "useLiteralContent": False, "appendCBOR": True},
     "remappings": [],
     "libraries": {},
-    "outputSelection": {
-        SOURCE_UNIT: {CONTRACT_NAME: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}
-    },
+    "outputSelection": {SOURCE_UNIT: {CONTRACT_NAME: OUTPUTS}},
 }
 # solcjs loads a ~10 MB emscripten build; compiling takes a few seconds.
 COMPILE_TIMEOUT_S = 120
@@ -50,8 +60,20 @@ class CompileError(RuntimeError):
     """solcjs is missing, failed, or reported an error for the contract."""
 
 
-def standard_json_input(source_text: str) -> dict[str, Any]:
-    return {"language": "Solidity", "sources": {SOURCE_UNIT: {"content": source_text}}, "settings": SETTINGS}
+def standard_json_input(source_text: str, name: str = CONTRACT_NAME) -> dict[str, Any]:
+    return {"language": "Solidity", "sources": {CONTRACTS[name][0]: {"content": source_text}}, "settings": settings(name)}
+
+
+def settings(name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """The standard-JSON settings of contract ``name``."""
+    unit, own = CONTRACTS[name]
+    return dict(SETTINGS, **own, outputSelection={unit: {name: OUTPUTS}})
+
+
+def paths(name: str = CONTRACT_NAME) -> tuple[str, str]:
+    """(source path, artifact path) of contract ``name``."""
+    folder = os.path.join(ROOT, "gateway", "anchor", "contracts")
+    return os.path.join(folder, name + ".sol"), os.path.join(folder, name + ".json")
 
 
 def _parse_stdout(out: str) -> dict[str, Any]:
@@ -70,10 +92,10 @@ def solc_version() -> str:
     return res.stdout.strip().splitlines()[-1]
 
 
-def compile_source(source_text: str | None = None) -> dict[str, Any]:
-    """Compile the contract; return the artifact dict (abi, bytecode, deployedBytecode, ...)."""
+def compile_source(source_text: str | None = None, name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """Compile contract ``name``; return the artifact dict (abi, bytecode, deployedBytecode, ...)."""
     if source_text is None:
-        with open(SOURCE_PATH, "rb") as f:
+        with open(paths(name)[0], "rb") as f:
             source_text = f.read().decode("utf-8")
     if not os.path.exists(SOLCJS):
         raise CompileError("expected solcjs at %s; run `npm ci` in %s (make test does)" % (SOLCJS, ROOT))
@@ -82,7 +104,7 @@ def compile_source(source_text: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as stdout:
         res = subprocess.run(
             [SOLCJS, "--standard-json"],
-            input=json.dumps(standard_json_input(source_text)),
+            input=json.dumps(standard_json_input(source_text, name)),
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
@@ -98,17 +120,18 @@ def compile_source(source_text: str | None = None) -> dict[str, Any]:
     if errors:
         raise CompileError("solc errors:\n" + "\n".join(e.get("formattedMessage", str(e)) for e in errors))
     warnings = [e.get("formattedMessage", "") for e in out.get("errors", []) if e.get("severity") != "error"]
-    c = out["contracts"][SOURCE_UNIT][CONTRACT_NAME]
+    unit = CONTRACTS[name][0]
+    c = out["contracts"][unit][name]
     metadata = json.loads(c["metadata"])
     return {
-        "contractName": CONTRACT_NAME,
-        "sourceName": SOURCE_UNIT,
+        "contractName": name,
+        "sourceName": unit,
         "compiler": {"name": "solcjs", "version": metadata["compiler"]["version"]},
-        "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"},
+        "settings": {k: v for k, v in settings(name).items() if k != "outputSelection"},
         "abi": c["abi"],
         "bytecode": "0x" + c["evm"]["bytecode"]["object"],
         "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
-        "sourceKeccak256": metadata["sources"][SOURCE_UNIT]["keccak256"],
+        "sourceKeccak256": metadata["sources"][unit]["keccak256"],
         "warnings": warnings,
     }
 
@@ -125,21 +148,31 @@ def load_artifact() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    artifact = compile_source()
+    names = [a for a in argv if not a.startswith("-")] or [CONTRACT_NAME]
+    for name in names:
+        code = _build(name, "--check" in argv)
+        if code:
+            return code
+    return 0
+
+
+def _build(name: str, check: bool) -> int:
+    artifact_path = paths(name)[1]
+    artifact = compile_source(name=name)
     text = dump_artifact(artifact)
-    if "--check" in argv:
-        with open(ARTIFACT_PATH, "r", encoding="utf-8") as f:
+    if check:
+        with open(artifact_path, "r", encoding="utf-8") as f:
             if f.read() != text:
-                print("%s is stale: run tools/compile_contract.py" % ARTIFACT_PATH, file=sys.stderr)
+                print("%s is stale: run tools/compile_contract.py %s" % (artifact_path, name), file=sys.stderr)
                 return 1
         print("artifact up to date (%s)" % artifact["compiler"]["version"])
         return 0
-    with open(ARTIFACT_PATH, "w", encoding="utf-8") as f:
+    with open(artifact_path, "w", encoding="utf-8") as f:
         f.write(text)
     for w in artifact["warnings"]:
         print(w, file=sys.stderr)
     print("wrote %s (%s, %d bytes deployed)" % (
-        os.path.relpath(ARTIFACT_PATH, ROOT), artifact["compiler"]["version"],
+        os.path.relpath(artifact_path, ROOT), artifact["compiler"]["version"],
         len(artifact["deployedBytecode"]) // 2 - 1))
     return 0
 

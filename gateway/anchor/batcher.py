@@ -6,7 +6,8 @@ code the published vectors test). Its life is the table in lifecycle.py; this mo
 decides when each move happens:
 
 * A batch closes when it has ``max_size`` messages or its oldest message is
-  ``max_age_s`` old.
+  ``max_age_s`` old. Its tree is hashed with the deployment's tree hash (``tree_alg``,
+  protocols/hashes.py: SHA-256 or SM3), which the batch keeps and its header names.
 * At most ``max_in_flight`` batches wait for their receipts; the contract accepts
   batch numbers only in order, so they are signed in order.
 * ``anchored`` is set after ``confirmations`` blocks (the mined block counts 1);
@@ -56,7 +57,7 @@ from edgeledger.gateway.config.schema import (
 )
 from edgeledger.gateway.errors import AnchorConflict, LedgerError, StoreError
 from edgeledger.gateway.store import Batch, BatchMessage, PackedTree, Store
-from edgeledger.protocols import merkle
+from edgeledger.protocols import hashes, merkle
 from edgeledger.protocols.batch import ZERO_HASH, BatchHeader
 
 log = logging.getLogger("edgeledger.batcher")
@@ -83,8 +84,9 @@ class Batcher:
     def __init__(self, store: Store, ledger: Ledger, max_size: int = DEFAULT_BATCH_SIZE,
                  max_age_s: float = DEFAULT_BATCH_AGE_S, confirmations: int = DEFAULT_CONFIRMATIONS,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, clock: Callable[[], float] = time.time,
-                 finality: int | None = None) -> None:
-        """Raises ValueError for a ``max_size`` outside 1..MAX_BATCH_SIZE."""
+                 finality: int | None = None, tree_alg: int = hashes.DEFAULT) -> None:
+        """Raises ValueError for a ``max_size`` outside 1..MAX_BATCH_SIZE, UnknownHash (a
+        ValueError) for a ``tree_alg`` this runtime cannot compute."""
         if not 1 <= max_size <= MAX_BATCH_SIZE:
             raise ValueError("batch max_size must be 1..%d, got %r" % (MAX_BATCH_SIZE, max_size))
         self.store = store
@@ -92,6 +94,8 @@ class Batcher:
         self.gateway: str = ledger.account
         self.max_size = max_size
         self.max_age_s = max_age_s
+        self.tree_alg = tree_alg
+        self._tree_digest = hashes.function(hashes.alg_for("tree", tree_alg))
         self.confirmations = max(1, confirmations)
         # blocks after which an anchored batch is final (never below the confirmations)
         self.finality = max(self.confirmations, finality or self.confirmations)
@@ -131,13 +135,15 @@ class Batcher:
         return True
 
     def _store_batch(self, number: int, prev: bytes, rows: list[BatchMessage]) -> None:
-        levels = merkle.levels([merkle.leaf_hash(m.bytes) for m in rows])
+        digest = self._tree_digest
+        levels = merkle.levels([merkle.leaf_hash(m.bytes, digest) for m in rows], digest)
         root = levels[-1][0]
         first_time = int(math.floor(min(m.t_first for m in rows)))
         last_time = int(math.ceil(max(m.t_last for m in rows)))
-        header = BatchHeader(bytes.fromhex(self.gateway[2:]), number, prev, root, len(rows), first_time, last_time)
+        header = BatchHeader(bytes.fromhex(self.gateway[2:]), number, prev, root, len(rows), first_time, last_time,
+                             tree_alg=self.tree_alg)
         batch = Batch(number, rows[0].id, rows[-1].id, len(rows), root, prev, header.hash(), first_time, last_time,
-                      self.clock(), lifecycle.transition("closed").target)
+                      self.clock(), lifecycle.transition("closed").target, tree_alg=self.tree_alg)
         self.store.insert_batch(batch, PackedTree.pack(levels))
         log.info("closed batch %d: %d messages, root %s", number, len(rows), root.hex())
 
@@ -319,7 +325,7 @@ class Batcher:
         for i, b in enumerate(waiting):
             self._signed(b.number, "resign", self.ledger.sign_anchor(
                 b.number, b.prev_header_hash, b.root, b.tree_size, b.first_time, b.last_time, nonce=latest + i,
-                fees=fees))
+                fees=fees, tree_alg=b.tree_alg))
         # the old anchors above the new range still wait in the node's pool: replace each
         # with an empty transfer, or it would run later and revert (gas for nothing)
         for nonce in sorted(set(n for n in nonces if n >= latest + len(waiting))):
@@ -342,7 +348,7 @@ class Batcher:
                 if in_flight >= self.max_in_flight:
                     break
                 prepared = self.ledger.sign_anchor(b.number, b.prev_header_hash, b.root, b.tree_size, b.first_time,
-                                                   b.last_time)
+                                                   b.last_time, tree_alg=b.tree_alg)
                 self._signed(b.number, "sign", prepared)
                 in_flight += 1
             else:
@@ -370,7 +376,7 @@ class Batcher:
         """The very transaction stored for ``b`` (signing is deterministic)."""
         saved = json.loads(bytes(b.raw_tx or b"{}").decode())
         return self.ledger.sign_anchor(b.number, b.prev_header_hash, b.root, b.tree_size, b.first_time, b.last_time,
-                                       nonce=saved["nonce"], fees=saved["fees"])
+                                       nonce=saved["nonce"], fees=saved["fees"], tree_alg=b.tree_alg)
 
     def _follow_receipts(self) -> bool:
         moved = False

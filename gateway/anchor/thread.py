@@ -23,6 +23,7 @@ from edgeledger.gateway.config import BatchConfig
 from edgeledger.gateway.errors import ConfigError, GatewayError, StoreError
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import DEFAULT_SYNCHRONOUS, Store
+from edgeledger.protocols import hashes
 
 log = logging.getLogger("edgeledger.anchoring")
 STEP_INTERVAL_S = 0.2
@@ -84,7 +85,8 @@ class BatcherThread:
 
     def __init__(self, store_path: str, ledger: Any, batch_cfg: BatchConfig, confirmations: int,
                  synchronous: str = DEFAULT_SYNCHRONOUS, finality: int | None = None,
-                 opener: Callable[[Store], Any] | None = None, own_sites: list[str] | None = None) -> None:
+                 opener: Callable[[Store], Any] | None = None, own_sites: list[str] | None = None,
+                 tree_alg: int = hashes.DEFAULT) -> None:
         self.store = Store(store_path, synchronous)
         self.registry = Registry(self.store)
         # Memories of what was sent to the chain: one entry per registry key or site at most.
@@ -97,6 +99,7 @@ class BatcherThread:
         self.ledger = ledger
         self.opener = opener
         self.batch_cfg = batch_cfg
+        self.tree_alg = tree_alg  # the deployment's tree hash (protocols/hashes.py id)
         self.confirmations = int(confirmations)
         self.finality = finality
         self.counters = {"batcher_restarts": 0}
@@ -112,7 +115,7 @@ class BatcherThread:
     def _make_batcher(self) -> None:
         b = Batcher(self.store, self.ledger,
                     max_size=self.batch_cfg.max_size, max_age_s=self.batch_cfg.max_age_s,
-                    confirmations=self.confirmations, finality=self.finality)
+                    confirmations=self.confirmations, finality=self.finality, tree_alg=self.tree_alg)
         saved = self.store.load_counters()
         for name in list(b.counters) + list(self.counters):
             value = saved.get(name, 0)

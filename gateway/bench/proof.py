@@ -15,6 +15,10 @@
   anvil on this machine (one block header and one eth_getProof of five storage words, each
   checked up to the state root), median; ``key_registry_gas``: gas used by authorizeGateway,
   registerKey, rotateKey (open, then sealing the last seq) and revokeKey.
+* ``sm3_gas_per_block``, ``sm3_gas_depth20`` (and ``sha256_gas_depth20`` beside it): what
+  checking an SM3 tree on chain would cost, SM3 being EVM code where SHA-256 has a precompile
+  (bench/sm3gas.py, contracts/SM3Gas.sol): one 64-byte SM3 block, and one reading's inclusion
+  at depth 20 (its leaf hash over a 200-byte message, then 20 node hashes).
 
 Targets: bundle <= 1.2 KB at 1M leaves; offline verify < 2 ms; verify < 30k gas at depth 20.
 """
@@ -212,6 +216,10 @@ def run(sizes: Sequence[int] = (1000, 100000, 1000000), repeat: int = 200,
         out["verify_gas_by_depth"] = verify_gas(node)
         out["verify_gas_depth20"] = out["verify_gas_by_depth"].get("20")
         out.update(chain_figures(node, max(3, repeat // 10), log))
+        log("SM3 tree verification on chain (SM3Gas.sol, anvil)...")
+        from edgeledger.gateway.bench import sm3gas
+
+        out.update(sm3gas.measure(node))
     return out
 
 
@@ -228,6 +236,11 @@ def print_table(r: dict[str, Any], out: Log = print) -> None:
         rows.append(("on-chain verify, depth %s (execution gas)" % d, gas, ""))
     rows.append(("light-client verify of one bundle (ms)", r["light_client_verify_ms"],
                  "edgeledger verify --rpc, anvil on this machine"))
+    rows.append(("SM3 in EVM code, one 64-byte block (execution gas)", r["sm3_gas_per_block"],
+                 "no SM3 precompile: contracts/SM3Gas.sol"))
+    rows.append(("SM3 tree: one reading's inclusion, depth 20 (execution gas)", r["sm3_gas_depth20"],
+                 "%.0fx the same check with the sha256 precompile (%d)"
+                 % (r["sm3_gas_depth20"] / r["sha256_gas_depth20"], r["sha256_gas_depth20"])))
     for name, gas in sorted(r["key_registry_gas"].items()):
         rows.append(("%s (gas used)" % name, gas, "key registry, once per key or gateway"))
     report.table("proof: bundles and verification", rows, out)

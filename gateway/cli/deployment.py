@@ -9,12 +9,14 @@ def _deployment_export(args: argparse.Namespace) -> int:
 
     from edgeledger.gateway.proofs import deployment
 
-    d = deployment.export(args.rpc, args.contract, block="latest" if args.block is None else args.block)
+    d = deployment.export(args.rpc, args.contract, block="latest" if args.block is None else args.block,
+                          tree_hash=args.tree_hash)
     data = deployment.dumps(d)
     with open(args.out, "wb") as f:
         f.write(data)
-    print("wrote %s: chain %d, contract %s (v%d), %d site(s), as of block %d" % (
-        args.out, d["chain_id"], d["contract"], d["contract_version"], len(d["sites"]), d["as_of_block"]))
+    print("wrote %s: chain %d, contract %s (v%d), %d site(s), as of block %d, tree hash %s" % (
+        args.out, d["chain_id"], d["contract"], d["contract_version"], len(d["sites"]), d["as_of_block"],
+        d["tree_hash"]))
     print("sha256 %s" % hashlib.sha256(data).hexdigest())
     return 0
 
@@ -52,6 +54,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     de.add_argument("--block", type=int,
                     help="as of this block (default: the latest); the same block gives the same file")
     de.add_argument("-o", "--out", required=True)
+    de.add_argument("--tree-hash", choices=("sha256", "sm3"), default="sha256",
+                    help="the deployment's tree hash (gateway.toml deployment_hash); verifiers refuse any other")
     de.set_defaults(func=_deployment_export)
     for action, text in (("authorize", "the contract owner lets a gateway anchor and manage keys for a site"),
                          ("deauthorize", "the contract owner ends a gateway's authorization for a site")):

@@ -49,13 +49,13 @@ def _trust(args: argparse.Namespace) -> "TrustRoot | None":
     if args.deployment and pinned:
         raise TrustError("give either --deployment FILE or --chain-id/--contract, not both")
     if args.deployment:
-        return TrustRoot.from_deployment(args.deployment, args.deployment_sha256)
+        return TrustRoot.from_deployment(args.deployment, args.deployment_sha256, args.tree_hash)
     if args.deployment_sha256:
         raise TrustError("--deployment-sha256 needs --deployment FILE")
     if pinned:
         if args.chain_id is None or args.contract is None:
             raise TrustError("give both --chain-id and --contract")
-        return TrustRoot(args.chain_id, args.contract)
+        return TrustRoot(args.chain_id, args.contract, tree_hash=args.tree_hash)
     if args.rpc:
         raise TrustError("--rpc needs trust roots from outside the bundle: --chain-id N --contract 0x.., or "
                          "--deployment FILE --deployment-sha256 HEX")
@@ -81,7 +81,8 @@ def print_report(name: str, r: dict[str, Any]) -> None:
         for v in r["values"]:
             value = v.get("v", v.get("vs", v.get("vb", v.get("s"))))
             print("  value     %s = %s %s (at %s)" % (v["n"], value, v.get("u", ""), _fmt_time(v["t"])))
-    print("  batch     %d of gateway %s, leaf %d of %d" % (r["batch"], r["gateway"], r["leaf_index"], r["tree_size"]))
+    print("  batch     %d of gateway %s, leaf %d of %d (tree hash %s)" % (
+        r["batch"], r["gateway"], r["leaf_index"], r["tree_size"], r["tree_hash"]))
     if "chain_restart" in r:
         print("  chain     this reading starts a new chain segment of %s (signed by the device): %s"
               % (r["device"], r["chain_restart"]))
@@ -169,6 +170,9 @@ def add_verify_args(ve: argparse.ArgumentParser) -> None:
     ve.add_argument("--contract", help="trusted EdgeLedgerAnchor address (0x...)")
     ve.add_argument("--deployment", metavar="FILE", help="trusted deployment file (`edgeledger deployment export`)")
     ve.add_argument("--deployment-sha256", metavar="HEX", help="the deployment file's SHA-256, as published")
+    ve.add_argument("--tree-hash", choices=("sha256", "sm3"),
+                    help="the deployment's tree hash; refuse a batch hashed with the other (default: the "
+                         "deployment file's; with --chain-id/--contract: whichever the anchored header names)")
     ve.add_argument("--block", type=int, help="prove at this block (default: the node's latest)")
     ve.add_argument("--confirmations", type=int, default=2, help="required confirmations of the anchor (default 2)")
     ve.add_argument("--json", action="store_true", help="one JSON object: the report, or the refusal")

@@ -22,6 +22,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from edgeledger.protocols import hashes
+
 # -- top level ------------------------------------------------------------------------------
 
 # One pack of 1000 samples is ~12 KB; 5x headroom. The broker's max_packet_size is derived
@@ -32,6 +34,9 @@ DEFAULT_CLOCK_SKEW_S = 7 * 86400.0
 # What a commit survives, per ``durability``: SQLite's synchronous pragma (FULL fsyncs the
 # WAL at every commit; NORMAL survives a process crash only).
 DURABILITY = {"power_loss": "FULL", "process_crash_only": "NORMAL"}
+# The deployment's hash for Merkle trees and device chains (protocols/hashes.py): SHA-256 by
+# default, SM3 where the GM/T algorithms are required (docs/national-crypto.md).
+DEPLOYMENT_HASHES = tuple(hashes.NAMES[alg] for alg in sorted(hashes.NAMES))
 # Client ids of the gateway's MQTT connections start with this; no device id may
 # (enrol/provision.py), or a device could take over the gateway's session.
 GATEWAY_CLIENT_PREFIX = "el-gw-"
@@ -197,6 +202,8 @@ class GatewayConfig:
         "MQTT client id (default %s<gateway_id>)" % GATEWAY_CLIENT_PREFIX))
     max_message_bytes: int = field(default=DEFAULT_MAX_MESSAGE_BYTES, metadata=_meta("largest message", minimum=1))
     clock_skew_s: float = field(default=DEFAULT_CLOCK_SKEW_S, metadata=_meta("oldest record time", minimum=0.0))
+    deployment_hash: str = field(default="sha256", metadata=_meta(
+        "the hash of Merkle trees and device chains (devices set the same chain_hash)", choices=DEPLOYMENT_HASHES))
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
@@ -208,6 +215,11 @@ class GatewayConfig:
     @property
     def mqtt_client_id(self) -> str:
         return self.client_id or GATEWAY_CLIENT_PREFIX + self.gateway_id
+
+    @property
+    def hash_alg(self) -> int:
+        """The id of ``deployment_hash`` (protocols/hashes.py; the batch header's tree-hash byte)."""
+        return hashes.by_name(self.deployment_hash)
 
     @property
     def sqlite_synchronous(self) -> str:

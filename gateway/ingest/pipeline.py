@@ -32,7 +32,10 @@ stages the result in memory:
                          (seq > 1, prev all zeros: the device lost its chain head) is
                          stored and its gap recorded (``chain_gaps``), and so is every
                          range an ``agent/outbox_lost`` record declares; accepted at once
-                         unless ``accept_restarts`` is off
+                         unless ``accept_restarts`` is off. A break whose ``prev`` links under
+                         another hash of protocols/hashes.py than the deployment's
+                         (``chain_alg``) is WrongChainHash instead: the device's
+                         ``chain_hash`` and the gateway's ``deployment_hash`` disagree
 
 Fast path (issue 17: the gateway's CPU goes to verifying). A message whose bytes are laid
 out exactly as ``sign1`` writes them (``cose_verify.split_sign1``: tag, array, shortest heads,
@@ -67,7 +70,6 @@ stops before the seq of a gap that waits for an operator. ``reload_gaps`` picks 
 gap an operator accepted from another process (``edgeledger device accept-gap``) and
 moves the marks it frees, so the next commit acknowledges them.
 """
-import hashlib
 import io
 import logging
 import threading
@@ -84,7 +86,7 @@ from edgeledger.gateway.ingest.quarantine import QuarantineBound, quarantine_bou
 from edgeledger.gateway.registry import signatures
 from edgeledger.gateway.registry.registry import Key, Registry
 from edgeledger.gateway.store import ChainGap, DeviceMarks, DeviceRejects, MessageRow, QuarantineRow, Store
-from edgeledger.protocols import chain, reading, topics
+from edgeledger.protocols import chain, hashes, reading, topics
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import CborDecodeError
 from edgeledger.protocols.cose import verify as cose_verify
@@ -173,8 +175,11 @@ class Pipeline:
                  clock_skew_s: float = DEFAULT_CLOCK_SKEW_S, future_skew_s: float = DEFAULT_FUTURE_SKEW_S,
                  verify: Callable[[int, bytes, bytes, bytes], bool] = signatures.verify,
                  rate_limiter: ratelimit.RateLimiter | None = None, quarantine: QuarantineBound | None = None,
-                 accept_restarts: bool = True) -> None:
+                 accept_restarts: bool = True, chain_alg: int = hashes.DEFAULT) -> None:
         self.store = store
+        # The deployment's chain hash: a message's digest, which the next one names as prev.
+        self.chain_alg = hashes.alg_for("chain", chain_alg)
+        self._digest = hashes.function(self.chain_alg)
         self.accept_restarts = accept_restarts
         self.rate_limiter = rate_limiter  # ratelimit.RateLimiter or None (no limit)
         self.quarantine = quarantine if quarantine is not None else quarantine_bound(store)
@@ -264,6 +269,22 @@ class Pipeline:
                 self._touched.add(device)
                 moved.append(device)
         return moved
+
+    def _check_chain_hash(self, device: str, seq: int, prev: bytes) -> None:
+        """On a broken back link (C5): raise WrongChainHash if ``prev`` is another hash of the
+        table (protocols/hashes.py) over the stored (or staged) seq - 1: the device hashes its
+        chain with another hash than the deployment's."""
+        before = self.store.message(device, seq - 1)
+        data = before.bytes if before is not None else next(
+            (r.bytes for r in self._rows if r.device == device and r.seq == seq - 1), None)
+        if data is None:
+            return
+        for alg in hashes.NAMES:
+            if alg != self.chain_alg and hashes.available(alg) and hashes.function(alg)(data) == prev:
+                raise errors.WrongChainHash(
+                    "seq %d names as prev the %s of seq %d; this deployment hashes chains with %s (device "
+                    "config chain_hash must equal gateway deployment_hash)"
+                    % (seq, hashes.NAMES[alg], seq - 1, hashes.NAMES[self.chain_alg]), device, seq)
 
     def _remember(self, device: str, seq: int, digest: bytes, prev: bytes) -> None:
         self._recent.setdefault(device, {})[seq] = (digest, prev)
@@ -397,7 +418,7 @@ class Pipeline:
         _check_canonical(data, msg, value, known_header, device, seq)  # 6b
         if device != t_device:  # 7
             raise errors.TopicMismatch("topic names device %r, the payload %r" % (t_device, device), t_device, seq)
-        digest = _sha256(data)
+        digest = self._digest(data)
         lookup = self._lookup_fn(device)
         stored = lookup(seq)
         if stored is not None and stored[0] == digest:  # 8
@@ -409,6 +430,8 @@ class Pipeline:
         rule, verdict = chain.classify(seq, body.prev, digest, lookup)  # 13
         store_it, reason = chain.OUTCOMES[verdict]
         if reason is not None:
+            if rule == "C5":
+                self._check_chain_hash(device, seq, body.prev)
             raise _CHAIN_REJECTS[reason]("rule %s: seq %d" % (rule, seq), device, seq)
         if not store_it:  # DUPLICATE found by classify (cannot happen after step 8, kept for safety)
             self.counters["duplicates"] += 1
@@ -699,8 +722,6 @@ def _one_byte_keys(value: object) -> bool:
     return True
 
 
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 def _parse_topic(topic: object) -> tuple[str | None, str | None, str | None]:

@@ -36,12 +36,13 @@ from edgeledger.gateway import config
 from edgeledger.gateway.anchor import BatcherThread, keystore, open_ledger
 from edgeledger.gateway.anchor.ledger import Ledger, LedgerUnavailable
 from edgeledger.gateway.config import GatewayConfig
-from edgeledger.gateway.errors import StoreError
+from edgeledger.gateway.errors import ConfigError, StoreError
 from edgeledger.gateway.ingest import quarantine, ratelimit
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.ingest.service import IngestService
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
+from edgeledger.protocols import hashes
 
 log = logging.getLogger("edgeledger.gateway")
 
@@ -78,6 +79,26 @@ def owner(device: str, workers: int) -> int:
     return zlib.crc32(device.encode()) % workers
 
 
+def check_deployment_hash(store: Store, cfg: GatewayConfig) -> int:
+    """The id of ``cfg.deployment_hash``, recorded in the store the first time. Raises
+    ConfigError if the store was started with another one: its stored digests (the links
+    devices name as prev) and its batches' trees are of that hash."""
+    recorded = store.ledger_meta().get("deployment_hash")
+    if recorded is None and store.last_message_id():
+        recorded = hashes.NAMES[hashes.SHA256]  # a store from before the setting: SHA-256
+    if recorded is not None and recorded != cfg.deployment_hash:
+        raise ConfigError("deployment_hash: this store's chains and trees are hashed with %r, gateway.toml says %r; "
+                          "a deployment keeps its hash (start a new store for another)"
+                          % (recorded, cfg.deployment_hash))
+    try:
+        hashes.function(cfg.hash_alg)
+    except hashes.UnknownHash as e:
+        raise ConfigError("deployment_hash %r: %s" % (cfg.deployment_hash, e)) from e
+    if recorded is None:
+        store.set_ledger_meta({"deployment_hash": cfg.deployment_hash})
+    return cfg.hash_alg
+
+
 def build(cfg: GatewayConfig, worker: tuple[int, int] | None = None) -> tuple[Store, IngestService]:
     """Store and IngestService; ``worker=(k, n)`` builds worker k of n."""
     # Refuse to start with a secret (TLS key, MQTT password, ledger keystore) others can read.
@@ -94,7 +115,7 @@ def build(cfg: GatewayConfig, worker: tuple[int, int] | None = None) -> tuple[St
     pipeline = Pipeline(pstore, registry, max_message_bytes=cfg.max_message_bytes, clock_skew_s=cfg.clock_skew_s,
                         rate_limiter=ratelimit.from_config(cfg.ratelimit),
                         quarantine=quarantine.quarantine_bound(store, cfg.quarantine),
-                        accept_restarts=cfg.chain.accept_restarts)
+                        accept_restarts=cfg.chain.accept_restarts, chain_alg=check_deployment_hash(store, cfg))
     mq = cfg.mqtt
     service = IngestService(pipeline, cfg.broker, client_id, sites=cfg.sites, owns=owns, username=mq.username,
                             password=mq.password(), ca_file=mq.ca_file, cert_file=mq.cert_file, key_file=mq.key_file)
@@ -210,7 +231,8 @@ def _start_anchoring(cfg: GatewayConfig, store: Store) -> tuple[Ledger | None, B
     except LedgerUnavailable:
         ledger = None  # the batcher thread says so once and opens it when the node answers
     batcher = BatcherThread(cfg.store, ledger, cfg.batch, lc.confirmations, cfg.sqlite_synchronous,
-                            finality=lc.finality_blocks, opener=lambda st: open_ledger(cfg, st), own_sites=own)
+                            finality=lc.finality_blocks, opener=lambda st: open_ledger(cfg, st), own_sites=own,
+                            tree_alg=cfg.hash_alg)
     batcher.start()
     return ledger, batcher
 

@@ -38,7 +38,7 @@ def bundle_for(store: Store, device: str, seq: int, chain_id: int, contract: str
     assert tree is not None and b.tx_hash is not None and b.block_hash is not None  # an anchored batch has them
     gateway = store.ledger_meta()["gateway"]
     header = BatchHeader(bytes.fromhex(to_checksum_address(gateway)[2:]), b.number, b.prev_header_hash, b.root,
-                         b.tree_size, b.first_time, b.last_time)
+                         b.tree_size, b.first_time, b.last_time, tree_alg=b.tree_alg)
     gaps = [(g.after_seq, g.resume_seq, g.kind, g.reason, None if g.accepted_at is None else int(g.accepted_at))
             for g in store.chain_gaps(device) if g.resume_seq <= seq]
     return Bundle(stored.bytes, index, merkle.path_from_levels(tree, index), header, chain_id,

@@ -22,8 +22,14 @@ Format ``edgeledger-deployment/1``::
       "as_of_block": 123, "as_of_block_hash": "0x..",
       "chain_id": 31337, "code_hash": "0x..", "contract": "0x..", "contract_version": 2,
       "deployment_block": 5, "format": "edgeledger-deployment/1", "owner": "0x..",
-      "sites": {"plant-a": {"0xGateway..": {"from_block": 7, "until_block": null}}}
+      "sites": {"plant-a": {"0xGateway..": {"from_block": 7, "until_block": null}}},
+      "tree_hash": "sha256"
     }
+
+``tree_hash`` ("sha256" or "sm3", protocols/hashes.py) is the one thing in the file not read
+from the chain: the deployment's tree hash, which the exporter states (``--tree-hash``; a file
+without it means SHA-256). Pinned with the rest of the file, it stops a verifier from accepting
+a batch hashed with the other algorithm (proofs/verifier.py ``WrongTreeHash``).
 
 Raises ``DeploymentError`` (a bad or mismatching file), ``LedgerUnavailable``,
 ``LightClientError``/``ProofMismatch`` (the node's answers do not check out).
@@ -39,6 +45,7 @@ from eth_utils import keccak, to_checksum_address
 from edgeledger.gateway.anchor.ledger import known_code_hashes
 from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.proofs import lightclient
+from edgeledger.protocols import hashes
 
 FORMAT = "edgeledger-deployment/1"
 # A deployment file lists sites and gateways: thousands at most. A bigger file is refused
@@ -57,8 +64,13 @@ def dumps(d: dict) -> bytes:
     return (json.dumps(d, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def export(rpc: Any, contract: str, block: int | str = "latest") -> dict:
-    """The deployment dict of ``contract`` at ``block`` (see the module docstring)."""
+def export(rpc: Any, contract: str, block: int | str = "latest", tree_hash: str = "sha256") -> dict:
+    """The deployment dict of ``contract`` at ``block`` (see the module docstring), for a
+    deployment whose trees are hashed with ``tree_hash``."""
+    try:
+        hashes.by_name(tree_hash)
+    except hashes.UnknownHash as e:
+        raise DeploymentError("tree hash: %s" % e) from e
     contract = to_checksum_address(contract)
     base = lightclient.prove_slots(rpc, contract, [lightclient.word(lightclient.SLOT_OWNER)], block=block)
     n = base["block_number"]
@@ -92,7 +104,8 @@ def export(rpc: Any, contract: str, block: int | str = "latest") -> dict:
     return {"format": FORMAT, "chain_id": lightclient.chain_id(rpc), "contract": contract,
             "contract_version": version, "code_hash": "0x" + base["code_hash"].hex(),
             "deployment_block": deployed, "owner": to_checksum_address(owner_int.to_bytes(20, "big")),
-            "as_of_block": n, "as_of_block_hash": "0x" + base["block_hash"].hex(), "sites": sites}
+            "as_of_block": n, "as_of_block_hash": "0x" + base["block_hash"].hex(), "sites": sites,
+            "tree_hash": tree_hash}
 
 
 def load(path: str, expected_sha256: str | None) -> tuple[dict, str]:
@@ -123,6 +136,7 @@ def load(path: str, expected_sha256: str | None) -> tuple[dict, str]:
         for site, gateways in d["sites"].items():
             sites[site] = dict((to_checksum_address(gw), w) for gw, w in gateways.items())
         d["sites"] = sites
+        hashes.by_name(d.setdefault("tree_hash", hashes.NAMES[hashes.DEFAULT]))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise DeploymentError("deployment file %s is not an %s file: %s" % (path, FORMAT, e)) from e
     return d, got

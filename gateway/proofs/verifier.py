@@ -23,6 +23,13 @@ against the commitment proven in storage. With one ``eth_getProof`` at the lates
 * the key window (protocols/keywindow.py, the rule the gateway applied) admits the reading by
   its seq and times, against the key's proven end (revocation or rotation).
 
+The tree hash. The audit path is hashed with the algorithm the batch header names (SHA-256
+or SM3, protocols/hashes.py); that byte is part of the anchored header hash, so a bundle
+cannot change it without failing the anchor check. The trust root also says which tree hash
+the deployment uses — a deployment file's ``tree_hash`` (SHA-256 when absent), or
+``TrustRoot(tree_hash=...)`` — and a header naming another is refused (``WrongTreeHash``), so
+neither an operator nor a bundle can move a deployment to the other hash.
+
 Raises a ``BundleCheckFailed`` subclass (its ``kind`` names the check), ``BundleError`` (offline
 checks, protocols/bundle.py), ``LedgerUnavailable`` (the node cannot be reached), ``TrustError``
 (the trust roots given are unusable: a usage error).
@@ -44,7 +51,7 @@ from edgeledger.gateway.errors import GatewayError
 from edgeledger.gateway.proofs import deployment as deployment_file
 from edgeledger.gateway.proofs import lightclient
 from edgeledger.gateway.registry import signatures
-from edgeledger.protocols import chain, keywindow
+from edgeledger.protocols import chain, hashes, keywindow
 from edgeledger.protocols.bundle import Bundle, ReadingOutOfRange, check_offline
 from edgeledger.protocols.errors import PayloadError
 from edgeledger.protocols.reading import validate as reading_validate
@@ -87,6 +94,8 @@ KeyNotRegistered = _kind("KeyNotRegistered", "key_not_registered",
                          "The chain has no registration of this key for this device and site.")
 KeyOutsideWindow = _kind("KeyOutsideWindow", "key_window",
                          "The key may not have signed this reading (protocols/keywindow.py).")
+WrongTreeHash = _kind("WrongTreeHash", "wrong_tree_hash",
+                      "The batch header names another tree hash than the trusted deployment uses.")
 ProofFailed = _kind("ProofFailed", "proof_mismatch", "The node's answers do not check out against its state root.")
 KeyRevoked = KeyOutsideWindow  # the name earlier releases used
 
@@ -105,7 +114,9 @@ class TrustRoot:
     file (proofs/deployment.py) naming the sites and their gateways."""
 
     def __init__(self, chain_id: int, contract: str, deployment: dict | None = None,
-                 deployment_sha256: str | None = None) -> None:
+                 deployment_sha256: str | None = None, tree_hash: str | None = None) -> None:
+        """``tree_hash``: the deployment's tree hash ("sha256", "sm3"); by default the
+        deployment file's, else any. Raises TrustError."""
         if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
             raise TrustError("expected a positive chain id, found %r" % (chain_id,))
         try:
@@ -115,14 +126,24 @@ class TrustRoot:
         self.chain_id = chain_id
         self.deployment = deployment
         self.deployment_sha256 = deployment_sha256
+        if tree_hash is None and deployment is not None:
+            tree_hash = deployment.get("tree_hash", hashes.NAMES[hashes.DEFAULT])
+        try:
+            self.tree_alg: int | None = None if tree_hash is None else hashes.by_name(tree_hash)
+        except hashes.UnknownHash as e:
+            raise TrustError("tree hash: %s" % e) from e
 
     @classmethod
-    def from_deployment(cls, path: str, sha256_hex: str | None) -> "TrustRoot":
+    def from_deployment(cls, path: str, sha256_hex: str | None, tree_hash: str | None = None) -> "TrustRoot":
         try:
             d, digest = deployment_file.load(path, sha256_hex)
         except deployment_file.DeploymentError as e:
             raise TrustError(str(e)) from e
-        return cls(d["chain_id"], d["contract"], d, digest)
+        root = cls(d["chain_id"], d["contract"], d, digest)
+        pinned = d["tree_hash"]  # deployment.load fills in the default
+        if tree_hash is not None and tree_hash != pinned:
+            raise TrustError("--tree-hash %s contradicts the deployment file, which says %s" % (tree_hash, pinned))
+        return root
 
     def describe(self) -> dict:
         out = {"chain_id": self.chain_id, "contract": self.contract}
@@ -131,6 +152,8 @@ class TrustRoot:
             out["source"] = "deployment file"
         else:
             out["source"] = "chain id and contract given"
+        if self.tree_alg is not None:
+            out["tree_hash"] = hashes.NAMES[self.tree_alg]
         return out
 
 
@@ -185,7 +208,7 @@ def verify_bundle(data: bytes, rpc: Any = None, min_confirmations: int = DEFAULT
               "epoch": body.epoch, "t_first": t_first, "t_last": t_last, "values": report_values(body),
               "encrypted": body.pack is None, "gateway": gateway, "batch": b.header.number,
               "leaf_index": b.index, "tree_size": b.header.tree_size, "root": b.header.root.hex(),
-              "offline": "ok"}
+              "tree_hash": hashes.NAMES[b.header.tree_alg], "offline": "ok"}
     if body.seq > chain.FIRST_SEQ and body.prev == chain.GENESIS:
         report["chain_restart"] = _restart_reason(body)
     if b.gaps:
@@ -211,6 +234,10 @@ def _check_trust(b: Bundle, trust: TrustRoot) -> tuple[str, str]:
     if contract != trust.contract:
         raise WrongContract("wrong contract: the bundle names %s, the trusted contract is %s"
                             % (contract, trust.contract))
+    if trust.tree_alg is not None and b.header.tree_alg != trust.tree_alg:
+        raise WrongTreeHash("wrong tree hash: batch %d's header names %s, the trusted deployment hashes its trees "
+                            "with %s" % (b.header.number, hashes.NAMES[b.header.tree_alg],
+                                         hashes.NAMES[trust.tree_alg]))
     if trust.deployment is not None:
         sites = trust.deployment["sites"]
         if b.site not in sites:

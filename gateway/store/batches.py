@@ -12,10 +12,10 @@ from edgeledger.gateway.errors import StoreError
 from edgeledger.gateway.store.base import StoreBase
 from edgeledger.gateway.store.rows import Batch, BatchSummary, LastBatch
 
-HASH_SIZE = 32  # SHA-256: every node of a stored tree
+HASH_SIZE = 32  # SHA-256 or SM3 (the batch's tree_alg): every node of a stored tree
 _BATCH_COLUMNS = ("number, first_id, last_id, tree_size, root, prev_header_hash, header_hash, first_time, last_time,"
                   " created_at, state, nonce, raw_tx, tx_hash, block_number, block_hash, anchored_at, final_at,"
-                  " reanchors")
+                  " reanchors, tree_alg")
 _NEW_BATCH_COLUMNS = 11  # number .. state: what a batch has when it is closed
 # Columns ``move_batch`` may set besides the state.
 _SETTABLE = frozenset(("nonce", "raw_tx", "tx_hash", "block_number", "block_hash", "anchored_at", "final_at"))
@@ -81,8 +81,9 @@ class Batches(StoreBase):
         Raises StoreError."""
         columns = ", ".join(_BATCH_COLUMNS.split(", ")[:_NEW_BATCH_COLUMNS])
         self.write("closing batch %d" % batch.number,
-                   "INSERT INTO batches (%s, tree) VALUES (%s)" % (columns, ",".join("?" * (_NEW_BATCH_COLUMNS + 1))),
-                   tuple(batch)[:_NEW_BATCH_COLUMNS] + (tree,))
+                   "INSERT INTO batches (%s, tree, tree_alg) VALUES (%s)"
+                   % (columns, ",".join("?" * (_NEW_BATCH_COLUMNS + 2))),
+                   tuple(batch)[:_NEW_BATCH_COLUMNS] + (tree, batch.tree_alg))
 
     def last_batch(self) -> LastBatch | None:
         row = self.db.execute("SELECT number, last_id, header_hash FROM batches ORDER BY number DESC LIMIT 1"

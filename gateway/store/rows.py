@@ -210,6 +210,7 @@ class Batch(NamedTuple):
     anchored_at: Optional[float] = None
     final_at: Optional[float] = None
     reanchors: int = 0
+    tree_alg: int = 1  # the tree hash (protocols/hashes.py ids; the batch header's byte 1)
 
 
 class LastBatch(NamedTuple):

@@ -111,7 +111,8 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at REAL NOT NULL,
     anchored_at REAL,
     final_at REAL,
-    reanchors INTEGER NOT NULL DEFAULT 0
+    reanchors INTEGER NOT NULL DEFAULT 0,
+    tree_alg INTEGER NOT NULL DEFAULT 1
 );
 """
 
@@ -119,6 +120,7 @@ CREATE TABLE IF NOT EXISTS batches (
 ADDED_COLUMNS = (
     ("batches", "final_at", "REAL"),
     ("batches", "reanchors", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "tree_alg", "INTEGER NOT NULL DEFAULT 1"),  # protocols/hashes.py ids; 1 SHA-256
     ("device_keys", "first_seq", "INTEGER NOT NULL DEFAULT 1"),
     ("device_keys", "chain_block", "INTEGER"),
     ("device_keys", "chain_time", "INTEGER"),

@@ -6,7 +6,8 @@ The COSE_Sign1 payload is a deterministic CBOR map with small integer keys::
       1: 1,              ; format version
       2: "dev-01",       ; device id (same as in the topic)
       3: 42,             ; seq: per-device counter, never reused, persisted before use
-      4: h'..32 bytes..',; prev: SHA-256 of this device's previous message (zeros for seq 1)
+      4: h'..32 bytes..',; prev: the deployment's chain hash (SHA-256 or SM3, protocols/hashes.py)
+                        ;   of this device's previous message (zeros for seq 1)
       5: 7,              ; epoch: boot counter of the device
       6: [ {...}, ... ]  ; SenML pack (RFC 8428 CBOR labels), one or many records
     }

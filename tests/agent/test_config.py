@@ -58,3 +58,15 @@ def test_the_broker_url_errors_become_config_errors():
     assert config.broker("mqtts://gw.local") == (True, "gw.local", 8883)
     with pytest.raises(ConfigError, match="mqtt"):
         config.broker("http://gw.local")
+
+
+def test_chain_hash_names_the_agents_digest_function():
+    from edgeledger.agent import crypto
+
+    cfg = config.agent_settings(dict(MINIMAL), True, "test")
+    assert cfg["chain_hash"] == "sha256" and config.chain_digest("sha256") is crypto.sha256
+    assert config.chain_digest("sm3") is crypto.sm3
+    assert config.chain_digest("sm3")(b"abc").hex() == \
+        "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"  # GB/T 32905 example 1
+    with pytest.raises(ConfigError, match="chain_hash: hash: expected one of sha256, sm3, found 'md5'"):
+        config.chain_digest("md5")

@@ -121,6 +121,9 @@ def test_proof_tiny_run_prints_the_json_keys(capsys):
     assert set(r["key_registry_gas"]) == {"authorize_gateway", "register_key", "rotate_key", "seal_last_seq",
                                           "revoke_key"}
     assert all(21000 < g < 200000 for g in r["key_registry_gas"].values())
+    # SM3 on chain is EVM code: each block costs, and a depth-20 check costs far more than SHA-256's
+    assert r["sm3_gas_by_blocks"]["1"] < r["sm3_gas_by_blocks"]["4"] and r["sm3_gas_per_block"] > 0
+    assert r["sm3_gas_depth20"] > r["sha256_gas_depth20"] > 0
     _assert_context(r)
     assert code == 0
 
