@@ -503,7 +503,7 @@ def verify_consistency(first, second, first_hash, second_hash, path, digest=None
     _check_path(
         path, consistency_path_length(first, second), ConsistencyProofError, context
     )
-    fr, sr = _consistency_roots(first, second, first_hash, path)
+    fr, sr = _consistency_roots(first, second, first_hash, path, digest)
     if fr != first_hash:
         raise ConsistencyProofError(
             "first root mismatch for %s: expected %s, computed %s"
@@ -535,7 +535,7 @@ def _check_consistency_inputs(first, second, first_hash, second_hash, path):
         )
 
 
-def _consistency_roots(first, second, first_hash, path):
+def _consistency_roots(first, second, first_hash, path, digest=None):
     """RFC 9162 §2.1.4.2 steps 2-7 for 0 < first < second and a path of the right length:
     the (first, second) roots the path computes."""
     # Step 2: a first tree of exact power-of-two size is a complete subtree of the
