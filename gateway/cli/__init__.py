@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from edgeledger.gateway.cli import agent, broker, demo, deployment, device, gateway, proof, readings, site
+from edgeledger.gateway.cli import agent, broker, demo, deployment, device, doctor, gateway, proof, readings, site
 
 # Modules outside this package that add their own commands, each with ``add_commands(groups)``
 # where ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets: the
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_commands(sub)
     readings.add_commands(sub)
     site.add_commands(sub)
+    doctor.add_commands(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(groups)
     return p
