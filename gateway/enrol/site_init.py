@@ -22,10 +22,12 @@ funds       read the balance and the cost of one anchor batch at the node's curr
             funder key (test chains, or a funding wallet), else stop: ``WaitingForFunds``
 contract    adopt ``--contract`` (or the one gateway.toml names) after checking its code and
             VERSION(); else deploy a new one, owned by the gateway account
+config      write gateway.toml as soon as the contract is known, so a run that stops later
+            adopts that contract when run again and never deploys a second one; an existing
+            gateway.toml naming the same contract is kept as it is, one naming another
+            contract (or none) is replaced only with ``force``
 authorize   authorize the gateway account for the site (the owner must; if the contract is
             someone else's: ``WaitingForOwner``, with the command the owner runs)
-config      write gateway.toml; an existing one naming the same contract is kept as it is,
-            one naming another contract (or none) is replaced only with ``force``
 deployment  export deployment.json and print its SHA-256; an existing one for this contract
             that lists the gateway for the site is kept
 ==========  ===================================================================================
@@ -133,8 +135,10 @@ def init_site(o: SiteOptions, say: Say) -> SiteResult:
         ledger.deploy(owner_key=ledger.key)
         say("contract", "%s: EdgeLedgerAnchor v%d deployed, owned by the gateway account %s"
             % (ledger.address, ledger.check_anchor_contract(), ledger.account))
-    _authorize(ledger, o.site, say)
+    # Written before anything else can fail: a run that stops later adopts this contract when
+    # run again, never deploying a second one.
     _write_config(config_path, render_gateway_toml(o, bs, paths, ledger.address), ledger.address, o.force, say)
+    _authorize(ledger, o.site, say)
     dep_path, sha = _deployment(o, ledger, say)
     f = funding.funding(ledger)
     say("funds", f.describe())

@@ -117,3 +117,25 @@ def test_a_config_naming_another_contract_needs_force_and_keys_are_kept(tmp_path
         assert code == 2 and "pass --force" in err and first in err, out + err
         assert config.load(str(d / "gateway.toml")).ledger.contract == first
         assert (d / "ledger.keystore.json").read_text() == keystore_text
+
+
+def test_a_run_that_stops_after_deploying_adopts_that_contract_when_run_again(tmp_path, capsys, funder, monkeypatch):
+    from edgeledger.gateway.anchor.ledger import LedgerUnavailable
+    from edgeledger.gateway.enrol import site_init as steps
+
+    d = tmp_path / "site"
+    with running_anvil() as node:
+        def node_gone(*_args):
+            raise LedgerUnavailable("jsonrpc: node unreachable (test: after the deployment)")
+
+        with monkeypatch.context() as m:
+            m.setattr(steps, "_authorize", node_gone)
+            code, out, err = site_init(capsys, d, node.url, "--fund-from-key-env", FUNDER_ENV)
+        assert code == 2 and "after the deployment" in err, out + err
+        deployed = re.search(r"contract +(0x[0-9a-fA-F]{40}): EdgeLedgerAnchor v2 deployed", out).group(1)
+        code, out, err = site_init(capsys, d, node.url)
+        assert code == 0, out + err
+        assert "%s: EdgeLedgerAnchor v2 adopted" % deployed in out and "deployed" not in out
+        assert config.load(str(d / "gateway.toml")).ledger.contract == deployed
+        gw = re.search(r"gateway account (0x[0-9a-fA-F]{40}) \(kept\)", out).group(1)
+        assert JsonRpcLedger(node.url).transaction_count(gw) == 2  # one deployment, one authorization
