@@ -49,7 +49,7 @@ def _init(args: argparse.Namespace) -> int:
         print("NOT DONE: %s" % e, file=sys.stderr)
         return SITE_WAITING
     print("site %s is ready. Next:" % args.site)
-    print("  mosquitto -c %s                  # the broker (a service: deploy/systemd)" % r.broker.paths["config"])
+    print("  /usr/sbin/mosquitto -c %s        # the broker (a service: deploy/systemd)" % r.broker.paths["config"])
     print("  edgeledger gateway run --config %s" % r.config)
     print("  edgeledger device provision --config %s --device ID --site %s --out DIR" % (r.config, args.site))
     print("  edgeledger doctor --config %s" % r.config)
