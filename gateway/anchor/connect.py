@@ -7,7 +7,7 @@ and for an operator command in another process (``ledger_for_operator``).
                                 # in memory and is re-created (and re-anchored) on restart
     backend = "jsonrpc"         # any Ethereum JSON-RPC endpoint
     url = "http://127.0.0.1:8545"
-    contract = "0x..."          # the deployed EdgeLedgerAnchor (or deploy = true once)
+    contract = "0x..."          # the deployed EdgeLedgerAnchor (`edgeledger site init` writes it)
     keystore_file = "gateway.keystore.json"   # encrypted (edgeledger gateway keygen)
     passphrase_file = "gateway.passphrase"    # or passphrase_env = "VAR"; mode 0600
     key_file = "gateway.ethkey" # alternatively a plain hex key, mode 0600 (test chains)
@@ -47,16 +47,15 @@ def open_ledger(cfg: GatewayConfig, store: Store) -> Ledger | None:
         # The in-memory chain is new on every start: the batcher thread authorizes the gateway
         # for its sites and registers the registry's keys on it (BatcherThread, ``own_sites``).
         return embedded
+    if not lc.contract:
+        # The gateway never deploys on its own: a contract deployed at every start with an
+        # empty store (the old ``deploy = true``) would split a site's anchors over contracts
+        # no verifier pins. `edgeledger site init` deploys once and writes the address here.
+        raise ConfigError("[ledger] backend jsonrpc: expected contract = \"0x...\", found %s; run `edgeledger "
+                          "site init` (it deploys or adopts the contract and writes its address here)"
+                          % ("deploy = true, which no longer deploys at start" if lc.deploy else "none"))
     ledger = _jsonrpc(lc)
-    if lc.contract:
-        ledger.attach(lc.contract)
-    elif lc.deploy:
-        ledger.deploy(owner_key=ledger.key)
-        for site in owned_sites(cfg.sites, Registry(store)):
-            ledger.authorize_gateway(site, ledger.account)
-        log.warning("deployed EdgeLedgerAnchor at %s: put contract = %r into [ledger]", ledger.address, ledger.address)
-    else:
-        raise ConfigError("[ledger] needs contract = \"0x...\" (or deploy = true)")
+    ledger.attach(lc.contract)
     _adopt(store, ledger, fresh_chain=False)
     if ledger.mines_only_on_transactions():
         ledger.mines_on_demand = True

@@ -13,7 +13,8 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from edgeledger.gateway.cli import agent, broker, decrypt, demo, deployment, device, gateway, proof, readings
+from edgeledger.gateway.cli import (agent, broker, decrypt, demo, deployment, device, doctor, gateway, proof,
+                                    readings, site)
 
 # Modules outside this package that add their own commands, each with ``add_commands(groups)``
 # where ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets: the
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     deployment.add_commands(sub)
     demo.add_commands(sub)
     readings.add_commands(sub)
+    site.add_commands(sub)
+    doctor.add_commands(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(groups)
     return p

@@ -36,18 +36,21 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from edgeledger.gateway.enrol import keys
+    from edgeledger.gateway.enrol import keys, provision
 
     if args.key_file:
         key = keys.load_key_file(args.key_file)
     else:
         key = keys.public_only(args.alg, args.device, bytes.fromhex(args.public_key))
-    _cfg, st, reg = open_registry(args.config)
+    cfg, st, reg = open_registry(args.config)
     try:
-        reg.register(args.device, args.site, key.alg.cose_id, key.public_key, key.kid)
+        ledger, note = operator_ledger(args, cfg)
+        if ledger is not None and key.alg.name not in BUNDLE_ALGS:
+            ledger, note = None, "gateway registry only: the on-chain key registry has no %s yet" % key.alg.name
+        provision.register(reg, args.device, args.site, key, ledger=ledger)
     finally:
         st.close()
-    print("registered %s on site %s, kid %s" % (args.device, args.site, key.kid.hex()))
+    print("registered %s on site %s, kid %s (%s)" % (args.device, args.site, key.kid.hex(), note))
     return 0
 
 
@@ -201,7 +204,8 @@ def _add_registry_commands(dsub: argparse._SubParsersAction) -> None:
                         "EdDSA suits a Linux device too; SM2 where GB/T 32918 is required")
     k.add_argument("-o", "--out", required=True)
     k.set_defaults(func=_keygen)
-    r = dsub.add_parser("register", help="register a device key in the gateway registry")
+    r = dsub.add_parser("register", help="register a device key in the gateway registry and, with a jsonrpc "
+                                         "[ledger], on chain")
     r.add_argument("--config", required=True, help="gateway.toml")
     r.add_argument("--device", required=True)
     r.add_argument("--site", required=True)
@@ -209,6 +213,8 @@ def _add_registry_commands(dsub: argparse._SubParsersAction) -> None:
     g.add_argument("--key-file", help="device key file (only the public key is used)")
     g.add_argument("--public-key", help="raw public key as hex (e.g. exported from a secure element)")
     r.add_argument("--alg", default="EdDSA", choices=KEY_ALGS, help="with --public-key")
+    r.add_argument("--no-ledger", action="store_true",
+                   help="do not touch the on-chain key registry (gateway registry only)")
     r.set_defaults(func=_register)
     ag = dsub.add_parser("accept-gap", help="give up the seqs a device can never deliver, so its chain goes on")
     ag.add_argument("--config", required=True)

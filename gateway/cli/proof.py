@@ -10,18 +10,32 @@ if TYPE_CHECKING:  # imported where used: `edgeledger --help` stays fast
     from edgeledger.gateway.proofs.verifier import TrustRoot
 
 
+# `proof --wait`: how often the store is asked whether the reading is anchored yet.
+PROOF_POLL_S = 0.5
+
+
 def _proof(args: argparse.Namespace) -> int:
+    import time
+
     from edgeledger.gateway import proofs
 
-    _cfg, st = open_store(args.config)
-    try:
-        meta = st.ledger_meta()
-        if not meta:
-            print("edgeledger: this store has never anchored a batch (no [ledger] configured?)", file=sys.stderr)
-            return 2
-        b = proofs.bundle_for(st, args.device, args.seq, int(meta["chain_id"]), meta["contract"])
-    finally:
-        st.close()
+    deadline = time.monotonic() + args.wait
+    while True:
+        _cfg, st = open_store(args.config)
+        try:
+            meta = st.ledger_meta()
+            if not meta and time.monotonic() >= deadline:
+                print("edgeledger: this store has never anchored a batch (no [ledger] configured?)", file=sys.stderr)
+                return 2
+            if meta:
+                b = proofs.bundle_for(st, args.device, args.seq, int(meta["chain_id"]), meta["contract"])
+                break
+        except proofs.NotYetProvable:
+            if time.monotonic() >= deadline:
+                raise
+        finally:
+            st.close()
+        time.sleep(PROOF_POLL_S)
     data = b.encode()
     with open(args.out, "wb") as f:
         f.write(data)
@@ -185,6 +199,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("seq", type=int)
     pr.add_argument("-o", "--out", required=True)
     pr.add_argument("--config", default="gateway.toml", help="gateway.toml (default: ./gateway.toml)")
+    pr.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                    help="wait up to this long for the reading to be stored and anchored (default: not at all)")
     pr.set_defaults(func=_proof)
     ve = sub.add_parser("verify", help="check a proof bundle offline, or with --rpc as a light client",
                         epilog=VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -127,7 +127,8 @@ class LedgerConfig:
     backend: str = field(default="embedded", metadata=_meta("embedded, jsonrpc or none", choices=LEDGER_BACKENDS))
     url: Optional[str] = field(default=None, metadata=_meta("the node's JSON-RPC URL (jsonrpc)"))
     contract: Optional[str] = field(default=None, metadata=_meta("the deployed EdgeLedgerAnchor (jsonrpc)"))
-    deploy: bool = field(default=False, metadata=_meta("deploy the contract at start (once; then name it)"))
+    deploy: bool = field(default=False, metadata=_meta(
+        "no longer deploys: the gateway refuses to start without contract (`edgeledger site init` deploys)"))
     keystore_file: Optional[str] = field(default=None,
                                          metadata=_meta("the account key, encrypted", path=True, secret=True))
     passphrase_file: Optional[str] = field(default=None,

@@ -131,14 +131,12 @@ def _open_jsonrpc_ledger(url: str, funded_key: str, site: str) -> tuple[Any, Any
     contract and funds a fresh gateway account, which it then authorizes for ``site``."""
     from eth_account import Account
 
-    from edgeledger.gateway.anchor.ledger import TRANSFER_GAS, JsonRpcLedger
+    from edgeledger.gateway.anchor.ledger import JsonRpcLedger
 
     owner = JsonRpcLedger(url, key=funded_key)
     gw_key = "0x" + os.urandom(32).hex()
     gw_address = Account.from_key(gw_key).address
-    fund = owner._sign("fund", [gw_address], owner._account_for(None), gw_address, b"", TRANSFER_GAS,
-                       value=GATEWAY_FUNDING_WEI)
-    owner.wait_for_receipt(owner.send(fund))
+    owner.transfer(gw_address, GATEWAY_FUNDING_WEI)
     owner.deploy(owner_key=funded_key)
     owner.authorize_gateway(site, gw_address)
     gateway = JsonRpcLedger(url, key=gw_key)

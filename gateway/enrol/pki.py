@@ -252,6 +252,21 @@ class SitePKI:
         write_public(cert_path, cert_pem(cert))
         return cert_path, key_path
 
+    def expiries(self) -> list[tuple[str, datetime.datetime]]:
+        """(what, notAfter as aware UTC) of the CA, the broker certificate and every client
+        certificate issued here that is not revoked. Raises PkiError for one that cannot be read."""
+        revoked = set(self.revoked_serials())
+        found = [("CA %s" % self.ca_path, self.ca_path), ("broker certificate %s" % self.server_path, self.server_path)]
+        if os.path.isdir(self.clients_dir):
+            found += [("client certificate %s" % name[:-4], os.path.join(self.clients_dir, name))
+                      for name in sorted(os.listdir(self.clients_dir)) if name.endswith(".pem")]
+        out = []
+        for what, path in found:
+            cert = _load_cert(path)
+            if cert.serial_number not in revoked:
+                out.append((what, cert.not_valid_after_utc))
+        return out
+
     # -- revocation -------------------------------------------------------------------------
 
     def revoked_serials(self) -> list[int]:

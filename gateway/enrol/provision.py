@@ -105,6 +105,16 @@ def _enroll(registry: Registry, ledger: Ledger | None, site: str, key: DeviceKey
     return kid
 
 
+def register(registry: Registry, device: str, site: str, key: DeviceKey, ledger: Ledger | None = None,
+             now: float | None = None) -> bytes:
+    """Register an existing key of ``device`` (``device register``): on chain first when there
+    is a ``ledger`` (a verifier proves the key against the chain), then in the registry, as
+    ``provision`` does. Returns the kid. Raises ProvisionError, RegistryError, TopicError,
+    LedgerError."""
+    _check_names(registry, device, site)
+    return _enroll(registry, ledger, site, key, time.time() if now is None else now)
+
+
 def _new_key(alg: int | str, device: str, public_key: bytes | None) -> DeviceKey:
     """A fresh key for ``device``, or the given public key checked before anything is written,
     on chain or in the registry. Raises ProvisionError."""

@@ -16,8 +16,8 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
-from edgeledger.gateway.anchor.ledger.artifact import hex0x, raw_bytes, word32
-from edgeledger.gateway.anchor.ledger.errors import AnchorRejected, ContractReverted, KeyRejected
+from edgeledger.gateway.anchor.ledger.artifact import CONTRACT_VERSION, hex0x, known_code_hashes, raw_bytes, word32
+from edgeledger.gateway.anchor.ledger.errors import AnchorRejected, ContractReverted, KeyRejected, LedgerUnavailable
 from edgeledger.gateway.anchor.ledger.transport import TRANSFER_GAS, PreparedTx, Transport
 from edgeledger.gateway.errors import LedgerError
 from edgeledger.protocols.batch import TREE_SHA256, BatchHeader
@@ -77,6 +77,28 @@ class Ledger(Transport):
 
     def deployed_block(self) -> int:
         return self._view("deployedBlock")
+
+    def owner(self) -> str:
+        """The contract owner's address (who authorizes gateways)."""
+        return to_checksum_address(self._view("owner"))
+
+    def check_anchor_contract(self) -> int:
+        """VERSION() of the attached contract, after checking that its code is a build of
+        EdgeLedgerAnchor this release knows (the committed artifact). Raises LedgerError naming
+        what was found, LedgerUnavailable."""
+        code = bytes(self._rpc(self.w3.eth.get_code, self._require_contract().address))
+        try:
+            version = int(self.contract_version())
+        except LedgerUnavailable:
+            raise
+        except LedgerError as e:
+            raise LedgerError("expected EdgeLedgerAnchor at %s, found a contract without VERSION() (%s)"
+                              % (self.address, e)) from e
+        known = known_code_hashes().get(keccak(code))
+        if known is None or known != version:
+            raise LedgerError("expected the code of EdgeLedgerAnchor v%d at %s, found other code (%d bytes, "
+                              "VERSION() %d)" % (CONTRACT_VERSION, self.address, len(code), version))
+        return version
 
     # ---------------------------------------------------------------- anchors
 
@@ -245,10 +267,17 @@ class Ledger(Transport):
         return raw_bytes(getattr(self._require_contract().functions, fn_name)(*args)._encode_transaction_data())
 
     def estimate_gas(self, fn_name: str, *args: Any, **kwargs: Any) -> int:
-        """eth_estimateGas of calling ``fn_name`` from ``key``'s account (default ledger key)."""
+        """eth_estimateGas of calling ``fn_name`` from ``key``'s account (default ledger key).
+        Raises ContractReverted when the call would revert, LedgerUnavailable, LedgerError."""
         acct = self._account_for(kwargs.get("key"))
         data = self.calldata(fn_name, *args)
-        return self._rpc(self.w3.eth.estimate_gas, {"from": acct.address, "to": self.address, "data": data})
+        try:
+            return self._rpc(self.w3.eth.estimate_gas, {"from": acct.address, "to": self.address, "data": data})
+        except Exception as e:
+            err = self._revert_error(e, fn_name, ContractReverted)
+            if err is not None:
+                raise err from e
+            raise
 
     def execution_gas(self, fn_name: str, *args: Any, **kwargs: Any) -> int:
         """estimate_gas minus the intrinsic cost (21000 + calldata, EIP-2028). Exact on chains

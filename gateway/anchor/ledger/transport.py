@@ -361,6 +361,18 @@ class Transport:
             self.wait_for_receipt(h, error_cls=error_cls)
         return h
 
+    def transfer(self, to: str, value: int, key: str | bytes | None = None, wait: bool = True) -> bytes:
+        """Send ``value`` wei from ``key``'s account (default: the ledger key) to ``to``; return
+        the transaction hash (mined, with ``wait``). Raises LedgerUnavailable, LedgerError (e.g.
+        insufficient funds), ReceiptTimeout."""
+        acct = self._account_for(key)
+        address = to_checksum_address(to)
+        prepared = self._sign("transfer", [address, int(value)], acct, address, b"", TRANSFER_GAS, value=int(value))
+        h = self.send(prepared)
+        if wait:
+            self.wait_for_receipt(h)
+        return h
+
     # ---------------------------------------------------------------- deploy / attach
 
     def deploy(self, owner_key: str | bytes | None = None, timeout: float = RECEIPT_TIMEOUT_S) -> str:
