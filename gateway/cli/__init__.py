@@ -13,8 +13,19 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from edgeledger.gateway.cli import (agent, broker, decrypt, demo, deployment, device, doctor, gateway, proof,
-                                    readings, site)
+from edgeledger.gateway.cli import (
+    agent,
+    broker,
+    decrypt,
+    demo,
+    deployment,
+    device,
+    doctor,
+    gateway,
+    proof,
+    readings,
+    site,
+)
 
 # Modules outside this package that add their own commands, each with ``add_commands(groups)``
 # where ``groups`` maps "top", "device", "agent" and "gateway" to argparse subparser sets: the
