@@ -55,6 +55,10 @@ AGENT_KEYS = {
     "wifi": (dict, None, None),  # board with "network": wlan: ssid, password
     "ifconfig": (list, None, None),  # board: a static [ip, netmask, gateway, dns]; DHCP if unset
     "outbox": (dict, None, None),  # OUTBOX_KEYS
+    # Linux: the console's level (debug, info, warning, error; -v/-q win) and a summary line
+    # this often (0: never): five minutes, 288 lines a day. A board prints neither.
+    "log_level": (str, None, None),
+    "summary_s": (float, 300.0, 300.0),
 }
 
 OUTBOX_KEYS = {

@@ -233,10 +233,15 @@ class Batcher:
         return moved
 
     def _anchor_round(self) -> bool:
+        now = time.monotonic()
+        if self.unavailable_since is not None and now < self._next_check:
+            # The node is away: only the next chain check (every CHECK_S) asks whether it is
+            # back. A round that asks the node nothing proves nothing, and taking it for
+            # "reachable again" said down/up twice a check and recorded an event each time.
+            return False
         if not self.reconciled:
             self.reconcile()
         moved = False
-        now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + CHECK_S
             moved |= self._check_chain()
@@ -251,6 +256,7 @@ class Batcher:
 
     def _ledger_down(self, e: LedgerUnavailable) -> None:
         self.counters["ledger_unavailable"] += 1
+        self._next_check = max(self._next_check, time.monotonic() + CHECK_S)
         if self.unavailable_since is None:
             self.unavailable_since = time.monotonic()
             log.warning("ledger unavailable (%s): ingest goes on, %d batches wait and are anchored in order "
