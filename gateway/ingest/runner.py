@@ -40,6 +40,7 @@ from edgeledger.gateway.errors import StoreError
 from edgeledger.gateway.ingest import quarantine, ratelimit
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.ingest.service import IngestService
+from edgeledger.gateway.observe import logs
 from edgeledger.gateway.observe.run import Observers
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
@@ -121,8 +122,11 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_main(config_path: str, k: int, n: int, parent_pid: int | None = None) -> None:
-    """One ingest worker process (k of n): runs until SIGTERM or its parent's death."""
+def _worker_main(config_path: str, k: int, n: int, parent_pid: int | None = None,
+                 log_level: int = logging.WARNING) -> None:
+    """One ingest worker process (k of n): runs until SIGTERM or its parent's death; logs
+    at its parent's level (a spawned process starts with no logging set up)."""
+    logs.configure_level(log_level)
     if parent_pid is not None:
         die_with_parent(parent_pid)
     cfg = config.load(config_path)
@@ -150,7 +154,8 @@ class _Workers:
         self.restarts = 0
 
     def _start(self, k: int) -> None:
-        p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n, os.getpid()),
+        p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n, os.getpid(),
+                                                        logging.getLogger().level),
                              name="ingest-w%d" % k)
         p.start()
         self.procs[k] = p

@@ -28,8 +28,13 @@ def configure(verbose: int = 0, quiet: int = 0) -> None:
     elif verbose:
         level = logging.INFO if verbose == 1 else logging.DEBUG
     _chosen[0] = level
+    configure_level(logging.WARNING if level is None else level)
+
+
+def configure_level(level: int) -> None:
+    """Log to stderr at ``level`` (a process the gateway spawns: its parent's level)."""
     logging.basicConfig(format=FORMAT)
-    set_level(logging.WARNING if level is None else level)
+    set_level(level)
 
 
 def set_level(level: int) -> None:

@@ -56,19 +56,25 @@ def _stop(*procs):
 
 
 @pytest.mark.faults
-def test_a_closed_broker_port_is_said_at_once_then_at_growing_intervals(tmp_path):
+def test_a_closed_broker_port_and_a_dead_meter_are_said_at_once_then_at_growing_intervals(tmp_path, pty_pair):
+    """Also: the agent's meter on a serial line that never answers is said on the console
+    (before, only a status record in the signed pack said it), and both processes print
+    their summary lines."""
     root = str(tmp_path)
     closed = free_ports(1)[0]  # nothing listens there: every connect is refused
     url = "mqtt://127.0.0.1:%d" % closed
+    meter_line, _nobody = pty_pair("meter")  # no Modbus server on the other end: every request times out
     with open(os.path.join(root, "gateway.toml"), "w") as f:
         f.write('gateway_id = "gw-v"\nstore = "gateway.db"\nbroker = "%s"\n[ledger]\nbackend = "none"\n'
-                '[upkeep]\nenabled = false\n' % url)
+                '[upkeep]\nenabled = false\n[log]\nsummary_s = 2.0\n' % url)
     s = signer.generate("EdDSA", "meter-v")
     with open(os.path.join(root, "meter-v.key"), "w") as f:
         f.write(key_file.key_file_content("meter-v", "EdDSA", s.private_bytes()))
     with open(os.path.join(root, "agent.toml"), "w") as f:
         f.write('device = "meter-v"\nsite = "plant-a"\nkey_file = "meter-v.key"\nbroker = "%s"\nmax_backoff_s = 1.0\n'
-                '[[sources]]\ntype = "simulated"\nname = "m"\nkind = "meter"\ninterval_s = 1.0\n' % url)
+                'summary_s = 2.0\n[[sources]]\ntype = "modbus"\nname = "m"\nport = "%s"\ninterval_s = 1.0\n'
+                'timeout_s = 0.2\nretries = 0\ndevices = [{unit = 1, map = "sdm630", prefix = "m1/"}]\n'
+                % (url, meter_line))
     gw = _spawn(["gateway", "run", "--config", "gateway.toml"], root, "gateway")
     agent = _spawn(["agent", "run", "--config", "agent.toml"], root, "agent")
     try:
@@ -86,12 +92,18 @@ def test_a_closed_broker_port_is_said_at_once_then_at_growing_intervals(tmp_path
         watched_from = time.monotonic()
         wait_until(lambda: time.monotonic() - watched_from >= WATCH_S - 10, WATCH_S, what="the watch window")
         assert gw.poll() is None and agent.poll() is None, "both keep running, trying again"
-        gw_lines, agent_lines = _lines(gw_err, "broker"), _lines(agent_err, "broker")
+        gw_lines, agent_lines = _lines(gw_err, "reach the broker"), _lines(agent_err, "cannot be reached")
+        meter_lines = _lines(agent_err, "source m failed: .*timeout")
+        summaries = (_lines(gw_err, r"summary INFO gateway gw-v: stored 0, rejected 0"),
+                     _lines(agent_err, r"summary INFO agent meter-v: sealed \d+, .* broker NOT connected"))
     finally:
         _stop(gw, agent)
-    print("closed broker port: gateway said %d lines, agent %d" % (len(gw_lines), len(agent_lines)))
+    print("closed broker port, dead meter: gateway said %d lines, agent %d about the broker and %d about the meter"
+          % (len(gw_lines), len(agent_lines), len(meter_lines)))
     assert len(gw_lines) <= MAX_LINES, gw_lines
     assert len(agent_lines) <= MAX_LINES, agent_lines
+    assert 1 <= len(meter_lines) <= MAX_LINES, meter_lines
+    assert all(len(lines) >= 2 for lines in summaries), summaries
 
 
 @pytest.mark.ledger
