@@ -58,6 +58,7 @@ from edgeledger.gateway.errors import AnchorConflict, LedgerError, StoreError
 from edgeledger.gateway.store import Batch, BatchMessage, PackedTree, Store
 from edgeledger.protocols import merkle
 from edgeledger.protocols.batch import ZERO_HASH, BatchHeader
+from edgeledger.protocols.repeats import Repeats, repeated
 
 log = logging.getLogger("edgeledger.batcher")
 
@@ -100,6 +101,7 @@ class Batcher:
         self.reconciled = False
         self.halted: AnchorConflict | None = None  # the conflict that stopped anchoring, if any
         self.unavailable_since: float | None = None
+        self._down = Repeats()  # says an outage of the node at once, then less and less often
         self._next_check = 0.0
         self._next_finality = 0.0
         self._gap_seen: tuple[int, int] | None = None
@@ -257,12 +259,16 @@ class Batcher:
     def _ledger_down(self, e: LedgerUnavailable) -> None:
         self.counters["ledger_unavailable"] += 1
         self._next_check = max(self._next_check, time.monotonic() + CHECK_S)
+        now = time.monotonic()
         if self.unavailable_since is None:
-            self.unavailable_since = time.monotonic()
-            log.warning("ledger unavailable (%s): ingest goes on, %d batches wait and are anchored in order "
-                        "when it returns", e, self.backlog())
+            self.unavailable_since = now
+            self._down.clear()
             self.store.set_anchor_state("unreachable", "ledger unreachable since %s: %s" % (
                 time.strftime("%Y-%m-%d %H:%M:%S"), e))
+        unsaid = self._down.say("unavailable", now)  # at once, then at growing intervals
+        if unsaid is not None:
+            log.warning("ledger unavailable for %.0f s (%s): ingest goes on, %d batches wait and are anchored in "
+                        "order when it returns%s", now - self.unavailable_since, e, self.backlog(), repeated(unsaid))
         self.ledger.resync_nonce()
 
     def _ledger_back(self) -> None:
