@@ -35,12 +35,14 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Mosquitto, socat and strace (the durable-ack test counts fsyncs with it) come from
-# Debian packages when they are missing.
+# Mosquitto, socat, strace (the durable-ack test counts fsyncs with it) and Chromium (the
+# status page is checked in a headless browser) come from Debian packages when they are missing.
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 && command -v socat >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 || { \
-	  echo "installing mosquitto, socat and strace from Debian packages"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients socat strace >/dev/null; }
+	@command -v mosquitto >/dev/null 2>&1 && command -v socat >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 \
+	  && command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing mosquitto, socat, strace and chromium from Debian packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients socat strace \
+	    chromium >/dev/null; }
 
 setup: system-deps $(STAMP) $(INTEROP)/.installed $(NPM_STAMP)
 

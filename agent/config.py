@@ -61,6 +61,10 @@ AGENT_KEYS = {
     # The hash of the device's chain (each message's prev): the deployment's, as the
     # gateway's deployment_hash says (protocols/hashes.py). "sm3" on a board loads the pure SM3.
     "chain_hash": (str, "sha256", "sha256"),
+    # Linux: the console's level (debug, info, warning, error; -v/-q win) and a summary line
+    # this often (0: never): five minutes, 288 lines a day. A board prints neither.
+    "log_level": (str, None, None),
+    "summary_s": (float, 300.0, 300.0),
 }
 
 OUTBOX_KEYS = {

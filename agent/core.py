@@ -38,7 +38,8 @@ catching up after an outage stays under the gateway's per-device rate limit
 (docs/operators.md, "Rate limits") and is never refused for speed.
 
 A source that fails does not go silent: its error becomes a status record
-(``<source>/status``, a string value) in the next pack and a counter. When the
+(``<source>/status``, a string value) in the next pack and a counter, and the last one
+stays in ``source_error`` for the console (the Linux agent logs it). When the
 outbox is full a pack is refused before it takes a seq, so the signed chain has
 no gap; the number of refused packs rides along in the next pack that fits as
 ``agent/outbox_refused``. Records the outbox lost to flash damage (found when it
@@ -98,6 +99,7 @@ class AgentCore:
         self.counters = {"sealed": 0, "records": 0, "source_errors": 0, "outbox_refused": 0,
                          "resends": 0, "published": 0}
         self._link_connects = 0  # the link's connect count when step last saw it
+        self.source_error = None  # (source name, error text) of the last failed reading
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -186,6 +188,7 @@ class AgentCore:
             except Exception as e:  # a source error must never stop sampling
                 self._busy[i] = False
                 self.counters["source_errors"] += 1
+                self.source_error = (src.name, "%s" % (e,))  # the caller may say it (linux.py)
                 records = [{0: src.name + "/status", 3: "error: %s" % (e,), 6: wall}]
             if records and self._pending_since is None:
                 self._pending_since = now

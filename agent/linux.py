@@ -32,6 +32,8 @@ keys, their types and defaults are the table of ``agent/config.py``, shared with
     window = 256                      # messages in flight beyond the last end-to-end ack
     resend_after_s = 5.0
     send_rate = 500.0                 # messages/s at most, catching up included (0: unpaced)
+    log_level = "warning"             # -v / -q on the command line win
+    summary_s = 300.0                 # a summary line on stderr this often (0: never)
 
     [outbox]
     max_bytes = 67108864              # >= segment_bytes + 65552 (a largest record)
@@ -44,6 +46,7 @@ keys, their types and defaults are the table of ``agent/config.py``, shared with
     interval_s = 1.0
 """
 import fcntl
+import logging
 import os
 import signal
 import time
@@ -59,6 +62,7 @@ from edgeledger.agent.mqtt_paho import PahoLink
 from edgeledger.agent.outbox import Outbox, check_sizes, next_epoch
 from edgeledger.agent.signer import KeySigner
 from edgeledger.protocols.errors import ProtocolError
+from edgeledger.protocols.repeats import Repeats, repeated
 
 VERSION = "edgeledger-agent/0.1 (linux)"
 IDLE_SLEEP_S = 0.005  # loop sleep when nothing is due: bounds ack latency, costs ~nothing
@@ -66,6 +70,8 @@ IDLE_SLEEP_S = 0.005  # loop sleep when nothing is due: bounds ack latency, cost
 # minutes to days, so a second is plenty.
 KEY_CHECK_S = 1.0
 LOCK_FILE = "agent.lock"
+console = logging.getLogger("edgeledger.agent")
+summary_log = logging.getLogger("edgeledger.summary")  # shown at every level but -q (gateway/observe/logs.py)
 
 
 class StateLock:
@@ -129,6 +135,40 @@ class KeyWatch:
         self._seen = seen
         self.failed = None
         return signer
+
+
+class Console:
+    """What the agent says on stderr while it runs: a failing source (the first failure at
+    once, the same one again less and less often with a count, protocols/repeats.py), and a
+    summary line every ``summary_s`` (0: never)."""
+
+    def __init__(self, cfg: dict, now: float) -> None:
+        self.device = cfg["device"]
+        self.every = cfg["summary_s"]
+        self._next = now + self.every if self.every else None
+        self._errors_seen = 0
+        self._quiet = Repeats()
+
+    def tick(self, core: AgentCore, link: PahoLink, now: float) -> None:
+        errors = core.counters["source_errors"]
+        if errors != self._errors_seen and core.source_error is not None:
+            self._errors_seen = errors
+            name, text = core.source_error
+            unsaid = self._quiet.say((name, text), now)
+            if unsaid is not None:
+                console.warning("agent %s: source %s failed: %s (signed as a %s/status record)%s",
+                                self.device, name, text, name, repeated(unsaid))
+        if self._next is not None and now >= self._next:
+            self._next = now + self.every
+            summary_log.info("%s", self.summary(core, link))
+
+    def summary(self, core: AgentCore, link: PahoLink) -> str:
+        c, ob = core.counters, core.outbox
+        return ("agent %s: sealed %d, acked up to seq %d of %d, outbox %d pending, published %d, resends %d, "
+                "source errors %d, outbox refused %d, broker %s"
+                % (self.device, c["sealed"], ob.acked, ob.head_seq, ob.pending_count(), c["published"],
+                   c["resends"], c["source_errors"], c["outbox_refused"],
+                   "connected" if link.connected else "NOT connected"))
 
 
 def load_config(path: str) -> dict:
@@ -257,6 +297,7 @@ def _run(cfg: dict, until_seq: int | None, drain_timeout_s: float, log: Callable
     link = _link(cfg, core)
     signals = _Signals()
     keys = KeyWatch(cfg["key_file"], cfg["device"], port.monotonic())
+    shown = Console(cfg, port.monotonic())
     core.counters["key_reloads"] = 0
     link.start()
     log("agent %s: epoch %d, outbox head %d, acked %d" % (cfg["device"], core.epoch,
@@ -268,6 +309,7 @@ def _run(cfg: dict, until_seq: int | None, drain_timeout_s: float, log: Callable
             _rotate_key(cfg, core, link, keys, bool(signals.reload), now, log)
             del signals.reload[:]
             core.step(now, time.time(), link)
+            shown.tick(core, link, now)
             code = _drained(cfg, core, now, deadline, drain_timeout_s, log)
             if code is not None:
                 return code

@@ -6,15 +6,24 @@
   message on every connect, a retained last-will death message.
 * Acks arrive on paho's network thread; they are handed to the agent loop through
   a deque (append/popleft are atomic), never applied from that thread.
+* A broker that cannot be reached or refuses the agent is logged (``edgeledger.agent``, on
+  stderr): the first failure at once, then less and less often with a count
+  (protocols/repeats.py), and the connection that ends the outage.
 """
 import collections
+import logging
 import ssl
+import sys
+import time
 from typing import Any, Callable, Iterator
 
 import paho.mqtt.client as mqtt
 
 from edgeledger.agent.config import broker
 from edgeledger.protocols import session, topics
+from edgeledger.protocols.repeats import Repeats, repeated
+
+log = logging.getLogger("edgeledger.agent")
 
 # Acks waiting for the loop; the gateway sends at most one per commit per device.
 MAX_QUEUED_ACKS = 10000
@@ -50,7 +59,10 @@ class PahoLink:
         if tls or ca_file:
             c.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file,
                       tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self._down = Repeats()
+        self._stopping = False
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         self.keepalive = keepalive
@@ -61,6 +73,7 @@ class PahoLink:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         if self.connected:
             # a clean disconnect does not fire the last will: say goodbye ourselves
             self.client.publish(topics.death(self.site, self.device), self.death, qos=1, retain=True)
@@ -71,9 +84,25 @@ class PahoLink:
         """Publish a fresh birth (retained): after a key change, say the new kid."""
         self.client.publish(topics.birth(self.site, self.device), self.birth(), qos=1, retain=True)
 
+    def _failed(self, key: str, text: str) -> None:
+        unsaid = self._down.say(key, time.monotonic())
+        if unsaid is not None:
+            log.warning("agent %s: broker %s:%d %s; trying again%s", self.device, self.host, self.port, text,
+                        repeated(unsaid))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` around the connection attempt
+        e = sys.exc_info()[1]
+        self._failed("unreachable %s" % type(e).__name__, "cannot be reached (%s)" % (e or "connection failed"))
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
+            self._failed("refused %s" % reason_code, "refused the connection: %s" % reason_code)
             return
+        failed = self._down.clear()
+        if failed:
+            log.warning("agent %s: connected to the broker %s:%d after %d failed attempt(s)", self.device,
+                        self.host, self.port, failed)
         client.subscribe(topics.ack(self.site, self.device), qos=1)
         self.publish_birth()
         self.connects += 1
@@ -81,6 +110,9 @@ class PahoLink:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
+        if self.connected and not self._stopping:
+            log.warning("agent %s: disconnected from the broker %s:%d (%s); reconnecting", self.device, self.host,
+                        self.port, reason_code)
         self.connected = False
 
     def service(self, now: float, sealed: int) -> None:

@@ -59,6 +59,7 @@ from edgeledger.gateway.errors import AnchorConflict, LedgerError, StoreError
 from edgeledger.gateway.store import Batch, BatchMessage, PackedTree, Store
 from edgeledger.protocols import hashes, merkle
 from edgeledger.protocols.batch import ZERO_HASH, BatchHeader
+from edgeledger.protocols.repeats import Repeats, repeated
 
 log = logging.getLogger("edgeledger.batcher")
 
@@ -104,6 +105,7 @@ class Batcher:
         self.reconciled = False
         self.halted: AnchorConflict | None = None  # the conflict that stopped anchoring, if any
         self.unavailable_since: float | None = None
+        self._down = Repeats()  # says an outage of the node at once, then less and less often
         self._next_check = 0.0
         self._next_finality = 0.0
         self._gap_seen: tuple[int, int] | None = None
@@ -239,10 +241,15 @@ class Batcher:
         return moved
 
     def _anchor_round(self) -> bool:
+        now = time.monotonic()
+        if self.unavailable_since is not None and now < self._next_check:
+            # The node is away: only the next chain check (every CHECK_S) asks whether it is
+            # back. A round that asks the node nothing proves nothing, and taking it for
+            # "reachable again" said down/up twice a check and recorded an event each time.
+            return False
         if not self.reconciled:
             self.reconcile()
         moved = False
-        now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + CHECK_S
             moved |= self._check_chain()
@@ -257,12 +264,17 @@ class Batcher:
 
     def _ledger_down(self, e: LedgerUnavailable) -> None:
         self.counters["ledger_unavailable"] += 1
+        self._next_check = max(self._next_check, time.monotonic() + CHECK_S)
+        now = time.monotonic()
         if self.unavailable_since is None:
-            self.unavailable_since = time.monotonic()
-            log.warning("ledger unavailable (%s): ingest goes on, %d batches wait and are anchored in order "
-                        "when it returns", e, self.backlog())
+            self.unavailable_since = now
+            self._down.clear()
             self.store.set_anchor_state("unreachable", "ledger unreachable since %s: %s" % (
                 time.strftime("%Y-%m-%d %H:%M:%S"), e))
+        unsaid = self._down.say("unavailable", now)  # at once, then at growing intervals
+        if unsaid is not None:
+            log.warning("ledger unavailable for %.0f s (%s): ingest goes on, %d batches wait and are anchored in "
+                        "order when it returns%s", now - self.unavailable_since, e, self.backlog(), repeated(unsaid))
         self.ledger.resync_nonce()
 
     def _ledger_back(self) -> None:

@@ -24,6 +24,7 @@ from edgeledger.gateway.errors import ConfigError, GatewayError, StoreError
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import DEFAULT_SYNCHRONOUS, Store
 from edgeledger.protocols import hashes
+from edgeledger.protocols.repeats import Repeats, repeated
 
 log = logging.getLogger("edgeledger.anchoring")
 STEP_INTERVAL_S = 0.2
@@ -33,8 +34,6 @@ OPEN_RETRY_S = 2.0
 STORE_RETRY_S = 1.0
 # The batcher's counters go to the store this often (and when it stops).
 COUNTER_SAVE_S = 1.0
-# A ledger error that stays the same is logged again after this long, with a count.
-ERROR_REPEAT_S = 300.0
 # After an unexpected exception the batcher starts again after RESTART_DELAY_S, doubled
 # per death in a row up to MAX_RESTART_DELAY_S.
 RESTART_DELAY_S = 1.0
@@ -53,22 +52,21 @@ EMBEDDED_CLOCK_LEAD_S = 60.0
 
 
 class _Repeats:
-    """Logs an error when its text changes, and a repeat at most every ERROR_REPEAT_S."""
+    """Logs a ledger error at once, when its text changes, and while it stays the same
+    less and less often with a count (protocols/repeats.py)."""
 
     def __init__(self) -> None:
-        self.text: str | None = None
-        self.at, self.count = 0.0, 0
+        self._gate = Repeats()
 
-    def log(self, text: str) -> None:
-        now = time.monotonic()
-        if text != self.text or now - self.at >= ERROR_REPEAT_S:
-            log.error("batcher: %s%s", text, " (%d times since it was last logged)" % self.count
-                      if text == self.text and self.count > 1 else "")
-            self.text, self.at, self.count = text, now, 0
-        self.count += 1
+    def log(self, text: str, key: str | None = None, level: int = logging.ERROR, prefix: str = "batcher: ") -> None:
+        """Say ``text`` if it is due; ``key`` names the failure when the text varies between
+        repeats (an unreachable node's error holds object addresses)."""
+        unsaid = self._gate.say(text if key is None else key, time.monotonic())
+        if unsaid is not None:
+            log.log(level, "%s%s%s", prefix, text, repeated(unsaid))
 
     def clear(self) -> None:
-        self.text = None
+        self._gate.clear()
 
 
 class BatcherThread:
@@ -137,8 +135,9 @@ class BatcherThread:
         except LedgerUnavailable as e:
             if self.error is None:
                 self._down_since = time.time()
-                log.warning("ledger unreachable (%s): ingesting; anchoring starts when it answers", e)
                 self.store.set_anchor_state("unreachable", "ledger unreachable since start: %s" % e)
+            self._errors.log("ledger unreachable (%s): ingesting; anchoring starts when it answers" % e,
+                             "unreachable", logging.WARNING, "")
             self.error = e
             return False
         except (ConfigError, LedgerError) as e:
@@ -148,6 +147,7 @@ class BatcherThread:
             self.opener = None
             self.error = e
             return False
+        self._errors.clear()
         log.warning("ledger %s contract %s reachable: anchoring", self.ledger.name, self.ledger.address)
         self.store.set_anchor_state("ok", "ledger reachable")
         if self._down_since is not None:
@@ -194,7 +194,7 @@ class BatcherThread:
                 self._stop.wait(STORE_RETRY_S)
                 continue
             except LedgerError as e:
-                self._errors.log(str(e))
+                self._errors.log(str(e), "unreachable" if isinstance(e, LedgerUnavailable) else None)
                 self.error = e
             except Exception as e:  # a bug: say it, count it, start again
                 self.counters["batcher_restarts"] += 1

@@ -9,7 +9,6 @@ also 3 when the chain cannot be reached.
 """
 import argparse
 import importlib
-import logging
 import sys
 from typing import Callable, Sequence
 
@@ -52,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeledger", description=(
         "Tamper-evident sensor and meter readings: agents sign, gateways store and anchor, "
         "anyone verifies."))
-    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log information too (-vv: debugging); default: warnings, errors and summaries")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="log errors only")
     p.add_argument("--version", action="version", version="edgeledger %s" % _version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     groups = {"top": sub, "device": device.add_commands(sub), "agent": agent.add_commands(sub),
@@ -75,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors become one line on stderr and exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from edgeledger.gateway.observe import logs
+
+    logs.configure(args.verbose, args.quiet)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

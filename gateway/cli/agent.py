@@ -4,8 +4,10 @@ import argparse
 
 def _run(args: argparse.Namespace) -> int:
     from edgeledger.agent import linux
+    from edgeledger.gateway.observe import logs
 
     cfg = linux.load_config(args.config)
+    logs.apply_config(cfg["log_level"], "agent config %s: log_level" % args.config)
     result: int = linux.run(cfg, until_seq=args.until_seq, drain_timeout_s=args.drain_timeout)
     return result
 

@@ -9,7 +9,7 @@
     durability = "power_loss"         # acks only after an fsync'd commit (the default);
                                       # "process_crash_only": NOT durable across a power cut
 
-    [mqtt] [batch] [ledger] [chain] [ratelimit] [quarantine] [upkeep]
+    [mqtt] [batch] [ledger] [chain] [ratelimit] [quarantine] [upkeep] [log] [metrics] [web]
 
 docs/operators.md shows every key; schema.py holds each key's type and default.
 ``load(path)`` and ``resolve(parsed, base)`` return a ``GatewayConfig`` (frozen
@@ -30,10 +30,13 @@ from edgeledger.gateway.config.schema import (
     ChainConfig,
     GatewayConfig,
     LedgerConfig,
+    LogConfig,
+    MetricsConfig,
     MqttConfig,
     QuarantineConfig,
     RateLimitConfig,
     UpkeepConfig,
+    WebConfig,
 )
 from edgeledger.gateway.errors import ConfigError
 
@@ -127,6 +130,7 @@ def secret_files(cfg: GatewayConfig) -> list[tuple[str, str]]:
 
 
 __all__ = [
-    "BatchConfig", "ChainConfig", "ConfigError", "GatewayConfig", "LedgerConfig", "MqttConfig",
-    "QuarantineConfig", "RateLimitConfig", "UpkeepConfig", "load", "resolve", "secret_files",
+    "BatchConfig", "ChainConfig", "ConfigError", "GatewayConfig", "LedgerConfig", "LogConfig", "MetricsConfig",
+    "MqttConfig", "QuarantineConfig", "RateLimitConfig", "UpkeepConfig", "WebConfig", "load", "resolve",
+    "secret_files",
 ]

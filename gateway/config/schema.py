@@ -87,6 +87,13 @@ DEFAULT_CUT_EVERY_S = 2.0
 # broker well within 10 minutes of `device revoke`), and after every later reject of it.
 DEFAULT_CUT_WINDOW_S = 600.0
 
+# -- [log], [metrics], [web] (gateway/observe/) ----------------------------------------------
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# A summary line every five minutes: a day of them is 288 lines, and an operator who looks
+# at the journal after a coffee sees one that is recent.
+DEFAULT_SUMMARY_S = 300.0
+
 
 def _meta(doc: str, **more: Any) -> dict[str, Any]:
     return dict(doc=doc, **more)
@@ -187,6 +194,29 @@ class UpkeepConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: what ``gateway run`` says on stderr (``-v``/``-q`` win over ``level``)."""
+
+    level: str = field(default="warning", metadata=_meta("debug, info, warning or error", choices=LOG_LEVELS))
+    summary_s: float = field(default=DEFAULT_SUMMARY_S,
+                             metadata=_meta("a summary line this often; 0: never", minimum=0.0))
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus ``/metrics`` (observe/metrics.py); off unless ``listen`` is set."""
+
+    listen: Optional[str] = field(default=None, metadata=_meta("host:port to serve /metrics on"))
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: the read-only status page (observe/web.py); off unless ``listen`` is set."""
+
+    listen: Optional[str] = field(default=None, metadata=_meta("host:port to serve the status page on"))
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """A whole gateway.toml, resolved: paths absolute, every default filled in."""
 
@@ -212,6 +242,9 @@ class GatewayConfig:
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     upkeep: UpkeepConfig = field(default_factory=UpkeepConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def mqtt_client_id(self) -> str:

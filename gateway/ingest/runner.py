@@ -40,6 +40,8 @@ from edgeledger.gateway.errors import ConfigError, StoreError
 from edgeledger.gateway.ingest import quarantine, ratelimit
 from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.gateway.ingest.service import IngestService
+from edgeledger.gateway.observe import logs
+from edgeledger.gateway.observe.run import Observers
 from edgeledger.gateway.registry import Registry
 from edgeledger.gateway.store import Store
 from edgeledger.protocols import hashes
@@ -141,8 +143,11 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_main(config_path: str, k: int, n: int, parent_pid: int | None = None) -> None:
-    """One ingest worker process (k of n): runs until SIGTERM or its parent's death."""
+def _worker_main(config_path: str, k: int, n: int, parent_pid: int | None = None,
+                 log_level: int = logging.WARNING) -> None:
+    """One ingest worker process (k of n): runs until SIGTERM or its parent's death; logs
+    at its parent's level (a spawned process starts with no logging set up)."""
+    logs.configure_level(log_level)
     if parent_pid is not None:
         die_with_parent(parent_pid)
     cfg = config.load(config_path)
@@ -170,7 +175,8 @@ class _Workers:
         self.restarts = 0
 
     def _start(self, k: int) -> None:
-        p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n, os.getpid()),
+        p = self.ctx.Process(target=_worker_main, args=(self.config_path, k, self.n, os.getpid(),
+                                                        logging.getLogger().level),
                              name="ingest-w%d" % k)
         p.start()
         self.procs[k] = p
@@ -255,6 +261,10 @@ def _ledger_text(cfg: GatewayConfig, ledger: Ledger | None) -> str:
     return "unreachable (anchoring starts when it answers)"
 
 
+def _served(observers: Observers) -> str:
+    return "".join(", " + url for url in observers.urls)
+
+
 def total_counters(counters: dict[str, int]) -> dict[str, int]:
     """Sum per-worker counters (``name@wK``) into plain names."""
     out: dict[str, int] = {}
@@ -269,19 +279,22 @@ def main(config_path: str, duration_s: float | None = None, workers: int | None 
         return _main_workers(config_path, duration_s, workers)
     cfg = config.load(config_path)
     store, service = build(cfg)
+    observers = Observers(cfg)
     stop = _stop_on_signals()
     ledger, batcher = _start_anchoring(cfg, store)
     service.start()
     upkeep = _start_upkeep(cfg)
-    print("gateway %s: store %s, broker %s, ledger %s" % (
-        cfg.gateway_id, cfg.store, cfg.broker, _ledger_text(cfg, ledger)), flush=True)
+    print("gateway %s: store %s, broker %s, ledger %s%s" % (
+        cfg.gateway_id, cfg.store, cfg.broker, _ledger_text(cfg, ledger), _served(observers)), flush=True)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
             stop.wait(0.2)
+            observers.tick(time.monotonic())
     finally:
+        observers.stop()
         if upkeep is not None:
             upkeep.stop()
         service.stop()
@@ -298,13 +311,14 @@ def _main_workers(config_path: str, duration_s: float | None, n: int) -> int:
     cfg = config.load(config_path)
     keystore.check_secret_files(cfg)
     store = Store(cfg.store, cfg.sqlite_synchronous)
+    observers = Observers(cfg)
     stop = _stop_on_signals()
     ledger, batcher = _start_anchoring(cfg, store)
     workers = _Workers(config_path, n, store)
     workers.start()
     upkeep = _start_upkeep(cfg)
-    print("gateway %s: store %s, broker %s, %d ingest workers, ledger %s" % (
-        cfg.gateway_id, cfg.store, cfg.broker, n, _ledger_text(cfg, ledger)), flush=True)
+    print("gateway %s: store %s, broker %s, %d ingest workers, ledger %s%s" % (
+        cfg.gateway_id, cfg.store, cfg.broker, n, _ledger_text(cfg, ledger), _served(observers)), flush=True)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -313,7 +327,9 @@ def _main_workers(config_path: str, duration_s: float | None, n: int) -> int:
             stop.wait(WORKER_CHECK_S)
             if not stop.is_set():
                 workers.check()
+                observers.tick(time.monotonic())
     finally:
+        observers.stop()
         if upkeep is not None:
             upkeep.stop()
         workers.stop()

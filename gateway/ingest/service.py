@@ -58,6 +58,7 @@ from edgeledger.gateway.ingest.pipeline import Pipeline
 from edgeledger.protocols import mqtt, session, topics
 from edgeledger.protocols.broker_url import parse as parse_broker_url
 from edgeledger.protocols.mqtt import MqttPacketError
+from edgeledger.protocols.repeats import Repeats, repeated
 
 log = logging.getLogger("edgeledger.gateway")
 
@@ -128,14 +129,17 @@ class IngestService:
         self._reject_logged: dict[str, float] = {}
         self.restarts = 0
         self._held: list[tuple[Any, bytes, int, int]] = []  # the group being handled: handled again if the thread dies
-        for name in ("ingest_thread_restarts", "store_write_failures", "store_paused_s", "birth_not_saved"):
+        for name in ("ingest_thread_restarts", "store_write_failures", "store_paused_s", "birth_not_saved",
+                     "acks_sent"):
             pipeline.counters.setdefault(name, 0)
         try:
             tls, host, port = parse_broker_url(broker_url)
         except ValueError as e:
             raise errors.ConfigError(str(e)) from e
         self.host, self.port = host, port
-        self._unreachable_logged = False
+        # A broker that stays away or keeps refusing is said at once, then less and less often
+        # (protocols/repeats.py), never once per reconnection attempt.
+        self._broker_down = Repeats()
         self.subscribed = threading.Event()  # set at every SUBACK that grants the subscriptions
         # a PUBLISH may be as large as the largest message the pipeline takes, plus its header
         max_packet = max(mqtt.DEFAULT_MAX_PACKET, pipeline.max_message_bytes + PACKET_HEADROOM)
@@ -153,7 +157,9 @@ class IngestService:
     # -- network thread ----------------------------------------------------------------------
 
     def _on_connect(self, session_present: bool) -> None:
-        self._unreachable_logged = False
+        failed = self._broker_down.clear()
+        if failed:
+            log.warning("connected to the broker at %s:%d after %d failed attempt(s)", self.host, self.port, failed)
         if self.owns is not None:
             # the worker thread subscribes (it owns the store connection): see _run
             self._subscribed = set()
@@ -215,13 +221,16 @@ class IngestService:
             self.pipeline.counters["mqtt_packet_errors"] += 1
             log.error("malformed packet from the broker (%s): reconnecting", error)
         if was_connected:
-            self._unreachable_logged = False
+            self._broker_down.clear()
             log.warning("disconnected from broker (%s); reconnecting", reason)
-        elif isinstance(error, BrokerRefused):
-            log.error("broker refused the gateway: %s", reason)
-        elif not self._unreachable_logged:  # once per outage, not per attempt
-            self._unreachable_logged = True
-            log.warning("%s; trying again until it answers", reason)
+            return
+        unsaid = self._broker_down.say(reason, time.monotonic())
+        if unsaid is None:
+            return  # said recently: the next line counts this attempt
+        if isinstance(error, BrokerRefused):
+            log.error("broker refused the gateway: %s%s", reason, repeated(unsaid))
+        else:
+            log.warning("%s; trying again until it answers%s", reason, repeated(unsaid))
 
     def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         if self.pipeline.shed(topic):  # over its device's rate: counted, acknowledged, not queued
@@ -303,6 +312,15 @@ class IngestService:
                             % (paused, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failed_at)), first_error))
             return acks
 
+    def _save_counters(self) -> bool:
+        """Write the counters on their own; False (logged) when the store refuses."""
+        try:
+            self.pipeline.save_counters()
+            return True
+        except StoreError as e:
+            log.warning("counters not saved (tried again in %.0f s): %s", COUNTER_SAVE_S, e)
+            return False
+
     def _supervise(self) -> None:
         """Run the worker loop; if it dies, count it, say why and run it again."""
         delay = RESTART_DELAY_S
@@ -327,6 +345,7 @@ class IngestService:
 
     def _run(self) -> None:
         last_registry = last_counters = 0.0
+        unsaved = False
         while not self._stop.is_set():
             now = time.monotonic()
             if now - last_registry >= REGISTRY_POLL_S:
@@ -342,6 +361,12 @@ class IngestService:
                     if self._commit() is None:
                         return
                     last_counters = now
+                    unsaved = False
+                elif unsaved and now - last_counters >= COUNTER_SAVE_S:
+                    # counters that moved since the last save (a commit that did not save them,
+                    # acks sent after it) reach the store, for status and /metrics, when idle
+                    unsaved = not self._save_counters()
+                    last_counters = now
                 continue
             self._held = group
             stored_before = self.pipeline.counters["stored"]
@@ -353,6 +378,7 @@ class IngestService:
                 return  # stopping before the commit: nothing acknowledged, the broker redelivers
             if save:
                 last_counters = now
+            unsaved = True  # at least the acks below
             self.commits += 1
             self._held = []
             # every PUBACK of the group in one write (the network thread sends it)
@@ -361,6 +387,7 @@ class IngestService:
                 site = self.registry.site_of(device)
                 if site is not None:
                     self.client.publish(topics.ack(site, device), session.encode_ack(contig), retain=True)
+                    self.pipeline.counters["acks_sent"] += 1
             if self.on_commit is not None:
                 self.on_commit(self.pipeline.counters["stored"] - stored_before)
         try:
