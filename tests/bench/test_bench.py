@@ -118,8 +118,8 @@ def test_proof_tiny_run_prints_the_json_keys(capsys):
     gas = r["verify_gas_by_depth"]
     assert gas["1"] < gas["8"] < gas["20"]  # one sha256 precompile call more per level
     assert r["light_client_verify_ms"] > 0 and r["light_client_bundle_bytes"] > 0
-    assert set(r["key_registry_gas"]) == {"authorize_gateway", "register_key", "rotate_key", "seal_last_seq",
-                                          "revoke_key"}
+    assert set(r["key_registry_gas"]) == {"authorize_gateway", "register_key", "register_key_sm2", "rotate_key",
+                                          "seal_last_seq", "revoke_key"}
     assert all(21000 < g < 200000 for g in r["key_registry_gas"].values())
     _assert_context(r)
     assert code == 0
