@@ -186,6 +186,8 @@ def test_sm2_key_registers_with_its_private_use_alg(ledger):
     assert ledger.key_entry(SITE, kid)["commitment"] == key_commitment(SITE, "meter-sm2", -65537, pub,
                                                                        r["blockNumber"], ts, 3)
     assert ledger.contract.events.KeyRegistered().process_receipt(r)[0]["args"]["alg"] == -65537
+    with pytest.raises(LedgerError, match="int32 range, found 2147483648"):  # not web3's MismatchedABI
+        ledger.register_key(SITE, "meter-big", 2**31, b"\x04" * 65)
 
 
 def test_key_ends_only_move_earlier(ledger):

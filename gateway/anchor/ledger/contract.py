@@ -21,7 +21,7 @@ from edgeledger.gateway.anchor.ledger.errors import AnchorRejected, ContractReve
 from edgeledger.gateway.anchor.ledger.transport import TRANSFER_GAS, PreparedTx, Transport
 from edgeledger.gateway.errors import LedgerError
 from edgeledger.protocols.batch import TREE_SHA256, BatchHeader
-from edgeledger.protocols.keywindow import key_commitment, site_hash
+from edgeledger.protocols.keywindow import ALG_MAX, ALG_MIN, key_commitment, site_hash
 
 # rotateKey's lastSeq for "not known yet" (EdgeLedgerAnchor.OPEN_SEQ).
 OPEN_SEQ = 2**64 - 1
@@ -166,7 +166,11 @@ class Ledger(Transport):
         """Register a device key for ``site`` (kid = SHA-256(key)[:16], computed on chain); the
         chain records its own block number and time. Returns the transaction hash; read the
         registration back with ``registration``. Raises KeyRejected (KeyExists, NotAuthorized,
-        BadPublicKeyLength, BadDeviceIdLength, BadSiteLength, ZeroFirstSeq)."""
+        BadPublicKeyLength, BadDeviceIdLength, BadSiteLength, ZeroFirstSeq), LedgerError for an
+        alg outside the contract's int32 (web3 would refuse to encode it)."""
+        if isinstance(alg, bool) or not ALG_MIN <= int(alg) <= ALG_MAX:
+            raise LedgerError("registerKey: expected a COSE algorithm id in the contract's int32 range, found %r"
+                              % (alg,))
         fn = self._require_contract().functions.registerKey(site, device_id, int(alg), bytes(public_key),
                                                             int(first_seq))
         return self._transact("registerKey", fn, REGISTER_KEY_GAS, key, KeyRejected, wait)
