@@ -64,7 +64,7 @@ def bundle_figures(sizes, repeat, log):
         index = size // 2 + 1 if size > 2 else 0
         path, header, build_s = _bundle(size, message, index)
         b = Bundle(message, index, path, header, 31337, os.urandom(20), os.urandom(32), 123456, os.urandom(32),
-                   EDDSA, bytes(dev.sk.verify_key), loadgen.SITE, 100, int(time.time()) - 3600, 1)
+                   EDDSA, dev.public_key, loadgen.SITE, 100, int(time.time()) - 3600, 1)
         data = b.encode()
         verifier.verify_bundle(data)  # must pass before it is timed
         times = []
