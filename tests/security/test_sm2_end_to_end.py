@@ -137,19 +137,9 @@ def test_sm2_device_provisioned_stored_anchored_and_verified_on_chain(world, sec
     b = Bundle.decode(data)
     assert b.alg == SM2 and b.public_key == signer.public_key
 
-    # Every byte of the signed message (protected header, payload, signature) is refused altered,
-    # offline already: the gateway's signature check is the verifier's.
-    accepted = []
-    for i in range(len(b.message)):
-        try:
-            verifier.verify_bundle(_altered(b, _set("message", lambda m: _flip(m, i))))  # noqa: B023
-            accepted.append(i)
-        except (verifier.BundleCheckFailed, ValueError):  # the protocols' errors are ValueErrors
-            pass
-    assert accepted == [], "message bytes altered and still accepted: %s" % accepted
-
-    # The rest, on chain: each alteration refused by the check it breaks. (Header times move
-    # outwards: moved inwards past a record's time they are refused offline already.)
+    # Each alteration refused by the check it breaks, offline or on chain. (Every byte of an SM2
+    # message altered: tests/gateway/ingest/test_sm2_pipeline.py. Header times move outwards
+    # here: moved inwards past a record's time they are refused offline already.)
     offline = (verifier.BundleCheckFailed, ValueError)
     n = len(b.message)
     table = [
