@@ -2,8 +2,8 @@
 chain and on anvil, with every part real: ``device provision --alg SM2`` (keys on chain, mTLS
 broker credentials), Mosquitto on the generated configuration, the Linux agent signing with
 SM2 as its own process, the gateway's ingest service, the batcher anchoring, a proof bundle,
-the light client. Then an altered byte anywhere the bundle's verdict rests on is refused, and
-the key window rules hold for an SM2 key (revocation).
+the light client. Then each field the bundle's verdict rests on, altered, is refused by the
+check it breaks, and the key window rules hold for an SM2 key (revocation).
 
 The world (an owner, a gateway per site) and the gateway site helpers are test_trust.py's.
 """
