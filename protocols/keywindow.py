@@ -48,6 +48,10 @@ COMMITMENT_VERSION = 2
 MAX_ID_BYTES = 64
 MAX_PUBLIC_KEY_BYTES = 133
 U64 = 1 << 64
+# The contract's int32 alg: every COSE algorithm id IANA assigns, and the private-use ids below
+# -65536 (SM2 is -65537, protocols/cose), which an int16 could not hold.
+ALG_MIN = -(1 << 31)
+ALG_MAX = (1 << 31) - 1
 # W3 compares a device's clock (record times) with the chain's (the registration's block time).
 # They differ: Ethereum clients accept blocks up to 15 s ahead of their clock (geth's
 # allowedFutureBlockTime), a chain that makes more than one block a second runs its timestamps
@@ -196,11 +200,11 @@ def commitment_layout(site, device, alg, public_key, block_number, timestamp, fi
     for name, v in (("block_number", block_number), ("timestamp", timestamp), ("first_seq", first_seq)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < U64:
             raise ValueError("%s must be an unsigned 64-bit integer, found %r" % (name, v))
-    if isinstance(alg, bool) or not isinstance(alg, int) or not -32768 <= alg < 32768:
-        raise ValueError("alg must be a 16-bit signed integer, found %r" % (alg,))
+    if isinstance(alg, bool) or not isinstance(alg, int) or not ALG_MIN <= alg <= ALG_MAX:
+        raise ValueError("alg must be a 32-bit signed integer (a COSE algorithm id), found %r" % (alg,))
     return (bytes([COMMITMENT_VERSION]) + _u8_prefixed(site.encode("utf-8"), "site", MAX_ID_BYTES)
             + _u8_prefixed(device.encode("utf-8"), "device id", MAX_ID_BYTES)
-            + (alg & 0xFFFF).to_bytes(2, "big")
+            + (alg & 0xFFFFFFFF).to_bytes(4, "big")
             + _u8_prefixed(bytes(public_key), "public key", MAX_PUBLIC_KEY_BYTES)
             + block_number.to_bytes(8, "big") + timestamp.to_bytes(8, "big") + first_seq.to_bytes(8, "big"))
 

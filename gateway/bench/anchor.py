@@ -144,7 +144,7 @@ def latency(node: Anvil, root: str, batch_age: float, seconds: float,
     reg = Registry(st)
     devices = [loadgen.DeviceChain(name, seed) for name, seed in loadgen.device_specs(LATENCY_DEVICES, "lat")]
     for d in devices:
-        reg.register(d.name, loadgen.SITE, EDDSA, bytes(d.sk.verify_key), d.kid)
+        reg.register(d.name, loadgen.SITE, EDDSA, d.public_key, d.kid)
     pipe = Pipeline(st, reg)
     bt = anchoring.BatcherThread(st.path, ledger, BatchConfig(max_size=100000, max_age_s=batch_age), CONFIRMATIONS)
     bt.start()

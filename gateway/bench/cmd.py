@@ -37,6 +37,8 @@ def _gateway_suites(suites: argparse._SubParsersAction) -> None:
     p.add_argument("--no-durability-compare", action="store_true",
                    help="skip the phase with durability = process_crash_only (not durable)")
     p.add_argument("--count-fsyncs", action="store_true", help="run the gateway under strace counting fsync calls")
+    p.add_argument("--alg", choices=["EdDSA", "SM2"], default="EdDSA",
+                   help="what the bench devices sign with (default EdDSA); the verify-only rates cover all")
     p.set_defaults(func=_runner("ingest"))
 
     c = suites.add_parser("curves", help="msgs/s and CPU per message against workers and devices, "

@@ -1,7 +1,7 @@
 """``edgeledger bench ingest``: signed messages per second through the real gateway.
 
 Set-up, all on this machine: a fresh Mosquitto per phase (gateway/bench/mosquitto.py),
-``--devices`` Ed25519 devices registered in a fresh store, two load generator
+``--devices`` Ed25519 devices (``--alg SM2``: SM2 devices) registered in a fresh store, two load generator
 processes publishing pre-signed messages at QoS 1 (gateway/bench/loadgen.py), and
 the gateway as its own process(es): ``edgeledger gateway run [--workers N]``, which
 verifies, chain-checks, commits, PUBACKs after commit and publishes end-to-end acks.
@@ -29,7 +29,9 @@ commit fsync'd before its acks: ``durability`` in the output). With ``--count-fs
 the gateway runs under strace counting its fsync/fdatasync calls: ``fsyncs``,
 ``commits`` (the gateway's own counter) and ``msgs_per_fsync`` per phase.
 
-``ratio`` = msgs_per_s / baseline_msgs_per_s.
+``ratio`` = msgs_per_s / baseline_msgs_per_s; ``verify_ratio`` = msgs_per_s / the devices'
+algorithm's verify-only rate (``alg``: EdDSA, or SM2 with ``--alg SM2``), which also bounds the
+stock below.
 
 Stock: phases 2 and 3 publish a small presigned stock round and round (their receivers
 do not verify). The gateway needs every message new, so phases 4 and 5 presign a stock
@@ -57,6 +59,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.bench import loadgen, mosquitto, report
+from edgeledger.protocols.cose import EDDSA, SM2
 
 if TYPE_CHECKING:
     from edgeledger.gateway.store import Store
@@ -68,6 +71,10 @@ DEFAULT_SECONDS = 60.0
 DEFAULT_DEVICES = 100
 # Messages the broker may hold for the receiver; the generators wait beyond it.
 MAX_BACKLOG = 20000
+# ... and at most this many seconds of the gateway's rate bound: enough to keep it busy between
+# a generator's turns, and no stock presigned for nothing where signing is slow (SM2: about a
+# thousand signatures a second per generator, a twentieth of Ed25519's).
+BACKLOG_S = 2.0
 WARMUP_S = 2.0
 # Pre-signed stock of a gateway phase = the measured rate bound x STOCK_MARGIN x (warm-up
 # + window); the margin covers a verify rate measured low on a busy machine.
@@ -82,6 +89,9 @@ START_TIMEOUT_S = 120.0
 GENERATOR_ALONE_S = 3.0
 PROGRESS_POLL_S = 0.005
 DRAIN_TIMEOUT_S = 120.0
+# ``--alg``: what the bench devices sign with -> (COSE alg, the verify-only figure that bounds
+# the gateway's rate and is the ``verify_ratio``'s denominator).
+DEVICE_ALGS = {"EdDSA": (EDDSA, "ed25519_verify_per_s"), "SM2": (SM2, "sm2_verify_per_s")}
 
 
 # -- phase 1: verify-only ---------------------------------------------------------------
@@ -95,7 +105,7 @@ def verify_rates(seconds: float = 1.0) -> dict[str, float]:
     from nacl.signing import SigningKey
 
     from edgeledger.agent import signer
-    from edgeledger.protocols.cose import EDDSA, ES256, SM2
+    from edgeledger.protocols.cose import ES256
 
     msg = os.urandom(120)
     sk = SigningKey.generate()
@@ -116,10 +126,10 @@ def _cycle_stock(devices: Specs) -> int:
     return max(1, CYCLE_STOCK // len(devices))
 
 
-def generator_alone(devices: Specs, seconds: float = GENERATOR_ALONE_S) -> dict[str, Any]:
+def generator_alone(devices: Specs, seconds: float = GENERATOR_ALONE_S, alg: int = EDDSA) -> dict[str, Any]:
     with mosquitto.Mosquitto() as broker:
         gens = loadgen.Generators(broker.port, devices, _cycle_stock(devices), max_backlog=None, want_acks=False,
-                                  cycle=True).start()
+                                  cycle=True, alg=alg).start()
         time.sleep(seconds)
         sent = gens.total_sent()
         elapsed = time.monotonic() - gens.t0
@@ -149,11 +159,11 @@ def _bare_subscriber(port: int, progress: Any, ready: Any, stop: Any) -> None:
     c.disconnect()
 
 
-def bare_subscriber(devices: Specs, seconds: float) -> dict[str, float]:
+def bare_subscriber(devices: Specs, seconds: float, alg: int = EDDSA) -> dict[str, float]:
     ctx = multiprocessing.get_context("fork")
     with mosquitto.Mosquitto() as broker:
         gens = loadgen.Generators(broker.port, devices, _cycle_stock(devices), max_backlog=MAX_BACKLOG,
-                                  want_acks=False, cycle=True)
+                                  want_acks=False, cycle=True, alg=alg)
         ready, stop = ctx.Event(), ctx.Event()
         sub = ctx.Process(target=_bare_subscriber, args=(broker.port, gens.progress, ready, stop), daemon=True)
         sub.start()
@@ -221,10 +231,9 @@ NOT_DURABLE = "process_crash_only"
 
 
 def _write_site(root: str, broker_url: str, devices: Specs, workers: int | None, durability: str = DURABLE,
-                limits: bool = False) -> str:
+                limits: bool = False, alg: int = EDDSA) -> str:
     from edgeledger.gateway.registry import Registry
     from edgeledger.gateway.store import Store
-    from edgeledger.protocols.cose import EDDSA
 
     cfg = os.path.join(root, "gateway.toml")
     with open(cfg, "w") as f:
@@ -236,8 +245,8 @@ def _write_site(root: str, broker_url: str, devices: Specs, workers: int | None,
     st = Store(os.path.join(root, "gateway.db"))
     import hashlib
 
-    keys = [(name, loadgen.public_key(seed)) for name, seed in devices]
-    Registry(st).register_many(loadgen.SITE, [(name, EDDSA, pub, hashlib.sha256(pub).digest()[:16])
+    keys = [(name, loadgen.public_key(seed, alg)) for name, seed in devices]
+    Registry(st).register_many(loadgen.SITE, [(name, alg, pub, hashlib.sha256(pub).digest()[:16])
                                               for name, pub in keys])
     st.close()
     return cfg
@@ -260,13 +269,13 @@ def stock_per_device(bound: float, seconds: float, devices: Specs, scale: int = 
 def gateway_phase_full_window(devices: Specs, seconds: float, bound: float, records: int = 1,
                               workers: int | None = None, log: Log = None, durability: str = DURABLE,
                               count_fsyncs: bool = False, rate: float | None = None, latency: bool = False,
-                              backlog: int = MAX_BACKLOG) -> dict[str, Any]:
+                              backlog: int = MAX_BACKLOG, alg: int = EDDSA) -> dict[str, Any]:
     """``gateway_phase`` with a stock for ``bound`` msgs/s, doubled and run again while the
     stock ran out before the window ended (at most STOCK_ATTEMPTS runs)."""
     for attempt in range(1, STOCK_ATTEMPTS + 1):
         per_device = stock_per_device(bound, seconds, devices, 2 ** (attempt - 1), backlog)
         out = gateway_phase(devices, seconds, records, workers, log, per_device, durability, count_fsyncs,
-                            rate, latency, backlog)
+                            rate, latency, backlog, alg)
         out["stock_attempts"] = attempt
         if not out["stock_exhausted"]:
             break
@@ -278,7 +287,7 @@ def gateway_phase_full_window(devices: Specs, seconds: float, bound: float, reco
 
 def gateway_phase(devices: Specs, seconds: float, records: int, workers: int | None, log: Log, per_device: int,
                   durability: str = DURABLE, count_fsyncs: bool = False, rate: float | None = None,
-                  latency: bool = False, backlog: int = MAX_BACKLOG) -> dict[str, Any]:
+                  latency: bool = False, backlog: int = MAX_BACKLOG, alg: int = EDDSA) -> dict[str, Any]:
     """One gateway run over ``seconds``; ``per_device`` presigned messages per device, offered
     flat out or at ``rate`` msgs/s. ``gateway_rss_mib``: the resident memory of the gateway's
     processes at the end of the window. ``backlog``: messages the broker may hold for the
@@ -293,9 +302,9 @@ def gateway_phase(devices: Specs, seconds: float, records: int, workers: int | N
     trace = os.path.join(root, "fsyncs.txt")
     try:
         with mosquitto.Mosquitto() as broker:
-            cfg = _write_site(root, broker.url, devices, workers, durability)
+            cfg = _write_site(root, broker.url, devices, workers, durability, alg=alg)
             gens = loadgen.Generators(broker.port, devices, per_device, records=records, max_backlog=backlog,
-                                      rate=rate, latency=latency)
+                                      rate=rate, latency=latency, alg=alg)
             gw = _start_gateway(root, cfg, workers, trace if count_fsyncs else None)
             # the gateway subscribes to r, birth and death: per device with workers, else per site
             # (+1: the $SYS probe itself); only then may the load start, or the broker drops it
@@ -445,36 +454,43 @@ def _tail(root: str) -> str:
 
 def run(seconds: float = DEFAULT_SECONDS, devices: int = DEFAULT_DEVICES, workers: int | None = None,
         packs: bool = True, log: Log = print, compare_durability: bool = True,
-        count_fsyncs: bool = False) -> dict[str, Any]:
-    """All phases; returns the flat figure dict (see the module docstring)."""
+        count_fsyncs: bool = False, alg: str = "EdDSA") -> dict[str, Any]:
+    """All phases, with devices signing with ``alg`` (a name in DEVICE_ALGS); returns the flat
+    figure dict (see the module docstring)."""
     log = log or (lambda *a: None)
-    specs = loadgen.device_specs(devices)
-    out: dict[str, Any] = {"seconds": seconds, "devices": devices, "workers": workers, "machine": report.machine()}
+    cose_alg, verify_key = DEVICE_ALGS[alg]
+    specs = loadgen.device_specs(devices, alg=cose_alg)
+    out: dict[str, Any] = {"seconds": seconds, "devices": devices, "workers": workers, "alg": alg,
+                           "machine": report.machine()}
     log("verify-only rates (one core)...")
     out.update(verify_rates(min(1.0, max(0.5, seconds / 10))))
     out["baselines"] = {"ed25519_verify_per_s": out["ed25519_verify_per_s"]}  # report.context's, measured above
     log("load generator alone...")
-    out.update(generator_alone(specs, min(GENERATOR_ALONE_S, max(1.0, seconds / 4))))
+    out.update(generator_alone(specs, min(GENERATOR_ALONE_S, max(1.0, seconds / 4)), cose_alg))
     log("bare paho subscriber baseline...")
-    out.update(bare_subscriber(specs, min(seconds, BASELINE_MAX_S)))
-    bound = rate_bound(out["ed25519_verify_per_s"], workers)
-    log("gateway, single-reading messages (durability %s)..." % DURABLE)
-    single = gateway_phase_full_window(specs, seconds, bound, 1, workers, log, count_fsyncs=count_fsyncs)
+    out.update(bare_subscriber(specs, min(seconds, BASELINE_MAX_S), cose_alg))
+    bound = rate_bound(out[verify_key], workers)
+    backlog = int(min(MAX_BACKLOG, max(1000, bound * BACKLOG_S)))
+    log("gateway, single-reading %s messages (durability %s)..." % (alg, DURABLE))
+    single = gateway_phase_full_window(specs, seconds, bound, 1, workers, log, count_fsyncs=count_fsyncs,
+                                       backlog=backlog, alg=cose_alg)
     out.update(single)
     out["ratio"] = _ratio(out["msgs_per_s"], out["baseline_msgs_per_s"])
-    out["verify_ratio"] = _ratio(out["msgs_per_s"], out["ed25519_verify_per_s"])
+    out["verify_ratio"] = _ratio(out["msgs_per_s"], out[verify_key])
     if packs:
         log("gateway, packs of 10 readings...")
-        specs10 = loadgen.device_specs(devices, prefix="pk")
-        p = gateway_phase_full_window(specs10, seconds, bound, 10, workers, log, count_fsyncs=count_fsyncs)
+        specs10 = loadgen.device_specs(devices, prefix="pk", alg=cose_alg)
+        p = gateway_phase_full_window(specs10, seconds, bound, 10, workers, log, count_fsyncs=count_fsyncs,
+                                      backlog=backlog, alg=cose_alg)
         for k, v in p.items():
             out["pack10_" + k] = v
         out["lost"] += p["lost"]
         out["duplicated"] += p["duplicated"]
     if compare_durability:
         log("gateway, single-reading messages (durability %s: not durable across a power cut)..." % NOT_DURABLE)
-        specs_c = loadgen.device_specs(devices, prefix="nd")
-        c = gateway_phase_full_window(specs_c, seconds, bound, 1, workers, log, NOT_DURABLE, count_fsyncs)
+        specs_c = loadgen.device_specs(devices, prefix="nd", alg=cose_alg)
+        c = gateway_phase_full_window(specs_c, seconds, bound, 1, workers, log, NOT_DURABLE, count_fsyncs,
+                                      backlog=backlog, alg=cose_alg)
         for k, v in c.items():
             out["crash_only_" + k] = v
         out["durable_vs_crash_only"] = _ratio(out["msgs_per_s"], c["msgs_per_s"])
@@ -495,8 +511,9 @@ def print_table(r: dict[str, Any], out: Callable[[str], object] = print) -> None
         ("load generator alone (msgs/s)", r["generator_alone_msgs_per_s"],
          "%.1fx the gateway" % (_ratio(r["generator_alone_msgs_per_s"], r["msgs_per_s"]) or 0)),
         ("bare paho subscriber, QoS 1 (msgs/s)", r["baseline_msgs_per_s"], "baseline"),
-        ("gateway, single readings (msgs/s), durability %s" % r.get("durability", DURABLE), r["msgs_per_s"],
-         "%.2fx baseline, %.2fx one-core verify" % (r["ratio"] or 0, r["verify_ratio"] or 0)),
+        ("gateway, single %s readings (msgs/s), durability %s" % (r.get("alg", "EdDSA"), r.get("durability", DURABLE)),
+         r["msgs_per_s"], "%.2fx baseline, %.2fx one-core %s verify" % (r["ratio"] or 0, r["verify_ratio"] or 0,
+                                                                       r.get("alg", "EdDSA"))),
         ("  lost / duplicated / acks missing", "%d / %d / %d" % (r["lost"], r["duplicated"], r["acks_missing"]), ""),
         ("  gateway CPU per message (µs, all its processes)", r["gateway_cpu_us_per_msg"],
          "%.1fx one Ed25519 verify" % (r["gateway_cpu_us_per_msg"] * r["ed25519_verify_per_s"] / 1e6)),
@@ -522,7 +539,7 @@ def print_table(r: dict[str, Any], out: Callable[[str], object] = print) -> None
 def main(args: argparse.Namespace) -> int:
     r = run(seconds=args.seconds, devices=args.devices, workers=args.workers, packs=not args.no_packs,
             log=None if args.json else print, compare_durability=not args.no_durability_compare,
-            count_fsyncs=args.count_fsyncs)
+            count_fsyncs=args.count_fsyncs, alg=args.alg)
     if args.json:
         print(json.dumps(r, sort_keys=True))
     else:

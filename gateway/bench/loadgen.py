@@ -1,10 +1,10 @@
 """Load generator: pre-signed readings published at QoS 1 from a few processes.
 
-Every message is signed *before* the clock starts (Ed25519 with PyNaCl, CBOR with
-cbor2's canonical mode, held byte for byte to the project's own deterministic
-encoder on the first message of each device), so during a run a generator only
-writes prepared PUBLISH bytes and reads PUBACKs and end-to-end acks, over a plain socket
-with the project's sans-IO MQTT codec (``protocols/mqtt.py``): paho-mqtt costs ~150 µs of
+Every message is signed *before* the clock starts (Ed25519 with PyNaCl, or SM2 with the
+device signer, tongsuopy; CBOR with cbor2's canonical mode, held byte for byte to the
+project's own deterministic encoder on the first message of each device), so during a run a
+generator only writes prepared PUBLISH bytes and reads PUBACKs and end-to-end acks, over a plain
+socket with the project's sans-IO MQTT codec (``protocols/mqtt.py``): paho-mqtt costs ~150 µs of
 Python per QoS 1 publish, so a paho publisher would be slower than the gateway it is meant
 to saturate.
 One generator process costs a few microseconds per message; ``generator_alone``
@@ -36,7 +36,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cbor2
@@ -56,13 +56,37 @@ MAX_PACKET_IDS = 65535
 DRAIN_TIMEOUT_S = 120.0
 
 
-def device_specs(n: int, prefix: str = "dev") -> list[tuple[str, bytes]]:
-    """n devices: (name, 32-byte Ed25519 seed). The seed is random per run."""
-    return [("%s-%04d" % (prefix, i), os.urandom(32)) for i in range(n)]
+def device_specs(n: int, prefix: str = "dev", alg: int = cose.EDDSA) -> list[tuple[str, bytes]]:
+    """n devices: (name, 32-byte secret of ``alg``: an Ed25519 seed, an SM2 private key). The
+    secret is random per run."""
+    if alg == cose.EDDSA:
+        return [("%s-%04d" % (prefix, i), os.urandom(32)) for i in range(n)]
+    from edgeledger.agent import signer
+
+    return [("%s-%04d" % (prefix, i), signer.generate(alg).private_bytes()) for i in range(n)]
 
 
-def public_key(seed: bytes) -> bytes:
-    return bytes(SigningKey(seed).verify_key)
+def _ed25519(seed: bytes) -> tuple[bytes, Callable[[bytes], bytes]]:
+    sk = SigningKey(seed)
+    return bytes(sk.verify_key), lambda data: sk.sign(data).signature
+
+
+def _device_signer(alg: int, secret: bytes) -> tuple[bytes, Callable[[bytes], bytes]]:
+    """The signer the project's agent uses for ``alg`` (SM2: tongsuopy on CPython)."""
+    from edgeledger.agent import signer
+
+    s = signer.KeySigner(alg, secret)
+    return s.public_key, s.sign
+
+
+# COSE alg -> (secret -> (public key, sign)): PyNaCl for Ed25519 (fast presigning), the
+# device signer for SM2, whose 64-byte r || s has Ed25519's signature length.
+SIGNERS: dict[int, Callable[[bytes], tuple[bytes, Callable[[bytes], bytes]]]] = {
+    cose.EDDSA: _ed25519, cose.SM2: lambda secret: _device_signer(cose.SM2, secret)}
+
+
+def public_key(seed: bytes, alg: int = cose.EDDSA) -> bytes:
+    return SIGNERS[alg](seed)[0]
 
 
 def _canonical(obj: object) -> bytes:
@@ -84,12 +108,11 @@ class DeviceChain:
     the COSE_Sign1 and Sig_structure (RFC 9052 §4.2, §4.4) assembled from parts, both held
     to the project's encoders on the first message."""
 
-    def __init__(self, name: str, seed: bytes, site: str = SITE) -> None:
+    def __init__(self, name: str, seed: bytes, site: str = SITE, alg: int = cose.EDDSA) -> None:
         self.name = name
-        self.sk = SigningKey(seed)
-        pub = bytes(self.sk.verify_key)
-        self.kid = hashlib.sha256(pub).digest()[:16]
-        self.protected = _canonical({cose.HDR_ALG: cose.EDDSA, cose.HDR_KID: self.kid})
+        self.public_key, self.sign = SIGNERS[alg](seed)
+        self.kid = hashlib.sha256(self.public_key).digest()[:16]
+        self.protected = _canonical({cose.HDR_ALG: alg, cose.HDR_KID: self.kid})
         self.topic = topics.readings(site, name)
         self.sig_head = b"\x84" + _canonical(cose.SIG_CONTEXT) + _bstr(self.protected) + b"\x40"
         self.msg_head = b"\xd2\x84" + _bstr(self.protected) + b"\xa0"
@@ -103,7 +126,7 @@ class DeviceChain:
         pack = [{0: "%s/v%d" % (name, i), 1: "W", 2: float(seq) + i, 6: t} for i in range(records)]
         payload = _canonical({1: reading.VERSION, 2: name, 3: seq, 4: prev, 5: 1, 6: pack})
         pl = _bstr(payload)
-        sig = self.sk.sign(self.sig_head + pl).signature
+        sig = self.sign(self.sig_head + pl)
         msg: bytes = self.msg_head + pl + b"\x58\x40" + sig
         if seq == 1:
             # The fast path must produce the project's own deterministic CBOR (DESIGN §3).
@@ -114,11 +137,11 @@ class DeviceChain:
 
 
 def presign(name: str, seed: bytes, count: int, records: int = 1, t: float | None = None,
-            site: str = SITE) -> list[tuple[bytes, bytes]]:
+            site: str = SITE, alg: int = cose.EDDSA) -> list[tuple[bytes, bytes]]:
     """``count`` chained messages of device ``name``: [(head, message)], where head is the
     PUBLISH fixed header and topic of a QoS 1 publish of that message (the packet id goes
     between them at send time)."""
-    dev = DeviceChain(name, seed, site)
+    dev = DeviceChain(name, seed, site, alg)
     tbytes = dev.topic.encode()
     t = time.time() if t is None else t
     out = []
@@ -158,12 +181,13 @@ _PIDS = [struct.pack("!H", i) for i in range(MAX_PACKET_IDS + 1)]
 
 def _generator(idx: int, devices: Sequence[tuple[str, bytes]], per_device: int, records: int, host: str, port: int,
                sent: Any, progress: Any, max_backlog: int | None, ready: Any, go: Any, stop: Any,
-               results: Any, cycle: bool = False, rate: float | None = None, latency: bool = False) -> None:
+               results: Any, cycle: bool = False, rate: float | None = None, latency: bool = False,
+               alg: int = cose.EDDSA) -> None:
     """One generator process: presign, connect, wait for ``go``, publish until ``stop`` or
     out of messages (never, with ``cycle``: the stock is published round and round), then
     wait for the end-to-end acks of everything sent."""
     t0 = time.time()
-    stock = dict((name, presign(name, seed, per_device, records)) for name, seed in devices)
+    stock = dict((name, presign(name, seed, per_device, records, alg=alg)) for name, seed in devices)
     presign_s = time.time() - t0
     pub = _Publisher(idx, stock, per_device, host, port, cycle, latency)
     ready.set()
@@ -313,7 +337,7 @@ class Generators:
 
     def __init__(self, broker_port: int, devices: Sequence[tuple[str, bytes]], per_device: int, records: int = 1,
                  processes: int = 2, max_backlog: int | None = 20000, want_acks: bool = True, cycle: bool = False,
-                 rate: float | None = None, latency: bool = False) -> None:
+                 rate: float | None = None, latency: bool = False, alg: int = cose.EDDSA) -> None:
         ctx = multiprocessing.get_context("fork")
         self.k = max(1, min(processes, len(devices)))
         self.stock: float = per_device * len(devices) if not cycle else float("inf")
@@ -332,7 +356,7 @@ class Generators:
             p = ctx.Process(target=_generator, args=(
                 i, devices[i::self.k], per_device, records, "127.0.0.1", broker_port, self.sent, self.progress,
                 max_backlog, ready, self.go, self.stop_ev, (self.results, want_acks), cycle,
-                None if rate is None else rate / float(self.k), latency), daemon=True)
+                None if rate is None else rate / float(self.k), latency, alg), daemon=True)
             self.readies.append(ready)
             self.procs.append(p)
 

@@ -63,7 +63,7 @@ def _run_once(count: int, records: int, profile: cProfile.Profile | None = None)
         try:
             dev, msgs = _presign(count, records)
             registry = Registry(store)
-            pub = bytes(dev.sk.verify_key)
+            pub = dev.public_key
             registry.register(dev.name, loadgen.SITE, cose.EDDSA, pub, signatures.key_id(pub), valid_from=0)
             pipe = Pipeline(store, registry)
             topic = dev.topic
@@ -95,7 +95,7 @@ def _verify_us(count: int, records: int) -> float:
     """CPU µs of one Ed25519 verification (PyNaCl) of a message like the phase's."""
     dev, msgs = _presign(1, records)
     msg = cose_verify.parse_sign1(msgs[0])
-    vk = VerifyKey(bytes(dev.sk.verify_key))
+    vk = VerifyKey(dev.public_key)
     tbs, sig = msg.to_be_signed(), msg.signature
     t0 = time.process_time()
     for _ in range(count):

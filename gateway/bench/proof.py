@@ -14,7 +14,8 @@
 * ``light_client_verify_ms``: ``edgeledger verify --rpc`` of one real anchored bundle against
   anvil on this machine (one block header and one eth_getProof of five storage words, each
   checked up to the state root), median; ``key_registry_gas``: gas used by authorizeGateway,
-  registerKey, rotateKey (open, then sealing the last seq) and revokeKey.
+  registerKey (an Ed25519 key, and an SM2 key), rotateKey (open, then sealing the last seq) and
+  revokeKey.
 * ``sm3_gas_per_block``, ``sm3_gas_depth20`` (and ``sha256_gas_depth20`` beside it): what
   checking an SM3 tree on chain would cost, SM3 being EVM code where SHA-256 has a precompile
   (bench/sm3gas.py, contracts/SM3Gas.sol): one 64-byte SM3 block, and one reading's inclusion
@@ -77,7 +78,7 @@ def bundle_figures(sizes: Sequence[int], repeat: int, log: Log) -> tuple[dict[st
         index = size // 2 + 1 if size > 2 else 0
         path, header, build_s = _bundle(size, message, index)
         b = Bundle(message, index, path, header, 31337, os.urandom(20), os.urandom(32), 123456, os.urandom(32),
-                   EDDSA, bytes(dev.sk.verify_key), loadgen.SITE, 100, int(time.time()) - 3600, 1)
+                   EDDSA, dev.public_key, loadgen.SITE, 100, int(time.time()) - 3600, 1)
         data = b.encode()
         verifier.verify_bundle(data)  # must pass before it is timed
         times = []
@@ -126,9 +127,10 @@ def chain_figures(node: "Anvil", repeat: int, log: Log = print) -> dict[str, Any
     one block header and one eth_getProof of five words, checked to the state root), median of
     ``repeat`` runs against this anvil."""
     from edgeledger.gateway.anchor.ledger import JsonRpcLedger
+    from edgeledger.agent import signer as signers
     from edgeledger.gateway.bench import loadgen
     from edgeledger.gateway.proofs import verifier
-    from edgeledger.protocols.cose import EDDSA
+    from edgeledger.protocols.cose import EDDSA, SM2
 
     key = node.new_funded_key()
     ledger = JsonRpcLedger(node.url, key=key)
@@ -141,6 +143,8 @@ def chain_figures(node: "Anvil", repeat: int, log: Log = print) -> dict[str, Any
     out = {"authorize_gateway": gas(ledger.authorize_gateway(loadgen.SITE, ledger.account))}
     pub = os.urandom(32)
     out["register_key"] = gas(ledger.register_key(loadgen.SITE, "bench-gas", EDDSA, pub))
+    sm2 = signers.generate(SM2, "bench-gas-sm2")  # a 65-byte key: one word more than Ed25519's
+    out["register_key_sm2"] = gas(ledger.register_key(loadgen.SITE, "bench-gas-sm2", SM2, sm2.public_key))
     kid = hashlib.sha256(pub).digest()[:16]
     out["rotate_key"] = gas(ledger.rotate_key(loadgen.SITE, kid, int(time.time()) + 3600))
     out["seal_last_seq"] = gas(ledger.rotate_key(loadgen.SITE, kid, int(time.time()) + 3600, 10))

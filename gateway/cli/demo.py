@@ -14,6 +14,7 @@ from edgeledger.gateway.demo.site import (
     DEFAULT_READINGS,
     DEFAULT_SAMPLES,
     DEFAULT_TIMEOUT_S,
+    DEVICE_ALGS,
     LEDGER_KEY_ENV,
     Demo,
     DemoOptions,
@@ -86,7 +87,7 @@ def _summary(console: "Console", r: dict[str, Any]) -> None:
 def _demo_cmd(args: argparse.Namespace) -> int:
     opts = DemoOptions(devices=args.devices, readings=args.readings, out=args.out, broker=args.broker,
                        ledger=args.ledger, ledger_key=args.ledger_key, interval_s=args.interval,
-                       samples=args.samples, batch_size=args.batch_size, timeout_s=args.timeout)
+                       samples=args.samples, batch_size=args.batch_size, timeout_s=args.timeout, alg=args.alg)
     if args.json:
         result = Demo(opts).run()
         result.pop("per_device")
@@ -128,6 +129,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="bundles verified per device (default %d)" % DEFAULT_SAMPLES)
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                    help="readings per Merkle batch at most (default %d)" % DEFAULT_BATCH_SIZE)
+    p.add_argument("--alg", choices=DEVICE_ALGS,
+                   help="every device signs with this algorithm (default: a mix of EdDSA and ES256); SM2 is "
+                        "GB/T 32918.2 with SM3, for deployments on China's national algorithms")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help="give up (exit 1) after this many seconds of running (default %.0f)" % DEFAULT_TIMEOUT_S)
     p.set_defaults(func=_demo_cmd)

@@ -20,7 +20,7 @@ from edgeledger.gateway.cli.common import RELOAD_HINT, open_registry, open_store
 from edgeledger.gateway.errors import ConfigError
 
 KEY_ALGS = ["EdDSA", "ES256", "SM2"]
-BUNDLE_ALGS = ["EdDSA", "ES256"]
+BUNDLE_ALGS = ["EdDSA", "ES256", "SM2"]
 
 if TYPE_CHECKING:
     from edgeledger.gateway.enrol.broker_config import BrokerSite

@@ -1,6 +1,7 @@
 """The demo's simulated devices: one AgentCore + PahoLink per device, one driver thread.
 
-Each device is the real Linux agent minus its process: a fresh key (EdDSA or ES256), a
+Each device is the real Linux agent minus its process: a fresh key (EdDSA or ES256; every
+device SM2 or one other algorithm with ``demo --alg``), a
 durable outbox in its own folder, a simulated source (``meter`` or ``sensor``), the agent
 core and a paho link of its own. One thread runs every core's loop step, the one the Linux
 agent and the board run (``AgentCore.step``: tick, apply acks, publish within the window),
@@ -42,12 +43,13 @@ OUTBOX_SEGMENT_BYTES = 256 * 1024
 IDLE_SLEEP_S = 0.005
 
 
-def device_names(n: int) -> list[tuple[str, str, str]]:
-    """[(name, kind, alg)] for ``n`` devices, e.g. meter-01 (EdDSA), sensor-02 (ES256), ..."""
+def device_names(n: int, alg: str | None = None) -> list[tuple[str, str, str]]:
+    """[(name, kind, alg)] for ``n`` devices, e.g. meter-01 (EdDSA), sensor-02 (ES256), ...;
+    every device signing with ``alg`` when it is given (``demo --alg SM2``)."""
     out = []
     for i in range(n):
-        kind, alg = MIX[i % len(MIX)]
-        out.append(("%s-%02d" % (kind, i + 1), kind, alg))
+        kind, mixed = MIX[i % len(MIX)]
+        out.append(("%s-%02d" % (kind, i + 1), kind, alg or mixed))
     return out
 
 

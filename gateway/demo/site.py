@@ -86,6 +86,8 @@ RATE_WINDOW_S = 1.0
 # anchor costs ~80k gas, so 0.1 ether pays ~1000 anchors at 1 gwei (anvil's base fee).
 GATEWAY_FUNDING_WEI = 10**17
 LEDGER_KEY_ENV = "EDGELEDGER_LEDGER_KEY"
+# ``--alg``: every device signs with one of these (default: the fleet's mix of EdDSA and ES256).
+DEVICE_ALGS = ("EdDSA", "ES256", "SM2")
 # Flipped in the tamper check: inside the signed message of any bundle (its first bytes
 # are the CBOR map header and the message's byte-string header).
 TAMPER_OFFSET = 40
@@ -96,7 +98,7 @@ class DemoOptions:
                  broker: str | None = None, ledger: str | None = None, ledger_key: str | None = None,
                  interval_s: float = DEFAULT_INTERVAL_S, samples: int = DEFAULT_SAMPLES,
                  batch_size: int = DEFAULT_BATCH_SIZE, batch_age_s: float = DEFAULT_BATCH_AGE_S,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, alg: str | None = None) -> None:
         if not 1 <= devices <= MAX_DEVICES:
             raise ConfigError("--devices must be 1..%d, got %d" % (MAX_DEVICES, devices))
         if not 1 <= readings <= MAX_READINGS:
@@ -109,10 +111,13 @@ class DemoOptions:
             raise ConfigError("--batch-size must be 1..%d, got %d" % (MAX_BATCH_SIZE, batch_size))
         if not timeout_s > 0:
             raise ConfigError("--timeout must be > 0, got %r" % (timeout_s,))
+        if alg is not None and alg not in DEVICE_ALGS:
+            raise ConfigError("--alg must be one of %s, got %r" % (", ".join(DEVICE_ALGS), alg))
         self.devices, self.readings, self.out = devices, readings, out
         self.broker, self.ledger, self.ledger_key = broker, ledger, ledger_key
         self.interval_s, self.samples = interval_s, samples
         self.batch_size, self.batch_age_s, self.timeout_s = batch_size, batch_age_s, timeout_s
+        self.alg = alg
 
 
 # ---------------------------------------------------------------------------------- ledger
@@ -382,7 +387,7 @@ class Demo:
         registry = Registry(store)
         devices = [Device(name, kind, alg, self.site, broker_url, os.path.join(root, "devices", name),
                           opts.readings, opts.interval_s)
-                   for name, kind, alg in device_names(opts.devices)]
+                   for name, kind, alg in device_names(opts.devices, opts.alg)]
         for d in devices:
             registry.register(d.name, self.site, d.signer.alg, d.signer.public_key, d.signer.kid)
         _register_on_chain(owner, registry, self.site, devices)
@@ -460,6 +465,7 @@ class Demo:
             "broker": "embedded" if parts.broker is not None else broker_url,
             "ledger": "embedded" if opts.ledger is None else opts.ledger,
             "chain_id": ledger.chain_id, "contract": ledger.address, "site": self.site,
+            "algs": sorted(set(d.alg for d in devices)),
             "out": root if opts.out else None,
         })
         result["ok"] = (not timed_out and result["lost"] == 0 and result["duplicated"] == 0

@@ -73,6 +73,23 @@ def test_ingest_tiny_run_prints_the_json_keys_and_loses_nothing(monkeypatch, cap
     assert code == 0
 
 
+def test_ingest_with_sm2_devices_stores_every_reading(monkeypatch, capsys):
+    """``bench ingest --alg SM2``: the devices sign with SM2, the gateway verifies and stores
+    every message, and the rate is set against SM2's verify-only rate."""
+    monkeypatch.setattr(ingest, "WARMUP_S", 0.5)
+    monkeypatch.setattr(ingest, "GENERATOR_ALONE_S", 0.5)
+    # presigning SM2 is slow (~1k/s): small recycled stocks, a small backlog, one gateway worker
+    monkeypatch.setattr(ingest, "CYCLE_STOCK", 400)
+    monkeypatch.setattr(ingest, "BACKLOG_S", 0.1)
+    code, r = _run_json(ingest, ["bench", "ingest", "--json", "--seconds", "1", "--devices", "2", "--workers", "1",
+                                 "--alg", "SM2", "--no-packs", "--no-durability-compare"], capsys)
+    assert r["alg"] == "SM2" and r["msgs_per_s"] > 0 and r["sent"] > 0
+    assert (r["lost"], r["duplicated"], r["acks_missing"], r["quarantined"]) == (0, 0, 0, 0)
+    assert r["stock_exhausted"] is False
+    assert r["verify_ratio"] == pytest.approx(r["msgs_per_s"] / r["sm2_verify_per_s"])
+    assert code == 0
+
+
 def test_pipeline_tiny_run_prints_the_json_keys(capsys):
     code, r = _run_json(pipeline, ["bench", "pipeline", "--json", "--messages", "30", "--repeats", "1"], capsys)
     for key in ("single_us_per_msg", "pack10_us_per_msg", "ed25519_verify_us", "ed25519_verify_per_s",
@@ -118,8 +135,8 @@ def test_proof_tiny_run_prints_the_json_keys(capsys):
     gas = r["verify_gas_by_depth"]
     assert gas["1"] < gas["8"] < gas["20"]  # one sha256 precompile call more per level
     assert r["light_client_verify_ms"] > 0 and r["light_client_bundle_bytes"] > 0
-    assert set(r["key_registry_gas"]) == {"authorize_gateway", "register_key", "rotate_key", "seal_last_seq",
-                                          "revoke_key"}
+    assert set(r["key_registry_gas"]) == {"authorize_gateway", "register_key", "register_key_sm2", "rotate_key",
+                                          "seal_last_seq", "revoke_key"}
     assert all(21000 < g < 200000 for g in r["key_registry_gas"].values())
     # SM3 on chain is EVM code: each block costs, and a depth-20 check costs far more than SHA-256's
     assert r["sm3_gas_by_blocks"]["1"] < r["sm3_gas_by_blocks"]["4"] and r["sm3_gas_per_block"] > 0

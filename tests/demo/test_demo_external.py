@@ -58,3 +58,22 @@ def test_default_anvil_without_block_time_confirms_the_last_batch(broker):
                                   "--timeout", 60, env=env)
         assert code == 0, proc.stderr[-3000:]
         assert r["sent"] == r["stored"] == r["anchored"] == 10 and r["verified"] == r["checked"]
+
+
+def test_sm2_demo_verifies_every_bundle_against_the_node_and_refuses_the_tampered_one(broker, tmp_path):
+    """``demo --alg SM2``: every device signs with SM2, its key is registered on chain, and
+    every sampled bundle is verified as a light client against anvil."""
+    with running_anvil(hardfork="london") as node:
+        env = dict(os.environ, EDGELEDGER_LEDGER_KEY=ANVIL_KEY_0)
+        out = tmp_path / "run"
+        code, r, proc = demo_json("--alg", "SM2", "--devices", 2, "--readings", 5, "--broker", broker.url,
+                                  "--ledger", node.url, "--out", out, "--timeout", 120, env=env)
+        assert code == 0, proc.stderr[-3000:]
+        assert r["algs"] == ["SM2"]
+        assert r["sent"] == r["stored"] == r["anchored"] == 10 and r["lost"] == 0 and r["rejected"] == 0
+        assert r["verified"] == r["checked"] >= 2 and r["tamper_rejected"] is True and r["ok"] is True
+        bundle = sorted((out / "bundles").iterdir())[0]
+        ok = run_cli("verify", bundle, "--rpc", node.url, "--chain-id", r["chain_id"], "--contract", r["contract"],
+                     "--json")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert json.loads(ok.stdout)["key"]["alg"] == -65537  # SM2's private-use COSE id

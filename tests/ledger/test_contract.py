@@ -18,6 +18,7 @@ from edgeledger.gateway.errors import GatewayError, LedgerError
 from edgeledger.protocols.batch import LAYOUT_LEN, BatchHeader
 from edgeledger.protocols.keywindow import key_commitment
 from tests.ledger.conftest import SITE
+from tests.protocols import wire_vectors
 
 ZERO = bytes(32)
 
@@ -170,6 +171,23 @@ def test_key_registry_register_entry_and_commitment(ledger):
     with pytest.raises(KeyRejected) as e:
         ledger.revoke_key(SITE, b"\x08" * 16, 5, 1)
     assert e.value.name == "UnknownKey"
+
+
+def test_sm2_key_registers_with_its_private_use_alg(ledger):
+    """SM2's COSE alg -65537 did not fit the contract's old int16: the chain must commit to it
+    as protocols/keywindow.py does (the int32 of docs/wire-format.md vector 6), and the
+    KeyRegistered event must give it back."""
+    pub = wire_vectors.load()["sm2-public-key"]
+    kid = hashlib.sha256(pub).digest()[:16]
+    r = ledger.wait_for_receipt(ledger.register_key(SITE, "meter-sm2", -65537, pub, 3))
+    ts = ledger.w3.eth.get_block(r["blockNumber"])["timestamp"]
+    reg = ledger.registration(SITE, kid)
+    assert (reg["alg"], reg["public_key"], reg["first_seq"]) == (-65537, pub, 3)
+    assert ledger.key_entry(SITE, kid)["commitment"] == key_commitment(SITE, "meter-sm2", -65537, pub,
+                                                                       r["blockNumber"], ts, 3)
+    assert ledger.contract.events.KeyRegistered().process_receipt(r)[0]["args"]["alg"] == -65537
+    with pytest.raises(LedgerError, match="int32 range, found 2147483648"):  # not web3's MismatchedABI
+        ledger.register_key(SITE, "meter-big", 2**31, b"\x04" * 65)
 
 
 def test_key_ends_only_move_earlier(ledger):

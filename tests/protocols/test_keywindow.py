@@ -116,10 +116,19 @@ def test_commitment_layout_refuses_what_the_contract_refuses():
     pub = bytes(32)
     for args in (("", "dev", -8, pub, 1, 1, 1), ("s" * 65, "dev", -8, pub, 1, 1, 1),
                  ("site", "", -8, pub, 1, 1, 1), ("site", "dev", -8, b"", 1, 1, 1),
-                 ("site", "dev", -8, bytes(134), 1, 1, 1), ("site", "dev", 40000, pub, 1, 1, 1),
+                 ("site", "dev", -8, bytes(134), 1, 1, 1), ("site", "dev", 2 ** 31, pub, 1, 1, 1),
+                 ("site", "dev", -2 ** 31 - 1, pub, 1, 1, 1), ("site", "dev", True, pub, 1, 1, 1),
                  ("site", "dev", -8, pub, -1, 1, 1), ("site", "dev", -8, pub, 1, 1, 2 ** 64)):
         with pytest.raises(ValueError):
             keywindow.commitment_layout(*args)
+
+
+def test_commitment_layout_holds_sm2s_private_use_alg_as_int32():
+    # the contract's int32 alg (big-endian two's complement): SM2's -65537 did not fit an int16
+    for alg, word in ((-65537, "fffeffff"), (-8, "fffffff8"), (-7, "fffffff9"), (2 ** 31 - 1, "7fffffff"),
+                      (-2 ** 31, "80000000")):
+        layout = keywindow.commitment_layout("s", "d", alg, b"\x04", 1, 1, 1)
+        assert layout[5:9].hex() == word, alg
 
 
 @pytest.mark.micropython

@@ -158,6 +158,7 @@ def test_sm2_vectors_byte_for_byte():
     from edgeledger.gateway.registry import signatures
     from edgeledger.agent.crypto.pure import sm3
     from edgeledger.agent.crypto.pure.sm2 import sign as sm2
+    from edgeledger.protocols import keywindow
 
     s = KeySigner("SM2", SM2_D, "meter-01")
     assert s.public_key == V["sm2-public-key"] and s.kid == V["sm2-kid"]
@@ -173,6 +174,10 @@ def test_sm2_vectors_byte_for_byte():
             return sm2.sign_message(int.from_bytes(SM2_D, "big"), data)
 
     assert cose.sign1(V["payload-1"], Board()) == V["sm2-message-1"]
+    assert keywindow.commitment_layout("plant-a", "meter-01", cose.SM2, s.public_key, 5, 1764092000, 1) \
+        == V["sm2-key-commitment-layout-1"]
+    assert keywindow.key_commitment("plant-a", "meter-01", cose.SM2, s.public_key, 5, 1764092000, 1) \
+        == V["sm2-key-commitment-1"]
     for m in (V["sm2-message-1"], cose.sign1(V["payload-1"], s)):
         msg = cose_verify.parse_sign1(m)
         assert msg.alg == -65537 and msg.kid == V["sm2-kid"]
@@ -211,6 +216,8 @@ h = BatchHeader(V["gw"], 1, bytes(32), V["root-12"], 2, 1764093000, 1764093061)
 assert h.layout() == V["header-v2-layout-1"], "layout"
 assert h.hash() == V["header-v2-hash-1"], "hash"
 assert keywindow.key_commitment("plant-a", "meter-01", -8, V["public-key"], 5, 1764092000, 1) == V["key-commitment-1"]
+sm2 = keywindow.key_commitment("plant-a", "meter-01", -65537, V["sm2-public-key"], 5, 1764092000, 1)
+assert sm2 == V["sm2-key-commitment-1"], "sm2 key commitment"
 print("batch vectors ok")
 """ % (dict(V, gw=bytes.fromhex("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")),)
     out = run_micropython(script, heapsize="256K", timeout=300)

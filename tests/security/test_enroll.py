@@ -67,16 +67,17 @@ def _registry(tmp_path):
     return st, Registry(st)
 
 
-def test_enroll_makes_the_key_on_the_board_and_registers_only_its_public_half(board, tmp_path):
+@pytest.mark.parametrize("alg", ["ES256", "SM2"])
+def test_enroll_makes_the_key_on_the_board_and_registers_only_its_public_half(board, tmp_path, alg):
     st, reg = _registry(tmp_path)
     ledger = EmbeddedLedger()
     ledger.deploy(ledger.new_funded_key())
     ledger.authorize_gateway("plant-a", ledger.account)
     out = tmp_path / "bundle"
-    b = enroll.enroll(reg, "meter-07", "plant-a", str(out), board.tty, alg="ES256",
+    b = enroll.enroll(reg, "meter-07", "plant-a", str(out), board.tty, alg=alg,
                       broker_url="mqtt://127.0.0.1:1883", ledger=ledger)
     on_board = load_key_file(os.path.join(board.flash, "meter-07.key"))
-    assert (on_board.public_key, on_board.kid, b.alg) == (b.public_key, b.kid, "ES256")
+    assert (on_board.public_key, on_board.kid, b.alg) == (b.public_key, b.kid, alg)
     # registered in the gateway registry and on chain, with the board's public key
     assert reg.key(b.kid).public_key == b.public_key
     assert ledger.registration("plant-a", b.kid)["public_key"] == b.public_key

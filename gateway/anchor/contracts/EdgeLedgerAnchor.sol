@@ -21,12 +21,14 @@ pragma solidity 0.8.37;
 ///
 /// Key commitment (protocols/keywindow.py computes the same bytes): SHA-256 over
 ///
-///     0x02 | u8 len(site) | site | u8 len(deviceId) | deviceId | int16 alg (big-endian)
+///     0x02 | u8 len(site) | site | u8 len(deviceId) | deviceId | int32 alg (big-endian)
 ///          | u8 len(publicKey) | publicKey | uint64 block.number | uint64 block.timestamp
 ///          | uint64 firstSeq
 ///
 /// where block.number/block.timestamp are those of the registering transaction: the chain's own
-/// clock, which no caller chooses.
+/// clock, which no caller chooses, and alg is the key's COSE algorithm id: an int32 holds every
+/// id the IANA registry assigns and the private-use ids below -65536, such as SM2's -65537
+/// (docs/wire-format.md), which an int16 did not.
 ///
 /// Storage layout (the light client proves these slots with eth_getProof against a state root;
 /// solc assigns slots in declaration order and packs a struct's small fields into one word from
@@ -126,7 +128,7 @@ contract EdgeLedgerAnchor {
     event Anchored(address indexed gateway, uint64 indexed number, bytes32 root, bytes32 headerHash, uint64 treeSize);
     /// The registration's block number and time are the log's own block's.
     event KeyRegistered(
-        bytes32 indexed siteHash, bytes16 indexed kid, string site, string deviceId, int16 alg, bytes publicKey, uint64 firstSeq
+        bytes32 indexed siteHash, bytes16 indexed kid, string site, string deviceId, int32 alg, bytes publicKey, uint64 firstSeq
     );
     event KeyEnded(bytes32 indexed siteHash, bytes16 indexed kid, uint64 endTime, uint64 lastSeq, uint8 flags, address by);
 
@@ -292,7 +294,7 @@ contract EdgeLedgerAnchor {
     function registerKey(
         string calldata site,
         string calldata deviceId,
-        int16 alg,
+        int32 alg,
         bytes calldata publicKey,
         uint64 firstSeq
     ) external onlySiteManager(_siteHash(site)) returns (bytes16 kid) {
@@ -315,7 +317,7 @@ contract EdgeLedgerAnchor {
     function _commitment(
         string calldata site,
         string calldata deviceId,
-        int16 alg,
+        int32 alg,
         bytes calldata publicKey,
         uint64 firstSeq
     ) private view returns (bytes32) {

@@ -21,7 +21,7 @@ from edgeledger.gateway.anchor.ledger.errors import AnchorRejected, ContractReve
 from edgeledger.gateway.anchor.ledger.transport import TRANSFER_GAS, PreparedTx, Transport
 from edgeledger.gateway.errors import LedgerError
 from edgeledger.protocols.batch import TREE_SHA256, BatchHeader
-from edgeledger.protocols.keywindow import key_commitment, site_hash
+from edgeledger.protocols.keywindow import ALG_MAX, ALG_MIN, key_commitment, site_hash
 
 # rotateKey's lastSeq for "not known yet" (EdgeLedgerAnchor.OPEN_SEQ).
 OPEN_SEQ = 2**64 - 1
@@ -29,9 +29,10 @@ OPEN_SEQ = 2**64 - 1
 # Explicit gas limits, from gas used on anvil --hardfork london (contract v2, each call sent once
 # and its receipt read): anchor 78.9k for batch 1 and 81.6k after (two fresh slots, the gateway
 # slot, a cold read of the previous header, sha256, LOG3); authorizeGateway 73.3k (57.3k for a
-# gateway's second site); registerKey 58.5k (Ed25519, short ids) to 64.7k (133-byte key, 64-byte
-# ids); rotateKey 53.7k (first end), 36.9k (sealing the last seq); revokeKey 37.3k;
-# deauthorizeGateway 39.2k. Unused gas is not charged.
+# gateway's second site); registerKey 58.4k (Ed25519, short ids), 59.9k (SM2) to 64.7k (133-byte
+# key, 64-byte ids; measured with the int16 alg, 2 bytes less to hash); rotateKey 53.7k (first
+# end), 36.9k (sealing the last seq); revokeKey 37.3k; deauthorizeGateway 39.2k. Unused gas is
+# not charged.
 ANCHOR_GAS = 120_000
 AUTHORIZE_GAS = 100_000
 REGISTER_KEY_GAS = 120_000
@@ -187,7 +188,11 @@ class Ledger(Transport):
         """Register a device key for ``site`` (kid = SHA-256(key)[:16], computed on chain); the
         chain records its own block number and time. Returns the transaction hash; read the
         registration back with ``registration``. Raises KeyRejected (KeyExists, NotAuthorized,
-        BadPublicKeyLength, BadDeviceIdLength, BadSiteLength, ZeroFirstSeq)."""
+        BadPublicKeyLength, BadDeviceIdLength, BadSiteLength, ZeroFirstSeq), LedgerError for an
+        alg outside the contract's int32 (web3 would refuse to encode it)."""
+        if isinstance(alg, bool) or not ALG_MIN <= int(alg) <= ALG_MAX:
+            raise LedgerError("registerKey: expected a COSE algorithm id in the contract's int32 range, found %r"
+                              % (alg,))
         fn = self._require_contract().functions.registerKey(site, device_id, int(alg), bytes(public_key),
                                                             int(first_seq))
         return self._transact("registerKey", fn, REGISTER_KEY_GAS, key, KeyRejected, wait)
@@ -226,13 +231,13 @@ class Ledger(Transport):
         if entry is None:
             return None
         c = self._require_contract()
-        topic0 = keccak(text="KeyRegistered(bytes32,bytes16,string,string,int16,bytes,uint64)")
+        topic0 = keccak(text="KeyRegistered(bytes32,bytes16,string,string,int32,bytes,uint64)")
         logs = self._rpc(self.w3.eth.get_logs, {
             "address": c.address, "fromBlock": self.deployed_block(), "toBlock": "latest",
             "topics": [hex0x(topic0), hex0x(site_hash(site)), hex0x(_kid(kid) + bytes(16))]})
         for log in logs:
             try:
-                site_s, dev, alg, pub, first_seq = abi_decode(["string", "string", "int16", "bytes", "uint64"],
+                site_s, dev, alg, pub, first_seq = abi_decode(["string", "string", "int32", "bytes", "uint64"],
                                                               bytes(log["data"]))
             except DecodingError as e:
                 raise LedgerError("KeyRegistered log of (site %r, kid %s) does not decode: %s"
