@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 from edgeledger.gateway.bench.mosquitto import free_port
+from edgeledger.gateway.errors import GatewayError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 _PLATFORM_PACKAGES = {
@@ -37,7 +38,7 @@ STOP_TIMEOUT_S = 15.0
 FUND_WEI = 10**21
 
 
-class AnvilMissing(RuntimeError):
+class AnvilMissing(GatewayError, RuntimeError):
     """The anvil binary is not installed."""
 
 

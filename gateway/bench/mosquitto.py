@@ -15,10 +15,12 @@ import subprocess
 import tempfile
 import time
 
+from edgeledger.gateway.errors import GatewayError
+
 START_TIMEOUT_S = 10.0
 
 
-class BrokerMissing(RuntimeError):
+class BrokerMissing(GatewayError, RuntimeError):
     """The mosquitto binary is not installed."""
 
 

@@ -45,6 +45,8 @@ import shutil
 import subprocess
 import tempfile
 
+from edgeledger.gateway.errors import GatewayError
+
 # The packages that go onto a board (edgeledger.<name>).
 PACKAGES = ("protocols", "agent", "firmware")
 
@@ -113,7 +115,7 @@ _IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+(edgeledger(?:\.\w+)+)", re.M)
 _STRING_RE = re.compile(r"[\"'](edgeledger(?:\.\w+)+)[\"']")
 
 
-class BuildError(Exception):
+class BuildError(GatewayError):
     """The image cannot be built (unknown board, mpy-cross failure)."""
 
 
