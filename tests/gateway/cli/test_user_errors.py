@@ -10,14 +10,15 @@ reports its verdicts as one line on stdout (``FAIL``/``ERROR``, its documented f
 import argparse
 import os
 import re
+import socket
 
 from edgeledger.gateway import cli
-from tests.support.net import free_port
 
 # Commands that keep running while their broker is away (they retry: nothing is lost):
 # an unreachable broker is not an error for them, so they are not given one.
 RUN_UNTIL_STOPPED = {"gateway run", "agent run"}
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+CLOSED_PORT = 9
 
 
 class Inputs:
@@ -25,7 +26,9 @@ class Inputs:
 
     def __init__(self, root):
         self.root = str(root)
-        self.closed = free_port()
+        # the discard port: privileged, so no test service of a parallel run can take it (a
+        # port picked free could be), and nothing listens on it here
+        self.closed = CLOSED_PORT
         self.n = 0
         self.garbage = self.write("garbage.bin", b"\x00\xffnot what you think\n")
         self.a_file = self.write("a-file", b"x")
@@ -172,6 +175,8 @@ def _one_line_error(code, out, err, command):
 
 
 def test_every_command_answers_bad_input_with_one_clear_line(tmp_path, capsys, monkeypatch):
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", CLOSED_PORT)) != 0, "something listens on port %d" % CLOSED_PORT
     monkeypatch.chdir(tmp_path)
     inputs = Inputs(tmp_path)
     failures = []
