@@ -9,12 +9,15 @@
     durability = "power_loss"         # acks only after an fsync'd commit (the default);
                                       # "process_crash_only": NOT durable across a power cut
 
-    [mqtt] [batch] [ledger] [chain] [ratelimit] [quarantine] [upkeep]
+    [ledger]                          # required: backend = "jsonrpc", "embedded" or "none"
+    [mqtt] [batch] [chain] [ratelimit] [quarantine] [upkeep]
 
-docs/operators.md shows every key; schema.py holds each key's type and default.
+docs/configuration.md shows every key; schema.py holds each key's type and default.
 ``load(path)`` and ``resolve(parsed, base)`` return a ``GatewayConfig`` (frozen
 dataclasses, one per section) or raise ConfigError naming the file, the key, what was
-expected and what was found.
+expected and what was found. The file is read strictly: a key or section the schema does
+not know is an error naming the nearest one it does know (difflib), so that a misspelt
+``[ledgr]`` or ``max_age`` never leaves a default silently in force.
 """
 import dataclasses
 import difflib
