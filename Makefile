@@ -36,13 +36,18 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 # Mosquitto, socat, strace (the durable-ack test counts fsyncs with it) and Chromium (the
-# status page is checked in a headless browser) come from Debian packages when they are missing.
+# status page is checked in a headless browser) come from Debian packages when they are
+# missing: installed by root, or named for a user to install (a non-root make never runs
+# apt-get, and nothing is installed when all are present).
+SYSTEM_PACKAGES := mosquitto mosquitto-clients socat strace chromium
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 && command -v socat >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 \
 	  && command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing mosquitto, socat, strace and chromium from Debian packages"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients socat strace \
-	    chromium >/dev/null; }
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing system packages; install them as root, then run make again:" >&2; \
+	    echo "  sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; \
+	  echo "installing $(SYSTEM_PACKAGES) from Debian packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
 setup: system-deps $(STAMP) $(INTEROP)/.installed $(NPM_STAMP)
 

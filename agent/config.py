@@ -2,18 +2,22 @@
 """The agent's configuration: one table of keys, their types and their defaults.
 
 The Linux agent reads ``agent.toml`` (``agent/linux.py``), a board its ``config.json`` and
-the board profile (``firmware/startup.py``); both pass the parsed dict through ``settle``,
-which fills in every default stated here (once, for both runtimes) and converts each value
-to its type. A default that differs between the two runtimes is a pair (Linux, board), each
-with the reason in a comment. ``unknown_keys`` names what a config holds beyond the table
-(refusing those is a later step: today they are kept and ignored; the keys of a config
-that are not in ``AGENT_KEYS`` are the ones to refuse).
+the board profile (``firmware/startup.py``); both pass the parsed dict through
+``agent_settings``, which fills in every default stated here (once, for both runtimes) and
+converts each value to its type. A default that differs between the two runtimes is a
+pair (Linux, board), each with the reason in a comment. The tables are strict: a key they
+do not hold is an error naming the nearest key they do hold (a misspelt ``interval`` would
+otherwise be ignored and the default used without a word). Each field-bus source type has
+its own table of keys (``SOURCE_KEYS``: the keys only; the source module holds their
+defaults). docs/configuration.md shows every key (tests/agent/test_config.py keeps the two
+in step).
 
 Runs under MicroPython (a board imports it at start and drops it with start-up). Every
 name and string in this module becomes a permanent interned string (qstr) on a board,
 even after start-up drops the module, and the qstr pool grows in chunks of several KB
 (docs/firmware.md): the module keeps its names few (types named by ``__name__``, a
-required key is one without defaults).
+required key is one without defaults). Most key names are qstrs already: the modules that
+read them name them too.
 """
 from edgeledger.agent.errors import ConfigError
 
@@ -65,6 +69,12 @@ AGENT_KEYS = {
     # this often (0: never): five minutes, 288 lines a day. A board prints neither.
     "log_level": (str, None, None),
     "summary_s": (float, 300.0, 300.0),
+    # Written into a bundle by `edgeledger device provision` for the operator (which key the
+    # device holds); the agent does not read them.
+    "alg": (str, None, None),
+    "kid": (str, None, None),
+    "public_key": (str, None, None),  # a key kept in a secure element ...
+    "signer": (str, None, None),  # ... "secure_element"
 }
 
 OUTBOX_KEYS = {
@@ -81,6 +91,99 @@ OUTBOX_KEYS = {
 }
 
 
+# The keys of ``tls`` and ``wifi``: checked by name and type; absent ones are None.
+TLS_KEYS = {"ca_file": str, "cert_file": str, "key_file": str, "server_hostname": str, "insecure": bool}
+WIFI_KEYS = {"ssid": str, "password": str}
+
+# The keys of each source type (agent/sources/__init__.py SOURCE_TYPES), each with its type
+# (None: more than one type, e.g. a serial port's path on Linux or UART number on a board).
+# Every source may also have the COMMON_SOURCE_KEYS; a field-bus one must name its ``port``
+# or a ``bus`` of the board profile (which fills in port, pins and baud). The defaults are
+# the source modules' (docs/configuration.md lists them).
+SOURCE_KEYS = {
+    "simulated": {"kind": str, "seed": int, "channels": int},
+    "modbus": {"port": None, "bus": str, "baud": int, "bytesize": int, "parity": str, "stopbits": int,
+               "de_pin": int, "tx_pin": int, "rx_pin": int, "devices": list, "retries": int, "timeout_s": float,
+               "inter_request_delay_s": float},
+    "dsmr": {"port": None, "bus": str, "baud": int, "bytesize": int, "parity": str, "stopbits": int,
+             "rx_pin": int, "rxbuf": int, "version": None, "prefix": str, "timeout_s": float},
+    # IEC 62056-21 fixes the line (300 baud 7E1 at sign-on, then the agreed rate): no baud keys
+    "iec62056": {"port": None, "bus": str, "de_pin": int, "tx_pin": int, "rx_pin": int, "address": str,
+                 "max_baud": int, "prefix": str, "retries": int},
+    # Modbus TCP (Linux): a host and a TCP port (default 502) instead of a serial line
+    "modbus_tcp": {"host": str, "port": int, "devices": list, "retries": int, "timeout_s": float,
+                   "connect_timeout_s": float, "inter_request_delay_s": float},
+}
+COMMON_SOURCE_KEYS = {"type": str, "name": str, "interval_s": float}
+# The keys of one device on a Modbus line (``[[sources.devices]]``).
+MODBUS_DEVICE_KEYS = {"unit": int, "map": str, "prefix": str, "inter_request_delay_s": float}
+
+
+def _ratio(a, b):
+    """2 x the longest common subsequence of ``a`` and ``b`` over their total length: for
+    short names close to difflib's ratio, which MicroPython does not have."""
+    prev = [0] * (len(b) + 1)
+    for ca in a:
+        cur = [0]
+        for j in range(len(b)):
+            cur.append(prev[j] + 1 if ca == b[j] else max(prev[j + 1], cur[j]))
+        prev = cur
+    return 2.0 * prev[-1] / ((len(a) + len(b)) or 1)
+
+
+def nearest(name, known):
+    """The name in ``known`` most like ``name`` (ratio at least 0.6, difflib's default
+    cutoff, and the same first letter: the common subsequence is more forgiving than
+    difflib's blocks), or None."""
+    best, score = None, 0.6
+    for k in known:
+        r = _ratio(name, k) if k[:1] == name[:1] else 0.0
+        if r >= score and (best is None or r > score):
+            best, score = k, r
+    return best
+
+
+def unknown_key(where, key, known):
+    """The ConfigError for ``key``, which is not among ``known``."""
+    near = nearest(key, known)
+    return ConfigError("%s: unknown key %r%s" % (where, key, "; did you mean %r?" % near if near else ""))
+
+
+def check_keys(cfg, table, where):
+    """A copy of the table ``cfg`` whose keys are all in ``table`` (key -> type, None for any),
+    numbers converted. Raises ConfigError."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("%s: expected a table of settings, found %r" % (where, cfg))
+    out = {}
+    for key in cfg:
+        if key not in table:
+            raise unknown_key(where, key, table)
+        kind = table[key]
+        out[key] = cfg[key] if kind is None else _convert(where, key, kind, cfg[key])
+    return out
+
+
+def check_source(cfg, where):
+    """A source's settings (one ``[[sources]]``), checked against its type's keys; the
+    serial port named (or a board bus). Raises ConfigError."""
+    kind = cfg.get("type") if isinstance(cfg, dict) else None
+    if kind not in SOURCE_KEYS:
+        raise ConfigError("%s: type must be one of %s, found %r" % (where, ", ".join(sorted(SOURCE_KEYS)), kind))
+    where = "%s (%s)" % (where, kind)
+    table = dict(COMMON_SOURCE_KEYS)
+    table.update(SOURCE_KEYS[kind])
+    out = check_keys(cfg, table, where)
+    if "bus" in table and "port" not in out and "bus" not in out:
+        raise ConfigError("%s: missing 'port' (the serial device, e.g. /dev/ttyUSB0; on a board a UART "
+                          "number or a 'bus' of the board profile)" % where)
+    if "host" in table and "host" not in out:
+        raise ConfigError("%s: missing 'host' (the meter's or the Modbus gateway's address)" % where)
+    if kind in ("modbus", "modbus_tcp"):
+        out["devices"] = [check_keys(d, MODBUS_DEVICE_KEYS, "%s devices[%d]" % (where, i))
+                          for i, d in enumerate(out.get("devices") or ())]
+    return out
+
+
 def _convert(where, key, kind, value):
     """``value`` as ``kind``; an int or a number may be given as text. Raises ConfigError."""
     if kind is float or kind is int:
@@ -91,17 +194,23 @@ def _convert(where, key, kind, value):
                 pass
     elif isinstance(value, kind):
         return value
-    raise ConfigError("%s: %r must be of type %s, found %r" % (where, key, kind.__name__, value))
+    raise ConfigError("%s: %r must be of type %s, found %r" % (where, key, _TYPE_NAMES.get(kind, kind.__name__),
+                                                                value))
+
+
+_TYPE_NAMES = {str: "str (text in quotes)", bool: "bool (true or false)"}
 
 
 def settle(cfg, table, board, where, base=None):
     """A copy of ``cfg`` with every key of ``table`` present: converted to its type, or its
     default (the board's if ``board`` is true, else the Linux agent's; ``base``, a dict of
-    defaults that comes first, e.g. the board profile's outbox). Keys not in the table are
-    kept as they are. Raises ConfigError for a missing required key or a value of the
-    wrong type."""
+    defaults that comes first, e.g. the board profile's outbox). Raises ConfigError for a
+    key not in the table, a missing required key or a value of the wrong type."""
     if not isinstance(cfg, dict):
         raise ConfigError("%s: expected a table of settings, found %r" % (where, cfg))
+    for key in cfg:
+        if key not in table:
+            raise unknown_key(where, key, table)
     out = dict(cfg)
     for key in table:
         spec = table[key]
@@ -121,6 +230,15 @@ def agent_settings(cfg, board, where, base=None):
     the board profile's outbox). Raises ConfigError."""
     out = settle(cfg, AGENT_KEYS, board, where)
     out["outbox"] = settle(out["outbox"] or {}, OUTBOX_KEYS, board, where + " [outbox]", base)
+    if out["tls"] is not None:
+        out["tls"] = check_keys(out["tls"], TLS_KEYS, where + " [tls]")
+    if out["wifi"] is not None:
+        out["wifi"] = check_keys(out["wifi"], WIFI_KEYS, where + " [wifi]")
+    out["sources"] = [check_source(s, "%s [[sources]] %d" % (where, i + 1)) for i, s in enumerate(out["sources"])]
+    tls, _host, _port = broker(out["broker"])
+    if out["tls"] and not tls:
+        raise ConfigError("%s: broker %r is plain MQTT but [tls] is set: write mqtts://%s to use TLS"
+                          % (where, out["broker"], out["broker"].partition("://")[2]))
     return out
 
 

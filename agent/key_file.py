@@ -41,7 +41,10 @@ def parse_key_file(text):
 
 def load_key_file(path):
     """KeySigner from a key file. Raises OSError, KeyFileError, UnknownAlgorithmError."""
-    with open(path) as f:
-        text = f.read(KEY_FILE_MAX + 1)
+    try:
+        with open(path) as f:
+            text = f.read(KEY_FILE_MAX + 1)
+    except UnicodeError:  # not text at all
+        raise fmt.KeyFileError("%s: not a key file (expected the text `edgeledger device keygen` writes)" % path)
     return parse_key_file(text)
 

@@ -178,7 +178,7 @@ def load_config(path: str) -> dict:
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError("cannot read agent config %s: %s" % (path, e)) from e
     cfg = config.agent_settings(raw, False, "agent config %s" % path)
     base = os.path.dirname(os.path.abspath(path))

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from edgeledger.gateway.bench.mosquitto import free_port
+from edgeledger.gateway.errors import GatewayError
 
 if TYPE_CHECKING:
     from edgeledger.gateway.anchor.ledger import JsonRpcLedger
@@ -42,7 +43,7 @@ STOP_TIMEOUT_S = 15.0
 FUND_WEI = 10**21
 
 
-class AnvilMissing(RuntimeError):
+class AnvilMissing(GatewayError, RuntimeError):
     """The anvil binary is not installed."""
 
 

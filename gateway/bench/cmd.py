@@ -10,6 +10,19 @@ import os
 from typing import Callable
 
 
+def _numbers(kind: type) -> Callable[[str], str]:
+    """argparse type: comma-separated numbers of ``kind`` (the suite splits the text)."""
+    def check(text: str) -> str:
+        try:
+            [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected comma-separated %s, found %r" % (
+                "integers" if kind is int else "numbers", text)) from None
+        return text
+
+    return check
+
+
 def _runner(suite: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         code: int = importlib.import_module("edgeledger.gateway.bench." + suite).main(args)
@@ -46,10 +59,12 @@ def _gateway_suites(suites: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--quick", action="store_true", help="every curve tiny (a smoke test: the figures mean nothing)")
     c.add_argument("--seconds", type=float, default=None, help="measured window per point (default 8)")
-    c.add_argument("--device-counts", default=None, help="devices curve (default 10,100,1000,10000,100000)")
+    c.add_argument("--device-counts", default=None, type=_numbers(int),
+                   help="devices curve (default 10,100,1000,10000,100000)")
     c.add_argument("--devices", type=int, default=None, help="devices of the workers and latency curves (default 100)")
     c.add_argument("--max-workers", type=int, default=None, help="workers curve 1..N (default: nproc)")
-    c.add_argument("--loads", default=None, help="latency curve: fractions of the flat-out rate (default 0.5,0.8)")
+    c.add_argument("--loads", default=None, type=_numbers(float),
+                   help="latency curve: fractions of the flat-out rate (default 0.5,0.8)")
     c.set_defaults(func=_runner("curves"))
     pl = suites.add_parser("pipeline", help="gateway CPU per message in process (no MQTT), vs one Ed25519 verify")
     pl.add_argument("--json", action="store_true", help="print one JSON object")
@@ -61,7 +76,8 @@ def _gateway_suites(suites: argparse._SubParsersAction) -> None:
 
     a = suites.add_parser("anchor", help="gas per batch and per reading, anchors/min, reading-to-anchored latency")
     a.add_argument("--json", action="store_true", help="print one JSON object")
-    a.add_argument("--sizes", default="1000,10000,100000", help="readings per batch (comma-separated)")
+    a.add_argument("--sizes", default="1000,10000,100000", type=_numbers(int),
+                   help="readings per batch (comma-separated)")
     a.add_argument("--batch-age", type=float, default=5.0, help="batch max_age_s for the latency run")
     a.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency run")
     a.add_argument("--block-time", type=int, default=1, help="anvil block time (s)")
@@ -76,7 +92,8 @@ def _gateway_suites(suites: argparse._SubParsersAction) -> None:
 
     r = suites.add_parser("proof", help="bundle size, offline verify time, on-chain verify gas by depth")
     r.add_argument("--json", action="store_true", help="print one JSON object")
-    r.add_argument("--sizes", default="1000,100000,1000000", help="leaves per tree (comma-separated)")
+    r.add_argument("--sizes", default="1000,100000,1000000", type=_numbers(int),
+                   help="leaves per tree (comma-separated)")
     r.add_argument("--repeat", type=int, default=200, help="offline verifications timed per size")
     r.set_defaults(func=_runner("proof"))
 

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from edgeledger.gateway.errors import GatewayError
+
 START_TIMEOUT_S = 10.0
 
 
-class BrokerMissing(RuntimeError):
+class BrokerMissing(GatewayError, RuntimeError):
     """The mosquitto binary is not installed."""
 
 

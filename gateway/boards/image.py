@@ -47,6 +47,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from edgeledger.gateway.errors import GatewayError
+
 # The packages that go onto a board (edgeledger.<name>).
 PACKAGES = ("protocols", "agent", "firmware")
 
@@ -119,7 +121,7 @@ _IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+(edgeledger(?:\.\w+)+)", re.M)
 _STRING_RE = re.compile(r"[\"'](edgeledger(?:\.\w+)+)[\"']")
 
 
-class BuildError(Exception):
+class BuildError(GatewayError):
     """The image cannot be built (unknown board, mpy-cross failure)."""
 
 

@@ -5,7 +5,7 @@ module of its own (device.py, gateway.py, broker.py, proof.py for proof and veri
 decrypt.py, deployment.py, agent.py, demo.py, status.py for the status report), which imports what its
 commands need when they run, so ``edgeledger --help`` stays fast. Exit codes: 0 success,
 1 a check failed (verification, lost data), 2 usage or configuration error; ``verify``
-also 3 when the chain cannot be reached.
+also 3 when the chain cannot be reached. ``main`` says how errors are shown.
 """
 import argparse
 import importlib
@@ -72,8 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: sys.argv) and run the command. Errors of our packages and OS
-    errors become one line on stderr and exit code 2."""
+    """Parse ``argv`` (default: sys.argv) and run the command.
+
+    A user's mistake never shows a traceback: argparse refuses a bad option (exit 2, with the
+    usage), and what the command raises for bad input, a bad file or a peer that is not there
+    is one line on stderr, ``edgeledger: error: ...``, and exit code 2. Those are our packages'
+    error roots (their messages say what was expected and what was found; third-party errors
+    are translated into them where they enter our code) and OSError (a file that cannot be
+    read or written, a connection refused). Anything else is a bug in edgeledger: its
+    traceback is shown, to be reported."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from edgeledger.gateway.observe import logs
@@ -90,8 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except (AgentError, GatewayError, ProtocolError, OSError) as e:
-        print("edgeledger: %s" % e, file=sys.stderr)
+        print("edgeledger: error: %s" % error_line(e), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def error_line(e: BaseException) -> str:
+    """``e`` as one line: an OSError as "file: reason" (its errno text, not "[Errno 2] ...")."""
+    if isinstance(e, OSError) and e.strerror:
+        names = [n for n in (e.filename, e.filename2) if n is not None]
+        text = "%s: %s" % (" -> ".join(str(n) for n in names), e.strerror) if names else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from edgeledger.gateway.cli.common import broker_url, private_key, rpc_url
 from edgeledger.gateway.demo.site import (
     CONFIRMATIONS,
     DEFAULT_BATCH_SIZE,
@@ -117,10 +118,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="signed messages per device (default %d)" % DEFAULT_READINGS)
     p.add_argument("--out", metavar="DIR", help="keep the gateway store, gateway.toml and bundles in DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object with the counts, no progress display")
-    p.add_argument("--broker", metavar="URL",
+    p.add_argument("--broker", metavar="URL", type=broker_url,
                    help="use this MQTT broker (mqtt://host:port) instead of the embedded one")
-    p.add_argument("--ledger", metavar="URL", help="use this Ethereum JSON-RPC node instead of the embedded chain")
-    p.add_argument("--ledger-key", metavar="HEX",
+    p.add_argument("--ledger", metavar="URL", type=rpc_url,
+                   help="use this Ethereum JSON-RPC node instead of the embedded chain")
+    p.add_argument("--ledger-key", metavar="HEX", type=private_key,
                    help="funded account key for --ledger (better: the %s environment variable; "
                         "command-line arguments are visible to other users)" % LEDGER_KEY_ENV)
     p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S,

@@ -1,7 +1,9 @@
 """``edgeledger deployment ...``: the deployment file verifiers pin as their trust root, and the
 contract owner's authorizations of gateways for sites."""
 import argparse
-import sys
+
+from edgeledger.gateway.cli.common import address, rpc_url, site_id
+from edgeledger.gateway.errors import ConfigError
 
 
 def _deployment_export(args: argparse.Namespace) -> int:
@@ -29,9 +31,8 @@ def _deployment_authorize(args: argparse.Namespace) -> int:
     key = keystore.account_key(LedgerConfig(keystore_file=args.keystore, passphrase_file=args.passphrase_file,
                                             passphrase_env=args.passphrase_env, key_file=args.key_file))
     if key is None:
-        print("edgeledger: the contract owner's key is needed: --keystore FILE (with --passphrase-file or "
-              "--passphrase-env) or --key-file FILE", file=sys.stderr)
-        return 2
+        raise ConfigError("the contract owner's key is needed: --keystore FILE (with --passphrase-file or "
+                          "--passphrase-env) or --key-file FILE")
     owner = JsonRpcLedger(args.rpc, key=key)
     owner.attach(args.contract)
     if args.deployment_command == "authorize":
@@ -49,8 +50,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     dp = sub.add_parser("deployment", help="the deployment file verifiers pin as their trust root")
     dpsub = dp.add_subparsers(dest="deployment_command", metavar="ACTION")
     de = dpsub.add_parser("export", help="write the deployment file from the chain (by proof) and print its SHA-256")
-    de.add_argument("--rpc", required=True, help="Ethereum JSON-RPC URL")
-    de.add_argument("--contract", required=True, help="the EdgeLedgerAnchor address (0x...)")
+    de.add_argument("--rpc", required=True, type=rpc_url, help="Ethereum JSON-RPC URL")
+    de.add_argument("--contract", required=True, type=address, help="the EdgeLedgerAnchor address (0x...)")
     de.add_argument("--block", type=int,
                     help="as of this block (default: the latest); the same block gives the same file")
     de.add_argument("-o", "--out", required=True)
@@ -60,10 +61,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     for action, text in (("authorize", "the contract owner lets a gateway anchor and manage keys for a site"),
                          ("deauthorize", "the contract owner ends a gateway's authorization for a site")):
         da = dpsub.add_parser(action, help=text)
-        da.add_argument("--rpc", required=True)
-        da.add_argument("--contract", required=True)
-        da.add_argument("--site", required=True)
-        da.add_argument("--gateway", required=True, help="the gateway's account address (0x...)")
+        da.add_argument("--rpc", required=True, type=rpc_url)
+        da.add_argument("--contract", required=True, type=address)
+        da.add_argument("--site", required=True, type=site_id)
+        da.add_argument("--gateway", required=True, type=address, help="the gateway's account address (0x...)")
         da.add_argument("--keystore", help="the owner's encrypted key (edgeledger gateway keygen)")
         da.add_argument("--passphrase-file")
         da.add_argument("--passphrase-env")

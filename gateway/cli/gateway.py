@@ -1,13 +1,13 @@
 """``edgeledger gateway ...``: run the site gateway, report its state, make its ledger account key.
 
-    edgeledger gateway run    --config gateway.toml [--duration S] [--workers N]
-    edgeledger gateway status --config gateway.toml [--json]
+    edgeledger gateway run    [--config gateway.toml] [--duration S] [--workers N]
+    edgeledger gateway status [--config gateway.toml] [--json]
     edgeledger gateway keygen --out FILE (--passphrase-file F | --passphrase-env VAR)
 """
 import argparse
 import json
 
-from edgeledger.gateway.cli.common import open_store
+from edgeledger.gateway.cli.common import add_config, open_store
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -52,13 +52,13 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     gw = sub.add_parser("gateway", help="run or inspect the site gateway")
     gsub = gw.add_subparsers(dest="gateway_command", metavar="ACTION")
     gr = gsub.add_parser("run", help="ingest, store, acknowledge, batch and anchor")
-    gr.add_argument("--config", required=True, help="gateway.toml")
+    add_config(gr)
     gr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     gr.add_argument("--workers", type=int, default=None,
                     help="ingest worker processes, each owning a hash share of the devices (ingest/runner.py)")
     gr.set_defaults(func=_run)
     gs = gsub.add_parser("status", help="counters, quarantine, batches, anchoring, chain gaps and recent events")
-    gs.add_argument("--config", required=True)
+    add_config(gs)
     gs.add_argument("--json", action="store_true",
                     help="one JSON object: counters, quarantine, batches, backlog, devices, gaps, events, CRL")
     gs.set_defaults(func=_status)

@@ -1,10 +1,10 @@
 """``edgeledger proof`` (write a reading's proof bundle) and ``edgeledger verify`` (check one,
 offline or as a light client against trust roots the verifier brings)."""
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
-from edgeledger.gateway.cli.common import open_store
+from edgeledger.gateway.cli.common import add_config, address, device_id, open_store, rpc_url
+from edgeledger.gateway.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where used: `edgeledger --help` stays fast
     from edgeledger.gateway.proofs.verifier import TrustRoot
@@ -25,8 +25,8 @@ def _proof(args: argparse.Namespace) -> int:
         try:
             meta = st.ledger_meta()
             if not meta and time.monotonic() >= deadline:
-                print("edgeledger: this store has never anchored a batch (no [ledger] configured?)", file=sys.stderr)
-                return 2
+                raise ConfigError("%s: this store has never anchored a batch (is [ledger] backend \"none\"?)"
+                                  % args.config)
             if meta:
                 b = proofs.bundle_for(st, args.device, args.seq, int(meta["chain_id"]), meta["contract"])
                 break
@@ -179,9 +179,10 @@ def verified_report(args: argparse.Namespace) -> tuple[int, dict[str, Any] | Non
 def add_verify_args(ve: argparse.ArgumentParser) -> None:
     """The bundle and trust-root arguments of ``verify`` (``decrypt`` takes the same)."""
     ve.add_argument("bundle")
-    ve.add_argument("--rpc", help="Ethereum JSON-RPC URL: prove anchor, gateway and key from a state root")
+    ve.add_argument("--rpc", type=rpc_url,
+                    help="Ethereum JSON-RPC URL: prove anchor, gateway and key from a state root")
     ve.add_argument("--chain-id", type=int, help="trusted chain id")
-    ve.add_argument("--contract", help="trusted EdgeLedgerAnchor address (0x...)")
+    ve.add_argument("--contract", type=address, help="trusted EdgeLedgerAnchor address (0x...)")
     ve.add_argument("--deployment", metavar="FILE", help="trusted deployment file (`edgeledger deployment export`)")
     ve.add_argument("--deployment-sha256", metavar="HEX", help="the deployment file's SHA-256, as published")
     ve.add_argument("--tree-hash", choices=("sha256", "sm3"),
@@ -195,10 +196,10 @@ def add_verify_args(ve: argparse.ArgumentParser) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``proof`` and ``verify``."""
     pr = sub.add_parser("proof", help="write the proof bundle of one stored reading")
-    pr.add_argument("device")
+    pr.add_argument("device", type=device_id)
     pr.add_argument("seq", type=int)
     pr.add_argument("-o", "--out", required=True)
-    pr.add_argument("--config", default="gateway.toml", help="gateway.toml (default: ./gateway.toml)")
+    add_config(pr)
     pr.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="wait up to this long for the reading to be stored and anchored (default: not at all)")
     pr.set_defaults(func=_proof)

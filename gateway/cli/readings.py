@@ -5,7 +5,7 @@ import argparse
 import datetime
 import sys
 
-from edgeledger.gateway.cli.common import open_store
+from edgeledger.gateway.cli.common import add_config, device_id, open_store
 from edgeledger.gateway.errors import ConfigError
 
 # Messages read per command at most unless --limit says otherwise: a day of one reading per
@@ -64,8 +64,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="gateway.toml", help="gateway.toml (default: ./gateway.toml)")
-    p.add_argument("--device", help="one device (default: every device)")
+    add_config(p)
+    p.add_argument("--device", type=device_id, help="one device (default: every device)")
     p.add_argument("--since", help="from this time (ISO 8601 or epoch seconds; default: the first)")
     p.add_argument("--until", help="up to this time (default: the last)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="messages at most (default %d)" % DEFAULT_LIMIT)

@@ -169,9 +169,9 @@ def crl_status(cfg: GatewayConfig, now: datetime.datetime | None = None) -> List
                                                          days)]
     if days <= 0:
         lines.append("ERROR: the broker CRL has expired: every device certificate is refused. Run "
-                     "`edgeledger broker renew-crl --site %s` and reload the broker" % broker.dir)
+                     "`edgeledger broker renew-crl --dir %s` and reload the broker" % broker.dir)
     elif days < CRL_WARN_DAYS:
         lines.append("WARNING: the broker CRL expires in %.0f days; when it does every device certificate is "
-                     "refused. Run `edgeledger broker renew-crl --site %s` (monthly) and reload the broker"
+                     "refused. Run `edgeledger broker renew-crl --dir %s` (monthly) and reload the broker"
                      % (days, broker.dir))
     return lines

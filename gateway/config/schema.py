@@ -8,12 +8,15 @@ default, and its metadata says more:
 * ``secret``: a file others must not read (the gateway refuses to start otherwise);
 * ``choices``: the values allowed;
 * ``minimum``: the smallest value allowed;
-* ``legacy``: an older spelling, still read (the documentation shows the new one).
+* ``legacy``: an older spelling, still read (the documentation shows the new one);
+* ``required``: the key must be given (its section too);
+* ``pattern``: (regular expression the whole value must match, what it looks like).
 
 ``config.resolve`` reads a parsed file through this schema: a value of the wrong type, out
 of its choices or below its minimum is a ConfigError naming the key, what was expected and
-what was found. Keys the schema does not know are ignored. docs/operators.md shows every
-key (tests/gateway/config/test_schema.py keeps the two in step).
+what was found; so is a key or a section the schema does not know (with the nearest known
+name). docs/configuration.md shows every key (tests/gateway/config/test_schema.py keeps the
+two in step).
 
 The defaults, and where each number comes from, are the module constants below; the rest
 of the gateway takes them from here.
@@ -54,6 +57,10 @@ MAX_BATCH_SIZE = 1 << 20
 # -- [ledger] -------------------------------------------------------------------------------
 
 LEDGER_BACKENDS = ("embedded", "jsonrpc", "none")
+# An Ethereum address as JSON-RPC writes it: 20 bytes in hex (checksum case or not).
+ADDRESS = (r"0x[0-9a-fA-F]{40}", "an address: 0x and 40 hex digits (0x5FbDB2315678afecb367f032d93F642f64180aa3)")
+JSONRPC_URL = (r"https?://[^\s/]+(/\S*)?", "an http:// or https:// URL of a JSON-RPC node "
+                                                   "(http://127.0.0.1:8545)")
 # Blocks before a batch counts as anchored (the mined block counts 1): proofs from then on.
 DEFAULT_CONFIRMATIONS = 2
 # Finality depth on a JSON-RPC chain: Ethereum proof of stake finalizes a block after two
@@ -131,9 +138,11 @@ class BatchConfig:
 class LedgerConfig:
     """``[ledger]``: where batches are anchored (anchor/connect.py opens it)."""
 
-    backend: str = field(default="embedded", metadata=_meta("embedded, jsonrpc or none", choices=LEDGER_BACKENDS))
-    url: Optional[str] = field(default=None, metadata=_meta("the node's JSON-RPC URL (jsonrpc)"))
-    contract: Optional[str] = field(default=None, metadata=_meta("the deployed EdgeLedgerAnchor (jsonrpc)"))
+    backend: str = field(default="embedded", metadata=_meta("embedded, jsonrpc or none", choices=LEDGER_BACKENDS,
+                                                             required=True))
+    url: Optional[str] = field(default=None, metadata=_meta("the node's JSON-RPC URL (jsonrpc)", pattern=JSONRPC_URL))
+    contract: Optional[str] = field(default=None, metadata=_meta("the deployed EdgeLedgerAnchor (jsonrpc)",
+                                                                 pattern=ADDRESS))
     deploy: bool = field(default=False, metadata=_meta(
         "no longer deploys: the gateway refuses to start without contract (`edgeledger site init` deploys)"))
     keystore_file: Optional[str] = field(default=None,

@@ -1,6 +1,6 @@
 """Mosquitto configuration for one site: TLS only, per-device ACLs, no anonymous clients.
 
-``edgeledger broker config --site DIR`` writes into DIR::
+``edgeledger broker config --dir DIR`` writes into DIR::
 
     broker.json          what was generated (site, ports, auth, names, gateway user, run_as,
                          max_message_bytes): ``device provision`` reads it to issue matching
@@ -292,7 +292,7 @@ class BrokerSite:
             with open(path) as f:
                 meta = json.load(f)
         except (OSError, ValueError) as e:
-            raise BrokerConfigError("cannot read %s (run `edgeledger broker config --site %s` first): %s"
+            raise BrokerConfigError("cannot read %s (run `edgeledger broker config --dir %s` first): %s"
                                     % (path, directory, e)) from e
         return cls(directory, meta)
 

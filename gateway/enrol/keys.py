@@ -151,8 +151,13 @@ def parse_key_file(text: str) -> DeviceKey:
 
 def load_key_file(path: str) -> DeviceKey:
     """The DeviceKey in the key file at ``path``. Raises OSError, DeviceKeyError."""
-    with open(path) as f:
-        return parse_key_file(f.read(key_file.KEY_FILE_MAX + 1))
+    try:
+        with open(path) as f:
+            text = f.read(key_file.KEY_FILE_MAX + 1)
+    except UnicodeDecodeError as e:
+        raise DeviceKeyError("%s: not a key file (expected text from `edgeledger device keygen`): %s"
+                             % (path, e)) from e
+    return parse_key_file(text)
 
 
 def create_key_file(path: str, key: DeviceKey) -> None:

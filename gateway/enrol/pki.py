@@ -196,7 +196,7 @@ class SitePKI:
     def ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """(certificate, private key) of the site CA. Raises PkiError if absent."""
         if not self.exists():
-            raise PkiError("no site CA in %s: run `edgeledger broker config --site %s` first"
+            raise PkiError("no site CA in %s: run `edgeledger broker config --dir %s` first"
                            % (self.dir, self.dir))
         return _load_cert(self.ca_path), _load_key(self.ca_key_path)
 

@@ -48,10 +48,48 @@ def test_the_board_profiles_outbox_comes_between_config_and_default():
     assert cfg["outbox"]["segment_bytes"] == config.OUTBOX_KEYS["segment_bytes"][2]  # then the default
 
 
-def test_keys_beyond_the_table_are_kept_and_easy_to_name():
-    cfg = config.agent_settings(dict(MINIMAL, colour="blue"), False, "test")
-    assert cfg["colour"] == "blue"
-    assert [k for k in cfg if k not in config.AGENT_KEYS] == ["colour"]
+@pytest.mark.parametrize("extra, message", [
+    ({"windw": 32}, "agent config x.toml: unknown key 'windw'; did you mean 'window'\\?"),
+    ({"colour": "blue"}, "agent config x.toml: unknown key 'colour'$"),
+    ({"outbox": {"max_byte": 1}}, r"x.toml \[outbox\]: unknown key 'max_byte'; did you mean 'max_bytes'\?"),
+    ({"broker": "mqtts://gw", "tls": {"cafile": "ca.pem"}}, r"\[tls\]: unknown key 'cafile'; did you mean 'ca_file'\?"),
+    ({"wifi": {"ssid": "ot", "pasword": "x"}}, r"\[wifi\]: unknown key 'pasword'; did you mean 'password'\?"),
+    ({"sources": [{"type": "simulated", "interval": 5}]},
+     r"\[\[sources\]\] 1 \(simulated\): unknown key 'interval'; did you mean 'interval_s'\?"),
+    ({"sources": [{"type": "simulated"}, {"type": "dsmr", "port": "/dev/ttyUSB0", "baudrate": 115200}]},
+     r"\[\[sources\]\] 2 \(dsmr\): unknown key 'baudrate'; did you mean 'baud'\?"),
+    ({"sources": [{"type": "modbus", "port": "/dev/ttyUSB0", "devices": [{"unit": 1, "mapp": "sdm630"}]}]},
+     r"\(modbus\) devices\[0\]: unknown key 'mapp'; did you mean 'map'\?"),
+    ({"sources": [{"type": "modbus", "port": "/dev/ttyUSB0", "baud": "fast", "devices": []}]},
+     r"\(modbus\): 'baud' must be of type int, found 'fast'"),
+    ({"sources": [{"type": "dsmr"}]}, r"\[\[sources\]\] 1 \(dsmr\): missing 'port' \(the serial device"),
+    ({"sources": [{"type": "p1"}]}, r"\[\[sources\]\] 1: type must be one of dsmr, iec62056, modbus, simulated"),
+])
+def test_an_unknown_or_missing_key_is_refused_by_name_with_the_nearest_known_one(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        config.agent_settings(dict(MINIMAL, **extra), False, "agent config x.toml")
+
+
+def test_a_source_on_a_board_bus_needs_no_port():
+    cfg = config.agent_settings(dict(MINIMAL, sources=[{"type": "dsmr", "bus": "p1", "version": 5}]), True, "t")
+    assert cfg["sources"] == [{"type": "dsmr", "bus": "p1", "version": 5}]
+
+
+@pytest.mark.parametrize("tls", [{"ca_file": "ca.pem"}, {"cert_file": "d.pem", "key_file": "d.key"}])
+def test_tls_files_with_a_plain_mqtt_broker_url_are_refused_with_a_hint_to_write_mqtts(tls):
+    with pytest.raises(ConfigError, match=r"broker 'mqtt://gw:8883' is plain MQTT but \[tls\] is set: "
+                                          r"write mqtts://gw:8883"):
+        config.agent_settings(dict(MINIMAL, broker="mqtt://gw:8883", tls=tls), True, "device config config.json")
+    assert config.agent_settings(dict(MINIMAL, broker="mqtts://gw:8883", tls=tls), True, "t")["tls"] == tls
+
+
+def test_nearest_is_difflib_like_and_runs_without_difflib():
+    import difflib
+
+    known = list(config.AGENT_KEYS)
+    for typo in ("windw", "pack_sise", "resend_after", "brokr", "state-dir", "keepalive_s"):
+        assert config.nearest(typo, known) == difflib.get_close_matches(typo, known, n=1)[0]
+    assert config.nearest("colour", known) is None
 
 
 def test_the_broker_url_errors_become_config_errors():

@@ -53,7 +53,7 @@ def site(tmp_path_factory):
 @pytest.fixture
 def config(site, tmp_path):
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text('store = "%s"\n' % site["path"])
+    cfg.write_text('store = "%s"\n[ledger]\nbackend = "none"\n' % site["path"])
     return str(cfg)
 
 

@@ -38,7 +38,7 @@ def _mode(path):
 def test_broker_config_provision_and_ingest_over_tls(reachable_dir, tmp_path, run_cli, auth):
     port, gw_port = free_ports(2)
     bdir = os.path.join(reachable_dir, "plant-a")
-    code, out, err = run_cli("broker", "config", "--site", bdir, "--port", port, "--bind", "127.0.0.1",
+    code, out, err = run_cli("broker", "config", "--dir", bdir, "--port", port, "--bind", "127.0.0.1",
                              "--auth", auth, "--gateway-port", gw_port)
     assert code == 0, err
     with open(os.path.join(bdir, "gateway-mqtt.toml")) as f:
@@ -103,20 +103,20 @@ def test_broker_config_provision_and_ingest_over_tls(reachable_dir, tmp_path, ru
 
 def test_broker_config_refuses_a_directory_the_broker_user_cannot_enter(tmp_path, run_cli):
     os.chmod(tmp_path, 0o700)
-    code, out, err = run_cli("broker", "config", "--site", tmp_path / "plant-a", "--port", free_port())
+    code, out, err = run_cli("broker", "config", "--dir", tmp_path / "plant-a", "--port", free_port())
     if os.geteuid() == 0:  # only root's broker changes user (to mosquitto, who cannot enter tmp_path)
         assert code == 2
         assert "cannot enter" in err and "--run-as root" in err
     else:
         assert code == 0, err
-    code, out, err = run_cli("broker", "config", "--site", tmp_path / "plant-a", "--port", free_port(),
+    code, out, err = run_cli("broker", "config", "--dir", tmp_path / "plant-a", "--port", free_port(),
                              "--run-as", "root")
     assert code == 0, err
 
 
 def test_provision_refuses_wrong_site_and_the_gateway_name(reachable_dir, tmp_path, run_cli):
     bdir = os.path.join(reachable_dir, "plant-a")
-    assert run_cli("broker", "config", "--site", bdir, "--port", free_port())[0] == 0
+    assert run_cli("broker", "config", "--dir", bdir, "--port", free_port())[0] == 0
     gw_cfg = tmp_path / "gateway.toml"
     gw_cfg.write_text('store = "gateway.db"\n[ledger]\nbackend = "none"\n')
     base = ["device", "provision", "--config", gw_cfg, "--broker-dir", bdir]

@@ -95,7 +95,7 @@ def _gateway_run(config):
 def test_gateway_refuses_to_start_with_a_world_readable_key_file(tmp_path):
     key = _private(tmp_path / "gateway.key", "-----BEGIN PRIVATE KEY-----\n")
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text('store = "gw.db"\nbroker = "mqtt://127.0.0.1:9"\n[ledger]\nbackend = "none"\n'
+    cfg.write_text('store = "gw.db"\nbroker = "mqtts://127.0.0.1:9"\n[ledger]\nbackend = "none"\n'
                    '[mqtt]\nkey_file = "gateway.key"\n')
     os.chmod(key, 0o644)
     r = _gateway_run(cfg)

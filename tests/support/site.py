@@ -34,9 +34,14 @@ class Site:
         self.gateway_starts = 0
         self.agents = {}
         self.gateway_config = os.path.join(self.root, "gateway.toml")
+        self._gateway_toml = 'gateway_id = "gw-test"\nstore = "%s"\nbroker = "%s"\n%s\n' % (
+            self.store_path, broker_url, gateway_extra)
+        # gateway.toml must name its ledger: the in-process chain unless the test chose one
+        self._write_gateway_toml("" if "[ledger]" in gateway_extra else '[ledger]\nbackend = "embedded"\n')
+
+    def _write_gateway_toml(self, ledger_section):
         with open(self.gateway_config, "w") as f:
-            f.write('gateway_id = "gw-test"\nstore = "%s"\nbroker = "%s"\n%s\n'
-                    % (self.store_path, broker_url, gateway_extra))
+            f.write(self._gateway_toml + ledger_section)
 
     def use_ledger(self, url, contract, gateway_key, confirmations=2, max_size=200, max_age_s=1.0, finality=None):
         """Point the gateway at a JSON-RPC ledger (key file written 0600)."""
@@ -44,11 +49,10 @@ class Site:
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(gateway_key)
-        with open(self.gateway_config, "a") as f:
-            f.write('\n[ledger]\nbackend = "jsonrpc"\nurl = "%s"\ncontract = "%s"\nkey_file = "gateway.ethkey"\n'
-                    'confirmations = %d\n%s\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
-                    % (url, contract, confirmations, "finality = %d\n" % finality if finality else "",
-                       max_size, max_age_s))
+        self._write_gateway_toml(
+            '\n[ledger]\nbackend = "jsonrpc"\nurl = "%s"\ncontract = "%s"\nkey_file = "gateway.ethkey"\n'
+            'confirmations = %d\n%s\n[batch]\nmax_size = %d\nmax_age_s = %r\n'
+            % (url, contract, confirmations, "finality = %d\n" % finality if finality else "", max_size, max_age_s))
 
     def register_on_chain(self, ledger, name):
         """Register ``name``'s key on chain (``ledger`` signs: the owner or a gateway of the site)

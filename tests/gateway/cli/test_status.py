@@ -34,7 +34,7 @@ def site(tmp_path):
     pipe.commit()
     st.close()
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text('store = "%s"\n' % path)
+    cfg.write_text('store = "%s"\n[ledger]\nbackend = "none"\n' % path)
     return str(cfg)
 
 

@@ -1,9 +1,6 @@
-"""gateway.toml through its one schema (gateway/config/schema.py), and docs/operators.md in
-step with it."""
-import dataclasses
-import os
+"""gateway.toml through its one schema (gateway/config/schema.py): defaults, values checked,
+unknown keys and sections refused (test_reference_doc.py keeps docs/configuration.md in step)."""
 import re
-import tomllib
 
 import pytest
 
@@ -11,42 +8,9 @@ from edgeledger.gateway import config
 from edgeledger.gateway.config import schema
 from edgeledger.gateway.errors import ConfigError
 
-DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "operators.md")
-
-
-def _documented_block():
-    with open(DOCS) as f:
-        text = f.read()
-    m = re.search(r"### gateway\.toml\s+```toml\n(.*?)```", text, re.S)
-    assert m, "docs/operators.md has no ```toml block under '### gateway.toml'"
-    return tomllib.loads(m.group(1))
-
-
-def _schema_keys():
-    keys = set()
-    for f in dataclasses.fields(schema.GatewayConfig):
-        if f.name in schema.SECTIONS:
-            keys |= set("%s.%s" % (f.name, g.name) for g in dataclasses.fields(schema.SECTIONS[f.name]))
-        elif not f.metadata.get("legacy"):
-            keys.add(f.name)
-    return keys
-
-
-def _keys(parsed):
-    keys = set()
-    for k, v in parsed.items():
-        keys |= set("%s.%s" % (k, kk) for kk in v) if isinstance(v, dict) else {k}
-    return keys
-
-
-def test_operators_doc_shows_every_key_and_only_keys_the_gateway_reads():
-    block = _documented_block()
-    assert _keys(block) == _schema_keys()
-    config.resolve(block, "/etc/edgeledger")  # and every value it shows is valid
-
 
 def test_defaults_come_from_the_schema(tmp_path):
-    cfg = config.resolve({}, str(tmp_path))
+    cfg = config.resolve({"ledger": {"backend": "embedded"}}, str(tmp_path))
     assert cfg.store == str(tmp_path / "var" / "gateway.db")
     assert (cfg.sites, cfg.max_message_bytes, cfg.clock_skew_s) == (["+"], schema.DEFAULT_MAX_MESSAGE_BYTES,
                                                                      schema.DEFAULT_CLOCK_SKEW_S)
@@ -59,7 +23,8 @@ def test_defaults_come_from_the_schema(tmp_path):
 
 def test_relative_files_are_relative_to_the_config_file(tmp_path):
     path = tmp_path / "gateway.toml"
-    path.write_text('store = "gw.db"\n[mqtt]\nca_file = "pki/ca.pem"\n[ledger]\nkey_file = "/abs/key"\n')
+    path.write_text('store = "gw.db"\nbroker = "mqtts://gw.local"\n[mqtt]\nca_file = "pki/ca.pem"\n'
+                    '[ledger]\nbackend = "jsonrpc"\nkey_file = "/abs/key"\n')
     cfg = config.load(str(path))
     assert (cfg.store, cfg.mqtt.ca_file, cfg.ledger.key_file) == (
         str(tmp_path / "gw.db"), str(tmp_path / "pki" / "ca.pem"), "/abs/key")
@@ -79,12 +44,66 @@ def test_relative_files_are_relative_to_the_config_file(tmp_path):
 ])
 def test_a_bad_value_is_a_config_error_naming_key_expected_and_found(parsed, message):
     with pytest.raises(ConfigError, match=message):
-        config.resolve(parsed, "/")
+        config.resolve(dict(parsed, ledger=dict({"backend": "none"}, **parsed.get("ledger", {}))), "/")
+
+
+NONE = {"ledger": {"backend": "none"}}
+
+
+@pytest.mark.parametrize("parsed, message", [
+    ({"ledgr": {"backend": "none"}}, r"unknown section \[ledgr\]; did you mean \[ledger\]\?"),
+    ({"batch": {"max_age": 5}}, r"unknown key 'max_age' in \[batch\]; did you mean max_age_s\?"),
+    ({"ledger": {"backend": "jsonrpc", "confirmation": 3}},
+     r"unknown key 'confirmation' in \[ledger\]; did you mean confirmations\?"),
+    ({"max_age": 5}, r"unknown key 'max_age'; did you mean \[batch\] max_age_s\?"),
+    ({"confirmations": 5}, r"unknown top-level key 'confirmations': it belongs in \[ledger\]"),
+    ({"ledger": {"backend": "none", "sites": ["a"]}}, r"'sites' is a top-level key, found in \[ledger\]"),
+    ({"colour": "blue"}, r"unknown key 'colour'$"),
+])
+def test_an_unknown_key_or_section_is_refused_naming_the_nearest_known_one(parsed, message):
+    with pytest.raises(ConfigError, match=message):
+        config.resolve(dict(NONE, **parsed), "/")
+
+
+def test_a_config_without_a_ledger_never_falls_back_to_the_embedded_chain(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text('store = "gw.db"\n[ledgr]\nbackend = "jsonrpc"\n')
+    with pytest.raises(ConfigError, match=re.escape("%s: unknown section [ledgr]; did you mean [ledger]?" % path)):
+        config.load(str(path))
+    path.write_text('store = "gw.db"\n')
+    with pytest.raises(ConfigError, match=re.escape(str(path)) + r": no \[ledger\] section.*backend = \"embedded\""):
+        config.load(str(path))
+    with pytest.raises(ConfigError, match=r"\[ledger\] needs backend"):
+        config.resolve({"ledger": {"url": "http://127.0.0.1:8545"}}, "/")
+    assert config.resolve({"ledger": {"backend": "embedded"}}, "/").ledger.backend == "embedded"
+
+
+@pytest.mark.parametrize("ledger, message", [
+    ({"contract": "0x..."}, r"\[ledger\] contract: expected an address: 0x and 40 hex digits .*found '0x\.\.\.'"),
+    ({"contract": "0x" + "ab" * 19}, "contract: expected an address"),
+    ({"url": "127.0.0.1:8545"}, r"\[ledger\] url: expected an http:// or https:// URL"),
+])
+def test_a_placeholder_or_malformed_ledger_value_is_one_clear_line(ledger, message):
+    with pytest.raises(ConfigError, match=message):
+        config.resolve({"ledger": dict(backend="jsonrpc", **ledger)}, "/")
+    good = config.resolve({"ledger": {"backend": "jsonrpc", "url": "http://node:8545",
+                                      "contract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}, "/")
+    assert good.ledger.contract == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+@pytest.mark.parametrize("key", ["ca_file", "cert_file"])
+def test_tls_files_with_a_plain_mqtt_url_are_refused_with_a_hint_to_write_mqtts(key):
+    with pytest.raises(ConfigError, match=r"broker 'mqtt://gw:8884' is plain MQTT but \[mqtt\] names %s: "
+                                          r"write mqtts://gw:8884" % key):
+        config.resolve(dict(NONE, broker="mqtt://gw:8884", mqtt={key: "x.pem"}), "/")
+    assert config.resolve(dict(NONE, broker="mqtts://gw:8884", mqtt={key: "x.pem"}), "/").broker.startswith("mqtts")
+    with pytest.raises(ConfigError, match="broker: broker URL must be mqtt://host:port"):
+        config.resolve(dict(NONE, broker="tcp://gw:1883"), "/")
 
 
 def test_load_names_the_file(tmp_path):
     path = tmp_path / "gateway.toml"
-    path.write_text("clock_skew_s = 'a week'\n")
+    path.write_text("clock_skew_s = 'a week'\n[ledger]\nbackend = 'none'\n")
     with pytest.raises(ConfigError, match=re.escape(str(path)) + ".*clock_skew_s: expected a number"):
         config.load(str(path))
     with pytest.raises(ConfigError, match="cannot read gateway config"):
@@ -92,9 +111,12 @@ def test_load_names_the_file(tmp_path):
 
 
 def test_durability_and_its_older_spelling():
-    assert config.resolve({"durability": "process_crash_only"}, "/").sqlite_synchronous == "NORMAL"
-    assert config.resolve({"synchronous": "NORMAL"}, "/").sqlite_synchronous == "NORMAL"
-    assert config.resolve({"synchronous": "NORMAL", "durability": "power_loss"}, "/").sqlite_synchronous == "FULL"
+    def resolve(parsed):
+        return config.resolve(dict(parsed, ledger={"backend": "none"}), "/")
+
+    assert resolve({"durability": "process_crash_only"}).sqlite_synchronous == "NORMAL"
+    assert resolve({"synchronous": "NORMAL"}).sqlite_synchronous == "NORMAL"
+    assert resolve({"synchronous": "NORMAL", "durability": "power_loss"}).sqlite_synchronous == "FULL"
 
 
 def test_finality_defaults_by_backend_and_never_below_confirmations():
@@ -107,8 +129,9 @@ def test_finality_defaults_by_backend_and_never_below_confirmations():
 
 
 def test_secret_files_are_the_schemas_secret_keys(tmp_path):
-    cfg = config.resolve({"mqtt": {"password_file": "p", "ca_file": "ca.pem"},
-                          "ledger": {"keystore_file": "k.json", "passphrase_file": "pp"}}, str(tmp_path))
+    cfg = config.resolve({"broker": "mqtts://gw.local", "mqtt": {"password_file": "p", "ca_file": "ca.pem"},
+                          "ledger": {"backend": "jsonrpc", "keystore_file": "k.json", "passphrase_file": "pp"}},
+                         str(tmp_path))
     assert config.secret_files(cfg) == [("mqtt.password_file", str(tmp_path / "p")),
                                         ("ledger.keystore_file", str(tmp_path / "k.json")),
                                         ("ledger.passphrase_file", str(tmp_path / "pp"))]

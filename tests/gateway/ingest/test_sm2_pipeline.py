@@ -113,7 +113,8 @@ def test_cli_makes_and_registers_an_sm2_device_key(tmp_path, capsys):
     from edgeledger.gateway import cli
 
     (tmp_path / "gateway.toml").write_text(
-        'gateway_id = "gw-t"\nstore = "gw.db"\nbroker = "mqtt://127.0.0.1:1"\nsites = ["plant-a"]\n')
+        'gateway_id = "gw-t"\nstore = "gw.db"\nbroker = "mqtt://127.0.0.1:1"\nsites = ["plant-a"]\n'
+        '[ledger]\nbackend = "none"\n')
     key = tmp_path / "m7.key"
     assert cli.main(["device", "keygen", "--device", "m7", "--alg", "SM2", "--out", str(key)]) == 0
     s = key_file.load_key_file(str(key))

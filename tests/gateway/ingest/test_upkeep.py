@@ -24,7 +24,8 @@ def upkeep(tmp_path):
     reg.revoke("noisy", at=T - 3600)
     reg.revoke("later", at=T + 100)      # takes effect in the future
     cfg = config.resolve({"broker": "mqtts://localhost:1", "client_id": "el-gw-t", "store": "gw.db",
-                          "upkeep": {"cut_every_s": 2.0, "cut_window_s": 600.0}}, str(tmp_path))
+                          "upkeep": {"cut_every_s": 2.0, "cut_window_s": 600.0},
+                          "ledger": {"backend": "none"}}, str(tmp_path))
     u = BrokerUpkeep(cfg, store=st)
     cuts = []
     u.cut = cuts.append
