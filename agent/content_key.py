@@ -137,8 +137,11 @@ def parse_content_key(text):
 
 def load_content_key(path):
     """ContentKey from a content key file. Raises OSError, KeyFileError."""
-    with open(path) as f:
-        text = f.read(KEY_FILE_MAX + 1)
+    try:
+        with open(path) as f:
+            text = f.read(KEY_FILE_MAX + 1)
+    except UnicodeError:
+        raise KeyFileError("%s: not a content key file (not UTF-8 text)" % path)
     try:
         return parse_content_key(text)
     except KeyFileError as e:

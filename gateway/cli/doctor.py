@@ -1,10 +1,10 @@
-"""``edgeledger doctor --config gateway.toml``: one OK/FAIL line per check (gateway/doctor/).
+"""``edgeledger doctor [--config gateway.toml]``: one OK/FAIL line per check (gateway/doctor/).
 
 Exit codes: 0 every check passed, 1 at least one failed, 2 the configuration cannot be read.
 """
 import argparse
 
-from edgeledger.gateway.cli.common import site_broker
+from edgeledger.gateway.cli.common import add_config, site_broker
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -24,7 +24,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``doctor``."""
     dr = sub.add_parser("doctor", help="check broker, TLS names, chain, contract, funds, certificates, disk, clock")
-    dr.add_argument("--config", required=True, help="gateway.toml")
+    add_config(dr)
     dr.add_argument("--min-batches", type=int, default=100,
                     help="anchor batches the ledger account must pay for at current fees (default 100)")
     dr.add_argument("--max-skew", type=float, default=300.0,

@@ -6,7 +6,8 @@ with one clear line and a non-zero exit code.
 
 Bad values are chosen by the option's name (``BAD``); every other required option gets a
 plausible value (``GOOD``) so that the bad one is what the command trips on. ``verify``
-reports its verdicts as one line on stdout (``FAIL``/``ERROR``, its documented format)."""
+and ``decrypt`` report their verdicts as one line on stdout (``FAIL``/``ERROR``, their
+documented format); ``doctor`` reports one OK/FAIL line per check on stdout."""
 import argparse
 import os
 import re
@@ -168,9 +169,12 @@ def _one_line_error(code, out, err, command):
         return False
     if lines and lines[0].startswith("usage:"):
         return re.match(r"edgeledger[\w -]*: error: ", lines[-1]) is not None
-    if command == "verify":
+    if command in ("verify", "decrypt"):
         found = out.strip().splitlines()
         return code in (1, 2, 3) and len(found) == 1 and re.match(r"(FAIL|ERROR) ", found[0]) and not err
+    if command == "doctor" and not lines:  # its report: one OK/FAIL line per check, exit 1 on a FAIL
+        found = out.strip().splitlines()
+        return code == 1 and all(re.match(r"(OK|FAIL) +\w+ ", f) for f in found[:-1]) and "FAIL " in out
     return bool(lines) and lines[-1].startswith("edgeledger: error: ")
 
 
