@@ -63,7 +63,8 @@ def test_the_board_profiles_outbox_comes_between_config_and_default():
     ({"sources": [{"type": "modbus", "port": "/dev/ttyUSB0", "baud": "fast", "devices": []}]},
      r"\(modbus\): 'baud' must be of type int, found 'fast'"),
     ({"sources": [{"type": "dsmr"}]}, r"\[\[sources\]\] 1 \(dsmr\): missing 'port' \(the serial device"),
-    ({"sources": [{"type": "p1"}]}, r"\[\[sources\]\] 1: type must be one of dsmr, iec62056, modbus, modbus_tcp, simulated"),
+    ({"sources": [{"type": "p1"}]},
+     r"\[\[sources\]\] 1: type must be one of dsmr, iec62056, modbus, modbus_tcp, simulated"),
 ])
 def test_an_unknown_or_missing_key_is_refused_by_name_with_the_nearest_known_one(extra, message):
     with pytest.raises(ConfigError, match=message):
