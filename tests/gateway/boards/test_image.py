@@ -300,3 +300,11 @@ def test_board_image_flattens_the_pure_crypto_packages():
     sm2 = board["edgeledger.agent.crypto.pure.sm2.sign"]
     assert "from edgeledger.agent.crypto import pure_ecc_curve as ecc" in sm2
     assert "from edgeledger.agent.crypto.pure_sm3 import hmac_sm3, sm3" in sm2
+
+
+def test_a_module_the_image_cannot_find_is_a_build_error(tmp_path):
+    # a name in the closure with no source (a module removed, a typo in a module-name string)
+    with pytest.raises(image.BuildError, match="found no source for edgeledger.protocols.no_such_module"):
+        image.board_sources(["edgeledger.protocols.no_such_module"])
+    with pytest.raises(image.BuildError, match="found no source"):
+        image.compile_module("edgeledger.agent.no_such_module", str(tmp_path), None)
