@@ -694,7 +694,7 @@ def _check_payload_encoding(payload: bytes, value: object) -> None:
     First with cbor2's C encoder, where its ``canonical=True`` output is provably the same as
     RFC 8949 §4.2.1 deterministic CBOR: ``check_payload_map`` has passed, so the values are
     text, bytes, integers in -2**64..2**64-1, finite floats and booleans (shortest forms in
-    both encoders, tests/cbor/test_cbor2_parity.py), and when every map key is an int in
+    both encoders, tests/protocols/cbor/test_cbor2_parity.py), and when every map key is an int in
     -24..23 every key encodes in one byte, so cbor2's length-first key order is the bytewise
     order. Equal bytes accept; anything else goes to the exact check, whose verdict stands.
     """

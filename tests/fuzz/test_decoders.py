@@ -27,10 +27,10 @@ from edgeledger.protocols.errors import CoseError, PayloadError
 from edgeledger.protocols.reading import validate as reading_validate
 from edgeledger.protocols.session import SessionMessageError
 from edgeledger.protocols.topics import TopicError
-from tests.cbor.strategies import values
 from tests.fieldbus import vectors
 from tests.fuzz import hostile
 from tests.fuzz.profiles import fuzz
+from tests.protocols.cbor.strategies import values
 from tests.support.devices import OWNER_KEY, FakeDevice, encrypted_pack
 from tests.support.mpy import run_micropython
 

@@ -8,7 +8,7 @@ time, and after junk. MQTT runs over TCP, so junk cannot be skipped the way a se
 framer resynchronises: the contract is that everything before the junk is delivered
 exactly once and in order, nothing after it is, and the read ends in a typed
 ``MqttPacketError`` (the network thread then drops the connection and connects again:
-tests/gateway/test_mqtt_client.py). Hypothesis then throws arbitrary bytes and hostile
+tests/gateway/ingest/test_mqtt_client.py). Hypothesis then throws arbitrary bytes and hostile
 PUBLISH packets at it, and holds every split of a stream to what the whole stream gives.
 """
 import struct

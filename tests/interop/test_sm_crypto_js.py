@@ -19,7 +19,7 @@ from edgeledger.gateway.registry import signatures
 from edgeledger.protocols import chain, cose
 from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.reading import validate as reading_validate
-from tests.crypto import vectors
+from tests.agent.crypto import vectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "interop", "sm_crypto_check.js")

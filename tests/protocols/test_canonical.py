@@ -20,7 +20,7 @@ from edgeledger.protocols.cose import verify as cose_verify
 from edgeledger.protocols.cose.verify import NonCanonicalMessage
 from edgeledger.protocols.errors import CoseError, DecodeError
 from edgeledger.protocols.reading import validate as reading_validate
-from tests.crypto import vectors as crypto_vectors
+from tests.agent.crypto import vectors as crypto_vectors
 from tests.protocols import wire_vectors
 from tests.protocols.canonical_cases import CASES, MALFORMED, cases_for
 from tests.support.mpy import run_micropython

@@ -1,5 +1,5 @@
 """The compiled EdgeLedgerAnchor (contracts/EdgeLedgerAnchor.json, committed and checked
-against its source by tests/ledger/test_artifact.py) and decoding the contract's reverts."""
+against its source by tests/gateway/anchor/ledger/test_artifact.py) and decoding the contract's reverts."""
 import ast
 import json
 import os

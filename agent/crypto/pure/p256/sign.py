@@ -33,7 +33,7 @@ _P = const(0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF)
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # order of G
 
 # The comb for [k]G (ecc/curve.py): entry j (1..7) = sum of [2**(86 t)]G over the bits t set in j,
-# affine (x, y): two 32-byte big-endian numbers, one a line. tests/crypto/test_p256.py
+# affine (x, y): two 32-byte big-endian numbers, one a line. tests/agent/crypto/test_p256.py
 # rebuilds it from G.
 _COMB = (
     b"\x6b\x17\xd1\xf2\xe1\x2c\x42\x47\xf8\xbc\xe6\xe5\x63\xa4\x40\xf2\x77\x03\x7d\x81\x2d\xeb\x33\xa0\xf4\xa1\x39\x45\xd8\x98\xc2\x96"

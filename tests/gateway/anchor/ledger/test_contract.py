@@ -17,7 +17,7 @@ from edgeledger.gateway.anchor.ledger import (
 from edgeledger.gateway.errors import GatewayError, LedgerError
 from edgeledger.protocols.batch import LAYOUT_LEN, BatchHeader
 from edgeledger.protocols.keywindow import key_commitment
-from tests.ledger.conftest import SITE
+from tests.gateway.anchor.ledger.conftest import SITE
 from tests.protocols import wire_vectors
 
 ZERO = bytes(32)

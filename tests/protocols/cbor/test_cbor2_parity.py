@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import CborDecodeError, Tag
-from tests.cbor.helpers import from_cbor2, key_orders_agree, same, to_cbor2
-from tests.cbor.strategies import floats, small_keys, values
+from tests.protocols.cbor.helpers import from_cbor2, key_orders_agree, same, to_cbor2
+from tests.protocols.cbor.strategies import floats, small_keys, values
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -111,7 +111,7 @@ def test_well_formedness_verdicts_match_cbor2(data):
     """Random bytes: when we call the input malformed, truncated, invalid or
     indefinite, cbor2 (strict) refuses it too; when cbor2 refuses it, so do
     we, unless cbor2's refusal comes from a tag's semantics."""
-    from tests.cbor.helpers import cbor2_strict_loads
+    from tests.protocols.cbor.helpers import cbor2_strict_loads
 
     try:
         cbor_decoder.decode(data, canonical=False)

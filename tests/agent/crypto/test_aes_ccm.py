@@ -10,8 +10,8 @@ from edgeledger.agent.crypto.errors import CcmAuthError
 from edgeledger.agent.crypto.pure import aes as pure_aes
 from edgeledger.agent.crypto.pure import ccm as aesccm
 from edgeledger.protocols.errors import SignatureError
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 KEY = bytes.fromhex(vectors.CCM_KEY)
 

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeledger.protocols import merkle
-from tests.merkle.rfc_reference import ref_mth, ref_path, ref_proof
+from tests.protocols.merkle.rfc_reference import ref_mth, ref_path, ref_proof
 
 # Distinct messages: with duplicate leaves a proof for one copy is, rightly,
 # also a proof for the other, so "wrong index fails" would not hold.

@@ -12,7 +12,7 @@ import pytest
 
 from edgeledger.protocols import merkle
 from edgeledger.protocols.errors import ProtocolError
-from tests.merkle import vectors as V
+from tests.protocols.merkle import vectors as V
 
 InclusionProofError = merkle.InclusionProofError
 ConsistencyProofError = merkle.ConsistencyProofError

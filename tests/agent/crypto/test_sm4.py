@@ -11,8 +11,8 @@ from edgeledger.agent.crypto.errors import CcmAuthError
 from edgeledger.agent.crypto.pure import ccm as aesccm
 from edgeledger.agent.crypto.pure import sm4 as pure
 from edgeledger.protocols.errors import SignatureError
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 KEY, CT1, CT1M = (bytes.fromhex(x) for x in vectors.SM4)
 C_KEY, C_NONCE, C_AAD, C_PT, C_CT, C_TAG = (bytes.fromhex(x) for x in vectors.SM4_CCM)

@@ -1,11 +1,11 @@
-"""protocols.merkle against published vectors (see tests/merkle/vectors.py for sources)."""
+"""protocols.merkle against published vectors (see tests/protocols/merkle/vectors.py for sources)."""
 import binascii
 import hashlib
 
 import pytest
 
 from edgeledger.protocols import merkle
-from tests.merkle import vectors as V
+from tests.protocols.merkle import vectors as V
 
 
 def h(hexstr):

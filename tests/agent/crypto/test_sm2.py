@@ -11,9 +11,9 @@ from edgeledger.agent.crypto.pure.ecc import curve as ecc
 from edgeledger.agent.crypto.pure.sm2 import sign as pure
 from edgeledger.agent.crypto.pure.sm2 import verify as pure_verify
 from edgeledger.agent.crypto.verify import sm2_verify
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
-from tests.crypto.sm2_reference import SM2P256V1, Curve
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
+from tests.agent.crypto.sm2_reference import SM2P256V1, Curve
 
 G = vectors.SM2_GMT
 D = bytes.fromhex(G["d"])

@@ -7,8 +7,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeledger.agent import crypto, key_file, signer
 from edgeledger.protocols.errors import CoseError, DecodeError, UnknownAlgorithmError
 from edgeledger.protocols.key_file import KeyFileError
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 ED_SEED = bytes.fromhex(vectors.ED25519[0][1])
 ED_PUB = bytes.fromhex(vectors.ED25519[0][2])

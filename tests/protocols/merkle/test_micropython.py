@@ -1,7 +1,7 @@
 """The published vectors and the RFC reference comparison, under real MicroPython.
 
-The script is the source of tests/merkle/vectors.py (data) and
-tests/merkle/rfc_reference.py (the RFC definitions) followed by the checks
+The script is the source of tests/protocols/merkle/vectors.py (data) and
+tests/protocols/merkle/rfc_reference.py (the RFC definitions) followed by the checks
 below, run by the unix port against the staged ``edgeledger.protocols``.
 """
 import os

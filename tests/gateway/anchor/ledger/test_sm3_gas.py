@@ -4,8 +4,8 @@ checks accept the documented vectors and nothing altered."""
 import pytest
 
 from edgeledger.gateway.bench import sm3gas
-from tests.crypto import vectors
-from tests.ledger.test_artifact import _compile_tool
+from tests.agent.crypto import vectors
+from tests.gateway.anchor.ledger.test_artifact import _compile_tool
 from tests.protocols import wire_vectors
 from tests.support.anvil import running_anvil
 

@@ -4,7 +4,7 @@ The scripts embed the vectors (``vectors.py``) as Python literals, print one
 ``key|value`` line per result and the CPython side compares them with the
 published values, so a failure names the vector.
 """
-from tests.crypto import vectors
+from tests.agent.crypto import vectors
 from tests.support.mpy import run_micropython
 
 _NAMES = ("SHA512", "HMAC", "ED25519", "P256_PRIVATE", "P256_PUBLIC", "P256_SHA256",

@@ -9,8 +9,8 @@ from edgeledger.agent import crypto
 from edgeledger.agent.crypto.pure.ed25519 import sign as pure
 from edgeledger.agent.crypto.pure.ed25519 import verify as pure_verify
 from edgeledger.agent.crypto.verify import ed25519_verify
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 IDS = [v[0] for v in vectors.ED25519]
 

@@ -4,8 +4,8 @@ import pytest
 
 from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
-from tests.cbor import vectors
-from tests.cbor.helpers import SAME_SRC, cbor2_strict_loads, literal, materialize, same
+from tests.protocols.cbor import vectors
+from tests.protocols.cbor.helpers import SAME_SRC, cbor2_strict_loads, literal, materialize, same
 from tests.support.mpy import run_micropython
 
 APPENDIX_A = [(h, materialize(v)) for h, v in vectors.APPENDIX_A]

@@ -7,8 +7,8 @@ from edgeledger.agent import crypto
 from edgeledger.agent.crypto.mac import hmac_sha256, hmac_sha512
 from edgeledger.agent.crypto.pure import hmac as pure_hmac
 from edgeledger.agent.crypto.pure import sha512 as pure_sha512
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 
 @pytest.mark.parametrize("msg,digest", vectors.SHA512)

@@ -1,11 +1,11 @@
-"""protocols.merkle against RFC 9162 §2.1 transcribed literally (tests/merkle/rfc_reference.py).
+"""protocols.merkle against RFC 9162 §2.1 transcribed literally (tests/protocols/merkle/rfc_reference.py).
 
 Every tree size 1..64, every leaf index and every consistency pair.
 """
 import pytest
 
 from edgeledger.protocols import merkle
-from tests.merkle.rfc_reference import ref_mth, ref_path, ref_proof
+from tests.protocols.merkle.rfc_reference import ref_mth, ref_path, ref_proof
 
 MAX_SIZE = 64
 DATA = [b"reading %d" % i for i in range(MAX_SIZE)]

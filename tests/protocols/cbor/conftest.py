@@ -2,7 +2,7 @@
 vectors as tables), strategies.py (Hypothesis) and helpers.py."""
 import pytest
 
-from tests.cbor.helpers import cbor2_strict_loads
+from tests.protocols.cbor.helpers import cbor2_strict_loads
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from edgeledger.agent.crypto.pure.p256 import sign as pure
 from edgeledger.agent.crypto.pure.p256 import verify as pure_verify
 from edgeledger.agent.crypto.verify import es256_verify
 from edgeledger.protocols.cose import verify as cose_verify
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 D = bytes.fromhex(vectors.P256_PRIVATE)
 PUB = bytes.fromhex(vectors.P256_PUBLIC)

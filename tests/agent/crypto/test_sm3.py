@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives import hashes, hmac
 from edgeledger.agent import crypto
 from edgeledger.agent.crypto.mac import hmac_sm3
 from edgeledger.agent.crypto.pure import sm3 as pure
-from tests.crypto import vectors
-from tests.crypto.helpers import run_lines
+from tests.agent.crypto import vectors
+from tests.agent.crypto.helpers import run_lines
 
 
 def _openssl_sm3(data):

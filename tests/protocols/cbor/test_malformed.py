@@ -8,9 +8,9 @@ from edgeledger.protocols import cbor
 from edgeledger.protocols.cbor import decoder as cbor_decoder
 from edgeledger.protocols.cbor.decoder import CborDecodeError
 from edgeledger.protocols.errors import DecodeError, EncodeError, ProtocolError
-from tests.cbor import vectors
-from tests.cbor.helpers import cbor2_strict_loads
-from tests.cbor.strategies import values
+from tests.protocols.cbor import vectors
+from tests.protocols.cbor.helpers import cbor2_strict_loads
+from tests.protocols.cbor.strategies import values
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,8 +5,8 @@ import binascii
 import pytest
 
 from edgeledger.protocols import merkle
-from tests.merkle import rfc_reference as ref
-from tests.merkle import vectors as V
+from tests.protocols.merkle import rfc_reference as ref
+from tests.protocols.merkle import vectors as V
 
 LEAVES = [merkle.leaf_hash(binascii.unhexlify(x)) for x in V.LEAF_INPUTS_HEX]
 
