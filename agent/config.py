@@ -115,8 +115,9 @@ SOURCE_KEYS = {
                    "connect_timeout_s": float, "inter_request_delay_s": float},
 }
 COMMON_SOURCE_KEYS = {"type": str, "name": str, "interval_s": float}
-# The keys of one device on a Modbus line (``[[sources.devices]]``).
-MODBUS_DEVICE_KEYS = {"unit": int, "map": str, "prefix": str, "inter_request_delay_s": float}
+# The keys of one device on a Modbus line (``[[sources.devices]]``); ``map`` is a shipped
+# map's name or a map table of the user's own (checked by registermaps.get_map).
+MODBUS_DEVICE_KEYS = {"unit": int, "map": None, "prefix": str, "inter_request_delay_s": float}
 
 
 def _ratio(a, b):

@@ -16,6 +16,14 @@ RANGES = {
     "V": (0.0, 1000.0, "voltage", "IEC 60038 low voltage"),
     # IEC 61000-4-30 measures 42.5..57.5 Hz on 50 Hz and 51..69 Hz on 60 Hz grids
     "Hz": (40.0, 70.0, "frequency", "IEC 61000-4-30 measurement range"),
+    # current: 10 kA is a bound chosen (an estimate, no standard) above the CT primaries
+    # low-voltage meters are set to; some meters sign the current with the power flow
+    "A": (-10000.0, 10000.0, "current", "10 kA, a chosen bound"),
+    # power: three phases at the voltage and current bounds above (3 x 1000 V x 10 kA);
+    # active and reactive power are signed (import/export, inductive/capacitive)
+    "W": (-3e7, 3e7, "active power", "3 x 1000 V x 10 kA"),
+    "var": (-3e7, 3e7, "reactive power", "3 x 1000 V x 10 kA"),
+    "VA": (0.0, 3e7, "apparent power", "3 x 1000 V x 10 kA, never negative"),
     # power factor and other ratios (SenML "/"): -1..1 by definition
     "/": (-1.0, 1.0, "power factor", "a ratio"),
     # relative humidity: 0..100 % by definition

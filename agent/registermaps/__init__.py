@@ -12,29 +12,41 @@ u64; ``word_order`` "big" (most significant register first) or "little";
 and RFC 8798 §2 primary units only); ``name`` is appended to the device's
 record-name prefix.
 
-Maps are looked up by name in MAPS; a configuration may also pass a map dict
-directly.
+Maps are looked up by name in MAPS, which names the module holding each map's
+``MAP``; a configuration may also pass a map dict directly. A map's module is
+imported only when a device names it, so a board holds in its heap only the maps
+its devices use (the image build still puts every module named here in flash).
 """
-from edgeledger.agent.registermaps import sdm630, xy_md02
+from edgeledger.agent.sources import _load
 from edgeledger.protocols.modbus import TYPE_WORDS, decode_value
 
+# the scales of meters that count kWh and kvarh, into the SenML primary units
+KWH = 3600000.0  # J per kWh
+KVARH = 3600000.0  # vars (var-seconds) per kvarh
+
+# map name -> module whose MAP it is (docs/field-buses.md lists them with their sources)
 MAPS = {
-    "sdm630": sdm630.MAP,
-    "xy_md02": xy_md02.MAP,
+    "sdm120": "edgeledger.agent.registermaps.sdm120",
+    "sdm630": "edgeledger.agent.registermaps.sdm630",
+    "sdm72d_m": "edgeledger.agent.registermaps.sdm72d_m",
+    "xy_md02": "edgeledger.agent.registermaps.xy_md02",
 }
 
 
 def get_map(name_or_map):
     """Return a register map by name (or validate and return a map dict).
 
-    Raises KeyError for an unknown name and ValueError for a malformed map.
+    Raises KeyError for an unknown name and ValueError for a malformed map or a value
+    that is neither a name nor a map.
     """
     if isinstance(name_or_map, dict):
         check_map(name_or_map)
         return name_or_map
+    if not isinstance(name_or_map, str):
+        raise ValueError("register map must be a map name or a table, found %r" % (name_or_map,))
     if name_or_map not in MAPS:
         raise KeyError("unknown register map %r; known: %s" % (name_or_map, ", ".join(sorted(MAPS))))
-    return MAPS[name_or_map]
+    return _load(MAPS[name_or_map]).MAP
 
 
 def check_map(m):

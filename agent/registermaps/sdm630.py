@@ -6,9 +6,7 @@ significant register first). Data-sheet register 3xxxx = wire address
 xxxx - 1. Energy is converted from kWh/kvarh to the SenML primary units J and
 vars (RFC 8428 §12.1, RFC 8798 §2), power from W/VA/var stays as is.
 """
-
-KWH = 3600000.0  # J per kWh
-KVARH = 3600000.0  # vars (var-seconds) per kvarh
+from edgeledger.agent.registermaps import KVARH, KWH
 
 MAP = {
     "name": "sdm630",

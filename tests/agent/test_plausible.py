@@ -22,5 +22,5 @@ def test_the_brief_examples():
 
 
 def test_units_without_a_row_and_string_records_are_not_judged():
-    assert plausible.check({1: "W", 2: -5e9}) is None
+    assert plausible.check({1: "m3", 2: -5e9}) is None
     assert plausible.check({0: "id", 3: "E0025"}) is None

@@ -290,14 +290,14 @@ def check_modbus_tcp():
 
 
 def check_registermaps():
-    from edgeledger.agent.registermaps import MAPS, decode_block, plan_blocks
+    from edgeledger.agent.registermaps import decode_block, get_map, plan_blocks
 
-    m = MAPS["xy_md02"]
+    m = get_map("xy_md02")
     (start, count, entries), = plan_blocks(m)
     recs = decode_block(start, [0xFF33, 546], entries, "hall/", 1700000000)
     assert recs == [{0: "hall/temperature", 1: "Cel", 2: -20.5, 6: 1700000000},
                     {0: "hall/humidity", 1: "%RH", 2: 54.6, 6: 1700000000}], recs
-    sdm = MAPS["sdm630"]
+    sdm = get_map("sdm630")
     for start, count, entries in plan_blocks(sdm):
         assert count <= sdm["max_block"]
         regs = [0] * count

@@ -121,13 +121,13 @@ def test_documented_modbus_example_signs_one_pack_per_poll(modbus_bus, tmp_path,
 def test_documented_own_register_map_is_the_sdm630_and_reads_an_sdm630(modbus_bus):
     """The user-defined map of docs/field-buses.md, exactly as printed there, read against a
     pymodbus server holding SDM630 registers: the same records as the built-in map."""
-    from edgeledger.agent.registermaps import MAPS
+    from edgeledger.agent.registermaps import get_map
     from tests.fieldbus.test_modbus_interop import SDM_VALUES, sdm_registers
 
     cfg = doc_sources()[1]
     own = cfg["devices"][0]["map"]
     assert isinstance(own, dict) and own["name"] == "sdm630-own"
-    builtin = MAPS["sdm630"]
+    builtin = get_map("sdm630")
     assert [tuple(e) for e in own["entries"]] == list(builtin["entries"])  # the doc copies no typo
     path, _relay, _server = modbus_bus({1: {"ir": sdm_registers()}})
     src = sources.from_config(dict(cfg, port=path, timeout_s=2.0))

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from edgeledger.agent.registermaps import MAPS
+from edgeledger.agent.registermaps import get_map
 from edgeledger.gateway import proofs
 from edgeledger.gateway.proofs import verifier
 from edgeledger.gateway.anchor.ledger import JsonRpcLedger
@@ -94,9 +94,9 @@ def server_devices(sdm, xy):
 def expected_records(sdm, xy):
     """{record name: (value, unit)} as the agent must sign them: the map's scale and unit."""
     out = {}
-    for addr, _kind, _order, scale, unit, name in MAPS["sdm630"]["entries"]:
+    for addr, _kind, _order, scale, unit, name in get_map("sdm630")["entries"]:
         out[SDM_PREFIX + name] = (sdm[addr] * scale, unit)  # kWh x 3 600 000 = J: exact for these values
-    for _addr, kind, _order, scale, unit, name in MAPS["xy_md02"]["entries"]:
+    for _addr, kind, _order, scale, unit, name in get_map("xy_md02")["entries"]:
         raw, value = xy[name]
         raw = raw - 0x10000 if kind == "i16" and raw >= 0x8000 else raw
         assert abs(raw * scale - value) < 1e-9, "test table disagrees with the map's scale"

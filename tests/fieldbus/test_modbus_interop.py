@@ -7,7 +7,7 @@ import pytest
 
 from edgeledger.agent import sources
 from edgeledger.agent.errors import SourceError
-from edgeledger.agent.registermaps import MAPS
+from edgeledger.agent.registermaps import get_map
 from edgeledger.protocols import modbus
 
 pytestmark = pytest.mark.interop
@@ -40,7 +40,7 @@ CFG = {"type": "modbus", "name": "bus1", "baud": 9600, "parity": "N", "interval_
 
 def expected_records(t):
     out = {}
-    for addr, _kind, _order, scale, unit, name in MAPS["sdm630"]["entries"]:
+    for addr, _kind, _order, scale, unit, name in get_map("sdm630")["entries"]:
         out["m1/" + name] = (SDM_VALUES[addr] * scale, unit)
     out["hall/temperature"] = (-20.5, "Cel")
     out["hall/humidity"] = (54.6, "%RH")
