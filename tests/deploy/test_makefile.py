@@ -35,16 +35,16 @@ def _system_deps(tmp_path, uid, present):
 def test_a_user_is_told_which_packages_to_install_and_apt_get_is_not_run(tmp_path):
     r, apt = _system_deps(tmp_path, 1000, present=["socat"])
     assert r.returncode != 0 and apt == ""
-    assert "sudo apt-get install mosquitto mosquitto-clients socat strace" in r.stderr
+    assert "sudo apt-get install mosquitto mosquitto-clients socat strace chromium" in r.stderr
 
 
 @pytest.mark.parametrize("uid", [0, 1000])
 def test_nothing_is_installed_when_the_tools_are_there(tmp_path, uid):
-    r, apt = _system_deps(tmp_path, uid, present=["mosquitto", "socat", "strace"])
+    r, apt = _system_deps(tmp_path, uid, present=["mosquitto", "socat", "strace", "chromium"])
     assert r.returncode == 0 and apt == "", r.stderr
 
 
 def test_root_installs_what_is_missing(tmp_path):
     r, apt = _system_deps(tmp_path, 0, present=[])
     assert r.returncode == 0, r.stderr
-    assert "install -y -qq mosquitto mosquitto-clients socat strace" in apt
+    assert "install -y -qq mosquitto mosquitto-clients socat strace chromium" in apt

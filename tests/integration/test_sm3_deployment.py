@@ -30,6 +30,7 @@ from tests.support.net import wait_until
 from tests.support.site import Site
 
 SITE = "plant-a"
+EMBEDDED = {"backend": "embedded"}  # gateway.toml [ledger]: required, never implied
 
 
 class Device(FakeDevice):
@@ -278,10 +279,10 @@ def test_a_store_keeps_the_deployment_hash_it_started_with(tmp_path):
     from edgeledger.gateway.ingest.runner import check_deployment_hash
 
     st = Store(str(tmp_path / "g.db"))
-    assert check_deployment_hash(st, config.resolve({"deployment_hash": "sm3"}, str(tmp_path))) == hashes.SM3
+    assert check_deployment_hash(st, config.resolve({"deployment_hash": "sm3", "ledger": EMBEDDED}, str(tmp_path))) == hashes.SM3
     assert st.ledger_meta()["deployment_hash"] == "sm3"
     with pytest.raises(ConfigError, match="this store's chains and trees are hashed with 'sm3', gateway.toml says "
                                           "'sha256'"):
-        check_deployment_hash(st, config.resolve({}, str(tmp_path)))
+        check_deployment_hash(st, config.resolve({"ledger": EMBEDDED}, str(tmp_path)))
     with pytest.raises(ConfigError, match="deployment_hash: expected 'sha256' or 'sm3', found 'sha1'"):
-        config.resolve({"deployment_hash": "sha1"}, str(tmp_path))
+        config.resolve({"deployment_hash": "sha1", "ledger": EMBEDDED}, str(tmp_path))

@@ -54,7 +54,7 @@ def chromium(*args, tmp):
 
 def test_status_page_in_headless_chromium(site, tmp_path):
     meter, other = PlotDevice("meter-w"), FakeDevice("meter-x")
-    port = serving_gateway(site, '[web]\nlisten = "127.0.0.1:%(port)d"\n[ledger]\nbackend = "none"\n', [meter, other])
+    port = serving_gateway(site, '[web]\nlisten = "127.0.0.1:%(port)d"\n', [meter, other])
     n = 40
     _publish(site.broker_url, [(meter.topic, meter.next()) for _ in range(n)] + [(other.topic, other.next())])
     base = "http://127.0.0.1:%d/" % port

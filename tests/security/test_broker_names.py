@@ -60,7 +60,7 @@ def tls_handshake(port, server_hostname, ca):
 def test_devices_reach_the_broker_by_host_name_address_and_added_name(tmp_path, run_cli):
     port, gw_port = free_ports(2)
     bdir = str(tmp_path / "plant-a")
-    code, out, err = run_cli("broker", "config", "--site", bdir, "--port", port, "--gateway-port", gw_port,
+    code, out, err = run_cli("broker", "config", "--dir", bdir, "--port", port, "--gateway-port", gw_port,
                              "--bind", "0.0.0.0", "--auth", "password", "--run-as", "root", "--host", EXTRA)
     assert code == 0, err
     site = BrokerSite.load(bdir)
@@ -91,7 +91,7 @@ def test_devices_reach_the_broker_by_host_name_address_and_added_name(tmp_path, 
 def test_no_machine_names_leaves_them_out(tmp_path, run_cli):
     port, gw_port = free_ports(2)
     bdir = str(tmp_path / "b")
-    code, out, err = run_cli("broker", "config", "--site", bdir, "--site-id", "plant-a", "--port", port,
+    code, out, err = run_cli("broker", "config", "--dir", bdir, "--site", "plant-a", "--port", port,
                              "--gateway-port", gw_port, "--run-as", "root", "--no-machine-names",
                              "--host", EXTRA)
     assert code == 0, err

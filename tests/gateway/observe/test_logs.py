@@ -50,11 +50,11 @@ def test_a_level_that_is_not_one_is_refused_by_name():
 ])
 def test_the_new_sections_are_checked(parsed, message):
     with pytest.raises(ConfigError, match=message):
-        config.resolve(parsed, "/etc/edgeledger")
+        config.resolve(dict(parsed, ledger={"backend": "embedded"}), "/etc/edgeledger")
 
 
 def test_everything_seen_is_off_unless_configured():
-    cfg = config.resolve({}, "/etc/edgeledger")
+    cfg = config.resolve({"ledger": {"backend": "embedded"}}, "/etc/edgeledger")
     assert cfg.metrics.listen is None and cfg.web.listen is None
     assert cfg.log.level == "warning" and cfg.log.summary_s == 300.0
 
