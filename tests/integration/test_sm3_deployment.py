@@ -279,7 +279,8 @@ def test_a_store_keeps_the_deployment_hash_it_started_with(tmp_path):
     from edgeledger.gateway.ingest.runner import check_deployment_hash
 
     st = Store(str(tmp_path / "g.db"))
-    assert check_deployment_hash(st, config.resolve({"deployment_hash": "sm3", "ledger": EMBEDDED}, str(tmp_path))) == hashes.SM3
+    sm3_config = config.resolve({"deployment_hash": "sm3", "ledger": EMBEDDED}, str(tmp_path))
+    assert check_deployment_hash(st, sm3_config) == hashes.SM3
     assert st.ledger_meta()["deployment_hash"] == "sm3"
     with pytest.raises(ConfigError, match="this store's chains and trees are hashed with 'sm3', gateway.toml says "
                                           "'sha256'"):
