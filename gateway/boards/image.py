@@ -530,7 +530,7 @@ def compile_modules(modules: list[str], out_dir: str, march: str | None = None, 
     the namespace package into ``out_dir``; returns {module's name on the board: .mpy bytes}.
     Raises BuildError."""
     compile_module_init(out_dir, march)
-    sources = short_global_names(board_sources(modules, also), also)
+    sources = without_const_import(short_global_names(board_sources(modules, also), also))
     sizes = {}
     for name in modules:
         on_board = board_name(name)
@@ -767,4 +767,44 @@ def short_global_names(sources: dict[str, str], also: tuple[str, ...] = ()) -> d
                 at = line.index(stmt.name.encode(), at)
                 edits.append((stmt.lineno, at, at + len(stmt.name.encode()), renamed[stmt.name]))
         out[name] = _replace_spans(src, edits)
+    return out
+
+
+def _imports_const(stmt: ast.stmt) -> bool:
+    """``from micropython import const``, alone or in a try whose handler binds ``const``
+    for CPython (``except ImportError: const = int``)."""
+    def is_import(n: ast.stmt) -> bool:
+        return (isinstance(n, ast.ImportFrom) and n.module == "micropython"
+                and [a.name for a in n.names] == ["const"] and n.names[0].asname is None)
+    if isinstance(stmt, ast.Try):
+        return (len(stmt.body) == 1 and is_import(stmt.body[0]) and not stmt.orelse and not stmt.finalbody
+                and all(all(isinstance(b, ast.Assign) and [ast.unparse(t) for t in b.targets] == ["const"]
+                            for b in h.body) for h in stmt.handlers))
+    return is_import(stmt)
+
+
+def without_const_import(sources: dict[str, str]) -> dict[str, str]:
+    """The board's copies without ``from micropython import const`` (and its CPython
+    fallback) where every ``const(...)`` left is the value of a module-level assignment:
+    MicroPython's compiler folds those by their form alone, so nothing calls ``const`` and
+    the import only binds one more global in the module for good."""
+    out = {}
+    for name, src in sources.items():
+        tree = ast.parse(src)
+        folded = set(id(stmt.value) for stmt in tree.body
+                     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                     and isinstance(stmt.targets[0], ast.Name))
+        imports = [stmt for stmt in tree.body if _imports_const(stmt)]
+        inside = set(id(n) for stmt in imports for n in ast.walk(stmt))
+        other_uses = [n for n in ast.walk(tree) if id(n) not in inside and (
+            (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "const" and id(n) not in folded)
+            or (isinstance(n, ast.Name) and n.id == "const" and not isinstance(n.ctx, ast.Load)))]
+        if not imports or other_uses:
+            out[name] = src
+            continue
+        lines = src.split("\n")
+        for stmt in imports:
+            for i in range(stmt.lineno - 1, stmt.end_lineno or stmt.lineno):
+                lines[i] = ""
+        out[name] = "\n".join(lines)
     return out

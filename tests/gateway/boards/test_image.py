@@ -380,3 +380,32 @@ def test_board_image_renamed_globals_share_names_across_modules():
     # SM3's private helpers are _0.. on the board, as other modules' are
     assert "def _compress(" not in board["edgeledger.agent.crypto.pure.sm3"]
     assert "def _1(" in board["edgeledger.agent.crypto.pure.sm3"] and "def _1(" in board["edgeledger.agent.recovery"]
+
+
+CONST_IMPORT = '''try:
+    from micropython import const
+except ImportError:  # CPython
+    const = int
+
+_MASK = const(0xFF)
+WIDTH = const(1 << 4)
+
+
+def f(x):
+    return x & _MASK
+'''
+
+
+def test_board_copy_drops_the_const_import_where_the_compiler_folds_every_const():
+    src = image.without_const_import({"edgeledger.agent.k": CONST_IMPORT})["edgeledger.agent.k"]
+    assert "micropython" not in src and "const = int" not in src
+    assert "_MASK = const(0xFF)" in src and src.count("\n") == CONST_IMPORT.count("\n")
+    compile(src, "k.py", "exec")
+    # a const() the compiler does not fold (inside a function) needs the name: kept
+    called = CONST_IMPORT + "\n\ndef g():\n    return const(3)\n"
+    assert image.without_const_import({"edgeledger.agent.k": called})["edgeledger.agent.k"] == called
+
+
+def test_board_image_modules_import_no_const():
+    board = image.without_const_import(image.short_global_names(image.board_sources(image.board_modules("esp32"))))
+    assert not [name for name, src in board.items() if "from micropython import const" in src]
