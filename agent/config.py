@@ -12,7 +12,8 @@ its own table of keys (``SOURCE_KEYS``: the keys only; the source module holds t
 defaults). docs/configuration.md shows every key (tests/agent/test_config.py keeps the two
 in step).
 
-Runs under MicroPython (a board imports it at start and drops it with start-up). Every
+Runs under MicroPython (a board imports it at start and drops it as soon as the settings,
+the chain digest and the broker address are read: ``firmware/startup.py``). Every
 name and string in this module becomes a permanent interned string (qstr) on a board,
 even after start-up drops the module, and the qstr pool grows in chunks of several KB
 (docs/firmware.md): the module keeps its names few (types named by ``__name__``, a

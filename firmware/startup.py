@@ -37,8 +37,12 @@ def forget(*names):
 
 
 def load_config(path, profile=None):
-    """The settings of config.json: every key of ``agent/config.py`` present (the board's
-    defaults, the outbox's over the board profile's), types checked. Raises ConfigError."""
+    """(settings, chain digest, broker) of config.json: the settings with every key of
+    ``agent/config.py`` present (the board's defaults, the outbox's over the board
+    profile's), types checked; the chain hash's digest function; the broker's (tls, host,
+    port). ``agent/config.py`` is dropped before this returns: its key tables are start-up's
+    largest objects (~5 KB on the 64-bit port), and the key, the outbox and the core are
+    made after. Raises ConfigError."""
     from edgeledger.agent import config
 
     try:
@@ -46,8 +50,11 @@ def load_config(path, profile=None):
             cfg = json.load(f)
     except (OSError, ValueError) as e:
         raise errors.ConfigError("cannot read device config %s: %s" % (path, e))
-    return config.agent_settings(cfg, True, "device config %s" % path,
-                                 (profile or {}).get("outbox") or {})
+    cfg = config.agent_settings(cfg, True, "device config %s" % path, (profile or {}).get("outbox") or {})
+    out = cfg, config.chain_digest(cfg["chain_hash"]), config.broker(cfg["broker"])
+    config = None
+    forget("edgeledger.agent.config")
+    return out
 
 
 def source_config(board, profile, cfg):
@@ -91,19 +98,16 @@ def load_signer(cfg):
     return signer
 
 
-def build(cfg, board, profile, signer=None):
-    """The AgentCore for ``cfg``. Raises ConfigError, OSError, KeyFileError."""
-    from edgeledger.agent.config import chain_digest
+def build(cfg, board, profile, signer, digest):
+    """The AgentCore for ``cfg``, its chain hashed with ``digest``. Raises ConfigError,
+    OSError."""
     from edgeledger.agent.core import AgentCore
     from edgeledger.agent.outbox import Outbox, check_sizes
 
-    if signer is None:
-        signer = load_signer(cfg)
     state = cfg["state_dir"]
     port.makedirs(state)
     ob = cfg["outbox"]
     check_sizes(ob["max_bytes"], ob["segment_bytes"])  # a bound that would stall the board for good: refused
-    digest = chain_digest(cfg["chain_hash"])  # the deployment's chain hash: sha256 or sm3
     outbox = Outbox(state + "/outbox", max_bytes=ob["max_bytes"], segment_bytes=ob["segment_bytes"],
                     policy=ob["policy"], hash_fn=digest, flush_interval_s=ob["flush_interval_s"])
     srcs = [make_source(s, board, profile) for s in cfg["sources"]]
@@ -136,17 +140,17 @@ def ssl_context(tls):
     return tls_module.ssl_context(tls)
 
 
-def client_settings(cfg, epoch):
-    """(MQTTClient arguments, its last will, (readings, ack, birth) topics). Raises ConfigError.
+def client_settings(cfg, epoch, broker):
+    """(MQTTClient arguments, its last will, (readings, ack, birth) topics) for ``broker``,
+    (tls, host, port). Raises ConfigError.
 
     The client itself is made by ``main.start`` after start-up is dropped: the
     MQTT module is the largest one the loop keeps, so it is not imported while
     start-up's code is still in the heap.
     """
-    from edgeledger.agent.config import broker
     from edgeledger.protocols import session, topics
 
-    tls, host, port_ = broker(cfg["broker"])
+    tls, host, port_ = broker
     tls_cfg = cfg["tls"] or {}
     ctx = ssl_context(tls_cfg) if tls or tls_cfg else None  # a TLS context costs heap
     device, site = cfg["device"], cfg["site"]
@@ -171,11 +175,11 @@ def prepare(cfg_path="config.json", board=None, profile_path="board.json"):
     profile = boards.read_profile(profile_path)
     if board is None:
         board = boards.Board(profile)
-    cfg = load_config(cfg_path, profile)
+    cfg, digest, broker = load_config(cfg_path, profile)
     signer = load_signer(cfg)
     gc.collect()
-    core = build(cfg, board, profile, signer)
-    args, will, names = client_settings(cfg, core.epoch)
+    core = build(cfg, board, profile, signer, digest)
+    args, will, names = client_settings(cfg, core.epoch, broker)
     if board.network.get("kind", "host") != "host":
         from edgeledger.firmware import network_up
 

@@ -28,10 +28,11 @@ uses (nor the host's entry code: ``main.py``, ``HOST_CALLS``) is left out of the
 copy, e.g. the MQTT codec's gateway-side framing or ``crypto.implementation``; an error
 class the image only raises becomes another name for its base; a constant only its module
 reads is written into its uses; the modules of ``FLAT_ON_BOARDS`` packages become modules
-of the package's parent. Every name a board module holds costs a board heap for good (its
-function or class object, its slot in the module's dict, its interned name), even with the
-code in ROMFS. The sources in the repository stay whole; the gateway and the tests use
-them as they are.
+of the package's parent; a function or constant only its own module names is renamed
+``_0``, ``_1``, ... (``short_global_names``: all modules share those names). Every name a
+board module holds costs a board heap for good (its function or class object, its slot in
+the module's dict, its interned name), even with the code in ROMFS.
+The sources in the repository stay whole; the gateway and the tests use them as they are.
 
 Precompiled ``.mpy`` files skip the compiler on the device: importing them
 needs a fraction of the heap that compiling the source would.
@@ -529,7 +530,7 @@ def compile_modules(modules: list[str], out_dir: str, march: str | None = None, 
     the namespace package into ``out_dir``; returns {module's name on the board: .mpy bytes}.
     Raises BuildError."""
     compile_module_init(out_dir, march)
-    sources = board_sources(modules, also)
+    sources = without_const_import(short_global_names(board_sources(modules, also), also))
     sizes = {}
     for name in modules:
         on_board = board_name(name)
@@ -656,25 +657,11 @@ def _inline_constants(sources: dict[str, str], also: tuple[str, ...]) -> dict[st
     ``_private`` name, done for ``SEND_BATCH = 4`` too. Each one inlined is one global fewer
     (a dict slot and an interned name, for good) and one lookup fewer per use."""
     trees = dict((name, ast.parse(src)) for name, src in sources.items())
-    shared: set[str] = set()  # names other modules can reach: attributes, imported names, strings
-    for tree in list(trees.values()) + [ast.parse(t) for t in (MAIN_PY, MAIN_PY_ROMFS, HOST_CALLS) + tuple(also)]:
-        shared |= _names_used([tree], _docstrings(tree), bare=False)
+    shared = _shared_names(list(trees.values()), also)
     out = {}
     for name, tree in trees.items():
         src = sources[name]
-        written: dict[str, int] = {}  # how often each name is bound in the module
-        for n in ast.walk(tree):
-            bound = []
-            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
-                bound = [n.id]
-            elif isinstance(n, ast.arg):
-                bound = [n.arg]
-            elif isinstance(n, (ast.Global, ast.Nonlocal)):
-                bound = list(n.names) * 2
-            elif isinstance(n, (ast.FunctionDef, ast.ClassDef)):
-                bound = [n.name]
-            for b in bound:
-                written[b] = written.get(b, 0) + 1
+        written = _bindings(tree)
         consts = {}
         for stmt in tree.body:
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
@@ -691,6 +678,132 @@ def _inline_constants(sources: dict[str, str], also: tuple[str, ...]) -> dict[st
                                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in consts])
         lines = src.split("\n")
         for stmt, _text in consts.values():
+            for i in range(stmt.lineno - 1, stmt.end_lineno or stmt.lineno):
+                lines[i] = ""
+        out[name] = "\n".join(lines)
+    return out
+
+
+# The names ``short_global_names`` gives: one pool for every module, so that the image holds
+# as many of them as its module with the most renamed globals (21 in the cbor decoder), not
+# one interned name per global.
+SHORT_NAME = "_%d"
+
+
+def _shared_names(trees: list[ast.Module], also: tuple[str, ...]) -> set[str]:
+    """The names by which a module of ``trees`` (or the host's entry code, or ``also``) can
+    reach another's definitions: attributes, imported names, the words of strings."""
+    shared: set[str] = set()
+    for tree in trees + [ast.parse(t) for t in (MAIN_PY, MAIN_PY_ROMFS, HOST_CALLS) + tuple(also)]:
+        shared |= _names_used([tree], _docstrings(tree), bare=False)
+    return shared
+
+
+def _bindings(tree: ast.Module) -> dict[str, int]:
+    """How often each name is bound in ``tree``: assignments, definitions, ``except ... as``,
+    imports; a parameter or a ``global``/``nonlocal`` counts twice (never a single binding)."""
+    written: dict[str, int] = {}
+    for n in ast.walk(tree):
+        bound: list[str] = []
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            bound = [n.id]
+        elif isinstance(n, ast.arg):
+            bound = [n.arg] * 2
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            bound = list(n.names) * 2
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = [n.name]
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            bound = [n.name] * 2
+        elif isinstance(n, ast.alias):
+            bound = [n.asname or n.name.split(".")[0]] * 2
+        for b in bound:
+            written[b] = written.get(b, 0) + 1
+    return written
+
+
+def short_global_names(sources: dict[str, str], also: tuple[str, ...] = ()) -> dict[str, str]:
+    """The board's copies with each module-level function or constant that only its own
+    module names (no other module imports it or reads it as an attribute, no string names
+    it, it is bound once and never shadowed by a parameter or local) renamed ``_0``, ``_1``,
+    ... in the order the module defines them. Every global's name is an interned string
+    (qstr) on a board for good, code in ROMFS or not, and the qstr pool grows in chunks
+    (the sixth of the 64-bit port holds 640 names, ~7 KB): the renamed globals of all modules
+    share one set of names. Classes keep theirs (a board prints them); line numbers stay the
+    repository's, so a traceback still points at the line that defines the function."""
+    trees = dict((name, ast.parse(src)) for name, src in sources.items())
+    shared = _shared_names(list(trees.values()), also)
+    out = {}
+    for name, tree in trees.items():
+        src = sources[name]
+        if any(isinstance(n, ast.JoinedStr) for n in ast.walk(tree)):
+            out[name] = src  # (before 3.12, names inside f-strings have no exact columns)
+            continue
+        written = _bindings(tree)
+        present = set(written) | set(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+        renamed: dict[str, str] = {}
+        for stmt in tree.body:
+            if isinstance(stmt, ast.FunctionDef):
+                key = stmt.name
+            elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                key = stmt.targets[0].id
+            else:
+                continue
+            if key not in shared and written.get(key) == 1 and not _is_dunder(key) and key not in renamed:
+                short = SHORT_NAME % len(renamed)
+                if short in present:  # (a name the module uses already: leave the rest as they are)
+                    break
+                renamed[key] = short
+        if not renamed:
+            out[name] = src
+            continue
+        edits = [(n.lineno, n.col_offset, n.end_col_offset or 0, renamed[n.id])
+                 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in renamed]
+        lines = src.split("\n")
+        for stmt in tree.body:
+            if isinstance(stmt, ast.FunctionDef) and stmt.name in renamed:
+                line = lines[stmt.lineno - 1].encode()
+                at = line.index(b"def", stmt.col_offset) + 3
+                at = line.index(stmt.name.encode(), at)
+                edits.append((stmt.lineno, at, at + len(stmt.name.encode()), renamed[stmt.name]))
+        out[name] = _replace_spans(src, edits)
+    return out
+
+
+def _imports_const(stmt: ast.stmt) -> bool:
+    """``from micropython import const``, alone or in a try whose handler binds ``const``
+    for CPython (``except ImportError: const = int``)."""
+    def is_import(n: ast.stmt) -> bool:
+        return (isinstance(n, ast.ImportFrom) and n.module == "micropython"
+                and [a.name for a in n.names] == ["const"] and n.names[0].asname is None)
+    if isinstance(stmt, ast.Try):
+        return (len(stmt.body) == 1 and is_import(stmt.body[0]) and not stmt.orelse and not stmt.finalbody
+                and all(all(isinstance(b, ast.Assign) and [ast.unparse(t) for t in b.targets] == ["const"]
+                            for b in h.body) for h in stmt.handlers))
+    return is_import(stmt)
+
+
+def without_const_import(sources: dict[str, str]) -> dict[str, str]:
+    """The board's copies without ``from micropython import const`` (and its CPython
+    fallback) where every ``const(...)`` left is the value of a module-level assignment:
+    MicroPython's compiler folds those by their form alone, so nothing calls ``const`` and
+    the import only binds one more global in the module for good."""
+    out = {}
+    for name, src in sources.items():
+        tree = ast.parse(src)
+        folded = set(id(stmt.value) for stmt in tree.body
+                     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                     and isinstance(stmt.targets[0], ast.Name))
+        imports = [stmt for stmt in tree.body if _imports_const(stmt)]
+        inside = set(id(n) for stmt in imports for n in ast.walk(stmt))
+        other_uses = [n for n in ast.walk(tree) if id(n) not in inside and (
+            (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "const" and id(n) not in folded)
+            or (isinstance(n, ast.Name) and n.id == "const" and not isinstance(n.ctx, ast.Load)))]
+        if not imports or other_uses:
+            out[name] = src
+            continue
+        lines = src.split("\n")
+        for stmt in imports:
             for i in range(stmt.lineno - 1, stmt.end_lineno or stmt.lineno):
                 lines[i] = ""
         out[name] = "\n".join(lines)

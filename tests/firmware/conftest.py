@@ -12,8 +12,8 @@ from edgeledger.gateway.boards.unix_port import device_command
 # The GC heap the device loop gets in the end-to-end tests: the literal 64 KB on this
 # 64-bit unix port (objects and pointers twice a 32-bit board's size). The image is the ROMFS
 # deployment (`firmware build --romfs`, bytecode run in place from romfs.img mapped outside
-# the heap, as a board runs it from flash): its floor is 53-58 KB (EdDSA, ES256, SM2), measured
-# by `edgeledger bench device` (docs/firmware.md, "What the heap needs"); the plain image with
+# the heap, as a board runs it from flash): its floor is 53-57 KB (EdDSA, ES256, SM2), measured
+# with bench device's heap_floor (docs/firmware.md, "What the heap needs"); the plain image with
 # native code in lib/ needs 71-74 KB. EDGELEDGER_DEVICE_HEAP overrides the size.
 DEVICE_HEAP = os.environ.get("EDGELEDGER_DEVICE_HEAP", "64K")
 

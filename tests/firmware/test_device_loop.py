@@ -21,7 +21,9 @@ def stored_times(store, device):
 
 
 @pytest.mark.micropython
-@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+# SM2 too: its loop holds the most names, and past 620 of them the qstr pool's next chunk
+# (~7 KB) took its floor to 69 KB, above the 64 KB these tests run in (docs/firmware.md)
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "SM2"])
 def test_image_publishes_every_reading_and_empties_outbox(site, unix_image, devices, alg):
     last = 40
     site.add_device("mpy-1", alg=alg)

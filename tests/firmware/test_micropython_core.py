@@ -206,3 +206,25 @@ def test_error_hierarchy_under_micropython():
     assert out["encode"] == "EncodeError|True"
     assert out["ack"] == "SessionMessageError"
     assert out["outbox"] == "True|True"
+
+
+@pytest.mark.micropython
+def test_start_up_drops_the_config_tables_before_the_key_is_loaded(tmp_path):
+    # agent/config.py's key tables are start-up's largest objects: load_config hands back
+    # what start-up needs of that module (settings, chain digest, broker) and forgets it, so
+    # the key, the outbox and the core are made without them on the heap (docs/firmware.md)
+    (tmp_path / "config.json").write_text('{"device": "d1", "site": "s1", "key_file": "d1.key", '
+                                          '"broker": "mqtts://broker.example:8883", "sources": []}')
+    out = lines(run_micropython(r"""
+import sys
+from edgeledger.firmware import startup
+cfg, digest, broker = startup.load_config("config.json")
+print("loaded|%s" % ("edgeledger.agent.config" in sys.modules))
+print("digest|%s" % digest(b"abc").hex())
+print("broker|%r" % (broker,))
+print("outbox|%d" % cfg["outbox"]["segment_bytes"])
+""", cwd=str(tmp_path)))
+    assert out["loaded"] == "False"
+    assert out["digest"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # SHA-256("abc")
+    assert out["broker"] == "(True, 'broker.example', 8883)"
+    assert out["outbox"] == "16384"  # the board's default (agent/config.py)

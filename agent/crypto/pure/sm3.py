@@ -45,17 +45,28 @@ def _rl(h, lo, n):
     return ((lo & (_M16 >> n)) << n) | (h >> (16 - n))
 
 
-def _t_table():
-    """§4.2 T_j <<< (j mod 32), j = 0..63, as halves: the round constants the rounds add."""
-    t = array("H", bytes(256))
-    for j in range(64):
-        h, lo = (0x79CC, 0x4519) if j < 16 else (0x7A87, 0x9D8A)
-        t[2 * j] = _rh(h, lo, j & 31)
-        t[2 * j + 1] = _rl(h, lo, j & 31)
-    return t
-
-
-_T = _t_table()
+# §4.2: T_j <<< (j mod 32), j = 0..63 (T_j = 79CC4519 for j < 16, 7A879D8A after), 4 bytes
+# each, big-endian: the round constants the rounds add. A bytes literal: in ROMFS it costs a
+# board no heap (an array built at import held 256 B; tests/agent/crypto/test_sm3.py
+# rebuilds the table from the standard's two constants).
+_T = (
+    b"\x79\xcc\x45\x19\xf3\x98\x8a\x32\xe7\x31\x14\x65\xce\x62\x28\xcb"
+    b"\x9c\xc4\x51\x97\x39\x88\xa3\x2f\x73\x11\x46\x5e\xe6\x22\x8c\xbc"
+    b"\xcc\x45\x19\x79\x98\x8a\x32\xf3\x31\x14\x65\xe7\x62\x28\xcb\xce"
+    b"\xc4\x51\x97\x9c\x88\xa3\x2f\x39\x11\x46\x5e\x73\x22\x8c\xbc\xe6"
+    b"\x9d\x8a\x7a\x87\x3b\x14\xf5\x0f\x76\x29\xea\x1e\xec\x53\xd4\x3c"
+    b"\xd8\xa7\xa8\x79\xb1\x4f\x50\xf3\x62\x9e\xa1\xe7\xc5\x3d\x43\xce"
+    b"\x8a\x7a\x87\x9d\x14\xf5\x0f\x3b\x29\xea\x1e\x76\x53\xd4\x3c\xec"
+    b"\xa7\xa8\x79\xd8\x4f\x50\xf3\xb1\x9e\xa1\xe7\x62\x3d\x43\xce\xc5"
+    b"\x7a\x87\x9d\x8a\xf5\x0f\x3b\x14\xea\x1e\x76\x29\xd4\x3c\xec\x53"
+    b"\xa8\x79\xd8\xa7\x50\xf3\xb1\x4f\xa1\xe7\x62\x9e\x43\xce\xc5\x3d"
+    b"\x87\x9d\x8a\x7a\x0f\x3b\x14\xf5\x1e\x76\x29\xea\x3c\xec\x53\xd4"
+    b"\x79\xd8\xa7\xa8\xf3\xb1\x4f\x50\xe7\x62\x9e\xa1\xce\xc5\x3d\x43"
+    b"\x9d\x8a\x7a\x87\x3b\x14\xf5\x0f\x76\x29\xea\x1e\xec\x53\xd4\x3c"
+    b"\xd8\xa7\xa8\x79\xb1\x4f\x50\xf3\x62\x9e\xa1\xe7\xc5\x3d\x43\xce"
+    b"\x8a\x7a\x87\x9d\x14\xf5\x0f\x3b\x29\xea\x1e\x76\x53\xd4\x3c\xec"
+    b"\xa7\xa8\x79\xd8\x4f\x50\xf3\xb1\x9e\xa1\xe7\x62\x3d\x43\xce\xc5"
+)
 
 
 def _compress(v, wh, wl, block, off):
@@ -91,8 +102,9 @@ def _compress(v, wh, wl, block, off):
             ffh, ffl = (ah & bh) | (ah & ch) | (bh & ch), (al & bl) | (al & cl) | (bl & cl)
             ggh, ggl = (eh & fh) | ((eh ^ _M16) & gh), (el & fl) | ((el ^ _M16) & gl)
         a12h, a12l = _rh(ah, al, 12), _rl(ah, al, 12)
-        sl = a12l + el + t[2 * j + 1]  # SS1 = ((A <<< 12) + E + (T_j <<< j)) <<< 7
-        sh = (a12h + eh + t[2 * j] + (sl >> 16)) & _M16
+        o = 4 * j
+        sl = a12l + el + ((t[o + 2] << 8) | t[o + 3])  # SS1 = ((A <<< 12) + E + (T_j <<< j)) <<< 7
+        sh = (a12h + eh + ((t[o] << 8) | t[o + 1]) + (sl >> 16)) & _M16
         sl &= _M16
         s1h, s1l = _rh(sh, sl, 7), _rl(sh, sl, 7)
         # TT1 = FF + D + SS2 + W'_j, SS2 = SS1 ^ (A <<< 12), W'_j = W_j ^ W_j+4

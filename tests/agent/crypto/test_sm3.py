@@ -30,6 +30,16 @@ def test_gbt32905_annex_a_examples(msg, digest):
     assert crypto.sm3(msg).hex() == digest
 
 
+def test_round_constant_table_is_gbt32905_4_2():
+    # §4.2: T_j = 79CC4519 (0 <= j <= 15), 7A879D8A (16 <= j <= 63); the rounds add T_j <<< (j mod 32)
+    table = b""
+    for j in range(64):
+        t = 0x79CC4519 if j < 16 else 0x7A879D8A
+        r = j % 32
+        table += (((t << r) | (t >> (32 - r))) & 0xFFFFFFFF).to_bytes(4, "big")
+    assert pure._T == table
+
+
 def test_pure_matches_openssl_across_block_edges():
     data = os.urandom(300)
     # 55 and 56 bytes: the length still fits the last block / needs one more (§5.2)

@@ -308,3 +308,104 @@ def test_a_module_the_image_cannot_find_is_a_build_error(tmp_path):
         image.board_sources(["edgeledger.protocols.no_such_module"])
     with pytest.raises(image.BuildError, match="found no source"):
         image.compile_module("edgeledger.agent.no_such_module", str(tmp_path), None)
+
+
+GLOBALS = {
+    "edgeledger.agent.g": '''"""_helper and _LIMIT only g names; the others another module or a string reaches,
+or a parameter, a local or a global statement binds again."""
+_LIMIT = 3
+SHARED = 7
+BY_NAME = 5
+shadowed = 2
+counter = 0
+
+
+def _helper(x):
+    return min(x, _LIMIT) * shadowed
+
+
+def takes(shadowed):
+    return shadowed + 1
+
+
+def bump():
+    global counter
+    counter += 1
+    return counter
+
+
+class Thing:
+    def m(self):
+        return _helper(10) + takes(1) + bump()
+
+
+def run():
+    try:
+        return Thing().m() + BY_NAME
+    except ValueError as _helper_err:
+        return _helper_err
+''',
+    "edgeledger.agent.h": '''from edgeledger.agent import g
+
+
+def go():
+    return g.SHARED + g.run() + getattr(g, "BY_NAME")
+''',
+}
+
+
+def test_board_copy_renames_globals_only_their_module_names(monkeypatch, tmp_path):
+    board = image.short_global_names(dict(GLOBALS), also=("h.go()",))  # (a driver calls go)
+    src = board["edgeledger.agent.g"]
+    names = _defined(src)
+    assert not {"_helper", "_LIMIT", "takes", "bump"} & names
+    assert "_helper(" not in src and "_LIMIT)" not in src  # every use renamed too (docstrings stay)
+    # one pool of short names for every module, in the order the module defines them
+    assert {"_0", "_1", "_2", "_3"} <= names and "def _1(x):" in src and "_0 = 3" in src
+    # reached from another module or a string, rebound by a parameter or a global statement,
+    # a class, a method, a name the board's main.py calls: kept
+    assert {"SHARED", "BY_NAME", "shadowed", "counter", "Thing", "run", "Thing.m"} <= names
+    assert board["edgeledger.agent.h"] == GLOBALS["edgeledger.agent.h"]
+    assert src.count("\n") == GLOBALS["edgeledger.agent.g"].count("\n")  # tracebacks' line numbers
+    ns: dict = {}
+    exec(compile(src, "g.py", "exec"), ns)
+    assert ns["run"]() == 6 + 2 + 1 + 5  # min(10, 3) * 2, takes(1), bump(), BY_NAME
+
+
+def test_board_image_renamed_globals_share_names_across_modules():
+    board = image.short_global_names(image.board_sources(image.board_modules("unix")))
+    # the loop's entry point and what other modules call keep their names
+    assert "def start(" in board["edgeledger.firmware.main"]
+    assert "def sm3(" in board["edgeledger.agent.crypto.pure.sm3"]
+    # SM3's private helpers are _0.. on the board, as other modules' are
+    assert "def _compress(" not in board["edgeledger.agent.crypto.pure.sm3"]
+    assert "def _1(" in board["edgeledger.agent.crypto.pure.sm3"] and "def _1(" in board["edgeledger.agent.recovery"]
+
+
+CONST_IMPORT = '''try:
+    from micropython import const
+except ImportError:  # CPython
+    const = int
+
+_MASK = const(0xFF)
+WIDTH = const(1 << 4)
+
+
+def f(x):
+    return x & _MASK
+'''
+
+
+def test_board_copy_drops_the_const_import_where_the_compiler_folds_every_const():
+    src = image.without_const_import({"edgeledger.agent.k": CONST_IMPORT})["edgeledger.agent.k"]
+    assert "micropython" not in src and "const = int" not in src
+    assert "_MASK = const(0xFF)" in src and src.count("\n") == CONST_IMPORT.count("\n")
+    compile(src, "k.py", "exec")
+    # a const() the compiler does not fold (inside a function) needs the name: kept
+    called = CONST_IMPORT + "\n\ndef g():\n    return const(3)\n"
+    assert image.without_const_import({"edgeledger.agent.k": called})["edgeledger.agent.k"] == called
+
+
+def test_board_image_modules_import_no_const():
+    board = image.without_const_import(image.short_global_names(image.board_sources(image.board_modules("esp32"))))
+    assert not [name for name, src in board.items() if "from micropython import const" in src]
