@@ -30,8 +30,7 @@ from edgeledger.gateway.cli.common import (
 )
 from edgeledger.gateway.errors import ConfigError
 
-KEY_ALGS = ["EdDSA", "ES256", "SM2"]
-BUNDLE_ALGS = ["EdDSA", "ES256", "SM2"]
+KEY_ALGS = ["EdDSA", "ES256", "SM2"]  # every one of them also goes into the on-chain key registry
 
 if TYPE_CHECKING:
     from edgeledger.gateway.enrol.broker_config import BrokerSite
@@ -56,8 +55,6 @@ def _register(args: argparse.Namespace) -> int:
     cfg, st, reg = open_registry(args.config)
     try:
         ledger, note = operator_ledger(args, cfg)
-        if ledger is not None and key.alg.name not in BUNDLE_ALGS:
-            ledger, note = None, "gateway registry only: the on-chain key registry has no %s yet" % key.alg.name
         provision.register(reg, args.device, args.site, key, ledger=ledger)
     finally:
         st.close()
@@ -204,7 +201,7 @@ def _bundle_args(p: argparse.ArgumentParser, out_help: str, alg: str) -> None:
     """Arguments of the commands that write a device bundle (provision, enroll)."""
     _common(p)
     p.add_argument("--site", required=True, type=site_id)
-    p.add_argument("--alg", default=alg, choices=BUNDLE_ALGS)
+    p.add_argument("--alg", default=alg, choices=KEY_ALGS)
     p.add_argument("--auth", choices=["mtls", "password"], help="must match the broker (default: the broker's)")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--broker-dir", help="directory from `broker config` (default: found via [mqtt] ca_file)")
@@ -269,7 +266,7 @@ def _add_lifecycle_commands(dsub: argparse._SubParsersAction) -> None:
     _common(rt)
     rt.add_argument("--overlap-s", type=float, required=True)
     rt.add_argument("--out", help="the device's bundle directory: its key file is replaced")
-    rt.add_argument("--alg", choices=BUNDLE_ALGS, help="default: the current key's algorithm")
+    rt.add_argument("--alg", choices=KEY_ALGS, help="default: the current key's algorithm")
     rt.add_argument("--public-key", type=hex_bytes, help="new raw public key as hex, from a secure element")
     rt.set_defaults(func=_rotate)
     sc = dsub.add_parser("sync-chain", help="push every registry key and revocation to the chain")
